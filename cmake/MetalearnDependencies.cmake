@@ -1,0 +1,10 @@
+# Dependencies come from the system (Debian packages); nothing is downloaded.
+find_package(Eigen3 3.3 REQUIRED NO_MODULE)
+find_package(Threads REQUIRED)
+find_package(PNG REQUIRED)
+if(METALEARN_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+endif()
+if(METALEARN_BUILD_BENCHMARKS)
+  find_package(benchmark REQUIRED)
+endif()

@@ -1,0 +1,7 @@
+# All options of the project. Tests, benchmarks and examples are built by default
+# only when metalearn is the top-level project (not when it is a subproject).
+option(METALEARN_BUILD_TESTS "Build the test suite" ${PROJECT_IS_TOP_LEVEL})
+option(METALEARN_BUILD_BENCHMARKS "Build the Google Benchmark suite" ${PROJECT_IS_TOP_LEVEL})
+option(METALEARN_BUILD_EXAMPLES "Build the examples" ${PROJECT_IS_TOP_LEVEL})
+option(METALEARN_WERROR "Treat warnings as errors in metalearn's own targets" ${PROJECT_IS_TOP_LEVEL})
+set(METALEARN_SANITIZE "" CACHE STRING "Sanitizers for our targets: address;undefined or thread")

@@ -1,0 +1,14 @@
+# metalearn_set_warnings(<target>): strict warnings on our own targets only.
+function(metalearn_set_warnings target)
+  if(MSVC)
+    target_compile_options(${target} PRIVATE /W4 $<$<BOOL:${METALEARN_WERROR}>:/WX>)
+  else()
+    target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic
+      $<$<BOOL:${METALEARN_WERROR}>:-Werror>)
+  endif()
+  if(METALEARN_SANITIZE)
+    string(REPLACE ";" "," _san "${METALEARN_SANITIZE}")
+    target_compile_options(${target} PRIVATE -fsanitize=${_san} -fno-omit-frame-pointer)
+    target_link_options(${target} PRIVATE -fsanitize=${_san})
+  endif()
+endfunction()

@@ -1,0 +1,219 @@
+#pragma once
+// Graph nodes: the backward rule of one recorded op, and the edges to the nodes
+// of its inputs. Nodes are owned by the tensors that need them (reference
+// counted); there is no tape.
+
+#include <cmath>
+#include <memory>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "metalearn/core/error.hpp"
+#include "metalearn/tensor/grad_mode.hpp"
+#include "metalearn/tensor/tensor.hpp"
+
+namespace metalearn {
+
+/// One recorded op. `apply(grad)` maps the gradient of the op's (single) output to
+/// one gradient per input, using differentiable ops, so that with grad mode on the
+/// backward pass is itself recorded (create_graph).
+template <class T>
+class Node : public std::enable_shared_from_this<Node<T>> {
+ public:
+  using Edge = std::shared_ptr<Node<T>>;
+
+  Node(const char* name, std::vector<Edge> next) : name_(name), next_(std::move(next)) {}
+
+  /// Releases the edges iteratively, so that destroying a very long graph (a
+  /// 100,000-op chain) does not recurse once per node.
+  virtual ~Node() {
+    std::vector<Edge> stack = std::move(next_);
+    while (!stack.empty()) {
+      Edge e = std::move(stack.back());
+      stack.pop_back();
+      if (e && e.use_count() == 1) {
+        for (auto& n : e->next_) stack.push_back(std::move(n));
+        e->next_.clear();
+      }
+    }
+  }
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  [[nodiscard]] const char* name() const { return name_; }
+  /// One edge per input of the op; null for inputs that need no gradient.
+  [[nodiscard]] const std::vector<Edge>& next() const { return next_; }
+  [[nodiscard]] bool needs_input_grad(std::size_t i) const {
+    return i < next_.size() && next_[i] != nullptr;
+  }
+  [[nodiscard]] virtual bool is_leaf() const { return false; }
+
+  /// Gradients with respect to the op's inputs given the gradient of its output.
+  virtual std::vector<Tensor<T>> apply(const Tensor<T>& grad) = 0;
+
+  /// Frees the saved tensors; a later apply() throws AutogradError.
+  virtual void release() { saved_output_.reset(); }
+  [[nodiscard]] virtual bool released() const { return false; }
+
+  /// The op's output, rebuilt from saved storage with this node as producer. Only
+  /// for ops recorded with save_output; keeps no reference cycle.
+  [[nodiscard]] Tensor<T> output() {
+    METALEARN_ASSERT(saved_output_ != nullptr, "node ", name_, " saved no output");
+    auto impl = std::make_shared<detail::TensorImpl<T>>();
+    impl->data = saved_output_;
+    impl->shape = output_shape_;
+    impl->numel = output_shape_.numel();
+    impl->requires_grad = true;
+    impl->is_leaf = false;
+    impl->node = this->shared_from_this();
+    return Tensor<T>(std::move(impl));
+  }
+
+  void save_output(const Tensor<T>& out) {
+    saved_output_ = out.storage();
+    output_shape_ = out.shape();
+  }
+
+  /// Shape of the recorded op's output (for checks in the engine).
+  [[nodiscard]] const Shape& output_shape() const { return output_shape_; }
+  void set_output_shape(const Shape& s) { output_shape_ = s; }
+
+ private:
+  const char* name_;
+  std::vector<Edge> next_;
+  std::shared_ptr<T[]> saved_output_;
+  Shape output_shape_;
+};
+
+/// Gradient accumulator of a leaf tensor: the node that edges into leaves point to.
+template <class T>
+class LeafNode final : public Node<T> {
+ public:
+  explicit LeafNode(std::weak_ptr<detail::TensorImpl<T>> leaf)
+      : Node<T>("leaf", {}), leaf_(std::move(leaf)) {}
+  [[nodiscard]] bool is_leaf() const override { return true; }
+  std::vector<Tensor<T>> apply(const Tensor<T>&) override { return {}; }
+  /// The leaf this node accumulates into, if still alive.
+  [[nodiscard]] std::shared_ptr<detail::TensorImpl<T>> leaf() const { return leaf_.lock(); }
+
+ private:
+  std::weak_ptr<detail::TensorImpl<T>> leaf_;
+};
+
+/// A node whose backward rule is a callable `F(Node<T>& self, const Tensor<T>& g)`
+/// returning one gradient per input. One allocation holds node and captures.
+template <class T, class F>
+class FunctionNode final : public Node<T> {
+ public:
+  FunctionNode(const char* name, std::vector<typename Node<T>::Edge> next, F fn)
+      : Node<T>(name, std::move(next)), fn_(std::move(fn)) {}
+
+  std::vector<Tensor<T>> apply(const Tensor<T>& grad) override {
+    METALEARN_CHECK(fn_.has_value(), AutogradError, "backward of ", this->name(),
+                    ": its saved tensors were already freed by an earlier backward pass; pass "
+                    "retain_graph = true to the first backward()/grad() call to differentiate "
+                    "the same graph twice");
+    return (*fn_)(*this, grad);
+  }
+  void release() override {
+    fn_.reset();
+    Node<T>::release();
+  }
+  [[nodiscard]] bool released() const override { return !fn_.has_value(); }
+
+ private:
+  std::optional<F> fn_;
+};
+
+template <class T>
+Tensor<T>& Tensor<T>::requires_grad(bool value) & {
+  return set_requires_grad(value);
+}
+
+template <class T>
+Tensor<T>& Tensor<T>::set_requires_grad(bool value) {
+  Impl& self = checked();
+  if (!self.is_leaf) {
+    METALEARN_CHECK(value, AutogradError,
+                    "Tensor::requires_grad: cannot turn off gradients of a non-leaf tensor "
+                    "(produced by ",
+                    self.node->name(), "); use detach() instead");
+    return *this;
+  }
+  self.requires_grad = value;
+  if (value && !self.node) {
+    self.node = std::make_shared<LeafNode<T>>(std::weak_ptr<Impl>(impl_));
+  } else if (!value) {
+    self.node.reset();
+  }
+  return *this;
+}
+
+namespace detail {
+
+/// Throws ValueError naming `op` when anomaly mode is on and `t` holds NaN/Inf.
+template <class T>
+void check_anomaly(const Tensor<T>& t, const char* op, const char* phase) {
+  if (!autograd::is_anomaly_enabled()) return;
+  const T* p = t.data();
+  for (Index i = 0; i < t.numel(); ++i) {
+    METALEARN_CHECK(std::isfinite(p[i]), ValueError, "anomaly: ", phase, " of ", op,
+                    " produced a non-finite value (", p[i], ") at flat index ", i, " of shape ",
+                    t.shape());
+  }
+}
+
+/// True when an op with these inputs must be recorded.
+template <class T>
+bool should_record(std::initializer_list<const Tensor<T>*> inputs) {
+  if (!autograd::is_grad_enabled()) return false;
+  for (const Tensor<T>* t : inputs) {
+    if (t->defined() && t->requires_grad()) return true;
+  }
+  return false;
+}
+
+enum class SaveOutput : bool { kNo = false, kYes = true };
+
+/// Records `out` as the result of op `name` with the given inputs and backward rule.
+template <class T, class F>
+void record(Tensor<T>& out, const char* name, std::initializer_list<const Tensor<T>*> inputs, F&& fn,
+            SaveOutput save = SaveOutput::kNo) {
+  check_anomaly(out, name, "forward");
+  if (!should_record<T>(inputs)) return;
+  std::vector<typename Node<T>::Edge> next;
+  next.reserve(inputs.size());
+  for (const Tensor<T>* t : inputs) next.push_back(t->defined() ? t->edge() : nullptr);
+  auto node = std::make_shared<FunctionNode<T, std::decay_t<F>>>(name, std::move(next),
+                                                                 std::forward<F>(fn));
+  node->set_output_shape(out.shape());
+  if (save == SaveOutput::kYes) node->save_output(out);
+  auto& impl = *out.impl_ptr();
+  impl.requires_grad = true;
+  impl.is_leaf = false;
+  impl.node = std::move(node);
+}
+
+/// Records an op with any number of inputs (concat, stack).
+template <class T, class F>
+void record_many(Tensor<T>& out, const char* name, const std::vector<Tensor<T>>& inputs, F&& fn) {
+  check_anomaly(out, name, "forward");
+  if (!autograd::is_grad_enabled()) return;
+  bool any = false;
+  for (const auto& t : inputs) any = any || t.requires_grad();
+  if (!any) return;
+  std::vector<typename Node<T>::Edge> next;
+  next.reserve(inputs.size());
+  for (const auto& t : inputs) next.push_back(t.edge());
+  auto node = std::make_shared<FunctionNode<T, std::decay_t<F>>>(name, std::move(next),
+                                                                 std::forward<F>(fn));
+  node->set_output_shape(out.shape());
+  auto& impl = *out.impl_ptr();
+  impl.requires_grad = true;
+  impl.is_leaf = false;
+  impl.node = std::move(node);
+}
+
+}  // namespace detail
+}  // namespace metalearn

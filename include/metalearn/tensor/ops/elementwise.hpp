@@ -1,0 +1,295 @@
+#pragma once
+// Differentiable elementwise ops with numpy broadcasting. Every backward rule is
+// written with these same ops, so it can be differentiated again.
+
+#include <algorithm>
+#include <cmath>
+
+#include "metalearn/tensor/detail/kernels.hpp"
+#include "metalearn/tensor/factory.hpp"
+#include "metalearn/tensor/ops/shape_ops.hpp"
+#include "metalearn/tensor/tensor.hpp"
+
+namespace metalearn {
+
+namespace detail {
+/// A constant (no-grad) tensor of f(x) for masks and signs used by backward rules.
+template <class T, class F>
+Tensor<T> constant_map(const Tensor<T>& x, F f) {
+  return map_unary(x, f);
+}
+}  // namespace detail
+
+template <class T>
+Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b) {
+  Tensor<T> out = detail::map_binary(a, b, "add", [](T x, T y) { return x + y; });
+  detail::record(out, "add", {&a, &b}, [sa = a.shape(), sb = b.shape()](Node<T>& self, const Tensor<T>& g) {
+    return std::vector<Tensor<T>>{self.needs_input_grad(0) ? sum_to(g, sa) : Tensor<T>(),
+                                  self.needs_input_grad(1) ? sum_to(g, sb) : Tensor<T>()};
+  });
+  return out;
+}
+
+template <class T>
+Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b) {
+  Tensor<T> out = detail::map_binary(a, b, "sub", [](T x, T y) { return x - y; });
+  detail::record(out, "sub", {&a, &b}, [sa = a.shape(), sb = b.shape()](Node<T>& self, const Tensor<T>& g) {
+    return std::vector<Tensor<T>>{self.needs_input_grad(0) ? sum_to(g, sa) : Tensor<T>(),
+                                  self.needs_input_grad(1) ? sum_to(neg(g), sb) : Tensor<T>()};
+  });
+  return out;
+}
+
+template <class T>
+Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b) {
+  Tensor<T> out = detail::map_binary(a, b, "mul", [](T x, T y) { return x * y; });
+  detail::record(out, "mul", {&a, &b}, [a, b](Node<T>& self, const Tensor<T>& g) {
+    return std::vector<Tensor<T>>{
+        self.needs_input_grad(0) ? sum_to(mul(g, b), a.shape()) : Tensor<T>(),
+        self.needs_input_grad(1) ? sum_to(mul(g, a), b.shape()) : Tensor<T>()};
+  });
+  return out;
+}
+
+template <class T>
+Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b) {
+  Tensor<T> out = detail::map_binary(a, b, "div", [](T x, T y) { return x / y; });
+  detail::record(out, "div", {&a, &b}, [a, b](Node<T>& self, const Tensor<T>& g) {
+    Tensor<T> ga;
+    Tensor<T> gb;
+    if (self.needs_input_grad(0)) ga = sum_to(div(g, b), a.shape());
+    if (self.needs_input_grad(1)) gb = sum_to(neg(div(mul(g, a), mul(b, b))), b.shape());
+    return std::vector<Tensor<T>>{ga, gb};
+  });
+  return out;
+}
+
+template <class T>
+Tensor<T> add_scalar(const Tensor<T>& a, T s) {
+  Tensor<T> out = detail::map_unary(a, [s](T x) { return x + s; });
+  detail::record(out, "add_scalar", {&a},
+                 [](Node<T>&, const Tensor<T>& g) { return std::vector<Tensor<T>>{g}; });
+  return out;
+}
+
+template <class T>
+Tensor<T> mul_scalar(const Tensor<T>& a, T s) {
+  Tensor<T> out = detail::map_unary(a, [s](T x) { return x * s; });
+  detail::record(out, "mul_scalar", {&a}, [s](Node<T>&, const Tensor<T>& g) {
+    return std::vector<Tensor<T>>{mul_scalar(g, s)};
+  });
+  return out;
+}
+
+template <class T>
+Tensor<T> neg(const Tensor<T>& a) {
+  Tensor<T> out = detail::map_unary(a, [](T x) { return -x; });
+  detail::record(out, "neg", {&a},
+                 [](Node<T>&, const Tensor<T>& g) { return std::vector<Tensor<T>>{neg(g)}; });
+  return out;
+}
+
+/// 1 / a.
+template <class T>
+Tensor<T> reciprocal(const Tensor<T>& a) {
+  Tensor<T> out = detail::map_unary(a, [](T x) { return T(1) / x; });
+  detail::record(
+      out, "reciprocal", {&a},
+      [](Node<T>& self, const Tensor<T>& g) {
+        Tensor<T> y = self.output();
+        return std::vector<Tensor<T>>{neg(mul(g, mul(y, y)))};
+      },
+      detail::SaveOutput::kYes);
+  return out;
+}
+
+/// a raised to a constant power p.
+template <class T>
+Tensor<T> pow(const Tensor<T>& a, T p) {
+  Tensor<T> out = detail::map_unary(a, [p](T x) { return std::pow(x, p); });
+  detail::record(out, "pow", {&a}, [a, p](Node<T>&, const Tensor<T>& g) {
+    if (p == T(0)) return std::vector<Tensor<T>>{zeros_like(g)};
+    return std::vector<Tensor<T>>{mul(g, mul_scalar(pow(a, p - T(1)), p))};
+  });
+  return out;
+}
+
+template <class T>
+Tensor<T> square(const Tensor<T>& a) {
+  Tensor<T> out = detail::map_unary(a, [](T x) { return x * x; });
+  detail::record(out, "square", {&a}, [a](Node<T>&, const Tensor<T>& g) {
+    return std::vector<Tensor<T>>{mul(g, mul_scalar(a, T(2)))};
+  });
+  return out;
+}
+
+template <class T>
+Tensor<T> sqrt(const Tensor<T>& a) {
+  Tensor<T> out = detail::map_unary(a, [](T x) { return std::sqrt(x); });
+  detail::record(
+      out, "sqrt", {&a},
+      [](Node<T>& self, const Tensor<T>& g) {
+        return std::vector<Tensor<T>>{div(g, mul_scalar(self.output(), T(2)))};
+      },
+      detail::SaveOutput::kYes);
+  return out;
+}
+
+template <class T>
+Tensor<T> exp(const Tensor<T>& a) {
+  Tensor<T> out = detail::map_unary(a, [](T x) { return std::exp(x); });
+  detail::record(
+      out, "exp", {&a},
+      [](Node<T>& self, const Tensor<T>& g) { return std::vector<Tensor<T>>{mul(g, self.output())}; },
+      detail::SaveOutput::kYes);
+  return out;
+}
+
+template <class T>
+Tensor<T> log(const Tensor<T>& a) {
+  Tensor<T> out = detail::map_unary(a, [](T x) { return std::log(x); });
+  detail::record(out, "log", {&a}, [a](Node<T>&, const Tensor<T>& g) {
+    return std::vector<Tensor<T>>{div(g, a)};
+  });
+  return out;
+}
+
+/// |a|; the gradient at 0 is 0.
+template <class T>
+Tensor<T> abs(const Tensor<T>& a) {
+  Tensor<T> out = detail::map_unary(a, [](T x) { return std::abs(x); });
+  detail::record(out, "abs", {&a}, [a](Node<T>&, const Tensor<T>& g) {
+    auto sign = detail::constant_map(a, [](T x) { return T((x > T(0)) - (x < T(0))); });
+    return std::vector<Tensor<T>>{mul(g, sign)};
+  });
+  return out;
+}
+
+/// max(a, 0); the gradient at 0 is 0.
+template <class T>
+Tensor<T> relu(const Tensor<T>& a) {
+  Tensor<T> out = detail::map_unary(a, [](T x) { return x > T(0) ? x : T(0); });
+  detail::record(out, "relu", {&a}, [a](Node<T>&, const Tensor<T>& g) {
+    auto mask = detail::constant_map(a, [](T x) { return x > T(0) ? T(1) : T(0); });
+    return std::vector<Tensor<T>>{mul(g, mask)};
+  });
+  return out;
+}
+
+template <class T>
+Tensor<T> leaky_relu(const Tensor<T>& a, T negative_slope = T(0.01)) {
+  Tensor<T> out = detail::map_unary(a, [negative_slope](T x) { return x > T(0) ? x : negative_slope * x; });
+  detail::record(out, "leaky_relu", {&a}, [a, negative_slope](Node<T>&, const Tensor<T>& g) {
+    auto slope = detail::constant_map(a, [negative_slope](T x) { return x > T(0) ? T(1) : negative_slope; });
+    return std::vector<Tensor<T>>{mul(g, slope)};
+  });
+  return out;
+}
+
+template <class T>
+Tensor<T> sigmoid(const Tensor<T>& a) {
+  Tensor<T> out = detail::map_unary(a, [](T x) {
+    return x >= T(0) ? T(1) / (T(1) + std::exp(-x)) : std::exp(x) / (T(1) + std::exp(x));
+  });
+  detail::record(
+      out, "sigmoid", {&a},
+      [](Node<T>& self, const Tensor<T>& g) {
+        Tensor<T> y = self.output();
+        return std::vector<Tensor<T>>{mul(g, sub(y, mul(y, y)))};
+      },
+      detail::SaveOutput::kYes);
+  return out;
+}
+
+template <class T>
+Tensor<T> tanh(const Tensor<T>& a) {
+  Tensor<T> out = detail::map_unary(a, [](T x) { return std::tanh(x); });
+  detail::record(
+      out, "tanh", {&a},
+      [](Node<T>& self, const Tensor<T>& g) {
+        Tensor<T> y = self.output();
+        return std::vector<Tensor<T>>{mul(g, add_scalar(neg(mul(y, y)), T(1)))};
+      },
+      detail::SaveOutput::kYes);
+  return out;
+}
+
+/// log(1 + exp(a)), computed without overflow.
+template <class T>
+Tensor<T> softplus(const Tensor<T>& a) {
+  Tensor<T> out = detail::map_unary(
+      a, [](T x) { return std::max(x, T(0)) + std::log1p(std::exp(-std::abs(x))); });
+  detail::record(out, "softplus", {&a}, [a](Node<T>&, const Tensor<T>& g) {
+    return std::vector<Tensor<T>>{mul(g, sigmoid(a))};
+  });
+  return out;
+}
+
+/// Clamps to [lo, hi]; the gradient passes where lo <= a <= hi.
+template <class T>
+Tensor<T> clamp(const Tensor<T>& a, T lo, T hi) {
+  METALEARN_CHECK(lo <= hi, ValueError, "clamp: lower bound ", lo, " exceeds upper bound ", hi);
+  Tensor<T> out = detail::map_unary(a, [lo, hi](T x) { return std::min(std::max(x, lo), hi); });
+  detail::record(out, "clamp", {&a}, [a, lo, hi](Node<T>&, const Tensor<T>& g) {
+    auto mask = detail::constant_map(a, [lo, hi](T x) { return x >= lo && x <= hi ? T(1) : T(0); });
+    return std::vector<Tensor<T>>{mul(g, mask)};
+  });
+  return out;
+}
+
+// ---- operators ---------------------------------------------------------------
+
+template <class T>
+Tensor<T> operator+(const Tensor<T>& a, const Tensor<T>& b) {
+  return add(a, b);
+}
+template <class T>
+Tensor<T> operator-(const Tensor<T>& a, const Tensor<T>& b) {
+  return sub(a, b);
+}
+template <class T>
+Tensor<T> operator*(const Tensor<T>& a, const Tensor<T>& b) {
+  return mul(a, b);
+}
+template <class T>
+Tensor<T> operator/(const Tensor<T>& a, const Tensor<T>& b) {
+  return div(a, b);
+}
+template <class T>
+Tensor<T> operator-(const Tensor<T>& a) {
+  return neg(a);
+}
+template <class T>
+Tensor<T> operator+(const Tensor<T>& a, std::type_identity_t<T> s) {
+  return add_scalar(a, s);
+}
+template <class T>
+Tensor<T> operator+(std::type_identity_t<T> s, const Tensor<T>& a) {
+  return add_scalar(a, s);
+}
+template <class T>
+Tensor<T> operator-(const Tensor<T>& a, std::type_identity_t<T> s) {
+  return add_scalar(a, -s);
+}
+template <class T>
+Tensor<T> operator-(std::type_identity_t<T> s, const Tensor<T>& a) {
+  return add_scalar(neg(a), s);
+}
+template <class T>
+Tensor<T> operator*(const Tensor<T>& a, std::type_identity_t<T> s) {
+  return mul_scalar(a, s);
+}
+template <class T>
+Tensor<T> operator*(std::type_identity_t<T> s, const Tensor<T>& a) {
+  return mul_scalar(a, s);
+}
+template <class T>
+Tensor<T> operator/(const Tensor<T>& a, std::type_identity_t<T> s) {
+  return mul_scalar(a, T(1) / s);
+}
+template <class T>
+Tensor<T> operator/(std::type_identity_t<T> s, const Tensor<T>& a) {
+  return mul_scalar(reciprocal(a), s);
+}
+
+}  // namespace metalearn

@@ -1,0 +1,206 @@
+#pragma once
+// Tensor<T>: a cheap handle to shared, contiguous, row-major storage plus a shape
+// and optional autograd metadata.
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <ostream>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "metalearn/core/error.hpp"
+#include "metalearn/core/shape.hpp"
+
+namespace metalearn {
+
+template <class T>
+class Node;
+template <class T>
+class Tensor;
+
+/// The scalar types a Tensor may hold.
+template <class T>
+concept RealScalar = std::is_same_v<T, float> || std::is_same_v<T, double>;
+
+namespace detail {
+
+template <class T>
+struct TensorImpl {
+  std::shared_ptr<T[]> data;  // shared with views created by reshape
+  Shape shape;
+  Index numel = 0;
+  bool requires_grad = false;
+  bool is_leaf = true;
+  std::shared_ptr<Node<T>> node;           // producer (non-leaf) or gradient accumulator (leaf)
+  std::shared_ptr<TensorImpl<T>> grad;     // accumulated by Tensor::backward()
+};
+
+template <class T>
+std::shared_ptr<T[]> allocate(Index n) {
+  return std::make_shared_for_overwrite<T[]>(static_cast<std::size_t>(n > 0 ? n : 1));
+}
+
+}  // namespace detail
+
+/// Options for Tensor::backward().
+struct BackwardOptions {
+  bool retain_graph = false;
+  bool create_graph = false;
+};
+
+/// An n-dimensional array of float or double.
+///
+/// A Tensor is a handle: copying it shares the storage. Ops never mutate their
+/// inputs. Element writes through data() are allowed only on tensors that no graph
+/// needs any more, typically leaves under autograd::NoGradGuard (optimizers).
+template <class T>
+class Tensor {
+  static_assert(RealScalar<T>, "Tensor<T> supports T = float or double");
+
+ public:
+  using value_type = T;
+  using Impl = detail::TensorImpl<T>;
+  using EigenMatrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  using EigenMap = Eigen::Map<EigenMatrix>;
+  using EigenVectorMap = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
+
+  /// An undefined tensor (defined() == false).
+  Tensor() = default;
+
+  /// A tensor of the given shape with uninitialised values.
+  static Tensor empty(const Shape& shape) {
+    auto impl = std::make_shared<Impl>();
+    impl->numel = shape.numel();
+    impl->data = detail::allocate<T>(impl->numel);
+    impl->shape = shape;
+    return Tensor(std::move(impl));
+  }
+
+  /// A tensor sharing `data` (at least shape.numel() elements).
+  static Tensor from_storage(std::shared_ptr<T[]> data, const Shape& shape) {
+    auto impl = std::make_shared<Impl>();
+    impl->numel = shape.numel();
+    impl->data = std::move(data);
+    impl->shape = shape;
+    return Tensor(std::move(impl));
+  }
+
+  explicit Tensor(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+  // ---- metadata ------------------------------------------------------------
+  [[nodiscard]] bool defined() const { return impl_ != nullptr; }
+  [[nodiscard]] const Shape& shape() const { return checked().shape; }
+  [[nodiscard]] Index dim() const { return shape().dim(); }
+  [[nodiscard]] Index size(Index d) const { return shape()[shape().wrap_dim(d, "Tensor::size")]; }
+  [[nodiscard]] Index numel() const { return checked().numel; }
+
+  // ---- data access ---------------------------------------------------------
+  [[nodiscard]] T* data() const { return checked().data.get(); }
+  [[nodiscard]] const std::shared_ptr<T[]>& storage() const { return checked().data; }
+  [[nodiscard]] std::vector<T> to_vector() const { return std::vector<T>(data(), data() + numel()); }
+
+  /// The single value of a one-element tensor.
+  [[nodiscard]] T item() const {
+    METALEARN_CHECK(numel() == 1, ShapeError, "Tensor::item: expected one element, got shape ",
+                    shape());
+    return data()[0];
+  }
+
+  /// Element at a multi-index, bounds-checked.
+  template <class... I>
+    requires(std::is_integral_v<I> && ...)
+  [[nodiscard]] T& at(I... idx) const {
+    const Index ids[] = {static_cast<Index>(idx)...};
+    METALEARN_CHECK(static_cast<Index>(sizeof...(I)) == dim(), ShapeError, "Tensor::at: ",
+                    sizeof...(I), " indices for a tensor of shape ", shape());
+    Index off = 0;
+    for (Index d = 0; d < dim(); ++d) {
+      const Index i = ids[d];
+      METALEARN_CHECK(i >= 0 && i < shape()[d], ShapeError, "Tensor::at: index ", i,
+                      " out of range for dimension ", d, " of shape ", shape());
+      off = off * shape()[d] + i;
+    }
+    return data()[off];
+  }
+
+  /// Row-major matrix view of a 1-D or 2-D tensor (a 1-D tensor is one row).
+  [[nodiscard]] EigenMap matrix() const {
+    METALEARN_CHECK(dim() <= 2, ShapeError, "Tensor::matrix: expected at most 2-D, got ", shape());
+    const Index rows = dim() == 2 ? shape()[0] : 1;
+    const Index cols = dim() == 0 ? 1 : shape()[dim() - 1];
+    return EigenMap(data(), rows, cols);
+  }
+  /// Flat array view of all elements.
+  [[nodiscard]] EigenVectorMap array() const { return EigenVectorMap(data(), numel()); }
+
+  // ---- autograd metadata ---------------------------------------------------
+  [[nodiscard]] bool requires_grad() const { return checked().requires_grad; }
+
+  /// Marks a leaf as needing gradients; returns *this for chaining.
+  Tensor& requires_grad(bool value) &;
+  Tensor requires_grad(bool value) && { return std::move(set_requires_grad(value)); }
+  /// Same as requires_grad(value).
+  Tensor& set_requires_grad(bool value);
+
+  /// True for tensors not produced by a recorded op.
+  [[nodiscard]] bool is_leaf() const { return checked().is_leaf; }
+  /// The node that produced this tensor (null for leaves).
+  [[nodiscard]] std::shared_ptr<Node<T>> grad_fn() const {
+    return checked().is_leaf ? nullptr : checked().node;
+  }
+  /// The graph edge to this tensor: its producer, or its accumulator for a leaf
+  /// that requires grad; null when no gradient can flow into it.
+  [[nodiscard]] const std::shared_ptr<Node<T>>& edge() const { return checked().node; }
+
+  /// Accumulated gradient (undefined until backward() reaches this leaf).
+  [[nodiscard]] Tensor grad() const {
+    return checked().grad ? Tensor(checked().grad) : Tensor();
+  }
+  void set_grad(const Tensor& g) const { checked().grad = g.impl_; }
+  void zero_grad() const { checked().grad.reset(); }
+
+  /// Backpropagates from this scalar (or with an explicit `grad_output`) into the
+  /// .grad() of every leaf that requires grad. Defined in the autograd layer.
+  void backward(const Tensor& grad_output = Tensor(), BackwardOptions options = {}) const;
+
+  /// A tensor sharing this one's storage, cut from the graph.
+  [[nodiscard]] Tensor detach() const { return from_storage(storage(), shape()); }
+  /// A deep copy of the values, cut from the graph.
+  [[nodiscard]] Tensor clone() const {
+    Tensor out = empty(shape());
+    std::copy_n(data(), numel(), out.data());
+    return out;
+  }
+
+  /// Identity of the underlying handle (two tensors alias when equal).
+  [[nodiscard]] const Impl* impl() const { return impl_.get(); }
+  [[nodiscard]] const std::shared_ptr<Impl>& impl_ptr() const { return impl_; }
+
+ private:
+  [[nodiscard]] Impl& checked() const {
+    METALEARN_CHECK(impl_ != nullptr, ValueError, "Tensor: operation on an undefined tensor");
+    return *impl_;
+  }
+  std::shared_ptr<Impl> impl_;
+};
+
+/// Prints shape and values (at most 64 values per tensor).
+template <class T>
+std::ostream& operator<<(std::ostream& os, const Tensor<T>& t) {
+  if (!t.defined()) return os << "Tensor(undefined)";
+  os << "Tensor(shape=" << t.shape() << ", values=[";
+  const Index n = std::min<Index>(t.numel(), 64);
+  for (Index i = 0; i < n; ++i) os << (i ? ", " : "") << t.data()[i];
+  if (t.numel() > n) os << ", ...";
+  os << "]";
+  if (t.requires_grad()) os << ", requires_grad";
+  return os << ")";
+}
+
+}  // namespace metalearn
+
+// Graph nodes need the complete Tensor type; every user of Tensor gets them.
+#include "metalearn/tensor/node.hpp"  // IWYU pragma: export

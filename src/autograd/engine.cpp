@@ -1,0 +1,224 @@
+// The backward engine: an iterative topological pass over the graph reachable from
+// the outputs. No recursion (very deep graphs are fine), and each node is applied
+// exactly once, after every gradient flowing into it has been summed.
+
+#include <unordered_map>
+#include <vector>
+
+#include "metalearn/autograd/grad.hpp"
+#include "metalearn/tensor/factory.hpp"
+#include "metalearn/tensor/ops/elementwise.hpp"
+#include "metalearn/tensor/tensor.hpp"
+
+namespace metalearn::autograd::detail {
+namespace {
+
+template <class T>
+struct NodeState {
+  Node<T>* node = nullptr;
+  int pending = 0;     // number of edges into this node not yet processed
+  bool needed = true;  // some requested input is reachable from here
+  int target = -1;     // index into inputs when this node is requested
+  Tensor<T> grad;      // sum of the incoming gradients
+};
+
+template <class T>
+Tensor<T> accumulate(const Tensor<T>& acc, const Tensor<T>& g) {
+  if (!acc.defined()) return g;
+  return add(acc, g);
+}
+
+}  // namespace
+
+template <class T>
+std::vector<Tensor<T>> run_backward(const std::vector<Tensor<T>>& outputs,
+                                    const std::vector<Tensor<T>>& grad_outputs,
+                                    const std::vector<Tensor<T>>& inputs, bool capture,
+                                    GradOptions options) {
+  const char* api = capture ? "autograd::grad" : "backward";
+  METALEARN_CHECK(!outputs.empty(), AutogradError, api, ": no outputs given");
+  METALEARN_CHECK(grad_outputs.empty() || grad_outputs.size() == outputs.size(), AutogradError,
+                  api, ": ", grad_outputs.size(), " grad_outputs for ", outputs.size(),
+                  " outputs");
+  const bool retain = options.retain_graph || options.create_graph;
+
+  // Seed gradients.
+  std::vector<Tensor<T>> seeds(outputs.size());
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    const Tensor<T>& out = outputs[i];
+    METALEARN_CHECK(out.defined(), AutogradError, api, ": output ", i, " is undefined");
+    METALEARN_CHECK(out.requires_grad(), AutogradError, api, ": output ", i, " (shape ",
+                    out.shape(),
+                    ") does not require grad: no input of the computation that produced it "
+                    "requires grad, or it was computed under NoGradGuard");
+    if (!grad_outputs.empty() && grad_outputs[i].defined()) {
+      METALEARN_CHECK(grad_outputs[i].shape() == out.shape(), ShapeError, api, ": grad_output ", i,
+                      " has shape ", grad_outputs[i].shape(), " but output has shape ", out.shape());
+      seeds[i] = grad_outputs[i];
+    } else {
+      METALEARN_CHECK(out.numel() == 1, AutogradError, api, ": output ", i, " has shape ",
+                      out.shape(),
+                      "; a gradient can be implied only for one-element outputs, pass "
+                      "grad_outputs");
+      seeds[i] = ones<T>(out.shape());
+    }
+  }
+
+  // Discover the graph (iterative DFS) and count the edges into each node.
+  std::vector<NodeState<T>> nodes;
+  std::unordered_map<const Node<T>*, std::size_t> index;
+  nodes.reserve(64);
+  index.reserve(64);
+  std::vector<Node<T>*> stack;
+  auto visit = [&](Node<T>* n) -> std::size_t {
+    auto [it, inserted] = index.try_emplace(n, nodes.size());
+    if (inserted) {
+      nodes.push_back(NodeState<T>{n, 0, true, -1, Tensor<T>()});
+      stack.push_back(n);
+    }
+    return it->second;
+  };
+  for (const auto& out : outputs) visit(out.edge().get());
+  while (!stack.empty()) {
+    Node<T>* n = stack.back();
+    stack.pop_back();
+    for (const auto& e : n->next()) {
+      if (e) ++nodes[visit(e.get())].pending;
+    }
+  }
+
+  // Requested inputs.
+  std::vector<Tensor<T>> result(inputs.size());
+  if (capture) {
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+      const Tensor<T>& in = inputs[i];
+      METALEARN_CHECK(in.defined(), AutogradError, api, ": input ", i, " is undefined");
+      auto it = in.edge() ? index.find(in.edge().get()) : index.end();
+      if (it == index.end()) {
+        METALEARN_CHECK(options.allow_unused, AutogradError, api, ": input ", i, " (shape ",
+                        in.shape(), ") ",
+                        in.requires_grad() ? "is not used to compute the outputs"
+                                           : "does not require grad",
+                        "; pass allow_unused = true to get an undefined gradient for it");
+        continue;
+      }
+      METALEARN_CHECK(nodes[it->second].target < 0, AutogradError, api, ": input ", i,
+                      " is passed twice (or aliases input ", nodes[it->second].target, ")");
+      nodes[it->second].target = static_cast<int>(i);
+    }
+  }
+
+  // Topological order (Kahn) on a copy of the counts.
+  std::vector<std::size_t> order;
+  order.reserve(nodes.size());
+  {
+    std::vector<int> pending(nodes.size());
+    for (std::size_t i = 0; i < nodes.size(); ++i) pending[i] = nodes[i].pending;
+    std::vector<std::size_t> ready;
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+      if (pending[i] == 0) ready.push_back(i);
+    }
+    while (!ready.empty()) {
+      const std::size_t i = ready.back();
+      ready.pop_back();
+      order.push_back(i);
+      for (const auto& e : nodes[i].node->next()) {
+        if (!e) continue;
+        const std::size_t j = index.find(e.get())->second;
+        if (--pending[j] == 0) ready.push_back(j);
+      }
+    }
+    METALEARN_ASSERT(order.size() == nodes.size(), "autograd graph has a cycle");
+  }
+
+  // With requested inputs, only nodes from which one is reachable need to run.
+  if (capture) {
+    for (auto it = order.rbegin(); it != order.rend(); ++it) {
+      NodeState<T>& s = nodes[*it];
+      bool needed = s.target >= 0;
+      for (const auto& e : s.node->next()) {
+        if (needed) break;
+        if (e) needed = nodes[index.find(e.get())->second].needed;
+      }
+      s.needed = needed;
+    }
+  }
+
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    NodeState<T>& s = nodes[index.find(outputs[i].edge().get())->second];
+    s.grad = accumulate(s.grad, seeds[i]);
+  }
+
+  GradModeGuard mode(options.create_graph);
+  for (std::size_t i : order) {
+    NodeState<T>& s = nodes[i];
+    if (!s.needed) continue;
+    Node<T>* node = s.node;
+    Tensor<T> g = std::move(s.grad);
+    if (!g.defined()) continue;  // no gradient reached this node
+    METALEARN_ASSERT(g.shape() == node->output_shape() || node->is_leaf(), "gradient shape ",
+                     g.shape(), " reaching ", node->name(), " expected ", node->output_shape());
+    if (s.target >= 0) result[static_cast<std::size_t>(s.target)] = g;
+    if (node->is_leaf()) {
+      if (!capture) {
+        auto leaf = static_cast<LeafNode<T>*>(node)->leaf();
+        if (leaf) {
+          Tensor<T> owner(leaf);
+          Tensor<T> prev = owner.grad();
+          Tensor<T> add_me = options.create_graph ? g : g.clone();
+          owner.set_grad(prev.defined() ? add(prev, add_me) : add_me);
+        }
+      }
+      continue;
+    }
+    std::vector<Tensor<T>> grads = node->apply(g);
+    METALEARN_ASSERT(grads.size() == node->next().size(), "backward of ", node->name(),
+                     " returned ", grads.size(), " gradients for ", node->next().size(), " inputs");
+    for (std::size_t k = 0; k < grads.size(); ++k) {
+      const auto& e = node->next()[k];
+      if (!e || !grads[k].defined()) continue;
+      metalearn::detail::check_anomaly(grads[k], node->name(), "backward");
+      NodeState<T>& child = nodes[index.find(e.get())->second];
+      if (!child.needed) continue;
+      child.grad = accumulate(child.grad, grads[k]);
+    }
+    if (!retain) node->release();
+  }
+  if (!retain) {
+    for (auto& s : nodes) s.node->release();
+  }
+  if (capture && !options.create_graph) {
+    // Results must not keep graph nodes alive when no graph was requested.
+    for (auto& r : result) {
+      if (r.defined() && r.requires_grad()) r = r.detach();
+    }
+  }
+  return result;
+}
+
+template std::vector<Tensor<float>> run_backward(const std::vector<Tensor<float>>&,
+                                                 const std::vector<Tensor<float>>&,
+                                                 const std::vector<Tensor<float>>&, bool,
+                                                 GradOptions);
+template std::vector<Tensor<double>> run_backward(const std::vector<Tensor<double>>&,
+                                                  const std::vector<Tensor<double>>&,
+                                                  const std::vector<Tensor<double>>&, bool,
+                                                  GradOptions);
+
+}  // namespace metalearn::autograd::detail
+
+namespace metalearn {
+
+template <class T>
+void Tensor<T>::backward(const Tensor<T>& grad_output, BackwardOptions options) const {
+  std::vector<Tensor<T>> go;
+  if (grad_output.defined()) go.push_back(grad_output);
+  autograd::detail::run_backward<T>({*this}, go, {}, false,
+                                    autograd::GradOptions{options.retain_graph,
+                                                          options.create_graph, true});
+}
+
+template class Tensor<float>;
+template class Tensor<double>;
+
+}  // namespace metalearn
