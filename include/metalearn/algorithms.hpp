@@ -1,0 +1,2 @@
+#pragma once
+// Umbrella of the algorithms layer.

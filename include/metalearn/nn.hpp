@@ -1,0 +1,2 @@
+#pragma once
+// Umbrella of the nn layer.
