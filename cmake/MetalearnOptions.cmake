@@ -5,3 +5,5 @@ option(METALEARN_BUILD_BENCHMARKS "Build the Google Benchmark suite" ${PROJECT_I
 option(METALEARN_BUILD_EXAMPLES "Build the examples" ${PROJECT_IS_TOP_LEVEL})
 option(METALEARN_WERROR "Treat warnings as errors in metalearn's own targets" ${PROJECT_IS_TOP_LEVEL})
 set(METALEARN_SANITIZE "" CACHE STRING "Sanitizers for our targets: address;undefined or thread")
+set(METALEARN_ARCH_FLAGS "-march=native" CACHE STRING
+  "Code generation flags for metalearn's targets (empty for the compiler default); Eigen's kernels need AVX2/FMA to reach the GEMM peak")

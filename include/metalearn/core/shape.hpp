@@ -1,7 +1,9 @@
 #pragma once
 // Shape: the extents of a row-major tensor, and the broadcasting rules.
 
+#include <array>
 #include <cstdint>
+#include <iterator>
 #include <initializer_list>
 #include <ostream>
 #include <string>
@@ -13,29 +15,33 @@ namespace metalearn {
 
 using Index = std::int64_t;
 
-/// Extents of a tensor, outermost first. A 0-dim shape is a scalar.
+/// Extents of a tensor, outermost first. A 0-dim shape is a scalar. Stored inline
+/// (at most kMaxDims dimensions), so copying a Shape never allocates.
 class Shape {
  public:
-  Shape() = default;
-  Shape(std::initializer_list<Index> dims) : dims_(dims) { validate(); }
-  explicit Shape(std::vector<Index> dims) : dims_(std::move(dims)) { validate(); }
+  static constexpr Index kMaxDims = 8;
 
-  [[nodiscard]] Index dim() const { return static_cast<Index>(dims_.size()); }
+  Shape() = default;
+  Shape(std::initializer_list<Index> dims) { assign(dims.begin(), dims.end()); }
+  explicit Shape(const std::vector<Index>& dims) { assign(dims.begin(), dims.end()); }
+
+  [[nodiscard]] Index dim() const { return n_; }
   [[nodiscard]] Index operator[](Index i) const { return dims_[static_cast<std::size_t>(i)]; }
   [[nodiscard]] Index& operator[](Index i) { return dims_[static_cast<std::size_t>(i)]; }
   [[nodiscard]] Index numel() const {
     Index n = 1;
-    for (Index d : dims_) n *= d;
+    for (Index i = 0; i < n_; ++i) n *= dims_[static_cast<std::size_t>(i)];
     return n;
   }
-  [[nodiscard]] const std::vector<Index>& dims() const { return dims_; }
-  [[nodiscard]] auto begin() const { return dims_.begin(); }
-  [[nodiscard]] auto end() const { return dims_.end(); }
+  /// The extents as a vector (a copy).
+  [[nodiscard]] std::vector<Index> dims() const { return std::vector<Index>(begin(), end()); }
+  [[nodiscard]] const Index* begin() const { return dims_.data(); }
+  [[nodiscard]] const Index* end() const { return dims_.data() + n_; }
 
   /// Row-major strides in elements.
   [[nodiscard]] std::vector<Index> strides() const {
-    std::vector<Index> s(dims_.size(), 1);
-    for (Index i = dim() - 2; i >= 0; --i) {
+    std::vector<Index> s(static_cast<std::size_t>(n_), 1);
+    for (Index i = n_ - 2; i >= 0; --i) {
       s[static_cast<std::size_t>(i)] =
           s[static_cast<std::size_t>(i + 1)] * dims_[static_cast<std::size_t>(i + 1)];
     }
@@ -44,32 +50,45 @@ class Shape {
 
   /// Normalises a possibly negative dimension index; throws ShapeError when out of range.
   [[nodiscard]] Index wrap_dim(Index d, const char* op) const {
-    const Index n = dim();
-    const Index w = d < 0 ? d + n : d;
-    METALEARN_CHECK(w >= 0 && w < n, ShapeError, op, ": dimension ", d,
+    const Index w = d < 0 ? d + n_ : d;
+    METALEARN_CHECK(w >= 0 && w < n_, ShapeError, op, ": dimension ", d,
                     " is out of range for a tensor of shape ", to_string());
     return w;
   }
 
   [[nodiscard]] std::string to_string() const {
     std::string s = "[";
-    for (std::size_t i = 0; i < dims_.size(); ++i) {
+    for (Index i = 0; i < n_; ++i) {
       if (i) s += ", ";
-      s += std::to_string(dims_[i]);
+      s += std::to_string(dims_[static_cast<std::size_t>(i)]);
     }
     return s + "]";
   }
 
-  friend bool operator==(const Shape&, const Shape&) = default;
+  friend bool operator==(const Shape& a, const Shape& b) {
+    if (a.n_ != b.n_) return false;
+    for (Index i = 0; i < a.n_; ++i) {
+      if (a.dims_[static_cast<std::size_t>(i)] != b.dims_[static_cast<std::size_t>(i)]) return false;
+    }
+    return true;
+  }
   friend std::ostream& operator<<(std::ostream& os, const Shape& s) { return os << s.to_string(); }
 
  private:
-  void validate() const {
-    for (Index d : dims_) {
-      METALEARN_CHECK(d >= 0, ValueError, "Shape: negative extent ", d);
+  template <class It>
+  void assign(It first, It last) {
+    const auto n = static_cast<Index>(std::distance(first, last));
+    METALEARN_CHECK(n <= kMaxDims, ShapeError, "Shape: ", n, " dimensions exceed the maximum of ",
+                    kMaxDims);
+    n_ = n;
+    std::size_t i = 0;
+    for (It it = first; it != last; ++it) {
+      METALEARN_CHECK(*it >= 0, ValueError, "Shape: negative extent ", *it);
+      dims_[i++] = *it;
     }
   }
-  std::vector<Index> dims_;
+  std::array<Index, kMaxDims> dims_{};
+  Index n_ = 0;
 };
 
 /// Numpy broadcasting of two shapes; throws ShapeError naming `op` and both shapes.

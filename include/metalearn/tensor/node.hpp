@@ -3,6 +3,7 @@
 // of its inputs. Nodes are owned by the tensors that need them (reference
 // counted); there is no tape.
 
+#include <array>
 #include <cmath>
 #include <memory>
 #include <optional>
@@ -23,12 +24,43 @@ class Node : public std::enable_shared_from_this<Node<T>> {
  public:
   using Edge = std::shared_ptr<Node<T>>;
 
-  Node(const char* name, std::vector<Edge> next) : name_(name), next_(std::move(next)) {}
+  /// Edges of a node: up to two inline (most ops), more on the heap (concat).
+  class EdgeList {
+   public:
+    EdgeList() = default;
+    explicit EdgeList(std::size_t n) : n_(n) {
+      if (n > kInline) heap_.resize(n);
+    }
+    [[nodiscard]] std::size_t size() const { return n_; }
+    [[nodiscard]] Edge* begin() { return n_ > kInline ? heap_.data() : inline_.data(); }
+    [[nodiscard]] Edge* end() { return begin() + n_; }
+    [[nodiscard]] const Edge* begin() const { return n_ > kInline ? heap_.data() : inline_.data(); }
+    [[nodiscard]] const Edge* end() const { return begin() + n_; }
+    Edge& operator[](std::size_t i) { return begin()[i]; }
+    const Edge& operator[](std::size_t i) const { return begin()[i]; }
+    void clear() {
+      for (auto& e : *this) e.reset();
+      heap_.clear();
+      n_ = 0;
+    }
+
+   private:
+    static constexpr std::size_t kInline = 2;
+    std::array<Edge, kInline> inline_{};
+    std::vector<Edge> heap_;
+    std::size_t n_ = 0;
+  };
+
+  Node(const char* name, EdgeList next) : name_(name), next_(std::move(next)) {}
 
   /// Releases the edges iteratively, so that destroying a very long graph (a
   /// 100,000-op chain) does not recurse once per node.
   virtual ~Node() {
-    std::vector<Edge> stack = std::move(next_);
+    if (next_.size() == 0) return;
+    std::vector<Edge> stack;
+    for (auto& e : next_) {
+      if (e) stack.push_back(std::move(e));
+    }
     while (!stack.empty()) {
       Edge e = std::move(stack.back());
       stack.pop_back();
@@ -43,7 +75,7 @@ class Node : public std::enable_shared_from_this<Node<T>> {
 
   [[nodiscard]] const char* name() const { return name_; }
   /// One edge per input of the op; null for inputs that need no gradient.
-  [[nodiscard]] const std::vector<Edge>& next() const { return next_; }
+  [[nodiscard]] const EdgeList& next() const { return next_; }
   [[nodiscard]] bool needs_input_grad(std::size_t i) const {
     return i < next_.size() && next_[i] != nullptr;
   }
@@ -81,7 +113,7 @@ class Node : public std::enable_shared_from_this<Node<T>> {
 
  private:
   const char* name_;
-  std::vector<Edge> next_;
+  EdgeList next_;
   std::shared_ptr<T[]> saved_output_;
   Shape output_shape_;
 };
@@ -91,7 +123,7 @@ template <class T>
 class LeafNode final : public Node<T> {
  public:
   explicit LeafNode(std::weak_ptr<detail::TensorImpl<T>> leaf)
-      : Node<T>("leaf", {}), leaf_(std::move(leaf)) {}
+      : Node<T>("leaf", typename Node<T>::EdgeList()), leaf_(std::move(leaf)) {}
   [[nodiscard]] bool is_leaf() const override { return true; }
   std::vector<Tensor<T>> apply(const Tensor<T>&) override { return {}; }
   /// The leaf this node accumulates into, if still alive.
@@ -106,7 +138,7 @@ class LeafNode final : public Node<T> {
 template <class T, class F>
 class FunctionNode final : public Node<T> {
  public:
-  FunctionNode(const char* name, std::vector<typename Node<T>::Edge> next, F fn)
+  FunctionNode(const char* name, typename Node<T>::EdgeList next, F fn)
       : Node<T>(name, std::move(next)), fn_(std::move(fn)) {}
 
   std::vector<Tensor<T>> apply(const Tensor<T>& grad) override {
@@ -182,9 +214,9 @@ void record(Tensor<T>& out, const char* name, std::initializer_list<const Tensor
             SaveOutput save = SaveOutput::kNo) {
   check_anomaly(out, name, "forward");
   if (!should_record<T>(inputs)) return;
-  std::vector<typename Node<T>::Edge> next;
-  next.reserve(inputs.size());
-  for (const Tensor<T>* t : inputs) next.push_back(t->defined() ? t->edge() : nullptr);
+  typename Node<T>::EdgeList next(inputs.size());
+  std::size_t k = 0;
+  for (const Tensor<T>* t : inputs) next[k++] = t->defined() ? t->edge() : nullptr;
   auto node = std::make_shared<FunctionNode<T, std::decay_t<F>>>(name, std::move(next),
                                                                  std::forward<F>(fn));
   node->set_output_shape(out.shape());
@@ -203,9 +235,8 @@ void record_many(Tensor<T>& out, const char* name, const std::vector<Tensor<T>>&
   bool any = false;
   for (const auto& t : inputs) any = any || t.requires_grad();
   if (!any) return;
-  std::vector<typename Node<T>::Edge> next;
-  next.reserve(inputs.size());
-  for (const auto& t : inputs) next.push_back(t.edge());
+  typename Node<T>::EdgeList next(inputs.size());
+  for (std::size_t k = 0; k < inputs.size(); ++k) next[k] = inputs[k].edge();
   auto node = std::make_shared<FunctionNode<T, std::decay_t<F>>>(name, std::move(next),
                                                                  std::forward<F>(fn));
   node->set_output_shape(out.shape());

@@ -90,7 +90,7 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
   if (a.dim() > 3 || (a.dim() == 3 && b.dim() == 2)) {
     METALEARN_CHECK(b.dim() == 2, ShapeError, "matmul: cannot multiply ", a.shape(), " by ",
                     b.shape());
-    std::vector<Index> lead(a.shape().dims().begin(), a.shape().dims().end() - 1);
+    std::vector<Index> lead(a.shape().begin(), a.shape().end() - 1);
     Tensor<T> flat = reshape(a, std::vector<Index>{-1, a.shape()[a.dim() - 1]});
     Tensor<T> r = mm(flat, b, false, false);
     lead.push_back(b.shape()[1]);
