@@ -1,2 +1,4 @@
 #pragma once
 // Umbrella of the algorithms layer.
+
+#include "metalearn/algorithms/common.hpp"  // IWYU pragma: export

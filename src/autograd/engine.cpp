@@ -131,16 +131,21 @@ std::vector<Tensor<T>> run_backward(const std::vector<Tensor<T>>& outputs,
     METALEARN_ASSERT(order.size() == nodes.size(), "autograd graph has a cycle");
   }
 
-  // With requested inputs, only nodes from which one is reachable need to run.
+  // With requested inputs, a node runs only when a requested input lies below it;
+  // a requested input's own producer is not run (the pass stops there), so parts
+  // of the graph beyond the inputs are neither executed nor freed.
   if (capture) {
     for (auto it = order.rbegin(); it != order.rend(); ++it) {
       NodeState<T>& s = nodes[*it];
-      bool needed = s.target >= 0;
+      bool below = false;
       for (const auto& e : s.node->next()) {
-        if (needed) break;
-        if (e) needed = nodes[index.find(e.get())->second].needed;
+        if (below) break;
+        if (e) {
+          const NodeState<T>& c = nodes[index.find(e.get())->second];
+          below = c.target >= 0 || c.needed;
+        }
       }
-      s.needed = needed;
+      s.needed = below;  // needed == "must run apply()"
     }
   }
 
@@ -152,7 +157,7 @@ std::vector<Tensor<T>> run_backward(const std::vector<Tensor<T>>& outputs,
   GradModeGuard mode(options.create_graph);
   for (std::size_t i : order) {
     NodeState<T>& s = nodes[i];
-    if (!s.needed) continue;
+    if (s.target < 0 && !s.needed) continue;
     Node<T>* node = s.node;
     Tensor<T> g = std::move(s.grad);
     if (!g.defined()) continue;  // no gradient reached this node
@@ -171,6 +176,7 @@ std::vector<Tensor<T>> run_backward(const std::vector<Tensor<T>>& outputs,
       }
       continue;
     }
+    if (!s.needed) continue;
     std::vector<Tensor<T>> grads = node->apply(g);
     METALEARN_ASSERT(grads.size() == node->next().size(), "backward of ", node->name(),
                      " returned ", grads.size(), " gradients for ", node->next().size(), " inputs");
@@ -179,13 +185,11 @@ std::vector<Tensor<T>> run_backward(const std::vector<Tensor<T>>& outputs,
       if (!e || !grads[k].defined()) continue;
       metalearn::detail::check_anomaly(grads[k], node->name(), "backward");
       NodeState<T>& child = nodes[index.find(e.get())->second];
-      if (!child.needed) continue;
+      if (capture && child.target < 0 && !child.needed) continue;
       child.grad = accumulate(child.grad, grads[k]);
     }
+    // Free what this node saved, unless the graph must be kept.
     if (!retain) node->release();
-  }
-  if (!retain) {
-    for (auto& s : nodes) s.node->release();
   }
   if (capture && !options.create_graph) {
     // Results must not keep graph nodes alive when no graph was requested.
