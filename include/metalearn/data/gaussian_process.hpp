@@ -1,0 +1,136 @@
+#pragma once
+// GaussianProcessTasks<T>: 1-D functions drawn from a GP prior, for encoder-decoder learners.
+
+#include <Eigen/Cholesky>
+#include <Eigen/Core>
+#include <cmath>
+#include <vector>
+
+#include "metalearn/core/error.hpp"
+#include "metalearn/core/random.hpp"
+#include "metalearn/data/task.hpp"
+#include "metalearn/tensor/tensor.hpp"
+
+namespace metalearn::data {
+
+/// Options of the Gaussian-process family (designated-initializer friendly).
+struct GaussianProcessOptions {
+  /// RBF kernel k(x, x') = signal_scale^2 * exp(-(x - x')^2 / (2 length_scale^2)).
+  double length_scale = 0.4;
+  double signal_scale = 1.0;
+  /// Standard deviation of observation noise added to the targets (0: noiseless).
+  double noise_std = 0.0;
+  /// Number of context (support) points: uniform in [min_context, max_context].
+  Index min_context = 3;
+  Index max_context = 50;
+  /// Number of target (query) points: uniform in [min_target, max_target].
+  Index min_target = 3;
+  Index max_target = 50;
+  double x_min = -2.0;
+  double x_max = 2.0;
+  /// Added to the kernel diagonal before the Cholesky factorisation; multiplied by 10
+  /// (up to 6 times) when the factorisation fails.
+  double jitter = 1e-6;
+  /// When true the query set is the context points followed by the target points (the
+  /// usual conditional neural process training setup); otherwise it holds only the
+  /// target points.
+  bool targets_include_context = false;
+};
+
+/// Regression tasks whose function is a sample of a zero-mean GP with an RBF kernel.
+///
+/// Each task draws the number of context points C and target points M, draws C + M inputs
+/// x ~ U[x_min, x_max), and samples f = L z at those inputs (L the Cholesky factor of the
+/// kernel matrix plus jitter, computed in double with Eigen, z standard normal). The first C
+/// points are the support set, the others the query set. Shapes are [n, 1]; ways = 1,
+/// shots = C and queries = number of query points (these vary between tasks).
+/// Params: "length_scale", "signal_scale". Cost O((C + M)^3) per task.
+template <class T>
+class GaussianProcessTasks {
+ public:
+  using value_type = T;
+
+  /// Throws ValueError for non-positive scales or inconsistent counts/ranges.
+  explicit GaussianProcessTasks(GaussianProcessOptions options = {}) : options_(options) {
+    const auto& o = options_;
+    METALEARN_CHECK(o.length_scale > 0.0 && o.signal_scale > 0.0, ValueError,
+                    "GaussianProcessTasks: length_scale and signal_scale must be > 0, got ",
+                    o.length_scale, " and ", o.signal_scale);
+    METALEARN_CHECK(o.min_context >= 0 && o.min_context <= o.max_context, ValueError,
+                    "GaussianProcessTasks: need 0 <= min_context <= max_context, got ",
+                    o.min_context, " and ", o.max_context);
+    METALEARN_CHECK(o.min_target >= 0 && o.min_target <= o.max_target, ValueError,
+                    "GaussianProcessTasks: need 0 <= min_target <= max_target, got ", o.min_target,
+                    " and ", o.max_target);
+    METALEARN_CHECK(o.x_min <= o.x_max, ValueError, "GaussianProcessTasks: inverted x range [",
+                    o.x_min, ", ", o.x_max, "]");
+    METALEARN_CHECK(o.noise_std >= 0.0 && o.jitter >= 0.0, ValueError,
+                    "GaussianProcessTasks: noise_std and jitter must be >= 0, got ", o.noise_std,
+                    " and ", o.jitter);
+  }
+
+  /// Draws one task from `gen`. Throws ValueError if the kernel matrix cannot be factorised.
+  [[nodiscard]] Task<T> sample(Generator& gen) const {
+    const auto& o = options_;
+    const Index nc = gen.randint(o.min_context, o.max_context);
+    const Index nt = gen.randint(o.min_target, o.max_target);
+    const Index n = nc + nt;
+    Eigen::VectorXd x(n);
+    for (Index i = 0; i < n; ++i) x[i] = gen.uniform(o.x_min, o.x_max);
+    Eigen::MatrixXd k(n, n);
+    const double s2 = o.signal_scale * o.signal_scale;
+    const double inv = 1.0 / (2.0 * o.length_scale * o.length_scale);
+    for (Index i = 0; i < n; ++i) {
+      for (Index j = 0; j <= i; ++j) {
+        const double d = x[i] - x[j];
+        k(i, j) = k(j, i) = s2 * std::exp(-d * d * inv);
+      }
+    }
+    Eigen::VectorXd z(n);
+    for (Index i = 0; i < n; ++i) z[i] = gen.normal();
+    Eigen::VectorXd f = factor(k) * z;
+    if (o.noise_std > 0.0) {
+      for (Index i = 0; i < n; ++i) f[i] += gen.normal(0.0, o.noise_std);
+    }
+
+    Task<T> task;
+    task.ways = 1;
+    task.shots = nc;
+    task.params = {{"length_scale", o.length_scale}, {"signal_scale", o.signal_scale}};
+    const Index q0 = o.targets_include_context ? 0 : nc;
+    task.queries = n - q0;
+    auto fill = [&](Index begin, Index end, Tensor<T>& tx, Tensor<T>& ty) {
+      tx = Tensor<T>::empty(Shape{end - begin, 1});
+      ty = Tensor<T>::empty(Shape{end - begin, 1});
+      for (Index i = begin; i < end; ++i) {
+        tx.data()[i - begin] = static_cast<T>(x[i]);
+        ty.data()[i - begin] = static_cast<T>(f[i]);
+      }
+    };
+    fill(0, nc, task.support_x, task.support_y);
+    fill(q0, n, task.query_x, task.query_y);
+    return task;
+  }
+
+  [[nodiscard]] const GaussianProcessOptions& options() const { return options_; }
+
+ private:
+  [[nodiscard]] Eigen::MatrixXd factor(const Eigen::MatrixXd& k) const {
+    const Index n = k.rows();
+    double jitter = options_.jitter;
+    for (int attempt = 0; attempt < 7; ++attempt) {
+      Eigen::MatrixXd kj = k;
+      kj.diagonal().array() += jitter;
+      Eigen::LLT<Eigen::MatrixXd> llt(kj);
+      if (llt.info() == Eigen::Success) return llt.matrixL();
+      jitter = jitter > 0.0 ? jitter * 10.0 : 1e-10;
+    }
+    ::metalearn::detail::throw_error<ValueError>(
+        "GaussianProcessTasks::sample: the ", n, "x", n,
+        " kernel matrix is not positive definite even with jitter ", jitter);
+  }
+
+  GaussianProcessOptions options_;
+};
+
+}  // namespace metalearn::data

@@ -1,0 +1,63 @@
+#pragma once
+// Task<T> and TaskBatch<T>: the unit of work every meta-learning algorithm consumes.
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "metalearn/core/error.hpp"
+#include "metalearn/core/shape.hpp"
+#include "metalearn/tensor/tensor.hpp"
+
+namespace metalearn::data {
+
+/// Which stream of tasks a sampler draws from. Part of the seed of every task, so the
+/// training, validation and test streams of one run never share a task.
+enum class Split : std::uint64_t { train = 0, validation = 1, test = 2 };
+
+/// One few-shot task: a support set to adapt on and a query set to evaluate on.
+///
+/// Layout conventions (shared by every task family in this layer):
+/// - regression: `support_x`/`query_x` are [K, 1] (or [K, D]), targets `support_y`/`query_y`
+///   are [K, 1];
+/// - classification: inputs are NCHW images [K, C, H, W]; labels are a 1-D tensor of K
+///   integral values 0..ways-1 (what `cross_entropy(logits, labels)` accepts);
+///   `classes[label]` is the dataset class the label stands for.
+///
+/// @tparam T float or double.
+template <class T>
+struct Task {
+  using value_type = T;
+
+  Tensor<T> support_x;
+  Tensor<T> support_y;
+  Tensor<T> query_x;
+  Tensor<T> query_y;
+
+  /// Number of classes (classification) or 1 (regression).
+  Index ways = 0;
+  /// Support examples per class (classification) or support points (regression).
+  Index shots = 0;
+  /// Query examples per class (classification) or query points (regression).
+  Index queries = 0;
+  /// Original dataset class id of every label: `classes[label]`. Empty for regression.
+  std::vector<Index> classes;
+  /// Parameters of the underlying function, for plotting or analysis, e.g.
+  /// "amplitude" and "phase" for sinusoids.
+  std::map<std::string, double> params;
+
+  /// A named parameter of the task; throws ValueError when the family did not set it.
+  [[nodiscard]] double param(const std::string& name) const {
+    const auto it = params.find(name);
+    METALEARN_CHECK(it != params.end(), ValueError, "Task::param: this task has no parameter '",
+                    name, "'");
+    return it->second;
+  }
+};
+
+/// The tasks of one meta-batch.
+template <class T>
+using TaskBatch = std::vector<Task<T>>;
+
+}  // namespace metalearn::data
