@@ -1,0 +1,164 @@
+#pragma once
+// Stateless functional twins of the layers: each takes its parameters as tensors.
+// Every function is built from differentiable tensor ops, so it supports second
+// order (create_graph) like the ops themselves.
+// SPDX-License-Identifier: MIT
+
+#include <vector>
+
+#include "metalearn/core/error.hpp"
+#include "metalearn/tensor/grad_mode.hpp"
+#include "metalearn/tensor/ops.hpp"
+#include "metalearn/tensor/tensor.hpp"
+
+namespace metalearn::nn::functional {
+
+/// y = x W^T + b for x [..., in], weight [out, in], bias [out] (undefined: none).
+template <class T>
+Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias = Tensor<T>()) {
+  METALEARN_CHECK(weight.dim() == 2 && x.dim() >= 1 && x.shape()[x.dim() - 1] == weight.shape()[1],
+                  ShapeError, "linear: input ", x.shape(), " does not fit weight ", weight.shape(),
+                  " (expected [..., ", weight.dim() == 2 ? weight.shape()[1] : -1, "])");
+  Tensor<T> y;
+  if (x.dim() == 2) {
+    y = mm(x, weight, false, true);
+  } else {
+    std::vector<Index> lead(x.shape().dims().begin(), x.shape().dims().end() - 1);
+    y = mm(reshape(x, std::vector<Index>{-1, x.shape()[x.dim() - 1]}), weight, false, true);
+    lead.push_back(weight.shape()[0]);
+    y = reshape(y, std::move(lead));
+  }
+  if (bias.defined()) {
+    METALEARN_CHECK(bias.dim() == 1 && bias.shape()[0] == weight.shape()[0], ShapeError,
+                    "linear: bias ", bias.shape(), " does not match weight ", weight.shape());
+    y = add(y, bias);
+  }
+  return y;
+}
+
+/// 2-D convolution of x [N, C, H, W] with weight [O, C, kh, kw] and bias [O].
+template <class T>
+Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias = Tensor<T>(),
+                 Index stride = 1, Index padding = 0) {
+  return metalearn::conv2d(x, weight, bias, stride, padding);
+}
+
+/// Max pooling of x [N, C, H, W] with a square window (stride 0: the window).
+template <class T>
+Tensor<T> max_pool2d(const Tensor<T>& x, Index kernel, Index stride = 0) {
+  return metalearn::max_pool2d(x, kernel, stride);
+}
+
+template <class T>
+Tensor<T> relu(const Tensor<T>& x) {
+  return metalearn::relu(x);
+}
+template <class T>
+Tensor<T> tanh(const Tensor<T>& x) {
+  return metalearn::tanh(x);
+}
+template <class T>
+Tensor<T> sigmoid(const Tensor<T>& x) {
+  return metalearn::sigmoid(x);
+}
+template <class T>
+Tensor<T> leaky_relu(const Tensor<T>& x, T negative_slope = T(0.01)) {
+  return metalearn::leaky_relu(x, negative_slope);
+}
+
+/// Collapses dimensions [start, end] (default: all but the batch dimension).
+template <class T>
+Tensor<T> flatten(const Tensor<T>& x, Index start = 1, Index end = -1) {
+  return metalearn::flatten(x, start, end);
+}
+
+/// Batch normalisation over the channel dimension 1 of x [N, C], [N, C, L] or
+/// [N, C, H, W].
+///
+/// With `training` the batch statistics normalise x (biased variance) and, when
+/// running_mean / running_var [C] are defined, they are updated in place:
+/// r <- (1 - momentum) r + momentum * batch_stat, with the unbiased variance.
+/// Without `training` the running statistics normalise x (they must be defined).
+/// weight and bias [C] are optional (undefined: no affine transform).
+///
+/// Built from differentiable tensor ops: it supports gradients of any order with
+/// respect to x, weight and bias. The running statistics are constants.
+template <class T>
+Tensor<T> batch_norm(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias,
+                     const Tensor<T>& running_mean, const Tensor<T>& running_var, bool training,
+                     T momentum = T(0.1), T eps = T(1e-5)) {
+  METALEARN_CHECK(x.dim() >= 2 && x.dim() <= 4, ShapeError,
+                  "batch_norm: expected input [N, C], [N, C, L] or [N, C, H, W], got ", x.shape());
+  const Index c = x.shape()[1];
+  std::vector<Index> bshape(static_cast<std::size_t>(x.dim()), 1);
+  bshape[1] = c;
+  std::vector<Index> dims{0};
+  for (Index d = 2; d < x.dim(); ++d) dims.push_back(d);
+  auto check_c = [&](const Tensor<T>& t, const char* what) {
+    METALEARN_CHECK(!t.defined() || (t.dim() == 1 && t.shape()[0] == c), ShapeError,
+                    "batch_norm: ", what, " has shape ", t.shape(), " but the input ", x.shape(),
+                    " has ", c, " channels");
+  };
+  check_c(weight, "weight");
+  check_c(bias, "bias");
+  check_c(running_mean, "running_mean");
+  check_c(running_var, "running_var");
+  METALEARN_CHECK(running_mean.defined() == running_var.defined(), ValueError,
+                  "batch_norm: pass both running_mean and running_var or neither");
+  Tensor<T> y;
+  if (training) {
+    const Index n = x.numel() / c;
+    METALEARN_CHECK(n > 1 || !running_var.defined(), ValueError,
+                    "batch_norm: training needs more than one value per channel, got input ",
+                    x.shape());
+    Tensor<T> mu = mean(x, dims, true);
+    Tensor<T> xc = sub(x, mu);
+    Tensor<T> var = mean(square(xc), dims, true);
+    y = div(xc, sqrt(add_scalar(var, eps)));
+    if (running_mean.defined()) {
+      const T unbias = static_cast<T>(n) / static_cast<T>(n - 1);
+      T* rm = running_mean.data();
+      T* rv = running_var.data();
+      const T* pm = mu.data();
+      const T* pv = var.data();
+      for (Index i = 0; i < c; ++i) {
+        rm[i] = (T(1) - momentum) * rm[i] + momentum * pm[i];
+        rv[i] = (T(1) - momentum) * rv[i] + momentum * unbias * pv[i];
+      }
+    }
+  } else {
+    METALEARN_CHECK(running_mean.defined(), ValueError,
+                    "batch_norm: evaluation (training = false) needs running statistics");
+    Tensor<T> rm = reshape(running_mean.detach(), bshape);
+    Tensor<T> rv = reshape(running_var.detach(), bshape);
+    y = div(sub(x, rm), sqrt(add_scalar(rv, eps)));
+  }
+  if (weight.defined()) y = mul(y, reshape(weight, bshape));
+  if (bias.defined()) y = add(y, reshape(bias, bshape));
+  return y;
+}
+
+/// One GRU step (PyTorch's gate layout): x [N, I], h [N, H], weight_ih [3H, I],
+/// weight_hh [3H, H], biases [3H] (optional). Gates r, z, n in that order:
+/// r = s(W_ir x + b_ir + W_hr h + b_hr), z likewise, n = tanh(W_in x + b_in +
+/// r (W_hn h + b_hn)), h' = (1 - z) n + z h.
+template <class T>
+Tensor<T> gru_cell(const Tensor<T>& x, const Tensor<T>& h, const Tensor<T>& weight_ih,
+                   const Tensor<T>& weight_hh, const Tensor<T>& bias_ih = Tensor<T>(),
+                   const Tensor<T>& bias_hh = Tensor<T>()) {
+  METALEARN_CHECK(
+      h.dim() == 2 && weight_hh.dim() == 2 && weight_hh.shape()[0] == 3 * h.shape()[1] &&
+          weight_hh.shape()[1] == h.shape()[1] && x.dim() == 2 && x.shape()[0] == h.shape()[0],
+      ShapeError, "gru_cell: hidden state ", h.shape(), ", input ", x.shape(), " and weight_hh ",
+      weight_hh.shape(), " do not fit together");
+  const Index hs = h.shape()[1];
+  Tensor<T> gi = linear(x, weight_ih, bias_ih);  // [N, 3H]
+  Tensor<T> gh = linear(h, weight_hh, bias_hh);  // [N, 3H]
+  Tensor<T> r = metalearn::sigmoid(add(slice(gi, 1, 0, hs), slice(gh, 1, 0, hs)));
+  Tensor<T> z = metalearn::sigmoid(add(slice(gi, 1, hs, 2 * hs), slice(gh, 1, hs, 2 * hs)));
+  Tensor<T> n =
+      metalearn::tanh(add(slice(gi, 1, 2 * hs, 3 * hs), mul(r, slice(gh, 1, 2 * hs, 3 * hs))));
+  return add(n, mul(z, sub(h, n)));  // (1 - z) n + z h
+}
+
+}  // namespace metalearn::nn::functional

@@ -1,0 +1,337 @@
+#pragma once
+// Module<T>: named parameters, buffers and submodules; forward with the module's
+// own parameters or with any ParamDict of fast weights.
+// SPDX-License-Identifier: MIT
+
+#include <algorithm>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "metalearn/core/error.hpp"
+#include "metalearn/nn/param_dict.hpp"
+#include "metalearn/tensor/grad_mode.hpp"
+#include "metalearn/tensor/tensor.hpp"
+
+namespace metalearn::nn {
+
+namespace detail {
+/// Throws ValueError unless `name` is a valid local name (non-empty, no '.', no
+/// whitespace). `what` is "parameter", "buffer" or "submodule".
+void check_local_name(std::string_view name, const char* function, const char* what);
+/// Indents every line after the first by two spaces (for nested printing).
+std::string indent_lines(const std::string& text);
+}  // namespace detail
+
+/// Base of every layer and model.
+///
+/// A module owns *parameters* (leaf tensors that require grad), *buffers* (state
+/// such as batch-norm running statistics, no grad) and *submodules*, each under a
+/// local name. named_parameters() lists all parameters of the tree depth-first in
+/// registration order with dotted names (`features.0.weight`).
+///
+/// The forward pass is functional: `forward(x, params)` reads every parameter from
+/// `params` (the fast weights of MAML's inner loop) and never from the module, so
+/// the same module serves any number of adapted parameter sets, also concurrently
+/// on several threads. `forward(x)` is `forward(x, named_parameters())`.
+///
+/// Batch normalisation is explicit: see BatchNormMode. The per-step mode reads the
+/// inner-loop step index from `params.step()` (ParamDict::with_step()).
+///
+/// Concrete modules derive from Cloneable<Derived, T> and keep their state only in
+/// the registered parameters, buffers and submodules (plus plain configuration
+/// values), so that clone() can deep-copy them generically.
+///
+/// @tparam T float or double.
+template <class T = float>
+class Module {
+ public:
+  using scalar_type = T;
+
+  virtual ~Module() = default;
+
+  /// The forward pass with parameters taken from `params` (a dict or a view whose
+  /// names are this module's dotted parameter names). Throws ValueError when a
+  /// parameter is missing and ShapeError when its shape differs from the module's.
+  virtual Tensor<T> forward(const Tensor<T>& x, const ParamDict<T>& params) const = 0;
+
+  /// The forward pass with the module's own parameters.
+  Tensor<T> forward(const Tensor<T>& x) const { return forward(x, named_parameters()); }
+  Tensor<T> operator()(const Tensor<T>& x) const { return forward(x); }
+  Tensor<T> operator()(const Tensor<T>& x, const ParamDict<T>& params) const {
+    return forward(x, params);
+  }
+
+  /// A deep copy: new parameter and buffer storage, cloned submodules, no grads.
+  [[nodiscard]] virtual std::unique_ptr<Module<T>> clone() const = 0;
+
+  /// Short type name used by the printer and in error messages ("Linear").
+  [[nodiscard]] virtual std::string type_name() const = 0;
+  /// Configuration printed after the type name ("in=1, out=40, bias=true").
+  [[nodiscard]] virtual std::string extra_repr() const { return {}; }
+
+  // ---- registration ----------------------------------------------------------
+
+  /// Registers a parameter under a local name and marks it as requiring grad
+  /// (unless `requires_grad` is false). Returns the stored handle.
+  /// @throws ValueError on an empty, dotted or duplicate name or undefined tensor.
+  const Tensor<T>& register_parameter(std::string name, Tensor<T> tensor,
+                                      bool requires_grad = true) {
+    check_new_name(name, "register_parameter", "parameter");
+    METALEARN_CHECK(tensor.defined(), ValueError, type_name(), "::register_parameter: tensor '",
+                    name, "' is undefined");
+    METALEARN_CHECK(tensor.is_leaf(), ValueError, type_name(), "::register_parameter: tensor '",
+                    name, "' is not a leaf; pass a detached tensor");
+    tensor.set_requires_grad(requires_grad);
+    params_.push_back({std::move(name), std::move(tensor)});
+    return params_.back().tensor;
+  }
+
+  /// Registers a buffer (state that is not a parameter, e.g. running statistics).
+  const Tensor<T>& register_buffer(std::string name, Tensor<T> tensor) {
+    check_new_name(name, "register_buffer", "buffer");
+    METALEARN_CHECK(tensor.defined(), ValueError, type_name(), "::register_buffer: tensor '", name,
+                    "' is undefined");
+    buffers_.push_back({std::move(name), tensor.detach()});
+    return buffers_.back().tensor;
+  }
+
+  /// Registers a submodule; its parameters appear as `name.<their names>`.
+  /// Returns the stored module.
+  template <class M>
+  requires std::is_base_of_v<Module<T>, M> std::shared_ptr<M> register_module(
+      std::string name, std::shared_ptr<M> module) {
+    check_new_name(name, "register_module", "submodule");
+    METALEARN_CHECK(module != nullptr, ValueError, type_name(), "::register_module: submodule '",
+                    name, "' is null");
+    METALEARN_CHECK(static_cast<const Module<T>*>(module.get()) != this, ValueError, type_name(),
+                    "::register_module: a module cannot contain itself");
+    std::string prefix = name + ".";
+    children_.push_back({std::move(name), std::move(prefix), module});
+    return module;
+  }
+
+  // ---- inspection ------------------------------------------------------------
+
+  /// All parameters of the tree, depth-first in registration order (own parameters
+  /// first, then each submodule's), with dotted names. The tensors are the
+  /// module's leaves (shared storage), so an optimizer step is visible through them.
+  [[nodiscard]] ParamDict<T> named_parameters() const {
+    ParamDict<T> out;
+    collect(out, std::string(), true);
+    return out;
+  }
+  /// The leaves of named_parameters(), in the same order.
+  [[nodiscard]] std::vector<Tensor<T>> parameters() const { return named_parameters().values(); }
+  /// All buffers of the tree with dotted names.
+  [[nodiscard]] ParamDict<T> named_buffers() const {
+    ParamDict<T> out;
+    collect(out, std::string(), false);
+    return out;
+  }
+  /// Total number of parameter elements.
+  [[nodiscard]] Index num_parameters() const {
+    Index n = 0;
+    for (const auto& t : parameters()) n += t.numel();
+    return n;
+  }
+  /// Direct submodules with their local names.
+  [[nodiscard]] std::vector<std::pair<std::string, std::shared_ptr<Module<T>>>> named_children()
+      const {
+    std::vector<std::pair<std::string, std::shared_ptr<Module<T>>>> out;
+    for (const auto& c : children_) out.emplace_back(c.name, c.module);
+    return out;
+  }
+
+  /// Clears the .grad() of every parameter.
+  void zero_grad() {
+    for (auto& p : params_) p.tensor.zero_grad();
+    for (auto& c : children_) c.module->zero_grad();
+  }
+
+  /// Sets the training flag of the whole tree. It matters only for batch norm in
+  /// the running and per-step modes (batch statistics and updates vs. running
+  /// statistics); see BatchNormMode.
+  void train(bool on = true) {
+    training_ = on;
+    for (auto& c : children_) c.module->train(on);
+  }
+  void eval() { train(false); }
+  [[nodiscard]] bool is_training() const noexcept { return training_; }
+
+  /// Copies values into the parameters (in place, no grad); every parameter of
+  /// the module must be present in `values` with its shape.
+  void load_parameters(const ParamDict<T>& values) {
+    autograd::NoGradGuard no_grad;
+    for (const auto& [name, p] : named_parameters()) {
+      const Tensor<T>& v = lookup(values, name, "load_parameters", p.shape());
+      std::copy_n(v.data(), v.numel(), p.data());
+    }
+  }
+  /// Copies values into the buffers (in place).
+  void load_buffers(const ParamDict<T>& values) {
+    for (const auto& [name, b] : named_buffers()) {
+      const Tensor<T>& v = lookup(values, name, "load_buffers", b.shape());
+      std::copy_n(v.data(), v.numel(), b.data());
+    }
+  }
+
+  /// The module tree, one submodule per line, like
+  /// `MLP(\n  (0): Linear(in=1, out=40, bias=true)\n  ...)`.
+  [[nodiscard]] std::string to_string() const {
+    std::string s = type_name() + "(" + extra_repr();
+    if (children_.empty()) return s + ")";
+    s += "\n";
+    for (const auto& c : children_) {
+      s += "  (" + c.name + "): " + detail::indent_lines(c.module->to_string()) + "\n";
+    }
+    return s + ")";
+  }
+
+ protected:
+  Module() = default;
+  Module(const Module&) = default;
+  Module& operator=(const Module&) = default;
+  Module(Module&&) noexcept = default;
+  Module& operator=(Module&&) noexcept = default;
+
+  /// The i-th own parameter as given in `params` (by its local name), checked
+  /// against the module's own parameter's shape. This is what forward() uses.
+  [[nodiscard]] const Tensor<T>& param(const ParamDict<T>& params, std::size_t i) const {
+    const Slot& s = params_[i];
+    const Tensor<T>* t = params.find(s.name);
+    if (t == nullptr) [[unlikely]] {
+      missing(params, s.name, "forward");
+    }
+    if (t->shape() != s.tensor.shape()) [[unlikely]] {
+      wrong_shape(params, s.name, *t, s.tensor.shape(), "forward");
+    }
+    return *t;
+  }
+  /// The module's own i-th parameter and buffer, and i-th submodule.
+  [[nodiscard]] const Tensor<T>& own_parameter(std::size_t i) const { return params_[i].tensor; }
+  [[nodiscard]] const Tensor<T>& buffer(std::size_t i) const { return buffers_[i].tensor; }
+  [[nodiscard]] std::size_t num_own_parameters() const noexcept { return params_.size(); }
+  [[nodiscard]] std::size_t num_children() const noexcept { return children_.size(); }
+  [[nodiscard]] const Module<T>& child(std::size_t i) const { return *children_[i].module; }
+  [[nodiscard]] Module<T>& child(std::size_t i) { return *children_[i].module; }
+  /// The view of `params` holding the i-th submodule's parameters.
+  [[nodiscard]] ParamDict<T> child_params(const ParamDict<T>& params, std::size_t i) const {
+    return params.sub(children_[i].prefix);
+  }
+  /// forward() of the i-th submodule with its view of `params`.
+  [[nodiscard]] Tensor<T> forward_child(std::size_t i, const Tensor<T>& x,
+                                        const ParamDict<T>& params) const {
+    return children_[i].module->forward(x, params.sub(children_[i].prefix));
+  }
+
+  /// Replaces parameters, buffers and submodules by independent copies. Called on
+  /// a fresh member-wise copy by Cloneable::clone().
+  void make_independent() {
+    for (auto& p : params_) {
+      const bool rg = p.tensor.requires_grad();
+      p.tensor = p.tensor.clone();
+      p.tensor.set_requires_grad(rg);
+    }
+    for (auto& b : buffers_) b.tensor = b.tensor.clone();
+    for (auto& c : children_) c.module = std::shared_ptr<Module<T>>(c.module->clone());
+  }
+
+ private:
+  struct Slot {
+    std::string name;
+    Tensor<T> tensor;
+  };
+  struct Child {
+    std::string name;
+    std::string prefix;  // name + "." computed once at registration
+    std::shared_ptr<Module<T>> module;
+  };
+
+  void check_new_name(const std::string& name, const char* function, const char* what) const {
+    const std::string fn = type_name() + "::" + function;
+    detail::check_local_name(name, fn.c_str(), what);
+    auto taken = [&name](const auto& v) {
+      for (const auto& e : v) {
+        if (e.name == name) return true;
+      }
+      return false;
+    };
+    METALEARN_CHECK(!taken(params_) && !taken(buffers_) && !taken(children_), ValueError, fn,
+                    ": the name '", name, "' is already used by a parameter, buffer or submodule");
+  }
+
+  void collect(ParamDict<T>& out, const std::string& prefix, bool parameters) const {
+    for (const auto& s : parameters ? params_ : buffers_) out.insert(prefix + s.name, s.tensor);
+    for (const auto& c : children_) c.module->collect(out, prefix + c.prefix, parameters);
+  }
+
+  const Tensor<T>& lookup(const ParamDict<T>& values, std::string_view name, const char* function,
+                          const Shape& expected) const {
+    const Tensor<T>* t = values.find(name);
+    if (t == nullptr) missing(values, name, function);
+    if (t->shape() != expected) wrong_shape(values, name, *t, expected, function);
+    return *t;
+  }
+
+  [[noreturn]] void missing(const ParamDict<T>& params, std::string_view name,
+                            const char* function) const {
+    std::string available;
+    for (const auto& [n, t] : params) {
+      if (!available.empty()) available += ", ";
+      available += n;
+      if (available.size() > 200) {
+        available += ", ...";
+        break;
+      }
+    }
+    throw ValueError(metalearn::detail::str_cat(
+        type_name(), "::", function, ": parameter '", params.prefix(), name,
+        "' is missing from the ParamDict (it has: ", available.empty() ? "nothing" : available,
+        ")"));
+  }
+  [[noreturn]] void wrong_shape(const ParamDict<T>& params, std::string_view name,
+                                const Tensor<T>& given, const Shape& expected,
+                                const char* function) const {
+    throw ShapeError(metalearn::detail::str_cat(
+        type_name(), "::", function, ": parameter '", params.prefix(), name, "' has shape ",
+        given.shape(), " but the module expects ", expected));
+  }
+
+  std::vector<Slot> params_;
+  std::vector<Slot> buffers_;
+  std::vector<Child> children_;
+  bool training_ = true;
+};
+
+/// CRTP base giving a concrete module its clone(): a member-wise copy followed by
+/// deep copies of the registered state.
+template <class Derived, class T>
+class Cloneable : public Module<T> {
+ public:
+  [[nodiscard]] std::unique_ptr<Module<T>> clone() const override { return deep_copy(); }
+
+  /// clone() with the concrete type.
+  [[nodiscard]] std::unique_ptr<Derived> deep_copy() const {
+    auto copy = std::make_unique<Derived>(static_cast<const Derived&>(*this));
+    static_cast<Cloneable&>(*copy).make_independent();
+    return copy;
+  }
+
+ protected:
+  Cloneable() = default;
+};
+
+template <class T>
+std::ostream& operator<<(std::ostream& os, const Module<T>& m) {
+  return os << m.to_string();
+}
+
+extern template class Module<float>;
+extern template class Module<double>;
+
+}  // namespace metalearn::nn

@@ -1,0 +1,153 @@
+#pragma once
+// Adam and AdamW.
+// SPDX-License-Identifier: MIT
+
+#include <cmath>
+#include <vector>
+
+#include "metalearn/nn/module.hpp"
+#include "metalearn/optim/optimizer.hpp"
+#include "metalearn/tensor/factory.hpp"
+#include "metalearn/tensor/grad_mode.hpp"
+
+namespace metalearn::optim {
+
+/// Options of Adam / AdamW with chained setters: `AdamOptions(1e-3).betas(0.9, 0.99)`.
+class AdamOptions {
+ public:
+  explicit AdamOptions(double lr = 1e-3) : lr_(lr) {}
+  AdamOptions& lr(double v) {
+    lr_ = v;
+    return *this;
+  }
+  AdamOptions& betas(double beta1, double beta2) {
+    beta1_ = beta1;
+    beta2_ = beta2;
+    return *this;
+  }
+  AdamOptions& eps(double v) {
+    eps_ = v;
+    return *this;
+  }
+  AdamOptions& weight_decay(double v) {
+    weight_decay_ = v;
+    weight_decay_set_ = true;
+    return *this;
+  }
+  [[nodiscard]] double lr() const noexcept { return lr_; }
+  [[nodiscard]] double beta1() const noexcept { return beta1_; }
+  [[nodiscard]] double beta2() const noexcept { return beta2_; }
+  [[nodiscard]] double eps() const noexcept { return eps_; }
+  /// The weight decay; `fallback` when never set (0 for Adam, 0.01 for AdamW).
+  [[nodiscard]] double weight_decay(double fallback = 0.0) const noexcept {
+    return weight_decay_set_ ? weight_decay_ : fallback;
+  }
+
+ private:
+  double lr_;
+  double beta1_ = 0.9;
+  double beta2_ = 0.999;
+  double eps_ = 1e-8;
+  double weight_decay_ = 0.0;
+  bool weight_decay_set_ = false;
+};
+
+/// Adam (Kingma & Ba) with PyTorch's update rule, at step t (from 1):
+///   g <- grad + weight_decay * p              (Adam: L2 penalty in the gradient)
+///   p <- p * (1 - lr * weight_decay)          (AdamW: decoupled decay instead)
+///   m <- beta1 m + (1 - beta1) g;  v <- beta2 v + (1 - beta2) g^2
+///   p <- p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+/// Buffers per parameter: "exp_avg" (m) and "exp_avg_sq" (v).
+template <class T = float>
+class Adam : public Optimizer<T> {
+ public:
+  Adam(std::vector<Tensor<T>> params, const AdamOptions& options)
+      : Adam(std::move(params), options, false, "Adam") {}
+  Adam(const nn::Module<T>& module, const AdamOptions& options)
+      : Adam(module.parameters(), options) {}
+
+  void step() override {
+    autograd::NoGradGuard no_grad;
+    this->count_step();
+    const auto t = static_cast<double>(this->step_count());
+    const double lr = this->lr();
+    const T b1 = static_cast<T>(beta1_);
+    const T b2 = static_cast<T>(beta2_);
+    const T wd = static_cast<T>(weight_decay_);
+    const T step_size = static_cast<T>(lr / (1.0 - std::pow(beta1_, t)));
+    const T bc2_sqrt = static_cast<T>(std::sqrt(1.0 - std::pow(beta2_, t)));
+    const T eps = static_cast<T>(eps_);
+    const T decay = static_cast<T>(1.0 - lr * weight_decay_);
+    const auto& ps = this->parameters();
+    for (std::size_t i = 0; i < ps.size(); ++i) {
+      const Tensor<T> g = ps[i].grad();
+      if (!g.defined()) continue;
+      METALEARN_CHECK(g.shape() == ps[i].shape(), ShapeError, this->name(), "::step: gradient ",
+                      g.shape(), " of parameter ", i, " does not match its shape ", ps[i].shape());
+      auto p = ps[i].array();
+      Tensor<T>& m = this->buffer(i, 0);
+      Tensor<T>& v = this->buffer(i, 1);
+      if (!m.defined()) m = zeros<T>(ps[i].shape());
+      if (!v.defined()) v = zeros<T>(ps[i].shape());
+      auto ma = m.array();
+      auto va = v.array();
+      const auto ga = g.array();
+      if (decoupled_) {
+        if (weight_decay_ != 0.0) p *= decay;
+        ma = b1 * ma + (T(1) - b1) * ga;
+        va = b2 * va + (T(1) - b2) * ga.square();
+      } else if (weight_decay_ != 0.0) {
+        Tensor<T> gd = Tensor<T>::empty(ps[i].shape());
+        gd.array() = ga + wd * p;
+        ma = b1 * ma + (T(1) - b1) * gd.array();
+        va = b2 * va + (T(1) - b2) * gd.array().square();
+      } else {
+        ma = b1 * ma + (T(1) - b1) * ga;
+        va = b2 * va + (T(1) - b2) * ga.square();
+      }
+      p -= step_size * ma / (va.sqrt() / bc2_sqrt + eps);
+    }
+  }
+
+  [[nodiscard]] double beta1() const noexcept { return beta1_; }
+  [[nodiscard]] double beta2() const noexcept { return beta2_; }
+  [[nodiscard]] double eps() const noexcept { return eps_; }
+  [[nodiscard]] double weight_decay() const noexcept { return weight_decay_; }
+  [[nodiscard]] bool decoupled_weight_decay() const noexcept { return decoupled_; }
+
+ protected:
+  Adam(std::vector<Tensor<T>> params, const AdamOptions& options, bool decoupled, const char* name)
+      : Optimizer<T>(std::move(params), options.lr(), name, {"exp_avg", "exp_avg_sq"}),
+        beta1_(options.beta1()),
+        beta2_(options.beta2()),
+        eps_(options.eps()),
+        weight_decay_(options.weight_decay(decoupled ? 0.01 : 0.0)),
+        decoupled_(decoupled) {
+    METALEARN_CHECK(beta1_ >= 0.0 && beta1_ < 1.0 && beta2_ >= 0.0 && beta2_ < 1.0, ValueError,
+                    name, ": betas (", beta1_, ", ", beta2_, ") must lie in [0, 1)");
+    METALEARN_CHECK(eps_ >= 0.0 && weight_decay_ >= 0.0, ValueError, name, ": eps ", eps_,
+                    " and weight decay ", weight_decay_, " must be non-negative");
+  }
+
+ private:
+  double beta1_, beta2_, eps_, weight_decay_;
+  bool decoupled_;
+};
+
+/// Adam with decoupled weight decay (Loshchilov & Hutter); weight decay defaults to
+/// 0.01 as in PyTorch.
+template <class T = float>
+class AdamW : public Adam<T> {
+ public:
+  AdamW(std::vector<Tensor<T>> params, const AdamOptions& options)
+      : Adam<T>(std::move(params), options, true, "AdamW") {}
+  AdamW(const nn::Module<T>& module, const AdamOptions& options)
+      : AdamW(module.parameters(), options) {}
+};
+
+extern template class Adam<float>;
+extern template class Adam<double>;
+extern template class AdamW<float>;
+extern template class AdamW<double>;
+
+}  // namespace metalearn::optim

@@ -1,0 +1,116 @@
+#pragma once
+// SGD with momentum, Nesterov momentum and weight decay.
+// SPDX-License-Identifier: MIT
+
+#include <vector>
+
+#include "metalearn/nn/module.hpp"
+#include "metalearn/optim/optimizer.hpp"
+#include "metalearn/tensor/factory.hpp"
+#include "metalearn/tensor/grad_mode.hpp"
+
+namespace metalearn::optim {
+
+/// Options of SGD with chained setters: `SGDOptions(0.1).momentum(0.9).nesterov(true)`.
+class SGDOptions {
+ public:
+  explicit SGDOptions(double lr = 0.01) : lr_(lr) {}
+  SGDOptions& lr(double v) {
+    lr_ = v;
+    return *this;
+  }
+  SGDOptions& momentum(double v) {
+    momentum_ = v;
+    return *this;
+  }
+  SGDOptions& dampening(double v) {
+    dampening_ = v;
+    return *this;
+  }
+  SGDOptions& weight_decay(double v) {
+    weight_decay_ = v;
+    return *this;
+  }
+  SGDOptions& nesterov(bool v) {
+    nesterov_ = v;
+    return *this;
+  }
+  [[nodiscard]] double lr() const noexcept { return lr_; }
+  [[nodiscard]] double momentum() const noexcept { return momentum_; }
+  [[nodiscard]] double dampening() const noexcept { return dampening_; }
+  [[nodiscard]] double weight_decay() const noexcept { return weight_decay_; }
+  [[nodiscard]] bool nesterov() const noexcept { return nesterov_; }
+
+ private:
+  double lr_;
+  double momentum_ = 0.0;
+  double dampening_ = 0.0;
+  double weight_decay_ = 0.0;
+  bool nesterov_ = false;
+};
+
+/// Stochastic gradient descent, with PyTorch's update rule:
+///   g <- grad + weight_decay * p
+///   b <- g (first step), else momentum * b + (1 - dampening) * g
+///   g <- g + momentum * b (Nesterov), or g <- b (momentum != 0)
+///   p <- p - lr * g
+/// Buffer per parameter: "momentum_buffer" (with momentum only).
+template <class T = float>
+class SGD : public Optimizer<T> {
+ public:
+  SGD(std::vector<Tensor<T>> params, const SGDOptions& options)
+      : Optimizer<T>(std::move(params), options.lr(), "SGD", {"momentum_buffer"}),
+        options_(options) {
+    METALEARN_CHECK(options.momentum() >= 0.0 && options.weight_decay() >= 0.0, ValueError,
+                    "SGD: momentum ", options.momentum(), " and weight decay ",
+                    options.weight_decay(), " must be non-negative");
+    METALEARN_CHECK(!options.nesterov() || (options.momentum() > 0.0 && options.dampening() == 0.0),
+                    ValueError, "SGD: Nesterov momentum needs momentum > 0 and dampening 0");
+  }
+  SGD(const nn::Module<T>& module, const SGDOptions& options) : SGD(module.parameters(), options) {}
+
+  void step() override {
+    autograd::NoGradGuard no_grad;
+    const T lr = static_cast<T>(this->lr());
+    const T mom = static_cast<T>(options_.momentum());
+    const T damp = static_cast<T>(options_.dampening());
+    const T wd = static_cast<T>(options_.weight_decay());
+    const auto& ps = this->parameters();
+    for (std::size_t i = 0; i < ps.size(); ++i) {
+      const Tensor<T> g = ps[i].grad();
+      if (!g.defined()) continue;
+      METALEARN_CHECK(g.shape() == ps[i].shape(), ShapeError, "SGD::step: gradient ", g.shape(),
+                      " of parameter ", i, " does not match its shape ", ps[i].shape());
+      auto p = ps[i].array();
+      auto d = Tensor<T>::empty(ps[i].shape());
+      auto dp = d.array();
+      dp = g.array();
+      if (wd != T(0)) dp += wd * p;
+      if (mom != T(0)) {
+        Tensor<T>& buf = this->buffer(i, 0);
+        if (!buf.defined()) {
+          buf = d.clone();
+        } else {
+          buf.array() = mom * buf.array() + (T(1) - damp) * dp;
+        }
+        if (options_.nesterov()) {
+          dp += mom * buf.array();
+        } else {
+          dp = buf.array();
+        }
+      }
+      p -= lr * dp;
+    }
+    this->count_step();
+  }
+
+  [[nodiscard]] const SGDOptions& options() const noexcept { return options_; }
+
+ private:
+  SGDOptions options_;
+};
+
+extern template class SGD<float>;
+extern template class SGD<double>;
+
+}  // namespace metalearn::optim
