@@ -84,28 +84,26 @@ class Adam : public Optimizer<T> {
       if (!g.defined()) continue;
       METALEARN_CHECK(g.shape() == ps[i].shape(), ShapeError, this->name(), "::step: gradient ",
                       g.shape(), " of parameter ", i, " does not match its shape ", ps[i].shape());
-      auto p = ps[i].array();
       Tensor<T>& m = this->buffer(i, 0);
       Tensor<T>& v = this->buffer(i, 1);
       if (!m.defined()) m = zeros<T>(ps[i].shape());
       if (!v.defined()) v = zeros<T>(ps[i].shape());
-      auto ma = m.array();
-      auto va = v.array();
-      const auto ga = g.array();
-      if (decoupled_) {
-        if (weight_decay_ != 0.0) p *= decay;
-        ma = b1 * ma + (T(1) - b1) * ga;
-        va = b2 * va + (T(1) - b2) * ga.square();
-      } else if (weight_decay_ != 0.0) {
-        Tensor<T> gd = Tensor<T>::empty(ps[i].shape());
-        gd.array() = ga + wd * p;
-        ma = b1 * ma + (T(1) - b1) * gd.array();
-        va = b2 * va + (T(1) - b2) * gd.array().square();
-      } else {
-        ma = b1 * ma + (T(1) - b1) * ga;
-        va = b2 * va + (T(1) - b2) * ga.square();
+      // Plain loops (no alignment-dependent peeling): results do not depend on where
+      // the buffers live, so a restored state continues bit-exactly.
+      T* p = ps[i].data();
+      T* pm = m.data();
+      T* pv = v.data();
+      const T* pg = g.data();
+      const Index n = ps[i].numel();
+      const bool decay_p = decoupled_ && weight_decay_ != 0.0;
+      const bool l2 = !decoupled_ && weight_decay_ != 0.0;
+      for (Index k = 0; k < n; ++k) {
+        if (decay_p) p[k] *= decay;
+        const T gk = l2 ? pg[k] + wd * p[k] : pg[k];
+        pm[k] = b1 * pm[k] + (T(1) - b1) * gk;
+        pv[k] = b2 * pv[k] + (T(1) - b2) * gk * gk;
+        p[k] -= step_size * pm[k] / (std::sqrt(pv[k]) / bc2_sqrt + eps);
       }
-      p -= step_size * ma / (va.sqrt() / bc2_sqrt + eps);
     }
   }
 

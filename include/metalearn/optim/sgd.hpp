@@ -81,25 +81,23 @@ class SGD : public Optimizer<T> {
       if (!g.defined()) continue;
       METALEARN_CHECK(g.shape() == ps[i].shape(), ShapeError, "SGD::step: gradient ", g.shape(),
                       " of parameter ", i, " does not match its shape ", ps[i].shape());
-      auto p = ps[i].array();
-      auto d = Tensor<T>::empty(ps[i].shape());
-      auto dp = d.array();
-      dp = g.array();
-      if (wd != T(0)) dp += wd * p;
-      if (mom != T(0)) {
-        Tensor<T>& buf = this->buffer(i, 0);
-        if (!buf.defined()) {
-          buf = d.clone();
-        } else {
-          buf.array() = mom * buf.array() + (T(1) - damp) * dp;
+      // Plain loops (no alignment-dependent peeling): results do not depend on where
+      // the buffers live, so a restored state continues bit-exactly.
+      T* p = ps[i].data();
+      const T* pg = g.data();
+      const Index n = ps[i].numel();
+      Tensor<T>& buf = this->buffer(i, 0);
+      const bool first = mom != T(0) && !buf.defined();
+      if (first) buf = Tensor<T>::empty(ps[i].shape());
+      T* pb = mom != T(0) ? buf.data() : nullptr;
+      for (Index k = 0; k < n; ++k) {
+        T d = wd != T(0) ? pg[k] + wd * p[k] : pg[k];
+        if (pb != nullptr) {
+          pb[k] = first ? d : mom * pb[k] + (T(1) - damp) * d;
+          d = options_.nesterov() ? d + mom * pb[k] : pb[k];
         }
-        if (options_.nesterov()) {
-          dp += mom * buf.array();
-        } else {
-          dp = buf.array();
-        }
+        p[k] -= lr * d;
       }
-      p -= lr * dp;
     }
     this->count_step();
   }
