@@ -72,10 +72,12 @@ inline GradcheckResult gradcheck(const DifferentiableFunction& f,
     double* p = xs[i].data();
     for (Index c = 0; c < xs[i].numel(); ++c) {
       const double saved = p[c];
+      // Copies: f may return a view of its input (reshape), whose values would
+      // change with the next perturbation.
       p[c] = saved + options.eps;
-      Tensor<double> yp = f(xs);
+      Tensor<double> yp = f(xs).clone();
       p[c] = saved - options.eps;
-      Tensor<double> ym = f(xs);
+      Tensor<double> ym = f(xs).clone();
       p[c] = saved;
       for (Index r = 0; r < m; ++r) {
         const double num = (yp.data()[r] - ym.data()[r]) / (2.0 * options.eps);
