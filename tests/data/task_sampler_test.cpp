@@ -1,0 +1,271 @@
+// Tests of Task, the sinusoid and Gaussian-process families, AnyTaskSampler and
+// MetaBatchSampler (determinism, threads, prefetching, resume).
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <metalearn/data.hpp>
+#include <numbers>
+
+namespace ml = metalearn;
+namespace md = metalearn::data;
+
+namespace {
+
+template <class T>
+bool same_tensor(const ml::Tensor<T>& a, const ml::Tensor<T>& b) {
+  return a.shape() == b.shape() &&
+         std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.numel()) * sizeof(T)) == 0;
+}
+
+template <class T>
+bool same_task(const md::Task<T>& a, const md::Task<T>& b) {
+  return same_tensor(a.support_x, b.support_x) && same_tensor(a.support_y, b.support_y) &&
+         same_tensor(a.query_x, b.query_x) && same_tensor(a.query_y, b.query_y) &&
+         a.ways == b.ways && a.shots == b.shots && a.queries == b.queries &&
+         a.classes == b.classes && a.params == b.params;
+}
+
+template <class T>
+bool same_batch(const md::TaskBatch<T>& a, const md::TaskBatch<T>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (!same_task(a[i], b[i])) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST(SinusoidTasks, ShapesRangesAndParams) {
+  md::SinusoidTasks<float> family({.shots = 7, .queries = 3});
+  ml::Generator gen(3);
+  for (int rep = 0; rep < 50; ++rep) {
+    const auto task = family.sample(gen);
+    EXPECT_EQ(task.support_x.shape(), (ml::Shape{7, 1}));
+    EXPECT_EQ(task.support_y.shape(), (ml::Shape{7, 1}));
+    EXPECT_EQ(task.query_x.shape(), (ml::Shape{3, 1}));
+    EXPECT_EQ(task.query_y.shape(), (ml::Shape{3, 1}));
+    EXPECT_EQ(task.ways, 1);
+    EXPECT_EQ(task.shots, 7);
+    EXPECT_EQ(task.queries, 3);
+    const double a = task.param("amplitude");
+    const double p = task.param("phase");
+    EXPECT_GE(a, 0.1);
+    EXPECT_LT(a, 5.0);
+    EXPECT_GE(p, 0.0);
+    EXPECT_LT(p, std::numbers::pi);
+    for (ml::Index i = 0; i < 7; ++i) {
+      const double x = task.support_x.data()[i];
+      EXPECT_GE(x, -5.0);
+      EXPECT_LT(x, 5.0);
+      EXPECT_NEAR(task.support_y.data()[i], a * std::sin(x - p), 1e-5);
+    }
+  }
+  EXPECT_THROW((void)family.sample(gen).param("length_scale"), ml::ValueError);
+}
+
+TEST(SinusoidTasks, CustomRangesAndValidation) {
+  md::SinusoidTasks<double> family({.shots = 5,
+                                    .queries = 5,
+                                    .amplitude_min = 2.0,
+                                    .amplitude_max = 2.0,
+                                    .x_min = 0.0,
+                                    .x_max = 1.0});
+  ml::Generator gen(1);
+  const auto task = family.sample(gen);
+  EXPECT_EQ(task.param("amplitude"), 2.0);
+  for (ml::Index i = 0; i < 5; ++i) {
+    EXPECT_GE(task.query_x.data()[i], 0.0);
+    EXPECT_LT(task.query_x.data()[i], 1.0);
+  }
+  EXPECT_THROW(md::SinusoidTasks<float>({.shots = -1}), ml::ValueError);
+  EXPECT_THROW(md::SinusoidTasks<float>({.x_min = 1.0, .x_max = 0.0}), ml::ValueError);
+}
+
+TEST(SinusoidTasks, SameSeedSameTaskDifferentSeedDifferentTask) {
+  md::SinusoidTasks<float> family;
+  ml::Generator g1(11);
+  ml::Generator g2(11);
+  ml::Generator g3(12);
+  const auto a = family.sample(g1);
+  EXPECT_TRUE(same_task(a, family.sample(g2)));
+  EXPECT_FALSE(same_task(a, family.sample(g3)));
+}
+
+TEST(GaussianProcessTasks, CountsRangesAndDeterminism) {
+  md::GaussianProcessTasks<double> family;
+  ml::Generator gen(5);
+  bool counts_vary = false;
+  ml::Index first_shots = -1;
+  for (int rep = 0; rep < 30; ++rep) {
+    const auto task = family.sample(gen);
+    EXPECT_GE(task.shots, 3);
+    EXPECT_LE(task.shots, 50);
+    EXPECT_GE(task.queries, 3);
+    EXPECT_LE(task.queries, 50);
+    EXPECT_EQ(task.support_x.shape(), (ml::Shape{task.shots, 1}));
+    EXPECT_EQ(task.query_y.shape(), (ml::Shape{task.queries, 1}));
+    EXPECT_EQ(task.param("length_scale"), 0.4);
+    EXPECT_EQ(task.param("signal_scale"), 1.0);
+    for (ml::Index i = 0; i < task.shots; ++i) {
+      EXPECT_GE(task.support_x.data()[i], -2.0);
+      EXPECT_LT(task.support_x.data()[i], 2.0);
+      EXPECT_TRUE(std::isfinite(task.support_y.data()[i]));
+    }
+    if (first_shots < 0) first_shots = task.shots;
+    counts_vary = counts_vary || task.shots != first_shots;
+  }
+  EXPECT_TRUE(counts_vary);
+  ml::Generator g1(9);
+  ml::Generator g2(9);
+  EXPECT_TRUE(same_task(family.sample(g1), family.sample(g2)));
+}
+
+TEST(GaussianProcessTasks, SampleCovarianceMatchesKernel) {
+  // Two points at fixed distance d: the empirical correlation of f(x1), f(x2) over many
+  // tasks must approach exp(-d^2 / (2 l^2)) and the variance signal_scale^2.
+  const double l = 0.5;
+  const double s = 1.5;
+  md::GaussianProcessTasks<double> family({.length_scale = l,
+                                           .signal_scale = s,
+                                           .min_context = 2,
+                                           .max_context = 2,
+                                           .min_target = 0,
+                                           .max_target = 0,
+                                           .x_min = 0.0,
+                                           .x_max = 1.0});
+  ml::Generator gen(2);
+  double sxx = 0;
+  double sxy = 0;
+  double expected_corr_sum = 0;
+  const int n = 4000;
+  for (int i = 0; i < n; ++i) {
+    const auto t = family.sample(gen);
+    const double x1 = t.support_x.data()[0];
+    const double x2 = t.support_x.data()[1];
+    const double f1 = t.support_y.data()[0];
+    const double f2 = t.support_y.data()[1];
+    sxx += f1 * f1;
+    sxy += f1 * f2;
+    expected_corr_sum += s * s * std::exp(-(x1 - x2) * (x1 - x2) / (2 * l * l));
+  }
+  EXPECT_NEAR(sxx / n, s * s, 0.15 * s * s);
+  EXPECT_NEAR(sxy / n, expected_corr_sum / n, 0.15 * s * s);
+}
+
+TEST(GaussianProcessTasks, TargetsIncludeContextAndValidation) {
+  md::GaussianProcessTasks<float> family({.targets_include_context = true});
+  ml::Generator gen(4);
+  const auto t = family.sample(gen);
+  ASSERT_GE(t.queries, t.shots);
+  for (ml::Index i = 0; i < t.shots; ++i) {
+    EXPECT_EQ(t.query_x.data()[i], t.support_x.data()[i]);
+    EXPECT_EQ(t.query_y.data()[i], t.support_y.data()[i]);
+  }
+  EXPECT_THROW(md::GaussianProcessTasks<float>({.length_scale = 0.0}), ml::ValueError);
+  EXPECT_THROW(md::GaussianProcessTasks<float>({.min_context = 10, .max_context = 5}),
+               ml::ValueError);
+}
+
+TEST(AnyTaskSampler, ErasesAndMatchesTheWrappedSampler) {
+  md::SinusoidTasks<float> family({.shots = 4});
+  md::AnyTaskSampler<float> any = family;
+  ml::Generator g1(8);
+  ml::Generator g2(8);
+  EXPECT_TRUE(same_task(any.sample(g1), family.sample(g2)));
+  md::AnyTaskSampler<float> empty;
+  EXPECT_TRUE(empty.empty());
+  EXPECT_THROW((void)empty.sample(g1), ml::ValueError);
+  static_assert(md::TaskSampler<md::AnyTaskSampler<float>>);
+  static_assert(!md::TaskSampler<int>);
+}
+
+TEST(MetaBatchSampler, DeterministicPerSeedAndSplit) {
+  md::SinusoidTasks<float> family({.shots = 5, .queries = 5});
+  md::MetaBatchSampler a(family, {.batch = 4, .seed = 1});
+  md::MetaBatchSampler b(family, {.batch = 4, .seed = 1});
+  md::MetaBatchSampler c(family, {.batch = 4, .seed = 2});
+  md::MetaBatchSampler d(family, {.batch = 4, .seed = 1, .split = md::Split::test});
+  static_assert(std::is_same_v<decltype(a), md::MetaBatchSampler<float>>);
+  for (int step = 0; step < 3; ++step) {
+    const auto ba = a.next();
+    ASSERT_EQ(ba.size(), 4u);
+    EXPECT_TRUE(same_batch(ba, b.next()));
+    EXPECT_FALSE(same_batch(ba, c.next()));
+    EXPECT_FALSE(same_batch(ba, d.next()));
+  }
+  EXPECT_EQ(a.position(), 3u);
+  // Tasks within a batch and across batches differ.
+  const auto b0 = a.batch_at(0);
+  EXPECT_FALSE(same_task(b0[0], b0[1]));
+  EXPECT_FALSE(same_task(b0[0], a.batch_at(1)[0]));
+  // Task i of the run is drawn from derive_seed({seed, split, i}).
+  ml::Generator g(a.task_seed(4 * 2 + 3));
+  EXPECT_TRUE(same_task(a.batch_at(2)[3], family.sample(g)));
+}
+
+TEST(MetaBatchSampler, OneAndTwoThreadsGiveBitwiseEqualTasks) {
+  md::ProceduralGlyphs glyphs({.train_classes = 50, .test_classes = 10});
+  md::EpisodicSampler<float> episodes(glyphs, {.ways = 5, .shots = 2, .queries = 3});
+  md::MetaBatchSampler serial(episodes, {.batch = 6, .seed = 3, .threads = 1});
+  md::MetaBatchSampler parallel(episodes, {.batch = 6, .seed = 3, .threads = 2});
+  md::MetaBatchSampler wide(episodes, {.batch = 6, .seed = 3, .threads = 4});
+  for (int step = 0; step < 3; ++step) {
+    const auto s = serial.next();
+    EXPECT_TRUE(same_batch(s, parallel.next()));
+    EXPECT_TRUE(same_batch(s, wide.next()));
+  }
+  md::GaussianProcessTasks<double> gp;
+  md::MetaBatchSampler gs(gp, {.batch = 5, .seed = 9, .threads = 1});
+  md::MetaBatchSampler gpar(gp, {.batch = 5, .seed = 9, .threads = 2});
+  EXPECT_TRUE(same_batch(gs.next(), gpar.next()));
+}
+
+TEST(MetaBatchSampler, PrefetcherReturnsTheSameBatches) {
+  md::SinusoidTasks<double> family({.shots = 3, .queries = 2});
+  md::MetaBatchSampler plain(family, {.batch = 3, .seed = 5});
+  md::MetaBatchSampler ahead(family, {.batch = 3, .seed = 5, .threads = 2, .prefetch = 2});
+  for (int step = 0; step < 10; ++step) {
+    EXPECT_TRUE(same_batch(plain.next(), ahead.next())) << "batch " << step;
+  }
+  EXPECT_EQ(ahead.position(), 10u);
+}
+
+TEST(MetaBatchSampler, ResumeFromSavedPosition) {
+  md::SinusoidTasks<float> family;
+  md::MetaBatchSampler run(family, {.batch = 2, .seed = 7, .prefetch = 3});
+  for (int i = 0; i < 5; ++i) (void)run.next();
+  const std::uint64_t saved = run.position();
+  const auto expected6 = run.next();
+  const auto expected7 = run.next();
+
+  md::MetaBatchSampler resumed(family, {.batch = 2, .seed = 7});
+  resumed.set_position(saved);
+  EXPECT_TRUE(same_batch(resumed.next(), expected6));
+  EXPECT_TRUE(same_batch(resumed.next(), expected7));
+
+  // Seeking a prefetching sampler backwards discards the prepared batches.
+  run.set_position(saved);
+  EXPECT_TRUE(same_batch(run.next(), expected6));
+  // A moved-from sampler's successor continues the stream.
+  md::MetaBatchSampler moved = std::move(run);
+  EXPECT_TRUE(same_batch(moved.next(), expected7));
+}
+
+TEST(MetaBatchSampler, SamplingErrorsPropagateAndOptionsAreValidated) {
+  md::SinusoidTasks<float> family;
+  EXPECT_THROW(md::MetaBatchSampler(family, {.batch = 0}), ml::ValueError);
+  EXPECT_THROW(md::MetaBatchSampler(family, {.threads = 0}), ml::ValueError);
+  EXPECT_THROW(md::MetaBatchSampler(family, {.prefetch = -1}), ml::ValueError);
+
+  struct Failing {
+    md::Task<float> sample(ml::Generator& gen) const {
+      if (gen.uniform() < 2.0) throw ml::ValueError("Failing::sample: always");
+      return {};
+    }
+  };
+  md::MetaBatchSampler bad(Failing{}, {.batch = 3, .threads = 2, .prefetch = 1});
+  EXPECT_THROW((void)bad.next(), ml::ValueError);
+}
