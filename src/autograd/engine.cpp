@@ -2,7 +2,8 @@
 // the outputs. No recursion (very deep graphs are fine), and each node is applied
 // exactly once, after every gradient flowing into it has been summed.
 
-#include <unordered_map>
+#include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "metalearn/autograd/grad.hpp"
@@ -20,6 +21,58 @@ struct NodeState {
   bool needed = true;  // some requested input is reachable from here
   int target = -1;     // index into inputs when this node is requested
   Tensor<T> grad;      // sum of the incoming gradients
+};
+
+/// Open-addressing map from node address to its index in the pass (the graph of
+/// one backward pass has no deletions, so linear probing stays simple).
+class NodeIndex {
+ public:
+  static constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+
+  /// The index stored for `key`, inserting `next` when absent; second is true on insert.
+  std::pair<std::size_t, bool> try_emplace(const void* key, std::size_t next) {
+    if (2 * (size_ + 1) > slots_.size()) grow();
+    std::size_t i = slot(key);
+    while (slots_[i].key != nullptr) {
+      if (slots_[i].key == key) return {slots_[i].value, false};
+      i = (i + 1) & (slots_.size() - 1);
+    }
+    slots_[i] = {key, next};
+    ++size_;
+    return {next, true};
+  }
+
+  [[nodiscard]] std::size_t find(const void* key) const {
+    if (slots_.empty()) return kNone;
+    std::size_t i = slot(key);
+    while (slots_[i].key != nullptr) {
+      if (slots_[i].key == key) return slots_[i].value;
+      i = (i + 1) & (slots_.size() - 1);
+    }
+    return kNone;
+  }
+
+ private:
+  struct Slot {
+    const void* key = nullptr;
+    std::size_t value = 0;
+  };
+  [[nodiscard]] std::size_t slot(const void* key) const {
+    auto h = reinterpret_cast<std::uintptr_t>(key);
+    h ^= h >> 17;
+    h *= 0x9E3779B97F4A7C15ULL;
+    return static_cast<std::size_t>(h >> 20) & (slots_.size() - 1);
+  }
+  void grow() {
+    std::vector<Slot> old = std::move(slots_);
+    slots_.assign(old.empty() ? 64 : 2 * old.size(), Slot{});
+    size_ = 0;
+    for (const Slot& e : old) {
+      if (e.key != nullptr) try_emplace(e.key, e.value);
+    }
+  }
+  std::vector<Slot> slots_;
+  std::size_t size_ = 0;
 };
 
 template <class T>
@@ -66,17 +119,16 @@ std::vector<Tensor<T>> run_backward(const std::vector<Tensor<T>>& outputs,
 
   // Discover the graph (iterative DFS) and count the edges into each node.
   std::vector<NodeState<T>> nodes;
-  std::unordered_map<const Node<T>*, std::size_t> index;
+  NodeIndex index;
   nodes.reserve(64);
-  index.reserve(64);
   std::vector<Node<T>*> stack;
   auto visit = [&](Node<T>* n) -> std::size_t {
-    auto [it, inserted] = index.try_emplace(n, nodes.size());
+    auto [at, inserted] = index.try_emplace(n, nodes.size());
     if (inserted) {
       nodes.push_back(NodeState<T>{n, 0, true, -1, Tensor<T>()});
       stack.push_back(n);
     }
-    return it->second;
+    return at;
   };
   for (const auto& out : outputs) visit(out.edge().get());
   while (!stack.empty()) {
@@ -93,8 +145,8 @@ std::vector<Tensor<T>> run_backward(const std::vector<Tensor<T>>& outputs,
     for (std::size_t i = 0; i < inputs.size(); ++i) {
       const Tensor<T>& in = inputs[i];
       METALEARN_CHECK(in.defined(), AutogradError, api, ": input ", i, " is undefined");
-      auto it = in.edge() ? index.find(in.edge().get()) : index.end();
-      if (it == index.end()) {
+      const std::size_t at = in.edge() ? index.find(in.edge().get()) : NodeIndex::kNone;
+      if (at == NodeIndex::kNone) {
         METALEARN_CHECK(options.allow_unused, AutogradError, api, ": input ", i, " (shape ",
                         in.shape(), ") ",
                         in.requires_grad() ? "is not used to compute the outputs"
@@ -102,9 +154,9 @@ std::vector<Tensor<T>> run_backward(const std::vector<Tensor<T>>& outputs,
                         "; pass allow_unused = true to get an undefined gradient for it");
         continue;
       }
-      METALEARN_CHECK(nodes[it->second].target < 0, AutogradError, api, ": input ", i,
-                      " is passed twice (or aliases input ", nodes[it->second].target, ")");
-      nodes[it->second].target = static_cast<int>(i);
+      METALEARN_CHECK(nodes[at].target < 0, AutogradError, api, ": input ", i,
+                      " is passed twice (or aliases input ", nodes[at].target, ")");
+      nodes[at].target = static_cast<int>(i);
     }
   }
 
@@ -124,7 +176,7 @@ std::vector<Tensor<T>> run_backward(const std::vector<Tensor<T>>& outputs,
       order.push_back(i);
       for (const auto& e : nodes[i].node->next()) {
         if (!e) continue;
-        const std::size_t j = index.find(e.get())->second;
+        const std::size_t j = index.find(e.get());
         if (--pending[j] == 0) ready.push_back(j);
       }
     }
@@ -141,7 +193,7 @@ std::vector<Tensor<T>> run_backward(const std::vector<Tensor<T>>& outputs,
       for (const auto& e : s.node->next()) {
         if (below) break;
         if (e) {
-          const NodeState<T>& c = nodes[index.find(e.get())->second];
+          const NodeState<T>& c = nodes[index.find(e.get())];
           below = c.target >= 0 || c.needed;
         }
       }
@@ -150,7 +202,7 @@ std::vector<Tensor<T>> run_backward(const std::vector<Tensor<T>>& outputs,
   }
 
   for (std::size_t i = 0; i < outputs.size(); ++i) {
-    NodeState<T>& s = nodes[index.find(outputs[i].edge().get())->second];
+    NodeState<T>& s = nodes[index.find(outputs[i].edge().get())];
     s.grad = accumulate(s.grad, seeds[i]);
   }
 
@@ -184,7 +236,7 @@ std::vector<Tensor<T>> run_backward(const std::vector<Tensor<T>>& outputs,
       const auto& e = node->next()[k];
       if (!e || !grads[k].defined()) continue;
       metalearn::detail::check_anomaly(grads[k], node->name(), "backward");
-      NodeState<T>& child = nodes[index.find(e.get())->second];
+      NodeState<T>& child = nodes[index.find(e.get())];
       if (capture && child.target < 0 && !child.needed) continue;
       child.grad = accumulate(child.grad, grads[k]);
     }

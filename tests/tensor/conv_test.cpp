@@ -1,0 +1,120 @@
+// conv2d and max_pool2d: values over float and double, gradients in double.
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "metalearn/autograd.hpp"
+#include "metalearn/tensor.hpp"
+#include "support/gradients.hpp"
+#include "support/tensor_assertions.hpp"
+#include "support/typed_scalars.hpp"
+
+namespace ml = metalearn;
+namespace mt = metalearn::testing;
+using TD = ml::Tensor<double>;
+using Args = std::vector<TD>;
+using V = std::vector<ml::Index>;
+
+template <class T>
+class Conv : public ::testing::Test {
+ protected:
+  // x = 1..9 as a 3x3 image; w = [[1, 0], [0, -1]] computes x[i, j] - x[i+1, j+1].
+  ml::Tensor<T> x = ml::reshape(ml::arange<T>(T(1), T(10)), V{1, 1, 3, 3});
+  ml::Tensor<T> w = mt::make<T>({1, 1, 2, 2}, {1, 0, 0, -1});
+};
+TYPED_TEST_SUITE(Conv, mt::RealTypes, mt::RealTypeNames);
+
+TYPED_TEST(Conv, Basic) {
+  using T = TypeParam;
+  EXPECT_TRUE(mt::values_near(ml::conv2d(this->x, this->w), {1, 1, 2, 2}, {-4, -4, -4, -4}));
+  auto bias = mt::make<T>({1}, {0.5});
+  EXPECT_TRUE(
+      mt::values_near(ml::conv2d(this->x, this->w, bias), {1, 1, 2, 2}, {-3.5, -3.5, -3.5, -3.5}));
+}
+
+TYPED_TEST(Conv, StrideAndPadding) {
+  using T = TypeParam;
+  EXPECT_TRUE(mt::values_near(ml::conv2d(this->x, this->w, ml::Tensor<T>(), 2, 1), {1, 1, 2, 2},
+                              {-1, -3, -7, -4}));
+  // Padding 1, stride 1: a 4x4 output.
+  EXPECT_TRUE(mt::values_near(ml::conv2d(this->x, this->w, ml::Tensor<T>(), 1, 1), {1, 1, 4, 4},
+                              {-1, -2, -3, 0, -4, -4, -4, 3, -7, -4, -4, 6, 0, 7, 8, 9}));
+}
+
+TYPED_TEST(Conv, ChannelsAndBatch) {
+  using T = TypeParam;
+  // Two images; channel 0 = 1..9 (second image: doubled), channel 1 = ones.
+  auto c0 = ml::reshape(ml::arange<T>(T(1), T(10)), V{1, 1, 3, 3});
+  auto c1 = ml::ones<T>({1, 1, 3, 3});
+  auto img0 = ml::concat<T>({c0, c1}, 1);
+  auto img1 = ml::concat<T>({ml::mul_scalar(c0, T(2)), c1}, 1);
+  auto x = ml::concat<T>({img0, img1}, 0);  // [2, 2, 3, 3]
+  // 1x1 kernels: out0 = x0 + 2 x1, out1 = -x0.
+  auto w = mt::make<T>({2, 2, 1, 1}, {1, 2, -1, 0});
+  auto bias = mt::make<T>({2}, {0, 10});
+  auto y = ml::conv2d(x, w, bias, 2, 0);  // stride 2 picks corners
+  EXPECT_TRUE(mt::values_near(y, {2, 2, 2, 2}, {3, 5, 9, 11, 9, 7, 3, 1,  //
+                                                4, 8, 16, 20, 8, 4, -4, -8}));
+}
+
+TYPED_TEST(Conv, WeightGradient) {
+  auto w = this->w.detach().clone().requires_grad(true);
+  auto g = ml::autograd::grad({ml::sum(ml::conv2d(this->x, w))}, {w})[0];
+  // Each weight sees the sum of the 2x2 window positions it covers.
+  EXPECT_TRUE(mt::values_near(g, {1, 1, 2, 2}, {12, 16, 24, 28}));
+}
+
+TYPED_TEST(Conv, MaxPool) {
+  using T = TypeParam;
+  auto x = ml::reshape(ml::arange<T>(T(0), T(16)), V{1, 1, 4, 4});
+  EXPECT_TRUE(mt::values_near(ml::max_pool2d(x, 2), {1, 1, 2, 2}, {5, 7, 13, 15}));
+  EXPECT_TRUE(mt::values_near(ml::max_pool2d(this->x, 2, 1), {1, 1, 2, 2}, {5, 6, 8, 9}));
+  auto y = mt::make<T>({1, 1, 2, 4}, {1, 9, -1, -2, 3, 4, -3, -5});
+  EXPECT_TRUE(mt::values_near(ml::max_pool2d(y, 2), {1, 1, 1, 2}, {9, -1}));
+  auto yv = y.detach().clone().requires_grad(true);
+  auto g = ml::autograd::grad({ml::sum(ml::max_pool2d(yv, 2))}, {yv})[0];
+  EXPECT_TRUE(mt::values_near(g, {1, 1, 2, 4}, {0, 1, 1, 0, 0, 0, 0, 0}));
+  EXPECT_THROW(ml::max_pool2d(ml::zeros<T>({1, 1, 1, 1}), 2), ml::ShapeError);
+  EXPECT_THROW(ml::max_pool2d(ml::zeros<T>({1, 4, 4}), 2), ml::ShapeError);
+}
+
+TYPED_TEST(Conv, ShapeErrors) {
+  using T = TypeParam;
+  try {
+    (void)ml::conv2d(ml::zeros<T>({1, 3, 5, 5}), ml::zeros<T>({4, 2, 3, 3}));
+    FAIL() << "nothing thrown";
+  } catch (const ml::ShapeError& e) {
+    const std::string msg = e.what();
+    EXPECT_EQ(msg.rfind("conv2d", 0), 0u) << msg;
+    EXPECT_NE(msg.find("[1, 3, 5, 5]"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("[4, 2, 3, 3]"), std::string::npos) << msg;
+  }
+  EXPECT_THROW(ml::conv2d(ml::zeros<T>({1, 1, 2, 2}), ml::zeros<T>({1, 1, 3, 3})), ml::ShapeError);
+  EXPECT_THROW(ml::conv2d(ml::zeros<T>({1, 1, 3, 3}), ml::zeros<T>({2, 1, 2, 2}), ml::zeros<T>({3})),
+               ml::ShapeError);
+  EXPECT_THROW(ml::conv2d(ml::zeros<T>({1, 1, 3, 3}), ml::zeros<T>({1, 1, 2, 2}), ml::Tensor<T>(), 0),
+               ml::ValueError);
+}
+
+// ---- gradient checks (double) --------------------------------------------------
+
+TEST(ConvGradcheck, Conv2dStridePaddingBias) {
+  EXPECT_TRUE(mt::check_gradients(
+      [](const Args& v) { return ml::conv2d(v[0], v[1], v[2], 2, 1); }, {{2, 2, 5, 5}, {3, 2, 3, 3}, {3}}));
+  EXPECT_TRUE(mt::check_gradients([](const Args& v) { return ml::conv2d(v[0], v[1]); },
+                                  {{1, 2, 4, 3}, {2, 2, 2, 2}}));
+  // Curvature through the convolution (square of the output).
+  EXPECT_TRUE(mt::check_gradients(
+      [](const Args& v) { return ml::square(ml::conv2d(v[0], v[1], v[2], 1, 1)); },
+      {{1, 1, 3, 3}, {2, 1, 2, 2}, {2}}));
+}
+
+TEST(ConvGradcheck, MaxPool2d) {
+  EXPECT_TRUE(
+      mt::check_gradients([](const Args& v) { return ml::max_pool2d(v[0], 2); }, {{2, 2, 4, 4}}));
+  EXPECT_TRUE(mt::check_gradients([](const Args& v) { return ml::max_pool2d(v[0], 2, 1); },
+                                  {{1, 2, 3, 3}}));
+  EXPECT_TRUE(mt::check_gradients(
+      [](const Args& v) { return ml::max_pool2d(ml::square(v[0]), 3, 2); }, {{1, 1, 5, 5}}));
+}
