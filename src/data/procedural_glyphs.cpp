@@ -51,7 +51,7 @@ Glyph make_glyph(std::uint64_t seed, Index global_class) {
       const double start = gen.uniform(0.0, 2.0 * std::numbers::pi);
       const double sweep = gen.uniform(std::numbers::pi / 3.0, 1.6 * std::numbers::pi) *
                            (gen.uniform() < 0.5 ? -1 : 1);
-      constexpr int kSegments = 16;
+      constexpr int kSegments = 12;
       for (int k = 0; k <= kSegments; ++k) {
         const double t = start + sweep * k / kSegments;
         stroke.push_back({c.x + r * std::cos(t), c.y + r * std::sin(t)});
@@ -62,13 +62,16 @@ Glyph make_glyph(std::uint64_t seed, Index global_class) {
   return g;
 }
 
-double segment_distance(double px, double py, Point a, Point b) {
+/// Squared distance from (px, py) to the segment [a, b].
+double segment_distance_sq(double px, double py, Point a, Point b) {
   const double dx = b.x - a.x;
   const double dy = b.y - a.y;
   const double len2 = dx * dx + dy * dy;
   double t = len2 > 0.0 ? ((px - a.x) * dx + (py - a.y) * dy) / len2 : 0.0;
   t = std::clamp(t, 0.0, 1.0);
-  return std::hypot(px - (a.x + t * dx), py - (a.y + t * dy));
+  const double ex = px - (a.x + t * dx);
+  const double ey = py - (a.y + t * dy);
+  return ex * ex + ey * ey;
 }
 
 void render(const Glyph& glyph, Generator& gen, Index size, std::span<float> out) {
@@ -97,6 +100,8 @@ void render(const Glyph& glyph, Generator& gen, Index size, std::span<float> out
       const Point a = to_pixels(stroke[k]);
       const Point b = to_pixels(stroke[k + 1]);
       const double reach = hw + 1.0;
+      const double outer2 = (hw + 0.5) * (hw + 0.5);
+      const double inner2 = (hw - 0.5) * (hw - 0.5);
       const auto x0 =
           std::max<Index>(0, static_cast<Index>(std::floor(std::min(a.x, b.x) - reach)));
       const auto x1 =
@@ -107,9 +112,12 @@ void render(const Glyph& glyph, Generator& gen, Index size, std::span<float> out
           std::min<Index>(size - 1, static_cast<Index>(std::ceil(std::max(a.y, b.y) + reach)));
       for (Index y = y0; y <= y1; ++y) {
         for (Index x = x0; x <= x1; ++x) {
-          const double d =
-              segment_distance(static_cast<double>(x) + 0.5, static_cast<double>(y) + 0.5, a, b);
-          const double coverage = std::clamp(hw + 0.5 - d, 0.0, 1.0);
+          const double d2 =
+              segment_distance_sq(static_cast<double>(x) + 0.5, static_cast<double>(y) + 0.5, a, b);
+          if (d2 >= outer2) continue;  // no coverage
+          // Coverage of the pixel by the stroke: 1 inside, falling linearly to 0 over
+          // one pixel across the stroke's edge.
+          const double coverage = d2 <= inner2 ? 1.0 : hw + 0.5 - std::sqrt(d2);
           float& pixel = out[static_cast<std::size_t>(y * size + x)];
           pixel = std::max(pixel, static_cast<float>(coverage));
         }
