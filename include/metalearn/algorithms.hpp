@@ -2,3 +2,4 @@
 // Umbrella of the algorithms layer.
 
 #include "metalearn/algorithms/common.hpp"  // IWYU pragma: export
+#include "metalearn/algorithms/maml.hpp"    // IWYU pragma: export

@@ -90,9 +90,8 @@ std::vector<Tensor<T>> run_backward(const std::vector<Tensor<T>>& outputs,
                                     GradOptions options) {
   const char* api = capture ? "autograd::grad" : "backward";
   METALEARN_CHECK(!outputs.empty(), AutogradError, api, ": no outputs given");
-  METALEARN_CHECK(grad_outputs.empty() || grad_outputs.size() == outputs.size(), AutogradError,
-                  api, ": ", grad_outputs.size(), " grad_outputs for ", outputs.size(),
-                  " outputs");
+  METALEARN_CHECK(grad_outputs.empty() || grad_outputs.size() == outputs.size(), AutogradError, api,
+                  ": ", grad_outputs.size(), " grad_outputs for ", outputs.size(), " outputs");
   const bool retain = options.retain_graph || options.create_graph;
 
   // Seed gradients.
@@ -106,7 +105,8 @@ std::vector<Tensor<T>> run_backward(const std::vector<Tensor<T>>& outputs,
                     "requires grad, or it was computed under NoGradGuard");
     if (!grad_outputs.empty() && grad_outputs[i].defined()) {
       METALEARN_CHECK(grad_outputs[i].shape() == out.shape(), ShapeError, api, ": grad_output ", i,
-                      " has shape ", grad_outputs[i].shape(), " but output has shape ", out.shape());
+                      " has shape ", grad_outputs[i].shape(), " but output has shape ",
+                      out.shape());
       seeds[i] = grad_outputs[i];
     } else {
       METALEARN_CHECK(out.numel() == 1, AutogradError, api, ": output ", i, " has shape ",
@@ -147,11 +147,10 @@ std::vector<Tensor<T>> run_backward(const std::vector<Tensor<T>>& outputs,
       METALEARN_CHECK(in.defined(), AutogradError, api, ": input ", i, " is undefined");
       const std::size_t at = in.edge() ? index.find(in.edge().get()) : NodeIndex::kNone;
       if (at == NodeIndex::kNone) {
-        METALEARN_CHECK(options.allow_unused, AutogradError, api, ": input ", i, " (shape ",
-                        in.shape(), ") ",
-                        in.requires_grad() ? "is not used to compute the outputs"
-                                           : "does not require grad",
-                        "; pass allow_unused = true to get an undefined gradient for it");
+        METALEARN_CHECK(
+            options.allow_unused, AutogradError, api, ": input ", i, " (shape ", in.shape(), ") ",
+            in.requires_grad() ? "is not used to compute the outputs" : "does not require grad",
+            "; pass allow_unused = true to get an undefined gradient for it");
         continue;
       }
       METALEARN_CHECK(nodes[at].target < 0, AutogradError, api, ": input ", i,
@@ -269,9 +268,9 @@ template <class T>
 void Tensor<T>::backward(const Tensor<T>& grad_output, BackwardOptions options) const {
   std::vector<Tensor<T>> go;
   if (grad_output.defined()) go.push_back(grad_output);
-  autograd::detail::run_backward<T>({*this}, go, {}, false,
-                                    autograd::GradOptions{options.retain_graph,
-                                                          options.create_graph, true});
+  autograd::detail::run_backward<T>(
+      {*this}, go, {}, false,
+      autograd::GradOptions{options.retain_graph, options.create_graph, true});
 }
 
 template class Tensor<float>;

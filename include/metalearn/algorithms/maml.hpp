@@ -1,0 +1,223 @@
+#pragma once
+// Model-Agnostic Meta-Learning (Finn, Abbeel & Levine 2017) and its variants as
+// options: first-order MAML, Meta-SGD (learned per-parameter inner learning rates),
+// MAML++ (learned per-layer per-step learning rates and the multi-step loss) and
+// ANIL (only the named parameters, typically the head, adapt in the inner loop).
+//
+// MAML learns an initialisation theta such that a few gradient steps on a task's
+// support set give low loss on its query set:
+//   min_theta  sum_i  L_query_i( theta - alpha * grad L_support_i(theta) ).
+// The inner steps are recorded with create_graph, so the meta-gradient includes
+// the Hessian terms (second order) unless first_order is set.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "metalearn/algorithms/common.hpp"
+#include "metalearn/core/thread_pool.hpp"
+#include "metalearn/data/task.hpp"
+#include "metalearn/data/task_sampler.hpp"
+#include "metalearn/nn/module.hpp"
+#include "metalearn/nn/param_dict.hpp"
+#include "metalearn/optim/adam.hpp"
+#include "metalearn/optim/functional.hpp"
+#include "metalearn/optim/optimizer.hpp"
+#include "metalearn/optim/sgd.hpp"
+#include "metalearn/tensor/tensor.hpp"
+
+namespace metalearn::algorithms {
+
+/// The outer-loop optimizer of a meta-learner.
+enum class OuterOptimizer { kAdam, kSgd };
+
+/// Options of Maml, with the literature's defaults (sinusoid regression in the
+/// MAML paper: inner lr 0.01, one step, Adam 1e-3). Chained setters:
+/// `MamlOptions<float>{}.inner_lr(0.4f).inner_steps(1).eval_inner_steps(3)`.
+template <class T = float>
+class MamlOptions {
+ public:
+  /// Step size alpha of the inner SGD updates (initial value when learned).
+  MamlOptions& inner_lr(T v) {
+    inner_lr_ = v;
+    return *this;
+  }
+  [[nodiscard]] T inner_lr() const { return inner_lr_; }
+  /// Inner steps during meta-training.
+  MamlOptions& inner_steps(int v) {
+    inner_steps_ = v;
+    return *this;
+  }
+  [[nodiscard]] int inner_steps() const { return inner_steps_; }
+  /// Inner steps when adapting for evaluation (0: same as inner_steps).
+  MamlOptions& eval_inner_steps(int v) {
+    eval_inner_steps_ = v;
+    return *this;
+  }
+  [[nodiscard]] int eval_inner_steps() const {
+    return eval_inner_steps_ > 0 ? eval_inner_steps_ : inner_steps_;
+  }
+  /// Drop the second-order terms (FOMAML): inner gradients are constants.
+  MamlOptions& first_order(bool v) {
+    first_order_ = v;
+    return *this;
+  }
+  [[nodiscard]] bool first_order() const { return first_order_; }
+  /// Outer-loop learning rate.
+  MamlOptions& outer_lr(T v) {
+    outer_lr_ = v;
+    return *this;
+  }
+  [[nodiscard]] T outer_lr() const { return outer_lr_; }
+  /// Outer-loop optimizer (Adam by default, as in the MAML reference code).
+  MamlOptions& outer_optimizer(OuterOptimizer v) {
+    outer_optimizer_ = v;
+    return *this;
+  }
+  [[nodiscard]] OuterOptimizer outer_optimizer() const { return outer_optimizer_; }
+  /// Task loss: MSE (default) or cross-entropy.
+  MamlOptions& loss(LossKind v) {
+    loss_kind_ = v;
+    loss_ = nullptr;
+    return *this;
+  }
+  /// A custom task loss (prediction, target) -> scalar; accuracy is then not reported.
+  MamlOptions& loss(LossFunction<T> f) {
+    loss_ = std::move(f);
+    return *this;
+  }
+  [[nodiscard]] LossKind loss_kind() const { return loss_kind_; }
+  [[nodiscard]] const LossFunction<T>& custom_loss() const { return loss_; }
+  /// Meta-SGD: a learnable inner learning rate per parameter element, meta-learned
+  /// with theta (initialised to inner_lr).
+  MamlOptions& learn_inner_lr(bool v) {
+    learn_inner_lr_ = v;
+    return *this;
+  }
+  [[nodiscard]] bool learn_inner_lr() const { return learn_inner_lr_; }
+  /// MAML++ LSLR: a learnable scalar learning rate per parameter tensor and per
+  /// inner step (initialised to inner_lr).
+  MamlOptions& per_step_lr(bool v) {
+    per_step_lr_ = v;
+    return *this;
+  }
+  [[nodiscard]] bool per_step_lr() const { return per_step_lr_; }
+  /// MAML++ multi-step loss: the meta-loss is a weighted sum of the query losses
+  /// after every inner step; the weights start uniform and anneal linearly to the
+  /// last step over `anneal_steps` meta-steps.
+  MamlOptions& multi_step_loss(bool v, int anneal_steps = 100) {
+    multi_step_loss_ = v;
+    msl_anneal_steps_ = anneal_steps;
+    return *this;
+  }
+  [[nodiscard]] bool multi_step_loss() const { return multi_step_loss_; }
+  [[nodiscard]] int msl_anneal_steps() const { return msl_anneal_steps_; }
+  /// ANIL: only parameters whose dotted name starts with one of these prefixes
+  /// adapt in the inner loop (e.g. {"head."}); empty adapts all.
+  MamlOptions& adapt_only(std::vector<std::string> prefixes) {
+    adapt_only_ = std::move(prefixes);
+    return *this;
+  }
+  [[nodiscard]] const std::vector<std::string>& adapt_only() const { return adapt_only_; }
+  /// Threads adapting the tasks of a meta-batch in parallel (results equal serial).
+  MamlOptions& threads(int v) {
+    threads_ = v;
+    return *this;
+  }
+  [[nodiscard]] int threads() const { return threads_; }
+  /// Seed of evaluation episodes.
+  MamlOptions& seed(std::uint64_t v) {
+    seed_ = v;
+    return *this;
+  }
+  [[nodiscard]] std::uint64_t seed() const { return seed_; }
+
+ private:
+  T inner_lr_ = T(0.01);
+  int inner_steps_ = 1;
+  int eval_inner_steps_ = 0;
+  bool first_order_ = false;
+  T outer_lr_ = T(1e-3);
+  OuterOptimizer outer_optimizer_ = OuterOptimizer::kAdam;
+  LossKind loss_kind_ = LossKind::kMse;
+  LossFunction<T> loss_;
+  bool learn_inner_lr_ = false;
+  bool per_step_lr_ = false;
+  bool multi_step_loss_ = false;
+  int msl_anneal_steps_ = 100;
+  std::vector<std::string> adapt_only_;
+  int threads_ = 1;
+  std::uint64_t seed_ = 0;
+};
+
+/// MAML over any nn::Module. The module's parameters are theta; Maml updates them
+/// in place with its outer optimizer. Batch normalisation follows the mode chosen
+/// on the module (the default, transductive batch statistics, is the MAML
+/// reference behaviour); per-step statistics read the inner step from the
+/// ParamDict (steps 0..K-1 for the inner loop, K for the query pass).
+template <class T = float>
+class Maml {
+ public:
+  Maml(nn::Module<T>& model, MamlOptions<T> options = {});
+
+  /// One meta-update on a batch of tasks: adapt each task on its support set,
+  /// differentiate the query losses w.r.t. theta (and learned learning rates),
+  /// average over tasks and take one outer-optimizer step.
+  StepStats meta_step(const data::TaskBatch<T>& batch);
+
+  /// Fast weights for `task` after `steps` inner steps on its support set (-1:
+  /// eval_inner_steps). Detached: usable for prediction, not for meta-gradients.
+  [[nodiscard]] nn::ParamDict<T> adapt(const data::Task<T>& task, int steps = -1) const;
+
+  /// Predictions of the model with the given fast weights.
+  [[nodiscard]] Tensor<T> predict(const Tensor<T>& x, const nn::ParamDict<T>& fast) const;
+
+  /// Mean and 95% interval of the query metric after adaptation over `episodes`
+  /// tasks drawn from `sampler` (accuracy for cross-entropy, loss otherwise).
+  EvalResult evaluate(const data::AnyTaskSampler<T>& sampler, std::size_t episodes,
+                      int steps = -1) const;
+
+  /// The meta-parameters the outer optimizer updates: theta, then any learned
+  /// learning rates (named "lr.<param>" or "lr.<param>.step<k>").
+  [[nodiscard]] nn::ParamDict<T> meta_parameters() const;
+
+  /// The meta-gradient of the mean query loss over `batch` w.r.t.
+  /// meta_parameters(), without updating anything. Exposed for testing.
+  [[nodiscard]] std::vector<Tensor<T>> meta_gradient(const data::TaskBatch<T>& batch,
+                                                     StepStats* stats = nullptr) const;
+
+  [[nodiscard]] const MamlOptions<T>& options() const { return options_; }
+  [[nodiscard]] nn::Module<T>& model() const { return model_; }
+  [[nodiscard]] std::int64_t steps_taken() const { return steps_taken_; }
+
+ private:
+  struct TaskResult {
+    std::vector<Tensor<T>> grads;
+    double meta_loss = 0, pre_loss = 0, post_loss = 0, pre_acc = -1, post_acc = -1;
+  };
+  /// Inner loop from `theta`. With `record`, the graph is kept for the meta-gradient
+  /// (second order unless first_order); `query_losses` receives the query loss
+  /// after each step when non-null.
+  nn::ParamDict<T> inner_loop(const data::Task<T>& task, const nn::ParamDict<T>& theta, int steps,
+                              bool record, std::vector<Tensor<T>>* query_losses) const;
+  TaskResult run_task(const data::Task<T>& task) const;
+  [[nodiscard]] Tensor<T> task_loss(const Tensor<T>& pred, const Tensor<T>& target) const;
+  [[nodiscard]] bool classifying() const;
+  [[nodiscard]] bool adapts(const std::string& name) const;
+  [[nodiscard]] std::vector<T> msl_weights() const;
+
+  nn::Module<T>& model_;
+  MamlOptions<T> options_;
+  LossFunction<T> loss_;
+  // Learned inner learning rates, keyed by parameter name: one dict for Meta-SGD
+  // (tensors of the parameters' shapes) or one per inner step for MAML++ (scalars).
+  std::vector<nn::ParamDict<T>> lrs_;
+  std::unique_ptr<optim::Optimizer<T>> outer_;
+  mutable ThreadPool pool_;
+  std::int64_t steps_taken_ = 0;
+};
+
+}  // namespace metalearn::algorithms
+
+#include "metalearn/algorithms/maml_impl.hpp"  // IWYU pragma: export

@@ -1,0 +1,255 @@
+#pragma once
+// Definitions of Maml (included at the end of maml.hpp).
+
+#include <algorithm>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "metalearn/algorithms/maml.hpp"
+#include "metalearn/autograd/grad.hpp"
+#include "metalearn/tensor/ops.hpp"
+
+namespace metalearn::algorithms {
+
+template <class T>
+Maml<T>::Maml(nn::Module<T>& model, MamlOptions<T> options)
+    : model_(model),
+      options_(std::move(options)),
+      loss_(options_.custom_loss() ? options_.custom_loss() : make_loss<T>(options_.loss_kind())),
+      pool_(static_cast<std::size_t>(std::max(1, options_.threads()))) {
+  METALEARN_CHECK(options_.inner_steps() >= 0, ValueError, "Maml: inner_steps must be >= 0, got ",
+                  options_.inner_steps());
+  METALEARN_CHECK(!(options_.learn_inner_lr() && options_.per_step_lr()), ValueError,
+                  "Maml: learn_inner_lr (Meta-SGD) and per_step_lr (MAML++) are exclusive");
+  const nn::ParamDict<T> theta = model_.named_parameters();
+  if (options_.learn_inner_lr() || options_.per_step_lr()) {
+    const int sets = options_.learn_inner_lr()
+                         ? 1
+                         : std::max(options_.inner_steps(), options_.eval_inner_steps());
+    lrs_.resize(static_cast<std::size_t>(sets));
+    for (auto& dict : lrs_) {
+      for (const auto& [name, p] : theta) {
+        const Shape shape = options_.learn_inner_lr() ? p.shape() : Shape{};
+        dict.insert(name, full<T>(shape, options_.inner_lr()).requires_grad(true));
+      }
+    }
+  }
+  std::vector<Tensor<T>> params = meta_parameters().values();
+  if (options_.outer_optimizer() == OuterOptimizer::kAdam) {
+    outer_ = std::make_unique<optim::Adam<T>>(
+        params, optim::AdamOptions{}.lr(static_cast<double>(options_.outer_lr())));
+  } else {
+    outer_ = std::make_unique<optim::SGD<T>>(
+        params, optim::SGDOptions{}.lr(static_cast<double>(options_.outer_lr())));
+  }
+}
+
+template <class T>
+bool Maml<T>::adapts(const std::string& name) const {
+  if (options_.adapt_only().empty()) return true;
+  for (const auto& prefix : options_.adapt_only()) {
+    if (name.compare(0, prefix.size(), prefix) == 0) return true;
+  }
+  return false;
+}
+
+template <class T>
+bool Maml<T>::classifying() const {
+  return !options_.custom_loss() && options_.loss_kind() == LossKind::kCrossEntropy;
+}
+
+template <class T>
+Tensor<T> Maml<T>::task_loss(const Tensor<T>& pred, const Tensor<T>& target) const {
+  return loss_(pred, target);
+}
+
+template <class T>
+nn::ParamDict<T> Maml<T>::meta_parameters() const {
+  nn::ParamDict<T> all = model_.named_parameters();
+  for (std::size_t k = 0; k < lrs_.size(); ++k) {
+    const std::string suffix = options_.per_step_lr() ? ".step" + std::to_string(k) : "";
+    for (const auto& [name, t] : lrs_[k]) all.insert("lr." + std::string(name) + suffix, t);
+  }
+  return all;
+}
+
+template <class T>
+nn::ParamDict<T> Maml<T>::inner_loop(const data::Task<T>& task, const nn::ParamDict<T>& theta,
+                                     int steps, bool record,
+                                     std::vector<Tensor<T>>* query_losses) const {
+  const bool create = record && !options_.first_order();
+  nn::ParamDict<T> fast = theta;
+  std::vector<bool> adapted;
+  for (const auto& [name, t] : theta) adapted.push_back(adapts(std::string(name)));
+  std::vector<Tensor<T>> xs;
+  for (int k = 0; k < steps; ++k) {
+    Tensor<T> loss = task_loss(model_.forward(task.support_x, fast.with_step(k)), task.support_y);
+    // Gradients w.r.t. the adapted parameters only (ANIL leaves the body alone).
+    xs.clear();
+    const std::vector<Tensor<T>> values = fast.values();
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      if (adapted[i]) xs.push_back(values[i]);
+    }
+    auto partial =
+        autograd::grad({loss}, xs,
+                       autograd::GradOptions{
+                           .retain_graph = create, .create_graph = create, .allow_unused = true});
+    std::vector<Tensor<T>> grads(values.size());
+    for (std::size_t i = 0, j = 0; i < values.size(); ++i) {
+      if (adapted[i]) grads[i] = std::move(partial[j++]);
+    }
+    if (lrs_.empty()) {
+      fast = optim::sgd_update(fast, grads, options_.inner_lr());
+    } else {
+      const std::size_t set = options_.per_step_lr() ? static_cast<std::size_t>(k) : 0;
+      fast = optim::sgd_update(fast, grads, lrs_.at(set));
+    }
+    if (!record) {
+      // Evaluation: cut each step from the graph, so memory does not grow with steps.
+      std::vector<Tensor<T>> cut;
+      for (const auto& t : fast.values()) cut.push_back(t.detach().requires_grad(true));
+      fast = fast.with_values(std::move(cut));
+    }
+    if (query_losses != nullptr && k + 1 < steps) {
+      query_losses->push_back(
+          task_loss(model_.forward(task.query_x, fast.with_step(k + 1)), task.query_y));
+    }
+  }
+  return fast;
+}
+
+template <class T>
+std::vector<T> Maml<T>::msl_weights() const {
+  const int n = options_.inner_steps();
+  std::vector<T> w(static_cast<std::size_t>(n), T(1) / static_cast<T>(n));
+  if (n <= 1) return std::vector<T>(static_cast<std::size_t>(std::max(n, 1)), T(1));
+  // Anneal from uniform to all weight on the last step (MAML++): the earlier
+  // weights decay linearly to a small floor, the last takes the rest.
+  const T progress =
+      std::min<T>(T(1), static_cast<T>(steps_taken_) /
+                            static_cast<T>(std::max(1, options_.msl_anneal_steps())));
+  const T floor = T(0.03) / static_cast<T>(n);
+  T rest = T(0);
+  for (int i = 0; i + 1 < n; ++i) {
+    w[static_cast<std::size_t>(i)] = std::max(floor, (T(1) - progress) / static_cast<T>(n));
+    rest += w[static_cast<std::size_t>(i)];
+  }
+  w[static_cast<std::size_t>(n - 1)] = T(1) - rest;
+  return w;
+}
+
+template <class T>
+typename Maml<T>::TaskResult Maml<T>::run_task(const data::Task<T>& task) const {
+  TaskResult r;
+  const nn::ParamDict<T> theta = model_.named_parameters();
+  const nn::ParamDict<T> meta = meta_parameters();
+  const bool msl = options_.multi_step_loss() && options_.inner_steps() > 1;
+  {
+    autograd::NoGradGuard no_grad;
+    Tensor<T> pre = model_.forward(task.query_x, theta.with_step(0));
+    r.pre_loss = static_cast<double>(task_loss(pre, task.query_y).item());
+    if (classifying()) r.pre_acc = label_accuracy(pre, task.query_y);
+  }
+  std::vector<Tensor<T>> step_losses;
+  nn::ParamDict<T> fast =
+      inner_loop(task, theta, options_.inner_steps(), true, msl ? &step_losses : nullptr);
+  Tensor<T> query_pred = model_.forward(task.query_x, fast.with_step(options_.inner_steps()));
+  Tensor<T> query_loss = task_loss(query_pred, task.query_y);
+  r.post_loss = static_cast<double>(query_loss.item());
+  if (classifying()) r.post_acc = label_accuracy(query_pred, task.query_y);
+  Tensor<T> objective = query_loss;
+  if (msl) {
+    step_losses.push_back(query_loss);
+    const auto w = msl_weights();
+    objective = mul_scalar(step_losses[0], w[0]);
+    for (std::size_t i = 1; i < step_losses.size(); ++i) {
+      objective = add(objective, mul_scalar(step_losses[i], w[i]));
+    }
+  }
+  r.meta_loss = static_cast<double>(objective.item());
+  r.grads = autograd::grad({objective}, meta.values(), autograd::GradOptions{.allow_unused = true});
+  return r;
+}
+
+template <class T>
+std::vector<Tensor<T>> Maml<T>::meta_gradient(const data::TaskBatch<T>& batch,
+                                              StepStats* stats) const {
+  METALEARN_CHECK(!batch.empty(), ValueError, "Maml::meta_step: empty task batch");
+  std::vector<TaskResult> results(batch.size());
+  pool_.run(batch.size(), [&](std::size_t i) { results[i] = run_task(batch[i]); });
+  // Reduce in task order, so the result does not depend on the thread count.
+  const std::vector<Tensor<T>> meta = meta_parameters().values();
+  std::vector<Tensor<T>> grads(meta.size());
+  const T scale = T(1) / static_cast<T>(batch.size());
+  StepStats s;
+  s.tasks = batch.size();
+  double pre_acc = 0.0;
+  double post_acc = 0.0;
+  for (auto& r : results) {
+    for (std::size_t j = 0; j < meta.size(); ++j) {
+      if (!r.grads[j].defined()) continue;
+      grads[j] = grads[j].defined() ? add(grads[j], r.grads[j]) : r.grads[j];
+    }
+    s.meta_loss += r.meta_loss;
+    s.pre_loss += r.pre_loss;
+    s.post_loss += r.post_loss;
+    pre_acc += r.pre_acc;
+    post_acc += r.post_acc;
+  }
+  const double n = static_cast<double>(batch.size());
+  s.meta_loss /= n;
+  s.pre_loss /= n;
+  s.post_loss /= n;
+  s.pre_accuracy = classifying() ? pre_acc / n : -1.0;
+  s.post_accuracy = classifying() ? post_acc / n : -1.0;
+  for (std::size_t j = 0; j < meta.size(); ++j) {
+    grads[j] = grads[j].defined() ? mul_scalar(grads[j], scale) : zeros<T>(meta[j].shape());
+  }
+  if (stats != nullptr) *stats = s;
+  return grads;
+}
+
+template <class T>
+StepStats Maml<T>::meta_step(const data::TaskBatch<T>& batch) {
+  StepStats stats;
+  std::vector<Tensor<T>> grads = meta_gradient(batch, &stats);
+  const std::vector<Tensor<T>> meta = meta_parameters().values();
+  for (std::size_t j = 0; j < meta.size(); ++j) meta[j].set_grad(grads[j]);
+  outer_->step();
+  for (const auto& p : meta) p.zero_grad();
+  ++steps_taken_;
+  return stats;
+}
+
+template <class T>
+nn::ParamDict<T> Maml<T>::adapt(const data::Task<T>& task, int steps) const {
+  if (steps < 0) steps = options_.eval_inner_steps();
+  nn::ParamDict<T> fast = inner_loop(task, model_.named_parameters(), steps, false, nullptr);
+  nn::ParamDict<T> out;
+  for (const auto& [name, t] : fast) out.insert(name, t.detach());
+  return out.with_step(steps);
+}
+
+template <class T>
+Tensor<T> Maml<T>::predict(const Tensor<T>& x, const nn::ParamDict<T>& fast) const {
+  autograd::NoGradGuard no_grad;
+  return model_.forward(x, fast);
+}
+
+template <class T>
+EvalResult Maml<T>::evaluate(const data::AnyTaskSampler<T>& sampler, std::size_t episodes,
+                             int steps) const {
+  std::vector<double> values(episodes);
+  pool_.run(episodes, [&](std::size_t i) {
+    Generator gen = episode_generator(options_.seed(), i);
+    data::Task<T> task = sampler.sample(gen);
+    nn::ParamDict<T> fast = adapt(task, steps);
+    Tensor<T> pred = predict(task.query_x, fast);
+    values[i] = classifying() ? label_accuracy(pred, task.query_y)
+                              : static_cast<double>(task_loss(pred, task.query_y).item());
+  });
+  return EvalResult::from_values(std::move(values));
+}
+
+}  // namespace metalearn::algorithms

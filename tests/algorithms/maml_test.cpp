@@ -1,0 +1,216 @@
+// MAML: the meta-gradient against finite differences of the whole
+// "adapt on support, then loss on query" map, the first-order/second-order
+// relation in closed form, Meta-SGD, MAML++ and ANIL, determinism across threads,
+// and a short sinusoid run.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <metalearn/metalearn.hpp>
+
+namespace ml = metalearn;
+namespace alg = metalearn::algorithms;
+
+namespace {
+
+ml::data::Task<double> regression_task(ml::Generator& gen, ml::Index shots, ml::Index queries) {
+  ml::data::Task<double> t;
+  t.support_x = ml::uniform<double>({shots, 1}, gen, -2.0, 2.0);
+  t.support_y = ml::uniform<double>({shots, 1}, gen, -1.0, 1.0);
+  t.query_x = ml::uniform<double>({queries, 1}, gen, -2.0, 2.0);
+  t.query_y = ml::uniform<double>({queries, 1}, gen, -1.0, 1.0);
+  t.ways = 1;
+  t.shots = shots;
+  t.queries = queries;
+  return t;
+}
+
+// Central differences of the mean query loss (after adaptation) w.r.t. every
+// meta-parameter, computed by perturbing the parameters in place.
+std::vector<double> numeric_meta_gradient(alg::Maml<double>& maml,
+                                          const ml::data::TaskBatch<double>& batch,
+                                          double eps = 1e-6) {
+  std::vector<double> out;
+  for (const auto& p : maml.meta_parameters().values()) {
+    for (ml::Index i = 0; i < p.numel(); ++i) {
+      const double saved = p.data()[i];
+      alg::StepStats plus, minus;
+      p.data()[i] = saved + eps;
+      (void)maml.meta_gradient(batch, &plus);
+      p.data()[i] = saved - eps;
+      (void)maml.meta_gradient(batch, &minus);
+      p.data()[i] = saved;
+      out.push_back((plus.meta_loss - minus.meta_loss) / (2 * eps));
+    }
+  }
+  return out;
+}
+
+template <class T>
+std::vector<T> flatten(const std::vector<ml::Tensor<T>>& ts) {
+  std::vector<T> out;
+  for (const auto& t : ts) out.insert(out.end(), t.data(), t.data() + t.numel());
+  return out;
+}
+
+double relative_error(const std::vector<double>& a, const std::vector<double>& b) {
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    num += (a[i] - b[i]) * (a[i] - b[i]);
+    den += b[i] * b[i];
+  }
+  return std::sqrt(num) / std::max(std::sqrt(den), 1e-300);
+}
+
+class MamlFiniteDifferences : public ::testing::TestWithParam<int> {};
+
+TEST_P(MamlFiniteDifferences, SecondOrderMetaGradientMatchesWholeMap) {
+  const int steps = GetParam();
+  ml::Generator gen(10 + static_cast<std::uint64_t>(steps));
+  ml::nn::MLP<double> model({1, 5, 1}, gen, ml::nn::Activation::kTanh);
+  alg::Maml<double> maml(model, alg::MamlOptions<double>{}.inner_lr(0.3).inner_steps(steps));
+  ml::data::TaskBatch<double> batch{regression_task(gen, 6, 7), regression_task(gen, 6, 7)};
+  const auto analytic = flatten(maml.meta_gradient(batch));
+  const auto numeric = numeric_meta_gradient(maml, batch);
+  ASSERT_EQ(analytic.size(), numeric.size());
+  EXPECT_LT(relative_error(analytic, numeric), 1e-6) << "inner steps: " << steps;
+
+  // First order differs (the Hessian terms are missing).
+  alg::Maml<double> fo(
+      model, alg::MamlOptions<double>{}.inner_lr(0.3).inner_steps(steps).first_order(true));
+  EXPECT_GT(relative_error(flatten(fo.meta_gradient(batch)), numeric), 1e-3);
+}
+
+INSTANTIATE_TEST_SUITE_P(InnerSteps, MamlFiniteDifferences, ::testing::Values(1, 2, 3));
+
+// Linear regression y = w x + b: the support Hessian H is constant, and the
+// second-order meta-gradient is (I - alpha H) times the first-order one.
+TEST(Maml, FirstOrderDiffersByTheHessianTerm) {
+  ml::Generator gen(3);
+  ml::nn::Linear<double> model(1, 1, gen);
+  const double alpha = 0.1;
+  auto task = regression_task(gen, 5, 8);
+  alg::Maml<double> so(model, alg::MamlOptions<double>{}.inner_lr(alpha));
+  alg::Maml<double> fo(model, alg::MamlOptions<double>{}.inner_lr(alpha).first_order(true));
+  const auto g_so = flatten(so.meta_gradient({task}));
+  const auto g_fo = flatten(fo.meta_gradient({task}));
+  ASSERT_EQ(g_so.size(), 2u);  // weight, bias
+  // H = 2/n sum [x 1]^T [x 1].
+  double sxx = 0, sx = 0;
+  const auto n = static_cast<double>(task.support_x.numel());
+  for (ml::Index i = 0; i < task.support_x.numel(); ++i) {
+    const double x = task.support_x.data()[i];
+    sxx += x * x;
+    sx += x;
+  }
+  const double h00 = 2 * sxx / n, h01 = 2 * sx / n, h11 = 2.0;
+  const double expect_w = g_fo[0] - alpha * (h00 * g_fo[0] + h01 * g_fo[1]);
+  const double expect_b = g_fo[1] - alpha * (h01 * g_fo[0] + h11 * g_fo[1]);
+  EXPECT_NEAR(g_so[0], expect_w, 1e-12);
+  EXPECT_NEAR(g_so[1], expect_b, 1e-12);
+  EXPECT_GT(std::abs(g_so[0] - g_fo[0]) + std::abs(g_so[1] - g_fo[1]), 1e-3);
+}
+
+TEST(Maml, MetaSgdLearningRateGradientMatchesFiniteDifferences) {
+  ml::Generator gen(4);
+  ml::nn::MLP<double> model({1, 4, 1}, gen, ml::nn::Activation::kTanh);
+  alg::Maml<double> maml(
+      model, alg::MamlOptions<double>{}.inner_lr(0.2).inner_steps(2).learn_inner_lr(true));
+  const auto meta = maml.meta_parameters();
+  EXPECT_EQ(meta.size(), 2 * model.named_parameters().size());
+  EXPECT_TRUE(meta.contains("lr.0.weight"));
+  ml::data::TaskBatch<double> batch{regression_task(gen, 5, 5)};
+  EXPECT_LT(relative_error(flatten(maml.meta_gradient(batch)), numeric_meta_gradient(maml, batch)),
+            1e-6);
+}
+
+TEST(Maml, PerStepLearningRatesAndMultiStepLossMatchFiniteDifferences) {
+  ml::Generator gen(5);
+  ml::nn::MLP<double> model({1, 4, 1}, gen, ml::nn::Activation::kTanh);
+  alg::Maml<double> maml(
+      model,
+      alg::MamlOptions<double>{}.inner_lr(0.2).inner_steps(3).per_step_lr(true).multi_step_loss(
+          true, 10));
+  EXPECT_TRUE(maml.meta_parameters().contains("lr.0.weight.step2"));
+  ml::data::TaskBatch<double> batch{regression_task(gen, 5, 5)};
+  EXPECT_LT(relative_error(flatten(maml.meta_gradient(batch)), numeric_meta_gradient(maml, batch)),
+            1e-6);
+}
+
+TEST(Maml, AnilAdaptsOnlyTheHeadAndItsMetaGradientMatches) {
+  ml::Generator gen(6);
+  ml::nn::MLP<double> model({1, 4, 4, 1}, gen, ml::nn::Activation::kTanh);
+  // Children: 0 Linear, 1 Tanh, 2 Linear, 3 Tanh, 4 Linear (the head).
+  alg::Maml<double> maml(
+      model, alg::MamlOptions<double>{}.inner_lr(0.3).inner_steps(2).adapt_only({"4."}));
+  auto task = regression_task(gen, 5, 5);
+  const auto fast = maml.adapt(task, 2);
+  const auto theta = model.named_parameters();
+  for (const auto& [name, t] : theta) {
+    const bool head = std::string(name).rfind("4.", 0) == 0;
+    const auto& f = fast.at(name);
+    double diff = 0;
+    for (ml::Index i = 0; i < t.numel(); ++i) diff += std::abs(f.data()[i] - t.data()[i]);
+    if (head) {
+      EXPECT_GT(diff, 1e-8) << name;
+    } else {
+      EXPECT_EQ(diff, 0.0) << name << " is in the body and must not adapt";
+    }
+  }
+  ml::data::TaskBatch<double> batch{task};
+  EXPECT_LT(relative_error(flatten(maml.meta_gradient(batch)), numeric_meta_gradient(maml, batch)),
+            1e-6);
+}
+
+TEST(Maml, ParallelTasksEqualSerialBitForBit) {
+  auto run = [](int threads) {
+    ml::Generator gen(7);
+    ml::nn::MLP<float> model({1, 16, 16, 1}, gen);
+    alg::Maml<float> maml(model, alg::MamlOptions<float>{}.threads(threads));
+    ml::data::SinusoidTasks<float> family({.shots = 10, .queries = 10});
+    ml::data::MetaBatchSampler<float> batches(family, {.batch = 8, .seed = 3});
+    for (int i = 0; i < 5; ++i) (void)maml.meta_step(batches.next());
+    return flatten(model.parameters());
+  };
+  EXPECT_EQ(run(1), run(2));
+}
+
+TEST(Maml, SinusoidMetaTrainingMakesOneStepAdaptationWork) {
+  ml::Generator gen(8);
+  ml::nn::MLP<float> model({1, 40, 40, 1}, gen);
+  alg::Maml<float> maml(model, alg::MamlOptions<float>{}.inner_lr(0.01f).seed(99));
+  ml::data::SinusoidTasks<float> family({.shots = 10, .queries = 10});
+  ml::data::MetaBatchSampler<float> batches(family, {.batch = 25, .seed = 1});
+  for (int i = 0; i < 1500; ++i) (void)maml.meta_step(batches.next());
+  ml::data::SinusoidTasks<float> test_family({.shots = 10, .queries = 50});
+  const auto before = maml.evaluate(test_family, 200, 0);
+  const auto after = maml.evaluate(test_family, 200, 1);
+  EXPECT_LT(after.mean, 0.5 * before.mean)
+      << "0 steps: " << before.mean << ", 1 step: " << after.mean;
+}
+
+TEST(Maml, EvaluateReportsAMeanAndAnInterval) {
+  ml::Generator gen(9);
+  ml::nn::MLP<float> model({1, 8, 1}, gen);
+  alg::Maml<float> maml(model);
+  ml::data::SinusoidTasks<float> family({.shots = 5, .queries = 5});
+  const auto r = maml.evaluate(family, 50, 1);
+  EXPECT_EQ(r.episodes, 50u);
+  EXPECT_EQ(r.values.size(), 50u);
+  EXPECT_GT(r.mean, 0.0);
+  EXPECT_GT(r.ci95, 0.0);
+  // Same seed, same episodes.
+  EXPECT_EQ(maml.evaluate(family, 50, 1).values, r.values);
+}
+
+TEST(Maml, RejectsBadOptionsAndEmptyBatches) {
+  ml::Generator gen(10);
+  ml::nn::MLP<float> model({1, 4, 1}, gen);
+  EXPECT_THROW(alg::Maml<float>(model, alg::MamlOptions<float>{}.inner_steps(-1)), ml::ValueError);
+  EXPECT_THROW(
+      alg::Maml<float>(model, alg::MamlOptions<float>{}.learn_inner_lr(true).per_step_lr(true)),
+      ml::ValueError);
+  alg::Maml<float> maml(model);
+  EXPECT_THROW((void)maml.meta_step({}), ml::ValueError);
+}
+
+}  // namespace
