@@ -16,6 +16,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 
@@ -454,9 +455,37 @@ OmniglotDataset::OmniglotDataset(OmniglotOptions options) : options_(std::move(o
       }
     }
     folders_.push_back(std::make_shared<const Folder>(std::move(*folder)));
+    folder_names_.push_back(name);
   }
   if (o.use_cache == false) from_cache_ = false;
+  select_characters();
+}
 
+OmniglotDataset OmniglotDataset::with_split(OmniglotSplit split, bool rotations) const {
+  OmniglotDataset out = *this;
+  out.options_.split = split;
+  out.options_.rotations = rotations;
+  out.folders_.clear();
+  out.folder_names_.clear();
+  for (const char* folder : {kBackground, kEvaluation}) {
+    const bool background = std::string_view(folder) == kBackground;
+    const bool needed =
+        background ? split != OmniglotSplit::evaluation : split != OmniglotSplit::background;
+    if (!needed) continue;
+    const auto it = std::find(folder_names_.begin(), folder_names_.end(), folder);
+    METALEARN_CHECK(it != folder_names_.end(), ValueError,
+                    "OmniglotDataset::with_split: the split needs ", folder, ", which ", name(),
+                    " did not load (load OmniglotSplit::all)");
+    out.folders_.push_back(folders_[static_cast<std::size_t>(it - folder_names_.begin())]);
+    out.folder_names_.emplace_back(folder);
+  }
+  out.select_characters();
+  return out;
+}
+
+void OmniglotDataset::select_characters() {
+  const auto& o = options_;
+  characters_.clear();
   for (const auto& f : folders_) {
     for (std::size_t k = 0; k < f->characters.size(); ++k) characters_.push_back({f.get(), k});
   }
@@ -470,7 +499,7 @@ OmniglotDataset::OmniglotDataset(OmniglotOptions options) : options_(std::move(o
   if (o.split == OmniglotSplit::vinyals_train || o.split == OmniglotSplit::vinyals_test) {
     METALEARN_CHECK(characters_.size() > kVinyalsTrain, ValueError,
                     "OmniglotDataset: the Vinyals split needs more than ", kVinyalsTrain,
-                    " characters, '", root.string(), "' has ", characters_.size());
+                    " characters, ", name(), " has ", characters_.size());
     if (o.split == OmniglotSplit::vinyals_train) {
       characters_.resize(kVinyalsTrain);
     } else {

@@ -123,6 +123,21 @@ TEST_F(FakeOmniglot, LoadsLayoutResizesAndInverts) {
   EXPECT_THROW((void)image(bg, 0, 3), ml::ValueError);
 }
 
+TEST_F(FakeOmniglot, WithSplitSharesTheLoadedImages) {
+  md::OmniglotDataset all(options(md::OmniglotSplit::all));
+  const md::OmniglotDataset bg = all.with_split(md::OmniglotSplit::background, false);
+  const md::OmniglotDataset direct(options());
+  ASSERT_EQ(bg.num_classes(), direct.num_classes());
+  for (ml::Index c = 0; c < 3; ++c) {
+    EXPECT_EQ(bg.class_name(c), direct.class_name(c));
+    EXPECT_EQ(image(bg, c, 1), image(direct, c, 1));
+  }
+  const md::OmniglotDataset ev = all.with_split(md::OmniglotSplit::evaluation, true);
+  EXPECT_EQ(ev.num_classes(), 4);
+  EXPECT_EQ(ev.class_name(3), "Gamma/character01");
+  EXPECT_THROW((void)direct.with_split(md::OmniglotSplit::evaluation, false), ml::ValueError);
+}
+
 TEST_F(FakeOmniglot, RotationsGiveFourClassesPerCharacter) {
   auto o = options();
   o.rotations = true;
@@ -301,14 +316,15 @@ class RealOmniglot : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     if (omniglot_dir() == nullptr) return;
-    background_ = std::make_unique<md::OmniglotDataset>(
-        md::OmniglotOptions{.split = md::OmniglotSplit::background});
-    evaluation_ = std::make_unique<md::OmniglotDataset>(
-        md::OmniglotOptions{.split = md::OmniglotSplit::evaluation});
+    const md::OmniglotDataset all({.split = md::OmniglotSplit::all});
+    background_ =
+        std::make_unique<md::OmniglotDataset>(all.with_split(md::OmniglotSplit::background, false));
+    evaluation_ =
+        std::make_unique<md::OmniglotDataset>(all.with_split(md::OmniglotSplit::evaluation, false));
     vinyals_train_ = std::make_unique<md::OmniglotDataset>(
-        md::OmniglotOptions{.split = md::OmniglotSplit::vinyals_train, .rotations = true});
+        all.with_split(md::OmniglotSplit::vinyals_train, true));
     vinyals_test_ = std::make_unique<md::OmniglotDataset>(
-        md::OmniglotOptions{.split = md::OmniglotSplit::vinyals_test});
+        all.with_split(md::OmniglotSplit::vinyals_test, false));
   }
   static void TearDownTestSuite() {
     background_.reset();

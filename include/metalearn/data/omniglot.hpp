@@ -96,6 +96,11 @@ class OmniglotDataset final : public ClassDataset {
   [[nodiscard]] Index character_of(Index c) const;
   [[nodiscard]] int rotation_of(Index c) const;
 
+  /// The same data seen through another split or rotation setting, sharing the decoded
+  /// images (no file is read). Load OmniglotSplit::all once and derive the splits from it.
+  /// @throws ValueError when the split needs a folder this dataset did not load.
+  [[nodiscard]] OmniglotDataset with_split(OmniglotSplit split, bool rotations) const;
+
   /// True when every folder came from a valid cache (nothing decoded).
   [[nodiscard]] bool loaded_from_cache() const { return from_cache_; }
   /// The cache files used or written (empty when use_cache is false).
@@ -124,9 +129,11 @@ class OmniglotDataset final : public ClassDataset {
   };
   [[nodiscard]] const Folder::Character& character(Index k) const;
   [[nodiscard]] Index check_class(Index c, const char* fn) const;
+  void select_characters();
 
   OmniglotOptions options_;
   std::vector<std::shared_ptr<const Folder>> folders_;
+  std::vector<std::string> folder_names_;  // images_background / images_evaluation
   std::vector<CharacterRef> characters_;
   std::vector<std::filesystem::path> cache_files_;
   bool from_cache_ = true;
