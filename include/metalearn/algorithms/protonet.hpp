@@ -1,0 +1,233 @@
+#pragma once
+// Prototypical Networks (Snell, Swersky & Zemel 2017): a metric meta-learner.
+//
+// An embedding network f maps images to vectors. The prototype of class k is the
+// mean embedding of its support examples, c_k = mean_{i: y_i = k} f(x_i), and a
+// query is classified by a softmax over negative distances to the prototypes,
+//   log p(y = k | x) = log_softmax_k( -d(f(x), c_k) ),
+// trained by the query cross-entropy of episodes. Adapting to a new task is a
+// forward pass over its support set: no gradient steps, so a PrototypeClassifier
+// built once from a support set classifies any number of queries in a deployed
+// program.
+// SPDX-License-Identifier: MIT
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "metalearn/algorithms/common.hpp"
+#include "metalearn/core/random.hpp"
+#include "metalearn/core/thread_pool.hpp"
+#include "metalearn/data/task.hpp"
+#include "metalearn/data/task_sampler.hpp"
+#include "metalearn/nn/module.hpp"
+#include "metalearn/nn/modules/batch_norm.hpp"
+#include "metalearn/nn/modules/convnet.hpp"
+#include "metalearn/optim/adam.hpp"
+#include "metalearn/tensor/tensor.hpp"
+
+namespace metalearn::algorithms {
+
+/// The distance between embeddings and prototypes.
+enum class Distance {
+  kSquaredEuclidean,  ///< ||a - b||^2 (the paper's choice)
+  kCosine,            ///< 1 - cos(a, b)
+};
+
+/// The prototypes [ways, D] of `embeddings` [N, D] with integral `labels` (N values in
+/// 0..ways-1): the mean embedding of each class. Differentiable in the embeddings.
+/// @throws ShapeError on mismatched sizes, ValueError on a label outside [0, ways) or
+/// a class without examples.
+template <class T>
+Tensor<T> class_prototypes(const Tensor<T>& embeddings, const std::vector<Index>& labels,
+                           Index ways);
+
+/// The logits [Q, ways] = -scale * d(query_i, prototype_k) for `query` [Q, D] and
+/// `prototypes` [ways, D]; log_softmax over them is log p(y = k | x).
+template <class T>
+Tensor<T> prototype_logits(const Tensor<T>& query, const Tensor<T>& prototypes,
+                           Distance distance = Distance::kSquaredEuclidean, T scale = T(1));
+
+/// The prototypical loss of one episode from its embeddings: the mean query
+/// cross-entropy of prototype_logits against `query_labels`.
+template <class T>
+Tensor<T> prototype_loss(const Tensor<T>& support_embeddings,
+                         const std::vector<Index>& support_labels,
+                         const Tensor<T>& query_embeddings, const std::vector<Index>& query_labels,
+                         Index ways, Distance distance = Distance::kSquaredEuclidean,
+                         T scale = T(1));
+
+/// Options of ProtoNet, with the paper's defaults (Adam 1e-3, halved every 2000
+/// episodes, squared Euclidean distance, the 4-block 64-channel ConvNet).
+/// Training and test episodes are independent: meta_step() takes episodes of any
+/// ways/shots/queries (the paper trains Omniglot 60-way 5-shot) and evaluate()
+/// episodes of any other configuration.
+template <class T = float>
+class ProtoNetOptions {
+ public:
+  ProtoNetOptions() {
+    embedding_.batch_norm(nn::BatchNormOptions{}.mode(nn::BatchNormMode::kRunning));
+  }
+  /// Distance between embeddings and prototypes.
+  ProtoNetOptions& distance(Distance v) {
+    distance_ = v;
+    return *this;
+  }
+  [[nodiscard]] Distance distance() const { return distance_; }
+  /// Logits are -scale * distance (a temperature; useful with the cosine distance,
+  /// whose range is [0, 2]).
+  ProtoNetOptions& scale(T v) {
+    scale_ = v;
+    return *this;
+  }
+  [[nodiscard]] T scale() const { return scale_; }
+  /// Adam learning rate.
+  ProtoNetOptions& lr(double v) {
+    lr_ = v;
+    return *this;
+  }
+  [[nodiscard]] double lr() const { return lr_; }
+  /// Multiply the learning rate by `factor` every `every` meta-steps (every = 0: never).
+  ProtoNetOptions& lr_decay(double factor, std::int64_t every) {
+    lr_decay_ = factor;
+    lr_decay_every_ = every;
+    return *this;
+  }
+  [[nodiscard]] double lr_decay() const { return lr_decay_; }
+  [[nodiscard]] std::int64_t lr_decay_every() const { return lr_decay_every_; }
+  /// The ConvNet4 that ProtoNet builds when it is not given an embedding (no head;
+  /// batch norm with running statistics by default, as in the paper's code).
+  ProtoNetOptions& embedding(const nn::ConvNet4Options& v) {
+    embedding_ = v;
+    return *this;
+  }
+  [[nodiscard]] const nn::ConvNet4Options& embedding() const { return embedding_; }
+  /// Threads running the episodes of a meta-batch and evaluation episodes.
+  ProtoNetOptions& threads(int v) {
+    threads_ = v;
+    return *this;
+  }
+  [[nodiscard]] int threads() const { return threads_; }
+  /// Seed of evaluation episodes.
+  ProtoNetOptions& seed(std::uint64_t v) {
+    seed_ = v;
+    return *this;
+  }
+  [[nodiscard]] std::uint64_t seed() const { return seed_; }
+
+ private:
+  Distance distance_ = Distance::kSquaredEuclidean;
+  T scale_ = T(1);
+  double lr_ = 1e-3;
+  double lr_decay_ = 0.5;
+  std::int64_t lr_decay_every_ = 2000;
+  nn::ConvNet4Options embedding_;
+  int threads_ = 1;
+  std::uint64_t seed_ = 0;
+};
+
+/// A classifier fixed by one support set: an independent copy of the embedding
+/// network (in evaluation mode) and the class prototypes. Built once, it classifies
+/// any number of queries, in any batches, from any number of threads; later
+/// training of the ProtoNet does not change it.
+///
+/// @code
+/// auto clf = protonet.classifier(support_x, support_y);   // one forward pass
+/// std::vector<Index> labels = clf.classify(images);       // no gradient steps
+/// @endcode
+template <class T = float>
+class PrototypeClassifier {
+ public:
+  /// Embeds the support set with a copy of `embedding` and averages each class.
+  /// @throws ShapeError / ValueError as class_prototypes.
+  PrototypeClassifier(const nn::Module<T>& embedding, const Tensor<T>& support_x,
+                      const Tensor<T>& support_y, Distance distance = Distance::kSquaredEuclidean,
+                      T scale = T(1));
+
+  /// Logits [N, ways] (negative scaled distances) of inputs `x`.
+  [[nodiscard]] Tensor<T> logits(const Tensor<T>& x) const;
+  /// log p(y = k | x), [N, ways].
+  [[nodiscard]] Tensor<T> log_probs(const Tensor<T>& x) const;
+  /// The most probable label of every row of `x`.
+  [[nodiscard]] std::vector<Index> classify(const Tensor<T>& x) const;
+
+  [[nodiscard]] const Tensor<T>& prototypes() const { return prototypes_; }
+  [[nodiscard]] Index ways() const { return prototypes_.shape()[0]; }
+
+ private:
+  std::shared_ptr<nn::Module<T>> embedding_;
+  Tensor<T> prototypes_;
+  Distance distance_;
+  T scale_;
+};
+
+/// Prototypical Networks over any embedding nn::Module (outputs [N, D]).
+///
+/// The module is in training mode only inside meta_step() and in evaluation mode
+/// otherwise (this matters only for batch norm with running statistics). An
+/// episode's support and query sets are embedded in one batch, as in the paper's
+/// code. The episodes of a meta-batch run on a thread pool and their gradients are
+/// reduced in task order, so parameters equal the serial run bit for bit (with
+/// running-statistics batch norm and several episodes per meta-batch on several
+/// threads, the running statistics are updated in completion order).
+///
+/// @code
+/// Generator gen(0);
+/// algorithms::ProtoNet<float> protonet(gen);          // ConvNet4 embedding
+/// data::EpisodicSampler<float> train(glyphs, {.ways = 60, .shots = 5, .queries = 5});
+/// for (int s = 0; s < 5000; ++s) protonet.meta_step({train.sample(gen)});
+/// auto acc = protonet.evaluate(test_episodes, 600);    // mean +- 95% CI
+/// @endcode
+template <class T = float>
+class ProtoNet {
+ public:
+  /// Uses `embedding` (which must outlive the ProtoNet); its parameters are trained.
+  ProtoNet(nn::Module<T>& embedding, ProtoNetOptions<T> options = {});
+  /// Builds and owns a ConvNet4 embedding from options.embedding(), initialised by `gen`.
+  explicit ProtoNet(Generator& gen, ProtoNetOptions<T> options = {});
+
+  /// Embeddings [N, D] of inputs `x` (with the module's current mode).
+  [[nodiscard]] Tensor<T> embed(const Tensor<T>& x) const;
+
+  /// The differentiable query loss of one episode; `accuracy` receives the query
+  /// accuracy when non-null.
+  [[nodiscard]] Tensor<T> loss(const data::Task<T>& task, double* accuracy = nullptr) const;
+
+  /// One Adam step on the mean query loss of the episodes of `batch`.
+  StepStats meta_step(const data::TaskBatch<T>& batch);
+
+  /// log p(y | x) [Q, ways] of `query_x` given a labelled support set (labels
+  /// 0..ways-1). Support and queries are embedded in one batch.
+  [[nodiscard]] Tensor<T> predict(const Tensor<T>& support_x, const Tensor<T>& support_y,
+                                  const Tensor<T>& query_x) const;
+
+  /// A classifier fixed by the support set (see PrototypeClassifier).
+  [[nodiscard]] PrototypeClassifier<T> classifier(const Tensor<T>& support_x,
+                                                  const Tensor<T>& support_y) const;
+
+  /// Mean and 95% interval of the query accuracy over `episodes` tasks of `sampler`.
+  EvalResult evaluate(const data::AnyTaskSampler<T>& sampler, std::size_t episodes) const;
+
+  [[nodiscard]] const ProtoNetOptions<T>& options() const { return options_; }
+  [[nodiscard]] nn::Module<T>& model() const { return *model_; }
+  [[nodiscard]] std::int64_t steps_taken() const { return steps_taken_; }
+  [[nodiscard]] double current_lr() const { return outer_->lr(); }
+
+ private:
+  struct TaskResult {
+    std::vector<Tensor<T>> grads;
+    double loss = 0, accuracy = 0;
+  };
+  void init();
+
+  std::shared_ptr<nn::Module<T>> owned_;
+  nn::Module<T>* model_;
+  ProtoNetOptions<T> options_;
+  std::unique_ptr<optim::Adam<T>> outer_;
+  mutable ThreadPool pool_;
+  std::int64_t steps_taken_ = 0;
+};
+
+}  // namespace metalearn::algorithms
+
+#include "metalearn/algorithms/protonet_impl.hpp"  // IWYU pragma: export

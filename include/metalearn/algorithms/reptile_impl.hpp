@@ -1,0 +1,297 @@
+#pragma once
+// Definitions of Reptile (included at the end of reptile.hpp).
+// SPDX-License-Identifier: MIT
+
+#include <algorithm>
+#include <memory>
+#include <numeric>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "metalearn/algorithms/reptile.hpp"
+#include "metalearn/autograd/grad.hpp"
+#include "metalearn/optim/adam.hpp"
+#include "metalearn/optim/optimizer.hpp"
+#include "metalearn/optim/sgd.hpp"
+#include "metalearn/tensor/ops.hpp"
+
+namespace metalearn::algorithms {
+
+namespace detail {
+
+/// Stream tags of Reptile's generators (training tasks, evaluation adaptation).
+inline constexpr std::uint64_t kReptileTrainTag = 0x72'65'70'74'69'6CULL;
+inline constexpr std::uint64_t kReptileAdaptTag = 0x61'64'61'70'74ULL;
+
+/// Successive random permutations of 0..n-1 cut into mini-batches of `batch`
+/// indices; a batch may span the end of one permutation and the start of the next.
+class MiniBatchStream {
+ public:
+  MiniBatchStream(Index n, Index batch, Generator& gen)
+      : gen_(gen), order_(static_cast<size_t>(n)) {
+    std::iota(order_.begin(), order_.end(), Index{0});
+    batch_ = batch;
+    pos_ = n;  // shuffle before the first batch
+  }
+  std::vector<Index> next() {
+    std::vector<Index> out;
+    out.reserve(static_cast<std::size_t>(batch_));
+    const Index n = static_cast<Index>(order_.size());
+    while (static_cast<Index>(out.size()) < batch_) {
+      if (pos_ == n) {
+        for (Index i = n - 1; i > 0; --i) {
+          std::swap(order_[static_cast<std::size_t>(i)],
+                    order_[static_cast<std::size_t>(gen_.randint(0, i))]);
+        }
+        pos_ = 0;
+      }
+      out.push_back(order_[static_cast<std::size_t>(pos_++)]);
+    }
+    return out;
+  }
+
+ private:
+  Generator& gen_;
+  std::vector<Index> order_;
+  Index batch_ = 1;
+  Index pos_ = 0;
+};
+
+/// True when some module of the tree normalises with batch statistics, so that the
+/// composition of a batch changes the outputs of its examples.
+template <class T>
+bool has_batch_norm(const nn::Module<T>& m) {
+  if (m.type_name().rfind("BatchNorm", 0) == 0) return true;
+  for (const auto& [name, child] : m.named_children()) {
+    if (has_batch_norm(*child)) return true;
+  }
+  return false;
+}
+
+}  // namespace detail
+
+template <class T>
+Reptile<T>::Reptile(nn::Module<T>& model, ReptileOptions<T> options)
+    : model_(model),
+      options_(std::move(options)),
+      loss_(options_.custom_loss() ? options_.custom_loss() : make_loss<T>(options_.loss_kind())),
+      pool_(static_cast<std::size_t>(std::max(1, options_.threads()))) {
+  METALEARN_CHECK(options_.inner_steps() >= 0 && options_.eval_inner_steps() >= 0, ValueError,
+                  "Reptile: inner_steps (", options_.inner_steps(), ") and eval_inner_steps (",
+                  options_.eval_inner_steps(), ") must be >= 0");
+  METALEARN_CHECK(options_.inner_batch() >= 0 && options_.eval_inner_batch() >= 0, ValueError,
+                  "Reptile: inner_batch (", options_.inner_batch(), ") and eval_inner_batch (",
+                  options_.eval_inner_batch(), ") must be >= 0 (0: the whole support set)");
+  METALEARN_CHECK(options_.inner_lr() >= T(0) && options_.outer_step() >= T(0) &&
+                      options_.outer_step_final() >= T(0),
+                  ValueError, "Reptile: inner_lr ", options_.inner_lr(), ", outer_step ",
+                  options_.outer_step(), " and the annealed step ", options_.outer_step_final(),
+                  " must be non-negative");
+  METALEARN_CHECK(options_.anneal_steps() >= 0, ValueError,
+                  "Reptile: anneal over a negative number of steps ", options_.anneal_steps());
+}
+
+template <class T>
+bool Reptile<T>::classifying() const {
+  return !options_.custom_loss() && options_.loss_kind() == LossKind::kCrossEntropy;
+}
+
+template <class T>
+Tensor<T> Reptile<T>::task_loss(const Tensor<T>& pred, const Tensor<T>& target) const {
+  return loss_(pred, target);
+}
+
+template <class T>
+T Reptile<T>::current_outer_step() const {
+  if (options_.anneal_steps() <= 0) return options_.outer_step();
+  const double frac = std::min(
+      1.0, static_cast<double>(steps_taken_) / static_cast<double>(options_.anneal_steps()));
+  return static_cast<T>((1.0 - frac) * static_cast<double>(options_.outer_step()) +
+                        frac * static_cast<double>(options_.outer_step_final()));
+}
+
+template <class T>
+nn::ParamDict<T> Reptile<T>::inner_loop(const data::Task<T>& task, const nn::ParamDict<T>& theta,
+                                        int steps, Index batch, Generator& gen,
+                                        std::vector<double>* losses) const {
+  const Index n =
+      task.support_x.defined() && task.support_x.dim() > 0 ? task.support_x.shape()[0] : 0;
+  METALEARN_CHECK(steps == 0 || n > 0, ValueError,
+                  "Reptile::adapt: the task has an empty support set; cannot take ", steps,
+                  " inner step(s)");
+  std::vector<Tensor<T>> phi;
+  phi.reserve(theta.size());
+  for (const auto& t : theta.values()) phi.push_back(t.detach().clone().requires_grad(true));
+  nn::ParamDict<T> fast = theta.with_values(phi);
+  if (steps == 0) return fast;
+
+  std::unique_ptr<optim::Optimizer<T>> opt;
+  const double lr = static_cast<double>(options_.inner_lr());
+  if (options_.inner_optimizer() == InnerOptimizer::kAdam) {
+    opt = std::make_unique<optim::Adam<T>>(
+        phi, optim::AdamOptions{}.lr(lr).betas(options_.adam_beta1(), options_.adam_beta2()));
+  } else {
+    opt = std::make_unique<optim::SGD<T>>(phi, optim::SGDOptions{}.lr(lr));
+  }
+  const bool full = batch <= 0 || batch >= n;
+  detail::MiniBatchStream stream(n, full ? n : batch, gen);
+  autograd::EnableGradGuard grad_on;
+  for (int k = 0; k < steps; ++k) {
+    Tensor<T> x = task.support_x;
+    Tensor<T> y = task.support_y;
+    if (!full) {
+      const std::vector<Index> idx = stream.next();
+      x = index_select(task.support_x, 0, idx);
+      y = index_select(task.support_y, 0, idx);
+    }
+    Tensor<T> loss = task_loss(model_.forward(x, fast), y);
+    if (losses != nullptr) losses->push_back(static_cast<double>(loss.item()));
+    auto grads = autograd::grad({loss}, phi, autograd::GradOptions{.allow_unused = true});
+    opt->zero_grad();
+    for (std::size_t i = 0; i < phi.size(); ++i) {
+      if (grads[i].defined()) phi[i].set_grad(grads[i]);
+    }
+    opt->step();
+  }
+  opt->zero_grad();
+  return fast;
+}
+
+template <class T>
+Tensor<T> Reptile<T>::predict(const Tensor<T>& x, const nn::ParamDict<T>& fast) const {
+  autograd::NoGradGuard no_grad;
+  return model_.forward(x, fast);
+}
+
+template <class T>
+Tensor<T> Reptile<T>::predict_query(const data::Task<T>& task, const nn::ParamDict<T>& fast) const {
+  autograd::NoGradGuard no_grad;
+  if (options_.transductive() || !detail::has_batch_norm(model_)) {
+    return model_.forward(task.query_x, fast);
+  }
+  // Each query example in a batch with the support set: its output depends on the
+  // support set's statistics and on itself, never on the other queries.
+  const Index q = task.query_x.shape()[0];
+  const Index s = task.support_x.shape()[0];
+  std::vector<Tensor<T>> rows;
+  rows.reserve(static_cast<std::size_t>(q));
+  for (Index i = 0; i < q; ++i) {
+    Tensor<T> out =
+        model_.forward(concat<T>({task.support_x, slice(task.query_x, 0, i, i + 1)}, 0), fast);
+    rows.push_back(slice(out, 0, s, s + 1));
+  }
+  return concat(rows, 0);
+}
+
+template <class T>
+double Reptile<T>::query_metric(const data::Task<T>& task, const nn::ParamDict<T>& w,
+                                double* loss) const {
+  Tensor<T> pred = predict_query(task, w);
+  const double l = static_cast<double>(task_loss(pred, task.query_y).item());
+  if (loss != nullptr) *loss = l;
+  return classifying() ? label_accuracy(pred, task.query_y) : l;
+}
+
+template <class T>
+typename Reptile<T>::TaskResult Reptile<T>::run_task(const data::Task<T>& task,
+                                                     std::size_t index) const {
+  TaskResult r;
+  const nn::ParamDict<T> theta = model_.named_parameters();
+  Generator gen(
+      derive_seed({options_.seed(), detail::kReptileTrainTag,
+                   static_cast<std::uint64_t>(steps_taken_), static_cast<std::uint64_t>(index)}));
+  const bool query =
+      task.query_x.defined() && task.query_x.dim() > 0 && task.query_x.shape()[0] > 0;
+  if (query) {
+    const double acc = query_metric(task, theta, &r.pre_loss);
+    if (classifying()) r.pre_acc = acc;
+  }
+  std::vector<double> losses;
+  r.phi = inner_loop(task, theta, options_.inner_steps(), options_.inner_batch(), gen, &losses);
+  for (double l : losses) r.meta_loss += l;
+  if (!losses.empty()) r.meta_loss /= static_cast<double>(losses.size());
+  if (query) {
+    const double acc = query_metric(task, r.phi, &r.post_loss);
+    if (classifying()) r.post_acc = acc;
+  } else if (!losses.empty()) {
+    r.pre_loss = losses.front();
+    r.post_loss = losses.back();
+  }
+  return r;
+}
+
+template <class T>
+StepStats Reptile<T>::meta_step(const data::TaskBatch<T>& batch) {
+  METALEARN_CHECK(!batch.empty(), ValueError, "Reptile::meta_step: empty task batch");
+  std::vector<TaskResult> results(batch.size());
+  pool_.run(batch.size(), [&](std::size_t i) { results[i] = run_task(batch[i], i); });
+
+  // theta <- theta + epsilon * mean_i (phi_i - theta), summed in task order.
+  const std::vector<Tensor<T>> theta = model_.parameters();
+  const T scale = current_outer_step() / static_cast<T>(batch.size());
+  {
+    autograd::NoGradGuard no_grad;
+    std::vector<std::vector<Tensor<T>>> phis;
+    for (const auto& r : results) phis.push_back(r.phi.values());
+    std::vector<T> acc;
+    for (std::size_t j = 0; j < theta.size(); ++j) {
+      T* p = theta[j].data();
+      const Index n = theta[j].numel();
+      acc.assign(static_cast<std::size_t>(n), T(0));
+      for (const auto& phi : phis) {
+        const T* q = phi[j].data();
+        for (Index k = 0; k < n; ++k) acc[static_cast<std::size_t>(k)] += q[k] - p[k];
+      }
+      for (Index k = 0; k < n; ++k) p[k] += scale * acc[static_cast<std::size_t>(k)];
+    }
+  }
+
+  StepStats s;
+  s.tasks = batch.size();
+  double pre_acc = 0.0;
+  double post_acc = 0.0;
+  for (const auto& r : results) {
+    s.meta_loss += r.meta_loss;
+    s.pre_loss += r.pre_loss;
+    s.post_loss += r.post_loss;
+    pre_acc += r.pre_acc;
+    post_acc += r.post_acc;
+  }
+  const double n = static_cast<double>(batch.size());
+  s.meta_loss /= n;
+  s.pre_loss /= n;
+  s.post_loss /= n;
+  const bool accuracy = classifying() && results.front().pre_acc >= 0.0;
+  s.pre_accuracy = accuracy ? pre_acc / n : -1.0;
+  s.post_accuracy = accuracy ? post_acc / n : -1.0;
+  ++steps_taken_;
+  return s;
+}
+
+template <class T>
+nn::ParamDict<T> Reptile<T>::adapt(const data::Task<T>& task, int steps, Index batch,
+                                   std::uint64_t stream) const {
+  if (steps < 0) steps = options_.eval_inner_steps();
+  if (batch < 0) batch = options_.eval_inner_batch();
+  Generator gen(derive_seed({options_.seed(), detail::kReptileAdaptTag, stream}));
+  nn::ParamDict<T> fast = inner_loop(task, model_.named_parameters(), steps, batch, gen, nullptr);
+  std::vector<Tensor<T>> out;
+  for (const auto& t : fast.values()) out.push_back(t.detach());
+  return fast.with_values(std::move(out));
+}
+
+template <class T>
+EvalResult Reptile<T>::evaluate(const data::AnyTaskSampler<T>& sampler, std::size_t episodes,
+                                int steps) const {
+  std::vector<double> values(episodes);
+  pool_.run(episodes, [&](std::size_t i) {
+    Generator gen = episode_generator(options_.seed(), i);
+    data::Task<T> task = sampler.sample(gen);
+    nn::ParamDict<T> fast = adapt(task, steps, -1, static_cast<std::uint64_t>(i));
+    values[i] = query_metric(task, fast, nullptr);
+  });
+  return EvalResult::from_values(std::move(values));
+}
+
+}  // namespace metalearn::algorithms
