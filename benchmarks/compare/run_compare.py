@@ -1,0 +1,254 @@
+#!/usr/bin/python3
+"""Runs the metalearn / PyTorch comparison and writes the result table.
+
+Called by benchmarks/compare.sh (which installs PyTorch and builds bench_compare).
+
+1. Gradient agreement: for every workload, `bench_compare dump` writes its initial
+   parameters, its task batch and its meta-gradient; workloads.py loads them and
+   recomputes the gradient in PyTorch (every form; float32 and float64).
+2. Timing: rounds x workloads x thread counts; in each cell the sides run one after
+   the other in fresh processes, in an order rotated every round. Each process runs
+   one warm-up step, then steps until it has at least --min-iters steps and
+   --min-seconds of them, and reports every step's wall time and its memory.
+   The table shows the median over all steps of all rounds.
+3. Memory: each process reads VmRSS after set-up (model and data built), resets the
+   kernel's peak-RSS mark (writing 5 to /proc/self/clear_refs) and reads VmHWM after
+   the steps: "peak" is the whole process's peak RSS during the steps (PyTorch's
+   includes ~its shared libraries), "increment" is peak minus the RSS before the
+   first step, i.e. what the steps themselves needed (graphs, workspaces, allocator
+   caches). Medians over the rounds.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WORKLOADS_PY = os.path.join(HERE, "..", "pytorch", "workloads.py")
+
+TARGETS = {  # workload -> (min speed-up vs loop, min speed-up vs best batched form)
+    "sinusoid_maml2": (20.0, 5.0),
+    "sinusoid_maml1": (20.0, 5.0),
+    "sinusoid_reptile5": (20.0, 5.0),
+    "omniglot_maml_paper": (1.5, 1.5),
+    "omniglot_maml_torchbench": (1.5, 1.5),
+    "protonet_60w5s": (1.5, 1.5),
+    "protonet_5w1s": (1.5, 1.5),
+}
+
+
+def run_json(cmd, timeout=900):
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    line = p.stdout.strip().splitlines()[-1] if p.stdout.strip() else ""
+    try:
+        return json.loads(line), p
+    except json.JSONDecodeError:
+        sys.stderr.write(f"command failed: {' '.join(cmd)}\n{p.stdout}\n{p.stderr}\n")
+        raise
+
+
+def python_forms(py):
+    out = subprocess.run([py, WORKLOADS_PY, "list"], capture_output=True, text=True,
+                         check=True).stdout
+    return {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.strip()}
+
+
+def lscpu_field(name):
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    except OSError:
+        return "?"
+    for line in out.splitlines():
+        if line.split(":")[0].strip() == name:
+            return line.split(":", 1)[1].strip()
+    return "?"
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def check_gradients(driver, py, workloads):
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for wl in workloads:
+            path = os.path.join(tmp, wl + ".bin")
+            subprocess.run([driver, "dump", wl, path], check=True)
+            res, p = run_json([py, WORKLOADS_PY, "check", wl, path])
+            results[wl] = res
+            forms = ", ".join(f"{k} {v['max_rel_err']:.2e}" for k, v in res["forms"].items())
+            print(f"  check {wl}: {'ok' if res['ok'] else 'MISMATCH'} ({forms})", flush=True)
+    return results
+
+
+def fmt_ms(v):
+    return "-" if v is None else (f"{v:.3f}" if v < 10 else f"{v:.1f}")
+
+
+def fmt_ratio(v):
+    return "-" if v is None else f"{v:.2f}x"
+
+
+def fmt_mb(kb):
+    return "-" if kb is None else f"{kb / 1024:.1f}"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--driver", required=True, help="path of the bench_compare binary")
+    ap.add_argument("--python", default="/usr/bin/python3")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--min-iters", type=int, default=5)
+    ap.add_argument("--min-seconds", type=float, default=1.5)
+    ap.add_argument("--workloads", default="", help="comma-separated subset")
+    ap.add_argument("--out", default="", help="markdown file to write")
+    ap.add_argument("--skip-check", action="store_true")
+    args = ap.parse_args()
+
+    forms = python_forms(args.python)
+    workloads = [w for w in (args.workloads.split(",") if args.workloads else forms)]
+    threads = [int(t) for t in args.threads.split(",")]
+    load_start = loadavg()
+    t_start = time.time()
+
+    checks = {}
+    if not args.skip_check:
+        print("gradient agreement (relative L2 error per parameter tensor, worst):", flush=True)
+        checks = check_gradients(args.driver, args.python, workloads)
+
+    samples = {}  # (wl, threads, side) -> {"ms": [...], "peak": [...], "inc": [...]}
+    torch_version = "?"
+    for r in range(args.rounds):
+        print(f"round {r + 1}/{args.rounds} (load {loadavg()})", flush=True)
+        for wl in workloads:
+            for th in threads:
+                sides = ["metalearn"] + [f"pytorch_{f}" for f in forms[wl]]
+                k = r % len(sides)
+                for side in sides[k:] + sides[:k]:
+                    common = [str(th), str(args.min_iters), str(args.min_seconds)]
+                    if side == "metalearn":
+                        cmd = [args.driver, "time", wl] + common
+                    else:
+                        cmd = [args.python, WORKLOADS_PY, "time", wl, side.split("_", 1)[1]] + common
+                    res, _ = run_json(cmd)
+                    torch_version = res.get("torch", torch_version)
+                    s = samples.setdefault((wl, th, side), {"ms": [], "peak": [], "inc": []})
+                    s["ms"] += res["ms"]
+                    s["peak"].append(res["rss_peak_kb"])
+                    s["inc"].append(res["rss_peak_kb"] - res["rss_before_kb"])
+                    print(f"  {wl:26s} t={th} {side:17s} median {statistics.median(res['ms']):9.3f} ms"
+                          f"  ({len(res['ms'])} steps, peak {res['rss_peak_kb'] / 1024:.0f} MB)",
+                          flush=True)
+    load_end = loadavg()
+    minutes = (time.time() - t_start) / 60
+
+    def med(wl, th, side, key="ms"):
+        s = samples.get((wl, th, side))
+        return statistics.median(s[key]) if s else None
+
+    def quart(wl, th, side):
+        s = samples.get((wl, th, side))
+        if not s or len(s["ms"]) < 4:
+            return "-"
+        q = statistics.quantiles(s["ms"], n=4)
+        return f"{fmt_ms(q[0])}-{fmt_ms(q[2])}"
+
+    rows = []
+    for wl in workloads:
+        for th in threads:
+            m = med(wl, th, "metalearn")
+            loop = med(wl, th, "pytorch_loop")
+            bat = med(wl, th, "pytorch_batched")
+            best = min(x for x in (loop, bat) if x is not None)
+            t_loop, t_best = TARGETS.get(wl, (1.5, 1.5))
+            r_loop = loop / m if m and loop else None
+            r_bat = bat / m if m and bat else None
+            r_best = best / m if m else None
+            met_time = (r_loop is not None and r_loop >= t_loop) and (r_best >= t_best)
+            mem = [med(wl, th, s, "inc") for s in ("metalearn", "pytorch_loop", "pytorch_batched")]
+            peaks = [med(wl, th, s, "peak") for s in ("metalearn", "pytorch_loop", "pytorch_batched")]
+            torch_inc = min(x for x in mem[1:] if x is not None)
+            met_mem = mem[0] <= torch_inc
+            rows.append((wl, th, m, loop, bat, r_loop, r_bat, r_best, t_loop, t_best, met_time,
+                         mem, peaks, met_mem))
+
+    now = datetime.datetime.now()
+    lines = []
+    lines.append(f"# metalearn vs PyTorch, {now:%Y-%m-%d %H:%M}")
+    lines.append("")
+    lines.append(f"- Machine: {lscpu_field('Model name')}, {lscpu_field('CPU(s)')} logical CPUs "
+                 f"({lscpu_field('Thread(s) per core')} thread(s) per core), "
+                 f"{platform.system()} {platform.release()}")
+    lines.append(f"- PyTorch {torch_version} (Debian python3-torch), Python {platform.python_version()}")
+    lines.append(f"- Load average (1/5/15 min) at start: {load_start}; at end: {load_end} "
+                 f"(the 2 cores are shared with other jobs; {minutes:.1f} min run)")
+    lines.append(f"- Protocol: {args.rounds} rounds; per cell the sides alternate in fresh processes "
+                 f"(order rotated each round); each process: 1 warm-up step, then >= "
+                 f"{args.min_iters} steps and >= {args.min_seconds} s; times are medians over all "
+                 f"steps of all rounds (interquartile range in the second table).")
+    lines.append("- One step = one full training step on a fixed batch: meta-gradient over the "
+                 "meta-batch + Adam update (data sampling excluded on both sides).")
+    lines.append("- Memory: VmHWM after resetting it (/proc/self/clear_refs) once set-up is done; "
+                 "'incr.' = peak during the steps minus RSS before the first step; 'peak' = the "
+                 "whole process (PyTorch's includes libtorch). Medians over rounds, MB.")
+    lines.append("")
+    lines.append("| workload | threads | metalearn ms | PyTorch loop ms | PyTorch batched ms | "
+                 "loop / ml | batched / ml | target (loop, best) | time target | "
+                 "incr. ml | incr. loop | incr. batched | peak ml | peak loop | peak batched | "
+                 "memory target |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for (wl, th, m, loop, bat, r_loop, r_bat, r_best, t_loop, t_best, met_time, mem, peaks,
+         met_mem) in rows:
+        lines.append(f"| {wl} | {th} | {fmt_ms(m)} | {fmt_ms(loop)} | {fmt_ms(bat)} | "
+                     f"{fmt_ratio(r_loop)} | {fmt_ratio(r_bat)} | {t_loop:g}x, {t_best:g}x | "
+                     f"{'met' if met_time else 'MISSED'} | "
+                     + " | ".join(fmt_mb(x) for x in mem) + " | "
+                     + " | ".join(fmt_mb(x) for x in peaks)
+                     + f" | {'met' if met_mem else 'MISSED'} |")
+    lines.append("")
+    lines.append("Interquartile ranges of the step times (ms):")
+    lines.append("")
+    lines.append("| workload | threads | metalearn | PyTorch loop | PyTorch batched |")
+    lines.append("|---|---|---|---|---|")
+    for wl in workloads:
+        for th in threads:
+            lines.append(f"| {wl} | {th} | {quart(wl, th, 'metalearn')} | "
+                         f"{quart(wl, th, 'pytorch_loop')} | {quart(wl, th, 'pytorch_batched')} |")
+    if checks:
+        lines.append("")
+        lines.append("Meta-gradient agreement (same initial parameters and task batch, written by "
+                     "`bench_compare dump`; worst relative L2 error ||g_torch - g_ml|| / ||g_ml|| "
+                     "over the parameter tensors; pass: PyTorch loop float32 within 1e-4):")
+        lines.append("")
+        lines.append("| workload | result | loop f32 | loop f64 | batched f32 | batched f64 |")
+        lines.append("|---|---|---|---|---|---|")
+        for wl, res in checks.items():
+            f = res["forms"]
+
+            def cell(key):
+                return f"{f[key]['max_rel_err']:.1e} ({f[key]['worst_param']})" if key in f else "-"
+
+            lines.append(f"| {wl} | {'ok' if res['ok'] else 'MISMATCH'} | {cell('loop_f32')} | "
+                         f"{cell('loop_f64')} | {cell('batched_f32')} | {cell('batched_f64')} |")
+    text = "\n".join(lines) + "\n"
+    print()
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text)
+        print(f"written to {args.out}")
+    return 0 if all(r["ok"] for r in checks.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

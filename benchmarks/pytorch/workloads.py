@@ -1,0 +1,487 @@
+#!/usr/bin/python3
+"""PyTorch reference implementations of the workloads of benchmarks/bench_compare.cpp.
+
+Two forms of every meta-learning workload:
+  loop    -- the idiomatic form (as learn2learn / higher users write it): a Python loop
+             over the tasks of the meta-batch, functional forwards over a list of
+             parameters, inner gradients from torch.autograd.grad(create_graph=True),
+             query loss backward per task, one Adam step;
+  batched -- all tasks of the meta-batch in one set of ops: per-task parameter copies
+             [T, ...] (an expand of theta), torch.baddbmm for linear layers, grouped
+             convolutions (groups = T) for the ConvNet, per-task losses summed so one
+             autograd.grad call yields every task's inner gradient.
+ProtoNet has a single episode per step, so it has only the loop form.
+
+Usage:
+  workloads.py list
+  workloads.py time <workload> <form> <threads> <min_iters> <min_seconds> [max_seconds]
+      (one warm-up step, then steps until min_iters steps took min_seconds or, with at
+      least 2 steps, max_seconds have passed; one JSON line with times and memory)
+  workloads.py check <workload> <dump file written by bench_compare dump>
+
+Batch norm is always in training mode with batch statistics and no running
+statistics (F.batch_norm(x, None, None, weight, bias, training=True)), the MAML
+reference behaviour and the "transductive" mode of metalearn.
+"""
+
+import json
+import math
+import struct
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+# ---- models as functional forwards over a parameter list ------------------------------
+
+
+def mlp_params(sizes):
+    params = []
+    for i in range(len(sizes) - 1):
+        layer = torch.nn.Linear(sizes[i], sizes[i + 1])
+        params += [layer.weight.detach().clone(), layer.bias.detach().clone()]
+    return params
+
+
+def mlp_forward(p, x):
+    n = len(p) // 2
+    for i in range(n):
+        x = F.linear(x, p[2 * i], p[2 * i + 1])
+        if i + 1 < n:
+            x = F.relu(x)
+    return x
+
+
+def mlp_forward_batched(p, x):
+    """p[i]: [T, ...] per-task parameters; x: [T, N, D]."""
+    n = len(p) // 2
+    for i in range(n):
+        x = torch.baddbmm(p[2 * i + 1].unsqueeze(1), x, p[2 * i].transpose(1, 2))
+        if i + 1 < n:
+            x = F.relu(x)
+    return x
+
+
+class ConvSpec:
+    """A stack of [conv 3x3, batch norm, ReLU, 2x2 max-pool] blocks, optional head."""
+
+    def __init__(self, blocks, padding, ways, hidden=64, in_channels=1, size=28):
+        self.blocks, self.padding, self.ways = blocks, padding, ways
+        self.hidden, self.in_channels = hidden, in_channels
+        s = size
+        for _ in range(blocks):
+            s = (s + 2 * padding - 2) // 2
+        self.feature_dim = hidden * s * s
+
+    def params(self):
+        p = []
+        c = self.in_channels
+        for _ in range(self.blocks):
+            conv = torch.nn.Conv2d(c, self.hidden, 3, padding=self.padding)
+            p += [conv.weight.detach().clone(), conv.bias.detach().clone(),
+                  torch.ones(self.hidden), torch.zeros(self.hidden)]
+            c = self.hidden
+        if self.ways:
+            head = torch.nn.Linear(self.feature_dim, self.ways)
+            p += [head.weight.detach().clone(), head.bias.detach().clone()]
+        return p
+
+    def forward(self, p, x):
+        for b in range(self.blocks):
+            w, bias, gamma, beta = p[4 * b:4 * b + 4]
+            x = F.conv2d(x, w, bias, padding=self.padding)
+            x = F.batch_norm(x, None, None, gamma, beta, training=True, eps=1e-5)
+            x = F.max_pool2d(F.relu(x), 2)
+        x = x.flatten(1)
+        if self.ways:
+            x = F.linear(x, p[-2], p[-1])
+        return x
+
+    def forward_batched(self, p, x):
+        """p[i]: [T, ...]; x: [T, N, C, H, W]. Tasks become channel groups."""
+        t, n = x.shape[0], x.shape[1]
+        h = x.transpose(0, 1).reshape(n, t * x.shape[2], x.shape[3], x.shape[4])
+        for b in range(self.blocks):
+            w, bias, gamma, beta = p[4 * b:4 * b + 4]
+            h = F.conv2d(h, w.reshape(-1, *w.shape[2:]), bias.reshape(-1),
+                         padding=self.padding, groups=t)
+            h = F.batch_norm(h, None, None, gamma.reshape(-1), beta.reshape(-1),
+                             training=True, eps=1e-5)
+            h = F.max_pool2d(F.relu(h), 2)
+        h = h.reshape(n, t, -1).transpose(0, 1)  # [T, N, feature_dim]
+        if self.ways:
+            h = torch.baddbmm(p[-1].unsqueeze(1), h, p[-2].transpose(1, 2))
+        return h
+
+
+# ---- losses ------------------------------------------------------------------------------
+
+
+def mse(pred, y):
+    return F.mse_loss(pred, y)
+
+
+def mse_batched(pred, y):
+    return ((pred - y) ** 2).mean(dim=(1, 2))
+
+
+def ce(logits, y):
+    return F.cross_entropy(logits, y)
+
+
+def ce_batched(logits, y):
+    t, n = logits.shape[0], logits.shape[1]
+    return F.cross_entropy(logits.reshape(t * n, -1), y.reshape(t * n),
+                           reduction="none").reshape(t, n).mean(1)
+
+
+# ---- algorithms ----------------------------------------------------------------------------
+
+
+def maml_loop_loss(params, tasks, fwd, loss, steps, lr, second_order, backward=True):
+    """Mean query loss over the tasks; with backward, each task's query loss is
+    back-propagated as soon as it is computed (as learn2learn/higher users do), which
+    keeps one task's graph alive at a time."""
+    total = 0.0
+    for sx, sy, qx, qy in tasks:
+        fast = params
+        for _ in range(steps):
+            g = torch.autograd.grad(loss(fwd(fast, sx), sy), fast, create_graph=second_order)
+            fast = [p - lr * gi for p, gi in zip(fast, g)]
+        q = loss(fwd(fast, qx), qy) / len(tasks)
+        if backward:
+            q.backward()
+            total += q.item()
+        else:
+            total = total + q
+    return total
+
+
+def maml_batched_loss(params, batch, fwd_b, loss_b, steps, lr, second_order):
+    sx, sy, qx, qy = batch
+    t = sx.shape[0]
+    fast = [p.unsqueeze(0).expand(t, *p.shape) for p in params]
+    for _ in range(steps):
+        g = torch.autograd.grad(loss_b(fwd_b(fast, sx), sy).sum(), fast,
+                                create_graph=second_order)
+        fast = [p - lr * gi for p, gi in zip(fast, g)]
+    return loss_b(fwd_b(fast, qx), qy).mean()
+
+
+def reptile_loop_delta(params, tasks, fwd, loss, steps, lr):
+    delta = [torch.zeros_like(p) for p in params]
+    for sx, sy, _, _ in tasks:
+        fast = [p.detach().clone().requires_grad_() for p in params]
+        for _ in range(steps):
+            g = torch.autograd.grad(loss(fwd(fast, sx), sy), fast)
+            with torch.no_grad():
+                fast = [(p - lr * gi).requires_grad_() for p, gi in zip(fast, g)]
+        with torch.no_grad():
+            for d, p, f in zip(delta, params, fast):
+                d += (p - f) / len(tasks)
+    return delta
+
+
+def reptile_batched_delta(params, batch, fwd_b, loss_b, steps, lr):
+    sx, sy = batch[0], batch[1]
+    t = sx.shape[0]
+    fast = [p.detach().unsqueeze(0).repeat(t, *([1] * p.dim())).requires_grad_()
+            for p in params]
+    for _ in range(steps):
+        g = torch.autograd.grad(loss_b(fwd_b(fast, sx), sy).sum(), fast)
+        with torch.no_grad():
+            fast = [(p - lr * gi).requires_grad_() for p, gi in zip(fast, g)]
+    with torch.no_grad():
+        return [p - f.mean(0) for p, f in zip(params, fast)]
+
+
+def proto_loss(params, episode, spec):
+    sx, sy, qx, qy, ways, shots = episode
+    ns = sx.shape[0]
+    emb = spec.forward(params, torch.cat([sx, qx], 0))
+    averaging = F.one_hot(sy, ways).t().to(emb.dtype) / shots  # [ways, ns]
+    protos = averaging @ emb[:ns]
+    dist = ((emb[ns:].unsqueeze(1) - protos.unsqueeze(0)) ** 2).sum(-1)
+    return F.cross_entropy(-dist, qy)
+
+
+# ---- workloads -------------------------------------------------------------------------------
+
+
+class Workload:
+    def __init__(self, name, kind, make_params, fwd, fwd_b, loss, loss_b, steps, lr,
+                 second_order, make_data, spec=None):
+        self.name, self.kind = name, kind
+        self.make_params, self.fwd, self.fwd_b = make_params, fwd, fwd_b
+        self.loss, self.loss_b = loss, loss_b
+        self.steps, self.lr, self.second_order = steps, lr, second_order
+        self.make_data, self.spec = make_data, spec
+
+    def forms(self):
+        return ["loop"] if self.kind == "proto" else ["loop", "batched"]
+
+    # -- the gradient one training step applies, for a batch of tasks --
+    def gradient(self, params, tasks, form):
+        if self.kind == "proto":
+            return torch.autograd.grad(proto_loss(params, tasks, self.spec), params)
+        if self.kind == "reptile":
+            if form == "loop":
+                return reptile_loop_delta(params, tasks, self.fwd, self.loss, self.steps, self.lr)
+            return reptile_batched_delta(params, stack_tasks(tasks), self.fwd_b, self.loss_b,
+                                         self.steps, self.lr)
+        if form == "loop":
+            q = maml_loop_loss(params, tasks, self.fwd, self.loss, self.steps, self.lr,
+                               self.second_order, backward=False)
+        else:
+            q = maml_batched_loss(params, stack_tasks(tasks), self.fwd_b, self.loss_b,
+                                  self.steps, self.lr, self.second_order)
+        return torch.autograd.grad(q, params)
+
+    # -- a training step closure (meta-gradient + Adam) --
+    def stepper(self, params, tasks, form):
+        opt = torch.optim.Adam(params, lr=1e-3)
+        if self.kind == "proto":
+            def step():
+                opt.zero_grad()
+                proto_loss(params, tasks, self.spec).backward()
+                opt.step()
+        elif self.kind == "reptile":
+            batch = stack_tasks(tasks)
+
+            def step():
+                if form == "loop":
+                    d = reptile_loop_delta(params, tasks, self.fwd, self.loss, self.steps, self.lr)
+                else:
+                    d = reptile_batched_delta(params, batch, self.fwd_b, self.loss_b,
+                                              self.steps, self.lr)
+                for p, di in zip(params, d):
+                    p.grad = di
+                opt.step()
+        elif form == "loop":
+            def step():
+                opt.zero_grad()
+                maml_loop_loss(params, tasks, self.fwd, self.loss, self.steps, self.lr,
+                               self.second_order)
+                opt.step()
+        else:
+            batch = stack_tasks(tasks)
+
+            def step():
+                opt.zero_grad()
+                maml_batched_loss(params, batch, self.fwd_b, self.loss_b, self.steps, self.lr,
+                                  self.second_order).backward()
+                opt.step()
+        return step
+
+
+def stack_tasks(tasks):
+    return tuple(torch.stack([t[i] for t in tasks]) for i in range(4))
+
+
+def sinusoid_tasks(batch=25, shots=10, queries=10):
+    tasks = []
+    for _ in range(batch):
+        amp = torch.empty(1).uniform_(0.1, 5.0)
+        phase = torch.empty(1).uniform_(0.0, math.pi)
+        sx = torch.empty(shots, 1).uniform_(-5.0, 5.0)
+        qx = torch.empty(queries, 1).uniform_(-5.0, 5.0)
+        tasks.append((sx, amp * torch.sin(sx - phase), qx, amp * torch.sin(qx - phase)))
+    return tasks
+
+
+def glyph_labels(ways, per_class):
+    return torch.arange(ways).repeat(per_class)[torch.randperm(ways * per_class)]
+
+
+def image_tasks(batch, ways, shots, queries):
+    tasks = []
+    for _ in range(batch):
+        tasks.append((torch.rand(ways * shots, 1, 28, 28), glyph_labels(ways, shots),
+                      torch.rand(ways * queries, 1, 28, 28), glyph_labels(ways, queries)))
+    return tasks
+
+
+def proto_episode(ways, shots, queries):
+    sx, sy, qx, qy = image_tasks(1, ways, shots, queries)[0]
+    return (sx, sy, qx, qy, ways, shots)
+
+
+def _workloads():
+    mlp = [1, 40, 40, 1]
+    paper = ConvSpec(blocks=4, padding=1, ways=5)
+    bench = ConvSpec(blocks=3, padding=0, ways=5)
+    embed = ConvSpec(blocks=4, padding=1, ways=0)
+    w = [
+        Workload("sinusoid_maml2", "maml", lambda: mlp_params(mlp), mlp_forward,
+                 mlp_forward_batched, mse, mse_batched, 1, 0.01, True, sinusoid_tasks),
+        Workload("sinusoid_maml1", "maml", lambda: mlp_params(mlp), mlp_forward,
+                 mlp_forward_batched, mse, mse_batched, 1, 0.01, False, sinusoid_tasks),
+        Workload("sinusoid_reptile5", "reptile", lambda: mlp_params(mlp), mlp_forward,
+                 mlp_forward_batched, mse, mse_batched, 5, 0.01, False, sinusoid_tasks),
+        Workload("omniglot_maml_paper", "maml", paper.params, paper.forward,
+                 paper.forward_batched, ce, ce_batched, 1, 0.4, True,
+                 lambda: image_tasks(32, 5, 1, 1)),
+        Workload("omniglot_maml_torchbench", "maml", bench.params, bench.forward,
+                 bench.forward_batched, ce, ce_batched, 5, 0.1, True,
+                 lambda: image_tasks(5, 5, 5, 15)),
+        Workload("protonet_60w5s", "proto", embed.params, None, None, None, None, 0, 0.0,
+                 False, lambda: proto_episode(60, 5, 5), spec=embed),
+        Workload("protonet_5w1s", "proto", embed.params, None, None, None, None, 0, 0.0,
+                 False, lambda: proto_episode(5, 1, 15), spec=embed),
+    ]
+    return {x.name: x for x in w}
+
+
+WORKLOADS = _workloads()
+
+# ---- process memory --------------------------------------------------------------------------
+
+
+def status_kb(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return -1
+
+
+def reset_peak_rss():
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+# ---- modes -------------------------------------------------------------------------------------
+
+
+def run_time(name, form, threads, min_iters, min_seconds, max_seconds):
+    torch.set_num_threads(threads)
+    torch.manual_seed(7)
+    wl = WORKLOADS[name]
+    params = [p.requires_grad_() for p in wl.make_params()]
+    step = wl.stepper(params, wl.make_data(), form)
+    rss_before = status_kb("VmRSS")
+    reset = reset_peak_rss()
+    step()  # warm-up
+    ms = []
+    start = time.perf_counter()
+    while True:
+        t0 = time.perf_counter()
+        step()
+        t1 = time.perf_counter()
+        ms.append((t1 - t0) * 1e3)
+        n, total = len(ms), t1 - start
+        if (n >= min_iters and total >= min_seconds) or (n >= 2 and total >= max_seconds):
+            break
+    print(json.dumps({"side": "pytorch_" + form, "workload": name, "threads": threads,
+                      "torch": torch.__version__, "rss_before_kb": rss_before,
+                      "rss_peak_kb": status_kb("VmHWM"), "peak_reset": reset, "ms": ms}))
+
+
+def read_dump(path):
+    out = {}
+    with open(path, "rb") as f:
+        if f.read(8) != b"MLCMP001":
+            raise ValueError(f"read_dump: {path} is not a bench_compare dump")
+        (count,) = struct.unpack("<I", f.read(4))
+        for _ in range(count):
+            (n,) = struct.unpack("<I", f.read(4))
+            name = f.read(n).decode()
+            (rank,) = struct.unpack("<I", f.read(4))
+            dims = struct.unpack(f"<{rank}q", f.read(8 * rank))
+            numel = math.prod(dims)
+            data = torch.frombuffer(bytearray(f.read(4 * numel)), dtype=torch.float32)
+            out[name] = data.reshape(dims).clone()
+    return out
+
+
+def dumped_inputs(wl, dump, dtype):
+    names = sorted((k for k in dump if k.startswith("param.")), key=lambda k: int(k.split(".")[1]))
+    params = [dump[k].to(dtype).requires_grad_() for k in names]
+    grads = [dump[f"grad.{i}"] for i in range(len(names))]
+    tasks = []
+    t = 0
+    classify = wl.kind == "proto" or wl.loss is ce
+    while f"task.{t}.support_x" in dump:
+        sx, sy, qx, qy = (dump[f"task.{t}.{k}"] for k in ("support_x", "support_y", "query_x",
+                                                           "query_y"))
+        if classify:
+            sy, qy = sy.round().long(), qy.round().long()
+        else:
+            sy, qy = sy.to(dtype), qy.to(dtype)
+        tasks.append((sx.to(dtype), sy, qx.to(dtype), qy))
+        t += 1
+    if wl.kind == "proto":
+        sx, sy, qx, qy = tasks[0]
+        ways = int(sy.max().item()) + 1
+        tasks = (sx, sy, qx, qy, ways, sx.shape[0] // ways)
+    return params, tasks, grads, [k.split(".", 2)[2] for k in names]
+
+
+def compare_grads(g, ref, names, floor=1e-3):
+    """Worst relative L2 error over the parameter tensors, ||g - ref|| / ||ref||, and
+    the relative error of the whole gradient vector. Tensors whose reference norm is
+    below `floor` times the whole gradient's norm are left out of the worst case:
+    their exact gradient is (numerically) zero, e.g. a convolution bias followed by
+    batch norm, and both sides only hold rounding noise there."""
+    g = [x.detach().double().flatten() for x in g]
+    ref = [x.double().flatten() for x in ref]
+    total = torch.cat(ref).norm().item()
+    whole = (torch.cat(g) - torch.cat(ref)).norm().item() / max(total, 1e-30)
+    worst, worst_name, skipped = 0.0, "-", []
+    for a, b, n in zip(g, ref, names):
+        if b.norm().item() < floor * total:
+            skipped.append(n)
+            continue
+        e = (a - b).norm().item() / b.norm().item()
+        if e >= worst:
+            worst, worst_name = e, n
+    return {"max_rel_err": worst, "worst_param": worst_name, "whole_rel_err": whole,
+            "zero_grad_params": skipped}
+
+
+def run_check(name, path, tol=1e-4):
+    torch.set_num_threads(1)
+    wl = WORKLOADS[name]
+    dump = read_dump(path)
+    report = {"workload": name, "tolerance": tol, "forms": {}}
+    ok = True
+    for form in wl.forms():
+        got = {}
+        for dtype in (torch.float32, torch.float64):
+            params, tasks, ref, names = dumped_inputs(wl, dump, dtype)
+            got[dtype] = wl.gradient(params, tasks, form)
+            res = compare_grads(got[dtype], ref, names)
+            report["forms"][f"{form}_{'f32' if dtype == torch.float32 else 'f64'}"] = res
+            if dtype == torch.float32 and form == "loop":
+                ok = ok and res["max_rel_err"] <= tol and res["whole_rel_err"] <= tol
+        # How far PyTorch's own float32 result is from its float64 one: the float32
+        # conditioning of the workload, the yardstick for the errors above.
+        report["forms"][f"{form}_f32_vs_f64"] = compare_grads(got[torch.float32],
+                                                               got[torch.float64], names)
+    report["ok"] = ok
+    print(json.dumps(report))
+    return 0 if ok else 1
+
+
+def main(argv):
+    if len(argv) >= 2 and argv[1] == "list":
+        for name, wl in WORKLOADS.items():
+            print(name, " ".join(wl.forms()))
+        return 0
+    if len(argv) in (7, 8) and argv[1] == "time":
+        run_time(argv[2], argv[3], int(argv[4]), int(argv[5]), float(argv[6]),
+                 float(argv[7]) if len(argv) == 8 else 1e9)
+        return 0
+    if len(argv) == 4 and argv[1] == "check":
+        return run_check(argv[2], argv[3])
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
