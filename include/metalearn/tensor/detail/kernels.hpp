@@ -20,33 +20,82 @@ inline std::vector<Index> broadcast_strides(const Shape& in, const Shape& out) {
   return s;
 }
 
+/// A broadcast loop nest with adjacent dimensions merged wherever both operands
+/// are laid out contiguously across them (or broadcast across both), and extent-1
+/// dimensions dropped. [N, C, H, W] against [1, C, 1, 1] becomes [N, C, H*W] with
+/// the innermost run contiguous in the first operand and constant in the second.
+struct BroadcastPlan {
+  std::vector<Index> extent;  // collapsed extents, outermost first (at least one)
+  std::vector<Index> sa, sb;  // strides of the two operands, 0 where broadcast
+};
+
+inline BroadcastPlan plan_broadcast(const Shape& out, const Shape& a, const Shape& b) {
+  const auto fa = broadcast_strides(a, out);
+  const auto fb = broadcast_strides(b, out);
+  BroadcastPlan p;
+  for (Index d = 0; d < out.dim(); ++d) {
+    const auto du = static_cast<std::size_t>(d);
+    if (out[d] == 1) continue;
+    if (!p.extent.empty()) {
+      const Index e = out[d];
+      // Merge into the previous (outer) dimension when it steps over this one exactly.
+      if (p.sa.back() == fa[du] * e && p.sb.back() == fb[du] * e) {
+        p.extent.back() *= e;
+        p.sa.back() = fa[du];
+        p.sb.back() = fb[du];
+        continue;
+      }
+    }
+    p.extent.push_back(out[d]);
+    p.sa.push_back(fa[du]);
+    p.sb.push_back(fb[du]);
+  }
+  if (p.extent.empty()) {
+    p.extent.push_back(1);
+    p.sa.push_back(0);
+    p.sb.push_back(0);
+  }
+  return p;
+}
+
+/// Runs `inner(out_offset, a_offset, b_offset, n, a_stride, b_stride)` over every
+/// innermost run of the plan; `out` is contiguous.
+template <class Inner>
+void for_each_run(const BroadcastPlan& p, Inner&& inner) {
+  const auto n = static_cast<Index>(p.extent.size());
+  const Index run = p.extent.back();
+  const Index ia = p.sa.back();
+  const Index ib = p.sb.back();
+  Index total = 1;
+  for (Index e : p.extent) total *= e;
+  if (total == 0) return;
+  std::vector<Index> idx(static_cast<std::size_t>(n), 0);
+  Index oa = 0;
+  Index ob = 0;
+  for (Index o = 0; o < total; o += run) {
+    inner(o, oa, ob, run, ia, ib);
+    for (Index d = n - 2; d >= 0; --d) {
+      const auto du = static_cast<std::size_t>(d);
+      ++idx[du];
+      oa += p.sa[du];
+      ob += p.sb[du];
+      if (idx[du] < p.extent[du]) break;
+      oa -= p.sa[du] * p.extent[du];
+      ob -= p.sb[du] * p.extent[du];
+      idx[du] = 0;
+    }
+  }
+}
+
 /// Calls fn(out_index, in_offset) for every element of `out`, where in_offset is the
 /// flat offset of the element of `in` (broadcastable to `out`) that it reads.
 template <class Fn>
 void for_each_broadcast(const Shape& out, const Shape& in, Fn&& fn) {
-  const Index total = out.numel();
-  if (total == 0) return;
-  const Index n = out.dim();
-  if (n == 0) {
-    fn(Index{0}, Index{0});
-    return;
-  }
-  const auto s = broadcast_strides(in, out);
-  const Index inner = out[n - 1];
-  const Index is = s[static_cast<std::size_t>(n - 1)];
-  std::vector<Index> idx(static_cast<std::size_t>(n), 0);
-  Index off = 0;
-  for (Index o = 0; o < total; o += inner) {
-    for (Index j = 0; j < inner; ++j) fn(o + j, off + j * is);
-    for (Index d = n - 2; d >= 0; --d) {
-      auto du = static_cast<std::size_t>(d);
-      ++idx[du];
-      off += s[du];
-      if (idx[du] < out[d]) break;
-      off -= s[du] * out[d];
-      idx[du] = 0;
-    }
-  }
+  if (out.numel() == 0) return;
+  for_each_run(plan_broadcast(out, in, in),
+               [&](Index o, Index off, Index, Index run, Index is, Index) {
+                 for (Index j = 0; j < run; ++j) fn(o + j, off + j * is);
+               });
 }
 
 /// out[i] = f(a[i]).
@@ -87,41 +136,23 @@ Tensor<T> map_binary(const Tensor<T>& a, const Tensor<T>& b, const char* op, F f
     for (Index i = 0; i < total; ++i) po[i] = f(va, pb[i]);
     return out;
   }
-  const Index n = s.dim();
-  const auto sa = broadcast_strides(a.shape(), s);
-  const auto sb = broadcast_strides(b.shape(), s);
-  const Index inner = s[n - 1];
-  const Index ia = sa[static_cast<std::size_t>(n - 1)];
-  const Index ib = sb[static_cast<std::size_t>(n - 1)];
-  std::vector<Index> idx(static_cast<std::size_t>(n), 0);
-  Index oa = 0;
-  Index ob = 0;
-  for (Index o = 0; o < total; o += inner) {
-    T* dst = po + o;
-    const T* xa = pa + oa;
-    const T* xb = pb + ob;
-    if (ia == 1 && ib == 1) {
-      for (Index j = 0; j < inner; ++j) dst[j] = f(xa[j], xb[j]);
-    } else if (ia == 1 && ib == 0) {
-      const T vb = xb[0];
-      for (Index j = 0; j < inner; ++j) dst[j] = f(xa[j], vb);
-    } else if (ia == 0 && ib == 1) {
-      const T va = xa[0];
-      for (Index j = 0; j < inner; ++j) dst[j] = f(va, xb[j]);
-    } else {
-      for (Index j = 0; j < inner; ++j) dst[j] = f(xa[j * ia], xb[j * ib]);
-    }
-    for (Index d = n - 2; d >= 0; --d) {
-      auto du = static_cast<std::size_t>(d);
-      ++idx[du];
-      oa += sa[du];
-      ob += sb[du];
-      if (idx[du] < s[d]) break;
-      oa -= sa[du] * s[d];
-      ob -= sb[du] * s[d];
-      idx[du] = 0;
-    }
-  }
+  for_each_run(plan_broadcast(s, a.shape(), b.shape()),
+               [&](Index o, Index oa, Index ob, Index run, Index ia, Index ib) {
+                 T* dst = po + o;
+                 const T* xa = pa + oa;
+                 const T* xb = pb + ob;
+                 if (ia == 1 && ib == 1) {
+                   for (Index j = 0; j < run; ++j) dst[j] = f(xa[j], xb[j]);
+                 } else if (ia == 1 && ib == 0) {
+                   const T vb = xb[0];
+                   for (Index j = 0; j < run; ++j) dst[j] = f(xa[j], vb);
+                 } else if (ia == 0 && ib == 1) {
+                   const T va = xa[0];
+                   for (Index j = 0; j < run; ++j) dst[j] = f(va, xb[j]);
+                 } else {
+                   for (Index j = 0; j < run; ++j) dst[j] = f(xa[j * ia], xb[j * ib]);
+                 }
+               });
   return out;
 }
 

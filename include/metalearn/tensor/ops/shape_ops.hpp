@@ -99,8 +99,8 @@ Tensor<T> permute(const Tensor<T>& a, const std::vector<Index>& perm) {
   std::vector<bool> seen(perm.size(), false);
   for (std::size_t i = 0; i < perm.size(); ++i) {
     p[i] = a.shape().wrap_dim(perm[i], "permute");
-    METALEARN_CHECK(!seen[static_cast<std::size_t>(p[i])], ShapeError,
-                    "permute: dimension ", perm[i], " repeated");
+    METALEARN_CHECK(!seen[static_cast<std::size_t>(p[i])], ShapeError, "permute: dimension ",
+                    perm[i], " repeated");
     seen[static_cast<std::size_t>(p[i])] = true;
   }
   bool identity = true;
@@ -111,7 +111,8 @@ Tensor<T> permute(const Tensor<T>& a, const std::vector<Index>& perm) {
   std::vector<Index> st(static_cast<std::size_t>(n));
   for (Index i = 0; i < n; ++i) {
     od[static_cast<std::size_t>(i)] = a.shape()[p[static_cast<std::size_t>(i)]];
-    st[static_cast<std::size_t>(i)] = in_strides[static_cast<std::size_t>(p[static_cast<std::size_t>(i)])];
+    st[static_cast<std::size_t>(i)] =
+        in_strides[static_cast<std::size_t>(p[static_cast<std::size_t>(i)])];
   }
   Shape os(od);
   Tensor<T> out = Tensor<T>::empty(os);
@@ -137,7 +138,8 @@ Tensor<T> permute(const Tensor<T>& a, const std::vector<Index>& perm) {
   }
   detail::record(out, "permute", {&a}, [p](Node<T>&, const Tensor<T>& g) {
     std::vector<Index> inv(p.size());
-    for (std::size_t i = 0; i < p.size(); ++i) inv[static_cast<std::size_t>(p[i])] = static_cast<Index>(i);
+    for (std::size_t i = 0; i < p.size(); ++i)
+      inv[static_cast<std::size_t>(p[i])] = static_cast<Index>(i);
     return std::vector<Tensor<T>>{permute(g, inv)};
   });
   return out;
@@ -164,8 +166,7 @@ Tensor<T> sum_to(const Tensor<T>& g, const Shape& shape);
 template <class T>
 Tensor<T> expand(const Tensor<T>& a, const Shape& shape) {
   const Shape s = broadcast_shapes(a.shape(), shape, "expand");
-  METALEARN_CHECK(s == shape, ShapeError, "expand: cannot expand shape ", a.shape(), " to ",
-                  shape);
+  METALEARN_CHECK(s == shape, ShapeError, "expand: cannot expand shape ", a.shape(), " to ", shape);
   if (a.shape() == shape) return a;
   Tensor<T> out = Tensor<T>::empty(shape);
   const T* src = a.data();
@@ -173,7 +174,14 @@ Tensor<T> expand(const Tensor<T>& a, const Shape& shape) {
   if (a.numel() == 1) {
     std::fill_n(dst, out.numel(), src[0]);
   } else {
-    detail::for_each_broadcast(shape, a.shape(), [&](Index o, Index i) { dst[o] = src[i]; });
+    detail::for_each_run(detail::plan_broadcast(shape, a.shape(), a.shape()),
+                         [&](Index o, Index off, Index, Index run, Index is, Index) {
+                           if (is == 0) {
+                             std::fill_n(dst + o, run, src[off]);
+                           } else {
+                             for (Index j = 0; j < run; ++j) dst[o + j] = src[off + j * is];
+                           }
+                         });
   }
   detail::record(out, "expand", {&a}, [sa = a.shape()](Node<T>&, const Tensor<T>& g) {
     return std::vector<Tensor<T>>{sum_to(g, sa)};
@@ -197,7 +205,16 @@ Tensor<T> sum_to(const Tensor<T>& g, const Shape& shape) {
     for (Index i = 0; i < g.numel(); ++i) acc += src[i];
     dst[0] = acc;
   } else {
-    detail::for_each_broadcast(g.shape(), shape, [&](Index o, Index i) { dst[i] += src[o]; });
+    detail::for_each_run(detail::plan_broadcast(g.shape(), shape, shape),
+                         [&](Index o, Index off, Index, Index run, Index is, Index) {
+                           if (is == 0) {
+                             T acc = T(0);
+                             for (Index j = 0; j < run; ++j) acc += src[o + j];
+                             dst[off] += acc;
+                           } else {
+                             for (Index j = 0; j < run; ++j) dst[off + j * is] += src[o + j];
+                           }
+                         });
   }
   detail::record(out, "sum_to", {&g}, [sg = g.shape()](Node<T>&, const Tensor<T>& gg) {
     return std::vector<Tensor<T>>{expand(gg, sg)};
@@ -234,9 +251,10 @@ Tensor<T> slice(const Tensor<T>& a, Index dim, Index start, Index end, Index ste
                   dst + (o * len + k) * sp.inner);
     }
   }
-  detail::record(out, "slice", {&a}, [sa = a.shape(), d, start, step](Node<T>&, const Tensor<T>& g) {
-    return std::vector<Tensor<T>>{detail::slice_backward(g, sa, d, start, step)};
-  });
+  detail::record(out, "slice", {&a},
+                 [sa = a.shape(), d, start, step](Node<T>&, const Tensor<T>& g) {
+                   return std::vector<Tensor<T>>{detail::slice_backward(g, sa, d, start, step)};
+                 });
   return out;
 }
 
@@ -335,8 +353,8 @@ Tensor<T> put(const Tensor<T>& values, std::shared_ptr<const std::vector<Index>>
 template <class T>
 Tensor<T> take(const Tensor<T>& a, std::shared_ptr<const std::vector<Index>> index,
                const Shape& shape) {
-  METALEARN_CHECK(static_cast<Index>(index->size()) == shape.numel(), ShapeError, "take: ",
-                  index->size(), " indices for output shape ", shape);
+  METALEARN_CHECK(static_cast<Index>(index->size()) == shape.numel(), ShapeError,
+                  "take: ", index->size(), " indices for output shape ", shape);
   Tensor<T> out = Tensor<T>::empty(shape);
   const T* src = a.data();
   T* dst = out.data();
@@ -375,7 +393,8 @@ Tensor<T> index_select(const Tensor<T>& a, Index dim, const std::vector<Index>& 
   const Index d = a.shape().wrap_dim(dim, "index_select");
   const auto sp = detail::split_at(a.shape(), d);
   auto flat = std::make_shared<std::vector<Index>>();
-  flat->reserve(static_cast<std::size_t>(sp.outer) * index.size() * static_cast<std::size_t>(sp.inner));
+  flat->reserve(static_cast<std::size_t>(sp.outer) * index.size() *
+                static_cast<std::size_t>(sp.inner));
   for (Index k : index) {
     METALEARN_CHECK(k >= 0 && k < sp.size, ShapeError, "index_select: index ", k,
                     " out of range for dimension ", d, " of shape ", a.shape());
@@ -396,8 +415,9 @@ template <class T>
 Tensor<T> gather(const Tensor<T>& a, Index dim, const std::vector<Index>& index,
                  const Shape& index_shape) {
   const Index d = a.shape().wrap_dim(dim, "gather");
-  METALEARN_CHECK(index_shape.dim() == a.dim() && static_cast<Index>(index.size()) == index_shape.numel(),
-                  ShapeError, "gather: index shape ", index_shape, " does not fit input ", a.shape());
+  METALEARN_CHECK(
+      index_shape.dim() == a.dim() && static_cast<Index>(index.size()) == index_shape.numel(),
+      ShapeError, "gather: index shape ", index_shape, " does not fit input ", a.shape());
   for (Index i = 0; i < a.dim(); ++i) {
     METALEARN_CHECK(i == d || index_shape[i] == a.shape()[i], ShapeError, "gather: index shape ",
                     index_shape, " differs from input ", a.shape(), " outside dimension ", d);
