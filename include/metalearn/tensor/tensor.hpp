@@ -4,6 +4,7 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <ostream>
@@ -38,9 +39,18 @@ struct TensorImpl {
   std::shared_ptr<TensorImpl<T>> grad;     // accumulated by Tensor::backward()
 };
 
+/// Storage for n elements, starting on a 64-byte boundary. Eigen's vectorised
+/// kernels take different code paths (and round differently) depending on the
+/// alignment of their operands, so a fixed alignment keeps results bit-identical
+/// whatever address the allocator returns (e.g. on another thread).
 template <class T>
 std::shared_ptr<T[]> allocate(Index n) {
-  return std::make_shared_for_overwrite<T[]>(static_cast<std::size_t>(n > 0 ? n : 1));
+  constexpr std::size_t kAlign = 64;
+  auto block = std::make_shared_for_overwrite<T[]>(static_cast<std::size_t>(n > 0 ? n : 1) +
+                                                   kAlign / sizeof(T));
+  const auto misalign = reinterpret_cast<std::uintptr_t>(block.get()) % kAlign;
+  const std::size_t skip = misalign == 0 ? 0 : (kAlign - misalign) / sizeof(T);
+  return std::shared_ptr<T[]>(block, block.get() + skip);  // shares the block's ownership
 }
 
 }  // namespace detail
