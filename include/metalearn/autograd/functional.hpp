@@ -27,8 +27,10 @@ std::vector<Tensor<T>> hvp(const Tensor<T>& output, const std::vector<Tensor<T>>
     Tensor<T> term = sum(mul(g[i], v[i]));
     dot = dot.defined() ? add(dot, term) : term;
   }
+  // The double-backward pass runs through the graph of `output` too: retain it,
+  // so hvp can be called again on the same output.
   return grad({dot}, inputs,
-              GradOptions{.retain_graph = create_graph, .create_graph = create_graph,
+              GradOptions{.retain_graph = true, .create_graph = create_graph,
                           .allow_unused = true});
 }
 
