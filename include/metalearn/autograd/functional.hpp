@@ -42,6 +42,7 @@ Tensor<T> jacobian(const std::function<Tensor<T>(const Tensor<T>&)>& f, const Te
   const Index m = y.numel();
   const Index n = x.numel();
   Tensor<T> jac = zeros<T>(Shape{m, n});
+  if (!y.requires_grad()) return jac;  // f does not depend on x (e.g. the gradient of a linear f)
   for (Index r = 0; r < m; ++r) {
     Tensor<T> e = zeros<T>(y.shape());
     e.data()[r] = T(1);
