@@ -146,7 +146,13 @@ class FunctionNode final : public Node<T> {
                     ": its saved tensors were already freed by an earlier backward pass; pass "
                     "retain_graph = true to the first backward()/grad() call to differentiate "
                     "the same graph twice");
-    return (*fn_)(*this, grad);
+    if (!autograd::is_anomaly_enabled()) return (*fn_)(*this, grad);
+    try {
+      return (*fn_)(*this, grad);
+    } catch (const ValueError& e) {
+      // An op inside this backward rule produced NaN/Inf: name the rule, not only the op.
+      throw ValueError(detail::str_cat("anomaly: backward of ", this->name(), ": ", e.what()));
+    }
   }
   void release() override {
     fn_.reset();
