@@ -2,6 +2,7 @@
 find_package(Eigen3 3.3 REQUIRED NO_MODULE)
 find_package(Threads REQUIRED)
 find_package(PNG REQUIRED)
+find_package(nlohmann_json 3.2 REQUIRED)
 if(METALEARN_BUILD_TESTS)
   find_package(GTest REQUIRED)
 endif()

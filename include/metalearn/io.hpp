@@ -1,2 +1,5 @@
 #pragma once
-// Umbrella of the io layer.
+// Umbrella of the io layer: checkpoints and metrics logs.
+
+#include "metalearn/io/metrics_log.hpp"  // IWYU pragma: export
+#include "metalearn/io/safetensors.hpp"  // IWYU pragma: export

@@ -1,0 +1,81 @@
+#pragma once
+// Checkpoints in the safetensors format: an 8-byte little-endian header length, a
+// JSON header mapping each tensor name to its dtype, shape and byte range, then
+// the raw little-endian data. Files are written atomically (a temporary file in
+// the same directory, flushed, then renamed over the target), so a crash never
+// leaves a truncated checkpoint behind. Loading validates every field and throws
+// IoError naming the file.
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "metalearn/nn/param_dict.hpp"
+#include "metalearn/tensor/tensor.hpp"
+
+namespace metalearn::io {
+
+/// Element types a checkpoint may hold. Loading converts to the requested T.
+enum class DType { kF32, kF64 };
+
+/// One tensor of a checkpoint, as stored.
+struct StoredTensor {
+  std::string name;
+  DType dtype = DType::kF32;
+  std::vector<Index> shape;
+  std::vector<double> values;  // converted for inspection; exact for F32 and F64
+};
+
+/// Free-form string metadata stored under "__metadata__".
+using Metadata = std::map<std::string, std::string>;
+
+namespace detail {
+struct RawTensor {
+  std::string name;
+  DType dtype;
+  std::vector<Index> shape;
+  const void* data;
+  std::size_t bytes;
+};
+/// Writes the file atomically. Implemented in src/io/safetensors.cpp.
+void write_safetensors(const std::filesystem::path& path, const std::vector<RawTensor>& tensors,
+                       const Metadata& metadata);
+/// Reads and validates a whole file. Implemented in src/io/safetensors.cpp.
+std::vector<StoredTensor> read_safetensors(const std::filesystem::path& path, Metadata* metadata);
+}  // namespace detail
+
+/// Saves every tensor of `tensors` (in order) with its name.
+template <class T>
+void save_safetensors(const std::filesystem::path& path, const nn::ParamDict<T>& tensors,
+                      const Metadata& metadata = {}) {
+  std::vector<detail::RawTensor> raw;
+  for (const auto& [name, t] : tensors) {
+    raw.push_back({std::string(name), std::is_same_v<T, float> ? DType::kF32 : DType::kF64,
+                   t.shape().dims(), t.data(), static_cast<std::size_t>(t.numel()) * sizeof(T)});
+  }
+  detail::write_safetensors(path, raw, metadata);
+}
+
+/// Loads every tensor of a safetensors file, converted to T, in file order.
+template <class T>
+nn::ParamDict<T> load_safetensors(const std::filesystem::path& path, Metadata* metadata = nullptr) {
+  nn::ParamDict<T> out;
+  for (auto& s : detail::read_safetensors(path, metadata)) {
+    Tensor<T> t = Tensor<T>::empty(Shape(s.shape));
+    for (Index i = 0; i < t.numel(); ++i) {
+      t.data()[i] = static_cast<T>(s.values[static_cast<std::size_t>(i)]);
+    }
+    out.insert(s.name, t);
+  }
+  return out;
+}
+
+/// Reads a checkpoint without converting (names, dtypes, shapes, values).
+inline std::vector<StoredTensor> inspect_safetensors(const std::filesystem::path& path,
+                                                     Metadata* metadata = nullptr) {
+  return detail::read_safetensors(path, metadata);
+}
+
+}  // namespace metalearn::io

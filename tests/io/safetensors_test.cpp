@@ -1,0 +1,165 @@
+// Checkpoints: round trips in both precisions, metadata, atomic replacement, and
+// a clear IoError for every kind of damaged file.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <metalearn/metalearn.hpp>
+#include <string>
+
+namespace ml = metalearn;
+namespace fs = std::filesystem;
+
+namespace {
+
+class Safetensors : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("metalearn_io_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
+            "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  static ml::nn::ParamDict<float> sample() {
+    ml::Generator gen(5);
+    ml::nn::ParamDict<float> p;
+    p.insert("features.0.weight", ml::randn<float>({4, 1, 3, 3}, gen));
+    p.insert("features.0.bias", ml::randn<float>({4}, gen));
+    p.insert("scalar", ml::full<float>(ml::Shape{}, 2.5f));
+    return p;
+  }
+
+  static void write_bytes(const fs::path& path, const std::string& bytes) {
+    std::ofstream(path, std::ios::binary) << bytes;
+  }
+  static std::string read_bytes(const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+
+  static void expect_io_error(const fs::path& path, const std::string& fragment) {
+    try {
+      (void)ml::io::load_safetensors<float>(path);
+      ADD_FAILURE() << "no IoError for " << path;
+    } catch (const ml::IoError& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find(path.string()), std::string::npos) << what;
+      EXPECT_NE(what.find(fragment), std::string::npos) << what;
+    }
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(Safetensors, RoundTripKeepsNamesOrderShapesAndValues) {
+  const auto p = sample();
+  const auto path = dir_ / "ckpt.safetensors";
+  ml::io::save_safetensors(path, p, {{"step", "42"}});
+  ml::io::Metadata meta;
+  const auto q = ml::io::load_safetensors<float>(path, &meta);
+  EXPECT_EQ(meta.at("step"), "42");
+  ASSERT_EQ(q.names(), p.names());
+  for (const auto& name : p.names()) {
+    ASSERT_EQ(q.at(name).shape(), p.at(name).shape()) << name;
+    EXPECT_EQ(q.at(name).to_vector(), p.at(name).to_vector()) << name;
+  }
+  // Only the checkpoint is left in the directory (the temporary file was renamed).
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 1);
+}
+
+TEST_F(Safetensors, DoublesAreStoredAsF64AndConvertOnLoad) {
+  ml::nn::ParamDict<double> p;
+  p.insert("w", ml::from_vector<double>({0.1, 1e-300, -3.0}));
+  const auto path = dir_ / "d.safetensors";
+  ml::io::save_safetensors(path, p);
+  const auto stored = ml::io::inspect_safetensors(path);
+  ASSERT_EQ(stored.size(), 1u);
+  EXPECT_EQ(stored[0].dtype, ml::io::DType::kF64);
+  EXPECT_EQ(ml::io::load_safetensors<double>(path).at("w").to_vector(), p.at("w").to_vector());
+  EXPECT_FLOAT_EQ(ml::io::load_safetensors<float>(path).at("w").data()[0], 0.1f);
+}
+
+TEST_F(Safetensors, SavingReplacesAnExistingCheckpointWhole) {
+  const auto path = dir_ / "ckpt.safetensors";
+  ml::io::save_safetensors(path, sample());
+  ml::nn::ParamDict<float> small;
+  small.insert("only", ml::ones<float>({2}));
+  ml::io::save_safetensors(path, small);
+  EXPECT_EQ(ml::io::load_safetensors<float>(path).names(), std::vector<std::string>{"only"});
+}
+
+TEST_F(Safetensors, ModuleParametersSurviveACheckpoint) {
+  ml::Generator gen(1);
+  ml::nn::MLP<float> a({1, 8, 1}, gen);
+  ml::nn::MLP<float> b({1, 8, 1}, gen);
+  const auto path = dir_ / "mlp.safetensors";
+  ml::io::save_safetensors(path, a.named_parameters());
+  b.load_parameters(ml::io::load_safetensors<float>(path));
+  EXPECT_EQ(a.parameters()[0].to_vector(), b.parameters()[0].to_vector());
+}
+
+TEST_F(Safetensors, DamagedFilesThrowIoErrorsNamingTheFile) {
+  const auto good = dir_ / "good.safetensors";
+  ml::io::save_safetensors(good, sample());
+  const std::string bytes = read_bytes(good);
+
+  expect_io_error(dir_ / "missing.safetensors", "cannot open");
+
+  write_bytes(dir_ / "short.safetensors", "abc");
+  expect_io_error(dir_ / "short.safetensors", "too short");
+
+  write_bytes(dir_ / "truncated.safetensors", bytes.substr(0, bytes.size() - 5));
+  expect_io_error(dir_ / "truncated.safetensors", "data offsets");
+
+  std::string huge = bytes;
+  huge[7] = '\x7f';  // header length far beyond the file
+  write_bytes(dir_ / "huge.safetensors", huge);
+  expect_io_error(dir_ / "huge.safetensors", "header length");
+
+  std::string garbage = bytes;
+  garbage[8] = '#';  // the JSON header no longer parses
+  write_bytes(dir_ / "garbage.safetensors", garbage);
+  expect_io_error(dir_ / "garbage.safetensors", "not valid JSON");
+
+  std::string dtype = bytes;
+  dtype.replace(dtype.find("F32"), 3, "I8 ");
+  write_bytes(dir_ / "dtype.safetensors", dtype);
+  expect_io_error(dir_ / "dtype.safetensors", "dtype");
+}
+
+TEST_F(Safetensors, RejectsDuplicateNames) {
+  ml::nn::ParamDict<float> p;
+  p.insert("__metadata__", ml::ones<float>({1}));
+  EXPECT_THROW(ml::io::save_safetensors(dir_ / "x.safetensors", p), ml::ValueError);
+}
+
+TEST(MetricsLog, WritesCsvWithAHeaderAndJsonLines) {
+  const auto dir = fs::temp_directory_path() / "metalearn_metrics_test";
+  fs::remove_all(dir);
+  {
+    ml::io::MetricsLog csv(dir / "m.csv");
+    csv.write({{"step", 1}, {"loss", 0.5}});
+    csv.write({{"step", 2}, {"loss", 0.25}});
+    EXPECT_THROW(csv.write({{"loss", 1}, {"step", 3}}), ml::ValueError);
+    ml::io::MetricsLog jsonl(dir / "m.jsonl");
+    jsonl.write({{"step", 1}, {"acc", 0.75}});
+  }
+  std::ifstream c(dir / "m.csv");
+  std::string l1, l2, l3;
+  std::getline(c, l1);
+  std::getline(c, l2);
+  std::getline(c, l3);
+  EXPECT_EQ(l1, "step,loss");
+  EXPECT_EQ(l2, "1,0.5");
+  EXPECT_EQ(l3, "2,0.25");
+  std::ifstream j(dir / "m.jsonl");
+  std::getline(j, l1);
+  EXPECT_EQ(l1, "{\"step\": 1, \"acc\": 0.75}");
+  EXPECT_THROW(ml::io::MetricsLog(dir / "m.txt"), ml::ValueError);
+  fs::remove_all(dir);
+}
+
+}  // namespace
