@@ -23,7 +23,8 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
   if (x.dim() == 2) {
     y = mm(x, weight, false, true);
   } else {
-    std::vector<Index> lead(x.shape().dims().begin(), x.shape().dims().end() - 1);
+    std::vector<Index> lead = x.shape().dims();
+    lead.pop_back();
     y = mm(reshape(x, std::vector<Index>{-1, x.shape()[x.dim() - 1]}), weight, false, true);
     lead.push_back(weight.shape()[0]);
     y = reshape(y, std::move(lead));

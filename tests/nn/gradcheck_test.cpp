@@ -1,0 +1,149 @@
+// Every layer's forward and backward pass passes gradcheck and gradgradcheck in double.
+
+#include <gtest/gtest.h>
+
+#include <metalearn/autograd.hpp>
+#include <metalearn/nn.hpp>
+
+namespace ml = metalearn;
+namespace nn = metalearn::nn;
+namespace F = metalearn::nn::functional;
+using TensorD = ml::Tensor<double>;
+using Inputs = std::vector<TensorD>;
+
+namespace {
+
+void expect_grad_and_gradgrad(const ml::autograd::DifferentiableFunction& f, const Inputs& in) {
+  auto r1 = ml::autograd::gradcheck(f, in);
+  EXPECT_TRUE(r1.ok) << r1.message;
+  auto r2 = ml::autograd::gradgradcheck(f, in);
+  EXPECT_TRUE(r2.ok) << r2.message;
+}
+
+/// f(x, params...) = module.forward(x, params) with every parameter an input, so
+/// the check covers the gradients w.r.t. the input and all parameters.
+void check_module(const nn::Module<double>& m, const TensorD& x, int step = -1) {
+  const auto named = m.named_parameters();
+  Inputs in{x};
+  for (const auto& t : named.values()) in.push_back(t.detach());
+  auto f = [&m, named, step](const Inputs& args) {
+    auto fast = named.with_values(Inputs(args.begin() + 1, args.end())).with_step(step);
+    return m.forward(args[0], fast);
+  };
+  expect_grad_and_gradgrad(f, in);
+}
+
+}  // namespace
+
+TEST(Gradcheck, LinearFunctionalAndModule) {
+  ml::Generator gen(1);
+  auto x = ml::randn<double>(ml::Shape{3, 4}, gen);
+  auto w = ml::randn<double>(ml::Shape{2, 4}, gen);
+  auto b = ml::randn<double>(ml::Shape{2}, gen);
+  expect_grad_and_gradgrad([](const Inputs& a) { return F::linear(a[0], a[1], a[2]); }, {x, w, b});
+  // N-D input.
+  auto x3 = ml::randn<double>(ml::Shape{2, 3, 4}, gen);
+  expect_grad_and_gradgrad([](const Inputs& a) { return F::linear(a[0], a[1]); }, {x3, w});
+  check_module(nn::Linear<double>(4, 2, gen), x);
+}
+
+TEST(Gradcheck, Conv2d) {
+  ml::Generator gen(2);
+  auto x = ml::randn<double>(ml::Shape{2, 2, 5, 5}, gen);
+  check_module(nn::Conv2d<double>(2, 3, 3, gen, 1, 1), x);
+  check_module(nn::Conv2d<double>(2, 2, 3, gen, 2, 0), x);
+  check_module(nn::Conv2d<double>(2, 2, 2, gen, 1, 0, false), x);
+}
+
+TEST(Gradcheck, MaxPool2d) {
+  ml::Generator gen(3);
+  auto x = ml::randn<double>(ml::Shape{2, 2, 4, 4}, gen);
+  expect_grad_and_gradgrad([](const Inputs& a) { return F::max_pool2d(a[0], 2); }, {x});
+  expect_grad_and_gradgrad([](const Inputs& a) { return F::max_pool2d(a[0], 3, 1); }, {x});
+  auto odd = ml::randn<double>(ml::Shape{1, 1, 5, 5}, gen);
+  expect_grad_and_gradgrad([](const Inputs& a) { return F::max_pool2d(a[0], 2); }, {odd});
+}
+
+TEST(Gradcheck, BatchNormFunctionalTraining) {
+  ml::Generator gen(4);
+  for (const ml::Shape& s : {ml::Shape{5, 3}, ml::Shape{4, 3, 2}, ml::Shape{3, 3, 2, 2}}) {
+    auto x = ml::randn<double>(s, gen);
+    auto w = ml::randn<double>(ml::Shape{3}, gen);
+    auto b = ml::randn<double>(ml::Shape{3}, gen);
+    expect_grad_and_gradgrad(
+        [](const Inputs& a) {
+          return F::batch_norm(a[0], a[1], a[2], TensorD(), TensorD(), true, 0.1, 1e-5);
+        },
+        {x, w, b});
+    // Without affine parameters.
+    expect_grad_and_gradgrad(
+        [](const Inputs& a) {
+          return F::batch_norm(a[0], TensorD(), TensorD(), TensorD(), TensorD(), true, 0.1, 1e-5);
+        },
+        {x});
+  }
+}
+
+TEST(Gradcheck, BatchNormFunctionalEvaluation) {
+  ml::Generator gen(5);
+  auto x = ml::randn<double>(ml::Shape{3, 2, 2, 2}, gen);
+  auto rm = ml::randn<double>(ml::Shape{2}, gen);
+  auto rv = ml::uniform<double>(ml::Shape{2}, gen, 0.5, 2.0);
+  auto w = ml::randn<double>(ml::Shape{2}, gen);
+  auto b = ml::randn<double>(ml::Shape{2}, gen);
+  expect_grad_and_gradgrad(
+      [rm, rv](const Inputs& a) {
+        return F::batch_norm(a[0], a[1], a[2], rm, rv, false, 0.1, 1e-5);
+      },
+      {x, w, b});
+}
+
+TEST(Gradcheck, BatchNormModules) {
+  ml::Generator gen(6);
+  auto x4 = ml::randn<double>(ml::Shape{3, 2, 3, 3}, gen);
+  check_module(nn::BatchNorm2d<double>(2), x4);
+  auto x2 = ml::randn<double>(ml::Shape{4, 3}, gen);
+  check_module(nn::BatchNorm1d<double>(3), x2);
+  nn::BatchNorm2d<double> per_step(
+      2, nn::BatchNormOptions{}.mode(nn::BatchNormMode::kPerStep).steps(3));
+  per_step.eval();  // use (constant) running statistics of step 1
+  check_module(per_step, x4, 1);
+}
+
+TEST(Gradcheck, Activations) {
+  ml::Generator gen(7);
+  auto x = ml::randn<double>(ml::Shape{3, 4}, gen);
+  check_module(nn::ReLU<double>(), x);
+  check_module(nn::Tanh<double>(), x);
+  check_module(nn::Sigmoid<double>(), x);
+  check_module(nn::LeakyReLU<double>(0.2), x);
+  check_module(nn::Flatten<double>(), ml::randn<double>(ml::Shape{2, 2, 3}, gen));
+}
+
+TEST(Gradcheck, GRUCell) {
+  ml::Generator gen(8);
+  nn::GRUCell<double> cell(3, 4, gen);
+  auto x = ml::randn<double>(ml::Shape{2, 3}, gen);
+  auto h = ml::randn<double>(ml::Shape{2, 4}, gen);
+  const auto named = cell.named_parameters();
+  Inputs in{x, h};
+  for (const auto& t : named.values()) in.push_back(t.detach());
+  expect_grad_and_gradgrad(
+      [&cell, named](const Inputs& a) {
+        return cell.step(a[0], a[1], named.with_values(Inputs(a.begin() + 2, a.end())));
+      },
+      in);
+  check_module(cell, x);
+}
+
+TEST(Gradcheck, MLPAndSequential) {
+  ml::Generator gen(9);
+  check_module(nn::MLP<double>({3, 5, 2}, gen, nn::Activation::kTanh),
+               ml::randn<double>(ml::Shape{4, 3}, gen));
+}
+
+TEST(Gradcheck, ConvNet4Small) {
+  ml::Generator gen(10);
+  nn::ConvNet4<double> net(nn::ConvNet4Options{}.hidden(2).image_size(16).ways(2), gen);
+  check_module(net, ml::randn<double>(ml::Shape{2, 1, 16, 16}, gen));
+}
