@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Reproduces MAML 5-way 1-shot Omniglot (Finn et al. 2017: 98.7 +- 0.4%).
+# Usage: benchmarks/reproduce/maml_omniglot.sh [extra maml_omniglot flags]
+# Needs METALEARN_OMNIGLOT_DIR (or --data DIR). Runs in the foreground; for a long
+# run use: nohup benchmarks/reproduce/maml_omniglot.sh > maml_omniglot.log 2>&1 &
+# Writes build/reproduce/maml_omniglot/{metrics.csv,meta_parameters.safetensors}.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+"$root/scripts/install-deps"
+build="$root/build/release"
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DMETALEARN_BUILD_TESTS=OFF \
+  -DMETALEARN_BUILD_BENCHMARKS=OFF >/dev/null
+cmake --build "$build" --target maml_omniglot -j"$(nproc)"
+out="${METALEARN_REPRODUCE_OUT:-$root/build/reproduce/maml_omniglot}"
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $(date -u +%FT%TZ)"
+start=$(date +%s)
+"$build/examples/maml_omniglot" --ways 5 --shots 1 --meta-batch 32 --inner-lr 0.4 \
+  --inner-steps 1 --eval-steps 3 --steps 60000 --eval-every 500 --eval-episodes 600 \
+  --threads "$(nproc)" --out "$out" --resume "$@"
+echo "wall time: $(( $(date +%s) - start )) s"
