@@ -1,8 +1,8 @@
 // Side-by-side comparison with PyTorch: the metalearn half.
 //
 // The workloads here are the ones of benchmarks/pytorch/workloads.py, built with the
-// library's public API (algorithms::Maml, nn::MLP, nn::ConvNet4, data samplers,
-// optim::Adam), so the numbers are what a user of the library gets.
+// library's public API (algorithms::Maml, Reptile, ProtoNet, nn::MLP, nn::ConvNet4,
+// data samplers), so the numbers are what a user of the library gets.
 //
 //   bench_compare list
 //       prints the workload names
@@ -10,19 +10,21 @@
 //       one JSON line: per-step wall times in ms, RSS before the first step and the
 //       peak RSS over the steps (the peak is reset through /proc/self/clear_refs
 //       after set-up, so it covers the steps only)
-//   bench_compare dump <workload> <file>
+//   bench_compare dump <workload> <file> [f64]
 //       writes the initial meta-parameters, the task batch and the meta-gradient of
-//       that batch to <file> (format below) for the gradient-agreement check
+//       that batch to <file> (format below) for the gradient-agreement check; with
+//       f64 the same workload runs in double precision
 //   bench_compare [--benchmark_* flags]
 //       the same workloads as Google Benchmark cases
 //
-// Dump format (little endian): the 8 bytes "MLCMP001", a uint32 record count, then
-// per record: uint32 name length, the name, uint32 rank, int64 dims[rank], float32
-// values[numel]. Records: "param.<i>.<name>" (meta-parameters in order),
-// "task.<t>.{support_x,support_y,query_x,query_y}" and "grad.<i>" (the gradient of
-// the mean query loss over the batch; for Reptile the mean of theta - phi).
+// Dump format (little endian): the 8 bytes "MLCMP032" (float32 values) or "MLCMP064"
+// (float64), a uint32 record count, then per record: uint32 name length, the name,
+// uint32 rank, int64 dims[rank], values[numel]. Records: "param.<i>.<name>" (meta-parameters in
+// order), "task.<t>.{support_x,support_y,query_x,query_y}" and "grad.<i>" (the gradient of the mean
+// query loss over the batch; for Reptile the mean of theta - phi).
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -48,265 +50,217 @@ namespace {
 // ---- workloads ----------------------------------------------------------------------
 
 /// One workload: a model, a fixed task batch and a training step on it.
+template <class T>
 class Runner {
  public:
   virtual ~Runner() = default;
   /// One full training step (meta-gradient and outer update).
   virtual void step() = 0;
-  /// The gradient the step applies, without updating anything.
-  [[nodiscard]] virtual std::vector<Tensor<float>> gradient() = 0;
+  /// The gradient the step applies, leaving the parameters as they were.
+  [[nodiscard]] virtual std::vector<Tensor<T>> gradient() = 0;
   /// Meta-parameters in the order of gradient().
-  [[nodiscard]] virtual ml::nn::ParamDict<float> parameters() const = 0;
-  [[nodiscard]] const ml::data::TaskBatch<float>& batch() const { return batch_; }
+  [[nodiscard]] virtual ml::nn::ParamDict<T> parameters() const = 0;
+  [[nodiscard]] const ml::data::TaskBatch<T>& batch() const { return batch_; }
 
  protected:
-  ml::data::TaskBatch<float> batch_;
+  ml::data::TaskBatch<T> batch_;
 };
 
-/// MAML (any order, any model) through algorithms::Maml.
-class MamlRunner : public Runner {
+/// MAML (any order, any model): algorithms::Maml.
+template <class T>
+class MamlRunner : public Runner<T> {
  public:
-  MamlRunner(std::unique_ptr<ml::nn::Module<float>> model, const alg::MamlOptions<float>& options,
-             ml::data::TaskBatch<float> batch)
+  MamlRunner(std::unique_ptr<ml::nn::Module<T>> model, const alg::MamlOptions<T>& options,
+             ml::data::TaskBatch<T> batch)
       : model_(std::move(model)), maml_(*model_, options) {
-    batch_ = std::move(batch);
+    this->batch_ = std::move(batch);
   }
-  void step() override { benchmark::DoNotOptimize(maml_.meta_step(batch_).meta_loss); }
-  std::vector<Tensor<float>> gradient() override { return maml_.meta_gradient(batch_); }
-  [[nodiscard]] ml::nn::ParamDict<float> parameters() const override {
-    return maml_.meta_parameters();
+  void step() override { benchmark::DoNotOptimize(maml_.meta_step(this->batch_).meta_loss); }
+  std::vector<Tensor<T>> gradient() override { return maml_.meta_gradient(this->batch_); }
+  [[nodiscard]] ml::nn::ParamDict<T> parameters() const override { return maml_.meta_parameters(); }
+
+ private:
+  std::unique_ptr<ml::nn::Module<T>> model_;
+  alg::Maml<T> maml_;
+};
+
+/// Reptile: algorithms::Reptile with plain SGD inner steps on the whole support set
+/// and outer step 1, so theta <- mean(phi). Its "gradient" is theta - mean(phi).
+/// The tasks carry no query set (with one, meta_step would also evaluate the query
+/// loss before and after adaptation, which the PyTorch side does not do).
+template <class T>
+class ReptileRunner : public Runner<T> {
+ public:
+  ReptileRunner(std::unique_ptr<ml::nn::Module<T>> model, const alg::ReptileOptions<T>& options,
+                ml::data::TaskBatch<T> batch)
+      : model_(std::move(model)), reptile_(*model_, options) {
+    for (auto& task : batch) {
+      task.query_x = Tensor<T>();
+      task.query_y = Tensor<T>();
+    }
+    this->batch_ = std::move(batch);
+  }
+  void step() override { benchmark::DoNotOptimize(reptile_.meta_step(this->batch_).meta_loss); }
+  std::vector<Tensor<T>> gradient() override {
+    const std::vector<Tensor<T>> params = model_->parameters();
+    std::vector<Tensor<T>> before;
+    for (const auto& p : params) before.push_back(p.detach().clone());
+    reptile_.meta_step(this->batch_);
+    std::vector<Tensor<T>> delta;
+    for (std::size_t j = 0; j < params.size(); ++j) {
+      delta.push_back(ml::sub(before[j], params[j].detach()).detach());
+      std::copy_n(before[j].data(), before[j].numel(), params[j].data());  // restore theta
+    }
+    return delta;
+  }
+  [[nodiscard]] ml::nn::ParamDict<T> parameters() const override {
+    return model_->named_parameters();
   }
 
  private:
-  std::unique_ptr<ml::nn::Module<float>> model_;
-  alg::Maml<float> maml_;
+  std::unique_ptr<ml::nn::Module<T>> model_;
+  alg::Reptile<T> reptile_;
 };
 
-/// Reptile: `steps` plain SGD steps on each task's support set from theta; the outer
-/// gradient is the mean of theta - phi over the batch, applied by Adam. Written with
-/// the nn/optim API (algorithms/reptile.hpp does not exist yet).
-class ReptileRunner : public Runner {
+/// One prototypical-network training episode: algorithms::ProtoNet (support and
+/// query embedded in one batch, class means, negative squared distances, cross
+/// entropy, Adam 1e-3).
+template <class T>
+class ProtoRunner : public Runner<T> {
  public:
-  ReptileRunner(std::unique_ptr<ml::nn::Module<float>> model, int steps, float inner_lr,
-                float outer_lr, int threads, ml::data::TaskBatch<float> batch)
+  ProtoRunner(std::unique_ptr<ml::nn::Module<T>> model, int threads, ml::data::Task<T> episode)
       : model_(std::move(model)),
-        steps_(steps),
-        inner_lr_(inner_lr),
-        adam_(model_->parameters(), ml::optim::AdamOptions{}.lr(outer_lr)),
-        pool_(static_cast<std::size_t>(threads)) {
-    batch_ = std::move(batch);
+        protonet_(*model_, alg::ProtoNetOptions<T>{}.lr(1e-3).threads(threads)) {
+    this->batch_.push_back(std::move(episode));
   }
-
-  std::vector<Tensor<float>> gradient() override {
-    const ml::nn::ParamDict<float> theta = model_->named_parameters();
-    std::vector<ml::nn::ParamDict<float>> adapted(batch_.size());
-    pool_.run(batch_.size(), [&](std::size_t t) {
-      const auto& task = batch_[t];
-      ml::nn::ParamDict<float> fast = theta;
-      for (int k = 0; k < steps_; ++k) {
-        Tensor<float> loss = ml::mse_loss(model_->forward(task.support_x, fast), task.support_y);
-        const auto grads = ml::autograd::grad({loss}, fast.values());
-        ml::autograd::NoGradGuard no_grad;
-        std::vector<Tensor<float>> next = ml::optim::sgd_update(fast, grads, inner_lr_).values();
-        for (auto& v : next) v.requires_grad(true);
-        fast = fast.with_values(std::move(next));
-      }
-      adapted[t] = std::move(fast);
-    });
-    // theta - mean(phi), reduced in task order.
-    ml::autograd::NoGradGuard no_grad;
-    const std::vector<Tensor<float>> base = theta.values();
-    std::vector<Tensor<float>> out;
-    const float scale = 1.0f / static_cast<float>(batch_.size());
-    for (std::size_t j = 0; j < base.size(); ++j) {
-      Tensor<float> sum = adapted[0].values()[j];
-      for (std::size_t t = 1; t < adapted.size(); ++t) sum = ml::add(sum, adapted[t].values()[j]);
-      out.push_back(ml::sub(base[j].detach(), ml::mul_scalar(sum, scale)));
-    }
-    return out;
+  void step() override { benchmark::DoNotOptimize(protonet_.meta_step(this->batch_).meta_loss); }
+  std::vector<Tensor<T>> gradient() override {
+    return ml::autograd::grad({protonet_.loss(this->batch_[0])}, model_->parameters());
   }
-
-  void step() override {
-    const auto grads = gradient();
-    const auto params = model_->parameters();
-    for (std::size_t j = 0; j < params.size(); ++j) params[j].set_grad(grads[j]);
-    adam_.step();
-    adam_.zero_grad();
-  }
-  [[nodiscard]] ml::nn::ParamDict<float> parameters() const override {
+  [[nodiscard]] ml::nn::ParamDict<T> parameters() const override {
     return model_->named_parameters();
   }
 
  private:
-  std::unique_ptr<ml::nn::Module<float>> model_;
-  int steps_;
-  float inner_lr_;
-  ml::optim::Adam<float> adam_;
-  ml::ThreadPool pool_;
-};
-
-/// One prototypical-network training episode: embed support and query images in one
-/// batch, prototypes = class means of the support embeddings (a one-hot matrix
-/// product, the support rows are shuffled), logits = -squared distances, cross
-/// entropy, backward, Adam. Written with ops (algorithms/protonet.hpp does not exist
-/// yet).
-class ProtoRunner : public Runner {
- public:
-  ProtoRunner(std::unique_ptr<ml::nn::ConvNet4<float>> model, ml::data::Task<float> episode)
-      : model_(std::move(model)), adam_(model_->parameters(), ml::optim::AdamOptions{}.lr(1e-3)) {
-    batch_.push_back(std::move(episode));
-    const auto& task = batch_[0];
-    const Index ns = task.support_y.numel();
-    std::vector<float> onehot(static_cast<std::size_t>(task.ways * ns), 0.0f);
-    for (Index i = 0; i < ns; ++i) {
-      const auto c = static_cast<Index>(task.support_y.data()[i]);
-      onehot[static_cast<std::size_t>(c * ns + i)] = 1.0f / static_cast<float>(task.shots);
-    }
-    averaging_ = ml::from_vector<float>(onehot, {task.ways, ns});
-    images_ = ml::concat<float>({task.support_x, task.query_x}, 0);
-  }
-
-  Tensor<float> loss() const {
-    const auto& task = batch_[0];
-    const Index ns = task.support_y.numel();
-    Tensor<float> emb = model_->forward(images_);
-    Tensor<float> protos = ml::mm(averaging_, ml::slice(emb, 0, 0, ns), false, false);
-    Tensor<float> query = ml::slice(emb, 0, ns, emb.size(0));
-    return ml::cross_entropy(ml::neg(ml::pairwise_sq_dist(query, protos)), task.query_y);
-  }
-  std::vector<Tensor<float>> gradient() override {
-    return ml::autograd::grad({loss()}, model_->parameters());
-  }
-  void step() override {
-    loss().backward();
-    adam_.step();
-    adam_.zero_grad();
-  }
-  [[nodiscard]] ml::nn::ParamDict<float> parameters() const override {
-    return model_->named_parameters();
-  }
-
- private:
-  std::unique_ptr<ml::nn::ConvNet4<float>> model_;
-  ml::optim::Adam<float> adam_;
-  Tensor<float> averaging_;
-  Tensor<float> images_;
+  std::unique_ptr<ml::nn::Module<T>> model_;
+  alg::ProtoNet<T> protonet_;
 };
 
 // ---- the workload table -------------------------------------------------------------
 
 constexpr std::uint64_t kSeed = 7;
 
-ml::data::TaskBatch<float> sinusoid_batch() {
-  ml::data::SinusoidTasks<float> family({.shots = 10, .queries = 10});
-  ml::data::MetaBatchSampler<float> batches(family, {.batch = 25, .seed = kSeed});
+template <class T>
+ml::data::TaskBatch<T> sinusoid_batch() {
+  ml::data::SinusoidTasks<T> family({.shots = 10, .queries = 10});
+  ml::data::MetaBatchSampler<T> batches(family, {.batch = 25, .seed = kSeed});
   return batches.next();
 }
 
-ml::data::TaskBatch<float> glyph_batch(Index batch, Index ways, Index shots, Index queries) {
+template <class T>
+ml::data::TaskBatch<T> glyph_batch(Index batch, Index ways, Index shots, Index queries) {
   auto glyphs = std::make_shared<ml::data::ProceduralGlyphs>();
-  ml::data::EpisodicSampler<float> episodes(glyphs,
-                                            {.ways = ways, .shots = shots, .queries = queries});
-  ml::data::MetaBatchSampler<float> batches(episodes, {.batch = batch, .seed = kSeed});
+  ml::data::EpisodicSampler<T> episodes(glyphs, {.ways = ways, .shots = shots, .queries = queries});
+  ml::data::MetaBatchSampler<T> batches(episodes, {.batch = batch, .seed = kSeed});
   return batches.next();
+}
+
+template <class T>
+std::unique_ptr<ml::nn::Module<T>> sinusoid_mlp() {
+  ml::Generator gen(kSeed);
+  return std::make_unique<ml::nn::MLP<T>>(std::vector<Index>{1, 40, 40, 1}, gen);
+}
+
+/// ConvNet4 with transductive batch norm (batch statistics, no running statistics).
+template <class T>
+std::unique_ptr<ml::nn::Module<T>> convnet4(Index ways) {
+  ml::Generator gen(kSeed);
+  return std::make_unique<ml::nn::ConvNet4<T>>(
+      ml::nn::ConvNet4Options{}.ways(ways).batch_norm(
+          ml::nn::BatchNormOptions{}.mode(ml::nn::BatchNormMode::kTransductive)),
+      gen);
 }
 
 /// TorchBench's maml_omniglot network: three unpadded [conv 3x3, batch norm, ReLU,
 /// 2x2 max-pool] blocks (28 -> 13 -> 5 -> 1), flatten, Linear(64, 5).
-std::unique_ptr<ml::nn::Module<float>> torchbench_net(ml::Generator& gen) {
-  auto net = std::make_unique<ml::nn::Sequential<float>>();
+template <class T>
+std::unique_ptr<ml::nn::Module<T>> torchbench_net() {
+  ml::Generator gen(kSeed);
+  auto net = std::make_unique<ml::nn::Sequential<T>>();
   Index in = 1;
   for (int b = 0; b < 3; ++b) {
-    net->push_back(std::make_shared<ml::nn::Conv2d<float>>(in, 64, 3, gen, 1, 0));
-    net->push_back(std::make_shared<ml::nn::BatchNorm2d<float>>(64));
-    net->push_back(std::make_shared<ml::nn::ReLU<float>>());
-    net->push_back(std::make_shared<ml::nn::MaxPool2d<float>>(2));
+    net->push_back(std::make_shared<ml::nn::Conv2d<T>>(in, 64, 3, gen, 1, 0));
+    net->push_back(std::make_shared<ml::nn::BatchNorm2d<T>>(64));
+    net->push_back(std::make_shared<ml::nn::ReLU<T>>());
+    net->push_back(std::make_shared<ml::nn::MaxPool2d<T>>(2));
     in = 64;
   }
-  net->push_back(std::make_shared<ml::nn::Flatten<float>>());
-  net->push_back(std::make_shared<ml::nn::Linear<float>>(64, 5, gen));
+  net->push_back(std::make_shared<ml::nn::Flatten<T>>());
+  net->push_back(std::make_shared<ml::nn::Linear<T>>(64, 5, gen));
   return net;
 }
 
-using Factory = std::function<std::unique_ptr<Runner>(int threads)>;
+template <class T>
+using Factory = std::function<std::unique_ptr<Runner<T>>(int threads)>;
 
-const std::vector<std::pair<std::string, Factory>>& workloads() {
-  static const std::vector<std::pair<std::string, Factory>> table = {
+template <class T>
+std::vector<std::pair<std::string, Factory<T>>> workloads() {
+  const auto maml = [](T lr, int steps, int threads) {
+    return alg::MamlOptions<T>{}.inner_lr(lr).inner_steps(steps).outer_lr(T(1e-3)).threads(threads);
+  };
+  return {
       {"sinusoid_maml2",
-       [](int threads) {
-         ml::Generator gen(kSeed);
-         return std::make_unique<MamlRunner>(
-             std::make_unique<ml::nn::MLP<float>>(std::vector<Index>{1, 40, 40, 1}, gen),
-             alg::MamlOptions<float>{}.inner_lr(0.01f).inner_steps(1).outer_lr(1e-3f).threads(
-                 threads),
-             sinusoid_batch());
+       [=](int threads) {
+         return std::make_unique<MamlRunner<T>>(sinusoid_mlp<T>(), maml(T(0.01), 1, threads),
+                                                sinusoid_batch<T>());
        }},
       {"sinusoid_maml1",
-       [](int threads) {
-         ml::Generator gen(kSeed);
-         return std::make_unique<MamlRunner>(
-             std::make_unique<ml::nn::MLP<float>>(std::vector<Index>{1, 40, 40, 1}, gen),
-             alg::MamlOptions<float>{}
-                 .inner_lr(0.01f)
-                 .inner_steps(1)
-                 .first_order(true)
-                 .outer_lr(1e-3f)
-                 .threads(threads),
-             sinusoid_batch());
+       [=](int threads) {
+         return std::make_unique<MamlRunner<T>>(
+             sinusoid_mlp<T>(), maml(T(0.01), 1, threads).first_order(true), sinusoid_batch<T>());
        }},
       {"sinusoid_reptile5",
        [](int threads) {
-         ml::Generator gen(kSeed);
-         return std::make_unique<ReptileRunner>(
-             std::make_unique<ml::nn::MLP<float>>(std::vector<Index>{1, 40, 40, 1}, gen), 5, 0.01f,
-             1e-3f, threads, sinusoid_batch());
+         return std::make_unique<ReptileRunner<T>>(sinusoid_mlp<T>(),
+                                                   alg::ReptileOptions<T>{}
+                                                       .inner_optimizer(alg::InnerOptimizer::kSgd)
+                                                       .inner_lr(T(0.01))
+                                                       .inner_steps(5)
+                                                       .inner_batch(0)
+                                                       .outer_step(T(1))
+                                                       .loss(alg::LossKind::kMse)
+                                                       .threads(threads),
+                                                   sinusoid_batch<T>());
        }},
       {"omniglot_maml_paper",
-       [](int threads) {
-         ml::Generator gen(kSeed);
-         return std::make_unique<MamlRunner>(
-             std::make_unique<ml::nn::ConvNet4<float>>(ml::nn::ConvNet4Options{}.ways(5), gen),
-             alg::MamlOptions<float>{}
-                 .loss(alg::LossKind::kCrossEntropy)
-                 .inner_lr(0.4f)
-                 .inner_steps(1)
-                 .outer_lr(1e-3f)
-                 .threads(threads),
-             glyph_batch(32, 5, 1, 1));
+       [=](int threads) {
+         return std::make_unique<MamlRunner<T>>(
+             convnet4<T>(5), maml(T(0.4), 1, threads).loss(alg::LossKind::kCrossEntropy),
+             glyph_batch<T>(32, 5, 1, 1));
        }},
       {"omniglot_maml_torchbench",
-       [](int threads) {
-         ml::Generator gen(kSeed);
-         return std::make_unique<MamlRunner>(torchbench_net(gen),
-                                             alg::MamlOptions<float>{}
-                                                 .loss(alg::LossKind::kCrossEntropy)
-                                                 .inner_lr(0.1f)
-                                                 .inner_steps(5)
-                                                 .outer_lr(1e-3f)
-                                                 .threads(threads),
-                                             glyph_batch(5, 5, 5, 15));
+       [=](int threads) {
+         return std::make_unique<MamlRunner<T>>(
+             torchbench_net<T>(), maml(T(0.1), 5, threads).loss(alg::LossKind::kCrossEntropy),
+             glyph_batch<T>(5, 5, 5, 15));
        }},
       {"protonet_60w5s",
-       [](int /*threads*/) {
-         ml::Generator gen(kSeed);
-         return std::make_unique<ProtoRunner>(
-             std::make_unique<ml::nn::ConvNet4<float>>(ml::nn::ConvNet4Options{}, gen),
-             glyph_batch(1, 60, 5, 5)[0]);
+       [](int threads) {
+         return std::make_unique<ProtoRunner<T>>(convnet4<T>(0), threads,
+                                                 glyph_batch<T>(1, 60, 5, 5)[0]);
        }},
       {"protonet_5w1s",
-       [](int /*threads*/) {
-         ml::Generator gen(kSeed);
-         return std::make_unique<ProtoRunner>(
-             std::make_unique<ml::nn::ConvNet4<float>>(ml::nn::ConvNet4Options{}, gen),
-             glyph_batch(1, 5, 1, 15)[0]);
+       [](int threads) {
+         return std::make_unique<ProtoRunner<T>>(convnet4<T>(0), threads,
+                                                 glyph_batch<T>(1, 5, 1, 15)[0]);
        }},
   };
-  return table;
 }
 
-const Factory& find_workload(const std::string& name) {
-  for (const auto& [n, f] : workloads()) {
-    if (n == name) return f;
+template <class T>
+std::unique_ptr<Runner<T>> make_runner(const std::string& name, int threads) {
+  for (const auto& [n, f] : workloads<T>()) {
+    if (n == name) return f(threads);
   }
   throw ml::ValueError("bench_compare: unknown workload '" + name + "' (try: bench_compare list)");
 }
@@ -338,7 +292,7 @@ bool reset_peak_rss() {
 
 int run_time(const std::string& name, int threads, int min_iters, double min_seconds,
              double max_seconds) {
-  auto runner = find_workload(name)(threads);
+  auto runner = make_runner<float>(name, threads);
   const long rss_before = status_kb("VmRSS");
   const bool reset = reset_peak_rss();
   runner->step();  // warm-up (allocator, caches); part of the memory peak
@@ -364,7 +318,8 @@ int run_time(const std::string& name, int threads, int min_iters, double min_sec
   return 0;
 }
 
-void write_record(std::ofstream& out, const std::string& name, const Tensor<float>& t) {
+template <class T>
+void write_record(std::ofstream& out, const std::string& name, const Tensor<T>& t) {
   const auto len = static_cast<std::uint32_t>(name.size());
   out.write(reinterpret_cast<const char*>(&len), sizeof len);
   out.write(name.data(), static_cast<std::streamsize>(name.size()));
@@ -375,32 +330,35 @@ void write_record(std::ofstream& out, const std::string& name, const Tensor<floa
     out.write(reinterpret_cast<const char*>(&v), sizeof v);
   }
   out.write(reinterpret_cast<const char*>(t.data()),
-            static_cast<std::streamsize>(sizeof(float) * static_cast<std::size_t>(t.numel())));
+            static_cast<std::streamsize>(sizeof(T) * static_cast<std::size_t>(t.numel())));
 }
 
+template <class T>
 int run_dump(const std::string& name, const std::string& path) {
-  auto runner = find_workload(name)(1);
+  auto runner = make_runner<T>(name, 1);
   const auto params = runner->parameters();
-  const auto grads = runner->gradient();
-  std::vector<std::pair<std::string, Tensor<float>>> records;
+  std::vector<std::pair<std::string, Tensor<T>>> records;
   for (std::size_t i = 0; i < params.size(); ++i) {
     records.emplace_back("param." + std::to_string(i) + "." + params.names()[i],
-                         params.values()[i].detach());
+                         params.values()[i].detach().clone());
   }
+  const auto grads = runner->gradient();
   const auto& batch = runner->batch();
   for (std::size_t t = 0; t < batch.size(); ++t) {
     const std::string p = "task." + std::to_string(t) + ".";
     records.emplace_back(p + "support_x", batch[t].support_x);
     records.emplace_back(p + "support_y", batch[t].support_y);
-    records.emplace_back(p + "query_x", batch[t].query_x);
-    records.emplace_back(p + "query_y", batch[t].query_y);
+    if (batch[t].query_x.defined()) {
+      records.emplace_back(p + "query_x", batch[t].query_x);
+      records.emplace_back(p + "query_y", batch[t].query_y);
+    }
   }
   for (std::size_t i = 0; i < grads.size(); ++i) {
     records.emplace_back("grad." + std::to_string(i), grads[i].detach());
   }
   std::ofstream out(path, std::ios::binary);
   if (!out) throw ml::IoError("bench_compare dump: cannot open '" + path + "' for writing");
-  out.write("MLCMP001", 8);
+  out.write(sizeof(T) == 4 ? "MLCMP032" : "MLCMP064", 8);
   const auto count = static_cast<std::uint32_t>(records.size());
   out.write(reinterpret_cast<const char*>(&count), sizeof count);
   for (const auto& [n, t] : records) write_record(out, n, t);
@@ -412,7 +370,7 @@ int run_dump(const std::string& name, const std::string& path) {
 
 void BM_Compare(benchmark::State& state, const std::string& name) {
   const int threads = static_cast<int>(state.range(0));
-  auto runner = find_workload(name)(threads);
+  auto runner = make_runner<float>(name, threads);
   runner->step();
   for (auto _ : state) runner->step();
   state.counters["steps/s"] =
@@ -420,7 +378,7 @@ void BM_Compare(benchmark::State& state, const std::string& name) {
 }
 
 void register_benchmarks() {
-  for (const auto& [name, factory] : workloads()) {
+  for (const auto& [name, factory] : workloads<float>()) {
     benchmark::RegisterBenchmark(("BM_Compare/" + name).c_str(),
                                  [name](benchmark::State& s) { BM_Compare(s, name); })
         ->ArgName("threads")
@@ -436,17 +394,20 @@ int main(int argc, char** argv) {
   try {
     const std::string mode = argc > 1 ? argv[1] : "";
     if (mode == "list") {
-      for (const auto& [name, f] : workloads()) std::cout << name << "\n";
+      for (const auto& [name, f] : workloads<float>()) std::cout << name << "\n";
       return 0;
     }
     if (mode == "time" && (argc == 6 || argc == 7)) {
       return run_time(argv[2], std::stoi(argv[3]), std::stoi(argv[4]), std::stod(argv[5]),
                       argc == 7 ? std::stod(argv[6]) : 1e9);
     }
-    if (mode == "dump" && argc == 4) return run_dump(argv[2], argv[3]);
+    if (mode == "dump" && argc == 4) return run_dump<float>(argv[2], argv[3]);
+    if (mode == "dump" && argc == 5 && std::string(argv[4]) == "f64") {
+      return run_dump<double>(argv[2], argv[3]);
+    }
     if (mode == "time" || mode == "dump") {
       std::cerr << "usage: bench_compare list | time <workload> <threads> <min_iters> "
-                   "<min_seconds> [max_seconds] | dump <workload> <file>\n";
+                   "<min_seconds> [max_seconds] | dump <workload> <file> [f64]\n";
       return 2;
     }
   } catch (const std::exception& e) {
