@@ -114,3 +114,4 @@ BENCHMARK(BM_ConvNet4_Maml5Way1Shot_Query)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_ConvNet4_ProtoNet60Way5Shot)->Unit(benchmark::kMillisecond);
 
 }  // namespace
+BENCHMARK_MAIN();
