@@ -126,11 +126,6 @@ def main():
     load_start = loadavg()
     t_start = time.time()
 
-    checks = {}
-    if not args.skip_check:
-        print("gradient agreement (relative L2 error per parameter tensor, worst):", flush=True)
-        checks = check_gradients(args.driver, args.python, workloads)
-
     samples = {}  # (wl, threads, side) -> {"ms": [...], "peak": [...], "inc": [...]}
     torch_version = "?"
     for r in range(args.rounds):
@@ -159,6 +154,22 @@ def main():
                           flush=True)
     load_end = loadavg()
     minutes = (time.time() - t_start) / 60
+    if args.out:
+        raw = {f"{wl}|{th}|{side}": v for (wl, th, side), v in samples.items()}
+        with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
+            json.dump({"load_start": load_start, "load_end": load_end, "samples": raw}, f)
+    render(args, workloads, threads, samples, {}, torch_version, load_start, load_end, minutes)
+    checks = {}
+    if not args.skip_check:
+        print("gradient agreement (relative L2 error per parameter tensor, worst):", flush=True)
+        checks = check_gradients(args.driver, args.python, workloads)
+
+    return render(args, workloads, threads, samples, checks, torch_version, load_start, load_end,
+                  minutes)
+
+
+def render(args, workloads, threads, samples, checks, torch_version, load_start, load_end,
+           minutes):
 
     def med(wl, th, side, key="ms"):
         s = samples.get((wl, th, side))
@@ -166,10 +177,17 @@ def main():
 
     def quart(wl, th, side):
         s = samples.get((wl, th, side))
-        if not s or len(s["ms"]) < 4:
+        if not s:
             return "-"
+        lo = fmt_ms(min(s["ms"]))
+        if len(s["ms"]) < 4:
+            return f"{lo} / -"
         q = statistics.quantiles(s["ms"], n=4)
-        return f"{fmt_ms(q[0])}-{fmt_ms(q[2])}"
+        return f"{lo} / {fmt_ms(q[0])}-{fmt_ms(q[2])}"
+
+    def min_ratio(wl, th, side):
+        s, m = samples.get((wl, th, side)), samples.get((wl, th, "metalearn"))
+        return fmt_ratio(min(s["ms"]) / min(m["ms"])) if s and m else "-"
 
     rows = []
     for wl in workloads:
@@ -225,14 +243,19 @@ def main():
                      + " | ".join(fmt_mb(x) for x in peaks)
                      + f" | {'met' if met_mem else 'MISSED'} |")
     lines.append("")
-    lines.append("Interquartile ranges of the step times (ms):")
+    lines.append("Fastest step / interquartile range of the step times (ms), and the ratios of the "
+                 "fastest steps (under heavy load the fastest step is the closest to the "
+                 "uncontended cost; the medians above include time slices lost to other jobs):")
     lines.append("")
-    lines.append("| workload | threads | metalearn | PyTorch loop | PyTorch batched |")
-    lines.append("|---|---|---|---|---|")
+    lines.append("| workload | threads | metalearn | PyTorch loop | PyTorch batched | "
+                 "loop / ml (fastest) | batched / ml (fastest) |")
+    lines.append("|---|---|---|---|---|---|---|")
     for wl in workloads:
         for th in threads:
             lines.append(f"| {wl} | {th} | {quart(wl, th, 'metalearn')} | "
-                         f"{quart(wl, th, 'pytorch_loop')} | {quart(wl, th, 'pytorch_batched')} |")
+                         f"{quart(wl, th, 'pytorch_loop')} | {quart(wl, th, 'pytorch_batched')} | "
+                         f"{min_ratio(wl, th, 'pytorch_loop')} | "
+                         f"{min_ratio(wl, th, 'pytorch_batched')} |")
     if checks:
         lines.append("")
         lines.append("Meta-gradient agreement. `bench_compare dump` writes metalearn's initial "
