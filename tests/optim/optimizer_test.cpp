@@ -276,3 +276,19 @@ TEST(Schedule, ApplyScheduleFollowsStepCount) {
   }
   EXPECT_EQ(seen, (std::vector<double>{1.0, 1.0, 0.5, 0.5, 0.25}));
 }
+
+TEST(Optimizer, DeducesScalarFromModuleAndTrains) {
+  ml::Generator gen(4);
+  ml::nn::MLP model({1, 16, 1}, gen);
+  ml::optim::Adam opt(model, ml::optim::AdamOptions(1e-2));
+  static_assert(std::is_same_v<decltype(opt), ml::optim::Adam<float>>);
+  auto x = ml::randn<float>(ml::Shape{32, 1}, gen);
+  auto y = ml::tanh(ml::mul_scalar(x, 2.0f));
+  const float before = ml::mse_loss(model.forward(x), y).item();
+  for (int s = 0; s < 200; ++s) {
+    opt.zero_grad();
+    ml::mse_loss(model.forward(x), y).backward();
+    opt.step();
+  }
+  EXPECT_LT(ml::mse_loss(model.forward(x), y).item(), 0.2f * before);
+}
