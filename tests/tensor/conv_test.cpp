@@ -54,8 +54,9 @@ TYPED_TEST(Conv, ChannelsAndBatch) {
   auto w = mt::make<T>({2, 2, 1, 1}, {1, 2, -1, 0});
   auto bias = mt::make<T>({2}, {0, 10});
   auto y = ml::conv2d(x, w, bias, 2, 0);  // stride 2 picks corners
-  EXPECT_TRUE(mt::values_near(y, {2, 2, 2, 2}, {3, 5, 9, 11, 9, 7, 3, 1,  //
-                                                4, 8, 16, 20, 8, 4, -4, -8}));
+  EXPECT_TRUE(mt::values_near(y, {2, 2, 2, 2},
+                              {3, 5, 9, 11, 9, 7, 3, 1,  //
+                               4, 8, 16, 20, 8, 4, -4, -8}));
 }
 
 TYPED_TEST(Conv, WeightGradient) {
@@ -91,17 +92,19 @@ TYPED_TEST(Conv, ShapeErrors) {
     EXPECT_NE(msg.find("[4, 2, 3, 3]"), std::string::npos) << msg;
   }
   EXPECT_THROW(ml::conv2d(ml::zeros<T>({1, 1, 2, 2}), ml::zeros<T>({1, 1, 3, 3})), ml::ShapeError);
-  EXPECT_THROW(ml::conv2d(ml::zeros<T>({1, 1, 3, 3}), ml::zeros<T>({2, 1, 2, 2}), ml::zeros<T>({3})),
-               ml::ShapeError);
-  EXPECT_THROW(ml::conv2d(ml::zeros<T>({1, 1, 3, 3}), ml::zeros<T>({1, 1, 2, 2}), ml::Tensor<T>(), 0),
-               ml::ValueError);
+  EXPECT_THROW(
+      ml::conv2d(ml::zeros<T>({1, 1, 3, 3}), ml::zeros<T>({2, 1, 2, 2}), ml::zeros<T>({3})),
+      ml::ShapeError);
+  EXPECT_THROW(
+      ml::conv2d(ml::zeros<T>({1, 1, 3, 3}), ml::zeros<T>({1, 1, 2, 2}), ml::Tensor<T>(), 0),
+      ml::ValueError);
 }
 
 // ---- gradient checks (double) --------------------------------------------------
 
 TEST(ConvGradcheck, Conv2dStridePaddingBias) {
-  EXPECT_TRUE(mt::check_gradients(
-      [](const Args& v) { return ml::conv2d(v[0], v[1], v[2], 2, 1); }, {{2, 2, 5, 5}, {3, 2, 3, 3}, {3}}));
+  EXPECT_TRUE(mt::check_gradients([](const Args& v) { return ml::conv2d(v[0], v[1], v[2], 2, 1); },
+                                  {{2, 2, 5, 5}, {3, 2, 3, 3}, {3}}));
   EXPECT_TRUE(mt::check_gradients([](const Args& v) { return ml::conv2d(v[0], v[1]); },
                                   {{1, 2, 4, 3}, {2, 2, 2, 2}}));
   // Curvature through the convolution (square of the output).

@@ -63,9 +63,9 @@ TYPED_TEST(Elementwise, DivBroadcasting) {
   EXPECT_TRUE(mt::values_near(ml::div(this->row, this->s), {4}, {5, 10, 15, 20}));
   EXPECT_TRUE(mt::values_near(ml::div(this->col, this->row1), {3, 4},
                               {1, 0.5, 1.0 / 3, 0.25, 2, 1, 2.0 / 3, 0.5, 3, 1.5, 1, 0.75}));
-  EXPECT_TRUE(mt::values_near(ml::div(this->a, this->row), {3, 4},
-                              {0.1, 0.1, 0.1, 0.1, 0.5, 0.3, 7.0 / 30, 0.2, 0.9, 0.5, 11.0 / 30,
-                               0.3}));
+  EXPECT_TRUE(
+      mt::values_near(ml::div(this->a, this->row), {3, 4},
+                      {0.1, 0.1, 0.1, 0.1, 0.5, 0.3, 7.0 / 30, 0.2, 0.9, 0.5, 11.0 / 30, 0.3}));
   EXPECT_TRUE(mt::values_near(this->s / this->col, {3, 1}, {2, 1, 2.0 / 3}));
 }
 
@@ -73,8 +73,8 @@ TYPED_TEST(Elementwise, HigherRankBroadcasting) {
   using T = TypeParam;
   auto p = mt::make<T>({2, 1, 3}, {1, 2, 3, 4, 5, 6});
   auto q = mt::make<T>({2, 1}, {10, 20});
-  EXPECT_TRUE(mt::values_near(ml::add(p, q), {2, 2, 3},
-                              {11, 12, 13, 21, 22, 23, 14, 15, 16, 24, 25, 26}));
+  EXPECT_TRUE(
+      mt::values_near(ml::add(p, q), {2, 2, 3}, {11, 12, 13, 21, 22, 23, 14, 15, 16, 24, 25, 26}));
   EXPECT_TRUE(mt::values_near(ml::mul(q, p), {2, 2, 3},
                               {10, 20, 30, 20, 40, 60, 40, 50, 60, 80, 100, 120}));
 }
@@ -176,8 +176,8 @@ TYPED_TEST(Elementwise, UnaryGradientValues) {
 
 TEST(ElementwiseGradcheck, AddSubMulDivBroadcasting) {
   const std::vector<std::vector<ml::Shape>> cases{
-      {{3, 4}, {4}}, {{4}, {3, 4}}, {{3, 1}, {1, 4}}, {{3, 4}, {}}, {{}, {2, 3}}, {{2, 3}, {2, 3}},
-      {{2, 1, 3}, {4, 1}}};
+      {{3, 4}, {4}}, {{4}, {3, 4}},    {{3, 1}, {1, 4}},   {{3, 4}, {}},
+      {{}, {2, 3}},  {{2, 3}, {2, 3}}, {{2, 1, 3}, {4, 1}}};
   for (const auto& shapes : cases) {
     SCOPED_TRACE(::testing::Message() << "shapes " << shapes[0] << " and " << shapes[1]);
     EXPECT_TRUE(mt::check_gradients([](const Args& v) { return ml::add(v[0], v[1]); }, shapes));
@@ -238,8 +238,7 @@ TEST(ElementwiseGradcheck, Kinked) {
   const TD x = mt::make<double>({2, 3}, {0.3, -0.7, 0.9, -0.15, 0.55, -0.95});
   EXPECT_TRUE(mt::check_gradients_at([](const Args& v) { return ml::abs(v[0]); }, {x}));
   EXPECT_TRUE(mt::check_gradients_at([](const Args& v) { return ml::relu(v[0]); }, {x}));
-  EXPECT_TRUE(
-      mt::check_gradients_at([](const Args& v) { return ml::leaky_relu(v[0], 0.2); }, {x}));
+  EXPECT_TRUE(mt::check_gradients_at([](const Args& v) { return ml::leaky_relu(v[0], 0.2); }, {x}));
   EXPECT_TRUE(
       mt::check_gradients_at([](const Args& v) { return ml::clamp(v[0], -0.5, 0.6); }, {x}));
   // Curvature through a kinked op (products with smooth ops).

@@ -97,8 +97,10 @@ TEST(LossGradcheck, Mse) {
 
 TEST(LossGradcheck, CrossEntropy) {
   EXPECT_TRUE(mt::check_gradients(
-      [](const Args& v) { return ml::cross_entropy(v[0], V{2, 0, 1, 2}); }, {{4, 3}},
-      {.lo = -2, .hi = 2}));
+      [](const Args& v) {
+        return ml::cross_entropy(v[0], V{2, 0, 1, 2});
+      },
+      {{4, 3}}, {.lo = -2, .hi = 2}));
 }
 
 TEST(LossGradcheck, GaussianNll) {
@@ -118,6 +120,6 @@ TEST(LossGradcheck, PairwiseSqDist) {
 }
 
 TEST(LossGradcheck, CosineSimilarity) {
-  EXPECT_TRUE(mt::check_gradients(
-      [](const Args& v) { return ml::cosine_similarity(v[0], v[1]); }, {{3, 4}, {2, 4}}));
+  EXPECT_TRUE(mt::check_gradients([](const Args& v) { return ml::cosine_similarity(v[0], v[1]); },
+                                  {{3, 4}, {2, 4}}));
 }

@@ -95,10 +95,9 @@ TYPED_TEST(Reduction, LogsumexpIsStable) {
 }
 
 TYPED_TEST(Reduction, Softmax) {
-  EXPECT_TRUE(mt::values_near(
-      ml::softmax(this->x, 1), {2, 3},
-      {0.015876239976466765, 0.8668133321973348, 0.11731042782619835, 0.11731042782619835,
-       0.015876239976466765, 0.8668133321973348}));
+  EXPECT_TRUE(mt::values_near(ml::softmax(this->x, 1), {2, 3},
+                              {0.015876239976466765, 0.8668133321973348, 0.11731042782619835,
+                               0.11731042782619835, 0.015876239976466765, 0.8668133321973348}));
   EXPECT_TRUE(mt::values_near(ml::softmax(this->x, 0), {2, 3},
                               {0.04742587317756678, 0.9525741268224331, 0.04742587317756678,
                                0.9525741268224331, 0.04742587317756678, 0.9525741268224331}));
@@ -127,14 +126,21 @@ TEST(ReductionGradcheck, SumMean) {
   for (bool keep : {false, true}) {
     SCOPED_TRACE(keep ? "keepdim" : "no keepdim");
     for (ml::Index d : {0, 1, 2, -1}) {
-      EXPECT_TRUE(mt::check_gradients([d, keep](const Args& v) { return ml::sum(v[0], d, keep); }, s));
+      EXPECT_TRUE(
+          mt::check_gradients([d, keep](const Args& v) { return ml::sum(v[0], d, keep); }, s));
       EXPECT_TRUE(
           mt::check_gradients([d, keep](const Args& v) { return ml::mean(v[0], d, keep); }, s));
     }
-    EXPECT_TRUE(
-        mt::check_gradients([keep](const Args& v) { return ml::sum(v[0], V{0, 2}, keep); }, s));
-    EXPECT_TRUE(
-        mt::check_gradients([keep](const Args& v) { return ml::mean(v[0], V{2, 1}, keep); }, s));
+    EXPECT_TRUE(mt::check_gradients(
+        [keep](const Args& v) {
+          return ml::sum(v[0], V{0, 2}, keep);
+        },
+        s));
+    EXPECT_TRUE(mt::check_gradients(
+        [keep](const Args& v) {
+          return ml::mean(v[0], V{2, 1}, keep);
+        },
+        s));
   }
 }
 
@@ -168,8 +174,7 @@ TEST(ReductionGradcheck, SoftmaxLogSoftmax) {
   const mt::GradientSpec wide{.lo = -2, .hi = 2};
   for (ml::Index d : {0, 1, 2}) {
     SCOPED_TRACE(::testing::Message() << "dim " << d);
-    EXPECT_TRUE(
-        mt::check_gradients([d](const Args& v) { return ml::softmax(v[0], d); }, s, wide));
+    EXPECT_TRUE(mt::check_gradients([d](const Args& v) { return ml::softmax(v[0], d); }, s, wide));
     EXPECT_TRUE(
         mt::check_gradients([d](const Args& v) { return ml::log_softmax(v[0], d); }, s, wide));
   }

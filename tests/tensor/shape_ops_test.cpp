@@ -29,12 +29,12 @@ TYPED_TEST_SUITE(ShapeOps, mt::RealTypes, mt::RealTypeNames);
 TYPED_TEST(ShapeOps, TransposePermute) {
   EXPECT_TRUE(mt::values_near(ml::transpose(this->a), {3, 2}, {1, 4, 2, 5, 3, 6}));
   EXPECT_TRUE(mt::values_near(ml::transpose(this->a, 0, 1), {3, 2}, {1, 4, 2, 5, 3, 6}));
-  EXPECT_TRUE(mt::values_near(ml::permute(this->b, V{2, 0, 1}), {4, 2, 3},
-                              {0, 4, 8, 12, 16, 20, 1, 5, 9, 13, 17, 21,
-                               2, 6, 10, 14, 18, 22, 3, 7, 11, 15, 19, 23}));
-  EXPECT_TRUE(mt::values_near(ml::transpose(this->b, 0, 2), {4, 3, 2},
-                              {0, 12, 4, 16, 8, 20, 1, 13, 5, 17, 9, 21,
-                               2, 14, 6, 18, 10, 22, 3, 15, 7, 19, 11, 23}));
+  EXPECT_TRUE(mt::values_near(
+      ml::permute(this->b, V{2, 0, 1}), {4, 2, 3},
+      {0, 4, 8, 12, 16, 20, 1, 5, 9, 13, 17, 21, 2, 6, 10, 14, 18, 22, 3, 7, 11, 15, 19, 23}));
+  EXPECT_TRUE(mt::values_near(
+      ml::transpose(this->b, 0, 2), {4, 3, 2},
+      {0, 12, 4, 16, 8, 20, 1, 13, 5, 17, 9, 21, 2, 14, 6, 18, 10, 22, 3, 15, 7, 19, 11, 23}));
   EXPECT_THROW(ml::permute(this->b, V{0, 0, 1}), ml::ShapeError);
   EXPECT_THROW(ml::permute(this->b, V{0, 1}), ml::ShapeError);
 }
@@ -112,8 +112,8 @@ TYPED_TEST(ShapeOps, IndexSelectGatherTake) {
   EXPECT_TRUE(mt::values_near(ml::index_select(this->a, 0, V{1}), {1, 3}, {4, 5, 6}));
   EXPECT_TRUE(mt::values_near(ml::gather(this->a, 1, V{0, 0, 2, 1}, ml::Shape{2, 2}), {2, 2},
                               {1, 1, 6, 5}));
-  EXPECT_TRUE(mt::values_near(ml::gather(this->a, 0, V{1, 0, 1}, ml::Shape{1, 3}), {1, 3},
-                              {4, 2, 6}));
+  EXPECT_TRUE(
+      mt::values_near(ml::gather(this->a, 0, V{1, 0, 1}, ml::Shape{1, 3}), {1, 3}, {4, 2, 6}));
   auto idx = std::make_shared<const std::vector<ml::Index>>(V{5, 0, 0});
   EXPECT_TRUE(mt::values_near(ml::take(this->a, idx, ml::Shape{3}), {3}, {6, 1, 1}));
   EXPECT_THROW(ml::index_select(this->a, 1, V{3}), ml::ShapeError);
@@ -148,8 +148,11 @@ TYPED_TEST(ShapeOps, ExpandSumTo) {
 
 TEST(ShapeOpsGradcheck, TransposePermute) {
   EXPECT_TRUE(mt::check_gradients([](const Args& v) { return ml::transpose(v[0]); }, {{2, 3}}));
-  EXPECT_TRUE(
-      mt::check_gradients([](const Args& v) { return ml::permute(v[0], V{1, 2, 0}); }, {{2, 3, 4}}));
+  EXPECT_TRUE(mt::check_gradients(
+      [](const Args& v) {
+        return ml::permute(v[0], V{1, 2, 0});
+      },
+      {{2, 3, 4}}));
   EXPECT_TRUE(mt::check_gradients(
       [](const Args& v) { return ml::mul(ml::transpose(v[0], 0, 2), ml::transpose(v[0], 0, 2)); },
       {{2, 3, 2}}));
@@ -158,7 +161,9 @@ TEST(ShapeOpsGradcheck, TransposePermute) {
 TEST(ShapeOpsGradcheck, ReshapeFlattenSqueeze) {
   const std::vector<ml::Shape> s{{2, 3, 2}};
   EXPECT_TRUE(mt::check_gradients(
-      [](const Args& v) { return ml::mul(ml::reshape(v[0], V{-1, 4}), ml::reshape(v[0], V{3, 4})); },
+      [](const Args& v) {
+        return ml::mul(ml::reshape(v[0], V{-1, 4}), ml::reshape(v[0], V{3, 4}));
+      },
       s));
   EXPECT_TRUE(mt::check_gradients([](const Args& v) { return ml::flatten(v[0], 1); }, s));
   EXPECT_TRUE(mt::check_gradients(
@@ -175,20 +180,29 @@ TEST(ShapeOpsGradcheck, Slice) {
 
 TEST(ShapeOpsGradcheck, ConcatStack) {
   EXPECT_TRUE(mt::check_gradients(
-      [](const Args& v) { return ml::concat<double>({v[0], ml::square(v[1])}, 1); },
+      [](const Args& v) {
+        return ml::concat<double>({v[0], ml::square(v[1])}, 1);
+      },
       {{2, 3}, {2, 2}}));
   EXPECT_TRUE(mt::check_gradients(
-      [](const Args& v) { return ml::stack<double>({v[0], ml::mul(v[0], v[1]), v[1]}, 1); },
+      [](const Args& v) {
+        return ml::stack<double>({v[0], ml::mul(v[0], v[1]), v[1]}, 1);
+      },
       {{2, 3}, {2, 3}}));
   // One part does not require grad.
   EXPECT_TRUE(mt::check_gradients(
-      [](const Args& v) { return ml::concat<double>({ml::ones<double>({1, 3}), v[0]}, 0); },
+      [](const Args& v) {
+        return ml::concat<double>({ml::ones<double>({1, 3}), v[0]}, 0);
+      },
       {{2, 3}}));
 }
 
 TEST(ShapeOpsGradcheck, IndexSelectGather) {
   EXPECT_TRUE(mt::check_gradients(
-      [](const Args& v) { return ml::square(ml::index_select(v[0], 0, V{2, 0, 2})); }, {{3, 2}}));
+      [](const Args& v) {
+        return ml::square(ml::index_select(v[0], 0, V{2, 0, 2}));
+      },
+      {{3, 2}}));
   EXPECT_TRUE(mt::check_gradients(
       [](const Args& v) {
         return ml::square(ml::gather(v[0], 1, V{0, 0, 2, 1, 1, 0}, ml::Shape{3, 2}));
@@ -198,11 +212,15 @@ TEST(ShapeOpsGradcheck, IndexSelectGather) {
 
 TEST(ShapeOpsGradcheck, ExpandSumTo) {
   EXPECT_TRUE(mt::check_gradients(
-      [](const Args& v) { return ml::square(ml::expand(v[0], {2, 3, 4})); }, {{3, 1}}));
-  EXPECT_TRUE(
-      mt::check_gradients([](const Args& v) { return ml::expand(v[0], {2, 3}); }, {{}}));
+      [](const Args& v) {
+        return ml::square(ml::expand(v[0], {2, 3, 4}));
+      },
+      {{3, 1}}));
+  EXPECT_TRUE(mt::check_gradients([](const Args& v) { return ml::expand(v[0], {2, 3}); }, {{}}));
   EXPECT_TRUE(mt::check_gradients(
-      [](const Args& v) { return ml::square(ml::sum_to(v[0], {3, 1})); }, {{2, 3, 4}}));
-  EXPECT_TRUE(
-      mt::check_gradients([](const Args& v) { return ml::sum_to(v[0], {}); }, {{2, 3}}));
+      [](const Args& v) {
+        return ml::square(ml::sum_to(v[0], {3, 1}));
+      },
+      {{2, 3, 4}}));
+  EXPECT_TRUE(mt::check_gradients([](const Args& v) { return ml::sum_to(v[0], {}); }, {{2, 3}}));
 }
