@@ -53,44 +53,52 @@ inline std::shared_ptr<const std::vector<Index>> unfold_index(const Conv2dGeomet
 
 template <class T>
 Tensor<T> fold(const Tensor<T>& cols, const Conv2dGeometry& geo,
-               std::shared_ptr<const std::vector<Index>> index);
+               std::shared_ptr<const std::vector<Index>> index, Index n);
 
-/// im2col: [N, C, H, W] -> [N, C*kh*kw, out_h*out_w].
+/// im2col: [N, C, H, W] -> [C*kh*kw, N*L] with L = out_h*out_w: one column per
+/// output position of every image, so the whole batch is one GEMM.
 template <class T>
 Tensor<T> unfold(const Tensor<T>& x, const Conv2dGeometry& geo,
                  std::shared_ptr<const std::vector<Index>> index) {
   const Index n = x.shape()[0];
-  const Index q = static_cast<Index>(index->size());
-  Tensor<T> out = Tensor<T>::empty(Shape{n, geo.patch(), geo.out_h() * geo.out_w()});
+  const Index k = geo.patch();
+  const Index l = geo.out_h() * geo.out_w();
+  Tensor<T> out = Tensor<T>::empty(Shape{k, n * l});
   const T* src = x.data();
   T* dst = out.data();
   const Index* id = index->data();
-  for (Index b = 0; b < n; ++b) {
-    const T* img = src + b * geo.image();
-    T* o = dst + b * q;
-    for (Index k = 0; k < q; ++k) o[k] = id[k] >= 0 ? img[id[k]] : T(0);
+  for (Index r = 0; r < k; ++r) {
+    const Index* row = id + r * l;
+    for (Index b = 0; b < n; ++b) {
+      const T* img = src + b * geo.image();
+      T* o = dst + (r * n + b) * l;
+      for (Index q = 0; q < l; ++q) o[q] = row[q] >= 0 ? img[row[q]] : T(0);
+    }
   }
-  record(out, "unfold", {&x}, [geo, index](Node<T>&, const Tensor<T>& g) {
-    return std::vector<Tensor<T>>{fold(g, geo, index)};
+  record(out, "unfold", {&x}, [geo, index, n](Node<T>&, const Tensor<T>& g) {
+    return std::vector<Tensor<T>>{fold(g, geo, index, n)};
   });
   return out;
 }
 
-/// col2im, the adjoint of unfold: [N, C*kh*kw, L] -> [N, C, H, W] (overlaps add).
+/// col2im, the adjoint of unfold: [C*kh*kw, N*L] -> [N, C, H, W] (overlaps add).
 template <class T>
 Tensor<T> fold(const Tensor<T>& cols, const Conv2dGeometry& geo,
-               std::shared_ptr<const std::vector<Index>> index) {
-  const Index n = cols.shape()[0];
-  const Index q = static_cast<Index>(index->size());
+               std::shared_ptr<const std::vector<Index>> index, Index n) {
+  const Index k = geo.patch();
+  const Index l = geo.out_h() * geo.out_w();
   Tensor<T> out = zeros<T>(Shape{n, geo.channels, geo.height, geo.width});
   const T* src = cols.data();
   T* dst = out.data();
   const Index* id = index->data();
-  for (Index b = 0; b < n; ++b) {
-    T* img = dst + b * geo.image();
-    const T* c = src + b * q;
-    for (Index k = 0; k < q; ++k) {
-      if (id[k] >= 0) img[id[k]] += c[k];
+  for (Index r = 0; r < k; ++r) {
+    const Index* row = id + r * l;
+    for (Index b = 0; b < n; ++b) {
+      T* img = dst + b * geo.image();
+      const T* c = src + (r * n + b) * l;
+      for (Index q = 0; q < l; ++q) {
+        if (row[q] >= 0) img[row[q]] += c[q];
+      }
     }
   }
   record(out, "fold", {&cols}, [geo, index](Node<T>&, const Tensor<T>& g) {
@@ -111,16 +119,18 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
                   x.shape(), " and ", weight.shape());
   METALEARN_CHECK(stride >= 1 && padding >= 0, ValueError, "conv2d: stride ", stride,
                   " and padding ", padding, " must be >= 1 and >= 0");
-  Conv2dGeometry geo{x.shape()[1], x.shape()[2], x.shape()[3], weight.shape()[2],
-                     weight.shape()[3], stride, padding};
-  METALEARN_CHECK(geo.height + 2 * padding >= geo.kernel_h && geo.width + 2 * padding >= geo.kernel_w,
-                  ShapeError, "conv2d: kernel ", weight.shape(), " larger than padded input ",
-                  x.shape());
+  Conv2dGeometry geo{x.shape()[1],      x.shape()[2], x.shape()[3], weight.shape()[2],
+                     weight.shape()[3], stride,       padding};
+  METALEARN_CHECK(
+      geo.height + 2 * padding >= geo.kernel_h && geo.width + 2 * padding >= geo.kernel_w,
+      ShapeError, "conv2d: kernel ", weight.shape(), " larger than padded input ", x.shape());
   const Index o = weight.shape()[0];
-  Tensor<T> cols = detail::unfold(x, geo, detail::unfold_index(geo));       // [N, K, L]
-  Tensor<T> w2 = reshape(weight, std::vector<Index>{o, geo.patch()});       // [O, K]
-  Tensor<T> out = mm(w2, cols, false, false);                               // [N, O, L]
-  out = reshape(out, std::vector<Index>{x.shape()[0], o, geo.out_h(), geo.out_w()});
+  const Index n = x.shape()[0];
+  Tensor<T> cols = detail::unfold(x, geo, detail::unfold_index(geo));  // [K, N*L]
+  Tensor<T> w2 = reshape(weight, std::vector<Index>{o, geo.patch()});  // [O, K]
+  Tensor<T> out = mm(w2, cols, false, false);                          // [O, N*L]
+  out = permute(reshape(out, std::vector<Index>{o, n, geo.out_h() * geo.out_w()}), {1, 0, 2});
+  out = reshape(out, std::vector<Index>{n, o, geo.out_h(), geo.out_w()});
   if (bias.defined()) {
     METALEARN_CHECK(bias.dim() == 1 && bias.shape()[0] == o, ShapeError, "conv2d: bias ",
                     bias.shape(), " does not match ", o, " output channels");

@@ -47,13 +47,15 @@ Tensor<T> sum(const Tensor<T>& a, Index dim, bool keepdim = false) {
   return out;
 }
 
-/// Sum over several dimensions.
+/// Sum over several dimensions, in one pass over `a`.
 template <class T>
 Tensor<T> sum(const Tensor<T>& a, std::vector<Index> dims, bool keepdim = false) {
-  for (auto& d : dims) d = a.shape().wrap_dim(d, "sum");
-  std::sort(dims.begin(), dims.end(), std::greater<>());
-  Tensor<T> out = a;
-  for (Index d : dims) out = sum(out, d, true);
+  std::vector<Index> kept = a.shape().dims();
+  for (auto& d : dims) {
+    d = a.shape().wrap_dim(d, "sum");
+    kept[static_cast<std::size_t>(d)] = 1;
+  }
+  Tensor<T> out = sum_to(a, Shape(kept));
   if (!keepdim) {
     std::vector<Index> od;
     for (Index i = 0; i < a.dim(); ++i) {
@@ -150,7 +152,8 @@ Tensor<T> logsumexp(const Tensor<T>& a, Index dim, bool keepdim = false) {
       for (Index k = 0; k < sp.size; ++k) m = std::max(m, src[(o * sp.size + k) * sp.inner + i]);
       T s = T(0);
       if (std::isfinite(m)) {
-        for (Index k = 0; k < sp.size; ++k) s += std::exp(src[(o * sp.size + k) * sp.inner + i] - m);
+        for (Index k = 0; k < sp.size; ++k)
+          s += std::exp(src[(o * sp.size + k) * sp.inner + i] - m);
         dst[o * sp.inner + i] = m + std::log(s);
       } else {
         dst[o * sp.inner + i] = m;
