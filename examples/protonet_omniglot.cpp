@@ -173,13 +173,14 @@ int main(int argc, char** argv) {
   ml::data::MetaBatchSampler<float> batches(*train, {.batch = 1, .seed = args.seed, .prefetch = 2});
 
   // ---- training ---------------------------------------------------------------
+  char limit[64] = "";
+  if (args.time_limit > 0)
+    std::snprintf(limit, sizeof limit, ", time limit %g min", args.time_limit);
   std::printf(
       "ProtoNet: ConvNet4 (64 channels, running batch norm), %lld-way %lld-shot %lld-query "
       "training episodes, Adam %.0e halved every %d, up to %d episodes%s\n",
       static_cast<long long>(args.train_ways), static_cast<long long>(args.train_shots),
-      static_cast<long long>(args.train_queries), args.lr, args.decay_every, args.steps,
-      args.time_limit > 0 ? (", time limit " + std::to_string(args.time_limit) + " min").c_str()
-                          : "");
+      static_cast<long long>(args.train_queries), args.lr, args.decay_every, args.steps, limit);
   std::fflush(stdout);
   const auto t0 = Clock::now();
   double loss = 0.0, acc = 0.0;

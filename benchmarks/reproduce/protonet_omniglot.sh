@@ -9,7 +9,8 @@
 # /work/shared/data/omniglot), STEPS (training episodes, default 20000), TIME_LIMIT
 # (minutes of training, 0 = none), EPISODES (test episodes per configuration, 1000),
 # THREADS (2; evaluation episodes run in parallel), DECAY_EVERY (lr halving period, 2000),
-# TEST_QUERIES (queries per class in test episodes, 15), SEED (1), LOG, OUT.
+# TEST_QUERIES (queries per class in test episodes, 15), TRAIN_WAYS (classes per
+# training episode, 60 as in the paper), SEED (1), LOG, OUT.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=${BUILD:-$ROOT/build-alg}
@@ -19,6 +20,7 @@ TIME_LIMIT=${TIME_LIMIT:-0}
 EPISODES=${EPISODES:-1000}
 THREADS=${THREADS:-2}
 DECAY_EVERY=${DECAY_EVERY:-2000}
+TRAIN_WAYS=${TRAIN_WAYS:-60}
 TEST_QUERIES=${TEST_QUERIES:-15}
 SEED=${SEED:-1}
 LOG=${LOG:-$BUILD/protonet_omniglot.log}
@@ -38,7 +40,7 @@ BIN="$BUILD/examples/protonet_omniglot"
 export GLIBC_TUNABLES=${GLIBC_TUNABLES:-glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=4294967296}
 export METALEARN_CACHE_DIR=${METALEARN_CACHE_DIR:-$BUILD/cache}
 mkdir -p "$METALEARN_CACHE_DIR" "$(dirname "$OUT")"
-CMD=("$BIN" --data "$DATA" --steps "$STEPS" --time-limit "$TIME_LIMIT" --train-ways 60
+CMD=("$BIN" --data "$DATA" --steps "$STEPS" --time-limit "$TIME_LIMIT" --train-ways "$TRAIN_WAYS"
      --train-shots 5 --train-queries 5 --test-queries "$TEST_QUERIES" --decay-every "$DECAY_EVERY" --episodes "$EPISODES"
      --threads "$THREADS" --seed "$SEED" --log-every 50 --out "$OUT.part")
 echo "command: ${CMD[*]}"
@@ -52,7 +54,7 @@ end=$(date +%s)
   echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
        "load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "- command: \`STEPS=$STEPS TIME_LIMIT=$TIME_LIMIT EPISODES=$EPISODES THREADS=$THREADS DECAY_EVERY=$DECAY_EVERY" \
-       "TEST_QUERIES=$TEST_QUERIES" \
+       "TEST_QUERIES=$TEST_QUERIES TRAIN_WAYS=$TRAIN_WAYS" \
        "benchmarks/reproduce/protonet_omniglot.sh\`"
   echo "- wall time of the script: $((end - start)) s"
   echo "- target: 5-way 1-shot >= 98.3%, 20-way 1-shot >= 95.0%"

@@ -170,7 +170,10 @@ class ReptileOptions {
 /// with its own optimizer state, so the tasks of a meta-batch run on a thread pool
 /// and are reduced in task order (results equal the serial run bit for bit). The
 /// mini-batch order of task j of meta-step t comes from a generator seeded by
-/// (seed, t, j), so it depends neither on threads nor on scheduling.
+/// (seed, t, j), so it depends neither on threads nor on scheduling. (A model with
+/// running-statistics batch norm in training mode updates its running statistics in
+/// the inner loops, in completion order when several threads run tasks; the
+/// transductive batch norm of the paper has no such state.)
 ///
 /// @code
 /// nn::MLP<float> net({1, 64, 64, 1}, gen);

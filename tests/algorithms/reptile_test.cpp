@@ -1,0 +1,237 @@
+// Reptile: the meta-update against a hand computation of exact inner steps on
+// linear regression (SGD and Adam), annealing of the outer step, determinism across
+// threads, non-transductive evaluation, errors, and a short sinusoid run.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <metalearn/metalearn.hpp>
+
+namespace ml = metalearn;
+namespace alg = metalearn::algorithms;
+
+namespace {
+
+ml::data::Task<double> line_task(ml::Generator& gen, ml::Index shots) {
+  ml::data::Task<double> t;
+  t.support_x = ml::uniform<double>({shots, 1}, gen, -2.0, 2.0);
+  t.support_y = ml::uniform<double>({shots, 1}, gen, -1.0, 1.0);
+  t.ways = 1;
+  t.shots = shots;
+  return t;
+}
+
+// `steps` full-batch gradient steps of f(w, b) = mean((w x + b - y)^2), returning
+// the final (w, b) and, for Adam (beta1 = 0), using its first-step closed form.
+std::pair<double, double> sgd_by_hand(const ml::data::Task<double>& t, double w, double b,
+                                      double lr, int steps) {
+  const ml::Index n = t.support_x.numel();
+  for (int k = 0; k < steps; ++k) {
+    double gw = 0, gb = 0;
+    for (ml::Index i = 0; i < n; ++i) {
+      const double x = t.support_x.data()[i];
+      const double r = w * x + b - t.support_y.data()[i];
+      gw += 2.0 * r * x / static_cast<double>(n);
+      gb += 2.0 * r / static_cast<double>(n);
+    }
+    w -= lr * gw;
+    b -= lr * gb;
+  }
+  return {w, b};
+}
+
+std::vector<double> values_of(const ml::nn::Module<double>& m) {
+  std::vector<double> out;
+  for (const auto& p : m.parameters()) out.insert(out.end(), p.data(), p.data() + p.numel());
+  return out;
+}
+
+}  // namespace
+
+TEST(Reptile, SgdMetaStepMatchesClosedFormInnerSolution) {
+  ml::Generator gen(3);
+  ml::nn::Linear<double> model(1, 1, gen);
+  const double w0 = model.named_parameters().at("weight").item();
+  const double b0 = model.named_parameters().at("bias").item();
+  const ml::data::TaskBatch<double> batch{line_task(gen, 6), line_task(gen, 6), line_task(gen, 6)};
+  const double lr = 0.1, eps = 0.5;
+  const int steps = 4;
+  alg::Reptile<double> reptile(model, alg::ReptileOptions<double>{}
+                                          .inner_optimizer(alg::InnerOptimizer::kSgd)
+                                          .inner_lr(lr)
+                                          .inner_steps(steps)
+                                          .inner_batch(0)
+                                          .outer_step(eps)
+                                          .loss(alg::LossKind::kMse));
+  double mw = 0, mb = 0;
+  for (const auto& t : batch) {
+    const auto [w, b] = sgd_by_hand(t, w0, b0, lr, steps);
+    mw += (w - w0) / 3.0;
+    mb += (b - b0) / 3.0;
+  }
+  const auto stats = reptile.meta_step(batch);
+  EXPECT_NEAR(model.named_parameters().at("weight").item(), w0 + eps * mw, 1e-12);
+  EXPECT_NEAR(model.named_parameters().at("bias").item(), b0 + eps * mb, 1e-12);
+  // No query set: pre/post are the first and last inner losses, which fall.
+  EXPECT_EQ(stats.tasks, 3u);
+  EXPECT_LT(stats.post_loss, stats.pre_loss);
+  EXPECT_EQ(stats.post_accuracy, -1.0);
+  EXPECT_EQ(reptile.steps_taken(), 1);
+}
+
+TEST(Reptile, SerialStepWithFullOuterStepLandsOnTaskSolution) {
+  ml::Generator gen(4);
+  ml::nn::Linear<double> model(1, 1, gen);
+  const double w0 = model.named_parameters().at("weight").item();
+  const double b0 = model.named_parameters().at("bias").item();
+  const auto task = line_task(gen, 5);
+  alg::Reptile<double> reptile(model, alg::ReptileOptions<double>{}
+                                          .inner_optimizer(alg::InnerOptimizer::kSgd)
+                                          .inner_lr(0.05)
+                                          .inner_steps(7)
+                                          .inner_batch(0)
+                                          .outer_step(1.0)
+                                          .loss(alg::LossKind::kMse));
+  reptile.meta_step({task});
+  const auto [w, b] = sgd_by_hand(task, w0, b0, 0.05, 7);
+  EXPECT_NEAR(model.named_parameters().at("weight").item(), w, 1e-12);
+  EXPECT_NEAR(model.named_parameters().at("bias").item(), b, 1e-12);
+}
+
+TEST(Reptile, AdamInnerStepMovesEachParameterByItsLearningRate) {
+  // First Adam step with beta1 = 0: m = g, v = (1 - beta2) g^2, so after bias
+  // correction the step is -lr * g / (|g| + eps).
+  ml::Generator gen(5);
+  ml::nn::Linear<double> model(1, 1, gen);
+  const double w0 = model.named_parameters().at("weight").item();
+  const double b0 = model.named_parameters().at("bias").item();
+  const auto task = line_task(gen, 8);
+  alg::Reptile<double> reptile(model, alg::ReptileOptions<double>{}
+                                          .inner_lr(0.1)
+                                          .inner_steps(1)
+                                          .inner_batch(0)
+                                          .outer_step(1.0)
+                                          .loss(alg::LossKind::kMse));
+  reptile.meta_step({task});
+  double gw = 0, gb = 0;
+  for (ml::Index i = 0; i < 8; ++i) {
+    const double x = task.support_x.data()[i];
+    const double r = w0 * x + b0 - task.support_y.data()[i];
+    gw += 2.0 * r * x / 8.0;
+    gb += 2.0 * r / 8.0;
+  }
+  EXPECT_NEAR(model.named_parameters().at("weight").item(), w0 - 0.1 * gw / (std::abs(gw) + 1e-8),
+              1e-10);
+  EXPECT_NEAR(model.named_parameters().at("bias").item(), b0 - 0.1 * gb / (std::abs(gb) + 1e-8),
+              1e-10);
+}
+
+TEST(Reptile, OuterStepAnnealsLinearly) {
+  ml::Generator gen(6);
+  ml::nn::Linear<double> model(1, 1, gen);
+  alg::Reptile<double> reptile(
+      model, alg::ReptileOptions<double>{}.outer_step(1.0).anneal(0.2, 4).inner_steps(1).loss(
+                 alg::LossKind::kMse));
+  const std::vector<double> expected{1.0, 0.8, 0.6, 0.4, 0.2, 0.2};
+  for (double e : expected) {
+    EXPECT_NEAR(reptile.current_outer_step(), e, 1e-12);
+    reptile.meta_step({line_task(gen, 4)});
+  }
+}
+
+TEST(Reptile, ParallelTasksEqualSerialBitForBit) {
+  auto run = [](int threads) {
+    ml::Generator gen(7);
+    ml::nn::MLP<double> model({2, 8, 3}, gen);
+    alg::Reptile<double> reptile(
+        model,
+        alg::ReptileOptions<double>{}.inner_steps(4).inner_batch(4).threads(threads).seed(9));
+    ml::Generator data_gen(11);
+    for (int step = 0; step < 3; ++step) {
+      ml::data::TaskBatch<double> batch;
+      for (int i = 0; i < 5; ++i) {
+        ml::data::Task<double> t;
+        t.support_x = ml::randn<double>({9, 2}, data_gen);
+        t.support_y = ml::from_vector<double>({0, 1, 2, 0, 1, 2, 0, 1, 2}, {9});
+        t.ways = 3;
+        batch.push_back(t);
+      }
+      reptile.meta_step(batch);
+    }
+    return values_of(model);
+  };
+  const auto serial = run(1);
+  const auto parallel = run(3);
+  ASSERT_EQ(serial.size(), parallel.size());
+  for (std::size_t i = 0; i < serial.size(); ++i) EXPECT_EQ(serial[i], parallel[i]) << i;
+}
+
+TEST(Reptile, NonTransductivePredictionSeesOnlySupportAndItself) {
+  ml::Generator gen(12);
+  ml::nn::ConvNet4<double> net(ml::nn::ConvNet4Options{}.hidden(4).image_size(16).ways(3), gen);
+  ml::data::Task<double> task;
+  task.support_x = ml::randn<double>({3, 1, 16, 16}, gen);
+  task.support_y = ml::from_vector<double>({0, 1, 2}, {3});
+  task.query_x = ml::randn<double>({4, 1, 16, 16}, gen);
+  task.query_y = ml::from_vector<double>({0, 1, 2, 0}, {4});
+  task.ways = 3;
+  alg::Reptile<double> reptile(net, alg::ReptileOptions<double>{}.transductive(false));
+  const auto theta = net.named_parameters();
+  const auto out = reptile.predict_query(task, theta);
+  ASSERT_EQ(out.shape(), (ml::Shape{4, 3}));
+  for (ml::Index q = 0; q < 4; ++q) {
+    const auto alone =
+        net.forward(ml::concat<double>({task.support_x, ml::slice(task.query_x, 0, q, q + 1)}, 0));
+    for (ml::Index c = 0; c < 3; ++c) EXPECT_NEAR(out.at(q, c), alone.at(3, c), 1e-12);
+  }
+  alg::Reptile<double> trans(net, alg::ReptileOptions<double>{}.transductive(true));
+  const auto batched = trans.predict_query(task, theta);
+  double diff = 0;
+  for (ml::Index i = 0; i < batched.numel(); ++i) {
+    diff += std::abs(batched.data()[i] - out.data()[i]);
+  }
+  EXPECT_GT(diff, 1e-6);  // batch statistics of the query set differ
+}
+
+TEST(Reptile, RejectsBadOptionsAndEmptyBatches) {
+  ml::Generator gen(13);
+  ml::nn::Linear<double> model(1, 1, gen);
+  EXPECT_THROW(alg::Reptile<double>(model, alg::ReptileOptions<double>{}.inner_steps(-1)),
+               ml::ValueError);
+  EXPECT_THROW(alg::Reptile<double>(model, alg::ReptileOptions<double>{}.inner_batch(-2)),
+               ml::ValueError);
+  EXPECT_THROW(alg::Reptile<double>(model, alg::ReptileOptions<double>{}.outer_step(-1.0)),
+               ml::ValueError);
+  alg::Reptile<double> reptile(model);
+  EXPECT_THROW(reptile.meta_step({}), ml::ValueError);
+  try {
+    reptile.meta_step({ml::data::Task<double>{}});
+    FAIL() << "expected ValueError";
+  } catch (const ml::ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("Reptile::adapt: the task has an empty support set"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(Reptile, ShortSinusoidRunLowersPostAdaptationLoss) {
+  ml::Generator gen(1);
+  ml::nn::MLP<float> model({1, 32, 32, 1}, gen);
+  const auto options = alg::ReptileOptions<float>{}
+                           .inner_optimizer(alg::InnerOptimizer::kSgd)
+                           .inner_lr(0.02f)
+                           .inner_steps(8)
+                           .inner_batch(0)
+                           .eval_inner_steps(8)
+                           .outer_step(0.5f)
+                           .anneal(0.05f, 400)
+                           .loss(alg::LossKind::kMse)
+                           .transductive(true)
+                           .seed(2);
+  alg::Reptile<float> reptile(model, options);
+  ml::data::SinusoidTasks<float> family({.shots = 10, .queries = 20});
+  ml::data::MetaBatchSampler<float> batches(family, {.batch = 4, .seed = 3});
+  const auto before = reptile.evaluate(family, 100);
+  for (int step = 0; step < 400; ++step) reptile.meta_step(batches.next());
+  const auto after = reptile.evaluate(family, 100);
+  EXPECT_LT(after.mean, 0.6 * before.mean) << "before " << before.mean << " after " << after.mean;
+}
