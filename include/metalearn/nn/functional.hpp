@@ -73,6 +73,131 @@ Tensor<T> flatten(const Tensor<T>& x, Index start = 1, Index end = -1) {
   return metalearn::flatten(x, start, end);
 }
 
+namespace detail {
+
+/// Training-mode batch norm in two passes over x, with the batch mean and biased
+/// variance of each channel written to `mean_out` / `var_out` ([C]). Its backward
+/// runs a fused kernel when no graph is being recorded, and the equivalent
+/// differentiable formula when it is (create_graph), so every order of
+/// derivative stays exact.
+template <class T>
+Tensor<T> batch_norm_batch_stats(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias,
+                                 T eps, std::vector<T>& mean_out, std::vector<T>& var_out) {
+  const Index n = x.shape()[0];
+  const Index c = x.shape()[1];
+  const Index s = x.numel() / std::max<Index>(1, n * c);
+  const Index count = n * s;
+  Tensor<T> y = Tensor<T>::empty(x.shape());
+  mean_out.assign(static_cast<std::size_t>(c), T(0));
+  var_out.assign(static_cast<std::size_t>(c), T(0));
+  const T* px = x.data();
+  T* py = y.data();
+  for (Index ch = 0; ch < c; ++ch) {
+    double acc = 0.0;
+    for (Index b = 0; b < n; ++b) {
+      const T* row = px + (b * c + ch) * s;
+      for (Index i = 0; i < s; ++i) acc += static_cast<double>(row[i]);
+    }
+    const T mu = static_cast<T>(acc / static_cast<double>(count));
+    double sq = 0.0;
+    for (Index b = 0; b < n; ++b) {
+      const T* row = px + (b * c + ch) * s;
+      for (Index i = 0; i < s; ++i) {
+        const double d = static_cast<double>(row[i] - mu);
+        sq += d * d;
+      }
+    }
+    const T var = static_cast<T>(sq / static_cast<double>(count));
+    const T inv = T(1) / std::sqrt(var + eps);
+    const T gamma = weight.defined() ? weight.data()[ch] : T(1);
+    const T beta = bias.defined() ? bias.data()[ch] : T(0);
+    const T scale = gamma * inv;
+    const T shift = beta - mu * scale;
+    for (Index b = 0; b < n; ++b) {
+      const T* row = px + (b * c + ch) * s;
+      T* out = py + (b * c + ch) * s;
+      for (Index i = 0; i < s; ++i) out[i] = row[i] * scale + shift;
+    }
+    mean_out[static_cast<std::size_t>(ch)] = mu;
+    var_out[static_cast<std::size_t>(ch)] = var;
+  }
+  metalearn::detail::record(
+      y, "batch_norm", {&x, &weight, &bias},
+      [x, weight, eps, n, c, s](Node<T>& self, const Tensor<T>& g) {
+        std::vector<Index> bshape(static_cast<std::size_t>(x.dim()), 1);
+        bshape[1] = c;
+        std::vector<Index> dims{0};
+        for (Index d = 2; d < x.dim(); ++d) dims.push_back(d);
+        if (autograd::is_grad_enabled()) {
+          // create_graph: the same gradients as differentiable ops.
+          Tensor<T> xc = sub(x, mean(x, dims, true));
+          Tensor<T> inv =
+              reciprocal(metalearn::sqrt(add_scalar(mean(square(xc), dims, true), eps)));
+          Tensor<T> xhat = mul(xc, inv);
+          Tensor<T> gx, gw, gb;
+          if (self.needs_input_grad(0)) {
+            Tensor<T> scale = weight.defined() ? mul(inv, reshape(weight, bshape)) : inv;
+            Tensor<T> inner =
+                sub(sub(g, mean(g, dims, true)), mul(xhat, mean(mul(g, xhat), dims, true)));
+            gx = mul(scale, inner);
+          }
+          if (self.needs_input_grad(1))
+            gw = reshape(sum(mul(g, xhat), dims), std::vector<Index>{c});
+          if (self.needs_input_grad(2)) gb = reshape(sum(g, dims), std::vector<Index>{c});
+          return std::vector<Tensor<T>>{gx, gw, gb};
+        }
+        // No graph: one fused pass per channel for statistics, one for dx.
+        Tensor<T> gx = Tensor<T>::empty(x.shape());
+        Tensor<T> gw = Tensor<T>::empty(Shape{c});
+        Tensor<T> gb = Tensor<T>::empty(Shape{c});
+        const T* px = x.data();
+        const T* pg = g.data();
+        T* pgx = gx.data();
+        const double count = static_cast<double>(n * s);
+        for (Index ch = 0; ch < c; ++ch) {
+          double sx = 0.0;
+          for (Index b = 0; b < n; ++b) {
+            const T* row = px + (b * c + ch) * s;
+            for (Index i = 0; i < s; ++i) sx += static_cast<double>(row[i]);
+          }
+          const double mu = sx / count;
+          double sq = 0.0, sg = 0.0, sgx = 0.0;
+          for (Index b = 0; b < n; ++b) {
+            const T* row = px + (b * c + ch) * s;
+            const T* grow = pg + (b * c + ch) * s;
+            for (Index i = 0; i < s; ++i) {
+              const double d = static_cast<double>(row[i]) - mu;
+              sq += d * d;
+              sg += static_cast<double>(grow[i]);
+              sgx += static_cast<double>(grow[i]) * d;
+            }
+          }
+          const double inv = 1.0 / std::sqrt(sq / count + static_cast<double>(eps));
+          const double gamma = weight.defined() ? static_cast<double>(weight.data()[ch]) : 1.0;
+          const double mean_g = sg / count;
+          const double mean_gxhat = sgx * inv / count;
+          gw.data()[ch] = static_cast<T>(sgx * inv);
+          gb.data()[ch] = static_cast<T>(sg);
+          for (Index b = 0; b < n; ++b) {
+            const T* row = px + (b * c + ch) * s;
+            const T* grow = pg + (b * c + ch) * s;
+            T* out = pgx + (b * c + ch) * s;
+            for (Index i = 0; i < s; ++i) {
+              const double xhat = (static_cast<double>(row[i]) - mu) * inv;
+              out[i] = static_cast<T>(gamma * inv *
+                                      (static_cast<double>(grow[i]) - mean_g - xhat * mean_gxhat));
+            }
+          }
+        }
+        return std::vector<Tensor<T>>{self.needs_input_grad(0) ? gx : Tensor<T>(),
+                                      self.needs_input_grad(1) ? gw : Tensor<T>(),
+                                      self.needs_input_grad(2) ? gb : Tensor<T>()};
+      });
+  return y;
+}
+
+}  // namespace detail
+
 /// Batch normalisation over the channel dimension 1 of x [N, C], [N, C, L] or
 /// [N, C, H, W].
 ///
@@ -112,21 +237,19 @@ Tensor<T> batch_norm(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T
     METALEARN_CHECK(n > 1 || !running_var.defined(), ValueError,
                     "batch_norm: training needs more than one value per channel, got input ",
                     x.shape());
-    Tensor<T> mu = mean(x, dims, true);
-    Tensor<T> xc = sub(x, mu);
-    Tensor<T> var = mean(square(xc), dims, true);
-    y = div(xc, sqrt(add_scalar(var, eps)));
+    std::vector<T> mu;
+    std::vector<T> var;
+    y = detail::batch_norm_batch_stats(x, weight, bias, eps, mu, var);
     if (running_mean.defined()) {
       const T unbias = static_cast<T>(n) / static_cast<T>(n - 1);
       T* rm = running_mean.data();
       T* rv = running_var.data();
-      const T* pm = mu.data();
-      const T* pv = var.data();
       for (Index i = 0; i < c; ++i) {
-        rm[i] = (T(1) - momentum) * rm[i] + momentum * pm[i];
-        rv[i] = (T(1) - momentum) * rv[i] + momentum * unbias * pv[i];
+        rm[i] = (T(1) - momentum) * rm[i] + momentum * mu[static_cast<std::size_t>(i)];
+        rv[i] = (T(1) - momentum) * rv[i] + momentum * unbias * var[static_cast<std::size_t>(i)];
       }
     }
+    return y;
   } else {
     METALEARN_CHECK(running_mean.defined(), ValueError,
                     "batch_norm: evaluation (training = false) needs running statistics");
