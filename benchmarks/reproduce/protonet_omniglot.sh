@@ -5,8 +5,8 @@
 # Runs in the background by default (nohup; progress in $LOG); pass --foreground to
 # run in this shell. Target: 5-way 1-shot >= 98.3%, 20-way 1-shot >= 95.0%.
 #
-# Environment: BUILD (build dir, default build-alg), METALEARN_OMNIGLOT_DIR (default
-# /work/shared/data/omniglot), STEPS (training episodes, default 20000), TIME_LIMIT
+# Environment: BUILD (build dir, default build-alg), METALEARN_OMNIGLOT_DIR (required:
+# the Omniglot folder), STEPS (training episodes, default 20000), TIME_LIMIT
 # (minutes of training, 0 = none), EPISODES (test episodes per configuration, 1000),
 # THREADS (2; evaluation episodes run in parallel), DECAY_EVERY (lr halving period, 2000),
 # TEST_QUERIES (queries per class in test episodes, 15), TRAIN_WAYS (classes per
@@ -14,7 +14,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=${BUILD:-$ROOT/build-alg}
-DATA=${METALEARN_OMNIGLOT_DIR:-/work/shared/data/omniglot}
+DATA=${METALEARN_OMNIGLOT_DIR:?set METALEARN_OMNIGLOT_DIR to the Omniglot folder (images_background/, images_evaluation/)}
 STEPS=${STEPS:-20000}
 TIME_LIMIT=${TIME_LIMIT:-0}
 EPISODES=${EPISODES:-1000}

@@ -5,14 +5,14 @@
 # Runs in the background by default (nohup; progress in $LOG); pass --foreground to
 # run in this shell. Target: 5-way 5-shot >= 98.5%, 5-way 1-shot >= 95% (non-transductive).
 #
-# Environment: BUILD (build dir, default build-alg), METALEARN_OMNIGLOT_DIR (default
-# /work/shared/data/omniglot), STEPS (meta-steps, default 100000; epsilon anneals to 0 over them), TIME_LIMIT
+# Environment: BUILD (build dir, default build-alg), METALEARN_OMNIGLOT_DIR (required:
+# the Omniglot folder), STEPS (meta-steps, default 100000; epsilon anneals to 0 over them), TIME_LIMIT
 # (minutes of training, 0 = none), EPISODES (test episodes per configuration, 1000),
 # THREADS (2), SEED (1), LOG, OUT.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=${BUILD:-$ROOT/build-alg}
-DATA=${METALEARN_OMNIGLOT_DIR:-/work/shared/data/omniglot}
+DATA=${METALEARN_OMNIGLOT_DIR:?set METALEARN_OMNIGLOT_DIR to the Omniglot folder (images_background/, images_evaluation/)}
 STEPS=${STEPS:-100000}
 TIME_LIMIT=${TIME_LIMIT:-0}
 EPISODES=${EPISODES:-1000}
