@@ -35,19 +35,33 @@ struct TensorImpl {
   Index numel = 0;
   bool requires_grad = false;
   bool is_leaf = true;
-  std::shared_ptr<Node<T>> node;           // producer (non-leaf) or gradient accumulator (leaf)
-  std::shared_ptr<TensorImpl<T>> grad;     // accumulated by Tensor::backward()
+  std::shared_ptr<Node<T>> node;        // producer (non-leaf) or gradient accumulator (leaf)
+  std::shared_ptr<TensorImpl<T>> grad;  // accumulated by Tensor::backward()
 };
 
 /// Storage for n elements, starting on a 64-byte boundary. Eigen's vectorised
 /// kernels take different code paths (and round differently) depending on the
 /// alignment of their operands, so a fixed alignment keeps results bit-identical
 /// whatever address the allocator returns (e.g. on another thread).
+inline constexpr std::size_t kStorageAlignment = 64;
+/// Blocks of at least this many bytes come from the per-thread block cache.
+inline constexpr std::size_t kCachedBlockBytes = std::size_t{64} << 10;
+
+/// A 64-byte aligned block of `bytes` (a multiple of 64) from this thread's cache
+/// of freed blocks; release_block() returns it. Implemented in src/tensor/allocator.cpp.
+void* acquire_block(std::size_t bytes);
+void release_block(void* p, std::size_t bytes) noexcept;
+
 template <class T>
 std::shared_ptr<T[]> allocate(Index n) {
-  constexpr std::size_t kAlign = 64;
-  auto block = std::make_shared_for_overwrite<T[]>(static_cast<std::size_t>(n > 0 ? n : 1) +
-                                                   kAlign / sizeof(T));
+  constexpr std::size_t kAlign = kStorageAlignment;
+  const std::size_t count = static_cast<std::size_t>(n > 0 ? n : 1);
+  const std::size_t bytes = (count * sizeof(T) + kAlign - 1) / kAlign * kAlign;
+  if (bytes >= kCachedBlockBytes) {
+    return std::shared_ptr<T[]>(static_cast<T*>(acquire_block(bytes)),
+                                [bytes](T* p) { release_block(p, bytes); });
+  }
+  auto block = std::make_shared_for_overwrite<T[]>(count + kAlign / sizeof(T));
   const auto misalign = reinterpret_cast<std::uintptr_t>(block.get()) % kAlign;
   const std::size_t skip = misalign == 0 ? 0 : (kAlign - misalign) / sizeof(T);
   return std::shared_ptr<T[]>(block, block.get() + skip);  // shares the block's ownership
@@ -110,7 +124,9 @@ class Tensor {
   // ---- data access ---------------------------------------------------------
   [[nodiscard]] T* data() const { return checked().data.get(); }
   [[nodiscard]] const std::shared_ptr<T[]>& storage() const { return checked().data; }
-  [[nodiscard]] std::vector<T> to_vector() const { return std::vector<T>(data(), data() + numel()); }
+  [[nodiscard]] std::vector<T> to_vector() const {
+    return std::vector<T>(data(), data() + numel());
+  }
 
   /// The single value of a one-element tensor.
   [[nodiscard]] T item() const {
@@ -121,11 +137,10 @@ class Tensor {
 
   /// Element at a multi-index, bounds-checked.
   template <class... I>
-    requires(std::is_integral_v<I> && ...)
-  [[nodiscard]] T& at(I... idx) const {
+  requires(std::is_integral_v<I>&&...) [[nodiscard]] T& at(I... idx) const {
     const Index ids[] = {static_cast<Index>(idx)...};
-    METALEARN_CHECK(static_cast<Index>(sizeof...(I)) == dim(), ShapeError, "Tensor::at: ",
-                    sizeof...(I), " indices for a tensor of shape ", shape());
+    METALEARN_CHECK(static_cast<Index>(sizeof...(I)) == dim(), ShapeError,
+                    "Tensor::at: ", sizeof...(I), " indices for a tensor of shape ", shape());
     Index off = 0;
     for (Index d = 0; d < dim(); ++d) {
       const Index i = ids[d];
@@ -166,9 +181,7 @@ class Tensor {
   [[nodiscard]] const std::shared_ptr<Node<T>>& edge() const { return checked().node; }
 
   /// Accumulated gradient (undefined until backward() reaches this leaf).
-  [[nodiscard]] Tensor grad() const {
-    return checked().grad ? Tensor(checked().grad) : Tensor();
-  }
+  [[nodiscard]] Tensor grad() const { return checked().grad ? Tensor(checked().grad) : Tensor(); }
   void set_grad(const Tensor& g) const { checked().grad = g.impl_; }
   void zero_grad() const { checked().grad.reset(); }
 
