@@ -188,7 +188,7 @@ int main(int argc, char** argv) {
       args.meta_batch, static_cast<double>(args.inner_lr), args.inner_steps, args.eval_steps,
       args.first_order ? "first order" : "second order", static_cast<double>(args.outer_lr),
       args.threads, args.steps);
-  ml::io::MetricsLog log(out / "metrics.csv");
+  ml::io::MetricsLog log(out / "metrics.csv", /*append=*/start > 0);
   const auto t0 = Clock::now();
   double loss_avg = 0.0, acc_avg = 0.0;
   int window = 0;
@@ -228,9 +228,10 @@ int main(int argc, char** argv) {
     std::printf("test accuracy %.2f%% +- %.2f%% over %zu episodes\n", 100 * r.mean, 100 * r.ci95,
                 r.episodes);
   }
-  std::printf("meta-training wall time %.0f s; %.3f meta-steps/s\n",
-              std::chrono::duration<double>(Clock::now() - t0).count(),
-              (args.steps - start) /
-                  std::max(1e-9, std::chrono::duration<double>(Clock::now() - t0).count()));
+  if (args.steps > start) {
+    const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    std::printf("meta-training wall time %.0f s; %.3f meta-steps/s\n", seconds,
+                (args.steps - start) / std::max(1e-9, seconds));
+  }
   return 0;
 }

@@ -159,6 +159,15 @@ TEST(MetricsLog, WritesCsvWithAHeaderAndJsonLines) {
   std::getline(j, l1);
   EXPECT_EQ(l1, "{\"step\": 1, \"acc\": 0.75}");
   EXPECT_THROW(ml::io::MetricsLog(dir / "m.txt"), ml::ValueError);
+  {
+    ml::io::MetricsLog resumed(dir / "m.csv", /*append=*/true);
+    resumed.write({{"step", 3}, {"loss", 0.125}});
+    EXPECT_THROW(resumed.write({{"epoch", 1}, {"loss", 1}}), ml::ValueError);
+  }
+  std::ifstream c2(dir / "m.csv");
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(c2, line);) lines.push_back(line);
+  EXPECT_EQ(lines, (std::vector<std::string>{"step,loss", "1,0.5", "2,0.25", "3,0.125"}));
   fs::remove_all(dir);
 }
 
