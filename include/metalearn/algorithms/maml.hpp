@@ -156,6 +156,9 @@ class MamlOptions {
 /// on the module (the default, transductive batch statistics, is the MAML
 /// reference behaviour); per-step statistics read the inner step from the
 /// ParamDict (steps 0..K-1 for the inner loop, K for the query pass).
+///
+/// A Maml object runs the tasks of a meta-batch on its own threads; the object
+/// itself is used from one thread at a time (like an optimizer).
 template <class T = float>
 class Maml {
  public:
