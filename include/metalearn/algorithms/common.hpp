@@ -71,6 +71,20 @@ LossFunction<T> make_loss(LossKind kind) {
   return [](const Tensor<T>& pred, const Tensor<T>& target) { return mse_loss(pred, target); };
 }
 
+/// The loss an algorithm's options select: the custom callable when set, else the
+/// built-in kind.
+template <class T>
+LossFunction<T> select_loss(const LossFunction<T>& custom, LossKind kind) {
+  return custom ? custom : make_loss<T>(kind);
+}
+
+/// True when query accuracy is reported: the built-in cross-entropy (a custom loss
+/// says nothing about what its predictions mean).
+template <class T>
+bool reports_accuracy(const LossFunction<T>& custom, LossKind kind) {
+  return !custom && kind == LossKind::kCrossEntropy;
+}
+
 /// Accuracy of logits [N, C] against a tensor of integral labels.
 template <class T>
 double label_accuracy(const Tensor<T>& logits, const Tensor<T>& labels) {

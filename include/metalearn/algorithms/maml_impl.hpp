@@ -16,7 +16,7 @@ template <class T>
 Maml<T>::Maml(nn::Module<T>& model, MamlOptions<T> options)
     : model_(model),
       options_(std::move(options)),
-      loss_(options_.custom_loss() ? options_.custom_loss() : make_loss<T>(options_.loss_kind())),
+      loss_(select_loss<T>(options_.custom_loss(), options_.loss_kind())),
       pool_(static_cast<std::size_t>(std::max(1, options_.threads()))) {
   METALEARN_CHECK(options_.inner_steps() >= 0, ValueError, "Maml: inner_steps must be >= 0, got ",
                   options_.inner_steps());
@@ -56,7 +56,7 @@ bool Maml<T>::adapts(const std::string& name) const {
 
 template <class T>
 bool Maml<T>::classifying() const {
-  return !options_.custom_loss() && options_.loss_kind() == LossKind::kCrossEntropy;
+  return reports_accuracy<T>(options_.custom_loss(), options_.loss_kind());
 }
 
 template <class T>

@@ -75,7 +75,7 @@ template <class T>
 Reptile<T>::Reptile(nn::Module<T>& model, ReptileOptions<T> options)
     : model_(model),
       options_(std::move(options)),
-      loss_(options_.custom_loss() ? options_.custom_loss() : make_loss<T>(options_.loss_kind())),
+      loss_(select_loss<T>(options_.custom_loss(), options_.loss_kind())),
       pool_(static_cast<std::size_t>(std::max(1, options_.threads()))) {
   METALEARN_CHECK(options_.inner_steps() >= 0 && options_.eval_inner_steps() >= 0, ValueError,
                   "Reptile: inner_steps (", options_.inner_steps(), ") and eval_inner_steps (",
@@ -94,7 +94,7 @@ Reptile<T>::Reptile(nn::Module<T>& model, ReptileOptions<T> options)
 
 template <class T>
 bool Reptile<T>::classifying() const {
-  return !options_.custom_loss() && options_.loss_kind() == LossKind::kCrossEntropy;
+  return reports_accuracy<T>(options_.custom_loss(), options_.loss_kind());
 }
 
 template <class T>
