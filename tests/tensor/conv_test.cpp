@@ -121,3 +121,33 @@ TEST(ConvGradcheck, MaxPool2d) {
   EXPECT_TRUE(mt::check_gradients(
       [](const Args& v) { return ml::max_pool2d(ml::square(v[0]), 3, 2); }, {{1, 1, 5, 5}}));
 }
+
+// A batch large enough to be split into several im2col chunks gives the same
+// values, gradients and second derivatives as one image at a time.
+TEST(ConvGradcheck, ChunkedBatchesMatchImageByImage) {
+  ml::Generator gen(21);
+  const ml::Index n = 90;  // [8, 12, 12] images, 3x3 kernels: ~36 images per chunk in double
+  auto x = ml::randn<double>({n, 8, 12, 12}, gen).requires_grad(true);
+  auto w = ml::randn<double>({4, 8, 3, 3}, gen).requires_grad(true);
+  auto b = ml::randn<double>({4}, gen).requires_grad(true);
+  auto loss = [&](const TD& xs) { return ml::sum(ml::square(ml::conv2d(xs, w, b, 1, 1))); };
+
+  auto batch_grads = ml::autograd::grad({loss(x)}, {x, w, b}, {.create_graph = true});
+  // A second-order quantity: d/dw of sum(dL/dx), through conv2d_input_grad.
+  auto batch_gg = ml::autograd::grad({ml::sum(batch_grads[0])}, {w})[0];
+
+  TD gw_sum = ml::zeros<double>({4, 8, 3, 3});
+  TD gg_sum = ml::zeros<double>({4, 8, 3, 3});
+  for (ml::Index i = 0; i < n; ++i) {
+    auto xi = ml::narrow(x.detach(), 0, i, 1).requires_grad(true);
+    auto g = ml::autograd::grad({loss(xi)}, {xi, w}, {.create_graph = true});
+    auto gg = ml::autograd::grad({ml::sum(g[0])}, {w})[0];
+    gw_sum = ml::add(gw_sum, g[1].detach());
+    gg_sum = ml::add(gg_sum, gg.detach());
+    auto batch_gx_i = ml::narrow(batch_grads[0].detach(), 0, i, 1);
+    ASSERT_TRUE(mt::values_near(batch_gx_i, g[0].shape(), g[0].to_vector(), 1e-10))
+        << "image " << i;
+  }
+  EXPECT_TRUE(mt::values_near(batch_grads[1].detach(), {4, 8, 3, 3}, gw_sum.to_vector(), 1e-9));
+  EXPECT_TRUE(mt::values_near(batch_gg, {4, 8, 3, 3}, gg_sum.to_vector(), 1e-9));
+}

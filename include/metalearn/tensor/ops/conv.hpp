@@ -1,6 +1,8 @@
 #pragma once
-// Differentiable 2-D convolution (im2col + GEMM) and max pooling, NCHW layout.
+// Differentiable 2-D convolution (chunked im2col + GEMM) and max pooling, NCHW layout.
 
+#include <Eigen/Core>
+#include <algorithm>
 #include <limits>
 #include <memory>
 #include <vector>
@@ -26,91 +28,234 @@ struct Conv2dGeometry {
 
 namespace detail {
 
-/// For each (patch row, output position) of one image, the flat offset it reads
-/// in that image, or -1 where the window lies over the padding.
-inline std::shared_ptr<const std::vector<Index>> unfold_index(const Conv2dGeometry& g) {
-  const Index oh = g.out_h();
-  const Index ow = g.out_w();
-  auto idx = std::make_shared<std::vector<Index>>(static_cast<std::size_t>(g.patch() * oh * ow));
-  Index q = 0;
+/// Images per chunk so that one chunk's im2col workspace ([C*kh*kw, images*L])
+/// stays near 2 MiB: the workspace stays in cache, and no buffer grows with the
+/// batch (a 600-image episode would otherwise need hundreds of MB of columns).
+template <class T>
+Index conv_chunk(const Conv2dGeometry& g, Index n) {
+  constexpr Index kBudget = Index{2} << 20;
+  const Index per_image =
+      std::max<Index>(1, g.patch() * g.out_h() * g.out_w() * static_cast<Index>(sizeof(T)));
+  return std::clamp<Index>(kBudget / per_image, 1, std::max<Index>(n, 1));
+}
+
+/// Output columns q in [lo, hi) of one kernel offset read inside the image:
+/// 0 <= q*stride - padding + offset < size.
+inline void valid_range(Index out, Index size, Index stride, Index padding, Index offset, Index& lo,
+                        Index& hi) {
+  const Index shift = padding - offset;  // q*stride >= shift and q*stride < size + shift
+  lo = shift <= 0 ? 0 : (shift + stride - 1) / stride;
+  hi = size + shift <= 0 ? 0 : (size + shift + stride - 1) / stride;
+  lo = std::min(lo, out);
+  hi = std::clamp(hi, lo, out);
+}
+
+/// im2col of `nb` images starting at x: cols [C*kh*kw, nb*L], column b*L + q.
+template <class T>
+void im2col(const T* x, const Conv2dGeometry& g, Index nb, T* cols) {
+  const Index oh = g.out_h(), ow = g.out_w(), l = oh * ow, ncols = nb * l;
   for (Index c = 0; c < g.channels; ++c) {
     for (Index i = 0; i < g.kernel_h; ++i) {
+      Index y_lo = 0, y_hi = 0;
+      valid_range(oh, g.height, g.stride, g.padding, i, y_lo, y_hi);
       for (Index j = 0; j < g.kernel_w; ++j) {
-        for (Index y = 0; y < oh; ++y) {
-          const Index r = y * g.stride - g.padding + i;
-          for (Index x = 0; x < ow; ++x) {
-            const Index s = x * g.stride - g.padding + j;
-            (*idx)[static_cast<std::size_t>(q++)] =
-                (r >= 0 && r < g.height && s >= 0 && s < g.width) ? (c * g.height + r) * g.width + s
-                                                                  : -1;
+        Index x_lo = 0, x_hi = 0;
+        valid_range(ow, g.width, g.stride, g.padding, j, x_lo, x_hi);
+        T* row = cols + ((c * g.kernel_h + i) * g.kernel_w + j) * ncols;
+        for (Index b = 0; b < nb; ++b) {
+          const T* plane = x + b * g.image() + c * g.height * g.width;
+          T* d = row + b * l;
+          std::fill_n(d, y_lo * ow, T(0));
+          for (Index y = y_lo; y < y_hi; ++y) {
+            T* dy = d + y * ow;
+            const T* src = plane + (y * g.stride - g.padding + i) * g.width;
+            const Index first = x_lo * g.stride - g.padding + j;  // image column of q = x_lo
+            std::fill_n(dy, x_lo, T(0));
+            if (g.stride == 1) {
+              std::copy_n(src + first, x_hi - x_lo, dy + x_lo);
+            } else {
+              for (Index q = x_lo; q < x_hi; ++q) dy[q] = src[first + (q - x_lo) * g.stride];
+            }
+            std::fill(dy + x_hi, dy + ow, T(0));
+          }
+          std::fill(d + y_hi * ow, d + l, T(0));
+        }
+      }
+    }
+  }
+}
+
+/// col2im, the adjoint of im2col: adds cols [C*kh*kw, nb*L] into `nb` images at x.
+template <class T>
+void col2im_add(const T* cols, const Conv2dGeometry& g, Index nb, T* x) {
+  const Index oh = g.out_h(), ow = g.out_w(), l = oh * ow, ncols = nb * l;
+  for (Index c = 0; c < g.channels; ++c) {
+    for (Index i = 0; i < g.kernel_h; ++i) {
+      Index y_lo = 0, y_hi = 0;
+      valid_range(oh, g.height, g.stride, g.padding, i, y_lo, y_hi);
+      for (Index j = 0; j < g.kernel_w; ++j) {
+        Index x_lo = 0, x_hi = 0;
+        valid_range(ow, g.width, g.stride, g.padding, j, x_lo, x_hi);
+        const T* row = cols + ((c * g.kernel_h + i) * g.kernel_w + j) * ncols;
+        for (Index b = 0; b < nb; ++b) {
+          T* plane = x + b * g.image() + c * g.height * g.width;
+          const T* s = row + b * l;
+          for (Index y = y_lo; y < y_hi; ++y) {
+            const T* sy = s + y * ow;
+            T* dst = plane + (y * g.stride - g.padding + i) * g.width + x_lo * g.stride -
+                     g.padding + j;  // image column of q = x_lo
+            for (Index q = x_lo; q < x_hi; ++q) dst[(q - x_lo) * g.stride] += sy[q];
           }
         }
       }
     }
   }
-  return idx;
 }
 
+/// Copies images [b0, b0+nb) of y [N, O, L] into m [O, nb*L] (column b*L + q).
 template <class T>
-Tensor<T> fold(const Tensor<T>& cols, const Conv2dGeometry& geo,
-               std::shared_ptr<const std::vector<Index>> index, Index n);
-
-/// im2col: [N, C, H, W] -> [C*kh*kw, N*L] with L = out_h*out_w: one column per
-/// output position of every image, so the whole batch is one GEMM.
-template <class T>
-Tensor<T> unfold(const Tensor<T>& x, const Conv2dGeometry& geo,
-                 std::shared_ptr<const std::vector<Index>> index) {
-  const Index n = x.shape()[0];
-  const Index k = geo.patch();
-  const Index l = geo.out_h() * geo.out_w();
-  Tensor<T> out = Tensor<T>::empty(Shape{k, n * l});
-  const T* src = x.data();
-  T* dst = out.data();
-  const Index* id = index->data();
-  for (Index r = 0; r < k; ++r) {
-    const Index* row = id + r * l;
-    for (Index b = 0; b < n; ++b) {
-      const T* img = src + b * geo.image();
-      T* o = dst + (r * n + b) * l;
-      for (Index q = 0; q < l; ++q) o[q] = row[q] >= 0 ? img[row[q]] : T(0);
-    }
+void gather_channels(const T* y, Index o, Index l, Index nb, T* m) {
+  for (Index b = 0; b < nb; ++b) {
+    for (Index c = 0; c < o; ++c) std::copy_n(y + (b * o + c) * l, l, m + c * nb * l + b * l);
   }
-  record(out, "unfold", {&x}, [geo, index, n](Node<T>&, const Tensor<T>& g) {
-    return std::vector<Tensor<T>>{fold(g, geo, index, n)};
-  });
-  return out;
 }
 
-/// col2im, the adjoint of unfold: [C*kh*kw, N*L] -> [N, C, H, W] (overlaps add).
 template <class T>
-Tensor<T> fold(const Tensor<T>& cols, const Conv2dGeometry& geo,
-               std::shared_ptr<const std::vector<Index>> index, Index n) {
-  const Index k = geo.patch();
-  const Index l = geo.out_h() * geo.out_w();
-  Tensor<T> out = zeros<T>(Shape{n, geo.channels, geo.height, geo.width});
-  const T* src = cols.data();
-  T* dst = out.data();
-  const Index* id = index->data();
-  for (Index r = 0; r < k; ++r) {
-    const Index* row = id + r * l;
-    for (Index b = 0; b < n; ++b) {
-      T* img = dst + b * geo.image();
-      const T* c = src + (r * n + b) * l;
-      for (Index q = 0; q < l; ++q) {
-        if (row[q] >= 0) img[row[q]] += c[q];
+using ConstMatrixMap =
+    Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
+template <class T>
+using MatrixMap = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
+
+/// y [N, O, oh, ow] = conv(x, w) (+ bias), computed chunk by chunk of images.
+template <class T>
+Tensor<T> conv2d_values(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& bias,
+                        const Conv2dGeometry& g) {
+  const Index n = x.shape()[0], o = w.shape()[0], k = g.patch();
+  const Index l = g.out_h() * g.out_w();
+  Tensor<T> y = Tensor<T>::empty(Shape{n, o, g.out_h(), g.out_w()});
+  const Index chunk = conv_chunk<T>(g, n);
+  Tensor<T> cols = Tensor<T>::empty(Shape{k, chunk * l});
+  Tensor<T> prod = Tensor<T>::empty(Shape{o, chunk * l});
+  const ConstMatrixMap<T> wm(w.data(), o, k);
+  const T* b = bias.defined() ? bias.data() : nullptr;
+  for (Index b0 = 0; b0 < n; b0 += chunk) {
+    const Index nb = std::min(chunk, n - b0);
+    im2col(x.data() + b0 * g.image(), g, nb, cols.data());
+    MatrixMap<T> pm(prod.data(), o, nb * l);
+    pm.noalias() = wm * ConstMatrixMap<T>(cols.data(), k, nb * l);
+    for (Index i = 0; i < nb; ++i) {
+      for (Index c = 0; c < o; ++c) {
+        const T* src = prod.data() + c * nb * l + i * l;
+        T* dst = y.data() + ((b0 + i) * o + c) * l;
+        const T add = b != nullptr ? b[c] : T(0);
+        for (Index q = 0; q < l; ++q) dst[q] = src[q] + add;
       }
     }
   }
-  record(out, "fold", {&cols}, [geo, index](Node<T>&, const Tensor<T>& g) {
-    return std::vector<Tensor<T>>{unfold(g, geo, index)};
+  return y;
+}
+
+/// dL/dx [N, C, H, W] of y = conv(x, w) for dL/dy = gy [N, O, oh, ow].
+template <class T>
+Tensor<T> conv2d_input_grad_values(const Tensor<T>& gy, const Tensor<T>& w,
+                                   const Conv2dGeometry& g) {
+  const Index n = gy.shape()[0], o = w.shape()[0], k = g.patch();
+  const Index l = g.out_h() * g.out_w();
+  Tensor<T> gx = zeros<T>(Shape{n, g.channels, g.height, g.width});
+  const Index chunk = conv_chunk<T>(g, n);
+  Tensor<T> cols = Tensor<T>::empty(Shape{k, chunk * l});
+  Tensor<T> gm = Tensor<T>::empty(Shape{o, chunk * l});
+  const ConstMatrixMap<T> wm(w.data(), o, k);
+  for (Index b0 = 0; b0 < n; b0 += chunk) {
+    const Index nb = std::min(chunk, n - b0);
+    gather_channels(gy.data() + b0 * o * l, o, l, nb, gm.data());
+    MatrixMap<T> cm(cols.data(), k, nb * l);
+    cm.noalias() = wm.transpose() * ConstMatrixMap<T>(gm.data(), o, nb * l);
+    col2im_add(cols.data(), g, nb, gx.data() + b0 * g.image());
+  }
+  return gx;
+}
+
+/// dL/dw [O, C, kh, kw] of y = conv(x, w) for dL/dy = gy [N, O, oh, ow].
+template <class T>
+Tensor<T> conv2d_weight_grad_values(const Tensor<T>& x, const Tensor<T>& gy,
+                                    const Conv2dGeometry& g) {
+  const Index n = x.shape()[0], o = gy.shape()[1], k = g.patch();
+  const Index l = g.out_h() * g.out_w();
+  Tensor<T> gw = zeros<T>(Shape{o, g.channels, g.kernel_h, g.kernel_w});
+  const Index chunk = conv_chunk<T>(g, n);
+  Tensor<T> cols = Tensor<T>::empty(Shape{k, chunk * l});
+  Tensor<T> gm = Tensor<T>::empty(Shape{o, chunk * l});
+  MatrixMap<T> wm(gw.data(), o, k);
+  for (Index b0 = 0; b0 < n; b0 += chunk) {
+    const Index nb = std::min(chunk, n - b0);
+    im2col(x.data() + b0 * g.image(), g, nb, cols.data());
+    gather_channels(gy.data() + b0 * o * l, o, l, nb, gm.data());
+    wm.noalias() += ConstMatrixMap<T>(gm.data(), o, nb * l) *
+                    ConstMatrixMap<T>(cols.data(), k, nb * l).transpose();
+  }
+  return gw;
+}
+
+template <class T>
+Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& bias,
+                 const Conv2dGeometry& g);
+template <class T>
+Tensor<T> conv2d_input_grad(const Tensor<T>& gy, const Tensor<T>& w, const Conv2dGeometry& g);
+template <class T>
+Tensor<T> conv2d_weight_grad(const Tensor<T>& x, const Tensor<T>& gy, const Conv2dGeometry& g);
+
+// The three ops below are each other's backward rules, so convolutions are
+// differentiable to any order while a recorded convolution keeps only its input
+// and weight alive (no im2col columns). All three are linear in each argument:
+//   y  = conv(x, w):         dx = input_grad(gy, w),  dw = weight_grad(x, gy)
+//   dx = input_grad(gy, w):  d(gy) = conv(u, w),      dw = weight_grad(u, gy)
+//   dw = weight_grad(x, gy): dx = input_grad(gy, v),  d(gy) = conv(x, v)
+// where u and v are the gradients flowing into dx and dw.
+
+template <class T>
+Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& bias,
+                 const Conv2dGeometry& g) {
+  Tensor<T> y = conv2d_values(x, w, bias, g);
+  record(y, "conv2d", {&x, &w, &bias}, [x, w, g](Node<T>& self, const Tensor<T>& gy) {
+    Tensor<T> gx, gw, gb;
+    if (self.needs_input_grad(0)) gx = conv2d_input_grad(gy, w, g);
+    if (self.needs_input_grad(1)) gw = conv2d_weight_grad(x, gy, g);
+    if (self.needs_input_grad(2)) gb = sum(gy, std::vector<Index>{0, 2, 3});
+    return std::vector<Tensor<T>>{gx, gw, gb};
   });
-  return out;
+  return y;
+}
+
+template <class T>
+Tensor<T> conv2d_input_grad(const Tensor<T>& gy, const Tensor<T>& w, const Conv2dGeometry& g) {
+  Tensor<T> gx = conv2d_input_grad_values(gy, w, g);
+  record(gx, "conv2d_input_grad", {&gy, &w}, [gy, w, g](Node<T>& self, const Tensor<T>& u) {
+    Tensor<T> ggy, gw;
+    if (self.needs_input_grad(0)) ggy = conv2d(u, w, Tensor<T>(), g);
+    if (self.needs_input_grad(1)) gw = conv2d_weight_grad(u, gy, g);
+    return std::vector<Tensor<T>>{ggy, gw};
+  });
+  return gx;
+}
+
+template <class T>
+Tensor<T> conv2d_weight_grad(const Tensor<T>& x, const Tensor<T>& gy, const Conv2dGeometry& g) {
+  Tensor<T> gw = conv2d_weight_grad_values(x, gy, g);
+  record(gw, "conv2d_weight_grad", {&x, &gy}, [x, gy, g](Node<T>& self, const Tensor<T>& v) {
+    Tensor<T> gx, ggy;
+    if (self.needs_input_grad(0)) gx = conv2d_input_grad(gy, v, g);
+    if (self.needs_input_grad(1)) ggy = conv2d(x, v, Tensor<T>(), g);
+    return std::vector<Tensor<T>>{gx, ggy};
+  });
+  return gw;
 }
 
 }  // namespace detail
 
 /// 2-D cross-correlation of x [N, C, H, W] with weight [O, C, kh, kw] plus an optional
 /// bias [O] (pass an undefined tensor for none). Output [N, O, out_h, out_w].
+/// Computed as im2col + one GEMM per chunk of images; differentiable to any order.
 template <class T>
 Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias = Tensor<T>(),
                  Index stride = 1, Index padding = 0) {
@@ -125,18 +270,11 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
       geo.height + 2 * padding >= geo.kernel_h && geo.width + 2 * padding >= geo.kernel_w,
       ShapeError, "conv2d: kernel ", weight.shape(), " larger than padded input ", x.shape());
   const Index o = weight.shape()[0];
-  const Index n = x.shape()[0];
-  Tensor<T> cols = detail::unfold(x, geo, detail::unfold_index(geo));  // [K, N*L]
-  Tensor<T> w2 = reshape(weight, std::vector<Index>{o, geo.patch()});  // [O, K]
-  Tensor<T> out = mm(w2, cols, false, false);                          // [O, N*L]
-  out = permute(reshape(out, std::vector<Index>{o, n, geo.out_h() * geo.out_w()}), {1, 0, 2});
-  out = reshape(out, std::vector<Index>{n, o, geo.out_h(), geo.out_w()});
   if (bias.defined()) {
     METALEARN_CHECK(bias.dim() == 1 && bias.shape()[0] == o, ShapeError, "conv2d: bias ",
                     bias.shape(), " does not match ", o, " output channels");
-    out = add(out, reshape(bias, std::vector<Index>{1, o, 1, 1}));
   }
-  return out;
+  return detail::conv2d(x, weight, bias, geo);
 }
 
 /// Max pooling with a square window over x [N, C, H, W]; stride defaults to the
