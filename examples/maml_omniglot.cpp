@@ -11,7 +11,8 @@
 //          [--meta-batch 32] [--inner-lr 0.4] [--inner-steps 1] [--eval-steps 3]
 //          [--eval-every 500] [--eval-episodes 600] [--threads 2] [--first-order]
 //          [--out DIR] [--resume]
-// Writes DIR/metrics.csv (one row per evaluation) and DIR/meta_parameters.safetensors.
+// Writes DIR/metrics.csv (one row per evaluation) and DIR/meta_parameters.safetensors
+// (meta-parameters, outer Adam state and step: --resume continues exactly).
 
 #include <chrono>
 #include <cstdio>
@@ -166,11 +167,12 @@ int main(int argc, char** argv) {
   const auto checkpoint = out / "meta_parameters.safetensors";
   int start = 0;
   if (args.resume && std::filesystem::exists(checkpoint)) {
-    ml::io::Metadata meta;
-    model.load_parameters(ml::io::load_safetensors<float>(checkpoint, &meta));
-    start = std::stoi(meta.at("step"));
-    std::printf("resumed from %s at step %d (the outer optimizer restarts)\n", checkpoint.c_str(),
-                start);
+    const auto saved = ml::io::load_checkpoint<float>(checkpoint);
+    maml.load_meta_parameters(saved.parameters);
+    if (saved.optimizer) maml.load_outer_state(*saved.optimizer);
+    start = std::stoi(saved.metadata.at("step"));
+    std::printf("resumed from %s at step %d%s\n", checkpoint.c_str(), start,
+                saved.optimizer ? "" : " (no optimizer state saved: the outer optimizer restarts)");
   }
 
   ml::data::EpisodicSampler<float> train_episodes(
@@ -217,8 +219,11 @@ int main(int argc, char** argv) {
                  {"test_ci95", r.ci95},
                  {"episodes", static_cast<double>(r.episodes)},
                  {"seconds", elapsed}});
-      ml::io::save_safetensors(checkpoint, model.named_parameters(),
-                               {{"step", std::to_string(step)}, {"source", source}});
+      ml::io::save_checkpoint(
+          checkpoint,
+          ml::io::TrainingCheckpoint<float>{maml.meta_parameters(),
+                                            maml.outer_state(),
+                                            {{"step", std::to_string(step)}, {"source", source}}});
       loss_avg = acc_avg = 0.0;
       window = 0;
     }

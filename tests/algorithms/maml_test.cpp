@@ -174,6 +174,38 @@ TEST(Maml, ParallelTasksEqualSerialBitForBit) {
   EXPECT_EQ(run(1), run(2));
 }
 
+TEST(Maml, ResumingFromItsStateContinuesBitForBit) {
+  // Meta-SGD, so the learned learning rates are part of the state too.
+  const auto options = alg::MamlOptions<float>{}.learn_inner_lr(true).seed(4);
+  ml::data::SinusoidTasks<float> family({.shots = 5, .queries = 5});
+  ml::data::MetaBatchSampler<float> batches(family, {.batch = 4, .seed = 2});
+  std::vector<ml::data::TaskBatch<float>> stream;
+  for (int i = 0; i < 6; ++i) stream.push_back(batches.next());
+
+  ml::Generator gen(11);
+  ml::nn::MLP<float> model({1, 8, 8, 1}, gen);
+  ml::nn::MLP<float> fresh({1, 8, 8, 1}, gen);  // other initial values
+  alg::Maml<float> straight(model, options);
+  for (int i = 0; i < 3; ++i) (void)straight.meta_step(stream[i]);
+  const auto meta = straight.meta_parameters();
+  ml::nn::ParamDict<float> saved;
+  for (const auto& [name, t] : meta) saved.insert(name, t.clone());
+  const auto outer = straight.outer_state();
+  for (int i = 3; i < 6; ++i) (void)straight.meta_step(stream[i]);
+
+  alg::Maml<float> resumed(fresh, options);
+  resumed.load_meta_parameters(saved);
+  resumed.load_outer_state(outer);
+  EXPECT_EQ(resumed.steps_taken(), 3);
+  for (int i = 3; i < 6; ++i) (void)resumed.meta_step(stream[i]);
+  EXPECT_EQ(flatten(resumed.meta_parameters().values()),
+            flatten(straight.meta_parameters().values()));
+
+  ml::nn::ParamDict<float> missing;
+  missing.insert("unrelated", ml::ones<float>({8, 1}));
+  EXPECT_THROW(resumed.load_meta_parameters(missing), ml::ValueError);
+}
+
 TEST(Maml, SinusoidMetaTrainingMakesOneStepAdaptationWork) {
   ml::Generator gen(8);
   ml::nn::MLP<float> model({1, 40, 40, 1}, gen);

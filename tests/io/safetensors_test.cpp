@@ -136,6 +136,66 @@ TEST_F(Safetensors, RejectsDuplicateNames) {
   EXPECT_THROW(ml::io::save_safetensors(dir_ / "x.safetensors", p), ml::ValueError);
 }
 
+TEST_F(Safetensors, TrainingCheckpointKeepsParametersOptimizerStateAndMetadata) {
+  ml::Generator gen(3);
+  ml::nn::MLP<double> model({2, 4, 1}, gen);
+  ml::optim::Adam<double> adam(model.parameters(), ml::optim::AdamOptions{}.lr(0.1));
+  for (auto& p : model.parameters()) p.set_grad(ml::ones_like(p));
+  adam.step();
+  adam.set_lr(0.1 / 3.0);  // not exactly representable in decimal
+
+  const auto path = dir_ / "train.safetensors";
+  ml::io::save_checkpoint(path, ml::io::TrainingCheckpoint<double>{
+                                    model.named_parameters(), adam.state(), {{"step", "7"}}});
+  const auto loaded = ml::io::load_checkpoint<double>(path);
+  EXPECT_EQ(loaded.metadata, (ml::io::Metadata{{"step", "7"}}));
+  ASSERT_EQ(loaded.parameters.names(), model.named_parameters().names());
+  ASSERT_TRUE(loaded.optimizer.has_value());
+  EXPECT_EQ(loaded.optimizer->step, 1);
+  EXPECT_EQ(loaded.optimizer->lr, 0.1 / 3.0);
+  const auto saved = adam.state();
+  ASSERT_EQ(loaded.optimizer->buffers.names(), saved.buffers.names());
+  for (const auto& name : saved.buffers.names()) {
+    EXPECT_EQ(loaded.optimizer->buffers.at(name).to_vector(), saved.buffers.at(name).to_vector())
+        << name;
+  }
+  // The parameters alone still load into a module; a parameters-only file loads
+  // with no optimizer state.
+  ml::nn::MLP<double> other({2, 4, 1}, gen);
+  other.load_parameters(ml::io::load_safetensors<double>(path));
+  EXPECT_EQ(other.parameters()[0].to_vector(), model.parameters()[0].to_vector());
+  ml::io::save_safetensors(dir_ / "plain.safetensors", model.named_parameters());
+  EXPECT_FALSE(ml::io::load_checkpoint<double>(dir_ / "plain.safetensors").optimizer);
+}
+
+TEST_F(Safetensors, TrainingCheckpointRejectsReservedNamesAndBadOptimizerMetadata) {
+  ml::nn::ParamDict<float> p;
+  p.insert("optimizer.x", ml::ones<float>({1}));
+  EXPECT_THROW(ml::io::save_checkpoint(dir_ / "r.safetensors",
+                                       ml::io::TrainingCheckpoint<float>{p, std::nullopt, {}}),
+               ml::ValueError);
+  EXPECT_THROW(ml::io::save_checkpoint(dir_ / "m.safetensors",
+                                       ml::io::TrainingCheckpoint<float>{
+                                           sample(), std::nullopt, {{"optimizer.lr", "1"}}}),
+               ml::ValueError);
+
+  const auto bad = dir_ / "bad.safetensors";
+  ml::io::save_safetensors(bad, sample(), {{"optimizer.step", "3x"}, {"optimizer.lr", "0.1"}});
+  try {
+    (void)ml::io::load_checkpoint<float>(bad);
+    ADD_FAILURE() << "no IoError";
+  } catch (const ml::IoError& e) {
+    EXPECT_NE(std::string(e.what()).find(bad.string()), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("3x"), std::string::npos) << e.what();
+  }
+  ml::io::save_safetensors(dir_ / "half.safetensors", sample(), {{"optimizer.step", "3"}});
+  EXPECT_THROW((void)ml::io::load_checkpoint<float>(dir_ / "half.safetensors"), ml::IoError);
+  ml::nn::ParamDict<float> orphan = sample();
+  orphan.insert("optimizer.0.exp_avg", ml::ones<float>({1}));
+  ml::io::save_safetensors(dir_ / "orphan.safetensors", orphan);
+  EXPECT_THROW((void)ml::io::load_checkpoint<float>(dir_ / "orphan.safetensors"), ml::IoError);
+}
+
 TEST(MetricsLog, WritesCsvWithAHeaderAndJsonLines) {
   const auto dir = fs::temp_directory_path() / "metalearn_metrics_test";
   fs::remove_all(dir);

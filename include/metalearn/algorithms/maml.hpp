@@ -185,6 +185,17 @@ class Maml {
   /// learning rates (named "lr.<param>" or "lr.<param>.step<k>").
   [[nodiscard]] nn::ParamDict<T> meta_parameters() const;
 
+  /// Copies values into the meta-parameters (theta and any learned learning rates),
+  /// from a dict named as meta_parameters() names them, e.g. one loaded from a
+  /// checkpoint. Throws ValueError / ShapeError naming a missing or misshapen entry.
+  void load_meta_parameters(const nn::ParamDict<T>& values);
+
+  /// The outer optimizer's state (step count, learning rate, moments), for
+  /// checkpoints; load_outer_state() continues from it exactly and sets
+  /// steps_taken() to its step count.
+  [[nodiscard]] optim::OptimizerState<T> outer_state() const { return outer_->state(); }
+  void load_outer_state(const optim::OptimizerState<T>& state);
+
   /// The meta-gradient of the mean query loss over `batch` w.r.t.
   /// meta_parameters(), without updating anything. Exposed for testing.
   [[nodiscard]] std::vector<Tensor<T>> meta_gradient(const data::TaskBatch<T>& batch,

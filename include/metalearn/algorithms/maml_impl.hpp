@@ -75,6 +75,25 @@ nn::ParamDict<T> Maml<T>::meta_parameters() const {
 }
 
 template <class T>
+void Maml<T>::load_meta_parameters(const nn::ParamDict<T>& values) {
+  autograd::NoGradGuard no_grad;
+  for (const auto& [name, p] : meta_parameters()) {
+    const Tensor<T>* v = values.find(name);
+    METALEARN_CHECK(v != nullptr, ValueError, "Maml::load_meta_parameters: no value for '", name,
+                    "'");
+    METALEARN_CHECK(v->shape() == p.shape(), ShapeError, "Maml::load_meta_parameters: '", name,
+                    "' has shape ", v->shape(), " but the meta-parameter has shape ", p.shape());
+    std::copy_n(v->data(), p.numel(), p.data());
+  }
+}
+
+template <class T>
+void Maml<T>::load_outer_state(const optim::OptimizerState<T>& state) {
+  outer_->load_state(state);
+  steps_taken_ = state.step;
+}
+
+template <class T>
 nn::ParamDict<T> Maml<T>::inner_loop(const data::Task<T>& task, const nn::ParamDict<T>& theta,
                                      int steps, bool record,
                                      std::vector<Tensor<T>>* query_losses) const {

@@ -1,0 +1,119 @@
+#pragma once
+// Training checkpoints: parameters, the optimizer's state and free-form metadata in
+// one safetensors file, so a stopped run continues exactly where it was (the
+// optimizer's moments, step count and learning rate included). Written atomically
+// like every safetensors file.
+//
+// Layout: parameters under their own names (the file still loads with
+// load_safetensors into Module::load_parameters); optimizer buffers under
+// "optimizer.<buffer key>"; the optimizer's step count and learning rate in the
+// metadata as "optimizer.step" and "optimizer.lr". A file without these keys (plain
+// parameters) loads with no optimizer state.
+// SPDX-License-Identifier: MIT
+
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "metalearn/core/error.hpp"
+#include "metalearn/io/safetensors.hpp"
+#include "metalearn/nn/param_dict.hpp"
+#include "metalearn/optim/optimizer.hpp"
+
+namespace metalearn::io {
+
+/// What a training run needs to continue: its parameters, its optimizer's state
+/// (absent in a parameters-only file) and metadata (step, data source, ...).
+template <class T = float>
+struct TrainingCheckpoint {
+  nn::ParamDict<T> parameters;
+  std::optional<optim::OptimizerState<T>> optimizer;
+  Metadata metadata;
+};
+
+namespace detail {
+inline constexpr std::string_view kOptimizerPrefix = "optimizer.";
+}  // namespace detail
+
+/// Saves a training checkpoint atomically. Throws ValueError when a parameter
+/// name or a metadata key uses the reserved "optimizer." prefix.
+template <class T>
+void save_checkpoint(const std::filesystem::path& path, const TrainingCheckpoint<T>& checkpoint) {
+  const std::string_view prefix = detail::kOptimizerPrefix;
+  nn::ParamDict<T> tensors;
+  for (const auto& [name, t] : checkpoint.parameters) {
+    METALEARN_CHECK(std::string_view(name).substr(0, prefix.size()) != prefix, ValueError,
+                    "save_checkpoint(", path.string(), "): parameter name '", name,
+                    "' uses the reserved prefix '", prefix, "'");
+    tensors.insert(std::string(name), t);
+  }
+  Metadata metadata;
+  for (const auto& [key, value] : checkpoint.metadata) {
+    METALEARN_CHECK(std::string_view(key).substr(0, prefix.size()) != prefix, ValueError,
+                    "save_checkpoint(", path.string(), "): metadata key '", key,
+                    "' uses the reserved prefix '", prefix, "'");
+    metadata.emplace(key, value);
+  }
+  if (checkpoint.optimizer) {
+    const optim::OptimizerState<T>& s = *checkpoint.optimizer;
+    for (const auto& [key, t] : s.buffers) tensors.insert(std::string(prefix).append(key), t);
+    char lr[32];
+    std::snprintf(lr, sizeof lr, "%.17g", s.lr);  // round-trips a double exactly
+    metadata.emplace(std::string(prefix) + "step", std::to_string(s.step));
+    metadata.emplace(std::string(prefix) + "lr", lr);
+  }
+  save_safetensors(path, tensors, metadata);
+}
+
+/// Loads a checkpoint written by save_checkpoint (or a plain parameters file, which
+/// gives no optimizer state). Throws IoError naming the file when it is damaged or
+/// its optimizer metadata is malformed.
+template <class T>
+TrainingCheckpoint<T> load_checkpoint(const std::filesystem::path& path) {
+  const std::string prefix(detail::kOptimizerPrefix);
+  Metadata metadata;
+  const nn::ParamDict<T> tensors = load_safetensors<T>(path, &metadata);
+  TrainingCheckpoint<T> out;
+  const auto step = metadata.find(prefix + "step");
+  const auto lr = metadata.find(prefix + "lr");
+  METALEARN_CHECK((step == metadata.end()) == (lr == metadata.end()), IoError, "load_checkpoint(",
+                  path.string(), "): '", prefix, "step' and '", prefix,
+                  "lr' must both be present or both absent");
+  if (step != metadata.end()) {
+    optim::OptimizerState<T> s;
+    bool parsed = false;
+    try {
+      std::size_t used_step = 0, used_lr = 0;
+      s.step = std::stoll(step->second, &used_step);
+      s.lr = std::stod(lr->second, &used_lr);
+      parsed = used_step == step->second.size() && used_lr == lr->second.size();
+    } catch (const std::logic_error&) {  // std::invalid_argument, std::out_of_range
+      parsed = false;
+    }
+    METALEARN_CHECK(parsed && s.step >= 0 && s.lr >= 0.0, IoError, "load_checkpoint(",
+                    path.string(), "): malformed optimizer metadata step='", step->second, "' lr='",
+                    lr->second, "'");
+    out.optimizer = std::move(s);
+    metadata.erase(step);
+    metadata.erase(lr);
+  }
+  for (const auto& [name, t] : tensors) {
+    const std::string_view n(name);
+    if (n.substr(0, prefix.size()) == prefix) {
+      METALEARN_CHECK(out.optimizer.has_value(), IoError, "load_checkpoint(", path.string(),
+                      "): optimizer buffer '", name, "' without '", prefix, "step' metadata");
+      out.optimizer->buffers.insert(std::string(n.substr(prefix.size())), t);
+    } else {
+      out.parameters.insert(std::string(name), t);
+    }
+  }
+  out.metadata = std::move(metadata);
+  return out;
+}
+
+}  // namespace metalearn::io
