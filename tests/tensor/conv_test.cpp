@@ -151,3 +151,51 @@ TEST(ConvGradcheck, ChunkedBatchesMatchImageByImage) {
   EXPECT_TRUE(mt::values_near(batch_grads[1].detach(), {4, 8, 3, 3}, gw_sum.to_vector(), 1e-9));
   EXPECT_TRUE(mt::values_near(batch_gg, {4, 8, 3, 3}, gg_sum.to_vector(), 1e-9));
 }
+
+// Direct evaluation of the convolution sum, for every geometry the im2col paths
+// distinguish (stride 1 with the output as wide as the input, other strides,
+// paddings wider than the kernel's reach, non-square images).
+TEST(ConvGradcheck, MatchesTheDirectSumForManyGeometries) {
+  struct Case {
+    ml::Index c, h, w, o, kh, kw, stride, pad;
+  };
+  const std::vector<Case> cases{{1, 5, 5, 2, 3, 3, 1, 1}, {2, 4, 6, 3, 3, 3, 1, 1},
+                                {3, 7, 5, 2, 2, 3, 2, 1}, {1, 6, 6, 1, 1, 1, 1, 0},
+                                {2, 5, 4, 2, 3, 2, 1, 2}, {2, 6, 7, 2, 5, 5, 1, 2},
+                                {1, 9, 9, 2, 3, 3, 3, 0}, {2, 3, 3, 1, 3, 3, 1, 0}};
+  ml::Generator gen(23);
+  for (const auto& k : cases) {
+    auto x = ml::randn<double>({2, k.c, k.h, k.w}, gen);
+    auto w = ml::randn<double>({k.o, k.c, k.kh, k.kw}, gen);
+    auto y = ml::conv2d(x, w, TD(), k.stride, k.pad);
+    const ml::Index oh = (k.h + 2 * k.pad - k.kh) / k.stride + 1;
+    const ml::Index ow = (k.w + 2 * k.pad - k.kw) / k.stride + 1;
+    std::vector<double> expected;
+    for (ml::Index n = 0; n < 2; ++n) {
+      for (ml::Index o = 0; o < k.o; ++o) {
+        for (ml::Index r = 0; r < oh; ++r) {
+          for (ml::Index q = 0; q < ow; ++q) {
+            double acc = 0.0;
+            for (ml::Index c = 0; c < k.c; ++c) {
+              for (ml::Index i = 0; i < k.kh; ++i) {
+                for (ml::Index j = 0; j < k.kw; ++j) {
+                  const ml::Index yy = r * k.stride - k.pad + i, xx = q * k.stride - k.pad + j;
+                  if (yy < 0 || yy >= k.h || xx < 0 || xx >= k.w) continue;
+                  acc += x.at(n, c, yy, xx) * w.at(o, c, i, j);
+                }
+              }
+            }
+            expected.push_back(acc);
+          }
+        }
+      }
+    }
+    EXPECT_TRUE(mt::values_near(y, {2, k.o, oh, ow}, expected, 1e-12))
+        << "c=" << k.c << " h=" << k.h << " w=" << k.w << " k=" << k.kh << "x" << k.kw << " stride "
+        << k.stride << " padding " << k.pad;
+    EXPECT_TRUE(mt::check_gradients(
+        [k](const Args& v) { return ml::square(ml::conv2d(v[0], v[1], TD(), k.stride, k.pad)); },
+        {{1, k.c, k.h, k.w}, {k.o, k.c, k.kh, k.kw}}))
+        << "stride " << k.stride << " padding " << k.pad;
+  }
+}

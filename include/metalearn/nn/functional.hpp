@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "metalearn/core/error.hpp"
+#include "metalearn/tensor/detail/kernels.hpp"
 #include "metalearn/tensor/grad_mode.hpp"
 #include "metalearn/tensor/ops.hpp"
 #include "metalearn/tensor/tensor.hpp"
@@ -95,8 +96,7 @@ Tensor<T> batch_norm_batch_stats(const Tensor<T>& x, const Tensor<T>& weight, co
   for (Index ch = 0; ch < c; ++ch) {
     double acc = 0.0;
     for (Index b = 0; b < n; ++b) {
-      const T* row = px + (b * c + ch) * s;
-      for (Index i = 0; i < s; ++i) acc += static_cast<double>(row[i]);
+      acc += metalearn::detail::sum_contiguous<double>(px + (b * c + ch) * s, s);
     }
     const T mu = static_cast<T>(acc / static_cast<double>(count));
     double sq = 0.0;
@@ -157,8 +157,7 @@ Tensor<T> batch_norm_batch_stats(const Tensor<T>& x, const Tensor<T>& weight, co
         for (Index ch = 0; ch < c; ++ch) {
           double sx = 0.0;
           for (Index b = 0; b < n; ++b) {
-            const T* row = px + (b * c + ch) * s;
-            for (Index i = 0; i < s; ++i) sx += static_cast<double>(row[i]);
+            sx += metalearn::detail::sum_contiguous<double>(px + (b * c + ch) * s, s);
           }
           const double mu = sx / count;
           double sq = 0.0, sg = 0.0, sgx = 0.0;

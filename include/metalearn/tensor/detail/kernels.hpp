@@ -9,6 +9,21 @@
 namespace metalearn::detail {
 
 /// Strides of `in` aligned to the (right-aligned) dims of `out`, 0 where `in` is broadcast.
+/// Sum of n contiguous values, accumulated in A, with eight independent partial
+/// sums: the loop vectorises and is not bound by the latency of one chain of
+/// additions. The order of additions is fixed, so results are deterministic.
+template <class A, class T>
+A sum_contiguous(const T* p, Index n) {
+  A acc[8] = {};
+  Index i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int k = 0; k < 8; ++k) acc[k] += static_cast<A>(p[i + k]);
+  }
+  A tail = A(0);
+  for (; i < n; ++i) tail += static_cast<A>(p[i]);
+  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
+}
+
 inline std::vector<Index> broadcast_strides(const Shape& in, const Shape& out) {
   const Index n = out.dim();
   std::vector<Index> s(static_cast<std::size_t>(n), 0);

@@ -65,6 +65,21 @@ void im2col(const T* x, const Conv2dGeometry& g, Index nb, T* cols) {
         for (Index b = 0; b < nb; ++b) {
           const T* plane = x + b * g.image() + c * g.height * g.width;
           T* d = row + b * l;
+          if (g.stride == 1 && ow == g.width && y_lo < y_hi && x_lo < x_hi) {
+            // Output position m reads input m + shift: one contiguous copy from the
+            // first valid position to the last, then zeros where the window
+            // crosses the left or right edge (or lies above or below the image).
+            const Index shift = (i - g.padding) * g.width + (j - g.padding);
+            const Index first = y_lo * ow + x_lo, last = (y_hi - 1) * ow + x_hi;
+            std::fill_n(d, first, T(0));
+            std::copy_n(plane + first + shift, last - first, d + first);
+            std::fill(d + last, d + l, T(0));
+            for (Index y = y_lo; y < y_hi; ++y) {
+              std::fill_n(d + y * ow, x_lo, T(0));
+              std::fill(d + y * ow + x_hi, d + (y + 1) * ow, T(0));
+            }
+            continue;
+          }
           std::fill_n(d, y_lo * ow, T(0));
           for (Index y = y_lo; y < y_hi; ++y) {
             T* dy = d + y * ow;
@@ -104,7 +119,11 @@ void col2im_add(const T* cols, const Conv2dGeometry& g, Index nb, T* x) {
             const T* sy = s + y * ow;
             T* dst = plane + (y * g.stride - g.padding + i) * g.width + x_lo * g.stride -
                      g.padding + j;  // image column of q = x_lo
-            for (Index q = x_lo; q < x_hi; ++q) dst[(q - x_lo) * g.stride] += sy[q];
+            if (g.stride == 1) {
+              for (Index q = x_lo; q < x_hi; ++q) dst[q - x_lo] += sy[q];
+            } else {
+              for (Index q = x_lo; q < x_hi; ++q) dst[(q - x_lo) * g.stride] += sy[q];
+            }
           }
         }
       }

@@ -16,10 +16,7 @@ namespace metalearn {
 template <class T>
 Tensor<T> sum(const Tensor<T>& a) {
   Tensor<T> out = Tensor<T>::empty(Shape{});
-  const T* p = a.data();
-  T acc = T(0);
-  for (Index i = 0; i < a.numel(); ++i) acc += p[i];
-  out.data()[0] = acc;
+  out.data()[0] = detail::sum_contiguous<T>(a.data(), a.numel());
   detail::record(out, "sum", {&a}, [sa = a.shape()](Node<T>&, const Tensor<T>& g) {
     return std::vector<Tensor<T>>{expand(g, sa)};
   });

@@ -201,16 +201,12 @@ Tensor<T> sum_to(const Tensor<T>& g, const Shape& shape) {
   const T* src = g.data();
   T* dst = out.data();
   if (shape.numel() == 1) {
-    T acc = T(0);
-    for (Index i = 0; i < g.numel(); ++i) acc += src[i];
-    dst[0] = acc;
+    dst[0] = detail::sum_contiguous<T>(src, g.numel());
   } else {
     detail::for_each_run(detail::plan_broadcast(g.shape(), shape, shape),
                          [&](Index o, Index off, Index, Index run, Index is, Index) {
                            if (is == 0) {
-                             T acc = T(0);
-                             for (Index j = 0; j < run; ++j) acc += src[o + j];
-                             dst[off] += acc;
+                             dst[off] += detail::sum_contiguous<T>(src + o, run);
                            } else {
                              for (Index j = 0; j < run; ++j) dst[off + j * is] += src[o + j];
                            }
