@@ -13,7 +13,7 @@
 namespace metalearn::detail {
 namespace {
 
-constexpr std::size_t kMaxCachedBytes = std::size_t{256} << 20;  // per thread
+constexpr std::size_t kMaxCachedBytes = std::size_t{1} << 30;  // per thread
 
 class BlockCache {
  public:
