@@ -76,6 +76,48 @@ Tensor<T> flatten(const Tensor<T>& x, Index start = 1, Index end = -1) {
 
 namespace detail {
 
+/// Sum of (x[i] - mu)^2 over a row: eight partial sums in T (short rows: a
+/// feature map), combined in double by the caller.
+template <class T>
+double centered_square_sum(const T* x, Index s, T mu) {
+  T acc[8] = {};
+  Index i = 0;
+  for (; i + 8 <= s; i += 8) {
+    for (int k = 0; k < 8; ++k) acc[k] += (x[i + k] - mu) * (x[i + k] - mu);
+  }
+  double total = 0.0;
+  for (; i < s; ++i) total += static_cast<double>((x[i] - mu) * (x[i] - mu));
+  for (const T a : acc) total += static_cast<double>(a);
+  return total;
+}
+
+/// The three sums of batch norm's backward over a row: sum (x-mu)^2, sum g and
+/// sum g*(x-mu), with eight partial sums each.
+template <class T>
+void backward_row_sums(const T* x, const T* g, Index s, T mu, double& sq, double& sg, double& sgx) {
+  T aq[8] = {}, ag[8] = {}, agx[8] = {};
+  Index i = 0;
+  for (; i + 8 <= s; i += 8) {
+    for (int k = 0; k < 8; ++k) {
+      const T d = x[i + k] - mu;
+      aq[k] += d * d;
+      ag[k] += g[i + k];
+      agx[k] += g[i + k] * d;
+    }
+  }
+  for (; i < s; ++i) {
+    const T d = x[i] - mu;
+    sq += static_cast<double>(d * d);
+    sg += static_cast<double>(g[i]);
+    sgx += static_cast<double>(g[i] * d);
+  }
+  for (int k = 0; k < 8; ++k) {
+    sq += static_cast<double>(aq[k]);
+    sg += static_cast<double>(ag[k]);
+    sgx += static_cast<double>(agx[k]);
+  }
+}
+
 /// Training-mode batch norm in two passes over x, with the batch mean and biased
 /// variance of each channel written to `mean_out` / `var_out` ([C]). Its backward
 /// runs a fused kernel when no graph is being recorded, and the equivalent
@@ -100,13 +142,7 @@ Tensor<T> batch_norm_batch_stats(const Tensor<T>& x, const Tensor<T>& weight, co
     }
     const T mu = static_cast<T>(acc / static_cast<double>(count));
     double sq = 0.0;
-    for (Index b = 0; b < n; ++b) {
-      const T* row = px + (b * c + ch) * s;
-      for (Index i = 0; i < s; ++i) {
-        const double d = static_cast<double>(row[i] - mu);
-        sq += d * d;
-      }
-    }
+    for (Index b = 0; b < n; ++b) sq += centered_square_sum(px + (b * c + ch) * s, s, mu);
     const T var = static_cast<T>(sq / static_cast<double>(count));
     const T inv = T(1) / std::sqrt(var + eps);
     const T gamma = weight.defined() ? weight.data()[ch] : T(1);
@@ -162,14 +198,8 @@ Tensor<T> batch_norm_batch_stats(const Tensor<T>& x, const Tensor<T>& weight, co
           const double mu = sx / count;
           double sq = 0.0, sg = 0.0, sgx = 0.0;
           for (Index b = 0; b < n; ++b) {
-            const T* row = px + (b * c + ch) * s;
-            const T* grow = pg + (b * c + ch) * s;
-            for (Index i = 0; i < s; ++i) {
-              const double d = static_cast<double>(row[i]) - mu;
-              sq += d * d;
-              sg += static_cast<double>(grow[i]);
-              sgx += static_cast<double>(grow[i]) * d;
-            }
+            const Index at = (b * c + ch) * s;
+            backward_row_sums(px + at, pg + at, s, static_cast<T>(mu), sq, sg, sgx);
           }
           const double inv = 1.0 / std::sqrt(sq / count + static_cast<double>(eps));
           const double gamma = weight.defined() ? static_cast<double>(weight.data()[ch]) : 1.0;
@@ -181,11 +211,11 @@ Tensor<T> batch_norm_batch_stats(const Tensor<T>& x, const Tensor<T>& weight, co
             const T* row = px + (b * c + ch) * s;
             const T* grow = pg + (b * c + ch) * s;
             T* out = pgx + (b * c + ch) * s;
-            for (Index i = 0; i < s; ++i) {
-              const double xhat = (static_cast<double>(row[i]) - mu) * inv;
-              out[i] = static_cast<T>(gamma * inv *
-                                      (static_cast<double>(grow[i]) - mean_g - xhat * mean_gxhat));
-            }
+            // dx = gamma*inv*(g - mean_g - (x - mu)*inv*mean_gxhat) = a*g + b*x + d.
+            const T a = static_cast<T>(gamma * inv);
+            const T bx = static_cast<T>(-gamma * inv * inv * mean_gxhat);
+            const T d = static_cast<T>(gamma * inv * (mu * inv * mean_gxhat - mean_g));
+            for (Index i = 0; i < s; ++i) out[i] = a * grow[i] + bx * row[i] + d;
           }
         }
         return std::vector<Tensor<T>>{self.needs_input_grad(0) ? gx : Tensor<T>(),
