@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <metalearn/autograd.hpp>
 #include <metalearn/nn.hpp>
 
 namespace ml = metalearn;
@@ -133,4 +134,39 @@ TEST(BatchNorm, FunctionalChecks) {
   EXPECT_EQ(bn1.forward(ml::randn<double>(ml::Shape{4, 3, 5}, *std::make_unique<ml::Generator>(1)))
                 .shape(),
             (ml::Shape{4, 3, 5}));
+}
+
+// In float, the fused backward (no graph recorded) agrees with the float64
+// gradient: its partial sums keep float rounding small.
+TEST(BatchNorm, FusedFloatBackwardAgreesWithDouble) {
+  namespace F = metalearn::nn::functional;
+  ml::Generator gen(31);
+  auto xd = ml::add_scalar(ml::mul_scalar(ml::randn<double>({6, 4, 7, 7}, gen), 3.0), 5.0);
+  auto gd = ml::randn<double>({6, 4, 7, 7}, gen);
+  auto wd = ml::randn<double>({4}, gen);
+  auto bd = ml::randn<double>({4}, gen);
+  auto to_float = [](const ml::Tensor<double>& t) {
+    std::vector<float> v;
+    for (const double d : t.to_vector()) v.push_back(static_cast<float>(d));
+    return ml::from_vector<float>(v, t.shape());
+  };
+  auto run = [&](auto x, auto g, auto w, auto b) {
+    x = x.requires_grad(true);
+    w = w.requires_grad(true);
+    b = b.requires_grad(true);
+    using TT = decltype(x);
+    using S = typename TT::value_type;
+    auto y = F::batch_norm(x, w, b, TT(), TT(), true, S(0.1), S(1e-5));
+    return ml::autograd::grad({ml::sum(ml::mul(y, g))}, {x, w, b});
+  };
+  const auto ref = run(xd, gd, wd, bd);
+  const auto got = run(to_float(xd), to_float(gd), to_float(wd), to_float(bd));
+  for (std::size_t k = 0; k < ref.size(); ++k) {
+    const auto r = ref[k].to_vector();
+    const auto f = got[k].to_vector();
+    ASSERT_EQ(r.size(), f.size());
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      EXPECT_NEAR(f[i], r[i], 1e-4 * (1.0 + std::abs(r[i]))) << "input " << k << " element " << i;
+    }
+  }
 }
