@@ -1,8 +1,10 @@
-// Storage blocks of large tensors come from a per-thread cache of freed blocks,
-// matched by exact size. Meta-learning repeats the same shapes every step, so
-// after the first step large buffers are reused instead of being returned to the
-// kernel and faulted in again (glibc serves such sizes with mmap/munmap).
+// Storage blocks come from a per-thread cache of freed blocks, matched by exact
+// size. Meta-learning repeats the same shapes every step, so after the first step
+// buffers are reused: large ones are not returned to the kernel and faulted in
+// again (glibc serves such sizes with mmap/munmap), and the thousands of small
+// ones a meta-step records skip malloc's bins (a vector per 64-byte size class).
 
+#include <array>
 #include <cstdlib>
 #include <new>
 #include <unordered_map>
@@ -22,8 +24,23 @@ class BlockCache {
     for (auto& [bytes, blocks] : free_) {
       for (void* p : blocks) std::free(p);
     }
+    for (auto& blocks : small_) {
+      for (void* p : blocks) std::free(p);
+    }
   }
   void* acquire(std::size_t bytes) {
+    if (bytes < kCachedBlockBytes) {
+      auto& list = small_[bytes / kStorageAlignment];
+      if (!list.empty()) {
+        void* p = list.back();
+        list.pop_back();
+        cached_ -= bytes;
+        return p;
+      }
+      void* p = std::aligned_alloc(kStorageAlignment, bytes);
+      if (p == nullptr) throw std::bad_alloc();
+      return p;
+    }
     auto it = free_.find(bytes);
     if (it != free_.end() && !it->second.empty()) {
       void* p = it->second.back();
@@ -41,6 +58,11 @@ class BlockCache {
       return;
     }
     try {
+      if (bytes < kCachedBlockBytes) {
+        small_[bytes / kStorageAlignment].push_back(p);
+        cached_ += bytes;
+        return;
+      }
       free_[bytes].push_back(p);
       cached_ += bytes;
     } catch (...) {
@@ -51,6 +73,7 @@ class BlockCache {
 
  private:
   std::unordered_map<std::size_t, std::vector<void*>> free_;
+  std::array<std::vector<void*>, kCachedBlockBytes / kStorageAlignment> small_;
   std::size_t cached_ = 0;
   static thread_local bool alive_;
 };

@@ -92,7 +92,7 @@ class Node : public std::enable_shared_from_this<Node<T>> {
   /// for ops recorded with save_output; keeps no reference cycle.
   [[nodiscard]] Tensor<T> output() {
     METALEARN_ASSERT(saved_output_ != nullptr, "node ", name_, " saved no output");
-    auto impl = std::make_shared<detail::TensorImpl<T>>();
+    auto impl = detail::make_cached<detail::TensorImpl<T>>();
     impl->data = saved_output_;
     impl->shape = output_shape_;
     impl->numel = output_shape_.numel();
@@ -181,7 +181,7 @@ Tensor<T>& Tensor<T>::set_requires_grad(bool value) {
   }
   self.requires_grad = value;
   if (value && !self.node) {
-    self.node = std::make_shared<LeafNode<T>>(std::weak_ptr<Impl>(impl_));
+    self.node = detail::make_cached<LeafNode<T>>(std::weak_ptr<Impl>(impl_));
   } else if (!value) {
     self.node.reset();
   }
@@ -216,15 +216,15 @@ enum class SaveOutput : bool { kNo = false, kYes = true };
 
 /// Records `out` as the result of op `name` with the given inputs and backward rule.
 template <class T, class F>
-void record(Tensor<T>& out, const char* name, std::initializer_list<const Tensor<T>*> inputs, F&& fn,
-            SaveOutput save = SaveOutput::kNo) {
+void record(Tensor<T>& out, const char* name, std::initializer_list<const Tensor<T>*> inputs,
+            F&& fn, SaveOutput save = SaveOutput::kNo) {
   check_anomaly(out, name, "forward");
   if (!should_record<T>(inputs)) return;
   typename Node<T>::EdgeList next(inputs.size());
   std::size_t k = 0;
   for (const Tensor<T>* t : inputs) next[k++] = t->defined() ? t->edge() : nullptr;
-  auto node = std::make_shared<FunctionNode<T, std::decay_t<F>>>(name, std::move(next),
-                                                                 std::forward<F>(fn));
+  auto node =
+      make_cached<FunctionNode<T, std::decay_t<F>>>(name, std::move(next), std::forward<F>(fn));
   node->set_output_shape(out.shape());
   if (save == SaveOutput::kYes) node->save_output(out);
   auto& impl = *out.impl_ptr();
@@ -243,8 +243,8 @@ void record_many(Tensor<T>& out, const char* name, const std::vector<Tensor<T>>&
   if (!any) return;
   typename Node<T>::EdgeList next(inputs.size());
   for (std::size_t k = 0; k < inputs.size(); ++k) next[k] = inputs[k].edge();
-  auto node = std::make_shared<FunctionNode<T, std::decay_t<F>>>(name, std::move(next),
-                                                                 std::forward<F>(fn));
+  auto node =
+      make_cached<FunctionNode<T, std::decay_t<F>>>(name, std::move(next), std::forward<F>(fn));
   node->set_output_shape(out.shape());
   auto& impl = *out.impl_ptr();
   impl.requires_grad = true;

@@ -44,7 +44,8 @@ struct TensorImpl {
 /// alignment of their operands, so a fixed alignment keeps results bit-identical
 /// whatever address the allocator returns (e.g. on another thread).
 inline constexpr std::size_t kStorageAlignment = 64;
-/// Blocks of at least this many bytes come from the per-thread block cache.
+/// Blocks below this size are cached in 64-byte size classes, larger ones by
+/// exact size (see src/tensor/allocator.cpp).
 inline constexpr std::size_t kCachedBlockBytes = std::size_t{64} << 10;
 
 /// A 64-byte aligned block of `bytes` (a multiple of 64) from this thread's cache
@@ -52,19 +53,40 @@ inline constexpr std::size_t kCachedBlockBytes = std::size_t{64} << 10;
 void* acquire_block(std::size_t bytes);
 void release_block(void* p, std::size_t bytes) noexcept;
 
+/// A standard allocator over the per-thread block cache, for the small objects
+/// every recorded op creates (tensor headers, graph nodes, shared_ptr control
+/// blocks): they are reused step after step instead of going through malloc.
+template <class U>
+struct CacheAllocator {
+  using value_type = U;
+  CacheAllocator() noexcept = default;
+  template <class V>
+  CacheAllocator(const CacheAllocator<V>& /*other*/) noexcept {}  // NOLINT: rebinding
+  static std::size_t block_bytes(std::size_t n) noexcept {
+    return (n * sizeof(U) + kStorageAlignment - 1) / kStorageAlignment * kStorageAlignment;
+  }
+  U* allocate(std::size_t n) { return static_cast<U*>(acquire_block(block_bytes(n))); }
+  void deallocate(U* p, std::size_t n) noexcept { release_block(p, block_bytes(n)); }
+  template <class V>
+  bool operator==(const CacheAllocator<V>& /*other*/) const noexcept {
+    return true;
+  }
+};
+
+/// std::make_shared through the block cache.
+template <class U, class... Args>
+std::shared_ptr<U> make_cached(Args&&... args) {
+  return std::allocate_shared<U>(CacheAllocator<U>{}, std::forward<Args>(args)...);
+}
+
 template <class T>
 std::shared_ptr<T[]> allocate(Index n) {
   constexpr std::size_t kAlign = kStorageAlignment;
   const std::size_t count = static_cast<std::size_t>(n > 0 ? n : 1);
   const std::size_t bytes = (count * sizeof(T) + kAlign - 1) / kAlign * kAlign;
-  if (bytes >= kCachedBlockBytes) {
-    return std::shared_ptr<T[]>(static_cast<T*>(acquire_block(bytes)),
-                                [bytes](T* p) { release_block(p, bytes); });
-  }
-  auto block = std::make_shared_for_overwrite<T[]>(count + kAlign / sizeof(T));
-  const auto misalign = reinterpret_cast<std::uintptr_t>(block.get()) % kAlign;
-  const std::size_t skip = misalign == 0 ? 0 : (kAlign - misalign) / sizeof(T);
-  return std::shared_ptr<T[]>(block, block.get() + skip);  // shares the block's ownership
+  return std::shared_ptr<T[]>(
+      static_cast<T*>(acquire_block(bytes)), [bytes](T* p) { release_block(p, bytes); },
+      CacheAllocator<T>{});
 }
 
 }  // namespace detail
@@ -96,7 +118,7 @@ class Tensor {
 
   /// A tensor of the given shape with uninitialised values.
   static Tensor empty(const Shape& shape) {
-    auto impl = std::make_shared<Impl>();
+    auto impl = detail::make_cached<Impl>();
     impl->numel = shape.numel();
     impl->data = detail::allocate<T>(impl->numel);
     impl->shape = shape;
@@ -105,7 +127,7 @@ class Tensor {
 
   /// A tensor sharing `data` (at least shape.numel() elements).
   static Tensor from_storage(std::shared_ptr<T[]> data, const Shape& shape) {
-    auto impl = std::make_shared<Impl>();
+    auto impl = detail::make_cached<Impl>();
     impl->numel = shape.numel();
     impl->data = std::move(data);
     impl->shape = shape;
