@@ -148,11 +148,12 @@ Tensor<T> batch_norm_batch_stats(const Tensor<T>& x, const Tensor<T>& weight, co
     const T gamma = weight.defined() ? weight.data()[ch] : T(1);
     const T beta = bias.defined() ? bias.data()[ch] : T(0);
     const T scale = gamma * inv;
-    const T shift = beta - mu * scale;
+    // (x - mu) first: x*scale + (beta - mu*scale) would cancel when the mean is
+    // large against the spread (a convolution of mostly-blank images).
     for (Index b = 0; b < n; ++b) {
       const T* row = px + (b * c + ch) * s;
       T* out = py + (b * c + ch) * s;
-      for (Index i = 0; i < s; ++i) out[i] = row[i] * scale + shift;
+      for (Index i = 0; i < s; ++i) out[i] = (row[i] - mu) * scale + beta;
     }
     mean_out[static_cast<std::size_t>(ch)] = mu;
     var_out[static_cast<std::size_t>(ch)] = var;
@@ -211,11 +212,14 @@ Tensor<T> batch_norm_batch_stats(const Tensor<T>& x, const Tensor<T>& weight, co
             const T* row = px + (b * c + ch) * s;
             const T* grow = pg + (b * c + ch) * s;
             T* out = pgx + (b * c + ch) * s;
-            // dx = gamma*inv*(g - mean_g - (x - mu)*inv*mean_gxhat) = a*g + b*x + d.
+            // dx = gamma*inv*(g - mean_g - (x - mu)*inv*mean_gxhat), with x - mu
+            // formed first: folding mu into a constant would cancel catastrophically
+            // when the mean is large against the spread.
             const T a = static_cast<T>(gamma * inv);
-            const T bx = static_cast<T>(-gamma * inv * inv * mean_gxhat);
-            const T d = static_cast<T>(gamma * inv * (mu * inv * mean_gxhat - mean_g));
-            for (Index i = 0; i < s; ++i) out[i] = a * grow[i] + bx * row[i] + d;
+            const T cx = static_cast<T>(-gamma * inv * inv * mean_gxhat);
+            const T e = static_cast<T>(-gamma * inv * mean_g);
+            const T m = static_cast<T>(mu);
+            for (Index i = 0; i < s; ++i) out[i] = a * grow[i] + cx * (row[i] - m) + e;
           }
         }
         return std::vector<Tensor<T>>{self.needs_input_grad(0) ? gx : Tensor<T>(),

@@ -201,17 +201,27 @@ Tensor<T> conv2d_weight_grad_values(const Tensor<T>& x, const Tensor<T>& gy,
                                     const Conv2dGeometry& g) {
   const Index n = x.shape()[0], o = gy.shape()[1], k = g.patch();
   const Index l = g.out_h() * g.out_w();
-  Tensor<T> gw = zeros<T>(Shape{o, g.channels, g.kernel_h, g.kernel_w});
+  Tensor<T> gw = Tensor<T>::empty(Shape{o, g.channels, g.kernel_h, g.kernel_w});
   const Index chunk = conv_chunk<T>(g, n);
   Tensor<T> cols = Tensor<T>::empty(Shape{k, chunk * l});
   Tensor<T> gm = Tensor<T>::empty(Shape{o, chunk * l});
   MatrixMap<T> wm(gw.data(), o, k);
+  // Behind batch norm the terms of this sum nearly cancel (the output gradient has
+  // zero mean over the batch), so the chunks' partial products are added in double.
+  std::vector<double> acc;
+  if (chunk < n) acc.assign(static_cast<std::size_t>(o * k), 0.0);
   for (Index b0 = 0; b0 < n; b0 += chunk) {
     const Index nb = std::min(chunk, n - b0);
     im2col(x.data() + b0 * g.image(), g, nb, cols.data());
     gather_channels(gy.data() + b0 * o * l, o, l, nb, gm.data());
-    wm.noalias() += ConstMatrixMap<T>(gm.data(), o, nb * l) *
-                    ConstMatrixMap<T>(cols.data(), k, nb * l).transpose();
+    wm.noalias() = ConstMatrixMap<T>(gm.data(), o, nb * l) *
+                   ConstMatrixMap<T>(cols.data(), k, nb * l).transpose();
+    if (!acc.empty()) {
+      for (std::size_t i = 0; i < acc.size(); ++i) acc[i] += static_cast<double>(gw.data()[i]);
+    }
+  }
+  if (!acc.empty()) {
+    for (std::size_t i = 0; i < acc.size(); ++i) gw.data()[i] = static_cast<T>(acc[i]);
   }
   return gw;
 }
