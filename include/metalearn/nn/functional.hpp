@@ -76,45 +76,53 @@ Tensor<T> flatten(const Tensor<T>& x, Index start = 1, Index end = -1) {
 
 namespace detail {
 
-/// Sum of (x[i] - mu)^2 over a row: eight partial sums in T (short rows: a
-/// feature map), combined in double by the caller.
+/// Sum of (x[i] - mu)^2 over a row, with eight partial sums in double.
 template <class T>
 double centered_square_sum(const T* x, Index s, T mu) {
-  T acc[8] = {};
+  double acc[8] = {};
   Index i = 0;
   for (; i + 8 <= s; i += 8) {
-    for (int k = 0; k < 8; ++k) acc[k] += (x[i + k] - mu) * (x[i + k] - mu);
+    for (int k = 0; k < 8; ++k) {
+      const double d = static_cast<double>(x[i + k] - mu);
+      acc[k] += d * d;
+    }
   }
   double total = 0.0;
-  for (; i < s; ++i) total += static_cast<double>((x[i] - mu) * (x[i] - mu));
-  for (const T a : acc) total += static_cast<double>(a);
+  for (; i < s; ++i) {
+    const double d = static_cast<double>(x[i] - mu);
+    total += d * d;
+  }
+  for (const double a : acc) total += a;
   return total;
 }
 
 /// The three sums of batch norm's backward over a row: sum (x-mu)^2, sum g and
-/// sum g*(x-mu), with eight partial sums each.
+/// sum g*(x-mu), with eight partial sums each, in double: sum g and sum g*(x-mu)
+/// nearly cancel over the batch (the gradient behind a normalisation has little
+/// mean), so float partial sums would lose their leading digits.
 template <class T>
 void backward_row_sums(const T* x, const T* g, Index s, T mu, double& sq, double& sg, double& sgx) {
-  T aq[8] = {}, ag[8] = {}, agx[8] = {};
+  double aq[8] = {}, ag[8] = {}, agx[8] = {};
   Index i = 0;
   for (; i + 8 <= s; i += 8) {
     for (int k = 0; k < 8; ++k) {
-      const T d = x[i + k] - mu;
+      const double d = static_cast<double>(x[i + k] - mu);
+      const double gk = static_cast<double>(g[i + k]);
       aq[k] += d * d;
-      ag[k] += g[i + k];
-      agx[k] += g[i + k] * d;
+      ag[k] += gk;
+      agx[k] += gk * d;
     }
   }
   for (; i < s; ++i) {
-    const T d = x[i] - mu;
-    sq += static_cast<double>(d * d);
+    const double d = static_cast<double>(x[i] - mu);
+    sq += d * d;
     sg += static_cast<double>(g[i]);
-    sgx += static_cast<double>(g[i] * d);
+    sgx += static_cast<double>(g[i]) * d;
   }
   for (int k = 0; k < 8; ++k) {
-    sq += static_cast<double>(aq[k]);
-    sg += static_cast<double>(ag[k]);
-    sgx += static_cast<double>(agx[k]);
+    sq += aq[k];
+    sg += ag[k];
+    sgx += agx[k];
   }
 }
 
@@ -212,14 +220,14 @@ Tensor<T> batch_norm_batch_stats(const Tensor<T>& x, const Tensor<T>& weight, co
             const T* row = px + (b * c + ch) * s;
             const T* grow = pg + (b * c + ch) * s;
             T* out = pgx + (b * c + ch) * s;
-            // dx = gamma*inv*(g - mean_g - (x - mu)*inv*mean_gxhat), with x - mu
-            // formed first: folding mu into a constant would cancel catastrophically
-            // when the mean is large against the spread.
+            // dx = gamma*inv*((g - mean_g) - (x - mu)*inv*mean_gxhat), the two
+            // differences formed first: scaling before subtracting would cancel
+            // when a mean is large against the spread (common behind a ReLU).
             const T a = static_cast<T>(gamma * inv);
-            const T cx = static_cast<T>(-gamma * inv * inv * mean_gxhat);
-            const T e = static_cast<T>(-gamma * inv * mean_g);
+            const T k = static_cast<T>(inv * mean_gxhat);
+            const T mg = static_cast<T>(mean_g);
             const T m = static_cast<T>(mu);
-            for (Index i = 0; i < s; ++i) out[i] = a * grow[i] + cx * (row[i] - m) + e;
+            for (Index i = 0; i < s; ++i) out[i] = a * ((grow[i] - mg) - k * (row[i] - m));
           }
         }
         return std::vector<Tensor<T>>{self.needs_input_grad(0) ? gx : Tensor<T>(),
