@@ -50,85 +50,96 @@ inline void valid_range(Index out, Index size, Index stride, Index padding, Inde
   hi = std::clamp(hi, lo, out);
 }
 
-/// im2col of `nb` images starting at x: cols [C*kh*kw, nb*L], column b*L + q.
-template <class T>
-void im2col(const T* x, const Conv2dGeometry& g, Index nb, T* cols) {
-  const Index oh = g.out_h(), ow = g.out_w(), l = oh * ow, ncols = nb * l;
+/// One row of the im2col matrix: channel c at kernel offset (i, j), the offset of
+/// that channel's plane within an image, and the output rows [y_lo, y_hi) and
+/// columns [x_lo, x_hi) whose window reads inside the image at that offset.
+struct PatchRow {
+  Index row, plane, i, j, y_lo, y_hi, x_lo, x_hi;
+};
+
+/// Calls fn(PatchRow) for every row of the im2col matrix, in row order: the loop
+/// nest im2col and its adjoint col2im share.
+template <class Fn>
+void for_each_patch_row(const Conv2dGeometry& g, Fn&& fn) {
   for (Index c = 0; c < g.channels; ++c) {
     for (Index i = 0; i < g.kernel_h; ++i) {
       Index y_lo = 0, y_hi = 0;
-      valid_range(oh, g.height, g.stride, g.padding, i, y_lo, y_hi);
+      valid_range(g.out_h(), g.height, g.stride, g.padding, i, y_lo, y_hi);
       for (Index j = 0; j < g.kernel_w; ++j) {
         Index x_lo = 0, x_hi = 0;
-        valid_range(ow, g.width, g.stride, g.padding, j, x_lo, x_hi);
-        T* row = cols + ((c * g.kernel_h + i) * g.kernel_w + j) * ncols;
-        for (Index b = 0; b < nb; ++b) {
-          const T* plane = x + b * g.image() + c * g.height * g.width;
-          T* d = row + b * l;
-          if (g.stride == 1 && ow == g.width && y_lo < y_hi && x_lo < x_hi) {
-            // Output position m reads input m + shift: one contiguous copy from the
-            // first valid position to the last, then zeros where the window
-            // crosses the left or right edge (or lies above or below the image).
-            const Index shift = (i - g.padding) * g.width + (j - g.padding);
-            const Index first = y_lo * ow + x_lo, last = (y_hi - 1) * ow + x_hi;
-            std::fill_n(d, first, T(0));
-            std::copy_n(plane + first + shift, last - first, d + first);
-            std::fill(d + last, d + l, T(0));
-            for (Index y = y_lo; y < y_hi; ++y) {
-              std::fill_n(d + y * ow, x_lo, T(0));
-              std::fill(d + y * ow + x_hi, d + (y + 1) * ow, T(0));
-            }
-            continue;
-          }
-          std::fill_n(d, y_lo * ow, T(0));
-          for (Index y = y_lo; y < y_hi; ++y) {
-            T* dy = d + y * ow;
-            const T* src = plane + (y * g.stride - g.padding + i) * g.width;
-            const Index first = x_lo * g.stride - g.padding + j;  // image column of q = x_lo
-            std::fill_n(dy, x_lo, T(0));
-            if (g.stride == 1) {
-              std::copy_n(src + first, x_hi - x_lo, dy + x_lo);
-            } else {
-              for (Index q = x_lo; q < x_hi; ++q) dy[q] = src[first + (q - x_lo) * g.stride];
-            }
-            std::fill(dy + x_hi, dy + ow, T(0));
-          }
-          std::fill(d + y_hi * ow, d + l, T(0));
-        }
+        valid_range(g.out_w(), g.width, g.stride, g.padding, j, x_lo, x_hi);
+        fn(PatchRow{(c * g.kernel_h + i) * g.kernel_w + j, c * g.height * g.width, i, j, y_lo, y_hi,
+                    x_lo, x_hi});
       }
     }
   }
 }
 
+/// im2col of `nb` images starting at x: cols [C*kh*kw, nb*L], column b*L + q.
+template <class T>
+void im2col(const T* x, const Conv2dGeometry& g, Index nb, T* cols) {
+  const Index ow = g.out_w(), l = g.out_h() * ow, ncols = nb * l;
+  for_each_patch_row(g, [&](const PatchRow& p) {
+    const auto [r, off, i, j, y_lo, y_hi, x_lo, x_hi] = p;
+    T* row = cols + r * ncols;
+    for (Index b = 0; b < nb; ++b) {
+      const T* plane = x + b * g.image() + off;
+      T* d = row + b * l;
+      if (g.stride == 1 && ow == g.width && y_lo < y_hi && x_lo < x_hi) {
+        // Output position m reads input m + shift: one contiguous copy from the
+        // first valid position to the last, then zeros where the window
+        // crosses the left or right edge (or lies above or below the image).
+        const Index shift = (i - g.padding) * g.width + (j - g.padding);
+        const Index first = y_lo * ow + x_lo, last = (y_hi - 1) * ow + x_hi;
+        std::fill_n(d, first, T(0));
+        std::copy_n(plane + first + shift, last - first, d + first);
+        std::fill(d + last, d + l, T(0));
+        for (Index y = y_lo; y < y_hi; ++y) {
+          std::fill_n(d + y * ow, x_lo, T(0));
+          std::fill(d + y * ow + x_hi, d + (y + 1) * ow, T(0));
+        }
+        continue;
+      }
+      std::fill_n(d, y_lo * ow, T(0));
+      for (Index y = y_lo; y < y_hi; ++y) {
+        T* dy = d + y * ow;
+        const T* src = plane + (y * g.stride - g.padding + i) * g.width;
+        const Index first = x_lo * g.stride - g.padding + j;  // image column of q = x_lo
+        std::fill_n(dy, x_lo, T(0));
+        if (g.stride == 1) {
+          std::copy_n(src + first, x_hi - x_lo, dy + x_lo);
+        } else {
+          for (Index q = x_lo; q < x_hi; ++q) dy[q] = src[first + (q - x_lo) * g.stride];
+        }
+        std::fill(dy + x_hi, dy + ow, T(0));
+      }
+      std::fill(d + y_hi * ow, d + l, T(0));
+    }
+  });
+}
+
 /// col2im, the adjoint of im2col: adds cols [C*kh*kw, nb*L] into `nb` images at x.
 template <class T>
 void col2im_add(const T* cols, const Conv2dGeometry& g, Index nb, T* x) {
-  const Index oh = g.out_h(), ow = g.out_w(), l = oh * ow, ncols = nb * l;
-  for (Index c = 0; c < g.channels; ++c) {
-    for (Index i = 0; i < g.kernel_h; ++i) {
-      Index y_lo = 0, y_hi = 0;
-      valid_range(oh, g.height, g.stride, g.padding, i, y_lo, y_hi);
-      for (Index j = 0; j < g.kernel_w; ++j) {
-        Index x_lo = 0, x_hi = 0;
-        valid_range(ow, g.width, g.stride, g.padding, j, x_lo, x_hi);
-        const T* row = cols + ((c * g.kernel_h + i) * g.kernel_w + j) * ncols;
-        for (Index b = 0; b < nb; ++b) {
-          T* plane = x + b * g.image() + c * g.height * g.width;
-          const T* s = row + b * l;
-          for (Index y = y_lo; y < y_hi; ++y) {
-            const T* sy = s + y * ow;
-            T* dst = plane + (y * g.stride - g.padding + i) * g.width + x_lo * g.stride -
-                     g.padding + j;  // image column of q = x_lo
-            if (g.stride == 1) {
-              for (Index q = x_lo; q < x_hi; ++q) dst[q - x_lo] += sy[q];
-            } else {
-              for (Index q = x_lo; q < x_hi; ++q) dst[(q - x_lo) * g.stride] += sy[q];
-            }
-          }
+  const Index ow = g.out_w(), l = g.out_h() * ow, ncols = nb * l;
+  for_each_patch_row(g, [&](const PatchRow& p) {
+    const auto [r, off, i, j, y_lo, y_hi, x_lo, x_hi] = p;
+    const T* row = cols + r * ncols;
+    for (Index b = 0; b < nb; ++b) {
+      T* plane = x + b * g.image() + off;
+      const T* s = row + b * l;
+      for (Index y = y_lo; y < y_hi; ++y) {
+        const T* sy = s + y * ow;
+        T* dst = plane + (y * g.stride - g.padding + i) * g.width + x_lo * g.stride - g.padding +
+                 j;  // image column of q = x_lo
+        if (g.stride == 1) {
+          for (Index q = x_lo; q < x_hi; ++q) dst[q - x_lo] += sy[q];
+        } else {
+          for (Index q = x_lo; q < x_hi; ++q) dst[(q - x_lo) * g.stride] += sy[q];
         }
       }
     }
-  }
+  });
 }
 
 /// Copies images [b0, b0+nb) of y [N, O, L] into m [O, nb*L] (column b*L + q).
