@@ -11,14 +11,21 @@
 // degrees; test characters are not (as in the paper's code).
 //
 // Without --data (or METALEARN_OMNIGLOT_DIR) it runs on the embedded procedural glyphs.
+// With --checkpoint FILE it saves theta and the meta-step count there (atomically)
+// every --checkpoint-every steps and when training stops; --resume continues from
+// that file, so a long schedule can be trained in several runs and ends where an
+// uninterrupted run would (the step size schedule and mini-batch order follow the
+// step count).
 //
 // Usage: reptile_omniglot [--data DIR] [--steps N] [--time-limit MIN] [--ways N]
 //          [--train-shots K] [--meta-batch N] [--inner-steps N] [--eval-steps N]
 //          [--episodes N] [--threads N] [--seed S] [--log-every N] [--out FILE]
+//          [--checkpoint FILE] [--checkpoint-every N] [--resume]
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <metalearn/metalearn.hpp>
 #include <string>
@@ -40,6 +47,9 @@ struct Args {
   std::uint64_t seed = 1;
   int log_every = 100;
   std::string out;
+  std::string checkpoint;
+  int checkpoint_every = 1000;
+  bool resume = false;
 };
 
 [[noreturn]] void usage(const char* argv0, int code) {
@@ -48,6 +58,7 @@ struct Args {
                "  [--ways N (5)] [--train-shots K (10)] [--meta-batch N (5)]\n"
                "  [--inner-steps N (5)] [--eval-steps N (50)] [--episodes N (1000)]\n"
                "  [--threads N (1)] [--seed S (1)] [--log-every N (100)] [--out FILE]\n"
+               "  [--checkpoint FILE] [--checkpoint-every N (1000)] [--resume]\n"
                "Without --data, METALEARN_OMNIGLOT_DIR or else the embedded glyphs are used.\n",
                argv0);
   std::exit(code);
@@ -92,6 +103,12 @@ Args parse(int argc, char** argv) {
         a.log_every = std::stoi(value());
       else if (k == "--out")
         a.out = value();
+      else if (k == "--checkpoint")
+        a.checkpoint = value();
+      else if (k == "--checkpoint-every")
+        a.checkpoint_every = std::stoi(value());
+      else if (k == "--resume")
+        a.resume = true;
       else if (k == "--help" || k == "-h")
         usage(argv[0], 0);
       else {
@@ -105,11 +122,21 @@ Args parse(int argc, char** argv) {
   }
   if (a.steps < 0 || a.threads < 1 || a.episodes < 1 || a.ways < 2 || a.train_shots < 1 ||
       a.meta_batch < 1 || a.inner_steps < 1 || a.eval_steps < 0 || a.log_every < 1 ||
-      a.time_limit < 0) {
+      a.time_limit < 0 || a.checkpoint_every < 1 || (a.resume && a.checkpoint.empty())) {
     std::fprintf(stderr, "invalid option values (see --help)\n");
     usage(argv[0], 2);
   }
   return a;
+}
+
+// The settings a resumed run must share with the run that wrote its checkpoint.
+ml::io::Metadata run_settings(const Args& a) {
+  return {{"steps", std::to_string(a.steps)},
+          {"seed", std::to_string(a.seed)},
+          {"ways", std::to_string(a.ways)},
+          {"train_shots", std::to_string(a.train_shots)},
+          {"meta_batch", std::to_string(a.meta_batch)},
+          {"inner_steps", std::to_string(a.inner_steps)}};
 }
 
 double seconds_since(Clock::time_point t0) {
@@ -197,6 +224,47 @@ int main(int argc, char** argv) {
   ml::data::MetaBatchSampler<float> batches(
       *train, {.batch = options.meta_batch(), .seed = args.seed, .prefetch = 2});
 
+  int start = 0;
+  double trained_before = 0.0;  // seconds of training in earlier runs
+  if (args.resume && std::filesystem::exists(args.checkpoint)) {
+    try {
+      const auto saved = ml::io::load_checkpoint<float>(args.checkpoint);
+      for (const auto& [key, value] : run_settings(args)) {
+        const auto it = saved.metadata.find(key);
+        if (it == saved.metadata.end() || it->second != value) {
+          std::fprintf(stderr, "error: %s was written with %s = %s, this run has %s\n",
+                       args.checkpoint.c_str(), key.c_str(),
+                       it == saved.metadata.end() ? "(missing)" : it->second.c_str(),
+                       value.c_str());
+          return 1;
+        }
+      }
+      model->load_parameters(saved.parameters);
+      start = std::stoi(saved.metadata.at("step"));
+      trained_before = std::stod(saved.metadata.at("train_seconds"));
+    } catch (const ml::Error& e) {
+      std::fprintf(stderr, "error: %s\n", e.what());
+      return 1;
+    } catch (const std::exception&) {
+      std::fprintf(stderr, "error: %s lacks a valid step or train_seconds entry\n",
+                   args.checkpoint.c_str());
+      return 1;
+    }
+    reptile.set_steps_taken(start);
+    batches.set_position(static_cast<std::uint64_t>(start));
+    std::printf("resumed from %s at meta-step %d (%.0f s of training so far)\n",
+                args.checkpoint.c_str(), start, trained_before);
+  }
+  auto save = [&](int step, double seconds) {
+    if (args.checkpoint.empty()) return;
+    auto metadata = run_settings(args);
+    metadata["step"] = std::to_string(step);
+    metadata["train_seconds"] = std::to_string(seconds);
+    metadata["dataset"] = train_set->name();
+    ml::io::save_checkpoint(args.checkpoint, ml::io::TrainingCheckpoint<float>{
+                                                 model->named_parameters(), {}, metadata});
+  };
+
   std::printf(
       "Reptile: 4x[conv stride 2, 64, BN, ReLU] + linear, %lld-way %lld-shot training tasks, "
       "%d inner Adam steps on batches of 10, meta-batch %lld, epsilon 1 -> 0 over %d steps, "
@@ -206,26 +274,29 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
   const auto t0 = Clock::now();
   double loss = 0.0;
-  int done = 0;
-  for (int step = 1; step <= args.steps; ++step) {
+  int done = start;
+  for (int step = start + 1; step <= args.steps; ++step) {
     const auto stats = reptile.meta_step(batches.next());
-    loss = step == 1 ? stats.post_loss : 0.98 * loss + 0.02 * stats.post_loss;
+    loss = step == start + 1 ? stats.post_loss : 0.98 * loss + 0.02 * stats.post_loss;
     done = step;
     const double elapsed = seconds_since(t0);
     const bool out_of_time = args.time_limit > 0 && elapsed > 60.0 * args.time_limit;
     if (step % args.log_every == 0 || step == args.steps || out_of_time) {
       std::printf("step %d/%d  last inner loss %.4f  epsilon %.3f  %.2f meta-steps/s  %.0f s\n",
                   step, args.steps, loss, static_cast<double>(reptile.current_outer_step()),
-                  step / elapsed, elapsed);
+                  (step - start) / elapsed, trained_before + elapsed);
       std::fflush(stdout);
     }
+    if (step % args.checkpoint_every == 0 || step == args.steps || out_of_time)
+      save(step, trained_before + elapsed);
     if (out_of_time) {
       std::printf("time limit reached after %d meta-steps (epsilon was still %.3f)\n", step,
                   static_cast<double>(reptile.current_outer_step()));
       break;
     }
   }
-  const double train_seconds = seconds_since(t0);
+  const double run_seconds = seconds_since(t0);
+  const double train_seconds = trained_before + run_seconds;
 
   // Evaluation: adapt once per episode, then classify the queries both ways.
   struct Config {
@@ -270,8 +341,11 @@ int main(int argc, char** argv) {
     table += row;
   }
   const double total = seconds_since(t_start);
-  std::printf("\ntraining: %d meta-steps in %.1f s (%.2f meta-steps/s); total wall time %.1f s\n",
-              done, train_seconds, done / train_seconds, total);
+  const double rate = done > start ? (done - start) / run_seconds : 0.0;
+  std::printf(
+      "\ntraining: %d meta-steps in %.1f s (%d in this run, %.2f meta-steps/s); total wall "
+      "time of this run %.1f s\n",
+      done, train_seconds, done - start, rate, total);
   if (!args.out.empty()) {
     std::FILE* f = std::fopen(args.out.c_str(), "w");
     if (f == nullptr) {
@@ -280,10 +354,11 @@ int main(int argc, char** argv) {
     }
     std::fprintf(f,
                  "dataset: %s%s\ntraining: %lld-way %lld-shot, %d of %d meta-steps, %.1f s "
-                 "(%.2f meta-steps/s), threads %d, seed %llu\ntotal wall time: %.1f s\n\n%s",
+                 "(%d in this run, %.2f meta-steps/s), threads %d, seed %llu\ntotal wall time "
+                 "of this run: %.1f s\n\n%s",
                  train_set->name().c_str(), omniglot ? "" : " (paper numbers are for Omniglot)",
                  static_cast<long long>(args.ways), static_cast<long long>(args.train_shots), done,
-                 args.steps, train_seconds, done / train_seconds, args.threads,
+                 args.steps, train_seconds, done - start, rate, args.threads,
                  static_cast<unsigned long long>(args.seed), total, table.c_str());
     std::fclose(f);
     std::printf("wrote %s\n", args.out.c_str());

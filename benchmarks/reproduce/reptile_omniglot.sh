@@ -8,7 +8,11 @@
 # Environment: BUILD (build dir, default build-alg), METALEARN_OMNIGLOT_DIR (required:
 # the Omniglot folder), STEPS (meta-steps, default 100000; epsilon anneals to 0 over them), TIME_LIMIT
 # (minutes of training, 0 = none), EPISODES (test episodes per configuration, 1000),
-# THREADS (2), SEED (1), LOG, OUT.
+# THREADS (2), SEED (1), LOG, OUT, CHECKPOINT (default $BUILD/reptile_omniglot.ckpt.safetensors).
+#
+# Training resumes from CHECKPOINT when it exists (same STEPS and SEED), so the paper's
+# schedule can be trained in several time-limited runs: each run continues where the
+# last one stopped and evaluates the meta-parameters it reached.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=${BUILD:-$ROOT/build-alg}
@@ -20,6 +24,7 @@ THREADS=${THREADS:-2}
 SEED=${SEED:-1}
 LOG=${LOG:-$BUILD/reptile_omniglot.log}
 OUT=${OUT:-$ROOT/benchmarks/results/reptile_omniglot.md}
+CHECKPOINT=${CHECKPOINT:-$BUILD/reptile_omniglot.ckpt.safetensors}
 
 if [[ "${1:-}" != "--foreground" ]]; then
   mkdir -p "$(dirname "$LOG")"
@@ -37,7 +42,8 @@ export METALEARN_CACHE_DIR=${METALEARN_CACHE_DIR:-$BUILD/cache}
 mkdir -p "$METALEARN_CACHE_DIR" "$(dirname "$OUT")"
 CMD=("$BIN" --data "$DATA" --steps "$STEPS" --time-limit "$TIME_LIMIT" --ways 5
      --train-shots 10 --meta-batch 5 --inner-steps 5 --eval-steps 50 --episodes "$EPISODES"
-     --threads "$THREADS" --seed "$SEED" --log-every 100 --out "$OUT.part")
+     --threads "$THREADS" --seed "$SEED" --log-every 100 --out "$OUT.part"
+     --checkpoint "$CHECKPOINT" --resume)
 echo "command: ${CMD[*]}"
 start=$(date +%s)
 "${CMD[@]}"

@@ -165,6 +165,43 @@ TEST(Reptile, ParallelTasksEqualSerialBitForBit) {
   for (std::size_t i = 0; i < serial.size(); ++i) EXPECT_EQ(serial[i], parallel[i]) << i;
 }
 
+TEST(Reptile, ResumingFromParametersAndStepCountContinuesBitForBit) {
+  // Annealed step size and mini-batches of the support set: both depend on the step
+  // counter, so a resumed run must restore it along with theta.
+  const auto options =
+      alg::ReptileOptions<double>{}.inner_steps(3).inner_batch(4).anneal(0.0, 6).seed(5);
+  ml::Generator data_gen(12);
+  std::vector<ml::data::TaskBatch<double>> stream;
+  for (int step = 0; step < 6; ++step) {
+    ml::data::TaskBatch<double> batch;
+    for (int i = 0; i < 3; ++i) {
+      ml::data::Task<double> t;
+      t.support_x = ml::randn<double>({9, 2}, data_gen);
+      t.support_y = ml::from_vector<double>({0, 1, 2, 0, 1, 2, 0, 1, 2}, {9});
+      t.ways = 3;
+      batch.push_back(t);
+    }
+    stream.push_back(batch);
+  }
+  ml::Generator gen(13);
+  ml::nn::MLP<double> model({2, 8, 3}, gen);
+  ml::nn::MLP<double> fresh({2, 8, 3}, gen);  // other initial values
+  alg::Reptile<double> straight(model, options);
+  for (int i = 0; i < 3; ++i) straight.meta_step(stream[i]);
+  ml::nn::ParamDict<double> saved;
+  for (const auto& [name, t] : model.named_parameters()) saved.insert(name, t.clone());
+  for (int i = 3; i < 6; ++i) straight.meta_step(stream[i]);
+
+  alg::Reptile<double> resumed(fresh, options);
+  fresh.load_parameters(saved);
+  resumed.set_steps_taken(3);
+  EXPECT_DOUBLE_EQ(resumed.current_outer_step(), 0.5);
+  for (int i = 3; i < 6; ++i) resumed.meta_step(stream[i]);
+  EXPECT_EQ(resumed.steps_taken(), 6);
+  EXPECT_EQ(values_of(fresh), values_of(model));
+  EXPECT_THROW(resumed.set_steps_taken(-1), ml::ValueError);
+}
+
 TEST(Reptile, NonTransductivePredictionSeesOnlySupportAndItself) {
   ml::Generator gen(12);
   ml::nn::ConvNet4<double> net(ml::nn::ConvNet4Options{}.hidden(4).image_size(16).ways(3), gen);

@@ -226,6 +226,13 @@ class Reptile {
   [[nodiscard]] nn::Module<T>& model() const { return model_; }
   [[nodiscard]] std::int64_t steps_taken() const { return steps_taken_; }
 
+  /// Sets the meta-step counter, to continue a run from a checkpoint: together with
+  /// the model's parameters (theta) it is Reptile's whole state, since each task's
+  /// inner optimizer starts afresh; the step size schedule and the mini-batch order
+  /// of the following meta-steps depend on it. Rewinding it does not touch theta.
+  /// @throws ValueError if `steps` is negative.
+  void set_steps_taken(std::int64_t steps);
+
  private:
   struct TaskResult {
     nn::ParamDict<T> phi;

@@ -103,6 +103,13 @@ Tensor<T> Reptile<T>::task_loss(const Tensor<T>& pred, const Tensor<T>& target) 
 }
 
 template <class T>
+void Reptile<T>::set_steps_taken(std::int64_t steps) {
+  METALEARN_CHECK(steps >= 0, ValueError, "Reptile::set_steps_taken: ", steps,
+                  " steps (must be >= 0)");
+  steps_taken_ = steps;
+}
+
+template <class T>
 T Reptile<T>::current_outer_step() const {
   if (options_.anneal_steps() <= 0) return options_.outer_step();
   const double frac = std::min(
