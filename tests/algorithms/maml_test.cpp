@@ -220,6 +220,107 @@ TEST(Maml, SinusoidMetaTrainingMakesOneStepAdaptationWork) {
       << "0 steps: " << before.mean << ", 1 step: " << after.mean;
 }
 
+// batch_tasks runs the meta-batch as one graph; every variant must give the
+// per-task loop's meta-gradient and statistics (up to rounding, in double).
+class MamlBatchedTasks : public ::testing::TestWithParam<int> {};
+
+alg::MamlOptions<double> batched_variant(int variant) {
+  auto o = alg::MamlOptions<double>{}.inner_lr(0.3).inner_steps(2);
+  switch (variant) {
+    case 1:
+      return o.first_order(true);
+    case 2:
+      return o.learn_inner_lr(true);
+    case 3:
+      return o.inner_steps(3).per_step_lr(true).multi_step_loss(true, 10);
+    case 4:
+      return o.adapt_only({"4."});
+    default:
+      return o;
+  }
+}
+
+TEST_P(MamlBatchedTasks, MetaGradientAndStatisticsEqualThePerTaskLoop) {
+  ml::Generator gen(21);
+  ml::nn::MLP<double> model({1, 6, 6, 1}, gen, ml::nn::Activation::kTanh);
+  ml::data::TaskBatch<double> batch;
+  for (int i = 0; i < 4; ++i) batch.push_back(regression_task(gen, 5, 7));
+  alg::Maml<double> loop(model, batched_variant(GetParam()));
+  alg::Maml<double> one_graph(model, batched_variant(GetParam()).batch_tasks(true));
+  alg::StepStats a, b;
+  const auto expected = flatten(loop.meta_gradient(batch, &a));
+  const auto got = flatten(one_graph.meta_gradient(batch, &b));
+  ASSERT_EQ(got.size(), expected.size());
+  EXPECT_LT(relative_error(got, expected), 1e-12);
+  EXPECT_NEAR(b.meta_loss, a.meta_loss, 1e-12);
+  EXPECT_NEAR(b.pre_loss, a.pre_loss, 1e-12);
+  EXPECT_NEAR(b.post_loss, a.post_loss, 1e-12);
+  EXPECT_EQ(b.tasks, a.tasks);
+  // And the whole map's finite differences, for the second-order variants.
+  if (GetParam() != 1) {
+    EXPECT_LT(relative_error(got, numeric_meta_gradient(one_graph, batch)), 1e-6);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Variants, MamlBatchedTasks, ::testing::Values(0, 1, 2, 3, 4));
+
+TEST(Maml, BatchedTasksReportTheLoopsAccuracyForClassification) {
+  ml::Generator gen(22);
+  ml::nn::MLP<double> model({3, 8, 4}, gen);
+  ml::data::TaskBatch<double> batch;
+  for (int i = 0; i < 3; ++i) {
+    ml::data::Task<double> t;
+    t.support_x = ml::randn<double>({8, 3}, gen);
+    t.support_y = ml::from_vector<double>({0, 1, 2, 3, 0, 1, 2, 3}, {8});
+    t.query_x = ml::randn<double>({12, 3}, gen);
+    t.query_y = ml::from_vector<double>({0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3}, {12});
+    t.ways = 4;
+    batch.push_back(t);
+  }
+  const auto options = alg::MamlOptions<double>{}.loss(alg::LossKind::kCrossEntropy).inner_lr(0.5);
+  alg::Maml<double> loop(model, options);
+  alg::Maml<double> one_graph(model, alg::MamlOptions<double>(options).batch_tasks(true));
+  alg::StepStats a, b;
+  const auto expected = flatten(loop.meta_gradient(batch, &a));
+  EXPECT_LT(relative_error(flatten(one_graph.meta_gradient(batch, &b)), expected), 1e-12);
+  EXPECT_NEAR(b.post_accuracy, a.post_accuracy, 1e-12);
+  EXPECT_NEAR(b.pre_accuracy, a.pre_accuracy, 1e-12);
+  EXPECT_GE(b.post_accuracy, 0.0);
+}
+
+TEST(Maml, BatchedTasksRejectModelsLossesAndShapesTheyCannotRun) {
+  ml::Generator gen(23);
+  ml::nn::ConvNet4<double> convnet(ml::nn::ConvNet4Options{}.ways(5), gen);
+  EXPECT_THROW(alg::Maml<double>(convnet, alg::MamlOptions<double>{}.batch_tasks(true)),
+               ml::ValueError);
+  ml::nn::MLP<double> model({1, 4, 1}, gen);
+  const alg::LossFunction<double> custom = [](const ml::Tensor<double>& p,
+                                              const ml::Tensor<double>& y) {
+    return ml::sum(ml::square(ml::sub(p, y)));
+  };
+  EXPECT_THROW(alg::Maml<double>(model, alg::MamlOptions<double>{}.loss(custom).batch_tasks(true)),
+               ml::ValueError);
+  alg::Maml<double> maml(model, alg::MamlOptions<double>{}.batch_tasks(true));
+  ml::data::TaskBatch<double> uneven{regression_task(gen, 5, 5), regression_task(gen, 6, 5)};
+  EXPECT_THROW((void)maml.meta_step(uneven), ml::ShapeError);
+}
+
+TEST(Maml, BatchedTasksTrainTheSinusoidMlpLikeTheLoop) {
+  auto run = [](bool batched) {
+    ml::Generator gen(7);
+    ml::nn::MLP<float> model({1, 16, 16, 1}, gen);
+    alg::Maml<float> maml(model, alg::MamlOptions<float>{}.batch_tasks(batched));
+    ml::data::SinusoidTasks<float> family({.shots = 10, .queries = 10});
+    ml::data::MetaBatchSampler<float> batches(family, {.batch = 8, .seed = 3});
+    for (int i = 0; i < 5; ++i) (void)maml.meta_step(batches.next());
+    return flatten(model.parameters());
+  };
+  const auto loop = run(false);
+  const auto batched = run(true);
+  ASSERT_EQ(loop.size(), batched.size());
+  for (std::size_t i = 0; i < loop.size(); ++i) EXPECT_NEAR(batched[i], loop[i], 1e-5) << i;
+}
+
 TEST(Maml, EvaluateReportsAMeanAndAnInterval) {
   ml::Generator gen(9);
   ml::nn::MLP<float> model({1, 8, 1}, gen);

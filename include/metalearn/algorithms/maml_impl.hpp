@@ -22,6 +22,12 @@ Maml<T>::Maml(nn::Module<T>& model, MamlOptions<T> options)
                   options_.inner_steps());
   METALEARN_CHECK(!(options_.learn_inner_lr() && options_.per_step_lr()), ValueError,
                   "Maml: learn_inner_lr (Meta-SGD) and per_step_lr (MAML++) are exclusive");
+  METALEARN_CHECK(!options_.batch_tasks() || model_.supports_task_batch(), ValueError,
+                  "Maml: batch_tasks needs a model with a task-batched forward; ",
+                  model_.type_name(), " has none (supports_task_batch() is false)");
+  METALEARN_CHECK(!options_.batch_tasks() || !options_.custom_loss(), ValueError,
+                  "Maml: batch_tasks needs a built-in loss (the loss of the stacked tasks must "
+                  "be the mean of their losses)");
   const nn::ParamDict<T> theta = model_.named_parameters();
   if (options_.learn_inner_lr() || options_.per_step_lr()) {
     const int sets = options_.learn_inner_lr()
@@ -94,16 +100,55 @@ void Maml<T>::load_outer_state(const optim::OptimizerState<T>& state) {
 }
 
 template <class T>
-nn::ParamDict<T> Maml<T>::inner_loop(const data::Task<T>& task, const nn::ParamDict<T>& theta,
+typename Maml<T>::Episode Maml<T>::single(const data::Task<T>& task) {
+  return Episode{task.support_x, task.support_y, task.query_x, task.query_y, 0};
+}
+
+template <class T>
+typename Maml<T>::Episode Maml<T>::stacked(const data::TaskBatch<T>& batch) {
+  const auto gather = [&batch](Tensor<T> data::Task<T>::*member, const char* what, bool targets) {
+    std::vector<Tensor<T>> parts;
+    parts.reserve(batch.size());
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      const Tensor<T>& t = batch[i].*member;
+      METALEARN_CHECK(t.shape() == (batch[0].*member).shape(), ShapeError,
+                      "Maml (batch_tasks): the ", what, " of task ", i, " has shape ", t.shape(),
+                      " but task 0's has ", (batch[0].*member).shape(),
+                      "; stacked tasks must have equal shapes");
+      parts.push_back(t);
+    }
+    const Tensor<T> all = stack(parts, 0);
+    return targets ? flatten(all, 0, 1) : all;
+  };
+  return Episode{gather(&data::Task<T>::support_x, "support inputs", false),
+                 gather(&data::Task<T>::support_y, "support targets", true),
+                 gather(&data::Task<T>::query_x, "query inputs", false),
+                 gather(&data::Task<T>::query_y, "query targets", true),
+                 static_cast<Index>(batch.size())};
+}
+
+template <class T>
+Tensor<T> Maml<T>::outputs(const Tensor<T>& x, const nn::ParamDict<T>& params, Index tasks) const {
+  if (tasks == 0) return model_.forward(x, params);
+  return flatten(model_.forward_tasks(x, params), 0, 1);
+}
+
+template <class T>
+nn::ParamDict<T> Maml<T>::inner_loop(const Episode& episode, const nn::ParamDict<T>& theta,
                                      int steps, bool record,
                                      std::vector<Tensor<T>>* query_losses) const {
   const bool create = record && !options_.first_order();
+  const Index tasks = episode.tasks;
   nn::ParamDict<T> fast = theta;
   std::vector<bool> adapted;
   for (const auto& [name, t] : theta) adapted.push_back(adapts(std::string(name)));
   std::vector<Tensor<T>> xs;
   for (int k = 0; k < steps; ++k) {
-    Tensor<T> loss = task_loss(model_.forward(task.support_x, fast.with_step(k)), task.support_y);
+    Tensor<T> loss =
+        task_loss(outputs(episode.support_x, fast.with_step(k), tasks), episode.support_y);
+    // Stacked tasks: the sum of their losses, whose gradient w.r.t. each task's copy
+    // of the weights is that task's own gradient.
+    if (tasks > 0) loss = mul_scalar(loss, static_cast<T>(tasks));
     // Gradients w.r.t. the adapted parameters only (ANIL leaves the body alone).
     xs.clear();
     const std::vector<Tensor<T>> values = fast.values();
@@ -132,7 +177,7 @@ nn::ParamDict<T> Maml<T>::inner_loop(const data::Task<T>& task, const nn::ParamD
     }
     if (query_losses != nullptr && k + 1 < steps) {
       query_losses->push_back(
-          task_loss(model_.forward(task.query_x, fast.with_step(k + 1)), task.query_y));
+          task_loss(outputs(episode.query_x, fast.with_step(k + 1), tasks), episode.query_y));
     }
   }
   return fast;
@@ -159,24 +204,35 @@ std::vector<T> Maml<T>::msl_weights() const {
 }
 
 template <class T>
-typename Maml<T>::TaskResult Maml<T>::run_task(const data::Task<T>& task) const {
+typename Maml<T>::TaskResult Maml<T>::run_task(const Episode& episode) const {
   TaskResult r;
-  const nn::ParamDict<T> theta = model_.named_parameters();
+  nn::ParamDict<T> theta = model_.named_parameters();
+  const Index tasks = episode.tasks;
+  if (tasks > 0) {
+    // One copy of theta per task; the meta-gradient flows back through the copies.
+    std::vector<Tensor<T>> copies;
+    for (const auto& [name, p] : theta) {
+      std::vector<Index> dims{tasks};
+      for (Index d : p.shape().dims()) dims.push_back(d);
+      copies.push_back(expand(p, Shape(dims)));
+    }
+    theta = theta.with_values(std::move(copies));
+  }
   const nn::ParamDict<T> meta = meta_parameters();
   const bool msl = options_.multi_step_loss() && options_.inner_steps() > 1;
   {
     autograd::NoGradGuard no_grad;
-    Tensor<T> pre = model_.forward(task.query_x, theta.with_step(0));
-    r.pre_loss = static_cast<double>(task_loss(pre, task.query_y).item());
-    if (classifying()) r.pre_acc = label_accuracy(pre, task.query_y);
+    Tensor<T> pre = outputs(episode.query_x, theta.with_step(0), tasks);
+    r.pre_loss = static_cast<double>(task_loss(pre, episode.query_y).item());
+    if (classifying()) r.pre_acc = label_accuracy(pre, episode.query_y);
   }
   std::vector<Tensor<T>> step_losses;
   nn::ParamDict<T> fast =
-      inner_loop(task, theta, options_.inner_steps(), true, msl ? &step_losses : nullptr);
-  Tensor<T> query_pred = model_.forward(task.query_x, fast.with_step(options_.inner_steps()));
-  Tensor<T> query_loss = task_loss(query_pred, task.query_y);
+      inner_loop(episode, theta, options_.inner_steps(), true, msl ? &step_losses : nullptr);
+  Tensor<T> query_pred = outputs(episode.query_x, fast.with_step(options_.inner_steps()), tasks);
+  Tensor<T> query_loss = task_loss(query_pred, episode.query_y);
   r.post_loss = static_cast<double>(query_loss.item());
-  if (classifying()) r.post_acc = label_accuracy(query_pred, task.query_y);
+  if (classifying()) r.post_acc = label_accuracy(query_pred, episode.query_y);
   Tensor<T> objective = query_loss;
   if (msl) {
     step_losses.push_back(query_loss);
@@ -195,8 +251,26 @@ template <class T>
 std::vector<Tensor<T>> Maml<T>::meta_gradient(const data::TaskBatch<T>& batch,
                                               StepStats* stats) const {
   METALEARN_CHECK(!batch.empty(), ValueError, "Maml::meta_step: empty task batch");
+  if (options_.batch_tasks()) {
+    // One graph for the whole batch: its losses and gradients are already means.
+    TaskResult r = run_task(stacked(batch));
+    const std::vector<Tensor<T>> meta = meta_parameters().values();
+    for (std::size_t j = 0; j < meta.size(); ++j) {
+      if (!r.grads[j].defined()) r.grads[j] = zeros<T>(meta[j].shape());
+    }
+    if (stats != nullptr) {
+      *stats = StepStats{};
+      stats->tasks = batch.size();
+      stats->meta_loss = r.meta_loss;
+      stats->pre_loss = r.pre_loss;
+      stats->post_loss = r.post_loss;
+      stats->pre_accuracy = r.pre_acc;
+      stats->post_accuracy = r.post_acc;
+    }
+    return std::move(r.grads);
+  }
   std::vector<TaskResult> results(batch.size());
-  pool_.run(batch.size(), [&](std::size_t i) { results[i] = run_task(batch[i]); });
+  pool_.run(batch.size(), [&](std::size_t i) { results[i] = run_task(single(batch[i])); });
   // Reduce in task order, so the result does not depend on the thread count.
   const std::vector<Tensor<T>> meta = meta_parameters().values();
   std::vector<Tensor<T>> grads(meta.size());
@@ -244,7 +318,8 @@ StepStats Maml<T>::meta_step(const data::TaskBatch<T>& batch) {
 template <class T>
 nn::ParamDict<T> Maml<T>::adapt(const data::Task<T>& task, int steps) const {
   if (steps < 0) steps = options_.eval_inner_steps();
-  nn::ParamDict<T> fast = inner_loop(task, model_.named_parameters(), steps, false, nullptr);
+  nn::ParamDict<T> fast =
+      inner_loop(single(task), model_.named_parameters(), steps, false, nullptr);
   nn::ParamDict<T> out;
   for (const auto& [name, t] : fast) out.insert(name, t.detach());
   return out.with_step(steps);

@@ -66,6 +66,25 @@ class Module {
     return forward(x, params);
   }
 
+  /// Whether forward_tasks() is available (true for Linear, MLP, the elementwise
+  /// activations and a Sequential made only of such modules).
+  [[nodiscard]] virtual bool supports_task_batch() const { return false; }
+
+  /// The task-batched forward pass: `x` has a leading task dimension [B, n, ...]
+  /// and every parameter in `params` a leading task dimension [B, ...its shape];
+  /// slice b of the result is forward(x[b], params[b]). This runs B tasks, each
+  /// with its own (fast) weights, as one graph (Maml's batch_tasks option).
+  /// @throws ValueError when the module has no task-batched forward
+  /// (supports_task_batch() is false); ShapeError on mismatched shapes.
+  virtual Tensor<T> forward_tasks(const Tensor<T>& x, const ParamDict<T>& params) const {
+    (void)x;
+    (void)params;
+    metalearn::detail::throw_error<ValueError>(
+        type_name(),
+        "::forward_tasks: this module has no task-batched forward "
+        "(supports_task_batch() is false)");
+  }
+
   /// A deep copy: new parameter and buffer storage, cloned submodules, no grads.
   [[nodiscard]] virtual std::unique_ptr<Module<T>> clone() const = 0;
 
@@ -211,6 +230,34 @@ class Module {
       wrong_shape(params, s.name, *t, s.tensor.shape(), "forward");
     }
     return *t;
+  }
+  /// The i-th own parameter as given in `params` for forward_tasks(): checked to
+  /// have the module's parameter shape behind a leading task dimension of `tasks`.
+  [[nodiscard]] const Tensor<T>& task_param(const ParamDict<T>& params, std::size_t i,
+                                            Index tasks) const {
+    const Slot& s = params_[i];
+    const Tensor<T>* t = params.find(s.name);
+    if (t == nullptr) [[unlikely]] {
+      missing(params, s.name, "forward_tasks");
+    }
+    std::vector<Index> expected{tasks};
+    for (Index d : s.tensor.shape().dims()) expected.push_back(d);
+    if (t->shape() != Shape(expected)) [[unlikely]] {
+      wrong_shape(params, s.name, *t, Shape(expected), "forward_tasks");
+    }
+    return *t;
+  }
+  /// forward_tasks() of the i-th submodule with its view of `params`.
+  [[nodiscard]] Tensor<T> forward_child_tasks(std::size_t i, const Tensor<T>& x,
+                                              const ParamDict<T>& params) const {
+    return children_[i].module->forward_tasks(x, params.sub(children_[i].prefix));
+  }
+  /// Whether every submodule supports forward_tasks() (true without submodules).
+  [[nodiscard]] bool children_support_task_batch() const {
+    for (const auto& c : children_) {
+      if (!c.module->supports_task_batch()) return false;
+    }
+    return true;
   }
   /// The module's own i-th parameter and buffer, and i-th submodule.
   [[nodiscard]] const Tensor<T>& own_parameter(std::size_t i) const { return params_[i].tensor; }

@@ -19,6 +19,11 @@ class ReLU : public Cloneable<ReLU<T>, T> {
   Tensor<T> forward(const Tensor<T>& x, const ParamDict<T>&) const override {
     return functional::relu(x);
   }
+  // Elementwise: a leading task dimension changes nothing.
+  [[nodiscard]] bool supports_task_batch() const override { return true; }
+  Tensor<T> forward_tasks(const Tensor<T>& x, const ParamDict<T>& params) const override {
+    return forward(x, params);
+  }
   [[nodiscard]] std::string type_name() const override { return "ReLU"; }
 };
 
@@ -28,6 +33,11 @@ class Tanh : public Cloneable<Tanh<T>, T> {
   using Module<T>::forward;
   Tensor<T> forward(const Tensor<T>& x, const ParamDict<T>&) const override {
     return functional::tanh(x);
+  }
+  // Elementwise: a leading task dimension changes nothing.
+  [[nodiscard]] bool supports_task_batch() const override { return true; }
+  Tensor<T> forward_tasks(const Tensor<T>& x, const ParamDict<T>& params) const override {
+    return forward(x, params);
   }
   [[nodiscard]] std::string type_name() const override { return "Tanh"; }
 };
@@ -39,6 +49,11 @@ class Sigmoid : public Cloneable<Sigmoid<T>, T> {
   Tensor<T> forward(const Tensor<T>& x, const ParamDict<T>&) const override {
     return functional::sigmoid(x);
   }
+  // Elementwise: a leading task dimension changes nothing.
+  [[nodiscard]] bool supports_task_batch() const override { return true; }
+  Tensor<T> forward_tasks(const Tensor<T>& x, const ParamDict<T>& params) const override {
+    return forward(x, params);
+  }
   [[nodiscard]] std::string type_name() const override { return "Sigmoid"; }
 };
 
@@ -49,6 +64,11 @@ class LeakyReLU : public Cloneable<LeakyReLU<T>, T> {
   explicit LeakyReLU(double negative_slope = 0.01) : slope_(negative_slope) {}
   Tensor<T> forward(const Tensor<T>& x, const ParamDict<T>&) const override {
     return functional::leaky_relu(x, static_cast<T>(slope_));
+  }
+  // Elementwise: a leading task dimension changes nothing.
+  [[nodiscard]] bool supports_task_batch() const override { return true; }
+  Tensor<T> forward_tasks(const Tensor<T>& x, const ParamDict<T>& params) const override {
+    return forward(x, params);
   }
   [[nodiscard]] std::string type_name() const override { return "LeakyReLU"; }
   [[nodiscard]] std::string extra_repr() const override {

@@ -51,6 +51,18 @@ class MLP : public Cloneable<MLP<T>, T> {
     return h;
   }
 
+  /// True when every submodule supports it.
+  [[nodiscard]] bool supports_task_batch() const override {
+    return this->children_support_task_batch();
+  }
+  Tensor<T> forward_tasks(const Tensor<T>& x, const ParamDict<T>& params) const override {
+    Tensor<T> h = x;
+    for (std::size_t i = 0; i < this->num_children(); ++i) {
+      h = this->forward_child_tasks(i, h, params);
+    }
+    return h;
+  }
+
   [[nodiscard]] std::string type_name() const override { return "MLP"; }
   [[nodiscard]] const std::vector<Index>& sizes() const noexcept { return sizes_; }
   [[nodiscard]] Activation activation() const noexcept { return activation_; }

@@ -41,6 +41,18 @@ class Sequential : public Cloneable<Sequential<T>, T> {
     return h;
   }
 
+  /// True when every submodule supports it.
+  [[nodiscard]] bool supports_task_batch() const override {
+    return this->children_support_task_batch();
+  }
+  Tensor<T> forward_tasks(const Tensor<T>& x, const ParamDict<T>& params) const override {
+    Tensor<T> h = x;
+    for (std::size_t i = 0; i < this->num_children(); ++i) {
+      h = this->forward_child_tasks(i, h, params);
+    }
+    return h;
+  }
+
   [[nodiscard]] std::size_t size() const noexcept { return this->num_children(); }
   [[nodiscard]] const Module<T>& operator[](std::size_t i) const { return this->child(i); }
   [[nodiscard]] Module<T>& operator[](std::size_t i) { return this->child(i); }
