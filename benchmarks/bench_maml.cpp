@@ -13,19 +13,22 @@ namespace alg = metalearn::algorithms;
 namespace {
 
 // ---- sinusoid: 1-40-40-1 ReLU MLP, K = 10, 10 queries ---------------------------
-// Args: meta-batch, inner steps, first order (0/1), threads.
+// Args: meta-batch, inner steps, first order (0/1), threads, batch_tasks (0/1: the
+// meta-batch as one graph).
 void BM_MamlSinusoidMetaStep(benchmark::State& state) {
   const auto batch = state.range(0);
   const int steps = static_cast<int>(state.range(1));
   const bool first_order = state.range(2) != 0;
   const int threads = static_cast<int>(state.range(3));
+  const bool batched = state.range(4) != 0;
   ml::Generator gen(1);
   ml::nn::MLP<float> model({1, 40, 40, 1}, gen);
   alg::Maml<float> maml(model, alg::MamlOptions<float>{}
                                    .inner_lr(0.01f)
                                    .inner_steps(steps)
                                    .first_order(first_order)
-                                   .threads(threads));
+                                   .threads(threads)
+                                   .batch_tasks(batched));
   ml::data::SinusoidTasks<float> family({.shots = 10, .queries = 10});
   ml::data::MetaBatchSampler<float> batches(family, {.batch = batch, .seed = 1});
   const auto tasks = batches.next();
@@ -35,13 +38,17 @@ void BM_MamlSinusoidMetaStep(benchmark::State& state) {
       benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_MamlSinusoidMetaStep)
-    ->ArgNames({"batch", "steps", "first_order", "threads"})
-    ->Args({25, 1, 0, 1})
-    ->Args({25, 1, 1, 1})
-    ->Args({25, 1, 0, 2})
-    ->Args({25, 5, 0, 1})
-    ->Args({1, 1, 0, 1})
-    ->Args({64, 1, 0, 1})
+    ->ArgNames({"batch", "steps", "first_order", "threads", "batched"})
+    ->Args({25, 1, 0, 1, 0})
+    ->Args({25, 1, 1, 1, 0})
+    ->Args({25, 1, 0, 2, 0})
+    ->Args({25, 5, 0, 1, 0})
+    ->Args({1, 1, 0, 1, 0})
+    ->Args({64, 1, 0, 1, 0})
+    ->Args({25, 1, 0, 1, 1})
+    ->Args({25, 1, 1, 1, 1})
+    ->Args({25, 5, 0, 1, 1})
+    ->Args({64, 1, 0, 1, 1})
     ->Unit(benchmark::kMillisecond);
 
 // One inner adaptation step of the sinusoid MLP with create_graph (forward, backward

@@ -142,6 +142,56 @@ TEST(Gradcheck, MLPAndSequential) {
                ml::randn<double>(ml::Shape{4, 3}, gen));
 }
 
+// forward_tasks: B tasks, each with its own weights. Slice b of the output is
+// forward(x[b], params[b]), and the whole map passes gradcheck/gradgradcheck with
+// the task-batched weights as inputs.
+TEST(Gradcheck, TaskBatchedForwardOfMLPAndSequential) {
+  ml::Generator gen(11);
+  nn::MLP<double> mlp({3, 5, 2}, gen, nn::Activation::kTanh);
+  nn::Sequential<double> seq;
+  seq.push_back(std::make_shared<nn::Linear<double>>(3, 4, gen));
+  seq.push_back(std::make_shared<nn::ReLU<double>>());
+  seq.push_back(std::make_shared<nn::Linear<double>>(4, 2, gen, false));
+  for (const nn::Module<double>* m : {static_cast<const nn::Module<double>*>(&mlp),
+                                      static_cast<const nn::Module<double>*>(&seq)}) {
+    ASSERT_TRUE(m->supports_task_batch());
+    const ml::Index tasks = 3;
+    const auto named = m->named_parameters();
+    Inputs in{ml::randn<double>(ml::Shape{tasks, 4, 3}, gen)};
+    for (const auto& t : named.values()) {
+      std::vector<ml::Index> dims{tasks};
+      for (ml::Index d : t.shape().dims()) dims.push_back(d);
+      in.push_back(ml::randn<double>(ml::Shape(dims), gen));
+    }
+    auto f = [m, named](const Inputs& args) {
+      return m->forward_tasks(args[0], named.with_values(Inputs(args.begin() + 1, args.end())));
+    };
+    const TensorD y = f(in);
+    ASSERT_EQ(y.shape(), (ml::Shape{tasks, 4, 2}));
+    for (ml::Index b = 0; b < tasks; ++b) {
+      Inputs slice;
+      for (const auto& t : Inputs(in.begin() + 1, in.end())) {
+        slice.push_back(ml::squeeze(ml::narrow(t, 0, b, 1), 0));
+      }
+      const TensorD yb =
+          m->forward(ml::squeeze(ml::narrow(in[0], 0, b, 1), 0), named.with_values(slice));
+      for (ml::Index i = 0; i < yb.numel(); ++i) {
+        EXPECT_NEAR(y.data()[b * yb.numel() + i], yb.data()[i], 1e-12);
+      }
+    }
+    expect_grad_and_gradgrad(f, in);
+  }
+  nn::ConvNet4<double> convnet(nn::ConvNet4Options{}.hidden(2).image_size(16).ways(2), gen);
+  EXPECT_FALSE(convnet.supports_task_batch());
+  EXPECT_THROW((void)convnet.forward_tasks(ml::zeros<double>(ml::Shape{1, 1, 1, 16, 16}),
+                                           convnet.named_parameters()),
+               ml::ValueError);
+  nn::Linear<double> lin(3, 2, gen);
+  EXPECT_THROW(
+      (void)lin.forward_tasks(ml::zeros<double>(ml::Shape{2, 4, 3}), lin.named_parameters()),
+      ml::ShapeError);  // weights without the task dimension
+}
+
 TEST(Gradcheck, ConvNet4Small) {
   ml::Generator gen(10);
   nn::ConvNet4<double> net(nn::ConvNet4Options{}.hidden(2).image_size(16).ways(2), gen);
