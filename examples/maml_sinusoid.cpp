@@ -7,7 +7,11 @@
 // baseline pretrained on the same tasks by ordinary regression. Writes the table
 // as CSV and an SVG plot of one task.
 //
-// Usage: maml_sinusoid [--steps N (20000)] [--threads N] [--seed S] [--out DIR] [--quiet]
+// The meta-batch runs as one graph (MamlOptions::batch_tasks); --loop adapts the
+// tasks one by one instead, --threads of them in parallel.
+//
+// Usage: maml_sinusoid [--steps N (20000)] [--loop] [--threads N] [--seed S] [--out DIR]
+//          [--quiet]
 
 #include <chrono>
 #include <cstdio>
@@ -27,6 +31,7 @@ namespace {
 struct Args {
   int steps = 20000;
   int threads = 1;
+  bool loop = false;
   std::uint64_t seed = 1;
   std::string out = "maml_sinusoid_out";
   bool quiet = false;
@@ -35,8 +40,10 @@ struct Args {
 [[noreturn]] void usage(const char* argv0, int code) {
   std::fprintf(
       code ? stderr : stdout,
-      "usage: %s [--steps N (20000; the paper uses 70000)] [--threads N (1)] [--seed S (1)] "
-      "[--out DIR (maml_sinusoid_out)] [--quiet]\n",
+      "usage: %s [--steps N (20000; the paper uses 70000)] [--loop] [--threads N (1)] "
+      "[--seed S (1)] [--out DIR (maml_sinusoid_out)] [--quiet]\n"
+      "  --loop: adapt the tasks of a meta-batch one by one (--threads in parallel) instead of "
+      "as one graph\n",
       argv0);
   std::exit(code);
 }
@@ -52,6 +59,8 @@ Args parse(int argc, char** argv) {
     try {
       if (k == "--steps") {
         a.steps = std::stoi(value());
+      } else if (k == "--loop") {
+        a.loop = true;
       } else if (k == "--threads") {
         a.threads = std::stoi(value());
       } else if (k == "--seed") {
@@ -131,6 +140,7 @@ int main(int argc, char** argv) {
                            .inner_steps(1)
                            .outer_lr(1e-3f)
                            .threads(args.threads)
+                           .batch_tasks(!args.loop)
                            .seed(args.seed + 1000);
   ml::algorithms::Maml<float> maml(model, options);
 
@@ -140,8 +150,10 @@ int main(int argc, char** argv) {
   // ---- meta-training --------------------------------------------------------
   std::printf(
       "MAML sinusoid: 1-40-40-1 ReLU MLP, K=10, meta-batch 25, inner lr 0.01 (1 step), "
-      "Adam 1e-3, %d meta-steps, %d thread(s)\n",
-      args.steps, args.threads);
+      "Adam 1e-3, %d meta-steps, %s\n",
+      args.steps,
+      args.loop ? ("tasks one by one, " + std::to_string(args.threads) + " thread(s)").c_str()
+                : "the meta-batch as one graph");
   const auto t0 = Clock::now();
   double running = 0.0;
   const int every = std::max(1, args.steps / 200);
