@@ -202,6 +202,88 @@ TEST(Reptile, ResumingFromParametersAndStepCountContinuesBitForBit) {
   EXPECT_THROW(resumed.set_steps_taken(-1), ml::ValueError);
 }
 
+// batch_tasks: all tasks' inner loops as one graph must reproduce the per-task run
+// (same mini-batch orders, elementwise optimizer state) up to rounding.
+TEST(Reptile, BatchedTasksEqualThePerTaskRun) {
+  struct Case {
+    alg::ReptileOptions<double> options;
+    bool query;
+  };
+  const std::vector<Case> cases{
+      // Full-batch SGD on regression, with a query set.
+      {alg::ReptileOptions<double>{}
+           .inner_optimizer(alg::InnerOptimizer::kSgd)
+           .inner_lr(0.05)
+           .inner_steps(4)
+           .inner_batch(0)
+           .loss(alg::LossKind::kMse),
+       true},
+      // Adam on mini-batches of 4 of 9 examples, classification, no query set.
+      {alg::ReptileOptions<double>{}.inner_steps(5).inner_batch(4).anneal(0.0, 3).seed(8), false},
+  };
+  for (std::size_t c = 0; c < cases.size(); ++c) {
+    const bool classify = c == 1;
+    ml::Generator data_gen(30);
+    std::vector<ml::data::TaskBatch<double>> stream;
+    for (int step = 0; step < 3; ++step) {
+      ml::data::TaskBatch<double> batch;
+      for (int i = 0; i < 4; ++i) {
+        ml::data::Task<double> t;
+        t.support_x = ml::randn<double>({9, 2}, data_gen);
+        t.support_y = classify ? ml::from_vector<double>({0, 1, 2, 0, 1, 2, 0, 1, 2}, {9})
+                               : ml::randn<double>({9, 3}, data_gen);
+        if (cases[c].query) {
+          t.query_x = ml::randn<double>({6, 2}, data_gen);
+          t.query_y = ml::randn<double>({6, 3}, data_gen);
+        }
+        t.ways = 3;
+        batch.push_back(t);
+      }
+      stream.push_back(batch);
+    }
+    auto run = [&](bool batched, std::vector<alg::StepStats>& stats) {
+      ml::Generator gen(31);
+      ml::nn::MLP<double> model({2, 8, 3}, gen, ml::nn::Activation::kTanh);
+      alg::Reptile<double> reptile(
+          model, alg::ReptileOptions<double>(cases[c].options).batch_tasks(batched));
+      for (const auto& batch : stream) stats.push_back(reptile.meta_step(batch));
+      return values_of(model);
+    };
+    std::vector<alg::StepStats> loop_stats, batched_stats;
+    const auto loop = run(false, loop_stats);
+    const auto batched = run(true, batched_stats);
+    ASSERT_EQ(loop.size(), batched.size());
+    for (std::size_t i = 0; i < loop.size(); ++i) {
+      EXPECT_NEAR(batched[i], loop[i], 1e-12) << "case " << c << ", value " << i;
+    }
+    for (std::size_t k = 0; k < loop_stats.size(); ++k) {
+      EXPECT_NEAR(batched_stats[k].meta_loss, loop_stats[k].meta_loss, 1e-12) << c;
+      EXPECT_NEAR(batched_stats[k].pre_loss, loop_stats[k].pre_loss, 1e-12) << c;
+      EXPECT_NEAR(batched_stats[k].post_loss, loop_stats[k].post_loss, 1e-12) << c;
+      EXPECT_EQ(batched_stats[k].tasks, loop_stats[k].tasks);
+    }
+    EXPECT_NE(loop_stats.back().pre_loss, loop_stats.back().post_loss);
+  }
+}
+
+TEST(Reptile, BatchedTasksRejectModelsLossesAndShapesTheyCannotRun) {
+  ml::Generator gen(32);
+  ml::nn::ConvNet4<double> convnet(ml::nn::ConvNet4Options{}.ways(5), gen);
+  EXPECT_THROW(alg::Reptile<double>(convnet, alg::ReptileOptions<double>{}.batch_tasks(true)),
+               ml::ValueError);
+  ml::nn::Linear<double> model(1, 1, gen);
+  const alg::LossFunction<double> custom = [](const ml::Tensor<double>& p,
+                                              const ml::Tensor<double>& y) {
+    return ml::sum(ml::square(ml::sub(p, y)));
+  };
+  EXPECT_THROW(
+      alg::Reptile<double>(model, alg::ReptileOptions<double>{}.loss(custom).batch_tasks(true)),
+      ml::ValueError);
+  alg::Reptile<double> reptile(
+      model, alg::ReptileOptions<double>{}.loss(alg::LossKind::kMse).batch_tasks(true));
+  EXPECT_THROW(reptile.meta_step({line_task(gen, 4), line_task(gen, 5)}), ml::ShapeError);
+}
+
 TEST(Reptile, NonTransductivePredictionSeesOnlySupportAndItself) {
   ml::Generator gen(12);
   ml::nn::ConvNet4<double> net(ml::nn::ConvNet4Options{}.hidden(4).image_size(16).ways(3), gen);

@@ -13,7 +13,10 @@
 #include "metalearn/core/random.hpp"
 #include "metalearn/data/task.hpp"
 #include "metalearn/data/task_sampler.hpp"
+#include "metalearn/nn/module.hpp"
+#include "metalearn/nn/param_dict.hpp"
 #include "metalearn/tensor/ops/loss.hpp"
+#include "metalearn/tensor/ops/shape_ops.hpp"
 #include "metalearn/tensor/tensor.hpp"
 
 namespace metalearn::algorithms {
@@ -89,6 +92,69 @@ bool reports_accuracy(const LossFunction<T>& custom, LossKind kind) {
 template <class T>
 double label_accuracy(const Tensor<T>& logits, const Tensor<T>& labels) {
   return accuracy(logits, to_labels(labels));
+}
+
+/// The tasks of a meta-batch stacked for a task-batched forward
+/// (nn::Module::forward_tasks): inputs [tasks, n, ...], targets flattened to
+/// [tasks * n, ...], so that a built-in loss over all rows is the mean of the
+/// tasks' losses. tasks == 0 marks a single task stored as is.
+template <class T>
+struct StackedTasks {
+  Tensor<T> support_x, support_y, query_x, query_y;
+  Index tasks = 0;
+};
+
+/// Stacks the tasks of `batch` (query sets may be absent, in every task or none).
+/// @throws ShapeError naming `who` and the task when shapes differ.
+template <class T>
+StackedTasks<T> stack_tasks(const data::TaskBatch<T>& batch, const char* who) {
+  METALEARN_CHECK(!batch.empty(), ValueError, who, ": empty task batch");
+  const auto gather = [&](Tensor<T> data::Task<T>::*member, const char* what, bool targets) {
+    const Tensor<T>& first = batch[0].*member;
+    std::vector<Tensor<T>> parts;
+    parts.reserve(batch.size());
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      const Tensor<T>& t = batch[i].*member;
+      METALEARN_CHECK(
+          t.defined() == first.defined() && (!t.defined() || t.shape() == first.shape()),
+          ShapeError, who, ": the ", what, " of task ", i, " has shape ",
+          t.defined() ? t.shape() : Shape{}, t.defined() ? "" : " (absent)", " but task 0's has ",
+          first.defined() ? first.shape() : Shape{}, first.defined() ? "" : " (absent)",
+          "; stacked tasks must have equal shapes");
+      parts.push_back(t);
+    }
+    if (!first.defined()) return Tensor<T>();
+    const Tensor<T> all = stack(parts, 0);
+    return targets ? flatten(all, 0, 1) : all;
+  };
+  return StackedTasks<T>{gather(&data::Task<T>::support_x, "support inputs", false),
+                         gather(&data::Task<T>::support_y, "support targets", true),
+                         gather(&data::Task<T>::query_x, "query inputs", false),
+                         gather(&data::Task<T>::query_y, "query targets", true),
+                         static_cast<Index>(batch.size())};
+}
+
+/// One copy of every tensor of `theta` per task, [tasks, ...its shape]. The copies
+/// are recorded, so gradients w.r.t. them sum into theta.
+template <class T>
+nn::ParamDict<T> per_task_copies(const nn::ParamDict<T>& theta, Index tasks) {
+  std::vector<Tensor<T>> copies;
+  copies.reserve(theta.size());
+  for (const auto& [name, p] : theta) {
+    std::vector<Index> dims{tasks};
+    for (Index d : p.shape().dims()) dims.push_back(d);
+    copies.push_back(expand(p, Shape(dims)));
+  }
+  return theta.with_values(std::move(copies));
+}
+
+/// The model's output for `x`: forward() for a single task (tasks == 0), else the
+/// task-batched forward with the rows of all tasks flattened to [tasks * n, ...].
+template <class T>
+Tensor<T> model_outputs(const nn::Module<T>& model, const Tensor<T>& x,
+                        const nn::ParamDict<T>& params, Index tasks) {
+  if (tasks == 0) return model.forward(x, params);
+  return flatten(model.forward_tasks(x, params), 0, 1);
 }
 
 /// The generator of evaluation episode i: independent of training streams and of

@@ -224,17 +224,9 @@ class Maml {
     std::vector<Tensor<T>> grads;
     double meta_loss = 0, pre_loss = 0, post_loss = 0, pre_acc = -1, post_acc = -1;
   };
-  /// What one graph runs on: one task (tasks == 0), or a meta-batch of `tasks`
-  /// tasks with inputs stacked to [tasks, n, ...] and targets to [tasks * n, ...].
-  struct Episode {
-    Tensor<T> support_x, support_y, query_x, query_y;
-    Index tasks = 0;
-  };
+  /// What one graph runs on: one task, or a meta-batch stacked by stack_tasks().
+  using Episode = StackedTasks<T>;
   static Episode single(const data::Task<T>& task);
-  static Episode stacked(const data::TaskBatch<T>& batch);
-  /// The model's output for `x`, rows of all tasks together for a stacked episode.
-  [[nodiscard]] Tensor<T> outputs(const Tensor<T>& x, const nn::ParamDict<T>& params,
-                                  Index tasks) const;
   /// Inner loop from `theta` (one copy per task for a stacked episode). With
   /// `record`, the graph is kept for the meta-gradient (second order unless
   /// first_order); `query_losses` receives the query loss after each step when

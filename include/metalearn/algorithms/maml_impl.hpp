@@ -105,35 +105,6 @@ typename Maml<T>::Episode Maml<T>::single(const data::Task<T>& task) {
 }
 
 template <class T>
-typename Maml<T>::Episode Maml<T>::stacked(const data::TaskBatch<T>& batch) {
-  const auto gather = [&batch](Tensor<T> data::Task<T>::*member, const char* what, bool targets) {
-    std::vector<Tensor<T>> parts;
-    parts.reserve(batch.size());
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      const Tensor<T>& t = batch[i].*member;
-      METALEARN_CHECK(t.shape() == (batch[0].*member).shape(), ShapeError,
-                      "Maml (batch_tasks): the ", what, " of task ", i, " has shape ", t.shape(),
-                      " but task 0's has ", (batch[0].*member).shape(),
-                      "; stacked tasks must have equal shapes");
-      parts.push_back(t);
-    }
-    const Tensor<T> all = stack(parts, 0);
-    return targets ? flatten(all, 0, 1) : all;
-  };
-  return Episode{gather(&data::Task<T>::support_x, "support inputs", false),
-                 gather(&data::Task<T>::support_y, "support targets", true),
-                 gather(&data::Task<T>::query_x, "query inputs", false),
-                 gather(&data::Task<T>::query_y, "query targets", true),
-                 static_cast<Index>(batch.size())};
-}
-
-template <class T>
-Tensor<T> Maml<T>::outputs(const Tensor<T>& x, const nn::ParamDict<T>& params, Index tasks) const {
-  if (tasks == 0) return model_.forward(x, params);
-  return flatten(model_.forward_tasks(x, params), 0, 1);
-}
-
-template <class T>
 nn::ParamDict<T> Maml<T>::inner_loop(const Episode& episode, const nn::ParamDict<T>& theta,
                                      int steps, bool record,
                                      std::vector<Tensor<T>>* query_losses) const {
@@ -144,8 +115,8 @@ nn::ParamDict<T> Maml<T>::inner_loop(const Episode& episode, const nn::ParamDict
   for (const auto& [name, t] : theta) adapted.push_back(adapts(std::string(name)));
   std::vector<Tensor<T>> xs;
   for (int k = 0; k < steps; ++k) {
-    Tensor<T> loss =
-        task_loss(outputs(episode.support_x, fast.with_step(k), tasks), episode.support_y);
+    Tensor<T> loss = task_loss(model_outputs(model_, episode.support_x, fast.with_step(k), tasks),
+                               episode.support_y);
     // Stacked tasks: the sum of their losses, whose gradient w.r.t. each task's copy
     // of the weights is that task's own gradient.
     if (tasks > 0) loss = mul_scalar(loss, static_cast<T>(tasks));
@@ -176,8 +147,8 @@ nn::ParamDict<T> Maml<T>::inner_loop(const Episode& episode, const nn::ParamDict
       fast = fast.with_values(std::move(cut));
     }
     if (query_losses != nullptr && k + 1 < steps) {
-      query_losses->push_back(
-          task_loss(outputs(episode.query_x, fast.with_step(k + 1), tasks), episode.query_y));
+      query_losses->push_back(task_loss(
+          model_outputs(model_, episode.query_x, fast.with_step(k + 1), tasks), episode.query_y));
     }
   }
   return fast;
@@ -208,28 +179,21 @@ typename Maml<T>::TaskResult Maml<T>::run_task(const Episode& episode) const {
   TaskResult r;
   nn::ParamDict<T> theta = model_.named_parameters();
   const Index tasks = episode.tasks;
-  if (tasks > 0) {
-    // One copy of theta per task; the meta-gradient flows back through the copies.
-    std::vector<Tensor<T>> copies;
-    for (const auto& [name, p] : theta) {
-      std::vector<Index> dims{tasks};
-      for (Index d : p.shape().dims()) dims.push_back(d);
-      copies.push_back(expand(p, Shape(dims)));
-    }
-    theta = theta.with_values(std::move(copies));
-  }
+  // One copy of theta per stacked task; the meta-gradient flows back through them.
+  if (tasks > 0) theta = per_task_copies(theta, tasks);
   const nn::ParamDict<T> meta = meta_parameters();
   const bool msl = options_.multi_step_loss() && options_.inner_steps() > 1;
   {
     autograd::NoGradGuard no_grad;
-    Tensor<T> pre = outputs(episode.query_x, theta.with_step(0), tasks);
+    Tensor<T> pre = model_outputs(model_, episode.query_x, theta.with_step(0), tasks);
     r.pre_loss = static_cast<double>(task_loss(pre, episode.query_y).item());
     if (classifying()) r.pre_acc = label_accuracy(pre, episode.query_y);
   }
   std::vector<Tensor<T>> step_losses;
   nn::ParamDict<T> fast =
       inner_loop(episode, theta, options_.inner_steps(), true, msl ? &step_losses : nullptr);
-  Tensor<T> query_pred = outputs(episode.query_x, fast.with_step(options_.inner_steps()), tasks);
+  Tensor<T> query_pred =
+      model_outputs(model_, episode.query_x, fast.with_step(options_.inner_steps()), tasks);
   Tensor<T> query_loss = task_loss(query_pred, episode.query_y);
   r.post_loss = static_cast<double>(query_loss.item());
   if (classifying()) r.post_acc = label_accuracy(query_pred, episode.query_y);
@@ -253,7 +217,7 @@ std::vector<Tensor<T>> Maml<T>::meta_gradient(const data::TaskBatch<T>& batch,
   METALEARN_CHECK(!batch.empty(), ValueError, "Maml::meta_step: empty task batch");
   if (options_.batch_tasks()) {
     // One graph for the whole batch: its losses and gradients are already means.
-    TaskResult r = run_task(stacked(batch));
+    TaskResult r = run_task(stack_tasks(batch, "Maml (batch_tasks)"));
     const std::vector<Tensor<T>> meta = meta_parameters().values();
     for (std::size_t j = 0; j < meta.size(); ++j) {
       if (!r.grads[j].defined()) r.grads[j] = zeros<T>(meta[j].shape());

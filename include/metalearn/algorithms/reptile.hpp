@@ -138,6 +138,19 @@ class ReptileOptions {
     return *this;
   }
   [[nodiscard]] int threads() const { return threads_; }
+  /// Train the meta-batch's tasks together (meta-training only): their data are
+  /// stacked along a leading task dimension and each inner step is one forward and
+  /// backward pass of the model's forward_tasks() over all tasks' weights, which
+  /// the inner optimizer updates elementwise as it would each task's alone. Far
+  /// faster for small models (the sinusoid MLP). Needs a model with
+  /// supports_task_batch(), a built-in loss and tasks of equal shapes; mini-batch
+  /// orders are those of the per-task run, and the result equals it up to
+  /// rounding. threads() is then unused.
+  ReptileOptions& batch_tasks(bool v) {
+    batch_tasks_ = v;
+    return *this;
+  }
+  [[nodiscard]] bool batch_tasks() const { return batch_tasks_; }
   /// Seed of the mini-batch order and of evaluation episodes.
   ReptileOptions& seed(std::uint64_t v) {
     seed_ = v;
@@ -162,6 +175,7 @@ class ReptileOptions {
   LossFunction<T> loss_;
   bool transductive_ = false;
   int threads_ = 1;
+  bool batch_tasks_ = false;
   std::uint64_t seed_ = 0;
 };
 
@@ -243,6 +257,9 @@ class Reptile {
   nn::ParamDict<T> inner_loop(const data::Task<T>& task, const nn::ParamDict<T>& theta, int steps,
                               Index batch, Generator& gen, std::vector<double>* losses) const;
   TaskResult run_task(const data::Task<T>& task, std::size_t index) const;
+  /// batch_tasks: all tasks' inner loops at once; returns phi with a leading task
+  /// dimension and fills the statistics.
+  nn::ParamDict<T> run_stacked(const data::TaskBatch<T>& batch, StepStats& stats) const;
   [[nodiscard]] Tensor<T> task_loss(const Tensor<T>& pred, const Tensor<T>& target) const;
   [[nodiscard]] bool classifying() const;
   [[nodiscard]] double query_metric(const data::Task<T>& task, const nn::ParamDict<T>& w,

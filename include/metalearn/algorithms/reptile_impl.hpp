@@ -69,6 +69,18 @@ bool has_batch_norm(const nn::Module<T>& m) {
   return false;
 }
 
+/// The inner optimizer the options select, over `phi`.
+template <class T>
+std::unique_ptr<optim::Optimizer<T>> make_inner_optimizer(const ReptileOptions<T>& options,
+                                                          const std::vector<Tensor<T>>& phi) {
+  const double lr = static_cast<double>(options.inner_lr());
+  if (options.inner_optimizer() == InnerOptimizer::kAdam) {
+    return std::make_unique<optim::Adam<T>>(
+        phi, optim::AdamOptions{}.lr(lr).betas(options.adam_beta1(), options.adam_beta2()));
+  }
+  return std::make_unique<optim::SGD<T>>(phi, optim::SGDOptions{}.lr(lr));
+}
+
 }  // namespace detail
 
 template <class T>
@@ -90,6 +102,12 @@ Reptile<T>::Reptile(nn::Module<T>& model, ReptileOptions<T> options)
                   " must be non-negative");
   METALEARN_CHECK(options_.anneal_steps() >= 0, ValueError,
                   "Reptile: anneal over a negative number of steps ", options_.anneal_steps());
+  METALEARN_CHECK(!options_.batch_tasks() || model_.supports_task_batch(), ValueError,
+                  "Reptile: batch_tasks needs a model with a task-batched forward; ",
+                  model_.type_name(), " has none (supports_task_batch() is false)");
+  METALEARN_CHECK(!options_.batch_tasks() || !options_.custom_loss(), ValueError,
+                  "Reptile: batch_tasks needs a built-in loss (the loss of the stacked tasks must "
+                  "be the mean of their losses)");
 }
 
 template <class T>
@@ -133,14 +151,7 @@ nn::ParamDict<T> Reptile<T>::inner_loop(const data::Task<T>& task, const nn::Par
   nn::ParamDict<T> fast = theta.with_values(phi);
   if (steps == 0) return fast;
 
-  std::unique_ptr<optim::Optimizer<T>> opt;
-  const double lr = static_cast<double>(options_.inner_lr());
-  if (options_.inner_optimizer() == InnerOptimizer::kAdam) {
-    opt = std::make_unique<optim::Adam<T>>(
-        phi, optim::AdamOptions{}.lr(lr).betas(options_.adam_beta1(), options_.adam_beta2()));
-  } else {
-    opt = std::make_unique<optim::SGD<T>>(phi, optim::SGDOptions{}.lr(lr));
-  }
+  const auto opt = detail::make_inner_optimizer(options_, phi);
   const bool full = batch <= 0 || batch >= n;
   detail::MiniBatchStream stream(n, full ? n : batch, gen);
   autograd::EnableGradGuard grad_on;
@@ -229,30 +240,125 @@ typename Reptile<T>::TaskResult Reptile<T>::run_task(const data::Task<T>& task,
 }
 
 template <class T>
-StepStats Reptile<T>::meta_step(const data::TaskBatch<T>& batch) {
-  METALEARN_CHECK(!batch.empty(), ValueError, "Reptile::meta_step: empty task batch");
-  std::vector<TaskResult> results(batch.size());
-  pool_.run(batch.size(), [&](std::size_t i) { results[i] = run_task(batch[i], i); });
-
-  // theta <- theta + epsilon * mean_i (phi_i - theta), summed in task order.
-  const std::vector<Tensor<T>> theta = model_.parameters();
-  const T scale = current_outer_step() / static_cast<T>(batch.size());
+nn::ParamDict<T> Reptile<T>::run_stacked(const data::TaskBatch<T>& batch, StepStats& s) const {
+  const StackedTasks<T> st = stack_tasks(batch, "Reptile (batch_tasks)");
+  const Index tasks = st.tasks;
+  const Index n = st.support_x.dim() > 1 ? st.support_x.shape()[1] : 0;
+  const int steps = options_.inner_steps();
+  METALEARN_CHECK(steps == 0 || n > 0, ValueError,
+                  "Reptile::meta_step: the tasks have empty support sets; cannot take ", steps,
+                  " inner step(s)");
+  const nn::ParamDict<T> theta = model_.named_parameters();
+  const bool query = st.query_x.defined() && st.query_x.dim() > 1 && st.query_x.shape()[1] > 0;
+  const auto measure = [&](const nn::ParamDict<T>& w, double& loss, double& acc) {
+    autograd::NoGradGuard no_grad;
+    const Tensor<T> pred = model_outputs(model_, st.query_x, w, tasks);
+    loss = static_cast<double>(task_loss(pred, st.query_y).item());
+    if (classifying()) acc = label_accuracy(pred, st.query_y);
+  };
+  std::vector<Tensor<T>> phi;
   {
     autograd::NoGradGuard no_grad;
-    std::vector<std::vector<Tensor<T>>> phis;
-    for (const auto& r : results) phis.push_back(r.phi.values());
+    const nn::ParamDict<T> copies = per_task_copies(theta, tasks);
+    if (query) measure(copies, s.pre_loss, s.pre_accuracy);
+    for (const auto& t : copies.values()) phi.push_back(t.detach().requires_grad(true));
+  }
+  const nn::ParamDict<T> fast = theta.with_values(phi);
+  if (steps == 0) {
+    if (query) measure(fast, s.post_loss, s.post_accuracy);
+    return fast;
+  }
+
+  // Each task's mini-batch order comes from the generator its per-task run would use.
+  const Index size = options_.inner_batch();
+  const bool full = size <= 0 || size >= n;
+  std::vector<Generator> gens;
+  std::vector<detail::MiniBatchStream> streams;
+  gens.reserve(batch.size());
+  streams.reserve(batch.size());
+  for (std::size_t b = 0; b < batch.size(); ++b) {
+    gens.emplace_back(
+        derive_seed({options_.seed(), detail::kReptileTrainTag,
+                     static_cast<std::uint64_t>(steps_taken_), static_cast<std::uint64_t>(b)}));
+    streams.emplace_back(n, full ? n : size, gens.back());
+  }
+  const auto opt = detail::make_inner_optimizer(options_, phi);
+  autograd::EnableGradGuard grad_on;
+  std::vector<double> losses;
+  for (int k = 0; k < steps; ++k) {
+    Tensor<T> x = st.support_x;
+    Tensor<T> y = st.support_y;
+    if (!full) {
+      std::vector<Tensor<T>> xs, ys;
+      for (std::size_t b = 0; b < batch.size(); ++b) {
+        const std::vector<Index> idx = streams[b].next();
+        xs.push_back(index_select(batch[b].support_x, 0, idx));
+        ys.push_back(index_select(batch[b].support_y, 0, idx));
+      }
+      x = stack(xs, 0);
+      y = flatten(stack(ys, 0), 0, 1);
+    }
+    const Tensor<T> mean = task_loss(model_outputs(model_, x, fast, tasks), y);
+    losses.push_back(static_cast<double>(mean.item()));
+    // The sum of the tasks' losses: its gradient w.r.t. each task's weights is that
+    // task's own gradient.
+    auto grads = autograd::grad({mul_scalar(mean, static_cast<T>(tasks))}, phi,
+                                autograd::GradOptions{.allow_unused = true});
+    opt->zero_grad();
+    for (std::size_t i = 0; i < phi.size(); ++i) {
+      if (grads[i].defined()) phi[i].set_grad(grads[i]);
+    }
+    opt->step();
+  }
+  opt->zero_grad();
+  for (double l : losses) s.meta_loss += l;
+  s.meta_loss /= static_cast<double>(losses.size());
+  if (query) {
+    measure(fast, s.post_loss, s.post_accuracy);
+  } else {
+    s.pre_loss = losses.front();
+    s.post_loss = losses.back();
+  }
+  return fast;
+}
+
+template <class T>
+StepStats Reptile<T>::meta_step(const data::TaskBatch<T>& batch) {
+  METALEARN_CHECK(!batch.empty(), ValueError, "Reptile::meta_step: empty task batch");
+  // theta <- theta + epsilon * mean_i (phi_i - theta), summed in task order;
+  // phi(i, j) is the data of task i's parameter j.
+  const std::vector<Tensor<T>> theta = model_.parameters();
+  const T scale = current_outer_step() / static_cast<T>(batch.size());
+  const auto outer_update = [&](const auto& phi) {
+    autograd::NoGradGuard no_grad;
     std::vector<T> acc;
     for (std::size_t j = 0; j < theta.size(); ++j) {
       T* p = theta[j].data();
       const Index n = theta[j].numel();
       acc.assign(static_cast<std::size_t>(n), T(0));
-      for (const auto& phi : phis) {
-        const T* q = phi[j].data();
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        const T* q = phi(i, j);
         for (Index k = 0; k < n; ++k) acc[static_cast<std::size_t>(k)] += q[k] - p[k];
       }
       for (Index k = 0; k < n; ++k) p[k] += scale * acc[static_cast<std::size_t>(k)];
     }
+  };
+  if (options_.batch_tasks()) {
+    StepStats s;
+    s.tasks = batch.size();
+    const std::vector<Tensor<T>> phi = run_stacked(batch, s).values();
+    outer_update([&](std::size_t i, std::size_t j) {
+      return phi[j].data() + static_cast<Index>(i) * theta[j].numel();
+    });
+    ++steps_taken_;
+    return s;
   }
+
+  std::vector<TaskResult> results(batch.size());
+  pool_.run(batch.size(), [&](std::size_t i) { results[i] = run_task(batch[i], i); });
+  std::vector<std::vector<Tensor<T>>> phis;
+  for (const auto& r : results) phis.push_back(r.phi.values());
+  outer_update([&](std::size_t i, std::size_t j) { return phis[i][j].data(); });
 
   StepStats s;
   s.tasks = batch.size();
