@@ -5,7 +5,8 @@
 // data samplers), so the numbers are what a user of the library gets. The sinusoid
 // MAML workloads run with MamlOptions::batch_tasks (the meta-batch as one graph, the
 // library's fastest form for an MLP, as the batched PyTorch form is PyTorch's);
-// sinusoid_maml2_loop and sinusoid_maml1_loop time the per-task loop (with
+// Reptile likewise (ReptileOptions::batch_tasks). sinusoid_maml2_loop,
+// sinusoid_maml1_loop and sinusoid_reptile5_loop time the per-task loop (with
 // threads() tasks in parallel) for reference.
 //
 //   bench_compare list
@@ -212,6 +213,16 @@ std::vector<std::pair<std::string, Factory<T>>> workloads() {
   const auto maml = [](T lr, int steps, int threads) {
     return alg::MamlOptions<T>{}.inner_lr(lr).inner_steps(steps).outer_lr(T(1e-3)).threads(threads);
   };
+  const auto reptile = [](int threads) {
+    return alg::ReptileOptions<T>{}
+        .inner_optimizer(alg::InnerOptimizer::kSgd)
+        .inner_lr(T(0.01))
+        .inner_steps(5)
+        .inner_batch(0)
+        .outer_step(T(1))
+        .loss(alg::LossKind::kMse)
+        .threads(threads);
+  };
   return {
       {"sinusoid_maml2",
        [=](int threads) {
@@ -235,16 +246,13 @@ std::vector<std::pair<std::string, Factory<T>>> workloads() {
              sinusoid_mlp<T>(), maml(T(0.01), 1, threads).first_order(true), sinusoid_batch<T>());
        }},
       {"sinusoid_reptile5",
-       [](int threads) {
-         return std::make_unique<ReptileRunner<T>>(sinusoid_mlp<T>(),
-                                                   alg::ReptileOptions<T>{}
-                                                       .inner_optimizer(alg::InnerOptimizer::kSgd)
-                                                       .inner_lr(T(0.01))
-                                                       .inner_steps(5)
-                                                       .inner_batch(0)
-                                                       .outer_step(T(1))
-                                                       .loss(alg::LossKind::kMse)
-                                                       .threads(threads),
+       [=](int threads) {
+         return std::make_unique<ReptileRunner<T>>(
+             sinusoid_mlp<T>(), reptile(threads).batch_tasks(true), sinusoid_batch<T>());
+       }},
+      {"sinusoid_reptile5_loop",
+       [=](int threads) {
+         return std::make_unique<ReptileRunner<T>>(sinusoid_mlp<T>(), reptile(threads),
                                                    sinusoid_batch<T>());
        }},
       {"omniglot_maml_paper",

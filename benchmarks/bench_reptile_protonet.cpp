@@ -32,7 +32,8 @@ void BM_ReptileSinusoidMetaStep(benchmark::State& state) {
                                          .inner_batch(0)
                                          .outer_step(0.1f)
                                          .loss(alg::LossKind::kMse)
-                                         .threads(static_cast<int>(state.range(2))));
+                                         .threads(static_cast<int>(state.range(2)))
+                                         .batch_tasks(state.range(3) != 0));
   ml::data::SinusoidTasks<float> family({.shots = 10, .queries = 0});
   ml::data::MetaBatchSampler<float> batches(family, {.batch = batch, .seed = 1});
   const auto tasks = batches.next();
@@ -40,10 +41,13 @@ void BM_ReptileSinusoidMetaStep(benchmark::State& state) {
   rate(state, "meta_steps/s", batch);
 }
 BENCHMARK(BM_ReptileSinusoidMetaStep)
-    ->ArgNames({"batch", "steps", "threads"})
-    ->Args({5, 5, 1})
-    ->Args({5, 5, 2})
-    ->Args({1, 32, 1})
+    ->ArgNames({"batch", "steps", "threads", "batched"})
+    ->Args({5, 5, 1, 0})
+    ->Args({5, 5, 2, 0})
+    ->Args({1, 32, 1, 0})
+    ->Args({5, 5, 1, 1})
+    ->Args({25, 5, 1, 0})
+    ->Args({25, 5, 1, 1})
     ->Unit(benchmark::kMillisecond);
 
 // ---- Reptile, Omniglot network: 4x[conv stride 2, BN, ReLU] + linear, 28x28 -----

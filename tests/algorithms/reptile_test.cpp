@@ -45,6 +45,25 @@ std::vector<double> values_of(const ml::nn::Module<double>& m) {
   return out;
 }
 
+// `steps` meta-batches of `tasks` 3-way tasks on 2-D inputs with 9 labelled support
+// examples each and no query set.
+std::vector<ml::data::TaskBatch<double>> labelled_batches(ml::Generator& gen, int steps,
+                                                          int tasks) {
+  std::vector<ml::data::TaskBatch<double>> out;
+  for (int step = 0; step < steps; ++step) {
+    ml::data::TaskBatch<double> batch;
+    for (int i = 0; i < tasks; ++i) {
+      ml::data::Task<double> t;
+      t.support_x = ml::randn<double>({9, 2}, gen);
+      t.support_y = ml::from_vector<double>({0, 1, 2, 0, 1, 2, 0, 1, 2}, {9});
+      t.ways = 3;
+      batch.push_back(t);
+    }
+    out.push_back(batch);
+  }
+  return out;
+}
+
 }  // namespace
 
 TEST(Reptile, SgdMetaStepMatchesClosedFormInnerSolution) {
@@ -146,17 +165,7 @@ TEST(Reptile, ParallelTasksEqualSerialBitForBit) {
         model,
         alg::ReptileOptions<double>{}.inner_steps(4).inner_batch(4).threads(threads).seed(9));
     ml::Generator data_gen(11);
-    for (int step = 0; step < 3; ++step) {
-      ml::data::TaskBatch<double> batch;
-      for (int i = 0; i < 5; ++i) {
-        ml::data::Task<double> t;
-        t.support_x = ml::randn<double>({9, 2}, data_gen);
-        t.support_y = ml::from_vector<double>({0, 1, 2, 0, 1, 2, 0, 1, 2}, {9});
-        t.ways = 3;
-        batch.push_back(t);
-      }
-      reptile.meta_step(batch);
-    }
+    for (const auto& batch : labelled_batches(data_gen, 3, 5)) reptile.meta_step(batch);
     return values_of(model);
   };
   const auto serial = run(1);
@@ -171,18 +180,7 @@ TEST(Reptile, ResumingFromParametersAndStepCountContinuesBitForBit) {
   const auto options =
       alg::ReptileOptions<double>{}.inner_steps(3).inner_batch(4).anneal(0.0, 6).seed(5);
   ml::Generator data_gen(12);
-  std::vector<ml::data::TaskBatch<double>> stream;
-  for (int step = 0; step < 6; ++step) {
-    ml::data::TaskBatch<double> batch;
-    for (int i = 0; i < 3; ++i) {
-      ml::data::Task<double> t;
-      t.support_x = ml::randn<double>({9, 2}, data_gen);
-      t.support_y = ml::from_vector<double>({0, 1, 2, 0, 1, 2, 0, 1, 2}, {9});
-      t.ways = 3;
-      batch.push_back(t);
-    }
-    stream.push_back(batch);
-  }
+  const auto stream = labelled_batches(data_gen, 6, 3);
   ml::Generator gen(13);
   ml::nn::MLP<double> model({2, 8, 3}, gen);
   ml::nn::MLP<double> fresh({2, 8, 3}, gen);  // other initial values

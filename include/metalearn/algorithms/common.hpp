@@ -104,6 +104,20 @@ struct StackedTasks {
   Index tasks = 0;
 };
 
+/// Checks that `model` and `loss` allow a batch_tasks option: a task-batched
+/// forward and a built-in loss (whose value over stacked tasks is the mean of theirs).
+/// @throws ValueError naming `who` otherwise.
+template <class T>
+void check_task_batching(const char* who, const nn::Module<T>& model,
+                         const LossFunction<T>& custom_loss) {
+  METALEARN_CHECK(model.supports_task_batch(), ValueError, who,
+                  ": batch_tasks needs a model with a task-batched forward; ", model.type_name(),
+                  " has none (supports_task_batch() is false)");
+  METALEARN_CHECK(!custom_loss, ValueError, who,
+                  ": batch_tasks needs a built-in loss (the loss of the stacked tasks must be the "
+                  "mean of their losses)");
+}
+
 /// Stacks the tasks of `batch` (query sets may be absent, in every task or none).
 /// @throws ShapeError naming `who` and the task when shapes differ.
 template <class T>

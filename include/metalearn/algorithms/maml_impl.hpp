@@ -22,12 +22,7 @@ Maml<T>::Maml(nn::Module<T>& model, MamlOptions<T> options)
                   options_.inner_steps());
   METALEARN_CHECK(!(options_.learn_inner_lr() && options_.per_step_lr()), ValueError,
                   "Maml: learn_inner_lr (Meta-SGD) and per_step_lr (MAML++) are exclusive");
-  METALEARN_CHECK(!options_.batch_tasks() || model_.supports_task_batch(), ValueError,
-                  "Maml: batch_tasks needs a model with a task-batched forward; ",
-                  model_.type_name(), " has none (supports_task_batch() is false)");
-  METALEARN_CHECK(!options_.batch_tasks() || !options_.custom_loss(), ValueError,
-                  "Maml: batch_tasks needs a built-in loss (the loss of the stacked tasks must "
-                  "be the mean of their losses)");
+  if (options_.batch_tasks()) check_task_batching("Maml", model_, options_.custom_loss());
   const nn::ParamDict<T> theta = model_.named_parameters();
   if (options_.learn_inner_lr() || options_.per_step_lr()) {
     const int sets = options_.learn_inner_lr()

@@ -102,12 +102,7 @@ Reptile<T>::Reptile(nn::Module<T>& model, ReptileOptions<T> options)
                   " must be non-negative");
   METALEARN_CHECK(options_.anneal_steps() >= 0, ValueError,
                   "Reptile: anneal over a negative number of steps ", options_.anneal_steps());
-  METALEARN_CHECK(!options_.batch_tasks() || model_.supports_task_batch(), ValueError,
-                  "Reptile: batch_tasks needs a model with a task-batched forward; ",
-                  model_.type_name(), " has none (supports_task_batch() is false)");
-  METALEARN_CHECK(!options_.batch_tasks() || !options_.custom_loss(), ValueError,
-                  "Reptile: batch_tasks needs a built-in loss (the loss of the stacked tasks must "
-                  "be the mean of their losses)");
+  if (options_.batch_tasks()) check_task_batching("Reptile", model_, options_.custom_loss());
 }
 
 template <class T>

@@ -252,6 +252,16 @@ class Module {
                                               const ParamDict<T>& params) const {
     return children_[i].module->forward_tasks(x, params.sub(children_[i].prefix));
   }
+  /// The submodules applied one after the other (forward() or, with `tasks`,
+  /// forward_tasks() of each): the forward pass of chains such as Sequential.
+  [[nodiscard]] Tensor<T> forward_chain(const Tensor<T>& x, const ParamDict<T>& params,
+                                        bool tasks) const {
+    Tensor<T> h = x;
+    for (std::size_t i = 0; i < children_.size(); ++i) {
+      h = tasks ? forward_child_tasks(i, h, params) : forward_child(i, h, params);
+    }
+    return h;
+  }
   /// Whether every submodule supports forward_tasks() (true without submodules).
   [[nodiscard]] bool children_support_task_batch() const {
     for (const auto& c : children_) {

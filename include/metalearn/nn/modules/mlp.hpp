@@ -46,21 +46,14 @@ class MLP : public Cloneable<MLP<T>, T> {
   }
 
   Tensor<T> forward(const Tensor<T>& x, const ParamDict<T>& params) const override {
-    Tensor<T> h = x;
-    for (std::size_t i = 0; i < this->num_children(); ++i) h = this->forward_child(i, h, params);
-    return h;
+    return this->forward_chain(x, params, false);
   }
-
   /// True when every submodule supports it.
   [[nodiscard]] bool supports_task_batch() const override {
     return this->children_support_task_batch();
   }
   Tensor<T> forward_tasks(const Tensor<T>& x, const ParamDict<T>& params) const override {
-    Tensor<T> h = x;
-    for (std::size_t i = 0; i < this->num_children(); ++i) {
-      h = this->forward_child_tasks(i, h, params);
-    }
-    return h;
+    return this->forward_chain(x, params, true);
   }
 
   [[nodiscard]] std::string type_name() const override { return "MLP"; }
