@@ -9,3 +9,6 @@ endif()
 if(METALEARN_BUILD_BENCHMARKS)
   find_package(benchmark REQUIRED)
 endif()
+if(METALEARN_BUILD_EXAMPLES)
+  find_package(CLI11 2.1 REQUIRED CONFIG)  # command lines of the example programs
+endif()

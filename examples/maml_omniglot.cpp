@@ -22,9 +22,11 @@
 #include <metalearn/metalearn.hpp>
 #include <string>
 
+#include "example_support.hpp"
+
 namespace ml = metalearn;
 namespace alg = metalearn::algorithms;
-using Clock = std::chrono::steady_clock;
+using examples::Clock;
 
 namespace {
 
@@ -41,80 +43,57 @@ struct Args {
   std::uint64_t seed = 1;
 };
 
-[[noreturn]] void usage(int code) {
-  std::fprintf(code ? stderr : stdout,
-               "usage: maml_omniglot [--data DIR] [--ways N] [--shots K] [--queries Q] "
-               "[--eval-queries Q] [--steps N] [--meta-batch B] [--inner-lr A] "
-               "[--inner-steps S] [--eval-steps S] [--outer-lr B] [--eval-every N] "
-               "[--eval-episodes N] [--threads N] [--first-order] [--seed S] [--out DIR] "
-               "[--resume]\n");
-  std::exit(code);
-}
-
 Args parse(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    auto v = [&]() -> std::string {
-      if (i + 1 >= argc) usage(2);
-      return argv[++i];
-    };
-    try {
-      if (k == "--data")
-        a.data = v();
-      else if (k == "--ways")
-        a.ways = std::stoll(v());
-      else if (k == "--shots")
-        a.shots = std::stoll(v());
-      else if (k == "--queries")
-        a.queries = std::stoll(v());
-      else if (k == "--eval-queries")
-        a.eval_queries = std::stoll(v());
-      else if (k == "--steps")
-        a.steps = std::stoi(v());
-      else if (k == "--meta-batch")
-        a.meta_batch = std::stoi(v());
-      else if (k == "--inner-lr")
-        a.inner_lr = std::stof(v());
-      else if (k == "--inner-steps")
-        a.inner_steps = std::stoi(v());
-      else if (k == "--eval-steps")
-        a.eval_steps = std::stoi(v());
-      else if (k == "--outer-lr")
-        a.outer_lr = std::stof(v());
-      else if (k == "--eval-every")
-        a.eval_every = std::stoi(v());
-      else if (k == "--eval-episodes")
-        a.eval_episodes = std::stoul(v());
-      else if (k == "--threads")
-        a.threads = std::stoi(v());
-      else if (k == "--seed")
-        a.seed = std::stoull(v());
-      else if (k == "--out")
-        a.out = v();
-      else if (k == "--first-order")
-        a.first_order = true;
-      else if (k == "--resume")
-        a.resume = true;
-      else if (k == "--help" || k == "-h")
-        usage(0);
-      else {
-        std::fprintf(stderr, "unknown option %s\n", k.c_str());
-        usage(2);
-      }
-    } catch (const std::exception&) {
-      std::fprintf(stderr, "bad value for %s\n", k.c_str());
-      usage(2);
-    }
-  }
-  if (a.queries == 0) a.queries = a.shots;  // the reference code's K queries per class
-  if (a.ways < 2 || a.shots < 1 || a.queries < 1 || a.steps < 0 || a.meta_batch < 1 ||
-      a.threads < 1 || a.eval_every < 1) {
-    usage(2);
-  }
-  if (a.data.empty()) {
-    if (const char* env = std::getenv("METALEARN_OMNIGLOT_DIR")) a.data = env;
-  }
+  CLI::App app("MAML on N-way K-shot image classification (Finn et al. 2017, section 5.2)",
+               "maml_omniglot");
+  examples::add_data_option(app, a.data);
+  app.add_option("--ways", a.ways, "classes per task")
+      ->capture_default_str()
+      ->check(CLI::Range(2, 1000));
+  app.add_option("--shots", a.shots, "support examples per class")
+      ->capture_default_str()
+      ->check(examples::at_least(1));
+  app.add_option("--queries", a.queries,
+                 "query examples per class in training (0: as many as shots, as in the "
+                 "reference code)")
+      ->capture_default_str()
+      ->check(examples::at_least(0));
+  app.add_option("--eval-queries", a.eval_queries, "query examples per class at test")
+      ->capture_default_str()
+      ->check(examples::at_least(1));
+  app.add_option("--steps", a.steps, "meta-steps")
+      ->capture_default_str()
+      ->check(examples::at_least(0));
+  app.add_option("--meta-batch", a.meta_batch, "tasks per meta-step")
+      ->capture_default_str()
+      ->check(examples::at_least(1));
+  app.add_option("--inner-lr", a.inner_lr, "inner SGD step size")->capture_default_str();
+  app.add_option("--inner-steps", a.inner_steps, "inner steps in training")
+      ->capture_default_str()
+      ->check(examples::at_least(0));
+  app.add_option("--eval-steps", a.eval_steps, "inner steps at test")
+      ->capture_default_str()
+      ->check(examples::at_least(0));
+  app.add_option("--outer-lr", a.outer_lr, "Adam learning rate of the meta-update")
+      ->capture_default_str()
+      ->check(examples::positive());
+  app.add_option("--eval-every", a.eval_every, "meta-steps between evaluations and checkpoints")
+      ->capture_default_str()
+      ->check(examples::at_least(1));
+  app.add_option("--eval-episodes", a.eval_episodes, "test episodes of the final evaluation")
+      ->capture_default_str()
+      ->check(examples::at_least(1));
+  app.add_option("--threads", a.threads, "threads for the tasks of a meta-batch")
+      ->capture_default_str()
+      ->check(examples::at_least(1));
+  app.add_flag("--first-order", a.first_order, "first-order MAML");
+  app.add_option("--seed", a.seed, "seed")->capture_default_str();
+  app.add_option("--out", a.out, "output folder (metrics.csv, meta_parameters.safetensors)")
+      ->capture_default_str();
+  app.add_flag("--resume", a.resume, "continue from the checkpoint in --out when it exists");
+  examples::parse_or_exit(app, argc, argv);
+  if (a.queries == 0) a.queries = a.shots;
   return a;
 }
 
@@ -122,34 +101,18 @@ Args parse(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   const Args args = parse(argc, argv);
-  std::shared_ptr<const ml::data::ClassDataset> train, test;
-  std::string source;
+  examples::ClassData classes;
   try {
-    if (!args.data.empty()) {
-      const auto t0 = Clock::now();
-      auto all = std::make_shared<ml::data::OmniglotDataset>(ml::data::OmniglotOptions{
-          .root = args.data, .split = ml::data::OmniglotSplit::vinyals_train, .rotations = true});
-      test = std::make_shared<ml::data::OmniglotDataset>(
-          all->with_split(ml::data::OmniglotSplit::vinyals_test, false));
-      train = all;
-      source = "Omniglot at " + args.data;
-      std::printf(
-          "loaded Omniglot in %.2f s: %lld training classes (with rotations), %lld test "
-          "classes\n",
-          std::chrono::duration<double>(Clock::now() - t0).count(),
-          static_cast<long long>(train->num_classes()),
-          static_cast<long long>(test->num_classes()));
-    } else {
-      train = std::make_shared<ml::data::ProceduralGlyphs>(
-          ml::data::ProceduralGlyphsOptions{.split = ml::data::Split::train});
-      test = std::make_shared<ml::data::ProceduralGlyphs>(
-          ml::data::ProceduralGlyphsOptions{.split = ml::data::Split::test});
-      source = "embedded procedural glyphs (no --data or METALEARN_OMNIGLOT_DIR given)";
-    }
+    classes = examples::load_class_data(args.data, /*test_rotations=*/false);
   } catch (const ml::Error& e) {
     std::fprintf(stderr, "maml_omniglot: %s\n", e.what());
     return 1;
   }
+  const auto& train = classes.train;
+  const auto& test = classes.test;
+  const std::string source =
+      classes.omniglot ? "Omniglot at " + args.data
+                       : "embedded procedural glyphs (no --data or METALEARN_OMNIGLOT_DIR given)";
 
   ml::Generator gen(args.seed);
   ml::nn::ConvNet4<float> model(ml::nn::ConvNet4Options{}.ways(args.ways), gen);
@@ -199,7 +162,7 @@ int main(int argc, char** argv) {
     loss_avg += stats.meta_loss;
     acc_avg += stats.post_accuracy;
     ++window;
-    const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
+    const double elapsed = examples::seconds_since(t0);
     std::fprintf(stderr, "\rstep %d/%d  meta-loss %.3f  query acc %.3f  %.2f steps/s   ", step,
                  args.steps, stats.meta_loss, stats.post_accuracy, (step - start) / elapsed);
     if (step % args.eval_every == 0 || step == args.steps) {
@@ -234,7 +197,7 @@ int main(int argc, char** argv) {
                 r.episodes);
   }
   if (args.steps > start) {
-    const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    const double seconds = examples::seconds_since(t0);
     std::printf("meta-training wall time %.0f s; %.3f meta-steps/s\n", seconds,
                 (args.steps - start) / std::max(1e-9, seconds));
   }

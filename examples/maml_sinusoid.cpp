@@ -23,8 +23,10 @@
 #include <string>
 #include <vector>
 
+#include "example_support.hpp"
+
 namespace ml = metalearn;
-using Clock = std::chrono::steady_clock;
+using examples::Clock;
 
 namespace {
 
@@ -37,62 +39,24 @@ struct Args {
   bool quiet = false;
 };
 
-[[noreturn]] void usage(const char* argv0, int code) {
-  std::fprintf(
-      code ? stderr : stdout,
-      "usage: %s [--steps N (20000; the paper uses 70000)] [--loop] [--threads N (1)] "
-      "[--seed S (1)] [--out DIR (maml_sinusoid_out)] [--quiet]\n"
-      "  --loop: adapt the tasks of a meta-batch one by one (--threads in parallel) instead of "
-      "as one graph\n",
-      argv0);
-  std::exit(code);
-}
-
 Args parse(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) usage(argv[0], 2);
-      return argv[++i];
-    };
-    try {
-      if (k == "--steps") {
-        a.steps = std::stoi(value());
-      } else if (k == "--loop") {
-        a.loop = true;
-      } else if (k == "--threads") {
-        a.threads = std::stoi(value());
-      } else if (k == "--seed") {
-        a.seed = std::stoull(value());
-      } else if (k == "--out") {
-        a.out = value();
-      } else if (k == "--quiet") {
-        a.quiet = true;
-      } else if (k == "--help" || k == "-h") {
-        usage(argv[0], 0);
-      } else {
-        std::fprintf(stderr, "unknown option %s\n", k.c_str());
-        usage(argv[0], 2);
-      }
-    } catch (const std::exception&) {
-      std::fprintf(stderr, "bad value for %s\n", k.c_str());
-      usage(argv[0], 2);
-    }
-  }
-  if (a.steps < 0 || a.threads < 1) usage(argv[0], 2);
+  CLI::App app("MAML on sinusoid regression (Finn et al. 2017, section 5.1)", "maml_sinusoid");
+  app.add_option("--steps", a.steps, "meta-steps (the paper uses 70000)")
+      ->capture_default_str()
+      ->check(examples::at_least(0));
+  app.add_flag("--loop", a.loop,
+               "adapt the tasks of a meta-batch one by one (--threads in parallel) instead of "
+               "as one graph");
+  app.add_option("--threads", a.threads, "threads of the per-task loop")
+      ->capture_default_str()
+      ->check(examples::at_least(1));
+  app.add_option("--seed", a.seed, "seed of the initialisation and the tasks")
+      ->capture_default_str();
+  app.add_option("--out", a.out, "output folder")->capture_default_str();
+  app.add_flag("--quiet", a.quiet, "no progress bar");
+  examples::parse_or_exit(app, argc, argv);
   return a;
-}
-
-void progress(int step, int total, double loss, double seconds, bool quiet) {
-  if (quiet) return;
-  const int width = 30;
-  const int filled = total > 0 ? width * step / total : width;
-  std::fprintf(stderr, "\r[%.*s%*s] %3d%%  step %d/%d  meta-loss %.3f  %.0f steps/s ", filled,
-               "##############################", width - filled, "",
-               total > 0 ? 100 * step / total : 100, step, total, loss,
-               seconds > 0 ? step / seconds : 0.0);
-  if (step == total) std::fprintf(stderr, "\n");
 }
 
 // Writes an SVG of one task: the true curve, the support points, and the model's
@@ -161,63 +125,31 @@ int main(int argc, char** argv) {
     const auto stats = maml.meta_step(batches.next());
     running = step == 1 ? stats.meta_loss : 0.98 * running + 0.02 * stats.meta_loss;
     if (step % every == 0 || step == args.steps) {
-      progress(step, args.steps, running, std::chrono::duration<double>(Clock::now() - t0).count(),
-               args.quiet);
+      examples::progress(step, args.steps, "meta-loss", running, examples::seconds_since(t0),
+                         args.quiet);
     }
   }
-  const double train_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  const double train_seconds = examples::seconds_since(t0);
 
   // ---- baseline: the same network pretrained on the same tasks by regression --
-  {
-    ml::optim::Adam<float> opt(baseline.parameters(), ml::optim::AdamOptions{}.lr(1e-3));
-    ml::data::MetaBatchSampler<float> same(family, {.batch = 25, .seed = args.seed});
-    for (int step = 1; step <= args.steps; ++step) {
-      const auto batch = same.next();
-      std::vector<ml::Tensor<float>> xs, ys;
-      for (const auto& t : batch) {
-        xs.push_back(t.support_x);
-        xs.push_back(t.query_x);
-        ys.push_back(t.support_y);
-        ys.push_back(t.query_y);
-      }
-      auto loss = ml::mse_loss(baseline.forward(ml::concat(xs, 0)), ml::concat(ys, 0));
-      opt.zero_grad();
-      loss.backward();
-      opt.step();
-    }
-  }
+  examples::pretrain_on_tasks(baseline, family, 25, args.seed, args.steps);
   ml::algorithms::Maml<float> finetune(baseline, options);
 
   // ---- evaluation on 1,000 unseen tasks ---------------------------------------
-  const std::size_t episodes = 1000;
-  std::FILE* csv = std::fopen((args.out + "/results.csv").c_str(), "w");
-  if (csv == nullptr) {
-    std::fprintf(stderr, "cannot write %s/results.csv\n", args.out.c_str());
+  const auto eval = [](const ml::algorithms::Maml<float>& m) {
+    return [&m](const ml::data::AnyTaskSampler<float>& tasks, std::size_t n, int steps) {
+      return m.evaluate(tasks, n, steps);
+    };
+  };
+  std::vector<double> k10;
+  try {
+    k10 = examples::sinusoid_table(
+        {{"MAML", "maml", eval(maml)}, {"pretrained baseline", "pretrained", eval(finetune)}},
+        args.out + "/results.csv", 1);
+  } catch (const ml::Error& e) {
+    std::fprintf(stderr, "maml_sinusoid: %s\n", e.what());
     return 1;
   }
-  std::fprintf(csv, "method,shots,steps,mse,ci95\n");
-  std::printf("\nQuery MSE on %zu unseen tasks (100 query points each), mean +- 95%% CI\n",
-              episodes);
-  std::printf("%-22s %-3s %18s %18s %18s\n", "method", "K", "0 steps", "1 step", "10 steps");
-  double maml_k10_1 = 0.0;
-  double base_k10_1 = 0.0;
-  for (const ml::Index shots : {ml::Index{5}, ml::Index{10}}) {
-    ml::data::SinusoidTasks<float> test_family({.shots = shots, .queries = 100});
-    for (int m = 0; m < 2; ++m) {
-      const auto& learner = m == 0 ? maml : finetune;
-      const char* name = m == 0 ? "MAML" : "pretrained baseline";
-      std::printf("%-22s %-3lld", name, static_cast<long long>(shots));
-      for (const int steps : {0, 1, 10}) {
-        const auto r = learner.evaluate(test_family, episodes, steps);
-        std::printf(" %10.3f +- %5.3f", r.mean, r.ci95);
-        std::fprintf(csv, "%s,%lld,%d,%.6f,%.6f\n", m == 0 ? "maml" : "pretrained",
-                     static_cast<long long>(shots), steps, r.mean, r.ci95);
-        if (shots == 10 && steps == 1) (m == 0 ? maml_k10_1 : base_k10_1) = r.mean;
-      }
-      std::printf("\n");
-    }
-  }
-  std::fclose(csv);
 
   // ---- one task, plotted ------------------------------------------------------
   ml::data::SinusoidTasks<float> plot_family({.shots = 10, .queries = 100});
@@ -249,6 +181,6 @@ int main(int argc, char** argv) {
   std::printf("\nmeta-training: %.1f s, %.0f meta-steps/s\n", train_seconds,
               train_seconds > 0 ? args.steps / train_seconds : 0.0);
   std::printf("wrote %s/results.csv and %s/task.svg\n", args.out.c_str(), args.out.c_str());
-  std::printf("K=10, 1 step: MAML %.3f vs pretrained %.3f\n", maml_k10_1, base_k10_1);
+  std::printf("K=10, 1 step: MAML %.3f vs pretrained %.3f\n", k10[0], k10[1]);
   return 0;
 }

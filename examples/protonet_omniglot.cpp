@@ -21,8 +21,11 @@
 #include <string>
 #include <vector>
 
+#include "example_support.hpp"
+
 namespace ml = metalearn;
-using Clock = std::chrono::steady_clock;
+using examples::Clock;
+using examples::seconds_since;
 
 namespace {
 
@@ -40,81 +43,48 @@ struct Args {
   std::string out;
 };
 
-[[noreturn]] void usage(const char* argv0, int code) {
-  std::fprintf(code ? stderr : stdout,
-               "usage: %s [--data DIR] [--steps N (20000)] [--time-limit MIN (0: none)]\n"
-               "  [--train-ways N (60)] [--train-shots K (5)] [--train-queries Q (5)]\n"
-               "  [--test-queries Q (15)] [--episodes N (1000)] [--lr X (0.001)]\n"
-               "  [--decay-every N (2000)] [--threads N (1)] [--seed S (1)]\n"
-               "  [--log-every N (100)] [--out FILE (markdown results)]\n"
-               "Without --data, METALEARN_OMNIGLOT_DIR or else the embedded glyphs are used.\n",
-               argv0);
-  std::exit(code);
-}
-
 Args parse(int argc, char** argv) {
   Args a;
-  if (const char* env = std::getenv("METALEARN_OMNIGLOT_DIR")) a.data = env;
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "%s needs a value\n", k.c_str());
-        usage(argv[0], 2);
-      }
-      return argv[++i];
-    };
-    try {
-      if (k == "--data")
-        a.data = value();
-      else if (k == "--steps")
-        a.steps = std::stoi(value());
-      else if (k == "--time-limit")
-        a.time_limit = std::stod(value());
-      else if (k == "--train-ways")
-        a.train_ways = std::stoll(value());
-      else if (k == "--train-shots")
-        a.train_shots = std::stoll(value());
-      else if (k == "--train-queries")
-        a.train_queries = std::stoll(value());
-      else if (k == "--test-queries")
-        a.test_queries = std::stoll(value());
-      else if (k == "--episodes")
-        a.episodes = std::stoi(value());
-      else if (k == "--lr")
-        a.lr = std::stod(value());
-      else if (k == "--decay-every")
-        a.decay_every = std::stoi(value());
-      else if (k == "--threads")
-        a.threads = std::stoi(value());
-      else if (k == "--seed")
-        a.seed = std::stoull(value());
-      else if (k == "--log-every")
-        a.log_every = std::stoi(value());
-      else if (k == "--out")
-        a.out = value();
-      else if (k == "--help" || k == "-h")
-        usage(argv[0], 0);
-      else {
-        std::fprintf(stderr, "unknown option %s\n", k.c_str());
-        usage(argv[0], 2);
-      }
-    } catch (const std::exception&) {
-      std::fprintf(stderr, "bad value for %s\n", k.c_str());
-      usage(argv[0], 2);
-    }
-  }
-  if (a.steps < 0 || a.threads < 1 || a.episodes < 1 || a.train_ways < 2 || a.train_shots < 1 ||
-      a.train_queries < 1 || a.test_queries < 1 || a.lr <= 0 || a.decay_every < 0 ||
-      a.log_every < 1 || a.time_limit < 0) {
-    std::fprintf(stderr, "invalid option values (see --help)\n");
-    usage(argv[0], 2);
-  }
+  CLI::App app("Prototypical Networks on Omniglot (Snell, Swersky & Zemel 2017)",
+               "protonet_omniglot");
+  examples::add_data_option(app, a.data);
+  app.add_option("--steps", a.steps, "training episodes")
+      ->capture_default_str()
+      ->check(examples::at_least(0));
+  app.add_option("--time-limit", a.time_limit, "minutes of training (0: none)")
+      ->capture_default_str()
+      ->check(examples::at_least(0));
+  app.add_option("--train-ways", a.train_ways, "classes per training episode")
+      ->capture_default_str()
+      ->check(CLI::Range(2, 100000));
+  app.add_option("--train-shots", a.train_shots, "support examples per class in training")
+      ->capture_default_str()
+      ->check(examples::at_least(1));
+  app.add_option("--train-queries", a.train_queries, "query examples per class in training")
+      ->capture_default_str()
+      ->check(examples::at_least(1));
+  app.add_option("--test-queries", a.test_queries, "query examples per class at test")
+      ->capture_default_str()
+      ->check(examples::at_least(1));
+  app.add_option("--episodes", a.episodes, "test episodes per configuration")
+      ->capture_default_str()
+      ->check(examples::at_least(1));
+  app.add_option("--lr", a.lr, "Adam learning rate")
+      ->capture_default_str()
+      ->check(examples::positive());
+  app.add_option("--decay-every", a.decay_every, "episodes between halvings of the rate (0: none)")
+      ->capture_default_str()
+      ->check(examples::at_least(0));
+  app.add_option("--threads", a.threads, "threads")
+      ->capture_default_str()
+      ->check(examples::at_least(1));
+  app.add_option("--seed", a.seed, "seed")->capture_default_str();
+  app.add_option("--log-every", a.log_every, "episodes between log lines")
+      ->capture_default_str()
+      ->check(examples::at_least(1));
+  app.add_option("--out", a.out, "markdown file for the results");
+  examples::parse_or_exit(app, argc, argv);
   return a;
-}
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
 }  // namespace
@@ -124,32 +94,16 @@ int main(int argc, char** argv) {
   const auto t_start = Clock::now();
 
   // ---- data -------------------------------------------------------------------
-  std::shared_ptr<const ml::data::ClassDataset> train_set, test_set;
-  const bool omniglot = !args.data.empty();
+  examples::ClassData classes;
   try {
-    if (omniglot) {
-      std::printf("loading Omniglot from %s ...\n", args.data.c_str());
-      std::fflush(stdout);
-      ml::data::OmniglotDataset all({.root = args.data, .split = ml::data::OmniglotSplit::all});
-      train_set = std::make_shared<ml::data::OmniglotDataset>(
-          all.with_split(ml::data::OmniglotSplit::vinyals_train, true));
-      test_set = std::make_shared<ml::data::OmniglotDataset>(
-          all.with_split(ml::data::OmniglotSplit::vinyals_test, true));
-    } else {
-      std::printf(
-          "no --data and no METALEARN_OMNIGLOT_DIR: using the embedded procedural glyphs\n");
-      train_set = std::make_shared<ml::data::ProceduralGlyphs>(
-          ml::data::ProceduralGlyphsOptions{.split = ml::data::Split::train});
-      test_set = std::make_shared<ml::data::ProceduralGlyphs>(
-          ml::data::ProceduralGlyphsOptions{.split = ml::data::Split::test});
-    }
+    classes = examples::load_class_data(args.data, /*test_rotations=*/true);
   } catch (const ml::Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
   }
-  std::printf("%s: %lld training classes, %lld test classes (%.1f s)\n", train_set->name().c_str(),
-              static_cast<long long>(train_set->num_classes()),
-              static_cast<long long>(test_set->num_classes()), seconds_since(t_start));
+  const auto& train_set = classes.train;
+  const auto& test_set = classes.test;
+  const bool omniglot = classes.omniglot;
 
   // ---- model ------------------------------------------------------------------
   ml::Generator gen(args.seed);

@@ -31,8 +31,11 @@
 #include <string>
 #include <vector>
 
+#include "example_support.hpp"
+
 namespace ml = metalearn;
-using Clock = std::chrono::steady_clock;
+using examples::Clock;
+using examples::seconds_since;
 
 namespace {
 
@@ -52,80 +55,49 @@ struct Args {
   bool resume = false;
 };
 
-[[noreturn]] void usage(const char* argv0, int code) {
-  std::fprintf(code ? stderr : stdout,
-               "usage: %s [--data DIR] [--steps N (100000)] [--time-limit MIN (0: none)]\n"
-               "  [--ways N (5)] [--train-shots K (10)] [--meta-batch N (5)]\n"
-               "  [--inner-steps N (5)] [--eval-steps N (50)] [--episodes N (1000)]\n"
-               "  [--threads N (1)] [--seed S (1)] [--log-every N (100)] [--out FILE]\n"
-               "  [--checkpoint FILE] [--checkpoint-every N (1000)] [--resume]\n"
-               "Without --data, METALEARN_OMNIGLOT_DIR or else the embedded glyphs are used.\n",
-               argv0);
-  std::exit(code);
-}
-
 Args parse(int argc, char** argv) {
   Args a;
-  if (const char* env = std::getenv("METALEARN_OMNIGLOT_DIR")) a.data = env;
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "%s needs a value\n", k.c_str());
-        usage(argv[0], 2);
-      }
-      return argv[++i];
-    };
-    try {
-      if (k == "--data")
-        a.data = value();
-      else if (k == "--steps")
-        a.steps = std::stoi(value());
-      else if (k == "--time-limit")
-        a.time_limit = std::stod(value());
-      else if (k == "--ways")
-        a.ways = std::stoll(value());
-      else if (k == "--train-shots")
-        a.train_shots = std::stoll(value());
-      else if (k == "--meta-batch")
-        a.meta_batch = std::stoll(value());
-      else if (k == "--inner-steps")
-        a.inner_steps = std::stoi(value());
-      else if (k == "--eval-steps")
-        a.eval_steps = std::stoi(value());
-      else if (k == "--episodes")
-        a.episodes = std::stoi(value());
-      else if (k == "--threads")
-        a.threads = std::stoi(value());
-      else if (k == "--seed")
-        a.seed = std::stoull(value());
-      else if (k == "--log-every")
-        a.log_every = std::stoi(value());
-      else if (k == "--out")
-        a.out = value();
-      else if (k == "--checkpoint")
-        a.checkpoint = value();
-      else if (k == "--checkpoint-every")
-        a.checkpoint_every = std::stoi(value());
-      else if (k == "--resume")
-        a.resume = true;
-      else if (k == "--help" || k == "-h")
-        usage(argv[0], 0);
-      else {
-        std::fprintf(stderr, "unknown option %s\n", k.c_str());
-        usage(argv[0], 2);
-      }
-    } catch (const std::exception&) {
-      std::fprintf(stderr, "bad value for %s\n", k.c_str());
-      usage(argv[0], 2);
-    }
-  }
-  if (a.steps < 0 || a.threads < 1 || a.episodes < 1 || a.ways < 2 || a.train_shots < 1 ||
-      a.meta_batch < 1 || a.inner_steps < 1 || a.eval_steps < 0 || a.log_every < 1 ||
-      a.time_limit < 0 || a.checkpoint_every < 1 || (a.resume && a.checkpoint.empty())) {
-    std::fprintf(stderr, "invalid option values (see --help)\n");
-    usage(argv[0], 2);
-  }
+  CLI::App app("Reptile on Omniglot (Nichol, Achiam & Schulman 2018)", "reptile_omniglot");
+  examples::add_data_option(app, a.data);
+  app.add_option("--steps", a.steps, "meta-steps (epsilon anneals to 0 over them)")
+      ->capture_default_str()
+      ->check(examples::at_least(0));
+  app.add_option("--time-limit", a.time_limit, "minutes of training (0: none)")
+      ->capture_default_str()
+      ->check(examples::at_least(0));
+  app.add_option("--ways", a.ways, "classes per task")
+      ->capture_default_str()
+      ->check(CLI::Range(2, 1000));
+  app.add_option("--train-shots", a.train_shots, "examples per class of a training task")
+      ->capture_default_str()
+      ->check(examples::at_least(1));
+  app.add_option("--meta-batch", a.meta_batch, "tasks per meta-step")
+      ->capture_default_str()
+      ->check(examples::at_least(1));
+  app.add_option("--inner-steps", a.inner_steps, "inner Adam steps per training task")
+      ->capture_default_str()
+      ->check(examples::at_least(1));
+  app.add_option("--eval-steps", a.eval_steps, "inner Adam steps per test episode")
+      ->capture_default_str()
+      ->check(examples::at_least(0));
+  app.add_option("--episodes", a.episodes, "test episodes per configuration")
+      ->capture_default_str()
+      ->check(examples::at_least(1));
+  app.add_option("--threads", a.threads, "threads for the tasks of a meta-batch")
+      ->capture_default_str()
+      ->check(examples::at_least(1));
+  app.add_option("--seed", a.seed, "seed")->capture_default_str();
+  app.add_option("--log-every", a.log_every, "meta-steps between log lines")
+      ->capture_default_str()
+      ->check(examples::at_least(1));
+  app.add_option("--out", a.out, "markdown file for the results");
+  app.add_option("--checkpoint", a.checkpoint, "file for theta and the meta-step count");
+  app.add_option("--checkpoint-every", a.checkpoint_every, "meta-steps between checkpoints")
+      ->capture_default_str()
+      ->check(examples::at_least(1));
+  app.add_flag("--resume", a.resume, "continue from --checkpoint when it exists")
+      ->needs(app.get_option("--checkpoint"));
+  examples::parse_or_exit(app, argc, argv);
   return a;
 }
 
@@ -137,10 +109,6 @@ ml::io::Metadata run_settings(const Args& a) {
           {"train_shots", std::to_string(a.train_shots)},
           {"meta_batch", std::to_string(a.meta_batch)},
           {"inner_steps", std::to_string(a.inner_steps)}};
-}
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
 // The network of the paper: strided convolutions instead of max-pooling.
@@ -166,32 +134,16 @@ int main(int argc, char** argv) {
   const Args args = parse(argc, argv);
   const auto t_start = Clock::now();
 
-  std::shared_ptr<const ml::data::ClassDataset> train_set, test_set;
-  const bool omniglot = !args.data.empty();
+  examples::ClassData classes;
   try {
-    if (omniglot) {
-      std::printf("loading Omniglot from %s ...\n", args.data.c_str());
-      std::fflush(stdout);
-      ml::data::OmniglotDataset all({.root = args.data, .split = ml::data::OmniglotSplit::all});
-      train_set = std::make_shared<ml::data::OmniglotDataset>(
-          all.with_split(ml::data::OmniglotSplit::vinyals_train, true));
-      test_set = std::make_shared<ml::data::OmniglotDataset>(
-          all.with_split(ml::data::OmniglotSplit::vinyals_test, false));
-    } else {
-      std::printf(
-          "no --data and no METALEARN_OMNIGLOT_DIR: using the embedded procedural glyphs\n");
-      train_set = std::make_shared<ml::data::ProceduralGlyphs>(
-          ml::data::ProceduralGlyphsOptions{.split = ml::data::Split::train});
-      test_set = std::make_shared<ml::data::ProceduralGlyphs>(
-          ml::data::ProceduralGlyphsOptions{.split = ml::data::Split::test});
-    }
+    classes = examples::load_class_data(args.data, /*test_rotations=*/false);
   } catch (const ml::Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
   }
-  std::printf("%s: %lld training classes, %lld test classes (%.1f s)\n", train_set->name().c_str(),
-              static_cast<long long>(train_set->num_classes()),
-              static_cast<long long>(test_set->num_classes()), seconds_since(t_start));
+  const auto& train_set = classes.train;
+  const auto& test_set = classes.test;
+  const bool omniglot = classes.omniglot;
 
   ml::Generator gen(args.seed);
   auto model = make_model(args.ways, train_set->example_shape()[1], gen);

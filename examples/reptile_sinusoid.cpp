@@ -10,8 +10,11 @@
 // pretrained on the same tasks by ordinary regression. Writes the table as CSV.
 // (With 0.02, ten full-batch steps on 5 points diverge on high-amplitude tasks.)
 //
+// The tasks of a meta-batch train together (ReptileOptions::batch_tasks); --loop
+// trains them one by one instead, --threads of them in parallel.
+//
 // Usage: reptile_sinusoid [--steps N] [--meta-batch N] [--inner-steps N] [--inner-lr X]
-//          [--threads N] [--seed S] [--out DIR] [--quiet]
+//          [--loop] [--threads N] [--seed S] [--out DIR] [--quiet]
 
 #include <chrono>
 #include <cstdio>
@@ -21,8 +24,10 @@
 #include <string>
 #include <vector>
 
+#include "example_support.hpp"
+
 namespace ml = metalearn;
-using Clock = std::chrono::steady_clock;
+using examples::Clock;
 
 namespace {
 
@@ -32,76 +37,40 @@ struct Args {
   int inner_steps = 5;
   float inner_lr = 0.01f;
   int threads = 1;
+  bool loop = false;
   std::uint64_t seed = 1;
   std::string out = "reptile_sinusoid_out";
   bool quiet = false;
 };
 
-[[noreturn]] void usage(const char* argv0, int code) {
-  std::fprintf(code ? stderr : stdout,
-               "usage: %s [--steps N (30000)] [--meta-batch N (5)] [--inner-steps N (5)]\n"
-               "  [--inner-lr X (0.01)] [--threads N (1)] [--seed S (1)]\n"
-               "  [--out DIR (reptile_sinusoid_out)] [--quiet]\n",
-               argv0);
-  std::exit(code);
-}
-
 Args parse(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "%s needs a value\n", k.c_str());
-        usage(argv[0], 2);
-      }
-      return argv[++i];
-    };
-    try {
-      if (k == "--steps")
-        a.steps = std::stoi(value());
-      else if (k == "--meta-batch")
-        a.meta_batch = std::stoll(value());
-      else if (k == "--inner-steps")
-        a.inner_steps = std::stoi(value());
-      else if (k == "--inner-lr")
-        a.inner_lr = std::stof(value());
-      else if (k == "--threads")
-        a.threads = std::stoi(value());
-      else if (k == "--seed")
-        a.seed = std::stoull(value());
-      else if (k == "--out")
-        a.out = value();
-      else if (k == "--quiet")
-        a.quiet = true;
-      else if (k == "--help" || k == "-h")
-        usage(argv[0], 0);
-      else {
-        std::fprintf(stderr, "unknown option %s\n", k.c_str());
-        usage(argv[0], 2);
-      }
-    } catch (const std::exception&) {
-      std::fprintf(stderr, "bad value for %s\n", k.c_str());
-      usage(argv[0], 2);
-    }
-  }
-  if (a.steps < 0 || a.threads < 1 || a.meta_batch < 1 || a.inner_steps < 1 ||
-      !(a.inner_lr > 0.0f)) {
-    std::fprintf(stderr, "invalid option values (see --help)\n");
-    usage(argv[0], 2);
-  }
+  CLI::App app("Reptile on sinusoid regression (Nichol et al. 2018, section 5)",
+               "reptile_sinusoid");
+  app.add_option("--steps", a.steps, "meta-steps")
+      ->capture_default_str()
+      ->check(examples::at_least(0));
+  app.add_option("--meta-batch", a.meta_batch, "tasks per meta-step")
+      ->capture_default_str()
+      ->check(examples::at_least(1));
+  app.add_option("--inner-steps", a.inner_steps, "full-batch SGD steps per task")
+      ->capture_default_str()
+      ->check(examples::at_least(1));
+  app.add_option("--inner-lr", a.inner_lr, "SGD step size of the inner loop and of evaluation")
+      ->capture_default_str()
+      ->check(examples::positive());
+  app.add_flag("--loop", a.loop,
+               "train the tasks of a meta-batch one by one (--threads in parallel) instead of "
+               "together");
+  app.add_option("--threads", a.threads, "threads of the per-task loop")
+      ->capture_default_str()
+      ->check(examples::at_least(1));
+  app.add_option("--seed", a.seed, "seed of the initialisation and the tasks")
+      ->capture_default_str();
+  app.add_option("--out", a.out, "output folder")->capture_default_str();
+  app.add_flag("--quiet", a.quiet, "no progress bar");
+  examples::parse_or_exit(app, argc, argv);
   return a;
-}
-
-void progress(int step, int total, double loss, double seconds, bool quiet) {
-  if (quiet) return;
-  const int width = 30;
-  const int filled = total > 0 ? width * step / total : width;
-  std::fprintf(stderr, "\r[%.*s%*s] %3d%%  step %d/%d  inner loss %.3f  %.0f steps/s ", filled,
-               "##############################", width - filled, "",
-               total > 0 ? 100 * step / total : 100, step, total, loss,
-               seconds > 0 ? step / seconds : 0.0);
-  if (step == total) std::fprintf(stderr, "\n");
 }
 
 }  // namespace
@@ -130,6 +99,7 @@ int main(int argc, char** argv) {
                            .meta_batch(args.meta_batch)
                            .loss(ml::algorithms::LossKind::kMse)
                            .threads(args.threads)
+                           .batch_tasks(!args.loop)
                            .seed(args.seed + 1000);
   ml::algorithms::Reptile<float> reptile(model, options);
 
@@ -140,9 +110,11 @@ int main(int argc, char** argv) {
   // ---- meta-training --------------------------------------------------------
   std::printf(
       "Reptile sinusoid: 1-40-40-1 ReLU MLP, K=10, meta-batch %lld, %d SGD steps of %g, "
-      "epsilon 0.1 -> 0, %d meta-steps, %d thread(s)\n",
+      "epsilon 0.1 -> 0, %d meta-steps, %s\n",
       static_cast<long long>(args.meta_batch), args.inner_steps, static_cast<double>(args.inner_lr),
-      args.steps, args.threads);
+      args.steps,
+      args.loop ? ("tasks one by one, " + std::to_string(args.threads) + " thread(s)").c_str()
+                : "the tasks of a meta-batch together");
   const auto t0 = Clock::now();
   double running = 0.0;
   const int every = std::max(1, args.steps / 200);
@@ -150,69 +122,36 @@ int main(int argc, char** argv) {
     const auto stats = reptile.meta_step(batches.next());
     running = step == 1 ? stats.post_loss : 0.98 * running + 0.02 * stats.post_loss;
     if (step % every == 0 || step == args.steps) {
-      progress(step, args.steps, running, std::chrono::duration<double>(Clock::now() - t0).count(),
-               args.quiet);
+      examples::progress(step, args.steps, "inner loss", running, examples::seconds_since(t0),
+                         args.quiet);
     }
   }
-  const double train_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  const double train_seconds = examples::seconds_since(t0);
 
   // ---- baseline: the same network pretrained on the same tasks by regression --
-  {
-    ml::optim::Adam<float> opt(baseline.parameters(), ml::optim::AdamOptions{}.lr(1e-3));
-    ml::data::MetaBatchSampler<float> same(family,
-                                           {.batch = options.meta_batch(), .seed = args.seed});
-    for (int step = 1; step <= args.steps; ++step) {
-      const auto batch = same.next();
-      std::vector<ml::Tensor<float>> xs, ys;
-      for (const auto& t : batch) {
-        xs.push_back(t.support_x);
-        xs.push_back(t.query_x);
-        ys.push_back(t.support_y);
-        ys.push_back(t.query_y);
-      }
-      auto loss = ml::mse_loss(baseline.forward(ml::concat(xs, 0)), ml::concat(ys, 0));
-      opt.zero_grad();
-      loss.backward();
-      opt.step();
-    }
-  }
+  examples::pretrain_on_tasks(baseline, family, options.meta_batch(), args.seed, args.steps);
   ml::algorithms::Reptile<float> finetune(baseline, options);
 
   // ---- evaluation on 1,000 unseen tasks (the MAML example's table) ------------
-  const std::size_t episodes = 1000;
+  const auto eval = [](const ml::algorithms::Reptile<float>& r) {
+    return [&r](const ml::data::AnyTaskSampler<float>& tasks, std::size_t n, int steps) {
+      return r.evaluate(tasks, n, steps);
+    };
+  };
   const std::string csv_path = args.out + "/results.csv";
-  std::FILE* csv = std::fopen(csv_path.c_str(), "w");
-  if (csv == nullptr) {
-    std::fprintf(stderr, "cannot write %s\n", csv_path.c_str());
+  std::vector<double> k10;
+  try {
+    k10 = examples::sinusoid_table({{"Reptile", "reptile", eval(reptile)},
+                                    {"pretrained baseline", "pretrained", eval(finetune)}},
+                                   csv_path, 10);
+  } catch (const ml::Error& e) {
+    std::fprintf(stderr, "reptile_sinusoid: %s\n", e.what());
     return 1;
   }
-  std::fprintf(csv, "method,shots,steps,mse,ci95\n");
-  std::printf("\nQuery MSE on %zu unseen tasks (100 query points each), mean +- 95%% CI\n",
-              episodes);
-  std::printf("%-22s %-3s %18s %18s %18s\n", "method", "K", "0 steps", "1 step", "10 steps");
-  double reptile_k10_10 = 0.0;
-  double base_k10_10 = 0.0;
-  for (const ml::Index shots : {ml::Index{5}, ml::Index{10}}) {
-    ml::data::SinusoidTasks<float> test_family({.shots = shots, .queries = 100});
-    for (int m = 0; m < 2; ++m) {
-      const auto& learner = m == 0 ? reptile : finetune;
-      const char* name = m == 0 ? "Reptile" : "pretrained baseline";
-      std::printf("%-22s %-3lld", name, static_cast<long long>(shots));
-      for (const int steps : {0, 1, 10}) {
-        const auto r = learner.evaluate(test_family, episodes, steps);
-        std::printf(" %10.3f +- %5.3f", r.mean, r.ci95);
-        std::fprintf(csv, "%s,%lld,%d,%.6f,%.6f\n", m == 0 ? "reptile" : "pretrained",
-                     static_cast<long long>(shots), steps, r.mean, r.ci95);
-        if (shots == 10 && steps == 10) (m == 0 ? reptile_k10_10 : base_k10_10) = r.mean;
-      }
-      std::printf("\n");
-    }
-  }
-  std::fclose(csv);
 
   std::printf("\nmeta-training: %.1f s, %.0f meta-steps/s\n", train_seconds,
               train_seconds > 0 ? args.steps / train_seconds : 0.0);
   std::printf("wrote %s\n", csv_path.c_str());
-  std::printf("K=10, 10 steps: Reptile %.3f vs pretrained %.3f\n", reptile_k10_10, base_k10_10);
+  std::printf("K=10, 10 steps: Reptile %.3f vs pretrained %.3f\n", k10[0], k10[1]);
   return 0;
 }

@@ -1,0 +1,182 @@
+#pragma once
+// What the example programs share: command-line parsing (CLI11), timing and a
+// progress bar, Omniglot or the embedded glyphs as class datasets, and the sinusoid
+// examples' baseline and evaluation table.
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <memory>
+#include <metalearn/metalearn.hpp>
+#include <string>
+#include <vector>
+
+namespace examples {
+
+namespace ml = metalearn;
+using Clock = std::chrono::steady_clock;
+
+inline double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+/// Parses the command line into the options registered on `app`. --help prints the
+/// usage and exits with 0; an unknown option or a bad or out-of-range value prints
+/// what is wrong and exits with 2.
+inline void parse_or_exit(CLI::App& app, int argc, char** argv) {
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    std::exit(code == 0 ? 0 : 2);
+  }
+}
+
+/// Checks that an option's value is a number of at least `lo`.
+inline CLI::Validator at_least(long long lo) {
+  return CLI::Validator(
+      [lo](std::string& value) {
+        char* end = nullptr;
+        const double v = std::strtod(value.c_str(), &end);
+        if (end == value.c_str() || *end != '\0') return "'" + value + "' is not a number";
+        return v >= static_cast<double>(lo)
+                   ? std::string()
+                   : "must be at least " + std::to_string(lo) + ", got " + value;
+      },
+      ">=" + std::to_string(lo));
+}
+
+/// Checks that an option's value is a number greater than zero.
+inline CLI::Validator positive() {
+  return CLI::Validator(
+      [](std::string& value) {
+        char* end = nullptr;
+        const double v = std::strtod(value.c_str(), &end);
+        if (end == value.c_str() || *end != '\0') return "'" + value + "' is not a number";
+        return v > 0.0 ? std::string() : "must be positive, got " + value;
+      },
+      ">0");
+}
+
+/// --data DIR, falling back to METALEARN_OMNIGLOT_DIR (empty: the embedded glyphs).
+inline void add_data_option(CLI::App& app, std::string& data) {
+  app.add_option("--data", data,
+                 "Omniglot folder holding images_background/ and images_evaluation/ "
+                 "(default: $METALEARN_OMNIGLOT_DIR, else the embedded procedural glyphs)")
+      ->envname("METALEARN_OMNIGLOT_DIR");
+}
+
+/// A one-line progress bar on stderr (nothing when `quiet`).
+inline void progress(int step, int total, const char* what, double value, double seconds,
+                     bool quiet) {
+  if (quiet) return;
+  const int width = 30;
+  const int filled = total > 0 ? width * step / total : width;
+  std::fprintf(stderr, "\r[%.*s%*s] %3d%%  step %d/%d  %s %.3f  %.0f steps/s ", filled,
+               "##############################", width - filled, "",
+               total > 0 ? 100 * step / total : 100, step, total, what, value,
+               seconds > 0 ? step / seconds : 0.0);
+  if (step == total) std::fprintf(stderr, "\n");
+}
+
+/// Training and test classes of a few-shot image example.
+struct ClassData {
+  std::shared_ptr<const ml::data::ClassDataset> train, test;
+  bool omniglot = false;
+};
+
+/// Omniglot under `root` in the Vinyals split (the 1200 training characters with
+/// their four rotations; the 423 test characters, rotated too when
+/// `test_rotations`), or the embedded procedural glyphs when `root` is empty. Says
+/// what it loads on stdout. @throws metalearn::Error (IoError naming the file).
+inline ClassData load_class_data(const std::string& root, bool test_rotations) {
+  const auto t0 = Clock::now();
+  ClassData d;
+  d.omniglot = !root.empty();
+  if (d.omniglot) {
+    std::printf("loading Omniglot from %s ...\n", root.c_str());
+    std::fflush(stdout);
+    ml::data::OmniglotDataset all({.root = root, .split = ml::data::OmniglotSplit::all});
+    d.train = std::make_shared<ml::data::OmniglotDataset>(
+        all.with_split(ml::data::OmniglotSplit::vinyals_train, true));
+    d.test = std::make_shared<ml::data::OmniglotDataset>(
+        all.with_split(ml::data::OmniglotSplit::vinyals_test, test_rotations));
+  } else {
+    std::printf("no --data and no METALEARN_OMNIGLOT_DIR: using the embedded procedural glyphs\n");
+    d.train = std::make_shared<ml::data::ProceduralGlyphs>(
+        ml::data::ProceduralGlyphsOptions{.split = ml::data::Split::train});
+    d.test = std::make_shared<ml::data::ProceduralGlyphs>(
+        ml::data::ProceduralGlyphsOptions{.split = ml::data::Split::test});
+  }
+  std::printf("%s: %lld training classes, %lld test classes (%.1f s)\n", d.train->name().c_str(),
+              static_cast<long long>(d.train->num_classes()),
+              static_cast<long long>(d.test->num_classes()), seconds_since(t0));
+  return d;
+}
+
+/// The sinusoid examples' baseline: `net` trained by plain regression (Adam 1e-3) on
+/// the support and query points of the same meta-batches the meta-learner saw.
+inline void pretrain_on_tasks(ml::nn::Module<float>& net,
+                              const ml::data::SinusoidTasks<float>& family, ml::Index batch,
+                              std::uint64_t seed, int steps) {
+  ml::optim::Adam<float> opt(net.parameters(), ml::optim::AdamOptions{}.lr(1e-3));
+  ml::data::MetaBatchSampler<float> same(family, {.batch = batch, .seed = seed});
+  for (int step = 1; step <= steps; ++step) {
+    std::vector<ml::Tensor<float>> xs, ys;
+    for (const auto& t : same.next()) {
+      xs.push_back(t.support_x);
+      xs.push_back(t.query_x);
+      ys.push_back(t.support_y);
+      ys.push_back(t.query_y);
+    }
+    auto loss = ml::mse_loss(net.forward(ml::concat(xs, 0)), ml::concat(ys, 0));
+    opt.zero_grad();
+    loss.backward();
+    opt.step();
+  }
+}
+
+/// One row group of the sinusoid table: a learner's evaluate(sampler, episodes, steps).
+struct SinusoidLearner {
+  std::string name;      ///< as printed
+  std::string csv_name;  ///< as written to the CSV
+  std::function<ml::algorithms::EvalResult(const ml::data::AnyTaskSampler<float>&, std::size_t,
+                                           int)>
+      evaluate;
+};
+
+/// The query MSE of 1,000 unseen sinusoid tasks (100 query points) after 0, 1 and 10
+/// steps, for K = 5 and K = 10, printed and written to `csv_path`. Returns each
+/// learner's K = 10 value after `report_steps` steps; throws IoError when the CSV
+/// cannot be written.
+inline std::vector<double> sinusoid_table(const std::vector<SinusoidLearner>& learners,
+                                          const std::string& csv_path, int report_steps) {
+  const std::size_t episodes = 1000;
+  std::FILE* csv = std::fopen(csv_path.c_str(), "w");
+  if (csv == nullptr) throw ml::IoError("cannot write " + csv_path);
+  std::fprintf(csv, "method,shots,steps,mse,ci95\n");
+  std::printf("\nQuery MSE on %zu unseen tasks (100 query points each), mean +- 95%% CI\n",
+              episodes);
+  std::printf("%-22s %-3s %18s %18s %18s\n", "method", "K", "0 steps", "1 step", "10 steps");
+  std::vector<double> reported(learners.size(), 0.0);
+  for (const ml::Index shots : {ml::Index{5}, ml::Index{10}}) {
+    ml::data::SinusoidTasks<float> test_family({.shots = shots, .queries = 100});
+    for (std::size_t m = 0; m < learners.size(); ++m) {
+      std::printf("%-22s %-3lld", learners[m].name.c_str(), static_cast<long long>(shots));
+      for (const int steps : {0, 1, 10}) {
+        const auto r = learners[m].evaluate(test_family, episodes, steps);
+        std::printf(" %10.3f +- %5.3f", r.mean, r.ci95);
+        std::fprintf(csv, "%s,%lld,%d,%.6f,%.6f\n", learners[m].csv_name.c_str(),
+                     static_cast<long long>(shots), steps, r.mean, r.ci95);
+        if (shots == 10 && steps == report_steps) reported[m] = r.mean;
+      }
+      std::printf("\n");
+    }
+  }
+  std::fclose(csv);
+  return reported;
+}
+
+}  // namespace examples
