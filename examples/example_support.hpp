@@ -116,6 +116,16 @@ inline ClassData load_class_data(const std::string& root, bool test_rotations) {
   return d;
 }
 
+/// load_class_data(), or the error on stderr and exit code 1.
+inline ClassData load_class_data_or_exit(const std::string& root, bool test_rotations) {
+  try {
+    return load_class_data(root, test_rotations);
+  } catch (const ml::Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    std::exit(1);
+  }
+}
+
 /// The sinusoid examples' baseline: `net` trained by plain regression (Adam 1e-3) on
 /// the support and query points of the same meta-batches the meta-learner saw.
 inline void pretrain_on_tasks(ml::nn::Module<float>& net,

@@ -101,13 +101,8 @@ Args parse(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   const Args args = parse(argc, argv);
-  examples::ClassData classes;
-  try {
-    classes = examples::load_class_data(args.data, /*test_rotations=*/false);
-  } catch (const ml::Error& e) {
-    std::fprintf(stderr, "maml_omniglot: %s\n", e.what());
-    return 1;
-  }
+  const examples::ClassData classes =
+      examples::load_class_data_or_exit(args.data, /*test_rotations=*/false);
   const auto& train = classes.train;
   const auto& test = classes.test;
   const std::string source =

@@ -94,13 +94,8 @@ int main(int argc, char** argv) {
   const auto t_start = Clock::now();
 
   // ---- data -------------------------------------------------------------------
-  examples::ClassData classes;
-  try {
-    classes = examples::load_class_data(args.data, /*test_rotations=*/true);
-  } catch (const ml::Error& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 1;
-  }
+  const examples::ClassData classes =
+      examples::load_class_data_or_exit(args.data, /*test_rotations=*/true);
   const auto& train_set = classes.train;
   const auto& test_set = classes.test;
   const bool omniglot = classes.omniglot;
