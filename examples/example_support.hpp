@@ -68,6 +68,18 @@ inline void add_data_option(CLI::App& app, std::string& data) {
       ->envname("METALEARN_OMNIGLOT_DIR");
 }
 
+/// --threads (of the per-task loop), --seed, --out and --quiet, as the sinusoid
+/// examples take them.
+inline void add_run_options(CLI::App& app, int& threads, std::uint64_t& seed, std::string& out,
+                            bool& quiet) {
+  app.add_option("--threads", threads, "threads of the per-task loop")
+      ->capture_default_str()
+      ->check(at_least(1));
+  app.add_option("--seed", seed, "seed of the initialisation and the tasks")->capture_default_str();
+  app.add_option("--out", out, "output folder")->capture_default_str();
+  app.add_flag("--quiet", quiet, "no progress bar");
+}
+
 /// A one-line progress bar on stderr (nothing when `quiet`).
 inline void progress(int step, int total, const char* what, double value, double seconds,
                      bool quiet) {

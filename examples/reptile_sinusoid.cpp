@@ -62,13 +62,7 @@ Args parse(int argc, char** argv) {
   app.add_flag("--loop", a.loop,
                "train the tasks of a meta-batch one by one (--threads in parallel) instead of "
                "together");
-  app.add_option("--threads", a.threads, "threads of the per-task loop")
-      ->capture_default_str()
-      ->check(examples::at_least(1));
-  app.add_option("--seed", a.seed, "seed of the initialisation and the tasks")
-      ->capture_default_str();
-  app.add_option("--out", a.out, "output folder")->capture_default_str();
-  app.add_flag("--quiet", a.quiet, "no progress bar");
+  examples::add_run_options(app, a.threads, a.seed, a.out, a.quiet);
   examples::parse_or_exit(app, argc, argv);
   return a;
 }
