@@ -12,63 +12,54 @@
 
 namespace metalearn::nn {
 
+/// Base of the elementwise layers: a leading task dimension changes nothing, so
+/// their task-batched forward is their forward.
+template <class Derived, class T>
+class Elementwise : public Cloneable<Derived, T> {
+ public:
+  [[nodiscard]] bool supports_task_batch() const override { return true; }
+  Tensor<T> forward_tasks(const Tensor<T>& x, const ParamDict<T>& params) const override {
+    return this->forward(x, params);
+  }
+};
+
 template <class T = float>
-class ReLU : public Cloneable<ReLU<T>, T> {
+class ReLU : public Elementwise<ReLU<T>, T> {
  public:
   using Module<T>::forward;
   Tensor<T> forward(const Tensor<T>& x, const ParamDict<T>&) const override {
     return functional::relu(x);
   }
-  // Elementwise: a leading task dimension changes nothing.
-  [[nodiscard]] bool supports_task_batch() const override { return true; }
-  Tensor<T> forward_tasks(const Tensor<T>& x, const ParamDict<T>& params) const override {
-    return forward(x, params);
-  }
   [[nodiscard]] std::string type_name() const override { return "ReLU"; }
 };
 
 template <class T = float>
-class Tanh : public Cloneable<Tanh<T>, T> {
+class Tanh : public Elementwise<Tanh<T>, T> {
  public:
   using Module<T>::forward;
   Tensor<T> forward(const Tensor<T>& x, const ParamDict<T>&) const override {
     return functional::tanh(x);
   }
-  // Elementwise: a leading task dimension changes nothing.
-  [[nodiscard]] bool supports_task_batch() const override { return true; }
-  Tensor<T> forward_tasks(const Tensor<T>& x, const ParamDict<T>& params) const override {
-    return forward(x, params);
-  }
   [[nodiscard]] std::string type_name() const override { return "Tanh"; }
 };
 
 template <class T = float>
-class Sigmoid : public Cloneable<Sigmoid<T>, T> {
+class Sigmoid : public Elementwise<Sigmoid<T>, T> {
  public:
   using Module<T>::forward;
   Tensor<T> forward(const Tensor<T>& x, const ParamDict<T>&) const override {
     return functional::sigmoid(x);
   }
-  // Elementwise: a leading task dimension changes nothing.
-  [[nodiscard]] bool supports_task_batch() const override { return true; }
-  Tensor<T> forward_tasks(const Tensor<T>& x, const ParamDict<T>& params) const override {
-    return forward(x, params);
-  }
   [[nodiscard]] std::string type_name() const override { return "Sigmoid"; }
 };
 
 template <class T = float>
-class LeakyReLU : public Cloneable<LeakyReLU<T>, T> {
+class LeakyReLU : public Elementwise<LeakyReLU<T>, T> {
  public:
   using Module<T>::forward;
   explicit LeakyReLU(double negative_slope = 0.01) : slope_(negative_slope) {}
   Tensor<T> forward(const Tensor<T>& x, const ParamDict<T>&) const override {
     return functional::leaky_relu(x, static_cast<T>(slope_));
-  }
-  // Elementwise: a leading task dimension changes nothing.
-  [[nodiscard]] bool supports_task_batch() const override { return true; }
-  Tensor<T> forward_tasks(const Tensor<T>& x, const ParamDict<T>& params) const override {
-    return forward(x, params);
   }
   [[nodiscard]] std::string type_name() const override { return "LeakyReLU"; }
   [[nodiscard]] std::string extra_repr() const override {
