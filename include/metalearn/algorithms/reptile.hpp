@@ -257,6 +257,8 @@ class Reptile {
   nn::ParamDict<T> inner_loop(const data::Task<T>& task, const nn::ParamDict<T>& theta, int steps,
                               Index batch, Generator& gen, std::vector<double>* losses) const;
   TaskResult run_task(const data::Task<T>& task, std::size_t index) const;
+  /// The generator of the mini-batch order of task `index` of the next meta-step.
+  [[nodiscard]] Generator train_generator(std::size_t index) const;
   /// batch_tasks: all tasks' inner loops at once; returns phi with a leading task
   /// dimension and fills the statistics.
   nn::ParamDict<T> run_stacked(const data::TaskBatch<T>& batch, StepStats& stats) const;

@@ -81,6 +81,17 @@ std::unique_ptr<optim::Optimizer<T>> make_inner_optimizer(const ReptileOptions<T
   return std::make_unique<optim::SGD<T>>(phi, optim::SGDOptions{}.lr(lr));
 }
 
+/// One step of `opt` along the gradient of `loss` w.r.t. `phi` (its parameters).
+template <class T>
+void descend(optim::Optimizer<T>& opt, const std::vector<Tensor<T>>& phi, const Tensor<T>& loss) {
+  auto grads = autograd::grad({loss}, phi, autograd::GradOptions{.allow_unused = true});
+  opt.zero_grad();
+  for (std::size_t i = 0; i < phi.size(); ++i) {
+    if (grads[i].defined()) phi[i].set_grad(grads[i]);
+  }
+  opt.step();
+}
+
 }  // namespace detail
 
 template <class T>
@@ -113,6 +124,13 @@ bool Reptile<T>::classifying() const {
 template <class T>
 Tensor<T> Reptile<T>::task_loss(const Tensor<T>& pred, const Tensor<T>& target) const {
   return loss_(pred, target);
+}
+
+template <class T>
+Generator Reptile<T>::train_generator(std::size_t index) const {
+  return Generator(
+      derive_seed({options_.seed(), detail::kReptileTrainTag,
+                   static_cast<std::uint64_t>(steps_taken_), static_cast<std::uint64_t>(index)}));
 }
 
 template <class T>
@@ -160,12 +178,7 @@ nn::ParamDict<T> Reptile<T>::inner_loop(const data::Task<T>& task, const nn::Par
     }
     Tensor<T> loss = task_loss(model_.forward(x, fast), y);
     if (losses != nullptr) losses->push_back(static_cast<double>(loss.item()));
-    auto grads = autograd::grad({loss}, phi, autograd::GradOptions{.allow_unused = true});
-    opt->zero_grad();
-    for (std::size_t i = 0; i < phi.size(); ++i) {
-      if (grads[i].defined()) phi[i].set_grad(grads[i]);
-    }
-    opt->step();
+    detail::descend(*opt, phi, loss);
   }
   opt->zero_grad();
   return fast;
@@ -211,9 +224,7 @@ typename Reptile<T>::TaskResult Reptile<T>::run_task(const data::Task<T>& task,
                                                      std::size_t index) const {
   TaskResult r;
   const nn::ParamDict<T> theta = model_.named_parameters();
-  Generator gen(
-      derive_seed({options_.seed(), detail::kReptileTrainTag,
-                   static_cast<std::uint64_t>(steps_taken_), static_cast<std::uint64_t>(index)}));
+  Generator gen = train_generator(index);
   const bool query =
       task.query_x.defined() && task.query_x.dim() > 0 && task.query_x.shape()[0] > 0;
   if (query) {
@@ -272,9 +283,7 @@ nn::ParamDict<T> Reptile<T>::run_stacked(const data::TaskBatch<T>& batch, StepSt
   gens.reserve(batch.size());
   streams.reserve(batch.size());
   for (std::size_t b = 0; b < batch.size(); ++b) {
-    gens.emplace_back(
-        derive_seed({options_.seed(), detail::kReptileTrainTag,
-                     static_cast<std::uint64_t>(steps_taken_), static_cast<std::uint64_t>(b)}));
+    gens.push_back(train_generator(b));
     streams.emplace_back(n, full ? n : size, gens.back());
   }
   const auto opt = detail::make_inner_optimizer(options_, phi);
@@ -297,13 +306,7 @@ nn::ParamDict<T> Reptile<T>::run_stacked(const data::TaskBatch<T>& batch, StepSt
     losses.push_back(static_cast<double>(mean.item()));
     // The sum of the tasks' losses: its gradient w.r.t. each task's weights is that
     // task's own gradient.
-    auto grads = autograd::grad({mul_scalar(mean, static_cast<T>(tasks))}, phi,
-                                autograd::GradOptions{.allow_unused = true});
-    opt->zero_grad();
-    for (std::size_t i = 0; i < phi.size(); ++i) {
-      if (grads[i].defined()) phi[i].set_grad(grads[i]);
-    }
-    opt->step();
+    detail::descend(*opt, phi, mul_scalar(mean, static_cast<T>(tasks)));
   }
   opt->zero_grad();
   for (double l : losses) s.meta_loss += l;
