@@ -60,6 +60,20 @@ inline CLI::Validator positive() {
       ">0");
 }
 
+/// An option whose default --help shows, checked to be at least `lo`.
+template <class V>
+CLI::Option* add_at_least(CLI::App& app, const std::string& name, V& value, const std::string& help,
+                          long long lo) {
+  return app.add_option(name, value, help)->capture_default_str()->check(at_least(lo));
+}
+
+/// An option whose default --help shows, checked to be greater than zero.
+template <class V>
+CLI::Option* add_positive(CLI::App& app, const std::string& name, V& value,
+                          const std::string& help) {
+  return app.add_option(name, value, help)->capture_default_str()->check(positive());
+}
+
 /// --data DIR, falling back to METALEARN_OMNIGLOT_DIR (empty: the embedded glyphs).
 inline void add_data_option(CLI::App& app, std::string& data) {
   app.add_option("--data", data,
@@ -72,9 +86,7 @@ inline void add_data_option(CLI::App& app, std::string& data) {
 /// examples take them.
 inline void add_run_options(CLI::App& app, int& threads, std::uint64_t& seed, std::string& out,
                             bool& quiet) {
-  app.add_option("--threads", threads, "threads of the per-task loop")
-      ->capture_default_str()
-      ->check(at_least(1));
+  add_at_least(app, "--threads", threads, "threads of the per-task loop", 1);
   app.add_option("--seed", seed, "seed of the initialisation and the tasks")->capture_default_str();
   app.add_option("--out", out, "output folder")->capture_default_str();
   app.add_flag("--quiet", quiet, "no progress bar");

@@ -51,42 +51,24 @@ Args parse(int argc, char** argv) {
   app.add_option("--ways", a.ways, "classes per task")
       ->capture_default_str()
       ->check(CLI::Range(2, 1000));
-  app.add_option("--shots", a.shots, "support examples per class")
-      ->capture_default_str()
-      ->check(examples::at_least(1));
-  app.add_option("--queries", a.queries,
-                 "query examples per class in training (0: as many as shots, as in the "
-                 "reference code)")
-      ->capture_default_str()
-      ->check(examples::at_least(0));
-  app.add_option("--eval-queries", a.eval_queries, "query examples per class at test")
-      ->capture_default_str()
-      ->check(examples::at_least(1));
-  app.add_option("--steps", a.steps, "meta-steps")
-      ->capture_default_str()
-      ->check(examples::at_least(0));
-  app.add_option("--meta-batch", a.meta_batch, "tasks per meta-step")
-      ->capture_default_str()
-      ->check(examples::at_least(1));
+  examples::add_at_least(app, "--shots", a.shots, "support examples per class", 1);
+  examples::add_at_least(app, "--queries", a.queries,
+                         "query examples per class in training (0: as many as shots, as in the "
+                         "reference code)",
+                         0);
+  examples::add_at_least(app, "--eval-queries", a.eval_queries, "query examples per class at test",
+                         1);
+  examples::add_at_least(app, "--steps", a.steps, "meta-steps", 0);
+  examples::add_at_least(app, "--meta-batch", a.meta_batch, "tasks per meta-step", 1);
   app.add_option("--inner-lr", a.inner_lr, "inner SGD step size")->capture_default_str();
-  app.add_option("--inner-steps", a.inner_steps, "inner steps in training")
-      ->capture_default_str()
-      ->check(examples::at_least(0));
-  app.add_option("--eval-steps", a.eval_steps, "inner steps at test")
-      ->capture_default_str()
-      ->check(examples::at_least(0));
-  app.add_option("--outer-lr", a.outer_lr, "Adam learning rate of the meta-update")
-      ->capture_default_str()
-      ->check(examples::positive());
-  app.add_option("--eval-every", a.eval_every, "meta-steps between evaluations and checkpoints")
-      ->capture_default_str()
-      ->check(examples::at_least(1));
-  app.add_option("--eval-episodes", a.eval_episodes, "test episodes of the final evaluation")
-      ->capture_default_str()
-      ->check(examples::at_least(1));
-  app.add_option("--threads", a.threads, "threads for the tasks of a meta-batch")
-      ->capture_default_str()
-      ->check(examples::at_least(1));
+  examples::add_at_least(app, "--inner-steps", a.inner_steps, "inner steps in training", 0);
+  examples::add_at_least(app, "--eval-steps", a.eval_steps, "inner steps at test", 0);
+  examples::add_positive(app, "--outer-lr", a.outer_lr, "Adam learning rate of the meta-update");
+  examples::add_at_least(app, "--eval-every", a.eval_every,
+                         "meta-steps between evaluations and checkpoints", 1);
+  examples::add_at_least(app, "--eval-episodes", a.eval_episodes,
+                         "test episodes of the final evaluation", 1);
+  examples::add_at_least(app, "--threads", a.threads, "threads for the tasks of a meta-batch", 1);
   app.add_flag("--first-order", a.first_order, "first-order MAML");
   app.add_option("--seed", a.seed, "seed")->capture_default_str();
   app.add_option("--out", a.out, "output folder (metrics.csv, meta_parameters.safetensors)")

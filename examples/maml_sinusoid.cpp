@@ -42,9 +42,7 @@ struct Args {
 Args parse(int argc, char** argv) {
   Args a;
   CLI::App app("MAML on sinusoid regression (Finn et al. 2017, section 5.1)", "maml_sinusoid");
-  app.add_option("--steps", a.steps, "meta-steps (the paper uses 70000)")
-      ->capture_default_str()
-      ->check(examples::at_least(0));
+  examples::add_at_least(app, "--steps", a.steps, "meta-steps (the paper uses 70000)", 0);
   app.add_flag("--loop", a.loop,
                "adapt the tasks of a meta-batch one by one (--threads in parallel) instead of "
                "as one graph");

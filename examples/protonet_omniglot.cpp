@@ -48,40 +48,24 @@ Args parse(int argc, char** argv) {
   CLI::App app("Prototypical Networks on Omniglot (Snell, Swersky & Zemel 2017)",
                "protonet_omniglot");
   examples::add_data_option(app, a.data);
-  app.add_option("--steps", a.steps, "training episodes")
-      ->capture_default_str()
-      ->check(examples::at_least(0));
-  app.add_option("--time-limit", a.time_limit, "minutes of training (0: none)")
-      ->capture_default_str()
-      ->check(examples::at_least(0));
+  examples::add_at_least(app, "--steps", a.steps, "training episodes", 0);
+  examples::add_at_least(app, "--time-limit", a.time_limit, "minutes of training (0: none)", 0);
   app.add_option("--train-ways", a.train_ways, "classes per training episode")
       ->capture_default_str()
       ->check(CLI::Range(2, 100000));
-  app.add_option("--train-shots", a.train_shots, "support examples per class in training")
-      ->capture_default_str()
-      ->check(examples::at_least(1));
-  app.add_option("--train-queries", a.train_queries, "query examples per class in training")
-      ->capture_default_str()
-      ->check(examples::at_least(1));
-  app.add_option("--test-queries", a.test_queries, "query examples per class at test")
-      ->capture_default_str()
-      ->check(examples::at_least(1));
-  app.add_option("--episodes", a.episodes, "test episodes per configuration")
-      ->capture_default_str()
-      ->check(examples::at_least(1));
-  app.add_option("--lr", a.lr, "Adam learning rate")
-      ->capture_default_str()
-      ->check(examples::positive());
-  app.add_option("--decay-every", a.decay_every, "episodes between halvings of the rate (0: none)")
-      ->capture_default_str()
-      ->check(examples::at_least(0));
-  app.add_option("--threads", a.threads, "threads")
-      ->capture_default_str()
-      ->check(examples::at_least(1));
+  examples::add_at_least(app, "--train-shots", a.train_shots,
+                         "support examples per class in training", 1);
+  examples::add_at_least(app, "--train-queries", a.train_queries,
+                         "query examples per class in training", 1);
+  examples::add_at_least(app, "--test-queries", a.test_queries, "query examples per class at test",
+                         1);
+  examples::add_at_least(app, "--episodes", a.episodes, "test episodes per configuration", 1);
+  examples::add_positive(app, "--lr", a.lr, "Adam learning rate");
+  examples::add_at_least(app, "--decay-every", a.decay_every,
+                         "episodes between halvings of the rate (0: none)", 0);
+  examples::add_at_least(app, "--threads", a.threads, "threads", 1);
   app.add_option("--seed", a.seed, "seed")->capture_default_str();
-  app.add_option("--log-every", a.log_every, "episodes between log lines")
-      ->capture_default_str()
-      ->check(examples::at_least(1));
+  examples::add_at_least(app, "--log-every", a.log_every, "episodes between log lines", 1);
   app.add_option("--out", a.out, "markdown file for the results");
   examples::parse_or_exit(app, argc, argv);
   return a;

@@ -59,42 +59,25 @@ Args parse(int argc, char** argv) {
   Args a;
   CLI::App app("Reptile on Omniglot (Nichol, Achiam & Schulman 2018)", "reptile_omniglot");
   examples::add_data_option(app, a.data);
-  app.add_option("--steps", a.steps, "meta-steps (epsilon anneals to 0 over them)")
-      ->capture_default_str()
-      ->check(examples::at_least(0));
-  app.add_option("--time-limit", a.time_limit, "minutes of training (0: none)")
-      ->capture_default_str()
-      ->check(examples::at_least(0));
+  examples::add_at_least(app, "--steps", a.steps, "meta-steps (epsilon anneals to 0 over them)", 0);
+  examples::add_at_least(app, "--time-limit", a.time_limit, "minutes of training (0: none)", 0);
   app.add_option("--ways", a.ways, "classes per task")
       ->capture_default_str()
       ->check(CLI::Range(2, 1000));
-  app.add_option("--train-shots", a.train_shots, "examples per class of a training task")
-      ->capture_default_str()
-      ->check(examples::at_least(1));
-  app.add_option("--meta-batch", a.meta_batch, "tasks per meta-step")
-      ->capture_default_str()
-      ->check(examples::at_least(1));
-  app.add_option("--inner-steps", a.inner_steps, "inner Adam steps per training task")
-      ->capture_default_str()
-      ->check(examples::at_least(1));
-  app.add_option("--eval-steps", a.eval_steps, "inner Adam steps per test episode")
-      ->capture_default_str()
-      ->check(examples::at_least(0));
-  app.add_option("--episodes", a.episodes, "test episodes per configuration")
-      ->capture_default_str()
-      ->check(examples::at_least(1));
-  app.add_option("--threads", a.threads, "threads for the tasks of a meta-batch")
-      ->capture_default_str()
-      ->check(examples::at_least(1));
+  examples::add_at_least(app, "--train-shots", a.train_shots,
+                         "examples per class of a training task", 1);
+  examples::add_at_least(app, "--meta-batch", a.meta_batch, "tasks per meta-step", 1);
+  examples::add_at_least(app, "--inner-steps", a.inner_steps, "inner Adam steps per training task",
+                         1);
+  examples::add_at_least(app, "--eval-steps", a.eval_steps, "inner Adam steps per test episode", 0);
+  examples::add_at_least(app, "--episodes", a.episodes, "test episodes per configuration", 1);
+  examples::add_at_least(app, "--threads", a.threads, "threads for the tasks of a meta-batch", 1);
   app.add_option("--seed", a.seed, "seed")->capture_default_str();
-  app.add_option("--log-every", a.log_every, "meta-steps between log lines")
-      ->capture_default_str()
-      ->check(examples::at_least(1));
+  examples::add_at_least(app, "--log-every", a.log_every, "meta-steps between log lines", 1);
   app.add_option("--out", a.out, "markdown file for the results");
   app.add_option("--checkpoint", a.checkpoint, "file for theta and the meta-step count");
-  app.add_option("--checkpoint-every", a.checkpoint_every, "meta-steps between checkpoints")
-      ->capture_default_str()
-      ->check(examples::at_least(1));
+  examples::add_at_least(app, "--checkpoint-every", a.checkpoint_every,
+                         "meta-steps between checkpoints", 1);
   app.add_flag("--resume", a.resume, "continue from --checkpoint when it exists")
       ->needs(app.get_option("--checkpoint"));
   examples::parse_or_exit(app, argc, argv);

@@ -47,18 +47,11 @@ Args parse(int argc, char** argv) {
   Args a;
   CLI::App app("Reptile on sinusoid regression (Nichol et al. 2018, section 5)",
                "reptile_sinusoid");
-  app.add_option("--steps", a.steps, "meta-steps")
-      ->capture_default_str()
-      ->check(examples::at_least(0));
-  app.add_option("--meta-batch", a.meta_batch, "tasks per meta-step")
-      ->capture_default_str()
-      ->check(examples::at_least(1));
-  app.add_option("--inner-steps", a.inner_steps, "full-batch SGD steps per task")
-      ->capture_default_str()
-      ->check(examples::at_least(1));
-  app.add_option("--inner-lr", a.inner_lr, "SGD step size of the inner loop and of evaluation")
-      ->capture_default_str()
-      ->check(examples::positive());
+  examples::add_at_least(app, "--steps", a.steps, "meta-steps", 0);
+  examples::add_at_least(app, "--meta-batch", a.meta_batch, "tasks per meta-step", 1);
+  examples::add_at_least(app, "--inner-steps", a.inner_steps, "full-batch SGD steps per task", 1);
+  examples::add_positive(app, "--inner-lr", a.inner_lr,
+                         "SGD step size of the inner loop and of evaluation");
   app.add_flag("--loop", a.loop,
                "train the tasks of a meta-batch one by one (--threads in parallel) instead of "
                "together");
