@@ -82,6 +82,37 @@ inline void add_data_option(CLI::App& app, std::string& data) {
       ->envname("METALEARN_OMNIGLOT_DIR");
 }
 
+/// Where and how often a long training run saves its state, and whether it continues
+/// from it: --checkpoint FILE, --checkpoint-every N, --resume.
+struct CheckpointArgs {
+  std::string file;
+  int every = 1000;
+  bool resume = false;
+};
+
+inline void add_checkpoint_options(CLI::App& app, CheckpointArgs& c, const std::string& what) {
+  app.add_option("--checkpoint", c.file, "file for " + what);
+  add_at_least(app, "--checkpoint-every", c.every, "training steps between checkpoints", 1);
+  app.add_flag("--resume", c.resume, "continue from --checkpoint when it exists")
+      ->needs(app.get_option("--checkpoint"));
+}
+
+/// Whether the checkpoint `path`, whose metadata is `saved`, was written by a run with
+/// the same `settings`; prints the first difference when not.
+inline bool same_run_settings(const std::string& path, const ml::io::Metadata& saved,
+                              const ml::io::Metadata& settings) {
+  for (const auto& [key, value] : settings) {
+    const auto it = saved.find(key);
+    if (it == saved.end() || it->second != value) {
+      std::fprintf(stderr, "error: %s was written with %s = %s, this run has %s\n", path.c_str(),
+                   key.c_str(), it == saved.end() ? "(missing)" : it->second.c_str(),
+                   value.c_str());
+      return false;
+    }
+  }
+  return true;
+}
+
 /// --threads (of the per-task loop), --seed, --out and --quiet, as the sinusoid
 /// examples take them.
 inline void add_run_options(CLI::App& app, int& threads, std::uint64_t& seed, std::string& out,

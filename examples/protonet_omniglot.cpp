@@ -8,14 +8,20 @@
 //
 // Without --data (or METALEARN_OMNIGLOT_DIR) it runs on the embedded procedural glyphs,
 // so it works on a fresh machine; the paper's numbers then do not apply.
+// With --checkpoint FILE it saves the network (parameters and batch-norm statistics),
+// the Adam state and the episode count there (atomically) every --checkpoint-every
+// episodes and when training stops; --resume continues from that file exactly, so a
+// long schedule can be trained in several runs.
 //
 // Usage: protonet_omniglot [--data DIR] [--steps N] [--time-limit MIN] [--train-ways N]
 //          [--train-shots K] [--train-queries Q] [--test-queries Q] [--episodes N]
 //          [--lr X] [--decay-every N] [--threads N] [--seed S] [--log-every N] [--out FILE]
+//          [--checkpoint FILE] [--checkpoint-every N] [--resume]
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <metalearn/metalearn.hpp>
 #include <string>
@@ -41,6 +47,7 @@ struct Args {
   std::uint64_t seed = 1;
   int log_every = 100;
   std::string out;
+  examples::CheckpointArgs checkpoint;
 };
 
 Args parse(int argc, char** argv) {
@@ -67,8 +74,23 @@ Args parse(int argc, char** argv) {
   app.add_option("--seed", a.seed, "seed")->capture_default_str();
   examples::add_at_least(app, "--log-every", a.log_every, "episodes between log lines", 1);
   app.add_option("--out", a.out, "markdown file for the results");
+  examples::add_checkpoint_options(app, a.checkpoint,
+                                   "the network, the Adam state and the episode count");
   examples::parse_or_exit(app, argc, argv);
   return a;
+}
+
+// The settings a resumed run must share with the run that wrote its checkpoint (the
+// number of episodes may grow: the learning-rate schedule does not depend on it).
+ml::io::Metadata run_settings(const Args& a) {
+  char lr[32];
+  std::snprintf(lr, sizeof lr, "%.17g", a.lr);
+  return {{"seed", std::to_string(a.seed)},
+          {"train_ways", std::to_string(a.train_ways)},
+          {"train_shots", std::to_string(a.train_shots)},
+          {"train_queries", std::to_string(a.train_queries)},
+          {"lr", lr},
+          {"decay_every", std::to_string(a.decay_every)}};
 }
 
 }  // namespace
@@ -105,6 +127,46 @@ int main(int argc, char** argv) {
   }
   ml::data::MetaBatchSampler<float> batches(*train, {.batch = 1, .seed = args.seed, .prefetch = 2});
 
+  // ---- checkpoint -------------------------------------------------------------
+  const std::string& checkpoint = args.checkpoint.file;
+  int start = 0;
+  double trained_before = 0.0;  // seconds of training in earlier runs
+  if (args.checkpoint.resume && std::filesystem::exists(checkpoint)) {
+    try {
+      const auto saved = ml::io::load_checkpoint<float>(checkpoint);
+      if (!examples::same_run_settings(checkpoint, saved.metadata, run_settings(args))) return 1;
+      if (!saved.optimizer) {
+        std::fprintf(stderr, "error: %s holds no optimizer state\n", checkpoint.c_str());
+        return 1;
+      }
+      protonet.model().load_parameters(saved.parameters);
+      protonet.model().load_buffers(saved.parameters);
+      protonet.load_outer_state(*saved.optimizer);
+      trained_before = std::stod(saved.metadata.at("train_seconds"));
+    } catch (const ml::Error& e) {
+      std::fprintf(stderr, "error: %s\n", e.what());
+      return 1;
+    } catch (const std::exception&) {
+      std::fprintf(stderr, "error: %s lacks a valid train_seconds entry\n", checkpoint.c_str());
+      return 1;
+    }
+    start = static_cast<int>(protonet.steps_taken());
+    batches.set_position(static_cast<std::uint64_t>(start));
+    std::printf("resumed from %s at episode %d (%.0f s of training so far)\n", checkpoint.c_str(),
+                start, trained_before);
+  }
+  auto save = [&](int step, double seconds) {
+    if (checkpoint.empty()) return;
+    auto metadata = run_settings(args);
+    metadata["step"] = std::to_string(step);
+    metadata["train_seconds"] = std::to_string(seconds);
+    metadata["dataset"] = train_set->name();
+    ml::nn::ParamDict<float> state = protonet.model().named_parameters();
+    for (const auto& [name, t] : protonet.model().named_buffers()) state.insert(name, t);
+    ml::io::save_checkpoint(checkpoint, ml::io::TrainingCheckpoint<float>{
+                                            std::move(state), protonet.outer_state(), metadata});
+  };
+
   // ---- training ---------------------------------------------------------------
   char limit[64] = "";
   if (args.time_limit > 0)
@@ -117,25 +179,31 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
   const auto t0 = Clock::now();
   double loss = 0.0, acc = 0.0;
-  int done = 0;
-  for (int step = 1; step <= args.steps; ++step) {
+  int done = start;
+  for (int step = start + 1; step <= args.steps; ++step) {
     const auto stats = protonet.meta_step(batches.next());
-    loss = step == 1 ? stats.meta_loss : 0.98 * loss + 0.02 * stats.meta_loss;
-    acc = step == 1 ? stats.post_accuracy : 0.98 * acc + 0.02 * stats.post_accuracy;
+    const bool first = step == start + 1;
+    loss = first ? stats.meta_loss : 0.98 * loss + 0.02 * stats.meta_loss;
+    acc = first ? stats.post_accuracy : 0.98 * acc + 0.02 * stats.post_accuracy;
     done = step;
     const double elapsed = seconds_since(t0);
     const bool out_of_time = args.time_limit > 0 && elapsed > 60.0 * args.time_limit;
     if (step % args.log_every == 0 || step == args.steps || out_of_time) {
       std::printf("step %d/%d  loss %.4f  train acc %.4f  lr %.2e  %.2f episodes/s  %.0f s\n", step,
-                  args.steps, loss, acc, protonet.current_lr(), step / elapsed, elapsed);
+                  args.steps, loss, acc, protonet.current_lr(), (step - start) / elapsed,
+                  trained_before + elapsed);
       std::fflush(stdout);
     }
+    if (step % args.checkpoint.every == 0 || step == args.steps || out_of_time)
+      save(step, trained_before + elapsed);
     if (out_of_time) {
       std::printf("time limit reached after %d episodes\n", step);
       break;
     }
   }
-  const double train_seconds = seconds_since(t0);
+  const double run_seconds = seconds_since(t0);
+  const double train_seconds = trained_before + run_seconds;
+  const double rate = done > start ? (done - start) / run_seconds : 0.0;
 
   // ---- evaluation -------------------------------------------------------------
   struct Config {
@@ -168,8 +236,10 @@ int main(int argc, char** argv) {
     means.push_back(r.mean);
   }
   const double total = seconds_since(t_start);
-  std::printf("\ntraining: %d episodes in %.1f s (%.2f episodes/s); total wall time %.1f s\n", done,
-              train_seconds, done / train_seconds, total);
+  std::printf(
+      "\ntraining: %d episodes in %.1f s (%d in this run, %.2f episodes/s); total wall time of "
+      "this run %.1f s\n",
+      done, train_seconds, done - start, rate, total);
   if (!args.out.empty()) {
     std::FILE* f = std::fopen(args.out.c_str(), "w");
     if (f == nullptr) {
@@ -178,12 +248,13 @@ int main(int argc, char** argv) {
     }
     std::fprintf(f,
                  "dataset: %s\ntraining: %lld-way %lld-shot %lld-query, %d episodes, %.1f s "
-                 "(%.2f episodes/s), threads %d, seed %llu\ntotal wall time: %.1f s\n\n%s",
+                 "(%d in this run, %.2f episodes/s), threads %d, seed %llu\ntotal wall time of "
+                 "this run: %.1f s\n\n%s",
                  train_set->name().c_str(), static_cast<long long>(args.train_ways),
                  static_cast<long long>(args.train_shots),
-                 static_cast<long long>(args.train_queries), done, train_seconds,
-                 done / train_seconds, args.threads, static_cast<unsigned long long>(args.seed),
-                 total, table.c_str());
+                 static_cast<long long>(args.train_queries), done, train_seconds, done - start,
+                 rate, args.threads, static_cast<unsigned long long>(args.seed), total,
+                 table.c_str());
     std::fclose(f);
     std::printf("wrote %s\n", args.out.c_str());
   }

@@ -50,9 +50,7 @@ struct Args {
   std::uint64_t seed = 1;
   int log_every = 100;
   std::string out;
-  std::string checkpoint;
-  int checkpoint_every = 1000;
-  bool resume = false;
+  examples::CheckpointArgs checkpoint;
 };
 
 Args parse(int argc, char** argv) {
@@ -75,11 +73,7 @@ Args parse(int argc, char** argv) {
   app.add_option("--seed", a.seed, "seed")->capture_default_str();
   examples::add_at_least(app, "--log-every", a.log_every, "meta-steps between log lines", 1);
   app.add_option("--out", a.out, "markdown file for the results");
-  app.add_option("--checkpoint", a.checkpoint, "file for theta and the meta-step count");
-  examples::add_at_least(app, "--checkpoint-every", a.checkpoint_every,
-                         "meta-steps between checkpoints", 1);
-  app.add_flag("--resume", a.resume, "continue from --checkpoint when it exists")
-      ->needs(app.get_option("--checkpoint"));
+  examples::add_checkpoint_options(app, a.checkpoint, "theta and the meta-step count");
   examples::parse_or_exit(app, argc, argv);
   return a;
 }
@@ -156,19 +150,11 @@ int main(int argc, char** argv) {
 
   int start = 0;
   double trained_before = 0.0;  // seconds of training in earlier runs
-  if (args.resume && std::filesystem::exists(args.checkpoint)) {
+  const std::string& checkpoint = args.checkpoint.file;
+  if (args.checkpoint.resume && std::filesystem::exists(checkpoint)) {
     try {
-      const auto saved = ml::io::load_checkpoint<float>(args.checkpoint);
-      for (const auto& [key, value] : run_settings(args)) {
-        const auto it = saved.metadata.find(key);
-        if (it == saved.metadata.end() || it->second != value) {
-          std::fprintf(stderr, "error: %s was written with %s = %s, this run has %s\n",
-                       args.checkpoint.c_str(), key.c_str(),
-                       it == saved.metadata.end() ? "(missing)" : it->second.c_str(),
-                       value.c_str());
-          return 1;
-        }
-      }
+      const auto saved = ml::io::load_checkpoint<float>(checkpoint);
+      if (!examples::same_run_settings(checkpoint, saved.metadata, run_settings(args))) return 1;
       model->load_parameters(saved.parameters);
       start = std::stoi(saved.metadata.at("step"));
       trained_before = std::stod(saved.metadata.at("train_seconds"));
@@ -177,22 +163,22 @@ int main(int argc, char** argv) {
       return 1;
     } catch (const std::exception&) {
       std::fprintf(stderr, "error: %s lacks a valid step or train_seconds entry\n",
-                   args.checkpoint.c_str());
+                   checkpoint.c_str());
       return 1;
     }
     reptile.set_steps_taken(start);
     batches.set_position(static_cast<std::uint64_t>(start));
-    std::printf("resumed from %s at meta-step %d (%.0f s of training so far)\n",
-                args.checkpoint.c_str(), start, trained_before);
+    std::printf("resumed from %s at meta-step %d (%.0f s of training so far)\n", checkpoint.c_str(),
+                start, trained_before);
   }
   auto save = [&](int step, double seconds) {
-    if (args.checkpoint.empty()) return;
+    if (checkpoint.empty()) return;
     auto metadata = run_settings(args);
     metadata["step"] = std::to_string(step);
     metadata["train_seconds"] = std::to_string(seconds);
     metadata["dataset"] = train_set->name();
-    ml::io::save_checkpoint(args.checkpoint, ml::io::TrainingCheckpoint<float>{
-                                                 model->named_parameters(), {}, metadata});
+    ml::io::save_checkpoint(
+        checkpoint, ml::io::TrainingCheckpoint<float>{model->named_parameters(), {}, metadata});
   };
 
   std::printf(
@@ -217,7 +203,7 @@ int main(int argc, char** argv) {
                   (step - start) / elapsed, trained_before + elapsed);
       std::fflush(stdout);
     }
-    if (step % args.checkpoint_every == 0 || step == args.steps || out_of_time)
+    if (step % args.checkpoint.every == 0 || step == args.steps || out_of_time)
       save(step, trained_before + elapsed);
     if (out_of_time) {
       std::printf("time limit reached after %d meta-steps (epsilon was still %.3f)\n", step,

@@ -10,7 +10,13 @@
 # (minutes of training, 0 = none), EPISODES (test episodes per configuration, 1000),
 # THREADS (2; evaluation episodes run in parallel), DECAY_EVERY (lr halving period, 2000),
 # TEST_QUERIES (queries per class in test episodes, 15), TRAIN_WAYS (classes per
-# training episode, 60 as in the paper), SEED (1), LOG, OUT.
+# training episode, 60 as in the paper), SEED (1), LOG, OUT, CHECKPOINT (default
+# $BUILD/protonet_omniglot.ckpt.safetensors).
+#
+# Training resumes from CHECKPOINT when it exists (same seed, episode shape, rate and
+# decay period): the network, the Adam state and the episode count are saved every 500
+# episodes and when training stops, so the paper's schedule can be trained in several
+# time-limited runs; each evaluates the network it reached.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=${BUILD:-$ROOT/build-alg}
@@ -25,6 +31,7 @@ TEST_QUERIES=${TEST_QUERIES:-15}
 SEED=${SEED:-1}
 LOG=${LOG:-$BUILD/protonet_omniglot.log}
 OUT=${OUT:-$ROOT/benchmarks/results/protonet_omniglot.md}
+CHECKPOINT=${CHECKPOINT:-$BUILD/protonet_omniglot.ckpt.safetensors}
 
 if [[ "${1:-}" != "--foreground" ]]; then
   mkdir -p "$(dirname "$LOG")"
@@ -42,7 +49,8 @@ export METALEARN_CACHE_DIR=${METALEARN_CACHE_DIR:-$BUILD/cache}
 mkdir -p "$METALEARN_CACHE_DIR" "$(dirname "$OUT")"
 CMD=("$BIN" --data "$DATA" --steps "$STEPS" --time-limit "$TIME_LIMIT" --train-ways "$TRAIN_WAYS"
      --train-shots 5 --train-queries 5 --test-queries "$TEST_QUERIES" --decay-every "$DECAY_EVERY" --episodes "$EPISODES"
-     --threads "$THREADS" --seed "$SEED" --log-every 50 --out "$OUT.part")
+     --threads "$THREADS" --seed "$SEED" --log-every 50 --out "$OUT.part"
+     --checkpoint "$CHECKPOINT" --checkpoint-every 500 --resume)
 echo "command: ${CMD[*]}"
 start=$(date +%s)
 "${CMD[@]}"

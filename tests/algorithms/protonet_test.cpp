@@ -1,6 +1,7 @@
 // Prototypical Networks: prototypes, distances and log-probabilities against a hand
 // computation, gradchecks through the prototype loss, the fixed-support classifier,
-// determinism across threads, errors, and a short run on procedural glyphs.
+// determinism across threads, resuming from a checkpoint's contents, errors, and a
+// short run on procedural glyphs.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -171,6 +172,52 @@ TEST(ProtoNet, LearningRateHalvesOnSchedule) {
     EXPECT_DOUBLE_EQ(protonet.current_lr(), lr);
     protonet.meta_step({t});
   }
+}
+
+// What a checkpoint holds (parameters, batch-norm running statistics, the outer
+// optimizer's state) continues a run exactly: Adam moments, step count and the
+// learning-rate schedule, which halves across the resume point here.
+TEST(ProtoNet, ResumingFromParametersBuffersAndOuterStateContinuesBitForBit) {
+  const auto options = alg::ProtoNetOptions<float>{}.lr(2e-3).lr_decay(0.5, 3).embedding(
+      ml::nn::ConvNet4Options{}.hidden(6).image_size(16).batch_norm(
+          ml::nn::BatchNormOptions{}.mode(ml::nn::BatchNormMode::kRunning)));
+  ml::data::ProceduralGlyphs glyphs({.split = ml::data::Split::train, .image_size = 16});
+  ml::data::EpisodicSampler<float> episodes(glyphs, {.ways = 4, .shots = 2, .queries = 2});
+  auto state_of = [](const alg::ProtoNet<float>& p) {
+    std::vector<float> out;
+    for (const auto& dict : {p.model().named_parameters(), p.model().named_buffers()})
+      for (const auto& [name, t] : dict) out.insert(out.end(), t.data(), t.data() + t.numel());
+    return out;
+  };
+
+  ml::Generator gen(31);
+  alg::ProtoNet<float> straight(gen, options);
+  ml::data::MetaBatchSampler<float> batches(episodes, {.batch = 1, .seed = 8});
+  for (int i = 0; i < 2; ++i) straight.meta_step(batches.next());
+  ml::nn::ParamDict<float> saved;
+  for (const auto& dict : {straight.model().named_parameters(), straight.model().named_buffers()})
+    for (const auto& [name, t] : dict) saved.insert(name, t.clone());
+  const auto outer = straight.outer_state();
+  for (int i = 2; i < 5; ++i) straight.meta_step(batches.next());
+
+  ml::Generator other(32);  // other initial values
+  alg::ProtoNet<float> resumed(other, options);
+  resumed.model().load_parameters(saved);
+  resumed.model().load_buffers(saved);
+  resumed.load_outer_state(outer);
+  EXPECT_EQ(resumed.steps_taken(), 2);
+  ml::data::MetaBatchSampler<float> rest(episodes, {.batch = 1, .seed = 8});
+  rest.set_position(2);
+  for (int i = 2; i < 5; ++i) resumed.meta_step(rest.next());
+  EXPECT_EQ(resumed.steps_taken(), 5);
+  EXPECT_EQ(resumed.current_lr(), straight.current_lr());
+  EXPECT_EQ(resumed.current_lr(), 1e-3);
+  EXPECT_EQ(state_of(resumed), state_of(straight));
+
+  // A state of another model's optimizer is refused.
+  ml::nn::MLP<float> mlp({2, 3}, gen);
+  alg::ProtoNet<float> small(mlp);
+  EXPECT_THROW(small.load_outer_state(outer), ml::Error);
 }
 
 TEST(ProtoNet, ShortGlyphRunRaisesAccuracyWellAboveChance) {

@@ -213,6 +213,15 @@ class ProtoNet {
   [[nodiscard]] std::int64_t steps_taken() const { return steps_taken_; }
   [[nodiscard]] double current_lr() const { return outer_->lr(); }
 
+  /// The outer optimizer's state (step count, current learning rate, Adam moments),
+  /// for checkpoints. Together with the model's parameters and buffers it is all a
+  /// run needs to continue: load_outer_state() restores it exactly, learning-rate
+  /// schedule included, and sets steps_taken() to its step count.
+  [[nodiscard]] optim::OptimizerState<T> outer_state() const { return outer_->state(); }
+  /// @throws ValueError / ShapeError (from the optimizer) naming a state that does
+  /// not belong to this model's parameters.
+  void load_outer_state(const optim::OptimizerState<T>& state);
+
  private:
   struct TaskResult {
     std::vector<Tensor<T>> grads;

@@ -152,6 +152,12 @@ void ProtoNet<T>::init() {
 }
 
 template <class T>
+void ProtoNet<T>::load_outer_state(const optim::OptimizerState<T>& state) {
+  outer_->load_state(state);
+  steps_taken_ = state.step;
+}
+
+template <class T>
 Tensor<T> ProtoNet<T>::embed(const Tensor<T>& x) const {
   Tensor<T> e = model_->forward(x);
   METALEARN_CHECK(e.dim() == 2, ShapeError, "ProtoNet::embed: the embedding network returned ",
