@@ -292,3 +292,48 @@ TEST(Optimizer, DeducesScalarFromModuleAndTrains) {
   }
   EXPECT_LT(ml::mse_loss(model.forward(x), y).item(), 0.2f * before);
 }
+
+// The updates are elementwise loops that the compiler vectorises (and, for Adam's
+// square root, explicit vector instructions): a value must move exactly as it does
+// alone, in a one-value parameter that only the scalar code touches, whatever its
+// place in a long parameter (vector bodies, chunk boundaries, scalar rests).
+template <class Opt, class T, class Options>
+void expect_same_update_alone_and_in_bulk(const Options& options) {
+  constexpr ml::Index kN = 1100;
+  ml::Generator gen(41);
+  const auto start_values = ml::randn<T>({kN}, gen).to_vector();
+  auto bulk = ml::from_vector<T>(start_values, ml::Shape{kN}).requires_grad(true);
+  std::vector<ml::Tensor<T>> alone;
+  for (T v : start_values)
+    alone.push_back(ml::from_vector<T>({v}, ml::Shape{1}).requires_grad(true));
+  Opt a(std::vector{bulk}, options);
+  Opt b(alone, options);
+  for (int step = 0; step < 3; ++step) {
+    const auto g = ml::randn<T>({kN}, gen).to_vector();
+    bulk.set_grad(ml::from_vector<T>(g, ml::Shape{kN}));
+    for (std::size_t i = 0; i < alone.size(); ++i)
+      alone[i].set_grad(ml::from_vector<T>({g[i]}, ml::Shape{1}));
+    a.step();
+    b.step();
+  }
+  for (std::size_t i = 0; i < alone.size(); ++i) {
+    ASSERT_EQ(bulk.data()[i], alone[i].data()[0]) << "value " << i;
+    ASSERT_NE(bulk.data()[i], start_values[i]) << "value " << i;
+  }
+}
+
+TEST(OptimizerUpdate, EveryValueMovesAsItDoesAlone) {
+  using ml::optim::Adam;
+  using ml::optim::AdamOptions;
+  using ml::optim::AdamW;
+  using ml::optim::SGD;
+  using ml::optim::SGDOptions;
+  expect_same_update_alone_and_in_bulk<Adam<float>, float>(AdamOptions(0.01));
+  expect_same_update_alone_and_in_bulk<Adam<double>, double>(AdamOptions(0.01));
+  expect_same_update_alone_and_in_bulk<Adam<float>, float>(AdamOptions(0.01).weight_decay(0.1));
+  expect_same_update_alone_and_in_bulk<AdamW<float>, float>(AdamOptions(0.01));
+  expect_same_update_alone_and_in_bulk<SGD<float>, float>(SGDOptions(0.05));
+  expect_same_update_alone_and_in_bulk<SGD<double>, double>(SGDOptions(0.05));
+  expect_same_update_alone_and_in_bulk<SGD<float>, float>(
+      SGDOptions(0.05).momentum(0.9).weight_decay(0.01));
+}

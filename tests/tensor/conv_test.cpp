@@ -153,16 +153,18 @@ TEST(ConvGradcheck, ChunkedBatchesMatchImageByImage) {
 }
 
 // Direct evaluation of the convolution sum, for every geometry the im2col paths
-// distinguish (stride 1 with the output as wide as the input, other strides,
-// paddings wider than the kernel's reach, non-square images).
+// distinguish (stride 1 with the output as wide as the input, other stride-1
+// shapes, strided windows with and without a zero border, paddings wider than the
+// kernel's reach, non-square images).
 TEST(ConvGradcheck, MatchesTheDirectSumForManyGeometries) {
   struct Case {
     ml::Index c, h, w, o, kh, kw, stride, pad;
   };
-  const std::vector<Case> cases{{1, 5, 5, 2, 3, 3, 1, 1}, {2, 4, 6, 3, 3, 3, 1, 1},
-                                {3, 7, 5, 2, 2, 3, 2, 1}, {1, 6, 6, 1, 1, 1, 1, 0},
-                                {2, 5, 4, 2, 3, 2, 1, 2}, {2, 6, 7, 2, 5, 5, 1, 2},
-                                {1, 9, 9, 2, 3, 3, 3, 0}, {2, 3, 3, 1, 3, 3, 1, 0}};
+  const std::vector<Case> cases{
+      {1, 5, 5, 2, 3, 3, 1, 1}, {2, 4, 6, 3, 3, 3, 1, 1}, {3, 7, 5, 2, 2, 3, 2, 1},
+      {1, 6, 6, 1, 1, 1, 1, 0}, {2, 5, 4, 2, 3, 2, 1, 2}, {2, 6, 7, 2, 5, 5, 1, 2},
+      {1, 9, 9, 2, 3, 3, 3, 0}, {2, 3, 3, 1, 3, 3, 1, 0}, {2, 8, 8, 3, 3, 3, 2, 1},
+      {1, 4, 4, 2, 3, 3, 2, 1}, {2, 6, 5, 2, 3, 3, 2, 2}, {1, 7, 7, 1, 2, 2, 2, 0}};
   ml::Generator gen(23);
   for (const auto& k : cases) {
     auto x = ml::randn<double>({2, k.c, k.h, k.w}, gen);

@@ -81,11 +81,17 @@ class SGD : public Optimizer<T> {
       if (!g.defined()) continue;
       METALEARN_CHECK(g.shape() == ps[i].shape(), ShapeError, "SGD::step: gradient ", g.shape(),
                       " of parameter ", i, " does not match its shape ", ps[i].shape());
-      // Plain loops (no alignment-dependent peeling): results do not depend on where
-      // the buffers live, so a restored state continues bit-exactly.
+      // Elementwise loops: every element's arithmetic is the same wherever the
+      // buffers live, so a restored state continues bit-exactly.
       T* p = ps[i].data();
       const T* pg = g.data();
       const Index n = ps[i].numel();
+      if (mom == T(0) && wd == T(0)) {  // plain SGD, in a loop the compiler vectorises
+        T* __restrict pr = p;
+        const T* __restrict gr = pg;
+        for (Index k = 0; k < n; ++k) pr[k] -= lr * gr[k];
+        continue;
+      }
       Tensor<T>& buf = this->buffer(i, 0);
       const bool first = mom != T(0) && !buf.defined();
       if (first) buf = Tensor<T>::empty(ps[i].shape());

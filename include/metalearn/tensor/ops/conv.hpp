@@ -75,17 +75,81 @@ void for_each_patch_row(const Conv2dGeometry& g, Fn&& fn) {
   }
 }
 
+/// Strided windows (stride > 1) read through an offset table instead of the row
+/// loops below, whose per-row overhead dominates on the short rows of small strided
+/// outputs: the images are first copied into a zero-bordered buffer (when padded),
+/// so every window lies inside it, and column b*L + q of the im2col row of channel c
+/// at kernel offset (i, j) reads element offsets[b*L + q] + c*plane + i*pitch + j.
+/// One table serves every row, so each row is a single loop over all nb*L columns.
+struct StridedWindows {
+  Index pitch = 0, plane = 0;  // row length and plane size of the (padded) images
+  std::vector<Index> offsets;  // [nb * out_h * out_w]
+
+  StridedWindows(const Conv2dGeometry& g, Index nb)
+      : pitch(g.width + 2 * g.padding),
+        plane((g.height + 2 * g.padding) * (g.width + 2 * g.padding)) {
+    const Index oh = g.out_h(), ow = g.out_w();
+    offsets.reserve(static_cast<std::size_t>(nb * oh * ow));
+    for (Index b = 0; b < nb; ++b) {
+      for (Index y = 0; y < oh; ++y) {
+        for (Index x = 0; x < ow; ++x)
+          offsets.push_back(b * g.channels * plane + y * g.stride * pitch + x * g.stride);
+      }
+    }
+  }
+};
+
+/// Copies the `nb` images at x into `padded` [nb, C, H+2p, W+2p] with a zero border.
+template <class T>
+void pad_images(const T* x, const Conv2dGeometry& g, Index nb, T* padded) {
+  const Index pitch = g.width + 2 * g.padding;
+  const Index plane = (g.height + 2 * g.padding) * pitch;
+  for (Index p = 0; p < nb * g.channels; ++p) {
+    T* d = padded + p * plane;
+    const T* src = x + p * g.height * g.width;
+    std::fill_n(d, g.padding * pitch, T(0));
+    for (Index y = 0; y < g.height; ++y) {
+      T* row = d + (g.padding + y) * pitch;
+      std::fill_n(row, g.padding, T(0));
+      std::copy_n(src + y * g.width, g.width, row + g.padding);
+      std::fill_n(row + g.padding + g.width, g.padding, T(0));
+    }
+    std::fill_n(d + (g.padding + g.height) * pitch, g.padding * pitch, T(0));
+  }
+}
+
 /// im2col of `nb` images starting at x: cols [C*kh*kw, nb*L], column b*L + q.
 template <class T>
 void im2col(const T* x, const Conv2dGeometry& g, Index nb, T* cols) {
   const Index ow = g.out_w(), l = g.out_h() * ow, ncols = nb * l;
+  if (g.stride > 1) {
+    const StridedWindows win(g, nb);
+    Tensor<T> padded;
+    const T* src = x;
+    if (g.padding > 0) {
+      padded = Tensor<T>::empty(Shape{nb * g.channels * win.plane});
+      pad_images(x, g, nb, padded.data());
+      src = padded.data();
+    }
+    const Index* off = win.offsets.data();
+    for (Index c = 0; c < g.channels; ++c) {
+      for (Index i = 0; i < g.kernel_h; ++i) {
+        for (Index j = 0; j < g.kernel_w; ++j) {
+          T* d = cols + ((c * g.kernel_h + i) * g.kernel_w + j) * ncols;
+          const T* s = src + c * win.plane + i * win.pitch + j;
+          for (Index q = 0; q < ncols; ++q) d[q] = s[off[q]];
+        }
+      }
+    }
+    return;
+  }
   for_each_patch_row(g, [&](const PatchRow& p) {
     const auto [r, off, i, j, y_lo, y_hi, x_lo, x_hi] = p;
     T* row = cols + r * ncols;
     for (Index b = 0; b < nb; ++b) {
       const T* plane = x + b * g.image() + off;
       T* d = row + b * l;
-      if (g.stride == 1 && ow == g.width && y_lo < y_hi && x_lo < x_hi) {
+      if (ow == g.width && y_lo < y_hi && x_lo < x_hi) {
         // Output position m reads input m + shift: one contiguous copy from the
         // first valid position to the last, then zeros where the window
         // crosses the left or right edge (or lies above or below the image).
@@ -103,14 +167,9 @@ void im2col(const T* x, const Conv2dGeometry& g, Index nb, T* cols) {
       std::fill_n(d, y_lo * ow, T(0));
       for (Index y = y_lo; y < y_hi; ++y) {
         T* dy = d + y * ow;
-        const T* src = plane + (y * g.stride - g.padding + i) * g.width;
-        const Index first = x_lo * g.stride - g.padding + j;  // image column of q = x_lo
+        const T* src = plane + (y - g.padding + i) * g.width;
         std::fill_n(dy, x_lo, T(0));
-        if (g.stride == 1) {
-          std::copy_n(src + first, x_hi - x_lo, dy + x_lo);
-        } else {
-          for (Index q = x_lo; q < x_hi; ++q) dy[q] = src[first + (q - x_lo) * g.stride];
-        }
+        std::copy_n(src + x_lo - g.padding + j, x_hi - x_lo, dy + x_lo);
         std::fill(dy + x_hi, dy + ow, T(0));
       }
       std::fill(d + y_hi * ow, d + l, T(0));
@@ -119,9 +178,40 @@ void im2col(const T* x, const Conv2dGeometry& g, Index nb, T* cols) {
 }
 
 /// col2im, the adjoint of im2col: adds cols [C*kh*kw, nb*L] into `nb` images at x.
+/// Every pixel receives its terms in the order of the im2col rows, whichever path
+/// runs, so the result does not depend on the path.
 template <class T>
 void col2im_add(const T* cols, const Conv2dGeometry& g, Index nb, T* x) {
   const Index ow = g.out_w(), l = g.out_h() * ow, ncols = nb * l;
+  if (g.stride > 1) {
+    const StridedWindows win(g, nb);
+    Tensor<T> padded;
+    T* dst = x;
+    if (g.padding > 0) {
+      padded = Tensor<T>::empty(Shape{nb * g.channels * win.plane});
+      pad_images(x, g, nb, padded.data());
+      dst = padded.data();
+    }
+    const Index* off = win.offsets.data();
+    for (Index c = 0; c < g.channels; ++c) {
+      for (Index i = 0; i < g.kernel_h; ++i) {
+        for (Index j = 0; j < g.kernel_w; ++j) {
+          const T* s = cols + ((c * g.kernel_h + i) * g.kernel_w + j) * ncols;
+          T* d = dst + c * win.plane + i * win.pitch + j;
+          for (Index q = 0; q < ncols; ++q) d[off[q]] += s[q];
+        }
+      }
+    }
+    if (g.padding > 0) {  // the interior back into x; terms on the border fall away
+      for (Index p = 0; p < nb * g.channels; ++p) {
+        const T* src = padded.data() + p * win.plane + g.padding * win.pitch + g.padding;
+        T* d = x + p * g.height * g.width;
+        for (Index y = 0; y < g.height; ++y)
+          std::copy_n(src + y * win.pitch, g.width, d + y * g.width);
+      }
+    }
+    return;
+  }
   for_each_patch_row(g, [&](const PatchRow& p) {
     const auto [r, off, i, j, y_lo, y_hi, x_lo, x_hi] = p;
     const T* row = cols + r * ncols;
@@ -130,13 +220,8 @@ void col2im_add(const T* cols, const Conv2dGeometry& g, Index nb, T* x) {
       const T* s = row + b * l;
       for (Index y = y_lo; y < y_hi; ++y) {
         const T* sy = s + y * ow;
-        T* dst = plane + (y * g.stride - g.padding + i) * g.width + x_lo * g.stride - g.padding +
-                 j;  // image column of q = x_lo
-        if (g.stride == 1) {
-          for (Index q = x_lo; q < x_hi; ++q) dst[q - x_lo] += sy[q];
-        } else {
-          for (Index q = x_lo; q < x_hi; ++q) dst[(q - x_lo) * g.stride] += sy[q];
-        }
+        T* dst = plane + (y - g.padding + i) * g.width + x_lo - g.padding + j;  // column x_lo
+        for (Index q = x_lo; q < x_hi; ++q) dst[q - x_lo] += sy[q];
       }
     }
   });
