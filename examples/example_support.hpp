@@ -7,9 +7,11 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <metalearn/metalearn.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -111,6 +113,56 @@ inline bool same_run_settings(const std::string& path, const ml::io::Metadata& s
     }
   }
   return true;
+}
+
+/// Where a resumed run continues: its step count and seconds of training so far.
+struct ResumePoint {
+  int step = 0;
+  double train_seconds = 0.0;
+};
+
+/// Continues from the checkpoint at --checkpoint when --resume is given and the file
+/// exists: checks that it was written with the same `settings`, hands it to
+/// `restore` (which loads the model and optimizer from it) and prints where the run
+/// continues, counting in `unit`s. Exits with a message when the file cannot be
+/// read, was written with other settings, lacks its step or train_seconds entry, or
+/// does not fit the model. Without a checkpoint to resume, the run starts at step 0.
+inline ResumePoint resume_or_exit(
+    const CheckpointArgs& c, const ml::io::Metadata& settings, const char* unit,
+    const std::function<void(const ml::io::TrainingCheckpoint<float>&)>& restore) {
+  ResumePoint at;
+  if (!c.resume || !std::filesystem::exists(c.file)) return at;
+  try {
+    const auto saved = ml::io::load_checkpoint<float>(c.file);
+    if (!same_run_settings(c.file, saved.metadata, settings)) std::exit(1);
+    at.step = std::stoi(saved.metadata.at("step"));
+    at.train_seconds = std::stod(saved.metadata.at("train_seconds"));
+    restore(saved);
+  } catch (const ml::Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    std::exit(1);
+  } catch (const std::exception&) {
+    std::fprintf(stderr, "error: %s lacks a valid step or train_seconds entry\n", c.file.c_str());
+    std::exit(1);
+  }
+  std::printf("resumed from %s at %s %d (%.0f s of training so far)\n", c.file.c_str(), unit,
+              at.step, at.train_seconds);
+  return at;
+}
+
+/// Writes a run's checkpoint to `file` atomically (nothing when `file` is empty):
+/// `tensors`, the optimizer state when there is one, and `settings` together with
+/// the step count, the seconds of training and the dataset's name.
+inline void save_run_checkpoint(const std::string& file, ml::io::Metadata settings, int step,
+                                double seconds, const std::string& dataset,
+                                ml::nn::ParamDict<float> tensors,
+                                std::optional<ml::optim::OptimizerState<float>> optimizer = {}) {
+  if (file.empty()) return;
+  settings["step"] = std::to_string(step);
+  settings["train_seconds"] = std::to_string(seconds);
+  settings["dataset"] = dataset;
+  ml::io::save_checkpoint(file, ml::io::TrainingCheckpoint<float>{
+                                    std::move(tensors), std::move(optimizer), std::move(settings)});
 }
 
 /// --threads (of the per-task loop), --seed, --out and --quiet, as the sinusoid

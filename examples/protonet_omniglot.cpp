@@ -21,7 +21,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <memory>
 #include <metalearn/metalearn.hpp>
 #include <string>
@@ -128,43 +127,23 @@ int main(int argc, char** argv) {
   ml::data::MetaBatchSampler<float> batches(*train, {.batch = 1, .seed = args.seed, .prefetch = 2});
 
   // ---- checkpoint -------------------------------------------------------------
-  const std::string& checkpoint = args.checkpoint.file;
-  int start = 0;
-  double trained_before = 0.0;  // seconds of training in earlier runs
-  if (args.checkpoint.resume && std::filesystem::exists(checkpoint)) {
-    try {
-      const auto saved = ml::io::load_checkpoint<float>(checkpoint);
-      if (!examples::same_run_settings(checkpoint, saved.metadata, run_settings(args))) return 1;
-      if (!saved.optimizer) {
-        std::fprintf(stderr, "error: %s holds no optimizer state\n", checkpoint.c_str());
-        return 1;
-      }
-      protonet.model().load_parameters(saved.parameters);
-      protonet.model().load_buffers(saved.parameters);
-      protonet.load_outer_state(*saved.optimizer);
-      trained_before = std::stod(saved.metadata.at("train_seconds"));
-    } catch (const ml::Error& e) {
-      std::fprintf(stderr, "error: %s\n", e.what());
-      return 1;
-    } catch (const std::exception&) {
-      std::fprintf(stderr, "error: %s lacks a valid train_seconds entry\n", checkpoint.c_str());
-      return 1;
-    }
-    start = static_cast<int>(protonet.steps_taken());
-    batches.set_position(static_cast<std::uint64_t>(start));
-    std::printf("resumed from %s at episode %d (%.0f s of training so far)\n", checkpoint.c_str(),
-                start, trained_before);
-  }
+  const auto resumed =
+      examples::resume_or_exit(args.checkpoint, run_settings(args), "episode",
+                               [&](const ml::io::TrainingCheckpoint<float>& saved) {
+                                 METALEARN_CHECK(saved.optimizer.has_value(), IoError,
+                                                 args.checkpoint.file, " holds no optimizer state");
+                                 protonet.model().load_parameters(saved.parameters);
+                                 protonet.model().load_buffers(saved.parameters);
+                                 protonet.load_outer_state(*saved.optimizer);
+                               });
+  const int start = resumed.step;
+  const double trained_before = resumed.train_seconds;  // seconds of training in earlier runs
+  batches.set_position(static_cast<std::uint64_t>(start));
   auto save = [&](int step, double seconds) {
-    if (checkpoint.empty()) return;
-    auto metadata = run_settings(args);
-    metadata["step"] = std::to_string(step);
-    metadata["train_seconds"] = std::to_string(seconds);
-    metadata["dataset"] = train_set->name();
     ml::nn::ParamDict<float> state = protonet.model().named_parameters();
     for (const auto& [name, t] : protonet.model().named_buffers()) state.insert(name, t);
-    ml::io::save_checkpoint(checkpoint, ml::io::TrainingCheckpoint<float>{
-                                            std::move(state), protonet.outer_state(), metadata});
+    examples::save_run_checkpoint(args.checkpoint.file, run_settings(args), step, seconds,
+                                  train_set->name(), std::move(state), protonet.outer_state());
   };
 
   // ---- training ---------------------------------------------------------------

@@ -25,7 +25,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <memory>
 #include <metalearn/metalearn.hpp>
 #include <string>
@@ -148,37 +147,18 @@ int main(int argc, char** argv) {
   ml::data::MetaBatchSampler<float> batches(
       *train, {.batch = options.meta_batch(), .seed = args.seed, .prefetch = 2});
 
-  int start = 0;
-  double trained_before = 0.0;  // seconds of training in earlier runs
-  const std::string& checkpoint = args.checkpoint.file;
-  if (args.checkpoint.resume && std::filesystem::exists(checkpoint)) {
-    try {
-      const auto saved = ml::io::load_checkpoint<float>(checkpoint);
-      if (!examples::same_run_settings(checkpoint, saved.metadata, run_settings(args))) return 1;
-      model->load_parameters(saved.parameters);
-      start = std::stoi(saved.metadata.at("step"));
-      trained_before = std::stod(saved.metadata.at("train_seconds"));
-    } catch (const ml::Error& e) {
-      std::fprintf(stderr, "error: %s\n", e.what());
-      return 1;
-    } catch (const std::exception&) {
-      std::fprintf(stderr, "error: %s lacks a valid step or train_seconds entry\n",
-                   checkpoint.c_str());
-      return 1;
-    }
-    reptile.set_steps_taken(start);
-    batches.set_position(static_cast<std::uint64_t>(start));
-    std::printf("resumed from %s at meta-step %d (%.0f s of training so far)\n", checkpoint.c_str(),
-                start, trained_before);
-  }
+  const auto resumed =
+      examples::resume_or_exit(args.checkpoint, run_settings(args), "meta-step",
+                               [&](const ml::io::TrainingCheckpoint<float>& saved) {
+                                 model->load_parameters(saved.parameters);
+                               });
+  const int start = resumed.step;
+  const double trained_before = resumed.train_seconds;  // seconds of training in earlier runs
+  reptile.set_steps_taken(start);
+  batches.set_position(static_cast<std::uint64_t>(start));
   auto save = [&](int step, double seconds) {
-    if (checkpoint.empty()) return;
-    auto metadata = run_settings(args);
-    metadata["step"] = std::to_string(step);
-    metadata["train_seconds"] = std::to_string(seconds);
-    metadata["dataset"] = train_set->name();
-    ml::io::save_checkpoint(
-        checkpoint, ml::io::TrainingCheckpoint<float>{model->named_parameters(), {}, metadata});
+    examples::save_run_checkpoint(args.checkpoint.file, run_settings(args), step, seconds,
+                                  train_set->name(), model->named_parameters());
   };
 
   std::printf(
