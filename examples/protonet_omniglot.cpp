@@ -69,7 +69,8 @@ Args parse(int argc, char** argv) {
   examples::add_positive(app, "--lr", a.lr, "Adam learning rate");
   examples::add_at_least(app, "--decay-every", a.decay_every,
                          "episodes between halvings of the rate (0: none)", 0);
-  examples::add_at_least(app, "--threads", a.threads, "threads", 1);
+  examples::add_at_least(app, "--threads", a.threads,
+                         "threads (of a training episode's convolutions and of evaluation)", 1);
   app.add_option("--seed", a.seed, "seed")->capture_default_str();
   examples::add_at_least(app, "--log-every", a.log_every, "episodes between log lines", 1);
   app.add_option("--out", a.out, "markdown file for the results");

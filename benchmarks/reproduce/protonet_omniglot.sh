@@ -8,7 +8,8 @@
 # Environment: BUILD (build dir, default build-alg), METALEARN_OMNIGLOT_DIR (required:
 # the Omniglot folder), STEPS (training episodes, default 20000), TIME_LIMIT
 # (minutes of training, 0 = none), EPISODES (test episodes per configuration, 1000),
-# THREADS (2; evaluation episodes run in parallel), DECAY_EVERY (lr halving period, 2000),
+# THREADS (2; a training episode's convolutions and the evaluation episodes run on them),
+# DECAY_EVERY (lr halving period, 2000),
 # TEST_QUERIES (queries per class in test episodes, 15), TRAIN_WAYS (classes per
 # training episode, 60 as in the paper), SEED (1), LOG, OUT, CHECKPOINT (default
 # $BUILD/protonet_omniglot.ckpt.safetensors).

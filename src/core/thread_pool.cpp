@@ -75,4 +75,30 @@ void ThreadPool::run(std::size_t n, const std::function<void(std::size_t)>& fn) 
   if (error) std::rethrow_exception(error);
 }
 
+namespace {
+thread_local ThreadPool* t_intra_op_pool = nullptr;
+}  // namespace
+
+ThreadPool* intra_op_pool() noexcept {
+  return t_intra_op_pool;
+}
+
+IntraOpScope::IntraOpScope(ThreadPool* pool) noexcept : previous_(t_intra_op_pool) {
+  t_intra_op_pool = pool;
+}
+
+IntraOpScope::~IntraOpScope() {
+  t_intra_op_pool = previous_;
+}
+
+void parallel_for(std::size_t n, const std::function<void(std::size_t)>& fn) {
+  ThreadPool* pool = t_intra_op_pool;
+  if (pool == nullptr || pool->size() == 1 || n <= 1) {
+    for (std::size_t i = 0; i < n; ++i) fn(i);
+    return;
+  }
+  const IntraOpScope serial(nullptr);  // the workers never have a pool of their own
+  pool->run(n, fn);
+}
+
 }  // namespace metalearn

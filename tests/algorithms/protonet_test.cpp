@@ -157,6 +157,27 @@ TEST(ProtoNet, ParallelEpisodesEqualSerialBitForBit) {
   EXPECT_EQ(run(1), run(3));
 }
 
+// A meta-batch of one episode spreads its convolutions over the threads instead of
+// running episodes side by side; the parameters must not depend on it.
+TEST(ProtoNet, OneEpisodeOnSeveralThreadsEqualsOneThread) {
+  ml::data::ProceduralGlyphs glyphs({.split = ml::data::Split::train, .image_size = 28});
+  ml::data::EpisodicSampler<float> episodes(glyphs, {.ways = 20, .shots = 2, .queries = 1});
+  auto run = [&](int threads) {
+    ml::Generator gen(33);
+    alg::ProtoNet<float> protonet(
+        gen, alg::ProtoNetOptions<float>{}.threads(threads).embedding(
+                 ml::nn::ConvNet4Options{}.hidden(8).image_size(28).batch_norm(
+                     ml::nn::BatchNormOptions{}.mode(ml::nn::BatchNormMode::kRunning))));
+    ml::data::MetaBatchSampler<float> batches(episodes, {.batch = 1, .seed = 9});
+    for (int step = 0; step < 2; ++step) protonet.meta_step(batches.next());
+    std::vector<float> out;
+    for (const auto& dict : {protonet.model().named_parameters(), protonet.model().named_buffers()})
+      for (const auto& [name, t] : dict) out.insert(out.end(), t.data(), t.data() + t.numel());
+    return out;
+  };
+  EXPECT_EQ(run(1), run(2));
+}
+
 TEST(ProtoNet, LearningRateHalvesOnSchedule) {
   ml::Generator gen(25);
   ml::nn::MLP<double> embedding({2, 3}, gen);

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "metalearn/autograd.hpp"
+#include "metalearn/core/thread_pool.hpp"
 #include "metalearn/tensor.hpp"
 #include "support/gradients.hpp"
 #include "support/tensor_assertions.hpp"
@@ -150,6 +151,34 @@ TEST(ConvGradcheck, ChunkedBatchesMatchImageByImage) {
   }
   EXPECT_TRUE(mt::values_near(batch_grads[1].detach(), {4, 8, 3, 3}, gw_sum.to_vector(), 1e-9));
   EXPECT_TRUE(mt::values_near(batch_gg, {4, 8, 3, 3}, gg_sum.to_vector(), 1e-9));
+}
+
+// With an intra-op pool the image chunks of the convolution and of both its
+// gradients run on several threads; values, gradients and a second derivative must
+// be those of one thread bit for bit (chunks cut and reduced the same way).
+TEST(ConvGradcheck, IntraOpPoolGivesTheBitsOfOneThread) {
+  ml::Generator gen(29);
+  const ml::Index n = 90;  // ~36 images per chunk in double: several chunks per call
+  const auto x0 = ml::randn<double>({n, 8, 12, 12}, gen);
+  const auto w = ml::randn<double>({4, 8, 3, 3}, gen).requires_grad(true);
+  const auto b = ml::randn<double>({4}, gen).requires_grad(true);
+  for (const ml::Index stride : {1, 2}) {
+    auto run = [&](ml::ThreadPool* pool) {
+      const ml::IntraOpScope scope(pool);
+      auto x = x0.clone().requires_grad(true);
+      auto y = ml::conv2d(x, w, b, stride, 1);
+      auto g = ml::autograd::grad({ml::sum(ml::square(y))}, {x, w, b}, {.create_graph = true});
+      auto gg = ml::autograd::grad({ml::sum(g[0])}, {w})[0];
+      std::vector<double> out = y.to_vector();
+      for (const auto& t : {g[0], g[1], g[2], gg}) {
+        const auto v = t.detach().to_vector();
+        out.insert(out.end(), v.begin(), v.end());
+      }
+      return out;
+    };
+    ml::ThreadPool pool(3);
+    EXPECT_EQ(run(nullptr), run(&pool)) << "stride " << stride;
+  }
 }
 
 // Direct evaluation of the convolution sum, for every geometry the im2col paths

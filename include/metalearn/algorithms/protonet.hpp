@@ -102,7 +102,8 @@ class ProtoNetOptions {
     return *this;
   }
   [[nodiscard]] const nn::ConvNet4Options& embedding() const { return embedding_; }
-  /// Threads running the episodes of a meta-batch and evaluation episodes.
+  /// Threads running the episodes of a meta-batch and evaluation episodes; a
+  /// meta-batch of one episode spreads its convolutions over them (IntraOpScope).
   ProtoNetOptions& threads(int v) {
     threads_ = v;
     return *this;

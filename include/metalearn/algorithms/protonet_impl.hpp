@@ -188,13 +188,20 @@ StepStats ProtoNet<T>::meta_step(const data::TaskBatch<T>& batch) {
   std::vector<TaskResult> results(batch.size());
   {
     detail::TrainingScope<T> training(*model_);
-    pool_.run(batch.size(), [&](std::size_t i) {
+    const auto episode = [&](std::size_t i) {
       autograd::EnableGradGuard grad_on;
       TaskResult& r = results[i];
       Tensor<T> l = loss(batch[i], &r.accuracy);
       r.loss = static_cast<double>(l.item());
       r.grads = autograd::grad({l}, params, autograd::GradOptions{.allow_unused = true});
-    });
+    };
+    if (batch.size() == 1) {
+      // One episode (the paper's setting): the pool splits its convolutions instead.
+      const IntraOpScope intra_op(&pool_);
+      episode(0);
+    } else {
+      pool_.run(batch.size(), episode);
+    }
   }
   // Reduce in task order, so the result does not depend on the thread count.
   std::vector<Tensor<T>> grads(params.size());

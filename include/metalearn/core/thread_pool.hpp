@@ -44,4 +44,37 @@ class ThreadPool {
   std::exception_ptr error_;
 };
 
+/// The pool that operations called on this thread may split their work over
+/// (intra-op parallelism), or nullptr: set by IntraOpScope. The setting belongs to
+/// the thread, so threads running different tasks do not share it.
+[[nodiscard]] ThreadPool* intra_op_pool() noexcept;
+
+/// While alive, large operations called on this thread (the image chunks of a
+/// convolution and of its gradients) are spread over `pool`; nullptr turns that off.
+/// Work is cut the same way and reduced in the same order for any pool size, so
+/// results are bit for bit those of one thread. Scopes nest; the previous pool
+/// returns when a scope ends. `pool` must not be the pool running the calling code
+/// (a ThreadPool runs one job at a time).
+///
+/// @code
+/// ThreadPool pool(2);
+/// IntraOpScope parallel(&pool);
+/// auto loss = model.forward(images);   // one large batch on both threads
+/// @endcode
+class IntraOpScope {
+ public:
+  explicit IntraOpScope(ThreadPool* pool) noexcept;
+  ~IntraOpScope();
+  IntraOpScope(const IntraOpScope&) = delete;
+  IntraOpScope& operator=(const IntraOpScope&) = delete;
+
+ private:
+  ThreadPool* previous_;
+};
+
+/// fn(i) for i in [0, n): on the intra-op pool of this thread when it has one and n
+/// > 1, else in order on this thread. While fn runs, no thread has an intra-op pool,
+/// so operations inside fn run serially.
+void parallel_for(std::size_t n, const std::function<void(std::size_t)>& fn);
+
 }  // namespace metalearn

@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "metalearn/core/thread_pool.hpp"
 #include "metalearn/tensor/ops/elementwise.hpp"
 #include "metalearn/tensor/ops/linalg.hpp"
 #include "metalearn/tensor/ops/shape_ops.hpp"
@@ -241,6 +242,20 @@ using ConstMatrixMap =
 template <class T>
 using MatrixMap = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
 
+/// The chunks of images [b0, b0 + nb) that the convolution loops below process
+/// independently (on the intra-op pool when the thread has one, see IntraOpScope).
+/// How the batch is cut depends on the geometry only, never on the thread count.
+struct ConvChunks {
+  Index images = 0, per_chunk = 1, count = 0;
+  template <class T>
+  static ConvChunks of(const Conv2dGeometry& g, Index n) {
+    const Index per = conv_chunk<T>(g, n);
+    return ConvChunks{n, per, (n + per - 1) / per};
+  }
+  [[nodiscard]] Index first(std::size_t c) const { return static_cast<Index>(c) * per_chunk; }
+  [[nodiscard]] Index size(std::size_t c) const { return std::min(per_chunk, images - first(c)); }
+};
+
 /// y [N, O, oh, ow] = conv(x, w) (+ bias), computed chunk by chunk of images.
 template <class T>
 Tensor<T> conv2d_values(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& bias,
@@ -248,25 +263,25 @@ Tensor<T> conv2d_values(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>&
   const Index n = x.shape()[0], o = w.shape()[0], k = g.patch();
   const Index l = g.out_h() * g.out_w();
   Tensor<T> y = Tensor<T>::empty(Shape{n, o, g.out_h(), g.out_w()});
-  const Index chunk = conv_chunk<T>(g, n);
-  Tensor<T> cols = Tensor<T>::empty(Shape{k, chunk * l});
-  Tensor<T> prod = Tensor<T>::empty(Shape{o, chunk * l});
+  const ConvChunks chunks = ConvChunks::of<T>(g, n);
   const ConstMatrixMap<T> wm(w.data(), o, k);
   const T* b = bias.defined() ? bias.data() : nullptr;
-  for (Index b0 = 0; b0 < n; b0 += chunk) {
-    const Index nb = std::min(chunk, n - b0);
+  parallel_for(static_cast<std::size_t>(chunks.count), [&](std::size_t c) {
+    const Index b0 = chunks.first(c), nb = chunks.size(c);
+    Tensor<T> cols = Tensor<T>::empty(Shape{k, nb * l});
+    Tensor<T> prod = Tensor<T>::empty(Shape{o, nb * l});
     im2col(x.data() + b0 * g.image(), g, nb, cols.data());
     MatrixMap<T> pm(prod.data(), o, nb * l);
     pm.noalias() = wm * ConstMatrixMap<T>(cols.data(), k, nb * l);
     for (Index i = 0; i < nb; ++i) {
-      for (Index c = 0; c < o; ++c) {
-        const T* src = prod.data() + c * nb * l + i * l;
-        T* dst = y.data() + ((b0 + i) * o + c) * l;
-        const T add = b != nullptr ? b[c] : T(0);
+      for (Index ch = 0; ch < o; ++ch) {
+        const T* src = prod.data() + ch * nb * l + i * l;
+        T* dst = y.data() + ((b0 + i) * o + ch) * l;
+        const T add = b != nullptr ? b[ch] : T(0);
         for (Index q = 0; q < l; ++q) dst[q] = src[q] + add;
       }
     }
-  }
+  });
   return y;
 }
 
@@ -277,17 +292,17 @@ Tensor<T> conv2d_input_grad_values(const Tensor<T>& gy, const Tensor<T>& w,
   const Index n = gy.shape()[0], o = w.shape()[0], k = g.patch();
   const Index l = g.out_h() * g.out_w();
   Tensor<T> gx = zeros<T>(Shape{n, g.channels, g.height, g.width});
-  const Index chunk = conv_chunk<T>(g, n);
-  Tensor<T> cols = Tensor<T>::empty(Shape{k, chunk * l});
-  Tensor<T> gm = Tensor<T>::empty(Shape{o, chunk * l});
+  const ConvChunks chunks = ConvChunks::of<T>(g, n);
   const ConstMatrixMap<T> wm(w.data(), o, k);
-  for (Index b0 = 0; b0 < n; b0 += chunk) {
-    const Index nb = std::min(chunk, n - b0);
+  parallel_for(static_cast<std::size_t>(chunks.count), [&](std::size_t c) {
+    const Index b0 = chunks.first(c), nb = chunks.size(c);
+    Tensor<T> cols = Tensor<T>::empty(Shape{k, nb * l});
+    Tensor<T> gm = Tensor<T>::empty(Shape{o, nb * l});
     gather_channels(gy.data() + b0 * o * l, o, l, nb, gm.data());
     MatrixMap<T> cm(cols.data(), k, nb * l);
     cm.noalias() = wm.transpose() * ConstMatrixMap<T>(gm.data(), o, nb * l);
     col2im_add(cols.data(), g, nb, gx.data() + b0 * g.image());
-  }
+  });
   return gx;
 }
 
@@ -298,27 +313,44 @@ Tensor<T> conv2d_weight_grad_values(const Tensor<T>& x, const Tensor<T>& gy,
   const Index n = x.shape()[0], o = gy.shape()[1], k = g.patch();
   const Index l = g.out_h() * g.out_w();
   Tensor<T> gw = Tensor<T>::empty(Shape{o, g.channels, g.kernel_h, g.kernel_w});
-  const Index chunk = conv_chunk<T>(g, n);
-  Tensor<T> cols = Tensor<T>::empty(Shape{k, chunk * l});
-  Tensor<T> gm = Tensor<T>::empty(Shape{o, chunk * l});
-  MatrixMap<T> wm(gw.data(), o, k);
-  // Behind batch norm the terms of this sum nearly cancel (the output gradient has
-  // zero mean over the batch), so the chunks' partial products are added in double.
-  std::vector<double> acc;
-  if (chunk < n) acc.assign(static_cast<std::size_t>(o * k), 0.0);
-  for (Index b0 = 0; b0 < n; b0 += chunk) {
-    const Index nb = std::min(chunk, n - b0);
+  const ConvChunks chunks = ConvChunks::of<T>(g, n);
+  // The product of chunk c's output gradients and columns, into `dst` [O, C*kh*kw].
+  const auto chunk_product = [&](std::size_t c, T* dst) {
+    const Index b0 = chunks.first(c), nb = chunks.size(c);
+    Tensor<T> cols = Tensor<T>::empty(Shape{k, nb * l});
+    Tensor<T> gm = Tensor<T>::empty(Shape{o, nb * l});
     im2col(x.data() + b0 * g.image(), g, nb, cols.data());
     gather_channels(gy.data() + b0 * o * l, o, l, nb, gm.data());
-    wm.noalias() = ConstMatrixMap<T>(gm.data(), o, nb * l) *
-                   ConstMatrixMap<T>(cols.data(), k, nb * l).transpose();
-    if (!acc.empty()) {
-      for (std::size_t i = 0; i < acc.size(); ++i) acc[i] += static_cast<double>(gw.data()[i]);
+    MatrixMap<T>(dst, o, k).noalias() = ConstMatrixMap<T>(gm.data(), o, nb * l) *
+                                        ConstMatrixMap<T>(cols.data(), k, nb * l).transpose();
+  };
+  if (chunks.count == 1) {
+    chunk_product(0, gw.data());
+    return gw;
+  }
+  // Behind batch norm the terms of this sum nearly cancel (the output gradient has
+  // zero mean over the batch), so the chunks' partial products are added in double:
+  // in a fixed number of groups of consecutive chunks, each summed in chunk order,
+  // then the groups in order, so the result is the same on any number of threads.
+  constexpr Index kGroups = 8;
+  const Index groups = std::min(kGroups, chunks.count);
+  const auto size = static_cast<std::size_t>(o * k);
+  std::vector<std::vector<double>> acc(static_cast<std::size_t>(groups),
+                                       std::vector<double>(size, 0.0));
+  parallel_for(static_cast<std::size_t>(groups), [&](std::size_t grp) {
+    const Index lo = chunks.count * static_cast<Index>(grp) / groups;
+    const Index hi = chunks.count * (static_cast<Index>(grp) + 1) / groups;
+    Tensor<T> part = Tensor<T>::empty(Shape{o, k});
+    std::vector<double>& sum = acc[grp];
+    for (Index c = lo; c < hi; ++c) {
+      chunk_product(static_cast<std::size_t>(c), part.data());
+      for (std::size_t i = 0; i < size; ++i) sum[i] += static_cast<double>(part.data()[i]);
     }
+  });
+  for (Index grp = 1; grp < groups; ++grp) {
+    for (std::size_t i = 0; i < size; ++i) acc[0][i] += acc[static_cast<std::size_t>(grp)][i];
   }
-  if (!acc.empty()) {
-    for (std::size_t i = 0; i < acc.size(); ++i) gw.data()[i] = static_cast<T>(acc[i]);
-  }
+  for (std::size_t i = 0; i < size; ++i) gw.data()[i] = static_cast<T>(acc[0][i]);
   return gw;
 }
 
