@@ -3,7 +3,10 @@
 // The paper's network: 4 blocks of [3x3 convolution with stride 2, 64 channels, batch
 // norm with batch statistics, ReLU], then a linear 5-way head. Meta-training: 5-way
 // tasks of 10 shots per class, 5 inner Adam steps (lr 1e-3, beta1 = 0) on mini-batches
-// of 10, meta-batch 5, outer step size 1 annealed linearly to 0. Evaluation on unseen
+// of 10, meta-batch 5, outer step size 1 annealed linearly to 0. As in the paper's code,
+// the inner Adam's moments carry over from task to task (--fresh-inner-state starts
+// every task with a new Adam instead), and every evaluation episode starts from the
+// moments training reached. Evaluation on unseen
 // characters: 50 Adam steps on mini-batches of 5 of the support set, 1 query per class,
 // 5-way 1-shot and 5-shot, non-transductive (each query classified in a batch of the
 // support set plus itself, the paper's main numbers) and transductive (all queries in
@@ -11,7 +14,8 @@
 // degrees; test characters are not (as in the paper's code).
 //
 // Without --data (or METALEARN_OMNIGLOT_DIR) it runs on the embedded procedural glyphs.
-// With --checkpoint FILE it saves theta and the meta-step count there (atomically)
+// With --checkpoint FILE it saves theta, the carried Adam state and the meta-step
+// count there (atomically)
 // every --checkpoint-every steps and when training stops; --resume continues from
 // that file, so a long schedule can be trained in several runs and ends where an
 // uninterrupted run would (the step size schedule and mini-batch order follow the
@@ -20,7 +24,7 @@
 // Usage: reptile_omniglot [--data DIR] [--steps N] [--time-limit MIN] [--ways N]
 //          [--train-shots K] [--meta-batch N] [--inner-steps N] [--eval-steps N]
 //          [--episodes N] [--threads N] [--seed S] [--log-every N] [--out FILE]
-//          [--checkpoint FILE] [--checkpoint-every N] [--resume]
+//          [--fresh-inner-state] [--checkpoint FILE] [--checkpoint-every N] [--resume]
 
 #include <chrono>
 #include <cstdio>
@@ -48,6 +52,7 @@ struct Args {
   int threads = 1;
   std::uint64_t seed = 1;
   int log_every = 100;
+  bool fresh_inner_state = false;
   std::string out;
   examples::CheckpointArgs checkpoint;
 };
@@ -68,11 +73,17 @@ Args parse(int argc, char** argv) {
                          1);
   examples::add_at_least(app, "--eval-steps", a.eval_steps, "inner Adam steps per test episode", 0);
   examples::add_at_least(app, "--episodes", a.episodes, "test episodes per configuration", 1);
-  examples::add_at_least(app, "--threads", a.threads, "threads for the tasks of a meta-batch", 1);
+  examples::add_at_least(
+      app, "--threads", a.threads,
+      "threads for evaluation episodes (and, with --fresh-inner-state, the tasks of a meta-batch)",
+      1);
   app.add_option("--seed", a.seed, "seed")->capture_default_str();
   examples::add_at_least(app, "--log-every", a.log_every, "meta-steps between log lines", 1);
   app.add_option("--out", a.out, "markdown file for the results");
-  examples::add_checkpoint_options(app, a.checkpoint, "theta and the meta-step count");
+  app.add_flag("--fresh-inner-state", a.fresh_inner_state,
+               "start every task with a new Adam (default: carry its moments from task to task)");
+  examples::add_checkpoint_options(app, a.checkpoint,
+                                   "theta, the carried Adam state and the meta-step count");
   examples::parse_or_exit(app, argc, argv);
   return a;
 }
@@ -84,7 +95,8 @@ ml::io::Metadata run_settings(const Args& a) {
           {"ways", std::to_string(a.ways)},
           {"train_shots", std::to_string(a.train_shots)},
           {"meta_batch", std::to_string(a.meta_batch)},
-          {"inner_steps", std::to_string(a.inner_steps)}};
+          {"inner_steps", std::to_string(a.inner_steps)},
+          {"inner_state", a.fresh_inner_state ? "fresh" : "carried"}};
 }
 
 // The network of the paper: strided convolutions instead of max-pooling.
@@ -122,6 +134,7 @@ int main(int argc, char** argv) {
                            .inner_optimizer(ml::algorithms::InnerOptimizer::kAdam)
                            .inner_lr(1e-3f)
                            .adam_betas(0.0, 0.999)
+                           .carry_inner_state(!args.fresh_inner_state)
                            .inner_steps(args.inner_steps)
                            .inner_batch(10)
                            .eval_inner_steps(args.eval_steps)
@@ -151,6 +164,7 @@ int main(int argc, char** argv) {
       examples::resume_or_exit(args.checkpoint, run_settings(args), "meta-step",
                                [&](const ml::io::TrainingCheckpoint<float>& saved) {
                                  model->load_parameters(saved.parameters);
+                                 if (saved.optimizer) reptile.load_inner_state(*saved.optimizer);
                                });
   const int start = resumed.step;
   const double trained_before = resumed.train_seconds;  // seconds of training in earlier runs
@@ -158,15 +172,17 @@ int main(int argc, char** argv) {
   batches.set_position(static_cast<std::uint64_t>(start));
   auto save = [&](int step, double seconds) {
     examples::save_run_checkpoint(args.checkpoint.file, run_settings(args), step, seconds,
-                                  train_set->name(), model->named_parameters());
+                                  train_set->name(), model->named_parameters(),
+                                  reptile.inner_state());
   };
 
   std::printf(
       "Reptile: 4x[conv stride 2, 64, BN, ReLU] + linear, %lld-way %lld-shot training tasks, "
-      "%d inner Adam steps on batches of 10, meta-batch %lld, epsilon 1 -> 0 over %d steps, "
-      "%d thread(s)\n",
+      "%d inner Adam steps on batches of 10 (%s state), meta-batch %lld, epsilon 1 -> 0 over %d "
+      "steps, %d thread(s)\n",
       static_cast<long long>(args.ways), static_cast<long long>(args.train_shots), args.inner_steps,
-      static_cast<long long>(args.meta_batch), args.steps, args.threads);
+      args.fresh_inner_state ? "fresh" : "carried", static_cast<long long>(args.meta_batch),
+      args.steps, args.threads);
   std::fflush(stdout);
   const auto t0 = Clock::now();
   double loss = 0.0;
@@ -250,11 +266,13 @@ int main(int argc, char** argv) {
     }
     std::fprintf(f,
                  "dataset: %s%s\ntraining: %lld-way %lld-shot, %d of %d meta-steps, %.1f s "
-                 "(%d in this run, %.2f meta-steps/s), threads %d, seed %llu\ntotal wall time "
+                 "(%d in this run, %.2f meta-steps/s), %s inner Adam state, threads %d, seed "
+                 "%llu\ntotal wall time "
                  "of this run: %.1f s\n\n%s",
                  train_set->name().c_str(), omniglot ? "" : " (paper numbers are for Omniglot)",
                  static_cast<long long>(args.ways), static_cast<long long>(args.train_shots), done,
-                 args.steps, train_seconds, done - start, rate, args.threads,
+                 args.steps, train_seconds, done - start, rate,
+                 args.fresh_inner_state ? "fresh" : "carried", args.threads,
                  static_cast<unsigned long long>(args.seed), total, table.c_str());
     std::fclose(f);
     std::printf("wrote %s\n", args.out.c_str());

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <metalearn/metalearn.hpp>
+#include <tuple>
 
 namespace ml = metalearn;
 namespace alg = metalearn::algorithms;
@@ -142,6 +143,171 @@ TEST(Reptile, AdamInnerStepMovesEachParameterByItsLearningRate) {
               1e-10);
   EXPECT_NEAR(model.named_parameters().at("bias").item(), b0 - 0.1 * gb / (std::abs(gb) + 1e-8),
               1e-10);
+}
+
+namespace {
+
+// Gradient of mean((w x + b - y)^2) w.r.t. (w, b) on the task's support set.
+std::pair<double, double> line_gradient(const ml::data::Task<double>& t, double w, double b) {
+  const ml::Index n = t.support_x.numel();
+  double gw = 0, gb = 0;
+  for (ml::Index i = 0; i < n; ++i) {
+    const double x = t.support_x.data()[i];
+    const double r = w * x + b - t.support_y.data()[i];
+    gw += 2.0 * r * x / static_cast<double>(n);
+    gb += 2.0 * r / static_cast<double>(n);
+  }
+  return {gw, gb};
+}
+
+}  // namespace
+
+TEST(Reptile, CarriedInnerStateContinuesAdamFromTaskToTask) {
+  // One full-batch Adam step (beta1 = 0) per task; the second task of the meta-batch
+  // continues the first one's second moment and step count: at t = 2,
+  // v = beta2 (1 - beta2) g1^2 + (1 - beta2) g2^2 and the step is
+  // -lr g2 / (sqrt(v / (1 - beta2^2)) + eps).
+  const double lr = 0.1, beta2 = 0.999, eps = 1e-8;
+  auto run = [&](bool carry, int threads) {
+    ml::Generator gen(21);
+    ml::nn::Linear<double> model(1, 1, gen);
+    const auto batch = ml::data::TaskBatch<double>{line_task(gen, 6), line_task(gen, 7)};
+    alg::Reptile<double> reptile(model, alg::ReptileOptions<double>{}
+                                            .inner_lr(lr)
+                                            .adam_betas(0.0, beta2)
+                                            .inner_steps(1)
+                                            .inner_batch(0)
+                                            .outer_step(1.0)
+                                            .carry_inner_state(carry)
+                                            .threads(threads)
+                                            .loss(alg::LossKind::kMse));
+    const double w0 = model.named_parameters().at("weight").item();
+    const double b0 = model.named_parameters().at("bias").item();
+    reptile.meta_step(batch);
+    return std::tuple{batch,
+                      w0,
+                      b0,
+                      model.named_parameters().at("weight").item(),
+                      model.named_parameters().at("bias").item(),
+                      reptile.inner_state()};
+  };
+  const auto [batch, w0, b0, w, b, state] = run(true, 1);
+  const auto [g1w, g1b] = line_gradient(batch[0], w0, b0);
+  const auto [g2w, g2b] = line_gradient(batch[1], w0, b0);
+  auto second = [&](double g1, double g2) {
+    const double v = beta2 * (1 - beta2) * g1 * g1 + (1 - beta2) * g2 * g2;
+    return -lr * g2 / (std::sqrt(v) / std::sqrt(1 - beta2 * beta2) + eps);
+  };
+  const double first_w = -lr * g1w / (std::abs(g1w) + eps);
+  const double first_b = -lr * g1b / (std::abs(g1b) + eps);
+  EXPECT_NEAR(w, w0 + 0.5 * (first_w + second(g1w, g2w)), 1e-12);
+  EXPECT_NEAR(b, b0 + 0.5 * (first_b + second(g1b, g2b)), 1e-12);
+  EXPECT_EQ(state.step, 2);
+  EXPECT_EQ(state.buffers.size(), 4u);  // exp_avg and exp_avg_sq of weight and bias
+
+  // More threads change nothing (the tasks run in order); a fresh Adam per task
+  // takes a sign step in both tasks and carries nothing.
+  const auto [batch3, w03, b03, w3, b3, state3] = run(true, 3);
+  EXPECT_EQ(w3, w);
+  EXPECT_EQ(b3, b);
+  const auto [batchf, w0f, b0f, wf, bf, statef] = run(false, 1);
+  EXPECT_NEAR(wf, w0 + 0.5 * (first_w - lr * g2w / (std::abs(g2w) + eps)), 1e-12);
+  EXPECT_EQ(statef.step, 0);
+  EXPECT_TRUE(statef.buffers.empty());
+}
+
+TEST(Reptile, AdaptationStartsFromTheCarriedStateWithoutChangingIt) {
+  ml::Generator gen(22);
+  ml::nn::MLP<double> model({2, 8, 3}, gen);
+  ml::Generator data_gen(23);
+  const auto stream = labelled_batches(data_gen, 3, 2);
+  const auto options = alg::ReptileOptions<double>{}.inner_steps(3).inner_batch(4).seed(3);
+  alg::Reptile<double> carried(model, alg::ReptileOptions<double>(options).carry_inner_state(true));
+  for (const auto& batch : stream) carried.meta_step(batch);
+  const auto before = carried.inner_state();
+  EXPECT_EQ(before.step, 3 * 2 * 3);
+
+  const auto& task = stream.front().front();
+  const auto a = carried.adapt(task, 4, 4, 1);
+  const auto again = carried.adapt(task, 4, 4, 1);
+  const auto after = carried.inner_state();
+  EXPECT_EQ(after.step, before.step);
+  for (const auto& [name, t] : before.buffers) {
+    const auto& u = after.buffers.at(name);
+    for (ml::Index k = 0; k < t.numel(); ++k) ASSERT_EQ(t.data()[k], u.data()[k]) << name;
+  }
+  // Same theta, same mini-batches: only the starting state differs from a fresh Adam.
+  alg::Reptile<double> fresh(model, options);
+  const auto f = fresh.adapt(task, 4, 4, 1);
+  double diff = 0;
+  for (const auto& [name, t] : a) {
+    const auto& u = again.at(name);
+    const auto& v = f.at(name);
+    for (ml::Index k = 0; k < t.numel(); ++k) {
+      ASSERT_EQ(t.data()[k], u.data()[k]) << name;
+      diff += std::abs(t.data()[k] - v.data()[k]);
+    }
+  }
+  EXPECT_GT(diff, 1e-6);
+}
+
+TEST(Reptile, ResumingWithTheCarriedInnerStateContinuesBitForBit) {
+  const auto options = alg::ReptileOptions<double>{}
+                           .inner_steps(3)
+                           .inner_batch(4)
+                           .anneal(0.0, 6)
+                           .carry_inner_state(true)
+                           .seed(6);
+  ml::Generator data_gen(24);
+  const auto stream = labelled_batches(data_gen, 6, 3);
+  ml::Generator gen(25);
+  ml::nn::MLP<double> model({2, 8, 3}, gen);
+  ml::nn::MLP<double> fresh({2, 8, 3}, gen);
+  alg::Reptile<double> straight(model, options);
+  for (int i = 0; i < 3; ++i) straight.meta_step(stream[i]);
+  ml::nn::ParamDict<double> saved;
+  for (const auto& [name, t] : model.named_parameters()) saved.insert(name, t.clone());
+  const auto state = straight.inner_state();
+  for (int i = 3; i < 6; ++i) straight.meta_step(stream[i]);
+
+  alg::Reptile<double> resumed(fresh, options);
+  fresh.load_parameters(saved);
+  resumed.set_steps_taken(3);
+  resumed.load_inner_state(state);
+  for (int i = 3; i < 6; ++i) resumed.meta_step(stream[i]);
+  EXPECT_EQ(values_of(fresh), values_of(model));
+  EXPECT_EQ(resumed.inner_state().step, straight.inner_state().step);
+
+  // Without the state the run goes elsewhere.
+  ml::nn::MLP<double> other({2, 8, 3}, gen);
+  other.load_parameters(saved);
+  alg::Reptile<double> forgetful(other, options);
+  forgetful.set_steps_taken(3);
+  for (int i = 3; i < 6; ++i) forgetful.meta_step(stream[i]);
+  EXPECT_NE(values_of(other), values_of(model));
+}
+
+TEST(Reptile, RejectsACarriedStateOfOtherParametersAndBatchedTasks) {
+  ml::Generator gen(26);
+  ml::nn::MLP<double> model({2, 8, 3}, gen);
+  ml::nn::MLP<double> wider({2, 9, 3}, gen);
+  ml::Generator data_gen(27);
+  const auto stream = labelled_batches(data_gen, 1, 2);
+  const auto options = alg::ReptileOptions<double>{}.carry_inner_state(true);
+  alg::Reptile<double> narrow(model, options);
+  narrow.meta_step(stream[0]);
+  alg::Reptile<double> wide(wider, options);
+  EXPECT_THROW(wide.load_inner_state(narrow.inner_state()), ml::ShapeError);
+  auto foreign = narrow.inner_state();
+  foreign.buffers.insert("9.exp_avg", ml::zeros<double>({3}));
+  EXPECT_THROW(narrow.load_inner_state(foreign), ml::ValueError);
+  EXPECT_EQ(wide.inner_state().step, 0);  // a refused state leaves the old one
+  ml::nn::Linear<double> line(1, 1, gen);
+  EXPECT_THROW(alg::Reptile<double>(line, alg::ReptileOptions<double>{}
+                                              .loss(alg::LossKind::kMse)
+                                              .carry_inner_state(true)
+                                              .batch_tasks(true)),
+               ml::ValueError);
 }
 
 TEST(Reptile, OuterStepAnnealsLinearly) {

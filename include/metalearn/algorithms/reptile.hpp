@@ -22,6 +22,7 @@
 #include "metalearn/data/task_sampler.hpp"
 #include "metalearn/nn/module.hpp"
 #include "metalearn/nn/param_dict.hpp"
+#include "metalearn/optim/optimizer.hpp"
 #include "metalearn/tensor/tensor.hpp"
 
 namespace metalearn::algorithms {
@@ -56,6 +57,20 @@ class ReptileOptions {
   }
   [[nodiscard]] double adam_beta1() const { return beta1_; }
   [[nodiscard]] double adam_beta2() const { return beta2_; }
+  /// Carry the inner optimizer's state (Adam's moments and step count) from each task
+  /// to the next instead of starting every task afresh, as the paper's code does: it
+  /// saves and restores only the model's weights around a task, so its Adam scales
+  /// each step by the squared gradients of all the tasks before. The tasks of a
+  /// meta-batch then run one after another in batch order, each continuing the state
+  /// the one before it left (threads() parallelises evaluation only), and every
+  /// adaptation for evaluation starts from the state training reached without
+  /// changing it. The state is part of a checkpoint (Reptile::inner_state()). Not
+  /// with batch_tasks().
+  ReptileOptions& carry_inner_state(bool v) {
+    carry_inner_state_ = v;
+    return *this;
+  }
+  [[nodiscard]] bool carry_inner_state() const { return carry_inner_state_; }
   /// Inner steps per task during meta-training.
   ReptileOptions& inner_steps(int v) {
     inner_steps_ = v;
@@ -163,6 +178,7 @@ class ReptileOptions {
   T inner_lr_ = T(1e-3);
   double beta1_ = 0.0;
   double beta2_ = 0.999;
+  bool carry_inner_state_ = false;
   int inner_steps_ = 5;
   Index inner_batch_ = 10;
   int eval_inner_steps_ = 50;
@@ -184,7 +200,9 @@ class ReptileOptions {
 /// with its own optimizer state, so the tasks of a meta-batch run on a thread pool
 /// and are reduced in task order (results equal the serial run bit for bit). The
 /// mini-batch order of task j of meta-step t comes from a generator seeded by
-/// (seed, t, j), so it depends neither on threads nor on scheduling. (A model with
+/// (seed, t, j), so it depends neither on threads nor on scheduling. With
+/// carry_inner_state() the optimizer state passes from task to task instead, and the
+/// tasks of a meta-batch run in order on the calling thread. (A model with
 /// running-statistics batch norm in training mode updates its running statistics in
 /// the inner loops, in completion order when several threads run tasks; the
 /// transductive batch norm of the paper has no such state.)
@@ -241,11 +259,21 @@ class Reptile {
   [[nodiscard]] std::int64_t steps_taken() const { return steps_taken_; }
 
   /// Sets the meta-step counter, to continue a run from a checkpoint: together with
-  /// the model's parameters (theta) it is Reptile's whole state, since each task's
-  /// inner optimizer starts afresh; the step size schedule and the mini-batch order
-  /// of the following meta-steps depend on it. Rewinding it does not touch theta.
+  /// the model's parameters (theta) and, with carry_inner_state(), the inner
+  /// optimizer's state it is Reptile's whole state; the step size schedule and the
+  /// mini-batch order of the following meta-steps depend on it. Rewinding it does not
+  /// touch theta.
   /// @throws ValueError if `steps` is negative.
   void set_steps_taken(std::int64_t steps);
+
+  /// The inner optimizer's state carried from task to task (carry_inner_state());
+  /// step 0 and no buffers before the first task, and always without the option.
+  [[nodiscard]] const optim::OptimizerState<T>& inner_state() const { return inner_state_; }
+
+  /// Restores a state returned by inner_state(), to continue a run exactly.
+  /// @throws ValueError / ShapeError if it is not the state of this inner optimizer
+  /// over this model's parameters (it names the offending buffer).
+  void load_inner_state(const optim::OptimizerState<T>& state);
 
  private:
   struct TaskResult {
@@ -254,9 +282,13 @@ class Reptile {
   };
   /// Trains a copy of `theta` on `task`'s support set; returns the final weights
   /// (detached leaves) and, when `losses` is non-null, each step's training loss.
+  /// With a non-null `state`, the inner optimizer starts from it and leaves its final
+  /// state there.
   nn::ParamDict<T> inner_loop(const data::Task<T>& task, const nn::ParamDict<T>& theta, int steps,
-                              Index batch, Generator& gen, std::vector<double>* losses) const;
-  TaskResult run_task(const data::Task<T>& task, std::size_t index) const;
+                              Index batch, Generator& gen, std::vector<double>* losses,
+                              optim::OptimizerState<T>* state) const;
+  TaskResult run_task(const data::Task<T>& task, std::size_t index,
+                      optim::OptimizerState<T>* state) const;
   /// The generator of the mini-batch order of task `index` of the next meta-step.
   [[nodiscard]] Generator train_generator(std::size_t index) const;
   /// batch_tasks: all tasks' inner loops at once; returns phi with a leading task
@@ -272,6 +304,7 @@ class Reptile {
   LossFunction<T> loss_;
   mutable ThreadPool pool_;
   std::int64_t steps_taken_ = 0;
+  optim::OptimizerState<T> inner_state_;
 };
 
 }  // namespace metalearn::algorithms

@@ -113,7 +113,18 @@ Reptile<T>::Reptile(nn::Module<T>& model, ReptileOptions<T> options)
                   " must be non-negative");
   METALEARN_CHECK(options_.anneal_steps() >= 0, ValueError,
                   "Reptile: anneal over a negative number of steps ", options_.anneal_steps());
+  METALEARN_CHECK(!(options_.batch_tasks() && options_.carry_inner_state()), ValueError,
+                  "Reptile: carry_inner_state runs the tasks of a meta-batch one after another "
+                  "and cannot be combined with batch_tasks");
   if (options_.batch_tasks()) check_task_batching("Reptile", model_, options_.custom_loss());
+}
+
+template <class T>
+void Reptile<T>::load_inner_state(const optim::OptimizerState<T>& state) {
+  // An optimizer over the model's parameters checks the buffers' names and shapes.
+  const auto check = detail::make_inner_optimizer(options_, model_.parameters());
+  check->load_state(state);
+  inner_state_ = check->state();
 }
 
 template <class T>
@@ -152,7 +163,8 @@ T Reptile<T>::current_outer_step() const {
 template <class T>
 nn::ParamDict<T> Reptile<T>::inner_loop(const data::Task<T>& task, const nn::ParamDict<T>& theta,
                                         int steps, Index batch, Generator& gen,
-                                        std::vector<double>* losses) const {
+                                        std::vector<double>* losses,
+                                        optim::OptimizerState<T>* state) const {
   const Index n =
       task.support_x.defined() && task.support_x.dim() > 0 ? task.support_x.shape()[0] : 0;
   METALEARN_CHECK(steps == 0 || n > 0, ValueError,
@@ -165,6 +177,10 @@ nn::ParamDict<T> Reptile<T>::inner_loop(const data::Task<T>& task, const nn::Par
   if (steps == 0) return fast;
 
   const auto opt = detail::make_inner_optimizer(options_, phi);
+  if (state != nullptr) {
+    opt->load_state(*state);
+    opt->set_lr(static_cast<double>(options_.inner_lr()));
+  }
   const bool full = batch <= 0 || batch >= n;
   detail::MiniBatchStream stream(n, full ? n : batch, gen);
   autograd::EnableGradGuard grad_on;
@@ -181,6 +197,7 @@ nn::ParamDict<T> Reptile<T>::inner_loop(const data::Task<T>& task, const nn::Par
     detail::descend(*opt, phi, loss);
   }
   opt->zero_grad();
+  if (state != nullptr) *state = opt->state();
   return fast;
 }
 
@@ -220,8 +237,8 @@ double Reptile<T>::query_metric(const data::Task<T>& task, const nn::ParamDict<T
 }
 
 template <class T>
-typename Reptile<T>::TaskResult Reptile<T>::run_task(const data::Task<T>& task,
-                                                     std::size_t index) const {
+typename Reptile<T>::TaskResult Reptile<T>::run_task(const data::Task<T>& task, std::size_t index,
+                                                     optim::OptimizerState<T>* state) const {
   TaskResult r;
   const nn::ParamDict<T> theta = model_.named_parameters();
   Generator gen = train_generator(index);
@@ -232,7 +249,8 @@ typename Reptile<T>::TaskResult Reptile<T>::run_task(const data::Task<T>& task,
     if (classifying()) r.pre_acc = acc;
   }
   std::vector<double> losses;
-  r.phi = inner_loop(task, theta, options_.inner_steps(), options_.inner_batch(), gen, &losses);
+  r.phi =
+      inner_loop(task, theta, options_.inner_steps(), options_.inner_batch(), gen, &losses, state);
   for (double l : losses) r.meta_loss += l;
   if (!losses.empty()) r.meta_loss /= static_cast<double>(losses.size());
   if (query) {
@@ -353,7 +371,12 @@ StepStats Reptile<T>::meta_step(const data::TaskBatch<T>& batch) {
   }
 
   std::vector<TaskResult> results(batch.size());
-  pool_.run(batch.size(), [&](std::size_t i) { results[i] = run_task(batch[i], i); });
+  if (options_.carry_inner_state()) {
+    for (std::size_t i = 0; i < batch.size(); ++i)
+      results[i] = run_task(batch[i], i, &inner_state_);
+  } else {
+    pool_.run(batch.size(), [&](std::size_t i) { results[i] = run_task(batch[i], i, nullptr); });
+  }
   std::vector<std::vector<Tensor<T>>> phis;
   for (const auto& r : results) phis.push_back(r.phi.values());
   outer_update([&](std::size_t i, std::size_t j) { return phis[i][j].data(); });
@@ -386,7 +409,10 @@ nn::ParamDict<T> Reptile<T>::adapt(const data::Task<T>& task, int steps, Index b
   if (steps < 0) steps = options_.eval_inner_steps();
   if (batch < 0) batch = options_.eval_inner_batch();
   Generator gen(derive_seed({options_.seed(), detail::kReptileAdaptTag, stream}));
-  nn::ParamDict<T> fast = inner_loop(task, model_.named_parameters(), steps, batch, gen, nullptr);
+  // A carried state is copied: every adaptation starts from the state training reached.
+  optim::OptimizerState<T> state = inner_state_;
+  nn::ParamDict<T> fast = inner_loop(task, model_.named_parameters(), steps, batch, gen, nullptr,
+                                     options_.carry_inner_state() ? &state : nullptr);
   std::vector<Tensor<T>> out;
   for (const auto& t : fast.values()) out.push_back(t.detach());
   return fast.with_values(std::move(out));
