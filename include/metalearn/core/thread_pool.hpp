@@ -50,7 +50,8 @@ class ThreadPool {
 [[nodiscard]] ThreadPool* intra_op_pool() noexcept;
 
 /// While alive, large operations called on this thread (the image chunks of a
-/// convolution and of its gradients) are spread over `pool`; nullptr turns that off.
+/// convolution and of its gradients, the channels of a batch norm and its gradient,
+/// the planes of a max-pool) are spread over `pool`; nullptr turns that off.
 /// Work is cut the same way and reduced in the same order for any pool size, so
 /// results are bit for bit those of one thread. Scopes nest; the previous pool
 /// returns when a scope ends. `pool` must not be the pool running the calling code
@@ -76,5 +77,19 @@ class IntraOpScope {
 /// > 1, else in order on this thread. While fn runs, no thread has an intra-op pool,
 /// so operations inside fn run serially.
 void parallel_for(std::size_t n, const std::function<void(std::size_t)>& fn);
+
+/// parallel_for for an operation over `values` values in all, when that is enough to
+/// pay for handing the work to the pool (32 Ki values); smaller ones run fn(i) in
+/// order on this thread. The split into n items is the caller's, so results do not
+/// depend on which path ran.
+inline void parallel_for_large(std::size_t n, std::size_t values,
+                               const std::function<void(std::size_t)>& fn) {
+  constexpr std::size_t kMinValues = std::size_t{1} << 15;
+  if (values >= kMinValues) {
+    parallel_for(n, fn);
+    return;
+  }
+  for (std::size_t i = 0; i < n; ++i) fn(i);
+}
 
 }  // namespace metalearn

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "metalearn/core/error.hpp"
+#include "metalearn/core/thread_pool.hpp"
 #include "metalearn/tensor/detail/kernels.hpp"
 #include "metalearn/tensor/grad_mode.hpp"
 #include "metalearn/tensor/ops.hpp"
@@ -143,29 +144,34 @@ Tensor<T> batch_norm_batch_stats(const Tensor<T>& x, const Tensor<T>& weight, co
   var_out.assign(static_cast<std::size_t>(c), T(0));
   const T* px = x.data();
   T* py = y.data();
-  for (Index ch = 0; ch < c; ++ch) {
-    double acc = 0.0;
-    for (Index b = 0; b < n; ++b) {
-      acc += metalearn::detail::sum_contiguous<double>(px + (b * c + ch) * s, s);
-    }
-    const T mu = static_cast<T>(acc / static_cast<double>(count));
-    double sq = 0.0;
-    for (Index b = 0; b < n; ++b) sq += centered_square_sum(px + (b * c + ch) * s, s, mu);
-    const T var = static_cast<T>(sq / static_cast<double>(count));
-    const T inv = T(1) / std::sqrt(var + eps);
-    const T gamma = weight.defined() ? weight.data()[ch] : T(1);
-    const T beta = bias.defined() ? bias.data()[ch] : T(0);
-    const T scale = gamma * inv;
-    // (x - mu) first: x*scale + (beta - mu*scale) would cancel when the mean is
-    // large against the spread (a convolution of mostly-blank images).
-    for (Index b = 0; b < n; ++b) {
-      const T* row = px + (b * c + ch) * s;
-      T* out = py + (b * c + ch) * s;
-      for (Index i = 0; i < s; ++i) out[i] = (row[i] - mu) * scale + beta;
-    }
-    mean_out[static_cast<std::size_t>(ch)] = mu;
-    var_out[static_cast<std::size_t>(ch)] = var;
-  }
+  // Channels are independent: under an IntraOpScope they spread over its pool, each
+  // computed exactly as on one thread.
+  parallel_for_large(static_cast<std::size_t>(c), static_cast<std::size_t>(x.numel()),
+                     [&](std::size_t chan) {
+                       const auto ch = static_cast<Index>(chan);
+                       double acc = 0.0;
+                       for (Index b = 0; b < n; ++b) {
+                         acc += metalearn::detail::sum_contiguous<double>(px + (b * c + ch) * s, s);
+                       }
+                       const T mu = static_cast<T>(acc / static_cast<double>(count));
+                       double sq = 0.0;
+                       for (Index b = 0; b < n; ++b)
+                         sq += centered_square_sum(px + (b * c + ch) * s, s, mu);
+                       const T var = static_cast<T>(sq / static_cast<double>(count));
+                       const T inv = T(1) / std::sqrt(var + eps);
+                       const T gamma = weight.defined() ? weight.data()[ch] : T(1);
+                       const T beta = bias.defined() ? bias.data()[ch] : T(0);
+                       const T scale = gamma * inv;
+                       // (x - mu) first: x*scale + (beta - mu*scale) would cancel when the mean is
+                       // large against the spread (a convolution of mostly-blank images).
+                       for (Index b = 0; b < n; ++b) {
+                         const T* row = px + (b * c + ch) * s;
+                         T* out = py + (b * c + ch) * s;
+                         for (Index i = 0; i < s; ++i) out[i] = (row[i] - mu) * scale + beta;
+                       }
+                       mean_out[chan] = mu;
+                       var_out[chan] = var;
+                     });
   metalearn::detail::record(
       y, "batch_norm", {&x, &weight, &bias},
       [x, weight, eps, n, c, s](Node<T>& self, const Tensor<T>& g) {
@@ -199,37 +205,40 @@ Tensor<T> batch_norm_batch_stats(const Tensor<T>& x, const Tensor<T>& weight, co
         const T* pg = g.data();
         T* pgx = gx.data();
         const double count = static_cast<double>(n * s);
-        for (Index ch = 0; ch < c; ++ch) {
-          double sx = 0.0;
-          for (Index b = 0; b < n; ++b) {
-            sx += metalearn::detail::sum_contiguous<double>(px + (b * c + ch) * s, s);
-          }
-          const double mu = sx / count;
-          double sq = 0.0, sg = 0.0, sgx = 0.0;
-          for (Index b = 0; b < n; ++b) {
-            const Index at = (b * c + ch) * s;
-            backward_row_sums(px + at, pg + at, s, static_cast<T>(mu), sq, sg, sgx);
-          }
-          const double inv = 1.0 / std::sqrt(sq / count + static_cast<double>(eps));
-          const double gamma = weight.defined() ? static_cast<double>(weight.data()[ch]) : 1.0;
-          const double mean_g = sg / count;
-          const double mean_gxhat = sgx * inv / count;
-          gw.data()[ch] = static_cast<T>(sgx * inv);
-          gb.data()[ch] = static_cast<T>(sg);
-          for (Index b = 0; b < n; ++b) {
-            const T* row = px + (b * c + ch) * s;
-            const T* grow = pg + (b * c + ch) * s;
-            T* out = pgx + (b * c + ch) * s;
-            // dx = gamma*inv*((g - mean_g) - (x - mu)*inv*mean_gxhat), the two
-            // differences formed first: scaling before subtracting would cancel
-            // when a mean is large against the spread (common behind a ReLU).
-            const T a = static_cast<T>(gamma * inv);
-            const T k = static_cast<T>(inv * mean_gxhat);
-            const T mg = static_cast<T>(mean_g);
-            const T m = static_cast<T>(mu);
-            for (Index i = 0; i < s; ++i) out[i] = a * ((grow[i] - mg) - k * (row[i] - m));
-          }
-        }
+        parallel_for_large(
+            static_cast<std::size_t>(c), static_cast<std::size_t>(x.numel()),
+            [&](std::size_t chan) {
+              const auto ch = static_cast<Index>(chan);
+              double sx = 0.0;
+              for (Index b = 0; b < n; ++b) {
+                sx += metalearn::detail::sum_contiguous<double>(px + (b * c + ch) * s, s);
+              }
+              const double mu = sx / count;
+              double sq = 0.0, sg = 0.0, sgx = 0.0;
+              for (Index b = 0; b < n; ++b) {
+                const Index at = (b * c + ch) * s;
+                backward_row_sums(px + at, pg + at, s, static_cast<T>(mu), sq, sg, sgx);
+              }
+              const double inv = 1.0 / std::sqrt(sq / count + static_cast<double>(eps));
+              const double gamma = weight.defined() ? static_cast<double>(weight.data()[ch]) : 1.0;
+              const double mean_g = sg / count;
+              const double mean_gxhat = sgx * inv / count;
+              gw.data()[ch] = static_cast<T>(sgx * inv);
+              gb.data()[ch] = static_cast<T>(sg);
+              for (Index b = 0; b < n; ++b) {
+                const T* row = px + (b * c + ch) * s;
+                const T* grow = pg + (b * c + ch) * s;
+                T* out = pgx + (b * c + ch) * s;
+                // dx = gamma*inv*((g - mean_g) - (x - mu)*inv*mean_gxhat), the two
+                // differences formed first: scaling before subtracting would cancel
+                // when a mean is large against the spread (common behind a ReLU).
+                const T a = static_cast<T>(gamma * inv);
+                const T k = static_cast<T>(inv * mean_gxhat);
+                const T mg = static_cast<T>(mean_g);
+                const T m = static_cast<T>(mu);
+                for (Index i = 0; i < s; ++i) out[i] = a * ((grow[i] - mg) - k * (row[i] - m));
+              }
+            });
         return std::vector<Tensor<T>>{self.needs_input_grad(0) ? gx : Tensor<T>(),
                                       self.needs_input_grad(1) ? gw : Tensor<T>(),
                                       self.needs_input_grad(2) ? gb : Tensor<T>()};

@@ -449,26 +449,29 @@ Tensor<T> max_pool2d(const Tensor<T>& x, Index kernel, Index stride = 0) {
   const Index ow = (w - kernel) / stride + 1;
   auto idx = std::make_shared<std::vector<Index>>(static_cast<std::size_t>(n * c * oh * ow));
   const T* p = x.data();
-  std::size_t q = 0;
-  for (Index plane = 0; plane < n * c; ++plane) {
-    const Index base = plane * h * w;
-    for (Index y = 0; y < oh; ++y) {
-      for (Index z = 0; z < ow; ++z) {
-        Index best = base + y * stride * w + z * stride;
-        T bv = p[best];
-        for (Index i = 0; i < kernel; ++i) {
-          for (Index j = 0; j < kernel; ++j) {
-            const Index at = base + (y * stride + i) * w + z * stride + j;
-            if (p[at] > bv) {
-              bv = p[at];
-              best = at;
-            }
-          }
-        }
-        (*idx)[q++] = best;
-      }
-    }
-  }
+  // Planes are independent and write their own slices of idx.
+  parallel_for_large(static_cast<std::size_t>(n * c), static_cast<std::size_t>(x.numel()),
+                     [&](std::size_t pl) {
+                       const auto plane = static_cast<Index>(pl);
+                       const Index base = plane * h * w;
+                       std::size_t q = pl * static_cast<std::size_t>(oh * ow);
+                       for (Index y = 0; y < oh; ++y) {
+                         for (Index z = 0; z < ow; ++z) {
+                           Index best = base + y * stride * w + z * stride;
+                           T bv = p[best];
+                           for (Index i = 0; i < kernel; ++i) {
+                             for (Index j = 0; j < kernel; ++j) {
+                               const Index at = base + (y * stride + i) * w + z * stride + j;
+                               if (p[at] > bv) {
+                                 bv = p[at];
+                                 best = at;
+                               }
+                             }
+                           }
+                           (*idx)[q++] = best;
+                         }
+                       }
+                     });
   return take(x, std::shared_ptr<const std::vector<Index>>(std::move(idx)), Shape{n, c, oh, ow});
 }
 
