@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "metalearn/autograd.hpp"
+#include "metalearn/core/thread_pool.hpp"
 #include "metalearn/tensor.hpp"
 #include "support/gradients.hpp"
 #include "support/tensor_assertions.hpp"
@@ -244,4 +245,32 @@ TEST(ElementwiseGradcheck, Kinked) {
   // Curvature through a kinked op (products with smooth ops).
   EXPECT_TRUE(mt::check_gradients_at(
       [](const Args& v) { return ml::mul(ml::relu(v[0]), ml::abs(v[0])); }, {x}));
+}
+
+// Under an IntraOpScope large elementwise maps run in blocks over the pool; every
+// element must come out as one thread computes it (sizes not a multiple of a block).
+TEST(Elementwise, IntraOpPoolGivesTheBitsOfOneThread) {
+  ml::Generator gen(17);
+  const auto a = ml::randn<float>({7, 14'289}, gen);  // 100,023 values: several blocks
+  const auto b = ml::randn<float>({7, 14'289}, gen);
+  const auto s = ml::randn<float>({1}, gen);
+  auto run = [&](ml::ThreadPool* pool) {
+    const ml::IntraOpScope scope(pool);
+    std::vector<float> out;
+    auto append = [&](const ml::Tensor<float>& t) {
+      const auto v = t.detach().to_vector();
+      out.insert(out.end(), v.begin(), v.end());
+    };
+    const auto x = a.clone().requires_grad(true);
+    const auto y = ml::sigmoid(ml::mul(ml::relu(ml::add(x, b)), s));
+    append(y);
+    append(ml::sub(s, ml::exp(x)));
+    append(ml::autograd::grad({ml::sum(ml::square(y))}, {x})[0]);
+    return out;
+  };
+  ml::ThreadPool pool(3);
+  const auto serial = run(nullptr);
+  const auto parallel = run(&pool);
+  ASSERT_EQ(serial.size(), parallel.size());
+  for (std::size_t i = 0; i < serial.size(); ++i) ASSERT_EQ(serial[i], parallel[i]) << i;
 }

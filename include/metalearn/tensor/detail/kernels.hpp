@@ -1,14 +1,34 @@
 #pragma once
 // Loops shared by the ops: elementwise maps with broadcasting, broadcast walks.
 
+#include <algorithm>
+#include <cstddef>
 #include <vector>
 
 #include "metalearn/core/shape.hpp"
+#include "metalearn/core/thread_pool.hpp"
 #include "metalearn/tensor/tensor.hpp"
 
 namespace metalearn::detail {
 
-/// Strides of `in` aligned to the (right-aligned) dims of `out`, 0 where `in` is broadcast.
+/// body(begin, end) over [0, n): in one call, or, when the calling thread has an
+/// intra-op pool and n is large, in blocks of 16 Ki elements spread over the pool.
+/// For elementwise loops, whose every element is computed alone, the results are the
+/// same bits either way.
+template <class Body>
+void for_elementwise_blocks(Index n, Body&& body) {
+  constexpr Index kBlock = Index{1} << 14;
+  if (n < 2 * kBlock || intra_op_pool() == nullptr) {
+    body(Index{0}, n);
+    return;
+  }
+  const auto blocks = static_cast<std::size_t>((n + kBlock - 1) / kBlock);
+  parallel_for(blocks, [&](std::size_t b) {
+    const Index lo = static_cast<Index>(b) * kBlock;
+    body(lo, std::min(n, lo + kBlock));
+  });
+}
+
 /// Sum of n contiguous values, accumulated in A, with eight independent partial
 /// sums: the loop vectorises and is not bound by the latency of one chain of
 /// additions. The order of additions is fixed, so results are deterministic.
@@ -24,6 +44,7 @@ A sum_contiguous(const T* p, Index n) {
   return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
 }
 
+/// Strides of `in` aligned to the (right-aligned) dims of `out`, 0 where `in` is broadcast.
 inline std::vector<Index> broadcast_strides(const Shape& in, const Shape& out) {
   const Index n = out.dim();
   std::vector<Index> s(static_cast<std::size_t>(n), 0);
@@ -119,8 +140,9 @@ Tensor<T> map_unary(const Tensor<T>& a, F f) {
   Tensor<T> out = Tensor<T>::empty(a.shape());
   const T* pa = a.data();
   T* po = out.data();
-  const Index n = a.numel();
-  for (Index i = 0; i < n; ++i) po[i] = f(pa[i]);
+  for_elementwise_blocks(a.numel(), [&](Index lo, Index hi) {
+    for (Index i = lo; i < hi; ++i) po[i] = f(pa[i]);
+  });
   return out;
 }
 
@@ -132,8 +154,9 @@ Tensor<T> map_binary(const Tensor<T>& a, const Tensor<T>& b, const char* op, F f
   if (a.shape() == b.shape()) {
     Tensor<T> out = Tensor<T>::empty(a.shape());
     T* po = out.data();
-    const Index n = a.numel();
-    for (Index i = 0; i < n; ++i) po[i] = f(pa[i], pb[i]);
+    for_elementwise_blocks(a.numel(), [&](Index lo, Index hi) {
+      for (Index i = lo; i < hi; ++i) po[i] = f(pa[i], pb[i]);
+    });
     return out;
   }
   const Shape s = broadcast_shapes(a.shape(), b.shape(), op);
@@ -143,12 +166,16 @@ Tensor<T> map_binary(const Tensor<T>& a, const Tensor<T>& b, const char* op, F f
   if (total == 0) return out;
   if (b.numel() == 1) {
     const T vb = pb[0];
-    for (Index i = 0; i < total; ++i) po[i] = f(pa[i], vb);
+    for_elementwise_blocks(total, [&](Index lo, Index hi) {
+      for (Index i = lo; i < hi; ++i) po[i] = f(pa[i], vb);
+    });
     return out;
   }
   if (a.numel() == 1) {
     const T va = pa[0];
-    for (Index i = 0; i < total; ++i) po[i] = f(va, pb[i]);
+    for_elementwise_blocks(total, [&](Index lo, Index hi) {
+      for (Index i = lo; i < hi; ++i) po[i] = f(va, pb[i]);
+    });
     return out;
   }
   for_each_run(plan_broadcast(s, a.shape(), b.shape()),
