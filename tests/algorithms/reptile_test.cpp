@@ -302,6 +302,14 @@ TEST(Reptile, RejectsACarriedStateOfOtherParametersAndBatchedTasks) {
   foreign.buffers.insert("9.exp_avg", ml::zeros<double>({3}));
   EXPECT_THROW(narrow.load_inner_state(foreign), ml::ValueError);
   EXPECT_EQ(wide.inner_state().step, 0);  // a refused state leaves the old one
+  // A task that throws part-way through a meta-batch leaves theta and the state alone.
+  const auto theta = values_of(model);
+  const auto step = narrow.inner_state().step;
+  ml::data::TaskBatch<double> broken = stream[0];
+  broken.push_back(ml::data::Task<double>{});
+  EXPECT_THROW(narrow.meta_step(broken), ml::ValueError);
+  EXPECT_EQ(narrow.inner_state().step, step);
+  EXPECT_EQ(values_of(model), theta);
   ml::nn::Linear<double> line(1, 1, gen);
   EXPECT_THROW(alg::Reptile<double>(line, alg::ReptileOptions<double>{}
                                               .loss(alg::LossKind::kMse)

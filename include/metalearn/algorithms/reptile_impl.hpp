@@ -371,15 +371,18 @@ StepStats Reptile<T>::meta_step(const data::TaskBatch<T>& batch) {
   }
 
   std::vector<TaskResult> results(batch.size());
+  // The carried state advances on a copy, kept only once every task has run: a task
+  // that throws leaves theta and the state as they were.
+  optim::OptimizerState<T> state = inner_state_;
   if (options_.carry_inner_state()) {
-    for (std::size_t i = 0; i < batch.size(); ++i)
-      results[i] = run_task(batch[i], i, &inner_state_);
+    for (std::size_t i = 0; i < batch.size(); ++i) results[i] = run_task(batch[i], i, &state);
   } else {
     pool_.run(batch.size(), [&](std::size_t i) { results[i] = run_task(batch[i], i, nullptr); });
   }
   std::vector<std::vector<Tensor<T>>> phis;
   for (const auto& r : results) phis.push_back(r.phi.values());
   outer_update([&](std::size_t i, std::size_t j) { return phis[i][j].data(); });
+  inner_state_ = std::move(state);
 
   StepStats s;
   s.tasks = batch.size();

@@ -51,11 +51,10 @@ class ThreadPool {
 
 /// While alive, large operations called on this thread (the image chunks of a
 /// convolution and of its gradients, the channels of a batch norm and its gradient,
-/// the planes of a max-pool) are spread over `pool`; nullptr turns that off.
-/// Work is cut the same way and reduced in the same order for any pool size, so
-/// results are bit for bit those of one thread. Scopes nest; the previous pool
-/// returns when a scope ends. `pool` must not be the pool running the calling code
-/// (a ThreadPool runs one job at a time).
+/// the planes of a max-pool, large elementwise maps) are spread over `pool`; nullptr turns that
+/// off. Work is cut the same way and reduced in the same order for any pool size, so results are
+/// bit for bit those of one thread. Scopes nest; the previous pool returns when a scope ends.
+/// `pool` must not be the pool running the calling code (a ThreadPool runs one job at a time).
 ///
 /// @code
 /// ThreadPool pool(2);
