@@ -21,19 +21,25 @@ ml::data::Task<double> line_task(ml::Generator& gen, ml::Index shots) {
   return t;
 }
 
+// Gradient of mean((w x + b - y)^2) w.r.t. (w, b) on the task's support set.
+std::pair<double, double> line_gradient(const ml::data::Task<double>& t, double w, double b) {
+  const ml::Index n = t.support_x.numel();
+  double gw = 0, gb = 0;
+  for (ml::Index i = 0; i < n; ++i) {
+    const double x = t.support_x.data()[i];
+    const double r = w * x + b - t.support_y.data()[i];
+    gw += 2.0 * r * x / static_cast<double>(n);
+    gb += 2.0 * r / static_cast<double>(n);
+  }
+  return {gw, gb};
+}
+
 // `steps` full-batch gradient steps of f(w, b) = mean((w x + b - y)^2), returning
-// the final (w, b) and, for Adam (beta1 = 0), using its first-step closed form.
+// the final (w, b).
 std::pair<double, double> sgd_by_hand(const ml::data::Task<double>& t, double w, double b,
                                       double lr, int steps) {
-  const ml::Index n = t.support_x.numel();
   for (int k = 0; k < steps; ++k) {
-    double gw = 0, gb = 0;
-    for (ml::Index i = 0; i < n; ++i) {
-      const double x = t.support_x.data()[i];
-      const double r = w * x + b - t.support_y.data()[i];
-      gw += 2.0 * r * x / static_cast<double>(n);
-      gb += 2.0 * r / static_cast<double>(n);
-    }
+    const auto [gw, gb] = line_gradient(t, w, b);
     w -= lr * gw;
     b -= lr * gb;
   }
@@ -132,35 +138,12 @@ TEST(Reptile, AdamInnerStepMovesEachParameterByItsLearningRate) {
                                           .outer_step(1.0)
                                           .loss(alg::LossKind::kMse));
   reptile.meta_step({task});
-  double gw = 0, gb = 0;
-  for (ml::Index i = 0; i < 8; ++i) {
-    const double x = task.support_x.data()[i];
-    const double r = w0 * x + b0 - task.support_y.data()[i];
-    gw += 2.0 * r * x / 8.0;
-    gb += 2.0 * r / 8.0;
-  }
+  const auto [gw, gb] = line_gradient(task, w0, b0);
   EXPECT_NEAR(model.named_parameters().at("weight").item(), w0 - 0.1 * gw / (std::abs(gw) + 1e-8),
               1e-10);
   EXPECT_NEAR(model.named_parameters().at("bias").item(), b0 - 0.1 * gb / (std::abs(gb) + 1e-8),
               1e-10);
 }
-
-namespace {
-
-// Gradient of mean((w x + b - y)^2) w.r.t. (w, b) on the task's support set.
-std::pair<double, double> line_gradient(const ml::data::Task<double>& t, double w, double b) {
-  const ml::Index n = t.support_x.numel();
-  double gw = 0, gb = 0;
-  for (ml::Index i = 0; i < n; ++i) {
-    const double x = t.support_x.data()[i];
-    const double r = w * x + b - t.support_y.data()[i];
-    gw += 2.0 * r * x / static_cast<double>(n);
-    gb += 2.0 * r / static_cast<double>(n);
-  }
-  return {gw, gb};
-}
-
-}  // namespace
 
 TEST(Reptile, CarriedInnerStateContinuesAdamFromTaskToTask) {
   // One full-batch Adam step (beta1 = 0) per task; the second task of the meta-batch
