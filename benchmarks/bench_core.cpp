@@ -4,6 +4,9 @@
 
 #include <Eigen/Core>
 #include <metalearn/metalearn.hpp>
+#include <metalearn/tensor/gemm.hpp>
+#include <string>
+#include <vector>
 
 namespace ml = metalearn;
 namespace ag = metalearn::autograd;
@@ -74,6 +77,22 @@ void BM_EigenGemmPeak(benchmark::State& state) {
       benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_EigenGemmPeak);
+
+// The same GEMM by the convolutions' kernel (metalearn::detail::gemm: single-threaded
+// OpenBLAS in the default build, see gemm_backend()).
+void BM_ConvGemmPeak(benchmark::State& state) {
+  const ml::Index n = 512;
+  std::vector<float> a(static_cast<std::size_t>(n * n), 0.5F), b(a), c(a.size());
+  for (auto _ : state) {
+    ml::detail::gemm(false, false, n, n, n, a.data(), n, b.data(), n, c.data(), n);
+    benchmark::DoNotOptimize(c.data());
+  }
+  state.SetLabel(std::string(ml::gemm_backend()));
+  state.counters["GFLOPs"] = benchmark::Counter(
+      2e-9 * static_cast<double>(n * n * n) * static_cast<double>(state.iterations()),
+      benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_ConvGemmPeak);
 
 // 1-40-40-1 ReLU MLP on 10 points: forward + MSE, then gradient w.r.t. all weights
 // (first order) or gradient with create_graph followed by a Hessian-vector product

@@ -16,11 +16,12 @@ BUILD_DIR="${BUILD_DIR:-$ROOT/build-cmp}"
 PYTHON="${PYTHON:-/usr/bin/python3}"   # Debian's python (a pyenv python3 has no torch)
 OUT="${OUT:-$ROOT/benchmarks/results/compare-$(date +%Y-%m-%d).md}"
 
+"$ROOT/scripts/install-deps"  # what metalearn builds with
 need_apt=()
 "$PYTHON" -c "import torch" 2>/dev/null || need_apt+=(python3-torch)
-# Debian's torch calls the system libblas.so.3; without OpenBLAS that is the
-# unoptimised reference BLAS.
-if ! ls /usr/lib/x86_64-linux-gnu/openblas-*/libblas.so.3 >/dev/null 2>&1; then
+# Debian's torch calls the system libblas.so.3; without a threaded OpenBLAS that is the
+# unoptimised reference BLAS or metalearn's single-threaded OpenBLAS.
+if ! ls /usr/lib/x86_64-linux-gnu/openblas-{openmp,pthread}/libblas.so.3 >/dev/null 2>&1; then
   need_apt+=(libopenblas0-openmp)
 fi
 if ((${#need_apt[@]})); then

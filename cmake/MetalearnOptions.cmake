@@ -7,3 +7,6 @@ option(METALEARN_WERROR "Treat warnings as errors in metalearn's own targets" ${
 set(METALEARN_SANITIZE "" CACHE STRING "Sanitizers for our targets: address;undefined or thread")
 set(METALEARN_ARCH_FLAGS "-march=native" CACHE STRING
   "Code generation flags for metalearn's targets (empty for the compiler default); Eigen's kernels need AVX2/FMA to reach the GEMM peak")
+option(METALEARN_USE_OPENBLAS
+  "Compute the convolution GEMMs with single-threaded OpenBLAS (Debian: libopenblas-serial-dev); OFF uses Eigen's GEMM"
+  ON)

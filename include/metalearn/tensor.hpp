@@ -5,6 +5,7 @@
 #include "metalearn/core/random.hpp"          // IWYU pragma: export
 #include "metalearn/core/shape.hpp"           // IWYU pragma: export
 #include "metalearn/tensor/factory.hpp"       // IWYU pragma: export
+#include "metalearn/tensor/gemm.hpp"          // IWYU pragma: export
 #include "metalearn/tensor/grad_mode.hpp"     // IWYU pragma: export
 #include "metalearn/tensor/ops.hpp"           // IWYU pragma: export
 #include "metalearn/tensor/tensor.hpp"        // IWYU pragma: export

@@ -4,10 +4,12 @@
 
 #include <cmath>
 #include <metalearn/autograd.hpp>
-#include <metalearn/core/thread_pool.hpp>
 #include <metalearn/nn.hpp>
 
+#include "support/intra_op.hpp"
+
 namespace ml = metalearn;
+namespace mt = metalearn::testing;
 namespace nn = metalearn::nn;
 
 namespace {
@@ -181,28 +183,16 @@ TEST(BatchNorm, IntraOpPoolGivesTheBitsOfOneThread) {
   const auto x0 = ml::randn<float>({20, 16, 12, 12}, gen);  // above the parallel threshold
   const auto w = ml::uniform<float>({16}, gen, 0.5f, 1.5f).requires_grad(true);
   const auto b = ml::randn<float>({16}, gen).requires_grad(true);
-  auto run = [&](ml::ThreadPool* pool) {
-    const ml::IntraOpScope scope(pool);
-    std::vector<float> out;
-    auto append = [&](const ml::Tensor<float>& t) {
-      const auto v = t.detach().to_vector();
-      out.insert(out.end(), v.begin(), v.end());
-    };
+  mt::expect_intra_op_pool_bits<float>([&](mt::ValueRecord<float>& record) {
     auto x = x0.clone().requires_grad(true);
     auto y = ml::max_pool2d(
         nn::functional::batch_norm(x, w, b, ml::Tensor<float>(), ml::Tensor<float>(), true), 2);
-    append(y);
+    record(y);
     const auto loss = ml::sum(ml::square(y));
     for (const auto& g : ml::autograd::grad({loss}, {x, w, b}, {.retain_graph = true}))
-      append(g);  // the fused backward
+      record(g);  // the fused backward
     const auto g = ml::autograd::grad({loss}, {x, w, b}, {.create_graph = true});
-    for (const auto& t : g) append(t);
-    append(ml::autograd::grad({ml::sum(g[0])}, {w})[0]);  // a second derivative
-    return out;
-  };
-  ml::ThreadPool pool(3);
-  const auto serial = run(nullptr);
-  const auto parallel = run(&pool);
-  ASSERT_EQ(serial.size(), parallel.size());
-  for (std::size_t i = 0; i < serial.size(); ++i) ASSERT_EQ(serial[i], parallel[i]) << i;
+    for (const auto& t : g) record(t);
+    record(ml::autograd::grad({ml::sum(g[0])}, {w})[0]);  // a second derivative
+  });
 }

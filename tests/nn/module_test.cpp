@@ -2,8 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <metalearn/autograd.hpp>
 #include <metalearn/nn.hpp>
 #include <sstream>
+#include <string>
+#include <vector>
 
 namespace ml = metalearn;
 namespace nn = metalearn::nn;
@@ -135,6 +138,48 @@ TEST(Module, ConvNetCloneMatchesOriginal) {
   auto x = ml::randn<double>(ml::Shape{2, 1, 28, 28}, gen);
   EXPECT_EQ(net.forward(x).to_vector(), copy->forward(x).to_vector());
   EXPECT_EQ(copy->feature_dim(), net.feature_dim());
+}
+
+// ConvNet4 pools before its ReLUs; ReLU then pool (the blocks as usually written)
+// must give the same logits, gradients and second derivatives, bit for bit.
+TEST(Module, ConvNet4PoolBeforeReluMatchesReluBeforePool) {
+  ml::Generator gen(14);
+  nn::ConvNet4<float> net(nn::ConvNet4Options{}.hidden(6).ways(3), gen);
+  const auto p = net.named_parameters();
+  const auto x = ml::randn<float>(ml::Shape{5, 1, 28, 28}, gen);
+  namespace F = nn::functional;
+  auto textbook = [&](const nn::ParamDict<float>& q) {
+    ml::Tensor<float> h = x;
+    for (int b = 0; b < 4; ++b) {
+      const std::string conv = "features." + std::to_string(4 * b);
+      const std::string bn = "features." + std::to_string(4 * b + 1);
+      h = F::conv2d(h, q.at(conv + ".weight"), q.at(conv + ".bias"), 1, 1);
+      h = F::batch_norm(h, q.at(bn + ".weight"), q.at(bn + ".bias"), ml::Tensor<float>(),
+                        ml::Tensor<float>(), true);
+      h = F::max_pool2d(F::relu(h), 2);
+    }
+    return F::linear(F::flatten(h, 1), q.at("head.weight"), q.at("head.bias"));
+  };
+  auto bits = [&](const ml::Tensor<float>& logits) {
+    std::vector<float> out = logits.detach().to_vector();
+    const auto loss = ml::sum(ml::square(logits));
+    const auto g = ml::autograd::grad({loss}, p.values(), {.create_graph = true});
+    for (const auto& t : g) {
+      const auto v = t.detach().to_vector();
+      out.insert(out.end(), v.begin(), v.end());
+    }
+    // A second derivative: d/dparams of the sum of the first conv's gradient.
+    for (const auto& t : ml::autograd::grad({ml::sum(g[0])}, p.values(), {.allow_unused = true})) {
+      if (!t.defined()) continue;
+      const auto v = t.to_vector();
+      out.insert(out.end(), v.begin(), v.end());
+    }
+    return out;
+  };
+  const auto ours = bits(net.forward(x, p));
+  const auto theirs = bits(textbook(p));
+  ASSERT_EQ(ours.size(), theirs.size());
+  for (std::size_t i = 0; i < ours.size(); ++i) ASSERT_EQ(ours[i], theirs[i]) << "value " << i;
 }
 
 TEST(Module, FunctionalForwardEqualsModuleForward) {

@@ -5,9 +5,9 @@
 #include <vector>
 
 #include "metalearn/autograd.hpp"
-#include "metalearn/core/thread_pool.hpp"
 #include "metalearn/tensor.hpp"
 #include "support/gradients.hpp"
+#include "support/intra_op.hpp"
 #include "support/tensor_assertions.hpp"
 #include "support/typed_scalars.hpp"
 
@@ -163,21 +163,15 @@ TEST(ConvGradcheck, IntraOpPoolGivesTheBitsOfOneThread) {
   const auto w = ml::randn<double>({4, 8, 3, 3}, gen).requires_grad(true);
   const auto b = ml::randn<double>({4}, gen).requires_grad(true);
   for (const ml::Index stride : {1, 2}) {
-    auto run = [&](ml::ThreadPool* pool) {
-      const ml::IntraOpScope scope(pool);
+    SCOPED_TRACE(::testing::Message() << "stride " << stride);
+    mt::expect_intra_op_pool_bits<double>([&](mt::ValueRecord<double>& record) {
       auto x = x0.clone().requires_grad(true);
       auto y = ml::conv2d(x, w, b, stride, 1);
       auto g = ml::autograd::grad({ml::sum(ml::square(y))}, {x, w, b}, {.create_graph = true});
-      auto gg = ml::autograd::grad({ml::sum(g[0])}, {w})[0];
-      std::vector<double> out = y.to_vector();
-      for (const auto& t : {g[0], g[1], g[2], gg}) {
-        const auto v = t.detach().to_vector();
-        out.insert(out.end(), v.begin(), v.end());
-      }
-      return out;
-    };
-    ml::ThreadPool pool(3);
-    EXPECT_EQ(run(nullptr), run(&pool)) << "stride " << stride;
+      record(y);
+      for (const auto& t : g) record(t);
+      record(ml::autograd::grad({ml::sum(g[0])}, {w})[0]);
+    });
   }
 }
 

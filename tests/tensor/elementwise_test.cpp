@@ -6,9 +6,9 @@
 #include <vector>
 
 #include "metalearn/autograd.hpp"
-#include "metalearn/core/thread_pool.hpp"
 #include "metalearn/tensor.hpp"
 #include "support/gradients.hpp"
+#include "support/intra_op.hpp"
 #include "support/tensor_assertions.hpp"
 #include "support/typed_scalars.hpp"
 
@@ -254,23 +254,11 @@ TEST(Elementwise, IntraOpPoolGivesTheBitsOfOneThread) {
   const auto a = ml::randn<float>({7, 14'289}, gen);  // 100,023 values: several blocks
   const auto b = ml::randn<float>({7, 14'289}, gen);
   const auto s = ml::randn<float>({1}, gen);
-  auto run = [&](ml::ThreadPool* pool) {
-    const ml::IntraOpScope scope(pool);
-    std::vector<float> out;
-    auto append = [&](const ml::Tensor<float>& t) {
-      const auto v = t.detach().to_vector();
-      out.insert(out.end(), v.begin(), v.end());
-    };
+  mt::expect_intra_op_pool_bits<float>([&](mt::ValueRecord<float>& record) {
     const auto x = a.clone().requires_grad(true);
     const auto y = ml::sigmoid(ml::mul(ml::relu(ml::add(x, b)), s));
-    append(y);
-    append(ml::sub(s, ml::exp(x)));
-    append(ml::autograd::grad({ml::sum(ml::square(y))}, {x})[0]);
-    return out;
-  };
-  ml::ThreadPool pool(3);
-  const auto serial = run(nullptr);
-  const auto parallel = run(&pool);
-  ASSERT_EQ(serial.size(), parallel.size());
-  for (std::size_t i = 0; i < serial.size(); ++i) ASSERT_EQ(serial[i], parallel[i]) << i;
+    record(y);
+    record(ml::sub(s, ml::exp(x)));
+    record(ml::autograd::grad({ml::sum(ml::square(y))}, {x})[0]);
+  });
 }

@@ -97,31 +97,28 @@ double centered_square_sum(const T* x, Index s, T mu) {
   return total;
 }
 
-/// The three sums of batch norm's backward over a row: sum (x-mu)^2, sum g and
-/// sum g*(x-mu), with eight partial sums each, in double: sum g and sum g*(x-mu)
-/// nearly cancel over the batch (the gradient behind a normalisation has little
-/// mean), so float partial sums would lose their leading digits.
+/// The two sums of batch norm's backward over a row, sum g and sum g*(x-mu), with
+/// eight partial sums each, in double: they nearly cancel over the batch (the
+/// gradient behind a normalisation has little mean), so float partial sums would
+/// lose their leading digits.
 template <class T>
-void backward_row_sums(const T* x, const T* g, Index s, T mu, double& sq, double& sg, double& sgx) {
-  double aq[8] = {}, ag[8] = {}, agx[8] = {};
+void backward_row_sums(const T* x, const T* g, Index s, T mu, double& sg, double& sgx) {
+  double ag[8] = {}, agx[8] = {};
   Index i = 0;
   for (; i + 8 <= s; i += 8) {
     for (int k = 0; k < 8; ++k) {
       const double d = static_cast<double>(x[i + k] - mu);
       const double gk = static_cast<double>(g[i + k]);
-      aq[k] += d * d;
       ag[k] += gk;
       agx[k] += gk * d;
     }
   }
   for (; i < s; ++i) {
     const double d = static_cast<double>(x[i] - mu);
-    sq += d * d;
     sg += static_cast<double>(g[i]);
     sgx += static_cast<double>(g[i]) * d;
   }
   for (int k = 0; k < 8; ++k) {
-    sq += aq[k];
     sg += ag[k];
     sgx += agx[k];
   }
@@ -129,9 +126,9 @@ void backward_row_sums(const T* x, const T* g, Index s, T mu, double& sq, double
 
 /// Training-mode batch norm in two passes over x, with the batch mean and biased
 /// variance of each channel written to `mean_out` / `var_out` ([C]). Its backward
-/// runs a fused kernel when no graph is being recorded, and the equivalent
-/// differentiable formula when it is (create_graph), so every order of
-/// derivative stays exact.
+/// runs a fused kernel when no graph is being recorded (two passes over x and the
+/// gradient, with the forward's statistics), and the equivalent differentiable
+/// formula when it is (create_graph), so every order of derivative stays exact.
 template <class T>
 Tensor<T> batch_norm_batch_stats(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias,
                                  T eps, std::vector<T>& mean_out, std::vector<T>& var_out) {
@@ -174,7 +171,8 @@ Tensor<T> batch_norm_batch_stats(const Tensor<T>& x, const Tensor<T>& weight, co
                      });
   metalearn::detail::record(
       y, "batch_norm", {&x, &weight, &bias},
-      [x, weight, eps, n, c, s](Node<T>& self, const Tensor<T>& g) {
+      [x, weight, eps, n, c, s, saved_mean = mean_out, saved_var = var_out](Node<T>& self,
+                                                                            const Tensor<T>& g) {
         std::vector<Index> bshape(static_cast<std::size_t>(x.dim()), 1);
         bshape[1] = c;
         std::vector<Index> dims{0};
@@ -197,7 +195,7 @@ Tensor<T> batch_norm_batch_stats(const Tensor<T>& x, const Tensor<T>& weight, co
           if (self.needs_input_grad(2)) gb = reshape(sum(g, dims), std::vector<Index>{c});
           return std::vector<Tensor<T>>{gx, gw, gb};
         }
-        // No graph: one fused pass per channel for statistics, one for dx.
+        // No graph: per channel, one pass for the sums of g and one for dx.
         Tensor<T> gx = Tensor<T>::empty(x.shape());
         Tensor<T> gw = Tensor<T>::empty(Shape{c});
         Tensor<T> gb = Tensor<T>::empty(Shape{c});
@@ -209,17 +207,14 @@ Tensor<T> batch_norm_batch_stats(const Tensor<T>& x, const Tensor<T>& weight, co
             static_cast<std::size_t>(c), static_cast<std::size_t>(x.numel()),
             [&](std::size_t chan) {
               const auto ch = static_cast<Index>(chan);
-              double sx = 0.0;
-              for (Index b = 0; b < n; ++b) {
-                sx += metalearn::detail::sum_contiguous<double>(px + (b * c + ch) * s, s);
-              }
-              const double mu = sx / count;
-              double sq = 0.0, sg = 0.0, sgx = 0.0;
+              const T mu = saved_mean[chan];
+              double sg = 0.0, sgx = 0.0;
               for (Index b = 0; b < n; ++b) {
                 const Index at = (b * c + ch) * s;
-                backward_row_sums(px + at, pg + at, s, static_cast<T>(mu), sq, sg, sgx);
+                backward_row_sums(px + at, pg + at, s, mu, sg, sgx);
               }
-              const double inv = 1.0 / std::sqrt(sq / count + static_cast<double>(eps));
+              const double inv =
+                  1.0 / std::sqrt(static_cast<double>(saved_var[chan]) + static_cast<double>(eps));
               const double gamma = weight.defined() ? static_cast<double>(weight.data()[ch]) : 1.0;
               const double mean_g = sg / count;
               const double mean_gxhat = sgx * inv / count;
@@ -235,8 +230,7 @@ Tensor<T> batch_norm_batch_stats(const Tensor<T>& x, const Tensor<T>& weight, co
                 const T a = static_cast<T>(gamma * inv);
                 const T k = static_cast<T>(inv * mean_gxhat);
                 const T mg = static_cast<T>(mean_g);
-                const T m = static_cast<T>(mu);
-                for (Index i = 0; i < s; ++i) out[i] = a * ((grow[i] - mg) - k * (row[i] - m));
+                for (Index i = 0; i < s; ++i) out[i] = a * ((grow[i] - mg) - k * (row[i] - mu));
               }
             });
         return std::vector<Tensor<T>>{self.needs_input_grad(0) ? gx : Tensor<T>(),

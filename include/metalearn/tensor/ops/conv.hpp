@@ -1,13 +1,13 @@
 #pragma once
 // Differentiable 2-D convolution (chunked im2col + GEMM) and max pooling, NCHW layout.
 
-#include <Eigen/Core>
 #include <algorithm>
 #include <limits>
 #include <memory>
 #include <vector>
 
 #include "metalearn/core/thread_pool.hpp"
+#include "metalearn/tensor/gemm.hpp"
 #include "metalearn/tensor/ops/elementwise.hpp"
 #include "metalearn/tensor/ops/linalg.hpp"
 #include "metalearn/tensor/ops/shape_ops.hpp"
@@ -236,12 +236,6 @@ void gather_channels(const T* y, Index o, Index l, Index nb, T* m) {
   }
 }
 
-template <class T>
-using ConstMatrixMap =
-    Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
-template <class T>
-using MatrixMap = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
-
 /// The chunks of images [b0, b0 + nb) that the convolution loops below process
 /// independently (on the intra-op pool when the thread has one, see IntraOpScope).
 /// How the batch is cut depends on the geometry only, never on the thread count.
@@ -264,15 +258,24 @@ Tensor<T> conv2d_values(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>&
   const Index l = g.out_h() * g.out_w();
   Tensor<T> y = Tensor<T>::empty(Shape{n, o, g.out_h(), g.out_w()});
   const ConvChunks chunks = ConvChunks::of<T>(g, n);
-  const ConstMatrixMap<T> wm(w.data(), o, k);
   const T* b = bias.defined() ? bias.data() : nullptr;
   parallel_for(static_cast<std::size_t>(chunks.count), [&](std::size_t c) {
     const Index b0 = chunks.first(c), nb = chunks.size(c);
     Tensor<T> cols = Tensor<T>::empty(Shape{k, nb * l});
-    Tensor<T> prod = Tensor<T>::empty(Shape{o, nb * l});
     im2col(x.data() + b0 * g.image(), g, nb, cols.data());
-    MatrixMap<T> pm(prod.data(), o, nb * l);
-    pm.noalias() = wm * ConstMatrixMap<T>(cols.data(), k, nb * l);
+    if (nb == 1) {
+      // One image: the product [O, L] is the image's output as laid out in y.
+      T* dst = y.data() + b0 * o * l;
+      gemm(false, false, o, l, k, w.data(), k, cols.data(), l, dst, l);
+      if (b != nullptr) {
+        for (Index ch = 0; ch < o; ++ch) {
+          for (Index q = 0; q < l; ++q) dst[ch * l + q] += b[ch];
+        }
+      }
+      return;
+    }
+    Tensor<T> prod = Tensor<T>::empty(Shape{o, nb * l});
+    gemm(false, false, o, nb * l, k, w.data(), k, cols.data(), nb * l, prod.data(), nb * l);
     for (Index i = 0; i < nb; ++i) {
       for (Index ch = 0; ch < o; ++ch) {
         const T* src = prod.data() + ch * nb * l + i * l;
@@ -293,14 +296,17 @@ Tensor<T> conv2d_input_grad_values(const Tensor<T>& gy, const Tensor<T>& w,
   const Index l = g.out_h() * g.out_w();
   Tensor<T> gx = zeros<T>(Shape{n, g.channels, g.height, g.width});
   const ConvChunks chunks = ConvChunks::of<T>(g, n);
-  const ConstMatrixMap<T> wm(w.data(), o, k);
   parallel_for(static_cast<std::size_t>(chunks.count), [&](std::size_t c) {
     const Index b0 = chunks.first(c), nb = chunks.size(c);
     Tensor<T> cols = Tensor<T>::empty(Shape{k, nb * l});
-    Tensor<T> gm = Tensor<T>::empty(Shape{o, nb * l});
-    gather_channels(gy.data() + b0 * o * l, o, l, nb, gm.data());
-    MatrixMap<T> cm(cols.data(), k, nb * l);
-    cm.noalias() = wm.transpose() * ConstMatrixMap<T>(gm.data(), o, nb * l);
+    Tensor<T> gm;
+    const T* gmp = gy.data() + b0 * o * l;  // one image: already [O, L]
+    if (nb > 1) {
+      gm = Tensor<T>::empty(Shape{o, nb * l});
+      gather_channels(gmp, o, l, nb, gm.data());
+      gmp = gm.data();
+    }
+    gemm(true, false, k, nb * l, o, w.data(), k, gmp, nb * l, cols.data(), nb * l);
     col2im_add(cols.data(), g, nb, gx.data() + b0 * g.image());
   });
   return gx;
@@ -318,11 +324,15 @@ Tensor<T> conv2d_weight_grad_values(const Tensor<T>& x, const Tensor<T>& gy,
   const auto chunk_product = [&](std::size_t c, T* dst) {
     const Index b0 = chunks.first(c), nb = chunks.size(c);
     Tensor<T> cols = Tensor<T>::empty(Shape{k, nb * l});
-    Tensor<T> gm = Tensor<T>::empty(Shape{o, nb * l});
     im2col(x.data() + b0 * g.image(), g, nb, cols.data());
-    gather_channels(gy.data() + b0 * o * l, o, l, nb, gm.data());
-    MatrixMap<T>(dst, o, k).noalias() = ConstMatrixMap<T>(gm.data(), o, nb * l) *
-                                        ConstMatrixMap<T>(cols.data(), k, nb * l).transpose();
+    Tensor<T> gm;
+    const T* gmp = gy.data() + b0 * o * l;  // one image: already [O, L]
+    if (nb > 1) {
+      gm = Tensor<T>::empty(Shape{o, nb * l});
+      gather_channels(gmp, o, l, nb, gm.data());
+      gmp = gm.data();
+    }
+    gemm(false, true, o, k, nb * l, gmp, nb * l, cols.data(), nb * l, dst, k);
   };
   if (chunks.count == 1) {
     chunk_product(0, gw.data());

@@ -7,6 +7,7 @@
 
 #include "metalearn/tensor/detail/kernels.hpp"
 #include "metalearn/tensor/factory.hpp"
+#include "metalearn/tensor/grad_mode.hpp"
 #include "metalearn/tensor/ops/shape_ops.hpp"
 #include "metalearn/tensor/tensor.hpp"
 
@@ -170,6 +171,11 @@ template <class T>
 Tensor<T> relu(const Tensor<T>& a) {
   Tensor<T> out = detail::map_unary(a, [](T x) { return x > T(0) ? x : T(0); });
   detail::record(out, "relu", {&a}, [a](Node<T>&, const Tensor<T>& g) {
+    if (!autograd::is_grad_enabled()) {
+      // No graph: the masked gradient in one pass, without a mask tensor.
+      return std::vector<Tensor<T>>{detail::map_binary(
+          a, g, "relu backward", [](T x, T gx) { return x > T(0) ? gx : T(0); })};
+    }
     auto mask = detail::constant_map(a, [](T x) { return x > T(0) ? T(1) : T(0); });
     return std::vector<Tensor<T>>{mul(g, mask)};
   });

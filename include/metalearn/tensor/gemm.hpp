@@ -1,0 +1,30 @@
+#pragma once
+// The GEMM behind the convolutions: single-threaded OpenBLAS in the default build
+// (METALEARN_USE_OPENBLAS), Eigen's GEMM otherwise. Compiled into the library, so
+// only the library links the BLAS.
+
+#include <string_view>
+
+#include "metalearn/core/shape.hpp"
+
+namespace metalearn {
+
+/// Which library computes the convolution GEMMs: "openblas (sequential)" in the
+/// default build, "openblas (threaded)" when the program loaded a threaded OpenBLAS
+/// in its place, or "eigen" (configured with -DMETALEARN_USE_OPENBLAS=OFF).
+[[nodiscard]] std::string_view gemm_backend() noexcept;
+
+namespace detail {
+
+/// c = op(a) * op(b) with row-major operands: op(a) is [m, k], op(b) is [k, n], c is
+/// [m, n]; op(x) = x^T when the flag is set, and lda / ldb / ldc are the row strides
+/// of a, b and c as stored. c is overwritten (never read). Which kernel runs, and so
+/// the result, depends on the shapes only, never on the calling thread: concurrent
+/// calls on the intra-op pool give the bits of a serial run.
+void gemm(bool trans_a, bool trans_b, Index m, Index n, Index k, const float* a, Index lda,
+          const float* b, Index ldb, float* c, Index ldc);
+void gemm(bool trans_a, bool trans_b, Index m, Index n, Index k, const double* a, Index lda,
+          const double* b, Index ldb, double* c, Index ldc);
+
+}  // namespace detail
+}  // namespace metalearn
