@@ -140,46 +140,66 @@ TEST(Module, ConvNetCloneMatchesOriginal) {
   EXPECT_EQ(copy->feature_dim(), net.feature_dim());
 }
 
-// ConvNet4 pools before its ReLUs; ReLU then pool (the blocks as usually written)
-// must give the same logits, gradients and second derivatives, bit for bit.
-TEST(Module, ConvNet4PoolBeforeReluMatchesReluBeforePool) {
+namespace {
+
+// The values of `out`, of the gradients of sum(out^2) with respect to `params`, and
+// of a second derivative (of the sum of the first gradient), in one vector.
+std::vector<float> value_and_derivative_bits(const ml::Tensor<float>& out,
+                                             const std::vector<ml::Tensor<float>>& params) {
+  std::vector<float> bits = out.detach().to_vector();
+  const auto g = ml::autograd::grad({ml::sum(ml::square(out))}, params, {.create_graph = true});
+  for (const auto& t : g) {
+    const auto v = t.detach().to_vector();
+    bits.insert(bits.end(), v.begin(), v.end());
+  }
+  for (const auto& t : ml::autograd::grad({ml::sum(g[0])}, params, {.allow_unused = true})) {
+    if (!t.defined()) continue;
+    const auto v = t.to_vector();
+    bits.insert(bits.end(), v.begin(), v.end());
+  }
+  return bits;
+}
+
+}  // namespace
+
+// Sequential runs a ReLU followed by a max-pool as pool then ReLU; ConvNet4's blocks
+// written out in the usual order must give the same logits and derivatives.
+TEST(Module, ConvNet4MatchesItsBlocksWrittenOut) {
   ml::Generator gen(14);
   nn::ConvNet4<float> net(nn::ConvNet4Options{}.hidden(6).ways(3), gen);
   const auto p = net.named_parameters();
   const auto x = ml::randn<float>(ml::Shape{5, 1, 28, 28}, gen);
   namespace F = nn::functional;
-  auto textbook = [&](const nn::ParamDict<float>& q) {
-    ml::Tensor<float> h = x;
-    for (int b = 0; b < 4; ++b) {
-      const std::string conv = "features." + std::to_string(4 * b);
-      const std::string bn = "features." + std::to_string(4 * b + 1);
-      h = F::conv2d(h, q.at(conv + ".weight"), q.at(conv + ".bias"), 1, 1);
-      h = F::batch_norm(h, q.at(bn + ".weight"), q.at(bn + ".bias"), ml::Tensor<float>(),
-                        ml::Tensor<float>(), true);
-      h = F::max_pool2d(F::relu(h), 2);
-    }
-    return F::linear(F::flatten(h, 1), q.at("head.weight"), q.at("head.bias"));
-  };
-  auto bits = [&](const ml::Tensor<float>& logits) {
-    std::vector<float> out = logits.detach().to_vector();
-    const auto loss = ml::sum(ml::square(logits));
-    const auto g = ml::autograd::grad({loss}, p.values(), {.create_graph = true});
-    for (const auto& t : g) {
-      const auto v = t.detach().to_vector();
-      out.insert(out.end(), v.begin(), v.end());
-    }
-    // A second derivative: d/dparams of the sum of the first conv's gradient.
-    for (const auto& t : ml::autograd::grad({ml::sum(g[0])}, p.values(), {.allow_unused = true})) {
-      if (!t.defined()) continue;
-      const auto v = t.to_vector();
-      out.insert(out.end(), v.begin(), v.end());
-    }
-    return out;
-  };
-  const auto ours = bits(net.forward(x, p));
-  const auto theirs = bits(textbook(p));
-  ASSERT_EQ(ours.size(), theirs.size());
-  for (std::size_t i = 0; i < ours.size(); ++i) ASSERT_EQ(ours[i], theirs[i]) << "value " << i;
+  ml::Tensor<float> h = x;
+  for (int b = 0; b < 4; ++b) {
+    const std::string conv = "features." + std::to_string(4 * b);
+    const std::string bn = "features." + std::to_string(4 * b + 1);
+    h = F::conv2d(h, p.at(conv + ".weight"), p.at(conv + ".bias"), 1, 1);
+    h = F::batch_norm(h, p.at(bn + ".weight"), p.at(bn + ".bias"), ml::Tensor<float>(),
+                      ml::Tensor<float>(), true);
+    h = F::max_pool2d(F::relu(h), 2);
+  }
+  const auto logits = F::linear(F::flatten(h, 1), p.at("head.weight"), p.at("head.bias"));
+  EXPECT_EQ(value_and_derivative_bits(net.forward(x, p), p.values()),
+            value_and_derivative_bits(logits, p.values()));
+}
+
+// The same with overlapping windows (kernel 3, stride 2) and ties: a window's
+// maximum is shared by two windows, and some windows hold only negative values.
+TEST(Module, SequentialReluThenOverlappingPoolMatchesTheWrittenOrder) {
+  ml::Generator gen(15);
+  nn::Sequential<float> net;
+  net.push_back(std::make_shared<nn::Conv2d<float>>(2, 3, 3, gen, 1, 1));
+  net.push_back(std::make_shared<nn::ReLU<float>>());
+  net.push_back(std::make_shared<nn::MaxPool2d<float>>(3, 2));
+  const auto p = net.named_parameters();
+  auto x = ml::randn<float>(ml::Shape{2, 2, 9, 9}, gen);
+  x = ml::sub(x, ml::full<float>(x.shape(), 0.75f));  // mostly negative pre-activations
+  namespace F = nn::functional;
+  const auto written =
+      F::max_pool2d(F::relu(F::conv2d(x, p.at("0.weight"), p.at("0.bias"), 1, 1)), 3, 2);
+  EXPECT_EQ(value_and_derivative_bits(net.forward(x, p), p.values()),
+            value_and_derivative_bits(written, p.values()));
 }
 
 TEST(Module, FunctionalForwardEqualsModuleForward) {

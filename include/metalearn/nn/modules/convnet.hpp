@@ -59,9 +59,8 @@ class ConvNet4Options {
 };
 
 /// Four blocks of [conv 3x3 (padding 1) -> batch norm -> ReLU -> 2x2 max-pool],
-/// flattened, with an optional linear head. Each block pools before its ReLU: ReLU
-/// is monotone, so max-pool then ReLU gives the values and gradients of ReLU then
-/// max-pool, bit for bit, with the ReLU and its backward on a quarter of the values.
+/// flattened, with an optional linear head. (Sequential runs each ReLU after the
+/// pool that follows it: the same values and gradients on a quarter of the values.)
 ///
 /// Parameters: `features.{0,4,8,12}.{weight,bias}` (convolutions),
 /// `features.{1,5,9,13}.{weight,bias}` (batch norms) and `head.{weight,bias}`.
@@ -94,8 +93,8 @@ class ConvNet4 : public Cloneable<ConvNet4<T>, T> {
     for (int b = 0; b < 4; ++b) {
       features->push_back(std::make_shared<Conv2d<T>>(in, options.hidden(), 3, gen, 1, 1));
       features->push_back(std::make_shared<BatchNorm2d<T>>(options.hidden(), options.batch_norm()));
-      features->push_back(std::make_shared<MaxPool2d<T>>(2));
       features->push_back(std::make_shared<ReLU<T>>());
+      features->push_back(std::make_shared<MaxPool2d<T>>(2));
       in = options.hidden();
     }
     this->register_module("features", features);

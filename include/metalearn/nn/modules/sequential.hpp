@@ -4,15 +4,23 @@
 
 #include <memory>
 #include <string>
+#include <typeinfo>
 #include <utility>
 #include <vector>
 
 #include "metalearn/nn/module.hpp"
+#include "metalearn/nn/modules/activation.hpp"
+#include "metalearn/nn/modules/conv.hpp"
 
 namespace metalearn::nn {
 
 /// A chain of modules applied in order. Submodule i is registered as "i", so its
 /// parameters are named `i.weight`, ... (as in torch.nn.Sequential).
+///
+/// A ReLU directly followed by a MaxPool2d runs as the pool, then the ReLU: ReLU is
+/// monotone, so for finite inputs both orders give the same values and gradients of
+/// every order (each window's maximum is the same element), and the ReLU and its
+/// backward touch a quarter of the values (a 2x2 pool).
 ///
 /// @code
 /// nn::Sequential<float> net;
@@ -36,14 +44,14 @@ class Sequential : public Cloneable<Sequential<T>, T> {
   }
 
   Tensor<T> forward(const Tensor<T>& x, const ParamDict<T>& params) const override {
-    return this->forward_chain(x, params, false);
+    return chain(x, params, false);
   }
   /// True when every submodule supports it.
   [[nodiscard]] bool supports_task_batch() const override {
     return this->children_support_task_batch();
   }
   Tensor<T> forward_tasks(const Tensor<T>& x, const ParamDict<T>& params) const override {
-    return this->forward_chain(x, params, true);
+    return chain(x, params, true);
   }
 
   [[nodiscard]] std::size_t size() const noexcept { return this->num_children(); }
@@ -51,6 +59,25 @@ class Sequential : public Cloneable<Sequential<T>, T> {
   [[nodiscard]] Module<T>& operator[](std::size_t i) { return this->child(i); }
 
   [[nodiscard]] std::string type_name() const override { return "Sequential"; }
+
+ private:
+  Tensor<T> chain(const Tensor<T>& x, const ParamDict<T>& params, bool tasks) const {
+    const auto run = [&](std::size_t i, const Tensor<T>& h) {
+      return tasks ? this->forward_child_tasks(i, h, params) : this->forward_child(i, h, params);
+    };
+    Tensor<T> h = x;
+    const std::size_t n = this->num_children();
+    for (std::size_t i = 0; i < n; ++i) {
+      if (i + 1 < n && typeid(this->child(i)) == typeid(ReLU<T>) &&
+          typeid(this->child(i + 1)) == typeid(MaxPool2d<T>)) {
+        h = run(i, run(i + 1, h));  // pool, then ReLU
+        ++i;
+        continue;
+      }
+      h = run(i, h);
+    }
+    return h;
+  }
 };
 
 extern template class Sequential<float>;
