@@ -31,13 +31,20 @@ namespace detail {
 
 /// Images per chunk so that one chunk's im2col workspace ([C*kh*kw, images*L])
 /// stays near 2 MiB: the workspace stays in cache, and no buffer grows with the
-/// batch (a 600-image episode would otherwise need hundreds of MB of columns).
+/// batch (a 600-image episode would otherwise need hundreds of MB of columns). A batch
+/// of more than 16 images is also cut into at least four chunks of at least 16 images,
+/// so that an intra-op pool has work for each thread (an 80-image episode's first and
+/// last layers would otherwise be one or two chunks). The cut depends on the geometry
+/// and the batch size only.
 template <class T>
 Index conv_chunk(const Conv2dGeometry& g, Index n) {
   constexpr Index kBudget = Index{2} << 20;
+  constexpr Index kMinChunks = 4;
+  constexpr Index kMinImages = 16;
   const Index per_image =
       std::max<Index>(1, g.patch() * g.out_h() * g.out_w() * static_cast<Index>(sizeof(T)));
-  return std::clamp<Index>(kBudget / per_image, 1, std::max<Index>(n, 1));
+  const Index balanced = std::max(kMinImages, (n + kMinChunks - 1) / kMinChunks);
+  return std::clamp<Index>(std::min(kBudget / per_image, balanced), 1, std::max<Index>(n, 1));
 }
 
 /// Output columns q in [lo, hi) of one kernel offset read inside the image:
