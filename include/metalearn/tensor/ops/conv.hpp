@@ -243,6 +243,16 @@ void gather_channels(const T* y, Index o, Index l, Index nb, T* m) {
   }
 }
 
+/// nb images of y [N, O, L] (from `y` on) as one [O, nb*L] matrix: y itself for one
+/// image, else a copy gathered into `storage`.
+template <class T>
+const T* channel_major(const T* y, Index o, Index l, Index nb, Tensor<T>& storage) {
+  if (nb == 1) return y;
+  storage = Tensor<T>::empty(Shape{o, nb * l});
+  gather_channels(y, o, l, nb, storage.data());
+  return storage.data();
+}
+
 /// The chunks of images [b0, b0 + nb) that the convolution loops below process
 /// independently (on the intra-op pool when the thread has one, see IntraOpScope).
 /// How the batch is cut depends on the geometry only, never on the thread count.
@@ -307,12 +317,7 @@ Tensor<T> conv2d_input_grad_values(const Tensor<T>& gy, const Tensor<T>& w,
     const Index b0 = chunks.first(c), nb = chunks.size(c);
     Tensor<T> cols = Tensor<T>::empty(Shape{k, nb * l});
     Tensor<T> gm;
-    const T* gmp = gy.data() + b0 * o * l;  // one image: already [O, L]
-    if (nb > 1) {
-      gm = Tensor<T>::empty(Shape{o, nb * l});
-      gather_channels(gmp, o, l, nb, gm.data());
-      gmp = gm.data();
-    }
+    const T* gmp = channel_major(gy.data() + b0 * o * l, o, l, nb, gm);
     gemm(true, false, k, nb * l, o, w.data(), k, gmp, nb * l, cols.data(), nb * l);
     col2im_add(cols.data(), g, nb, gx.data() + b0 * g.image());
   });
@@ -333,12 +338,7 @@ Tensor<T> conv2d_weight_grad_values(const Tensor<T>& x, const Tensor<T>& gy,
     Tensor<T> cols = Tensor<T>::empty(Shape{k, nb * l});
     im2col(x.data() + b0 * g.image(), g, nb, cols.data());
     Tensor<T> gm;
-    const T* gmp = gy.data() + b0 * o * l;  // one image: already [O, L]
-    if (nb > 1) {
-      gm = Tensor<T>::empty(Shape{o, nb * l});
-      gather_channels(gmp, o, l, nb, gm.data());
-      gmp = gm.data();
-    }
+    const T* gmp = channel_major(gy.data() + b0 * o * l, o, l, nb, gm);
     gemm(false, true, o, k, nb * l, gmp, nb * l, cols.data(), nb * l, dst, k);
   };
   if (chunks.count == 1) {
