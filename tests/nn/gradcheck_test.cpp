@@ -84,6 +84,57 @@ TEST(Gradcheck, BatchNormFunctionalTraining) {
   }
 }
 
+// Batch norm's backward under create_graph records two ops of their own: the input
+// gradient of (x, g, weight) and the weight gradient of (x, g). Each is checked as a
+// function with its statistics recomputed from x; the first-order check runs their
+// fused backward, the second-order one the differentiable formulas recorded when that
+// backward is itself differentiated.
+TEST(Gradcheck, BatchNormBackwardOps) {
+  namespace D = metalearn::nn::functional::detail;
+  ml::Generator gen(14);
+  for (const ml::Shape& s : {ml::Shape{5, 2}, ml::Shape{3, 2, 3}, ml::Shape{3, 2, 2, 3}}) {
+    auto x = ml::randn<double>(s, gen);
+    auto g = ml::randn<double>(s, gen);
+    auto w = ml::randn<double>(ml::Shape{2}, gen);
+    expect_grad_and_gradgrad(
+        [](const Inputs& a) {
+          return D::batch_norm_input_grad(D::batch_norm_stats(a[0], 1e-5), a[0], a[1], a[2]);
+        },
+        {x, g, w});
+    expect_grad_and_gradgrad(
+        [](const Inputs& a) {
+          return D::batch_norm_input_grad(D::batch_norm_stats(a[0], 1e-5), a[0], a[1], TensorD());
+        },
+        {x, g});
+    expect_grad_and_gradgrad(
+        [](const Inputs& a) {
+          return D::batch_norm_weight_grad(D::batch_norm_stats(a[0], 1e-5), a[0], a[1]);
+        },
+        {x, g});
+  }
+}
+
+// Third derivatives of a batch norm w.r.t. its input and weight: the gradient of a
+// second derivative runs the differentiable formulas of the backward ops' backward.
+TEST(Gradcheck, BatchNormThirdOrder) {
+  ml::Generator gen(15);
+  auto x = ml::randn<double>(ml::Shape{4, 2, 2, 2}, gen);
+  auto w = ml::randn<double>(ml::Shape{2}, gen);
+  auto r = ml::randn<double>(ml::Shape{4, 2, 2, 2}, gen);
+  // f(x, w) = d/dx of sum(tanh(bn(x)) * r) . r: a first derivative; its gradgradcheck
+  // differentiates the batch norm three times.
+  auto f = [r](const Inputs& a) {
+    // The numerical checks call f without a graph; the inner gradient needs one.
+    ml::autograd::EnableGradGuard enable;
+    auto xr = a[0].requires_grad() ? a[0] : a[0].detach().requires_grad(true);
+    auto y = F::batch_norm(xr, a[1], TensorD(), TensorD(), TensorD(), true, 0.1, 1e-5);
+    auto loss = ml::sum(ml::mul(ml::tanh(y), r));
+    auto gx = ml::autograd::grad({loss}, {xr}, {.create_graph = true})[0];
+    return ml::sum(ml::mul(gx, r));
+  };
+  expect_grad_and_gradgrad(f, {x, w});
+}
+
 TEST(Gradcheck, BatchNormFunctionalEvaluation) {
   ml::Generator gen(5);
   auto x = ml::randn<double>(ml::Shape{3, 2, 2, 2}, gen);

@@ -4,6 +4,10 @@
 // order (create_graph) like the ops themselves.
 // SPDX-License-Identifier: MIT
 
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "metalearn/core/error.hpp"
@@ -124,118 +128,345 @@ void backward_row_sums(const T* x, const T* g, Index s, T mu, double& sg, double
   }
 }
 
+/// Sum of a[i] * b[i] over a row, with eight partial sums in double.
+template <class T>
+double dot_row(const T* a, const T* b, Index s) {
+  double acc[8] = {};
+  Index i = 0;
+  for (; i + 8 <= s; i += 8) {
+    for (int k = 0; k < 8; ++k)
+      acc[k] += static_cast<double>(a[i + k]) * static_cast<double>(b[i + k]);
+  }
+  double total = 0.0;
+  for (; i < s; ++i) total += static_cast<double>(a[i]) * static_cast<double>(b[i]);
+  for (const double v : acc) total += v;
+  return total;
+}
+
+/// What the backward passes of a training-mode batch norm share: x's layout as
+/// n x c x s (batch, channels, values per plane) and the forward's per-channel mean
+/// and biased variance, so no backward pass recomputes them.
+template <class T>
+struct BatchNormStats {
+  Index n = 0;
+  Index c = 0;
+  Index s = 0;
+  T eps{};
+  std::vector<T> mean;
+  std::vector<T> var;
+
+  /// 1 / sqrt(var + eps) of channel ch, in double.
+  double inv(Index ch) const {
+    return 1.0 / std::sqrt(static_cast<double>(var[static_cast<std::size_t>(ch)]) +
+                           static_cast<double>(eps));
+  }
+  /// Values per channel.
+  double count() const { return static_cast<double>(n * s); }
+  /// Offset of row b of channel ch.
+  Index row(Index b, Index ch) const { return (b * c + ch) * s; }
+  /// fn(ch) for every channel, spread over the intra-op pool for large tensors (each
+  /// channel computed exactly as on one thread).
+  template <class F>
+  void for_channels(F&& fn) const {
+    parallel_for_large(static_cast<std::size_t>(c), static_cast<std::size_t>(n * c * s),
+                       [&](std::size_t ch) { fn(static_cast<Index>(ch)); });
+  }
+};
+
+/// Per channel of x and g: sum g and sum g * (x - mu), in double.
+template <class T>
+void channel_sums(const BatchNormStats<T>& st, const T* x, const T* g, Index ch, double& sg,
+                  double& sgx) {
+  sg = 0.0;
+  sgx = 0.0;
+  const T mu = st.mean[static_cast<std::size_t>(ch)];
+  for (Index b = 0; b < st.n; ++b) {
+    const Index at = st.row(b, ch);
+    backward_row_sums(x + at, g + at, st.s, mu, sg, sgx);
+  }
+}
+
+/// The dimensions a batch norm reduces over: all but the channel dimension 1.
+template <class T>
+std::vector<Index> batch_norm_dims(const Tensor<T>& x) {
+  std::vector<Index> dims{0};
+  for (Index d = 2; d < x.dim(); ++d) dims.push_back(d);
+  return dims;
+}
+
+/// The batch-norm statistics of x recomputed with differentiable ops, for the
+/// backward passes recorded under create_graph (third and higher derivatives):
+/// inv = 1 / sqrt(var + eps) and xhat = (x - mean) * inv, broadcastable over x.
+template <class T>
+struct BatchNormTerms {
+  std::vector<Index> dims;    // the reduced dimensions: all but 1
+  std::vector<Index> bshape;  // [1, C, 1, ...]
+  Tensor<T> inv;
+  Tensor<T> xhat;
+
+  BatchNormTerms(const Tensor<T>& x, T eps) : dims(batch_norm_dims(x)) {
+    bshape.assign(static_cast<std::size_t>(x.dim()), 1);
+    bshape[1] = x.shape()[1];
+    Tensor<T> xc = sub(x, mean(x, dims, true));
+    inv = reciprocal(metalearn::sqrt(add_scalar(mean(square(xc), dims, true), eps)));
+    xhat = mul(xc, inv);
+  }
+  /// Per-channel mean of v, broadcastable.
+  Tensor<T> avg(const Tensor<T>& v) const { return mean(v, dims, true); }
+  /// P v = v - mean(v) - xhat * mean(v * xhat): the projection the normalisation's
+  /// Jacobian applies (d xhat / d x = inv * P, P symmetric).
+  Tensor<T> project(const Tensor<T>& v) const {
+    return sub(sub(v, avg(v)), mul(xhat, avg(mul(v, xhat))));
+  }
+  /// A [C] tensor broadcastable over x.
+  Tensor<T> channel(const Tensor<T>& v) const { return reshape(v, bshape); }
+  /// Sum over everything but the channel dimension, as [C].
+  Tensor<T> channel_sum(const Tensor<T>& v) const {
+    return reshape(sum(v, dims), std::vector<Index>{bshape[1]});
+  }
+};
+
+/// Values of batch norm's backward, fused per channel: dx (when gx is non-null), the
+/// weight's gradient sum g * xhat and the bias's sum g (when gw / gb are non-null).
+template <class T>
+void batch_norm_backward_values(const BatchNormStats<T>& st, const Tensor<T>& x, const Tensor<T>& g,
+                                const Tensor<T>& weight, std::type_identity_t<Tensor<T>>* gx,
+                                std::type_identity_t<Tensor<T>>* gw,
+                                std::type_identity_t<Tensor<T>>* gb) {
+  if (gx != nullptr) *gx = Tensor<T>::empty(x.shape());
+  if (gw != nullptr) *gw = Tensor<T>::empty(Shape{st.c});
+  if (gb != nullptr) *gb = Tensor<T>::empty(Shape{st.c});
+  const T* px = x.data();
+  const T* pg = g.data();
+  st.for_channels([&](Index ch) {
+    double sg = 0.0, sgx = 0.0;
+    channel_sums(st, px, pg, ch, sg, sgx);
+    const double inv = st.inv(ch);
+    if (gw != nullptr) gw->data()[ch] = static_cast<T>(sgx * inv);
+    if (gb != nullptr) gb->data()[ch] = static_cast<T>(sg);
+    if (gx == nullptr) return;
+    const T mu = st.mean[static_cast<std::size_t>(ch)];
+    const double gamma = weight.defined() ? static_cast<double>(weight.data()[ch]) : 1.0;
+    // dx = gamma*inv*((g - mean_g) - (x - mu)*inv*mean_gxhat), the two differences
+    // formed first: scaling before subtracting would cancel when a mean is large
+    // against the spread (common behind a ReLU).
+    const T a = static_cast<T>(gamma * inv);
+    const T k = static_cast<T>(inv * inv * sgx / st.count());
+    const T mg = static_cast<T>(sg / st.count());
+    for (Index b = 0; b < st.n; ++b) {
+      const Index at = st.row(b, ch);
+      const T* row = px + at;
+      const T* grow = pg + at;
+      T* out = gx->data() + at;
+      for (Index i = 0; i < st.s; ++i) out[i] = a * ((grow[i] - mg) - k * (row[i] - mu));
+    }
+  });
+}
+
+/// Batch norm's input gradient as a recorded op of (x, g, weight):
+///   gx = gamma * inv * P g,   P g = g - mean(g) - xhat * mean(g * xhat),
+/// whose own backward (MAML's second order through batch norm) is one fused pass per
+/// channel: for an upstream gradient a,
+///   d g     = gamma * inv * P a
+///   d gamma = inv * sum(a * P g)
+///   d x     = -gamma * inv^2 * (xhat * mean(a * P g) + mean(g * xhat) * P a
+///                               + mean(a * xhat) * P g),
+/// and the same formulas in differentiable ops when that backward is itself recorded.
+template <class T>
+Tensor<T> batch_norm_input_grad(const std::shared_ptr<const BatchNormStats<T>>& st,
+                                const Tensor<T>& x, const Tensor<T>& g, const Tensor<T>& weight) {
+  Tensor<T> gx;
+  batch_norm_backward_values(*st, x, g, weight, &gx, nullptr, nullptr);
+  metalearn::detail::record(
+      gx, "batch_norm_input_grad", {&x, &g, &weight},
+      [st, x, g, weight](Node<T>& self, const Tensor<T>& a) {
+        const bool want_x = self.needs_input_grad(0);
+        const bool want_g = self.needs_input_grad(1);
+        const bool want_w = self.needs_input_grad(2) && weight.defined();
+        if (autograd::is_grad_enabled()) {
+          const BatchNormTerms<T> t(x, st->eps);
+          const Tensor<T> scale = weight.defined() ? mul(t.inv, t.channel(weight)) : t.inv;
+          const Tensor<T> pa = t.project(a);
+          const Tensor<T> pg = t.project(g);
+          Tensor<T> dx, dg, dw;
+          if (want_g) dg = mul(scale, pa);
+          if (want_w) dw = t.channel_sum(mul(mul(a, pg), t.inv));
+          if (want_x) {
+            const Tensor<T> terms =
+                add(add(mul(t.xhat, t.avg(mul(a, pg))), mul(t.avg(mul(g, t.xhat)), pa)),
+                    mul(t.avg(mul(a, t.xhat)), pg));
+            dx = neg(mul(mul(scale, t.inv), terms));
+          }
+          return std::vector<Tensor<T>>{dx, dg, dw};
+        }
+        Tensor<T> dx = want_x ? Tensor<T>::empty(x.shape()) : Tensor<T>();
+        Tensor<T> dg = want_g ? Tensor<T>::empty(x.shape()) : Tensor<T>();
+        Tensor<T> dw = want_w ? Tensor<T>::empty(Shape{st->c}) : Tensor<T>();
+        const T* px = x.data();
+        const T* pg = g.data();
+        const T* pa = a.data();
+        st->for_channels([&](Index ch) {
+          double sg = 0.0, sgx = 0.0, sa = 0.0, sax = 0.0, sag = 0.0;
+          channel_sums(*st, px, pg, ch, sg, sgx);
+          channel_sums(*st, px, pa, ch, sa, sax);
+          for (Index b = 0; b < st->n; ++b) {
+            const Index at = st->row(b, ch);
+            sag += dot_row(pa + at, pg + at, st->s);
+          }
+          const double m = st->count();
+          const double inv = st->inv(ch);
+          const double gamma = weight.defined() ? static_cast<double>(weight.data()[ch]) : 1.0;
+          const double mg = sg / m, mgx = sgx * inv / m;        // mean(g), mean(g * xhat)
+          const double ma = sa / m, maxh = sax * inv / m;       // mean(a), mean(a * xhat)
+          const double sapg = sag - mg * sa - mgx * inv * sax;  // sum(a * P g)
+          if (want_w) dw.data()[ch] = static_cast<T>(inv * sapg);
+          if (!want_x && !want_g) return;
+          const T mu = st->mean[static_cast<std::size_t>(ch)];
+          const T tinv = static_cast<T>(inv);
+          const T tmg = static_cast<T>(mg), tmgx = static_cast<T>(mgx);
+          const T tma = static_cast<T>(ma), tmaxh = static_cast<T>(maxh);
+          const T tmapg = static_cast<T>(sapg / m);
+          const T xs = static_cast<T>(-gamma * inv * inv);
+          const T gs = static_cast<T>(gamma * inv);
+          for (Index b = 0; b < st->n; ++b) {
+            const Index at = st->row(b, ch);
+            for (Index i = 0; i < st->s; ++i) {
+              const T xhat = (px[at + i] - mu) * tinv;
+              const T pai = (pa[at + i] - tma) - xhat * tmaxh;
+              if (want_g) dg.data()[at + i] = gs * pai;
+              if (want_x) {
+                const T pgi = (pg[at + i] - tmg) - xhat * tmgx;
+                dx.data()[at + i] = xs * (xhat * tmapg + tmgx * pai + tmaxh * pgi);
+              }
+            }
+          }
+        });
+        return std::vector<Tensor<T>>{dx, dg, dw};
+      });
+  return gx;
+}
+
+/// Batch norm's weight gradient sum g * xhat ([C]) as a recorded op of (x, g); its
+/// backward for an upstream b [C] is d g = b * xhat, d x = b * inv * P g (one fused
+/// pass per channel, or differentiable ops when recorded).
+template <class T>
+Tensor<T> batch_norm_weight_grad(const std::shared_ptr<const BatchNormStats<T>>& st,
+                                 const Tensor<T>& x, const Tensor<T>& g) {
+  Tensor<T> gw;
+  batch_norm_backward_values(*st, x, g, Tensor<T>(), nullptr, &gw, nullptr);
+  metalearn::detail::record(
+      gw, "batch_norm_weight_grad", {&x, &g}, [st, x, g](Node<T>& self, const Tensor<T>& bw) {
+        const bool want_x = self.needs_input_grad(0);
+        const bool want_g = self.needs_input_grad(1);
+        if (autograd::is_grad_enabled()) {
+          const BatchNormTerms<T> t(x, st->eps);
+          const Tensor<T> b = t.channel(bw);
+          Tensor<T> dx, dg;
+          if (want_g) dg = mul(b, t.xhat);
+          if (want_x) dx = mul(mul(b, t.inv), t.project(g));
+          return std::vector<Tensor<T>>{dx, dg};
+        }
+        Tensor<T> dx = want_x ? Tensor<T>::empty(x.shape()) : Tensor<T>();
+        Tensor<T> dg = want_g ? Tensor<T>::empty(x.shape()) : Tensor<T>();
+        const T* px = x.data();
+        const T* pg = g.data();
+        st->for_channels([&](Index ch) {
+          const double inv = st->inv(ch);
+          double sg = 0.0, sgx = 0.0;
+          if (want_x) channel_sums(*st, px, pg, ch, sg, sgx);
+          const double m = st->count();
+          const T mu = st->mean[static_cast<std::size_t>(ch)];
+          const T tinv = static_cast<T>(inv);
+          const T bc = bw.data()[ch];
+          const T tmg = static_cast<T>(sg / m), tmgx = static_cast<T>(sgx * inv / m);
+          const T xs = static_cast<T>(static_cast<double>(bc) * inv);
+          for (Index b = 0; b < st->n; ++b) {
+            const Index at = st->row(b, ch);
+            for (Index i = 0; i < st->s; ++i) {
+              const T xhat = (px[at + i] - mu) * tinv;
+              if (want_g) dg.data()[at + i] = bc * xhat;
+              if (want_x) dx.data()[at + i] = xs * ((pg[at + i] - tmg) - xhat * tmgx);
+            }
+          }
+        });
+        return std::vector<Tensor<T>>{dx, dg};
+      });
+  return gw;
+}
+
+/// The per-channel batch mean and biased variance of x [N, C, ...] (sums in double),
+/// with the layout the backward passes use.
+template <class T>
+std::shared_ptr<const BatchNormStats<T>> batch_norm_stats(const Tensor<T>& x, T eps) {
+  auto st = std::make_shared<BatchNormStats<T>>();
+  st->n = x.shape()[0];
+  st->c = x.shape()[1];
+  st->s = x.numel() / std::max<Index>(1, st->n * st->c);
+  st->eps = eps;
+  st->mean.assign(static_cast<std::size_t>(st->c), T(0));
+  st->var.assign(static_cast<std::size_t>(st->c), T(0));
+  const T* px = x.data();
+  st->for_channels([&](Index ch) {
+    double acc = 0.0;
+    for (Index b = 0; b < st->n; ++b)
+      acc += metalearn::detail::sum_contiguous<double>(px + st->row(b, ch), st->s);
+    const T mu = static_cast<T>(acc / st->count());
+    double sq = 0.0;
+    for (Index b = 0; b < st->n; ++b) sq += centered_square_sum(px + st->row(b, ch), st->s, mu);
+    st->mean[static_cast<std::size_t>(ch)] = mu;
+    st->var[static_cast<std::size_t>(ch)] = static_cast<T>(sq / st->count());
+  });
+  return st;
+}
+
 /// Training-mode batch norm in two passes over x, with the batch mean and biased
 /// variance of each channel written to `mean_out` / `var_out` ([C]). Its backward
 /// runs a fused kernel when no graph is being recorded (two passes over x and the
-/// gradient, with the forward's statistics), and the equivalent differentiable
-/// formula when it is (create_graph), so every order of derivative stays exact.
+/// gradient, with the forward's statistics); under create_graph it records the
+/// input- and weight-gradient ops above, whose own backward is fused as well, so
+/// every order of derivative stays exact.
 template <class T>
 Tensor<T> batch_norm_batch_stats(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias,
                                  T eps, std::vector<T>& mean_out, std::vector<T>& var_out) {
-  const Index n = x.shape()[0];
-  const Index c = x.shape()[1];
-  const Index s = x.numel() / std::max<Index>(1, n * c);
-  const Index count = n * s;
+  const std::shared_ptr<const BatchNormStats<T>> st = batch_norm_stats(x, eps);
   Tensor<T> y = Tensor<T>::empty(x.shape());
-  mean_out.assign(static_cast<std::size_t>(c), T(0));
-  var_out.assign(static_cast<std::size_t>(c), T(0));
   const T* px = x.data();
   T* py = y.data();
   // Channels are independent: under an IntraOpScope they spread over its pool, each
   // computed exactly as on one thread.
-  parallel_for_large(static_cast<std::size_t>(c), static_cast<std::size_t>(x.numel()),
-                     [&](std::size_t chan) {
-                       const auto ch = static_cast<Index>(chan);
-                       double acc = 0.0;
-                       for (Index b = 0; b < n; ++b) {
-                         acc += metalearn::detail::sum_contiguous<double>(px + (b * c + ch) * s, s);
-                       }
-                       const T mu = static_cast<T>(acc / static_cast<double>(count));
-                       double sq = 0.0;
-                       for (Index b = 0; b < n; ++b)
-                         sq += centered_square_sum(px + (b * c + ch) * s, s, mu);
-                       const T var = static_cast<T>(sq / static_cast<double>(count));
-                       const T inv = T(1) / std::sqrt(var + eps);
-                       const T gamma = weight.defined() ? weight.data()[ch] : T(1);
-                       const T beta = bias.defined() ? bias.data()[ch] : T(0);
-                       const T scale = gamma * inv;
-                       // (x - mu) first: x*scale + (beta - mu*scale) would cancel when the mean is
-                       // large against the spread (a convolution of mostly-blank images).
-                       for (Index b = 0; b < n; ++b) {
-                         const T* row = px + (b * c + ch) * s;
-                         T* out = py + (b * c + ch) * s;
-                         for (Index i = 0; i < s; ++i) out[i] = (row[i] - mu) * scale + beta;
-                       }
-                       mean_out[chan] = mu;
-                       var_out[chan] = var;
-                     });
+  st->for_channels([&](Index ch) {
+    const T mu = st->mean[static_cast<std::size_t>(ch)];
+    const T inv = T(1) / std::sqrt(st->var[static_cast<std::size_t>(ch)] + eps);
+    const T gamma = weight.defined() ? weight.data()[ch] : T(1);
+    const T beta = bias.defined() ? bias.data()[ch] : T(0);
+    const T scale = gamma * inv;
+    // (x - mu) first: x*scale + (beta - mu*scale) would cancel when the mean is large
+    // against the spread (a convolution of mostly-blank images).
+    for (Index b = 0; b < st->n; ++b) {
+      const T* row = px + st->row(b, ch);
+      T* out = py + st->row(b, ch);
+      for (Index i = 0; i < st->s; ++i) out[i] = (row[i] - mu) * scale + beta;
+    }
+  });
+  mean_out = st->mean;
+  var_out = st->var;
   metalearn::detail::record(
-      y, "batch_norm", {&x, &weight, &bias},
-      [x, weight, eps, n, c, s, saved_mean = mean_out, saved_var = var_out](Node<T>& self,
-                                                                            const Tensor<T>& g) {
-        std::vector<Index> bshape(static_cast<std::size_t>(x.dim()), 1);
-        bshape[1] = c;
-        std::vector<Index> dims{0};
-        for (Index d = 2; d < x.dim(); ++d) dims.push_back(d);
+      y, "batch_norm", {&x, &weight, &bias}, [x, weight, st](Node<T>& self, const Tensor<T>& g) {
+        const bool want_x = self.needs_input_grad(0);
+        const bool want_w = self.needs_input_grad(1);
+        const bool want_b = self.needs_input_grad(2);
         if (autograd::is_grad_enabled()) {
-          // create_graph: the same gradients as differentiable ops.
-          Tensor<T> xc = sub(x, mean(x, dims, true));
-          Tensor<T> inv =
-              reciprocal(metalearn::sqrt(add_scalar(mean(square(xc), dims, true), eps)));
-          Tensor<T> xhat = mul(xc, inv);
+          // create_graph: the gradients as recorded ops, differentiable again.
           Tensor<T> gx, gw, gb;
-          if (self.needs_input_grad(0)) {
-            Tensor<T> scale = weight.defined() ? mul(inv, reshape(weight, bshape)) : inv;
-            Tensor<T> inner =
-                sub(sub(g, mean(g, dims, true)), mul(xhat, mean(mul(g, xhat), dims, true)));
-            gx = mul(scale, inner);
-          }
-          if (self.needs_input_grad(1))
-            gw = reshape(sum(mul(g, xhat), dims), std::vector<Index>{c});
-          if (self.needs_input_grad(2)) gb = reshape(sum(g, dims), std::vector<Index>{c});
+          if (want_x) gx = batch_norm_input_grad(st, x, g, weight);
+          if (want_w) gw = batch_norm_weight_grad(st, x, g);
+          if (want_b) gb = reshape(sum(g, batch_norm_dims(x)), std::vector<Index>{st->c});
           return std::vector<Tensor<T>>{gx, gw, gb};
         }
-        // No graph: per channel, one pass for the sums of g and one for dx.
-        Tensor<T> gx = Tensor<T>::empty(x.shape());
-        Tensor<T> gw = Tensor<T>::empty(Shape{c});
-        Tensor<T> gb = Tensor<T>::empty(Shape{c});
-        const T* px = x.data();
-        const T* pg = g.data();
-        T* pgx = gx.data();
-        const double count = static_cast<double>(n * s);
-        parallel_for_large(
-            static_cast<std::size_t>(c), static_cast<std::size_t>(x.numel()),
-            [&](std::size_t chan) {
-              const auto ch = static_cast<Index>(chan);
-              const T mu = saved_mean[chan];
-              double sg = 0.0, sgx = 0.0;
-              for (Index b = 0; b < n; ++b) {
-                const Index at = (b * c + ch) * s;
-                backward_row_sums(px + at, pg + at, s, mu, sg, sgx);
-              }
-              const double inv =
-                  1.0 / std::sqrt(static_cast<double>(saved_var[chan]) + static_cast<double>(eps));
-              const double gamma = weight.defined() ? static_cast<double>(weight.data()[ch]) : 1.0;
-              const double mean_g = sg / count;
-              const double mean_gxhat = sgx * inv / count;
-              gw.data()[ch] = static_cast<T>(sgx * inv);
-              gb.data()[ch] = static_cast<T>(sg);
-              for (Index b = 0; b < n; ++b) {
-                const T* row = px + (b * c + ch) * s;
-                const T* grow = pg + (b * c + ch) * s;
-                T* out = pgx + (b * c + ch) * s;
-                // dx = gamma*inv*((g - mean_g) - (x - mu)*inv*mean_gxhat), the two
-                // differences formed first: scaling before subtracting would cancel
-                // when a mean is large against the spread (common behind a ReLU).
-                const T a = static_cast<T>(gamma * inv);
-                const T k = static_cast<T>(inv * mean_gxhat);
-                const T mg = static_cast<T>(mean_g);
-                for (Index i = 0; i < s; ++i) out[i] = a * ((grow[i] - mg) - k * (row[i] - mu));
-              }
-            });
-        return std::vector<Tensor<T>>{self.needs_input_grad(0) ? gx : Tensor<T>(),
-                                      self.needs_input_grad(1) ? gw : Tensor<T>(),
-                                      self.needs_input_grad(2) ? gb : Tensor<T>()};
+        Tensor<T> gx, gw, gb;
+        batch_norm_backward_values(*st, x, g, weight, want_x ? &gx : nullptr,
+                                   want_w ? &gw : nullptr, want_b ? &gb : nullptr);
+        return std::vector<Tensor<T>>{gx, gw, gb};
       });
   return y;
 }
