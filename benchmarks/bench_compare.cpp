@@ -267,6 +267,22 @@ std::vector<std::pair<std::string, Factory<T>>> workloads() {
              torchbench_net<T>(), maml(T(0.1), 5, threads).loss(alg::LossKind::kCrossEntropy),
              glyph_batch<T>(5, 5, 5, 15));
        }},
+      // The same two MAML workloads with the threads inside each task (one task's
+      // graph alive at a time): Maml's threads_within_tasks().
+      {"omniglot_maml_paper_within",
+       [=](int threads) {
+         return std::make_unique<MamlRunner<T>>(
+             convnet4<T>(5),
+             maml(T(0.4), 1, threads).loss(alg::LossKind::kCrossEntropy).threads_within_tasks(true),
+             glyph_batch<T>(32, 5, 1, 1));
+       }},
+      {"omniglot_maml_torchbench_within",
+       [=](int threads) {
+         return std::make_unique<MamlRunner<T>>(
+             torchbench_net<T>(),
+             maml(T(0.1), 5, threads).loss(alg::LossKind::kCrossEntropy).threads_within_tasks(true),
+             glyph_batch<T>(5, 5, 5, 15));
+       }},
       {"protonet_60w5s",
        [](int threads) {
          return std::make_unique<ProtoRunner<T>>(convnet4<T>(0), threads,

@@ -177,6 +177,28 @@ TEST(Maml, ParallelTasksEqualSerialBitForBit) {
             train_sinusoid(alg::MamlOptions<float>{}.threads(2)));
 }
 
+// Threads within tasks (one task at a time, its convolutions, batch norms and pools
+// split over the pool) give the parameters of one thread and of tasks side by side,
+// bit for bit: a ConvNet4 on 20-image support sets, large enough to be split.
+TEST(Maml, ThreadsWithinTasksEqualOneThreadBitForBit) {
+  ml::data::ProceduralGlyphs glyphs({.split = ml::data::Split::train, .image_size = 28});
+  ml::data::EpisodicSampler<float> episodes(glyphs, {.ways = 5, .shots = 4, .queries = 4});
+  auto run = [&](const alg::MamlOptions<float>& options) {
+    ml::Generator gen(12);
+    ml::nn::ConvNet4<float> net(ml::nn::ConvNet4Options{}.hidden(8).ways(5), gen);
+    alg::Maml<float> maml(net, alg::MamlOptions<float>(options)
+                                   .loss(alg::LossKind::kCrossEntropy)
+                                   .inner_lr(0.4f)
+                                   .inner_steps(2));
+    ml::data::MetaBatchSampler<float> batches(episodes, {.batch = 3, .seed = 5});
+    for (int step = 0; step < 2; ++step) (void)maml.meta_step(batches.next());
+    return flatten(net.parameters());
+  };
+  const auto serial = run(alg::MamlOptions<float>{}.threads(1));
+  EXPECT_EQ(run(alg::MamlOptions<float>{}.threads(2).threads_within_tasks(true)), serial);
+  EXPECT_EQ(run(alg::MamlOptions<float>{}.threads(2)), serial);
+}
+
 TEST(Maml, ResumingFromItsStateContinuesBitForBit) {
   // Meta-SGD, so the learned learning rates are part of the state too.
   const auto options = alg::MamlOptions<float>{}.learn_inner_lr(true).seed(4);

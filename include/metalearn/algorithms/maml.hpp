@@ -126,6 +126,18 @@ class MamlOptions {
     return *this;
   }
   [[nodiscard]] int threads() const { return threads_; }
+  /// Spend the threads inside each task instead of across tasks (meta-training): the
+  /// tasks of a meta-batch run one after another and each one's large operations
+  /// (the image chunks of convolutions and their gradients, batch-norm channels,
+  /// max-pool planes, large elementwise maps) spread over threads(). A meta-step then
+  /// holds one task's graph at a time instead of threads() graphs, and tasks with
+  /// large batches (tens of images) keep every thread busy even when the meta-batch
+  /// is small or not a multiple of threads(). Results are bit for bit the default's.
+  MamlOptions& threads_within_tasks(bool v) {
+    threads_within_tasks_ = v;
+    return *this;
+  }
+  [[nodiscard]] bool threads_within_tasks() const { return threads_within_tasks_; }
   /// Run the meta-batch as one graph (meta-training only): the tasks' data are
   /// stacked along a leading task dimension, theta is broadcast to one copy per
   /// task and the model's forward_tasks() runs all tasks' fast weights at once, so
@@ -161,6 +173,7 @@ class MamlOptions {
   int msl_anneal_steps_ = 100;
   std::vector<std::string> adapt_only_;
   int threads_ = 1;
+  bool threads_within_tasks_ = false;
   bool batch_tasks_ = false;
   std::uint64_t seed_ = 0;
 };

@@ -229,7 +229,13 @@ std::vector<Tensor<T>> Maml<T>::meta_gradient(const data::TaskBatch<T>& batch,
     return std::move(r.grads);
   }
   std::vector<TaskResult> results(batch.size());
-  pool_.run(batch.size(), [&](std::size_t i) { results[i] = run_task(single(batch[i])); });
+  if (options_.threads_within_tasks()) {
+    // One task at a time, its operations split over the pool: one graph alive.
+    const IntraOpScope intra_op(&pool_);
+    for (std::size_t i = 0; i < batch.size(); ++i) results[i] = run_task(single(batch[i]));
+  } else {
+    pool_.run(batch.size(), [&](std::size_t i) { results[i] = run_task(single(batch[i])); });
+  }
   // Reduce in task order, so the result does not depend on the thread count.
   const std::vector<Tensor<T>> meta = meta_parameters().values();
   std::vector<Tensor<T>> grads(meta.size());
