@@ -76,6 +76,12 @@ def loadavg():
         return " ".join(f.read().split()[:3])
 
 
+def reference(wl):
+    """The PyTorch workload a metalearn workload is compared with: a `_within` variant
+    (Maml's threads_within_tasks) runs the same computation as its base workload."""
+    return wl[:-len("_within")] if wl.endswith("_within") else wl
+
+
 def check_gradients(driver, py, workloads):
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -84,7 +90,7 @@ def check_gradients(driver, py, workloads):
             path64 = os.path.join(tmp, wl + ".f64")
             subprocess.run([driver, "dump", wl, path32], check=True)
             subprocess.run([driver, "dump", wl, path64, "f64"], check=True)
-            res, _ = run_json([py, WORKLOADS_PY, "check", wl, path32, path64])
+            res, _ = run_json([py, WORKLOADS_PY, "check", reference(wl), path32, path64])
             results[wl] = res
             forms = ", ".join(f"{k} {max(v['max_rel_err'], v['whole_rel_err']):.1e}"
                               for k, v in res["forms"].items())
@@ -121,7 +127,13 @@ def main():
     args = ap.parse_args()
 
     forms = python_forms(args.python)
-    workloads = [w for w in (args.workloads.split(",") if args.workloads else forms)]
+    if args.workloads:
+        workloads = args.workloads.split(",")
+    else:  # PyTorch's workloads, each followed by the driver's variants of it
+        listed = subprocess.run([args.driver, "list"], capture_output=True, text=True,
+                                check=True).stdout.split()
+        workloads = [v for w in forms for v in [w] + [x for x in listed
+                                                      if x != w and reference(x) == w]]
     threads = [int(t) for t in args.threads.split(",")]
     load_start = loadavg()
     t_start = time.time()
@@ -132,7 +144,7 @@ def main():
         print(f"round {r + 1}/{args.rounds} (load {loadavg()})", flush=True)
         for wl in workloads:
             for th in threads:
-                sides = ["metalearn"] + [f"pytorch_{f}" for f in forms[wl]]
+                sides = ["metalearn"] + [f"pytorch_{f}" for f in forms[reference(wl)]]
                 k = r % len(sides)
                 for side in sides[k:] + sides[:k]:
                     common = [str(th), str(args.min_iters), str(args.min_seconds),
@@ -142,7 +154,8 @@ def main():
                     if side == "metalearn":
                         cmd = [args.driver, "time", wl] + common
                     else:
-                        cmd = [args.python, WORKLOADS_PY, "time", wl, side.split("_", 1)[1]] + common
+                        cmd = [args.python, WORKLOADS_PY, "time", reference(wl),
+                               side.split("_", 1)[1]] + common
                     res, _ = run_json(cmd, env=env)
                     torch_version = res.get("torch", torch_version)
                     s = samples.setdefault((wl, th, side), {"ms": [], "peak": [], "inc": []})
@@ -196,7 +209,7 @@ def render(args, workloads, threads, samples, checks, torch_version, load_start,
             loop = med(wl, th, "pytorch_loop")
             bat = med(wl, th, "pytorch_batched")
             best = min(x for x in (loop, bat) if x is not None)
-            t_loop, t_best = TARGETS.get(wl, (1.5, 1.5))
+            t_loop, t_best = TARGETS.get(reference(wl), (1.5, 1.5))
             r_loop = loop / m if m and loop else None
             r_bat = bat / m if m and bat else None
             r_best = best / m if m else None

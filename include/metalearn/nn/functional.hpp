@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <memory>
 #include <type_traits>
 #include <vector>
@@ -81,65 +82,95 @@ Tensor<T> flatten(const Tensor<T>& x, Index start = 1, Index end = -1) {
 
 namespace detail {
 
-/// Sum of (x[i] - mu)^2 over a row, with eight partial sums in double.
+/// Four partial sums in double, held in one vector register (a GCC/Clang vector
+/// type): the per-channel sums below convert float rows to double four at a time,
+/// with two such accumulators per sum, and add their lanes in a fixed order.
+using DoubleLanes = double __attribute__((vector_size(4 * sizeof(double))));
+using FloatLanes = float __attribute__((vector_size(4 * sizeof(float))));
+
+/// p[0..4) as doubles (out by reference: no vector type crosses a call).
+template <class T>
+inline void load_lanes(const T* p, DoubleLanes& out) {
+  if constexpr (std::is_same_v<T, float>) {
+    FloatLanes v;
+    std::memcpy(&v, p, sizeof v);
+    out = __builtin_convertvector(v, DoubleLanes);
+  } else {
+    std::memcpy(&out, p, sizeof out);
+  }
+}
+
+/// The lanes of two accumulators added in a fixed order.
+inline double lanes_total(const DoubleLanes& a, const DoubleLanes& b) {
+  const DoubleLanes v = a + b;
+  return (v[0] + v[2]) + (v[1] + v[3]);
+}
+
+/// Sum of (x[i] - mu)^2 over a row, in double.
 template <class T>
 double centered_square_sum(const T* x, Index s, T mu) {
-  double acc[8] = {};
+  DoubleLanes a0{}, a1{}, x0, x1;
+  const double m = static_cast<double>(mu);
   Index i = 0;
   for (; i + 8 <= s; i += 8) {
-    for (int k = 0; k < 8; ++k) {
-      const double d = static_cast<double>(x[i + k] - mu);
-      acc[k] += d * d;
-    }
+    load_lanes(x + i, x0);
+    load_lanes(x + i + 4, x1);
+    x0 -= m;
+    x1 -= m;
+    a0 += x0 * x0;
+    a1 += x1 * x1;
   }
-  double total = 0.0;
+  double total = lanes_total(a0, a1);
   for (; i < s; ++i) {
-    const double d = static_cast<double>(x[i] - mu);
+    const double d = static_cast<double>(x[i]) - m;
     total += d * d;
   }
-  for (const double a : acc) total += a;
   return total;
 }
 
-/// The two sums of batch norm's backward over a row, sum g and sum g*(x-mu), with
-/// eight partial sums each, in double: they nearly cancel over the batch (the
-/// gradient behind a normalisation has little mean), so float partial sums would
-/// lose their leading digits.
+/// The two sums of batch norm's backward over a row, sum g and sum g*(x-mu), in
+/// double: they nearly cancel over the batch (the gradient behind a normalisation
+/// has little mean), so float partial sums would lose their leading digits.
 template <class T>
 void backward_row_sums(const T* x, const T* g, Index s, T mu, double& sg, double& sgx) {
-  double ag[8] = {}, agx[8] = {};
+  DoubleLanes g0{}, g1{}, gx0{}, gx1{}, xv0, xv1, gv0, gv1;
+  const double m = static_cast<double>(mu);
   Index i = 0;
   for (; i + 8 <= s; i += 8) {
-    for (int k = 0; k < 8; ++k) {
-      const double d = static_cast<double>(x[i + k] - mu);
-      const double gk = static_cast<double>(g[i + k]);
-      ag[k] += gk;
-      agx[k] += gk * d;
-    }
+    load_lanes(x + i, xv0);
+    load_lanes(x + i + 4, xv1);
+    load_lanes(g + i, gv0);
+    load_lanes(g + i + 4, gv1);
+    g0 += gv0;
+    g1 += gv1;
+    gx0 += gv0 * (xv0 - m);
+    gx1 += gv1 * (xv1 - m);
   }
+  double tg = lanes_total(g0, g1), tgx = lanes_total(gx0, gx1);
   for (; i < s; ++i) {
-    const double d = static_cast<double>(x[i] - mu);
-    sg += static_cast<double>(g[i]);
-    sgx += static_cast<double>(g[i]) * d;
+    const double gi = static_cast<double>(g[i]);
+    tg += gi;
+    tgx += gi * (static_cast<double>(x[i]) - m);
   }
-  for (int k = 0; k < 8; ++k) {
-    sg += ag[k];
-    sgx += agx[k];
-  }
+  sg += tg;
+  sgx += tgx;
 }
 
-/// Sum of a[i] * b[i] over a row, with eight partial sums in double.
+/// Sum of a[i] * b[i] over a row, in double.
 template <class T>
 double dot_row(const T* a, const T* b, Index s) {
-  double acc[8] = {};
+  DoubleLanes c0{}, c1{}, a0, a1, b0, b1;
   Index i = 0;
   for (; i + 8 <= s; i += 8) {
-    for (int k = 0; k < 8; ++k)
-      acc[k] += static_cast<double>(a[i + k]) * static_cast<double>(b[i + k]);
+    load_lanes(a + i, a0);
+    load_lanes(a + i + 4, a1);
+    load_lanes(b + i, b0);
+    load_lanes(b + i + 4, b1);
+    c0 += a0 * b0;
+    c1 += a1 * b1;
   }
-  double total = 0.0;
+  double total = lanes_total(c0, c1);
   for (; i < s; ++i) total += static_cast<double>(a[i]) * static_cast<double>(b[i]);
-  for (const double v : acc) total += v;
   return total;
 }
 
