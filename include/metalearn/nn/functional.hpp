@@ -100,6 +100,13 @@ inline void load_lanes(const T* p, DoubleLanes& out) {
   }
 }
 
+/// p[0..8) as doubles, in two registers.
+template <class T>
+inline void load_eight(const T* p, DoubleLanes& lo, DoubleLanes& hi) {
+  load_lanes(p, lo);
+  load_lanes(p + 4, hi);
+}
+
 /// The lanes of two accumulators added in a fixed order.
 inline double lanes_total(const DoubleLanes& a, const DoubleLanes& b) {
   const DoubleLanes v = a + b;
@@ -113,8 +120,7 @@ double centered_square_sum(const T* x, Index s, T mu) {
   const double m = static_cast<double>(mu);
   Index i = 0;
   for (; i + 8 <= s; i += 8) {
-    load_lanes(x + i, x0);
-    load_lanes(x + i + 4, x1);
+    load_eight(x + i, x0, x1);
     x0 -= m;
     x1 -= m;
     a0 += x0 * x0;
@@ -137,10 +143,8 @@ void backward_row_sums(const T* x, const T* g, Index s, T mu, double& sg, double
   const double m = static_cast<double>(mu);
   Index i = 0;
   for (; i + 8 <= s; i += 8) {
-    load_lanes(x + i, xv0);
-    load_lanes(x + i + 4, xv1);
-    load_lanes(g + i, gv0);
-    load_lanes(g + i + 4, gv1);
+    load_eight(x + i, xv0, xv1);
+    load_eight(g + i, gv0, gv1);
     g0 += gv0;
     g1 += gv1;
     gx0 += gv0 * (xv0 - m);
@@ -162,10 +166,8 @@ double dot_row(const T* a, const T* b, Index s) {
   DoubleLanes c0{}, c1{}, a0, a1, b0, b1;
   Index i = 0;
   for (; i + 8 <= s; i += 8) {
-    load_lanes(a + i, a0);
-    load_lanes(a + i + 4, a1);
-    load_lanes(b + i, b0);
-    load_lanes(b + i + 4, b1);
+    load_eight(a + i, a0, a1);
+    load_eight(b + i, b0, b1);
     c0 += a0 * b0;
     c1 += a1 * b1;
   }
