@@ -526,8 +526,6 @@ Tensor<T> batch_norm(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T
   const Index c = x.shape()[1];
   std::vector<Index> bshape(static_cast<std::size_t>(x.dim()), 1);
   bshape[1] = c;
-  std::vector<Index> dims{0};
-  for (Index d = 2; d < x.dim(); ++d) dims.push_back(d);
   auto check_c = [&](const Tensor<T>& t, const char* what) {
     METALEARN_CHECK(!t.defined() || (t.dim() == 1 && t.shape()[0] == c), ShapeError,
                     "batch_norm: ", what, " has shape ", t.shape(), " but the input ", x.shape(),
