@@ -175,10 +175,12 @@ TEST(ConvGradcheck, IntraOpPoolGivesTheBitsOfOneThread) {
   }
 }
 
-// Direct evaluation of the convolution sum, for every geometry the im2col paths
-// distinguish (stride 1 with the output as wide as the input, other stride-1
-// shapes, strided windows with and without a zero border, paddings wider than the
-// kernel's reach, non-square images).
+// Direct evaluation of the convolution sum, for every geometry the convolution
+// paths distinguish (stride 1 with the output as wide as the input, other stride-1
+// shapes, strided windows with and without a zero border, paddings as wide as the
+// kernel or wider, non-square kernels and images), and the input gradients they
+// take (as a convolution with the flipped kernel at stride 1 when the padding is
+// narrower than a square kernel, through col2im otherwise).
 TEST(ConvGradcheck, MatchesTheDirectSumForManyGeometries) {
   struct Case {
     ml::Index c, h, w, o, kh, kw, stride, pad;
@@ -187,7 +189,8 @@ TEST(ConvGradcheck, MatchesTheDirectSumForManyGeometries) {
       {1, 5, 5, 2, 3, 3, 1, 1}, {2, 4, 6, 3, 3, 3, 1, 1}, {3, 7, 5, 2, 2, 3, 2, 1},
       {1, 6, 6, 1, 1, 1, 1, 0}, {2, 5, 4, 2, 3, 2, 1, 2}, {2, 6, 7, 2, 5, 5, 1, 2},
       {1, 9, 9, 2, 3, 3, 3, 0}, {2, 3, 3, 1, 3, 3, 1, 0}, {2, 8, 8, 3, 3, 3, 2, 1},
-      {1, 4, 4, 2, 3, 3, 2, 1}, {2, 6, 5, 2, 3, 3, 2, 2}, {1, 7, 7, 1, 2, 2, 2, 0}};
+      {1, 4, 4, 2, 3, 3, 2, 1}, {2, 6, 5, 2, 3, 3, 2, 2}, {1, 7, 7, 1, 2, 2, 2, 0},
+      {2, 4, 5, 2, 2, 2, 1, 2}, {3, 6, 6, 2, 3, 3, 1, 0}};
   ml::Generator gen(23);
   for (const auto& k : cases) {
     auto x = ml::randn<double>({2, k.c, k.h, k.w}, gen);

@@ -160,20 +160,45 @@ void backward_row_sums(const T* x, const T* g, Index s, T mu, double& sg, double
   sgx += tgx;
 }
 
-/// Sum of a[i] * b[i] over a row, in double.
+/// The five sums of the input gradient's backward over a row, in one pass over x,
+/// g and the upstream a: sum g, sum g*(x-mu), sum a, sum a*(x-mu), sum a*g.
+struct SecondOrderSums {
+  double g = 0.0, gx = 0.0, a = 0.0, ax = 0.0, ag = 0.0;
+};
+
 template <class T>
-double dot_row(const T* a, const T* b, Index s) {
-  DoubleLanes c0{}, c1{}, a0, a1, b0, b1;
+void second_order_row_sums(const T* x, const T* g, const T* a, Index s, T mu,
+                           SecondOrderSums& out) {
+  DoubleLanes sg{}, sgx{}, sa{}, sax{}, sag{}, xv, gv, av;
+  const double m = static_cast<double>(mu);
   Index i = 0;
-  for (; i + 8 <= s; i += 8) {
-    load_eight(a + i, a0, a1);
-    load_eight(b + i, b0, b1);
-    c0 += a0 * b0;
-    c1 += a1 * b1;
+  for (; i + 4 <= s; i += 4) {
+    load_lanes(x + i, xv);
+    load_lanes(g + i, gv);
+    load_lanes(a + i, av);
+    xv -= m;
+    sg += gv;
+    sgx += gv * xv;
+    sa += av;
+    sax += av * xv;
+    sag += av * gv;
   }
-  double total = lanes_total(c0, c1);
-  for (; i < s; ++i) total += static_cast<double>(a[i]) * static_cast<double>(b[i]);
-  return total;
+  const auto total = [](const DoubleLanes& v) { return (v[0] + v[2]) + (v[1] + v[3]); };
+  double tg = total(sg), tgx = total(sgx), ta = total(sa), tax = total(sax), tag = total(sag);
+  for (; i < s; ++i) {
+    const double xi = static_cast<double>(x[i]) - m;
+    const double gi = static_cast<double>(g[i]), ai = static_cast<double>(a[i]);
+    tg += gi;
+    tgx += gi * xi;
+    ta += ai;
+    tax += ai * xi;
+    tag += ai * gi;
+  }
+  out.g += tg;
+  out.gx += tgx;
+  out.a += ta;
+  out.ax += tax;
+  out.ag += tag;
 }
 
 /// What the backward passes of a training-mode batch norm share: x's layout as
@@ -339,13 +364,13 @@ Tensor<T> batch_norm_input_grad(const std::shared_ptr<const BatchNormStats<T>>& 
         const T* pg = g.data();
         const T* pa = a.data();
         st->for_channels([&](Index ch) {
-          double sg = 0.0, sgx = 0.0, sa = 0.0, sax = 0.0, sag = 0.0;
-          channel_sums(*st, px, pg, ch, sg, sgx);
-          channel_sums(*st, px, pa, ch, sa, sax);
+          SecondOrderSums sums;
+          const T mu = st->mean[static_cast<std::size_t>(ch)];
           for (Index b = 0; b < st->n; ++b) {
             const Index at = st->row(b, ch);
-            sag += dot_row(pa + at, pg + at, st->s);
+            second_order_row_sums(px + at, pg + at, pa + at, st->s, mu, sums);
           }
+          const double sg = sums.g, sgx = sums.gx, sa = sums.a, sax = sums.ax, sag = sums.ag;
           const double m = st->count();
           const double inv = st->inv(ch);
           const double gamma = weight.defined() ? static_cast<double>(weight.data()[ch]) : 1.0;
@@ -354,7 +379,6 @@ Tensor<T> batch_norm_input_grad(const std::shared_ptr<const BatchNormStats<T>>& 
           const double sapg = sag - mg * sa - mgx * inv * sax;  // sum(a * P g)
           if (want_w) dw.data()[ch] = static_cast<T>(inv * sapg);
           if (!want_x && !want_g) return;
-          const T mu = st->mean[static_cast<std::size_t>(ch)];
           const T tinv = static_cast<T>(inv);
           const T tmg = static_cast<T>(mg), tmgx = static_cast<T>(mgx);
           const T tma = static_cast<T>(ma), tmaxh = static_cast<T>(maxh);

@@ -2,6 +2,7 @@
 // Differentiable 2-D convolution (chunked im2col + GEMM) and max pooling, NCHW layout.
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <vector>
@@ -34,8 +35,10 @@ namespace detail {
 /// batch (a 600-image episode would otherwise need hundreds of MB of columns). A batch
 /// of more than 16 images is also cut into at least four chunks of at least 16 images,
 /// so that an intra-op pool has work for each thread (an 80-image episode's first and
-/// last layers would otherwise be one or two chunks). The cut depends on the geometry
-/// and the batch size only.
+/// last layers would otherwise be one or two chunks). The chunks are then evened
+/// out (5 images in chunks of at most 4 are cut 3 + 2, not 4 + 1), so that no chunk
+/// is left with a GEMM too narrow to run well. The cut depends on the geometry and
+/// the batch size only.
 template <class T>
 Index conv_chunk(const Conv2dGeometry& g, Index n) {
   constexpr Index kBudget = Index{2} << 20;
@@ -44,68 +47,11 @@ Index conv_chunk(const Conv2dGeometry& g, Index n) {
   const Index per_image =
       std::max<Index>(1, g.patch() * g.out_h() * g.out_w() * static_cast<Index>(sizeof(T)));
   const Index balanced = std::max(kMinImages, (n + kMinChunks - 1) / kMinChunks);
-  return std::clamp<Index>(std::min(kBudget / per_image, balanced), 1, std::max<Index>(n, 1));
+  const Index images = std::max<Index>(n, 1);
+  const Index most = std::clamp<Index>(std::min(kBudget / per_image, balanced), 1, images);
+  const Index count = (images + most - 1) / most;
+  return (images + count - 1) / count;
 }
-
-/// Output columns q in [lo, hi) of one kernel offset read inside the image:
-/// 0 <= q*stride - padding + offset < size.
-inline void valid_range(Index out, Index size, Index stride, Index padding, Index offset, Index& lo,
-                        Index& hi) {
-  const Index shift = padding - offset;  // q*stride >= shift and q*stride < size + shift
-  lo = shift <= 0 ? 0 : (shift + stride - 1) / stride;
-  hi = size + shift <= 0 ? 0 : (size + shift + stride - 1) / stride;
-  lo = std::min(lo, out);
-  hi = std::clamp(hi, lo, out);
-}
-
-/// One row of the im2col matrix: channel c at kernel offset (i, j), the offset of
-/// that channel's plane within an image, and the output rows [y_lo, y_hi) and
-/// columns [x_lo, x_hi) whose window reads inside the image at that offset.
-struct PatchRow {
-  Index row, plane, i, j, y_lo, y_hi, x_lo, x_hi;
-};
-
-/// Calls fn(PatchRow) for every row of the im2col matrix, in row order: the loop
-/// nest im2col and its adjoint col2im share.
-template <class Fn>
-void for_each_patch_row(const Conv2dGeometry& g, Fn&& fn) {
-  for (Index c = 0; c < g.channels; ++c) {
-    for (Index i = 0; i < g.kernel_h; ++i) {
-      Index y_lo = 0, y_hi = 0;
-      valid_range(g.out_h(), g.height, g.stride, g.padding, i, y_lo, y_hi);
-      for (Index j = 0; j < g.kernel_w; ++j) {
-        Index x_lo = 0, x_hi = 0;
-        valid_range(g.out_w(), g.width, g.stride, g.padding, j, x_lo, x_hi);
-        fn(PatchRow{(c * g.kernel_h + i) * g.kernel_w + j, c * g.height * g.width, i, j, y_lo, y_hi,
-                    x_lo, x_hi});
-      }
-    }
-  }
-}
-
-/// Strided windows (stride > 1) read through an offset table instead of the row
-/// loops below, whose per-row overhead dominates on the short rows of small strided
-/// outputs: the images are first copied into a zero-bordered buffer (when padded),
-/// so every window lies inside it, and column b*L + q of the im2col row of channel c
-/// at kernel offset (i, j) reads element offsets[b*L + q] + c*plane + i*pitch + j.
-/// One table serves every row, so each row is a single loop over all nb*L columns.
-struct StridedWindows {
-  Index pitch = 0, plane = 0;  // row length and plane size of the (padded) images
-  std::vector<Index> offsets;  // [nb * out_h * out_w]
-
-  StridedWindows(const Conv2dGeometry& g, Index nb)
-      : pitch(g.width + 2 * g.padding),
-        plane((g.height + 2 * g.padding) * (g.width + 2 * g.padding)) {
-    const Index oh = g.out_h(), ow = g.out_w();
-    offsets.reserve(static_cast<std::size_t>(nb * oh * ow));
-    for (Index b = 0; b < nb; ++b) {
-      for (Index y = 0; y < oh; ++y) {
-        for (Index x = 0; x < ow; ++x)
-          offsets.push_back(b * g.channels * plane + y * g.stride * pitch + x * g.stride);
-      }
-    }
-  }
-};
 
 /// Copies the `nb` images at x into `padded` [nb, C, H+2p, W+2p] with a zero border.
 template <class T>
@@ -126,113 +72,116 @@ void pad_images(const T* x, const Conv2dGeometry& g, Index nb, T* padded) {
   }
 }
 
-/// im2col of `nb` images starting at x: cols [C*kh*kw, nb*L], column b*L + q.
+/// The `nb` images of a convolution as its windows read them: [nb, C, H+2p, W+2p],
+/// the images themselves when unpadded, else a copy with a zero border, so that
+/// every window lies inside and im2col and col2im need no edge cases.
 template <class T>
-void im2col(const T* x, const Conv2dGeometry& g, Index nb, T* cols) {
-  const Index ow = g.out_w(), l = g.out_h() * ow, ncols = nb * l;
-  if (g.stride > 1) {
-    const StridedWindows win(g, nb);
-    Tensor<T> padded;
-    const T* src = x;
+struct BorderedImages {
+  Index pitch = 0, plane = 0;
+  Tensor<T> padded;  // defined when the geometry pads
+
+  BorderedImages(const T* x, const Conv2dGeometry& g, Index nb)
+      : pitch(g.width + 2 * g.padding), plane((g.height + 2 * g.padding) * pitch) {
     if (g.padding > 0) {
-      padded = Tensor<T>::empty(Shape{nb * g.channels * win.plane});
+      padded = Tensor<T>::empty(Shape{nb * g.channels * plane});
       pad_images(x, g, nb, padded.data());
-      src = padded.data();
     }
-    const Index* off = win.offsets.data();
-    for (Index c = 0; c < g.channels; ++c) {
-      for (Index i = 0; i < g.kernel_h; ++i) {
-        for (Index j = 0; j < g.kernel_w; ++j) {
-          T* d = cols + ((c * g.kernel_h + i) * g.kernel_w + j) * ncols;
-          const T* s = src + c * win.plane + i * win.pitch + j;
-          for (Index q = 0; q < ncols; ++q) d[q] = s[off[q]];
-        }
-      }
-    }
+  }
+  /// Element (b, c, 0, 0) of the bordered images, given the images themselves.
+  template <class P>
+  P* at(P* images, const Conv2dGeometry& g, Index b, Index c) const {
+    P* base = padded.defined() ? padded.data() : images;
+    return base + (b * g.channels + c) * plane;
+  }
+};
+
+/// d[0, n) = s[0, n) for the short rows of small images, without a library call
+/// per row (memcpy's call costs more than copying a 3- to 14-float row).
+template <class T>
+void copy_row(const T* s, Index n, T* d) {
+  constexpr Index kWide = 32;
+  if (n >= kWide) {
+    std::copy_n(s, n, d);
     return;
   }
-  for_each_patch_row(g, [&](const PatchRow& p) {
-    const auto [r, off, i, j, y_lo, y_hi, x_lo, x_hi] = p;
-    T* row = cols + r * ncols;
-    for (Index b = 0; b < nb; ++b) {
-      const T* plane = x + b * g.image() + off;
-      T* d = row + b * l;
-      if (ow == g.width && y_lo < y_hi && x_lo < x_hi) {
-        // Output position m reads input m + shift: one contiguous copy from the
-        // first valid position to the last, then zeros where the window
-        // crosses the left or right edge (or lies above or below the image).
-        const Index shift = (i - g.padding) * g.width + (j - g.padding);
-        const Index first = y_lo * ow + x_lo, last = (y_hi - 1) * ow + x_hi;
-        std::fill_n(d, first, T(0));
-        std::copy_n(plane + first + shift, last - first, d + first);
-        std::fill(d + last, d + l, T(0));
-        for (Index y = y_lo; y < y_hi; ++y) {
-          std::fill_n(d + y * ow, x_lo, T(0));
-          std::fill(d + y * ow + x_hi, d + (y + 1) * ow, T(0));
+  Index x = 0;
+  for (; x + 8 <= n; x += 8) std::memcpy(d + x, s + x, 8 * sizeof(T));
+  if (x + 4 <= n) {
+    std::memcpy(d + x, s + x, 4 * sizeof(T));
+    x += 4;
+  }
+  if (x + 2 <= n) {
+    std::memcpy(d + x, s + x, 2 * sizeof(T));
+    x += 2;
+  }
+  if (x < n) d[x] = s[x];
+}
+
+/// im2col of `nb` images starting at x: cols [C*kh*kw, nb*L], column b*L + q. Row
+/// (c, i, j) holds, for every output position, the input at kernel offset (i, j) of
+/// channel c: output row y of image b is input row y*stride + i of the bordered
+/// images, read from column j on at the stride.
+template <class T>
+void im2col(const T* x, const Conv2dGeometry& g, Index nb, T* cols) {
+  const Index oh = g.out_h(), ow = g.out_w(), l = oh * ow, ncols = nb * l, st = g.stride;
+  const BorderedImages<T> src(x, g, nb);
+  for (Index c = 0; c < g.channels; ++c) {
+    for (Index i = 0; i < g.kernel_h; ++i) {
+      for (Index j = 0; j < g.kernel_w; ++j) {
+        T* row = cols + ((c * g.kernel_h + i) * g.kernel_w + j) * ncols;
+        for (Index b = 0; b < nb; ++b) {
+          const T* s = src.at(x, g, b, c) + i * src.pitch + j;
+          T* d = row + b * l;
+          for (Index y = 0; y < oh; ++y) {
+            const T* sy = s + y * st * src.pitch;
+            T* dy = d + y * ow;
+            if (st == 1) {
+              copy_row(sy, ow, dy);
+            } else {
+              for (Index q = 0; q < ow; ++q) dy[q] = sy[q * st];
+            }
+          }
         }
-        continue;
       }
-      std::fill_n(d, y_lo * ow, T(0));
-      for (Index y = y_lo; y < y_hi; ++y) {
-        T* dy = d + y * ow;
-        const T* src = plane + (y - g.padding + i) * g.width;
-        std::fill_n(dy, x_lo, T(0));
-        std::copy_n(src + x_lo - g.padding + j, x_hi - x_lo, dy + x_lo);
-        std::fill(dy + x_hi, dy + ow, T(0));
-      }
-      std::fill(d + y_hi * ow, d + l, T(0));
     }
-  });
+  }
 }
 
 /// col2im, the adjoint of im2col: adds cols [C*kh*kw, nb*L] into `nb` images at x.
-/// Every pixel receives its terms in the order of the im2col rows, whichever path
-/// runs, so the result does not depend on the path.
+/// Every pixel receives its terms in the order of the im2col rows (one term per
+/// row at most); terms that fall on the zero border are dropped.
 template <class T>
 void col2im_add(const T* cols, const Conv2dGeometry& g, Index nb, T* x) {
-  const Index ow = g.out_w(), l = g.out_h() * ow, ncols = nb * l;
-  if (g.stride > 1) {
-    const StridedWindows win(g, nb);
-    Tensor<T> padded;
-    T* dst = x;
-    if (g.padding > 0) {
-      padded = Tensor<T>::empty(Shape{nb * g.channels * win.plane});
-      pad_images(x, g, nb, padded.data());
-      dst = padded.data();
-    }
-    const Index* off = win.offsets.data();
-    for (Index c = 0; c < g.channels; ++c) {
-      for (Index i = 0; i < g.kernel_h; ++i) {
-        for (Index j = 0; j < g.kernel_w; ++j) {
-          const T* s = cols + ((c * g.kernel_h + i) * g.kernel_w + j) * ncols;
-          T* d = dst + c * win.plane + i * win.pitch + j;
-          for (Index q = 0; q < ncols; ++q) d[off[q]] += s[q];
+  const Index oh = g.out_h(), ow = g.out_w(), l = oh * ow, ncols = nb * l, st = g.stride;
+  BorderedImages<T> dst(x, g, nb);
+  for (Index c = 0; c < g.channels; ++c) {
+    for (Index i = 0; i < g.kernel_h; ++i) {
+      for (Index j = 0; j < g.kernel_w; ++j) {
+        const T* row = cols + ((c * g.kernel_h + i) * g.kernel_w + j) * ncols;
+        for (Index b = 0; b < nb; ++b) {
+          T* d = dst.at(x, g, b, c) + i * dst.pitch + j;
+          const T* s = row + b * l;
+          for (Index y = 0; y < oh; ++y) {
+            T* dy = d + y * st * dst.pitch;
+            const T* sy = s + y * ow;
+            if (st == 1) {
+              for (Index q = 0; q < ow; ++q) dy[q] += sy[q];
+            } else {
+              for (Index q = 0; q < ow; ++q) dy[q * st] += sy[q];
+            }
+          }
         }
       }
     }
-    if (g.padding > 0) {  // the interior back into x; terms on the border fall away
-      for (Index p = 0; p < nb * g.channels; ++p) {
-        const T* src = padded.data() + p * win.plane + g.padding * win.pitch + g.padding;
-        T* d = x + p * g.height * g.width;
-        for (Index y = 0; y < g.height; ++y)
-          std::copy_n(src + y * win.pitch, g.width, d + y * g.width);
-      }
-    }
-    return;
   }
-  for_each_patch_row(g, [&](const PatchRow& p) {
-    const auto [r, off, i, j, y_lo, y_hi, x_lo, x_hi] = p;
-    const T* row = cols + r * ncols;
-    for (Index b = 0; b < nb; ++b) {
-      T* plane = x + b * g.image() + off;
-      const T* s = row + b * l;
-      for (Index y = y_lo; y < y_hi; ++y) {
-        const T* sy = s + y * ow;
-        T* dst = plane + (y - g.padding + i) * g.width + x_lo - g.padding + j;  // column x_lo
-        for (Index q = x_lo; q < x_hi; ++q) dst[q - x_lo] += sy[q];
-      }
+  if (dst.padded.defined()) {  // the interior back into x
+    for (Index p = 0; p < nb * g.channels; ++p) {
+      const T* src = dst.padded.data() + p * dst.plane + g.padding * dst.pitch + g.padding;
+      T* d = x + p * g.height * g.width;
+      for (Index y = 0; y < g.height; ++y)
+        std::copy_n(src + y * dst.pitch, g.width, d + y * g.width);
     }
-  });
+  }
 }
 
 /// Copies images [b0, b0+nb) of y [N, O, L] into m [O, nb*L] (column b*L + q).
@@ -311,6 +260,25 @@ Tensor<T> conv2d_input_grad_values(const Tensor<T>& gy, const Tensor<T>& w,
                                    const Conv2dGeometry& g) {
   const Index n = gy.shape()[0], o = w.shape()[0], k = g.patch();
   const Index l = g.out_h() * g.out_w();
+  if (g.stride == 1 && g.kernel_h == g.kernel_w && g.padding < g.kernel_h) {
+    // A stride-1 convolution's input gradient is itself a convolution: of gy, padded
+    // by kernel - 1 - padding, with the kernel flipped and its channels swapped.
+    // This runs the GEMM with the long inner dimension of a forward convolution,
+    // [C, O*kh*kw] x [O*kh*kw, L], instead of [C*kh*kw, O] x [O, L] and a col2im.
+    const Index kh = g.kernel_h, kw = g.kernel_w, taps = kh * kw;
+    Tensor<T> flipped = Tensor<T>::empty(Shape{g.channels, o, kh, kw});
+    const T* pw = w.data();
+    T* pf = flipped.data();
+    for (Index oc = 0; oc < o; ++oc) {
+      for (Index ch = 0; ch < g.channels; ++ch) {
+        const T* src = pw + (oc * g.channels + ch) * taps;
+        T* dst = pf + (ch * o + oc) * taps;
+        for (Index t = 0; t < taps; ++t) dst[t] = src[taps - 1 - t];
+      }
+    }
+    const Conv2dGeometry tg{o, g.out_h(), g.out_w(), kh, kw, 1, kh - 1 - g.padding};
+    return conv2d_values(gy, flipped, Tensor<T>(), tg);
+  }
   Tensor<T> gx = zeros<T>(Shape{n, g.channels, g.height, g.width});
   const ConvChunks chunks = ConvChunks::of<T>(g, n);
   parallel_for(static_cast<std::size_t>(chunks.count), [&](std::size_t c) {
@@ -349,25 +317,33 @@ Tensor<T> conv2d_weight_grad_values(const Tensor<T>& x, const Tensor<T>& gy,
   // zero mean over the batch), so the chunks' partial products are added in double:
   // in a fixed number of groups of consecutive chunks, each summed in chunk order,
   // then the groups in order, so the result is the same on any number of threads.
+  // The group sums live in the tensor block cache: a fresh vector of this size
+  // would be mapped and faulted in on every call.
   constexpr Index kGroups = 8;
   const Index groups = std::min(kGroups, chunks.count);
-  const auto size = static_cast<std::size_t>(o * k);
-  std::vector<std::vector<double>> acc(static_cast<std::size_t>(groups),
-                                       std::vector<double>(size, 0.0));
+  const Index size = o * k;
+  Tensor<double> acc = Tensor<double>::empty(Shape{groups, size});
   parallel_for(static_cast<std::size_t>(groups), [&](std::size_t grp) {
     const Index lo = chunks.count * static_cast<Index>(grp) / groups;
     const Index hi = chunks.count * (static_cast<Index>(grp) + 1) / groups;
     Tensor<T> part = Tensor<T>::empty(Shape{o, k});
-    std::vector<double>& sum = acc[grp];
+    double* sum = acc.data() + static_cast<Index>(grp) * size;
     for (Index c = lo; c < hi; ++c) {
       chunk_product(static_cast<std::size_t>(c), part.data());
-      for (std::size_t i = 0; i < size; ++i) sum[i] += static_cast<double>(part.data()[i]);
+      const T* p = part.data();
+      if (c == lo) {
+        for (Index i = 0; i < size; ++i) sum[i] = static_cast<double>(p[i]);
+      } else {
+        for (Index i = 0; i < size; ++i) sum[i] += static_cast<double>(p[i]);
+      }
     }
   });
+  double* total = acc.data();
   for (Index grp = 1; grp < groups; ++grp) {
-    for (std::size_t i = 0; i < size; ++i) acc[0][i] += acc[static_cast<std::size_t>(grp)][i];
+    const double* s = acc.data() + grp * size;
+    for (Index i = 0; i < size; ++i) total[i] += s[i];
   }
-  for (std::size_t i = 0; i < size; ++i) gw.data()[i] = static_cast<T>(acc[0][i]);
+  for (Index i = 0; i < size; ++i) gw.data()[i] = static_cast<T>(total[i]);
   return gw;
 }
 
@@ -478,11 +454,13 @@ Tensor<T> max_pool2d(const Tensor<T>& x, Index kernel, Index stride = 0) {
                            T bv = p[best];
                            for (Index i = 0; i < kernel; ++i) {
                              for (Index j = 0; j < kernel; ++j) {
+                               // Selects, not branches: which element wins is data
+                               // and would be mispredicted half the time.
                                const Index at = base + (y * stride + i) * w + z * stride + j;
-                               if (p[at] > bv) {
-                                 bv = p[at];
-                                 best = at;
-                               }
+                               const T v = p[at];
+                               const bool wins = v > bv;
+                               best = wins ? at : best;
+                               bv = wins ? v : bv;
                              }
                            }
                            (*idx)[q++] = best;
