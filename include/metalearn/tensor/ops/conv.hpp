@@ -53,22 +53,40 @@ Index conv_chunk(const Conv2dGeometry& g, Index n) {
   return (images + count - 1) / count;
 }
 
+/// d[0, n) = s[0, n) for the short rows of small images, without a library call
+/// per row (memcpy's call costs more than copying a 3- to 14-float row).
+template <class T>
+[[gnu::always_inline]] inline void copy_row(const T* s, Index n, T* d) {
+  constexpr Index kWide = 32;
+  if (n >= kWide) {
+    std::copy_n(s, n, d);
+    return;
+  }
+  Index x = 0;
+  for (; x + 8 <= n; x += 8) std::memcpy(d + x, s + x, 8 * sizeof(T));
+  if (x + 4 <= n) {
+    std::memcpy(d + x, s + x, 4 * sizeof(T));
+    x += 4;
+  }
+  if (x + 2 <= n) {
+    std::memcpy(d + x, s + x, 2 * sizeof(T));
+    x += 2;
+  }
+  if (x < n) d[x] = s[x];
+}
+
 /// Copies the `nb` images at x into `padded` [nb, C, H+2p, W+2p] with a zero border.
 template <class T>
 void pad_images(const T* x, const Conv2dGeometry& g, Index nb, T* padded) {
   const Index pitch = g.width + 2 * g.padding;
   const Index plane = (g.height + 2 * g.padding) * pitch;
+  // One fill for all borders, then the rows: a fill per border row would be a
+  // library call per one or two elements.
+  std::fill_n(padded, nb * g.channels * plane, T(0));
   for (Index p = 0; p < nb * g.channels; ++p) {
-    T* d = padded + p * plane;
+    T* d = padded + p * plane + g.padding * pitch + g.padding;
     const T* src = x + p * g.height * g.width;
-    std::fill_n(d, g.padding * pitch, T(0));
-    for (Index y = 0; y < g.height; ++y) {
-      T* row = d + (g.padding + y) * pitch;
-      std::fill_n(row, g.padding, T(0));
-      std::copy_n(src + y * g.width, g.width, row + g.padding);
-      std::fill_n(row + g.padding + g.width, g.padding, T(0));
-    }
-    std::fill_n(d + (g.padding + g.height) * pitch, g.padding * pitch, T(0));
+    for (Index y = 0; y < g.height; ++y) copy_row(src + y * g.width, g.width, d + y * pitch);
   }
 }
 
@@ -94,28 +112,6 @@ struct BorderedImages {
     return base + (b * g.channels + c) * plane;
   }
 };
-
-/// d[0, n) = s[0, n) for the short rows of small images, without a library call
-/// per row (memcpy's call costs more than copying a 3- to 14-float row).
-template <class T>
-void copy_row(const T* s, Index n, T* d) {
-  constexpr Index kWide = 32;
-  if (n >= kWide) {
-    std::copy_n(s, n, d);
-    return;
-  }
-  Index x = 0;
-  for (; x + 8 <= n; x += 8) std::memcpy(d + x, s + x, 8 * sizeof(T));
-  if (x + 4 <= n) {
-    std::memcpy(d + x, s + x, 4 * sizeof(T));
-    x += 4;
-  }
-  if (x + 2 <= n) {
-    std::memcpy(d + x, s + x, 2 * sizeof(T));
-    x += 2;
-  }
-  if (x < n) d[x] = s[x];
-}
 
 /// im2col of `nb` images starting at x: cols [C*kh*kw, nb*L], column b*L + q. Row
 /// (c, i, j) holds, for every output position, the input at kernel offset (i, j) of
@@ -427,6 +423,37 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
   return detail::conv2d(x, weight, bias, geo);
 }
 
+namespace detail {
+
+/// The flat index of the first maximal element of every window of one plane
+/// (starting at `base`, rows of w): a k x k window at stride s, K > 0 fixing k at
+/// compile time. Selects, not branches: which element wins depends on the data and
+/// would be mispredicted half the time.
+template <Index K, class T>
+void window_argmax(const T* p, Index base, Index w, Index oh, Index ow, Index k, Index s,
+                   Index* out) {
+  const Index kk = K > 0 ? K : k;
+  for (Index y = 0; y < oh; ++y) {
+    for (Index z = 0; z < ow; ++z) {
+      const Index corner = base + y * s * w + z * s;
+      Index best = corner;
+      T bv = p[corner];
+      for (Index i = 0; i < kk; ++i) {
+        for (Index j = 0; j < kk; ++j) {
+          const Index at = corner + i * w + j;
+          const T v = p[at];
+          const bool wins = v > bv;
+          best = wins ? at : best;
+          bv = wins ? v : bv;
+        }
+      }
+      *out++ = best;
+    }
+  }
+}
+
+}  // namespace detail
+
 /// Max pooling with a square window over x [N, C, H, W]; stride defaults to the
 /// window. The gradient flows to the first maximal element of each window.
 template <class T>
@@ -445,26 +472,12 @@ Tensor<T> max_pool2d(const Tensor<T>& x, Index kernel, Index stride = 0) {
   // Planes are independent and write their own slices of idx.
   parallel_for_large(static_cast<std::size_t>(n * c), static_cast<std::size_t>(x.numel()),
                      [&](std::size_t pl) {
-                       const auto plane = static_cast<Index>(pl);
-                       const Index base = plane * h * w;
-                       std::size_t q = pl * static_cast<std::size_t>(oh * ow);
-                       for (Index y = 0; y < oh; ++y) {
-                         for (Index z = 0; z < ow; ++z) {
-                           Index best = base + y * stride * w + z * stride;
-                           T bv = p[best];
-                           for (Index i = 0; i < kernel; ++i) {
-                             for (Index j = 0; j < kernel; ++j) {
-                               // Selects, not branches: which element wins is data
-                               // and would be mispredicted half the time.
-                               const Index at = base + (y * stride + i) * w + z * stride + j;
-                               const T v = p[at];
-                               const bool wins = v > bv;
-                               best = wins ? at : best;
-                               bv = wins ? v : bv;
-                             }
-                           }
-                           (*idx)[q++] = best;
-                         }
+                       const Index base = static_cast<Index>(pl) * h * w;
+                       Index* out = idx->data() + static_cast<Index>(pl) * oh * ow;
+                       if (kernel == 2) {
+                         detail::window_argmax<2>(p, base, w, oh, ow, kernel, stride, out);
+                       } else {
+                         detail::window_argmax<0>(p, base, w, oh, ow, kernel, stride, out);
                        }
                      });
   return take(x, std::shared_ptr<const std::vector<Index>>(std::move(idx)), Shape{n, c, oh, ow});
