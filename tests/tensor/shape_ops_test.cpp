@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -156,6 +157,22 @@ TEST(ShapeOpsGradcheck, TransposePermute) {
   EXPECT_TRUE(mt::check_gradients(
       [](const Args& v) { return ml::mul(ml::transpose(v[0], 0, 2), ml::transpose(v[0], 0, 2)); },
       {{2, 3, 2}}));
+}
+
+// take and its adjoint put over 32-bit indices (max_pool2d's), repeated entries
+// included: values, first and second order.
+TEST(ShapeOpsGradcheck, TakeWithNarrowIndices) {
+  using Narrow = std::vector<std::uint32_t>;
+  const auto idx = std::make_shared<const Narrow>(Narrow{5, 0, 0, 3, 5, 1});
+  const auto a = mt::make<double>({2, 3}, {1, 2, 3, 4, 5, 6});
+  EXPECT_TRUE(mt::values_near(ml::take(a, idx, ml::Shape{2, 3}), {2, 3}, {6, 1, 1, 4, 6, 2}));
+  EXPECT_TRUE(mt::check_gradients(
+      [idx](const Args& v) {
+        return ml::square(ml::take(v[0], idx, ml::Shape{3, 2}));
+      },
+      {{2, 3}}));
+  const auto bad = std::make_shared<const Narrow>(Narrow{6});
+  EXPECT_THROW(ml::take(a, bad, ml::Shape{1}), ml::ShapeError);
 }
 
 TEST(ShapeOpsGradcheck, ReshapeFlattenSqueeze) {

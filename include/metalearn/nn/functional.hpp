@@ -330,11 +330,15 @@ void batch_norm_backward_values(const BatchNormStats<T>& st, const Tensor<T>& x,
 ///   d x     = -gamma * inv^2 * (xhat * mean(a * P g) + mean(g * xhat) * P a
 ///                               + mean(a * xhat) * P g),
 /// and the same formulas in differentiable ops when that backward is itself recorded.
+///
+/// `values`, when defined, are gx's values already computed (batch norm's backward
+/// computes gx and the weight's gradient in one pass).
 template <class T>
 Tensor<T> batch_norm_input_grad(const std::shared_ptr<const BatchNormStats<T>>& st,
-                                const Tensor<T>& x, const Tensor<T>& g, const Tensor<T>& weight) {
-  Tensor<T> gx;
-  batch_norm_backward_values(*st, x, g, weight, &gx, nullptr, nullptr);
+                                const Tensor<T>& x, const Tensor<T>& g, const Tensor<T>& weight,
+                                const Tensor<T>& values = Tensor<T>()) {
+  Tensor<T> gx = values;
+  if (!gx.defined()) batch_norm_backward_values(*st, x, g, weight, &gx, nullptr, nullptr);
   metalearn::detail::record(
       gx, "batch_norm_input_grad", {&x, &g, &weight},
       [st, x, g, weight](Node<T>& self, const Tensor<T>& a) {
@@ -406,11 +410,13 @@ Tensor<T> batch_norm_input_grad(const std::shared_ptr<const BatchNormStats<T>>& 
 /// Batch norm's weight gradient sum g * xhat ([C]) as a recorded op of (x, g); its
 /// backward for an upstream b [C] is d g = b * xhat, d x = b * inv * P g (one fused
 /// pass per channel, or differentiable ops when recorded).
+/// `values` as for batch_norm_input_grad.
 template <class T>
 Tensor<T> batch_norm_weight_grad(const std::shared_ptr<const BatchNormStats<T>>& st,
-                                 const Tensor<T>& x, const Tensor<T>& g) {
-  Tensor<T> gw;
-  batch_norm_backward_values(*st, x, g, Tensor<T>(), nullptr, &gw, nullptr);
+                                 const Tensor<T>& x, const Tensor<T>& g,
+                                 const Tensor<T>& values = Tensor<T>()) {
+  Tensor<T> gw = values;
+  if (!gw.defined()) batch_norm_backward_values(*st, x, g, Tensor<T>(), nullptr, &gw, nullptr);
   metalearn::detail::record(
       gw, "batch_norm_weight_grad", {&x, &g}, [st, x, g](Node<T>& self, const Tensor<T>& bw) {
         const bool want_x = self.needs_input_grad(0);
@@ -514,9 +520,13 @@ Tensor<T> batch_norm_batch_stats(const Tensor<T>& x, const Tensor<T>& weight, co
         const bool want_b = self.needs_input_grad(2);
         if (autograd::is_grad_enabled()) {
           // create_graph: the gradients as recorded ops, differentiable again.
+          // One pass computes the values of both; the ops record them.
+          Tensor<T> vx, vw;
+          batch_norm_backward_values(*st, x, g, weight, want_x ? &vx : nullptr,
+                                     want_w ? &vw : nullptr, nullptr);
           Tensor<T> gx, gw, gb;
-          if (want_x) gx = batch_norm_input_grad(st, x, g, weight);
-          if (want_w) gw = batch_norm_weight_grad(st, x, g);
+          if (want_x) gx = batch_norm_input_grad(st, x, g, weight, vx);
+          if (want_w) gw = batch_norm_weight_grad(st, x, g, vw);
           if (want_b) gb = reshape(sum(g, batch_norm_dims(x)), std::vector<Index>{st->c});
           return std::vector<Tensor<T>>{gx, gw, gb};
         }

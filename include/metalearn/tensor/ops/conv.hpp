@@ -2,6 +2,7 @@
 // Differentiable 2-D convolution (chunked im2col + GEMM) and max pooling, NCHW layout.
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -429,9 +430,8 @@ namespace detail {
 /// (starting at `base`, rows of w): a k x k window at stride s, K > 0 fixing k at
 /// compile time. Selects, not branches: which element wins depends on the data and
 /// would be mispredicted half the time.
-template <Index K, class T>
-void window_argmax(const T* p, Index base, Index w, Index oh, Index ow, Index k, Index s,
-                   Index* out) {
+template <Index K, class T, class I>
+void window_argmax(const T* p, Index base, Index w, Index oh, Index ow, Index k, Index s, I* out) {
   const Index kk = K > 0 ? K : k;
   for (Index y = 0; y < oh; ++y) {
     for (Index z = 0; z < ow; ++z) {
@@ -447,7 +447,7 @@ void window_argmax(const T* p, Index base, Index w, Index oh, Index ow, Index k,
           bv = wins ? v : bv;
         }
       }
-      *out++ = best;
+      *out++ = static_cast<I>(best);
     }
   }
 }
@@ -467,20 +467,27 @@ Tensor<T> max_pool2d(const Tensor<T>& x, Index kernel, Index stride = 0) {
                   " larger than input ", x.shape());
   const Index oh = (h - kernel) / stride + 1;
   const Index ow = (w - kernel) / stride + 1;
-  auto idx = std::make_shared<std::vector<Index>>(static_cast<std::size_t>(n * c * oh * ow));
   const T* p = x.data();
-  // Planes are independent and write their own slices of idx.
-  parallel_for_large(static_cast<std::size_t>(n * c), static_cast<std::size_t>(x.numel()),
-                     [&](std::size_t pl) {
-                       const Index base = static_cast<Index>(pl) * h * w;
-                       Index* out = idx->data() + static_cast<Index>(pl) * oh * ow;
-                       if (kernel == 2) {
-                         detail::window_argmax<2>(p, base, w, oh, ow, kernel, stride, out);
-                       } else {
-                         detail::window_argmax<0>(p, base, w, oh, ow, kernel, stride, out);
-                       }
-                     });
-  return take(x, std::shared_ptr<const std::vector<Index>>(std::move(idx)), Shape{n, c, oh, ow});
+  // The index of each window's maximum, in 32 bits when x's flat size allows. Planes
+  // are independent and write their own slices.
+  const auto pool = [&]<class I>(I /*tag*/) {
+    auto idx = std::make_shared<std::vector<I>>(static_cast<std::size_t>(n * c * oh * ow));
+    parallel_for_large(static_cast<std::size_t>(n * c), static_cast<std::size_t>(x.numel()),
+                       [&](std::size_t pl) {
+                         const Index base = static_cast<Index>(pl) * h * w;
+                         I* out = idx->data() + static_cast<Index>(pl) * oh * ow;
+                         if (kernel == 2) {
+                           detail::window_argmax<2>(p, base, w, oh, ow, kernel, stride, out);
+                         } else {
+                           detail::window_argmax<0>(p, base, w, oh, ow, kernel, stride, out);
+                         }
+                       });
+    return take(x, std::shared_ptr<const std::vector<I>>(std::move(idx)), Shape{n, c, oh, ow});
+  };
+  if (x.numel() <= static_cast<Index>(std::numeric_limits<std::uint32_t>::max())) {
+    return pool(std::uint32_t{});
+  }
+  return pool(Index{});
 }
 
 }  // namespace metalearn

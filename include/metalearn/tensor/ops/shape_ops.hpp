@@ -339,15 +339,17 @@ Tensor<T> stack(const std::vector<Tensor<T>>& parts, Index dim) {
 }
 
 namespace detail {
-template <class T>
-Tensor<T> put(const Tensor<T>& values, std::shared_ptr<const std::vector<Index>> index,
+template <class T, class I>
+Tensor<T> put(const Tensor<T>& values, std::shared_ptr<const std::vector<I>> index,
               const Shape& shape);
 }  // namespace detail
 
 /// out[i] = flat(a)[index[i]], with out of shape `shape`. The primitive behind max,
-/// index_select, gather and max_pool2d.
-template <class T>
-Tensor<T> take(const Tensor<T>& a, std::shared_ptr<const std::vector<Index>> index,
+/// index_select, gather and max_pool2d. The index elements are Index, or a narrower
+/// unsigned type where the flat size fits (max_pool2d keeps 32-bit indices alive in
+/// its graph, half the memory).
+template <class T, class I>
+Tensor<T> take(const Tensor<T>& a, std::shared_ptr<const std::vector<I>> index,
                const Shape& shape) {
   METALEARN_CHECK(static_cast<Index>(index->size()) == shape.numel(), ShapeError,
                   "take: ", index->size(), " indices for output shape ", shape);
@@ -356,7 +358,7 @@ Tensor<T> take(const Tensor<T>& a, std::shared_ptr<const std::vector<Index>> ind
   T* dst = out.data();
   const Index n = a.numel();
   for (std::size_t i = 0; i < index->size(); ++i) {
-    const Index k = (*index)[i];
+    const auto k = static_cast<Index>((*index)[i]);
     METALEARN_CHECK(k >= 0 && k < n, ShapeError, "take: index ", k, " out of range for ",
                     a.shape());
     dst[i] = src[k];
@@ -369,8 +371,8 @@ Tensor<T> take(const Tensor<T>& a, std::shared_ptr<const std::vector<Index>> ind
 
 namespace detail {
 /// Scatter-add of `values` into zeros of `shape` at flat `index`; adjoint of take.
-template <class T>
-Tensor<T> put(const Tensor<T>& values, std::shared_ptr<const std::vector<Index>> index,
+template <class T, class I>
+Tensor<T> put(const Tensor<T>& values, std::shared_ptr<const std::vector<I>> index,
               const Shape& shape) {
   Tensor<T> out = zeros<T>(shape);
   const T* src = values.data();
