@@ -33,13 +33,13 @@ namespace detail {
 
 /// Images per chunk so that one chunk's im2col workspace ([C*kh*kw, images*L])
 /// stays near 2 MiB: the workspace stays in cache, and no buffer grows with the
-/// batch (a 600-image episode would otherwise need hundreds of MB of columns). A batch
-/// of more than 16 images is also cut into at least four chunks of at least 16 images,
-/// so that an intra-op pool has work for each thread (an 80-image episode's first and
-/// last layers would otherwise be one or two chunks). The chunks are then evened
-/// out (5 images in chunks of at most 4 are cut 3 + 2, not 4 + 1), so that no chunk
-/// is left with a GEMM too narrow to run well. The cut depends on the geometry and
-/// the batch size only.
+/// batch (a 600-image episode would otherwise need hundreds of MB of columns). A chunk
+/// also holds at most max(16, a quarter of the batch) images, so that an intra-op pool
+/// has work for each thread (an 80-image episode's first and last layers would
+/// otherwise be one or two chunks). The chunks are then evened out (5 images in chunks
+/// of at most 4 are cut 3 + 2, not 4 + 1; 25 in chunks of at most 16 are cut 13 + 12),
+/// so that no chunk is left with a GEMM too narrow to run well. The cut depends on the
+/// geometry and the batch size only.
 template <class T>
 Index conv_chunk(const Conv2dGeometry& g, Index n) {
   constexpr Index kBudget = Index{2} << 20;
