@@ -426,12 +426,13 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
 
 namespace detail {
 
-/// The flat index of the first maximal element of every window of one plane
-/// (starting at `base`, rows of w): a k x k window at stride s, K > 0 fixing k at
+/// The flat index of the first maximal element of every window of one plane, and its
+/// value (starting at `base`, rows of w): a k x k window at stride s, K > 0 fixing k at
 /// compile time. Selects, not branches: which element wins depends on the data and
 /// would be mispredicted half the time.
 template <Index K, class T, class I>
-void window_argmax(const T* p, Index base, Index w, Index oh, Index ow, Index k, Index s, I* out) {
+void window_argmax(const T* p, Index base, Index w, Index oh, Index ow, Index k, Index s, I* out,
+                   T* values) {
   const Index kk = K > 0 ? K : k;
   for (Index y = 0; y < oh; ++y) {
     for (Index z = 0; z < ow; ++z) {
@@ -448,6 +449,7 @@ void window_argmax(const T* p, Index base, Index w, Index oh, Index ow, Index k,
         }
       }
       *out++ = static_cast<I>(best);
+      *values++ = bv;
     }
   }
 }
@@ -468,21 +470,27 @@ Tensor<T> max_pool2d(const Tensor<T>& x, Index kernel, Index stride = 0) {
   const Index oh = (h - kernel) / stride + 1;
   const Index ow = (w - kernel) / stride + 1;
   const T* p = x.data();
-  // The index of each window's maximum, in 32 bits when x's flat size allows. Planes
-  // are independent and write their own slices.
+  // Each window's maximum and its index (32 bits when x's flat size allows), recorded
+  // as a take of x at those indices. Planes are independent and write their own slices.
   const auto pool = [&]<class I>(I /*tag*/) {
     auto idx = std::make_shared<std::vector<I>>(static_cast<std::size_t>(n * c * oh * ow));
+    Tensor<T> y = Tensor<T>::empty(Shape{n, c, oh, ow});
     parallel_for_large(static_cast<std::size_t>(n * c), static_cast<std::size_t>(x.numel()),
                        [&](std::size_t pl) {
                          const Index base = static_cast<Index>(pl) * h * w;
-                         I* out = idx->data() + static_cast<Index>(pl) * oh * ow;
+                         const Index first = static_cast<Index>(pl) * oh * ow;
+                         I* out = idx->data() + first;
+                         T* values = y.data() + first;
                          if (kernel == 2) {
-                           detail::window_argmax<2>(p, base, w, oh, ow, kernel, stride, out);
+                           detail::window_argmax<2>(p, base, w, oh, ow, kernel, stride, out,
+                                                    values);
                          } else {
-                           detail::window_argmax<0>(p, base, w, oh, ow, kernel, stride, out);
+                           detail::window_argmax<0>(p, base, w, oh, ow, kernel, stride, out,
+                                                    values);
                          }
                        });
-    return take(x, std::shared_ptr<const std::vector<I>>(std::move(idx)), Shape{n, c, oh, ow});
+    detail::record_take(y, x, std::shared_ptr<const std::vector<I>>(std::move(idx)));
+    return y;
   };
   if (x.numel() <= static_cast<Index>(std::numeric_limits<std::uint32_t>::max())) {
     return pool(std::uint32_t{});

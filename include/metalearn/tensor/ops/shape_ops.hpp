@@ -342,6 +342,15 @@ namespace detail {
 template <class T, class I>
 Tensor<T> put(const Tensor<T>& values, std::shared_ptr<const std::vector<I>> index,
               const Shape& shape);
+
+/// Records `out` = take(a, index) for values already gathered (max_pool2d writes them
+/// while it searches its windows): the backward is put, as for take.
+template <class T, class I>
+void record_take(Tensor<T>& out, const Tensor<T>& a, std::shared_ptr<const std::vector<I>> index) {
+  record(out, "take", {&a}, [index, sa = a.shape()](Node<T>&, const Tensor<T>& g) {
+    return std::vector<Tensor<T>>{put(g, index, sa)};
+  });
+}
 }  // namespace detail
 
 /// out[i] = flat(a)[index[i]], with out of shape `shape`. The primitive behind max,
@@ -363,9 +372,7 @@ Tensor<T> take(const Tensor<T>& a, std::shared_ptr<const std::vector<I>> index,
                     a.shape());
     dst[i] = src[k];
   }
-  detail::record(out, "take", {&a}, [index, sa = a.shape()](Node<T>&, const Tensor<T>& g) {
-    return std::vector<Tensor<T>>{detail::put(g, index, sa)};
-  });
+  detail::record_take(out, a, std::move(index));
   return out;
 }
 
