@@ -107,10 +107,14 @@ inline void load_eight(const T* p, DoubleLanes& lo, DoubleLanes& hi) {
   load_lanes(p + 4, hi);
 }
 
+/// The lanes of one accumulator added in a fixed order.
+inline double lane_sum(const DoubleLanes& v) {
+  return (v[0] + v[2]) + (v[1] + v[3]);
+}
+
 /// The lanes of two accumulators added in a fixed order.
 inline double lanes_total(const DoubleLanes& a, const DoubleLanes& b) {
-  const DoubleLanes v = a + b;
-  return (v[0] + v[2]) + (v[1] + v[3]);
+  return lane_sum(a + b);
 }
 
 /// Sum of (x[i] - mu)^2 over a row, in double.
@@ -183,8 +187,8 @@ void second_order_row_sums(const T* x, const T* g, const T* a, Index s, T mu,
     sax += av * xv;
     sag += av * gv;
   }
-  const auto total = [](const DoubleLanes& v) { return (v[0] + v[2]) + (v[1] + v[3]); };
-  double tg = total(sg), tgx = total(sgx), ta = total(sa), tax = total(sax), tag = total(sag);
+  double tg = lane_sum(sg), tgx = lane_sum(sgx), ta = lane_sum(sa), tax = lane_sum(sax);
+  double tag = lane_sum(sag);
   for (; i < s; ++i) {
     const double xi = static_cast<double>(x[i]) - m;
     const double gi = static_cast<double>(g[i]), ai = static_cast<double>(a[i]);
