@@ -75,12 +75,6 @@ class NodeIndex {
   std::size_t size_ = 0;
 };
 
-template <class T>
-Tensor<T> accumulate(const Tensor<T>& acc, const Tensor<T>& g) {
-  if (!acc.defined()) return g;
-  return add(acc, g);
-}
-
 }  // namespace
 
 template <class T>
@@ -202,7 +196,7 @@ std::vector<Tensor<T>> run_backward(const std::vector<Tensor<T>>& outputs,
 
   for (std::size_t i = 0; i < outputs.size(); ++i) {
     NodeState<T>& s = nodes[index.find(outputs[i].edge().get())];
-    s.grad = accumulate(s.grad, seeds[i]);
+    add_to(s.grad, seeds[i]);
   }
 
   GradModeGuard mode(options.create_graph);
@@ -237,7 +231,7 @@ std::vector<Tensor<T>> run_backward(const std::vector<Tensor<T>>& outputs,
       metalearn::detail::check_anomaly(grads[k], node->name(), "backward");
       NodeState<T>& child = nodes[index.find(e.get())];
       if (capture && child.target < 0 && !child.needed) continue;
-      child.grad = accumulate(child.grad, grads[k]);
+      add_to(child.grad, grads[k]);
     }
     // Free what this node saved, unless the graph must be kept.
     if (!retain) node->release();

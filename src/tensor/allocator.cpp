@@ -3,6 +3,9 @@
 // buffers are reused: large ones are not returned to the kernel and faulted in
 // again (glibc serves such sizes with mmap/munmap), and the thousands of small
 // ones a meta-step records skip malloc's bins (a vector per 64-byte size class).
+// A thread caches only the large blocks it made itself: tensors cross threads
+// (a task's gradients are summed on whichever thread finishes the tasks before
+// it), and a cache that kept every block handed to it would grow step after step.
 
 #include <array>
 #include <cstdlib>
@@ -22,7 +25,7 @@ class BlockCache {
   ~BlockCache() {
     alive_ = false;
     for (auto& [bytes, blocks] : free_) {
-      for (void* p : blocks) std::free(p);
+      for (void* p : blocks) free_block(p, bytes);
     }
     for (auto& blocks : small_) {
       for (void* p : blocks) std::free(p);
@@ -48,13 +51,20 @@ class BlockCache {
       cached_ -= bytes;
       return p;
     }
-    void* p = std::aligned_alloc(kStorageAlignment, bytes);
-    if (p == nullptr) throw std::bad_alloc();
-    return p;
+    auto* base = static_cast<unsigned char*>(std::aligned_alloc(kStorageAlignment, bytes + kTag));
+    if (base == nullptr) throw std::bad_alloc();
+    *reinterpret_cast<const BlockCache**>(base) = this;
+    return base + kTag;
   }
   void release(void* p, std::size_t bytes) noexcept {
+    if (bytes >= kCachedBlockBytes && owner(p) != this) {
+      // Made by another thread's cache: caching it here would grow this cache by
+      // every block another thread hands over, step after step.
+      free_block(p, bytes);
+      return;
+    }
     if (cached_ + bytes > kMaxCachedBytes) {
-      std::free(p);
+      free_block(p, bytes);
       return;
     }
     try {
@@ -66,12 +76,23 @@ class BlockCache {
       free_[bytes].push_back(p);
       cached_ += bytes;
     } catch (...) {
-      std::free(p);
+      free_block(p, bytes);
     }
+  }
+  /// Returns a block to malloc whichever thread made it.
+  static void free_block(void* p, std::size_t bytes) noexcept {
+    std::free(bytes >= kCachedBlockBytes ? static_cast<unsigned char*>(p) - kTag : p);
   }
   static bool alive() noexcept { return alive_; }
 
  private:
+  // A large block carries, in the 64 bytes before it, the address of the cache
+  // that made it (compared, never dereferenced: that thread may have ended).
+  static constexpr std::size_t kTag = kStorageAlignment;
+  static const BlockCache* owner(void* p) noexcept {
+    return *reinterpret_cast<const BlockCache* const*>(static_cast<unsigned char*>(p) - kTag);
+  }
+
   std::unordered_map<std::size_t, std::vector<void*>> free_;
   std::array<std::vector<void*>, kCachedBlockBytes / kStorageAlignment> small_;
   std::size_t cached_ = 0;
@@ -95,7 +116,7 @@ void release_block(void* p, std::size_t bytes) noexcept {
   if (BlockCache::alive()) {
     cache().release(p, bytes);
   } else {
-    std::free(p);  // during thread teardown
+    BlockCache::free_block(p, bytes);  // during thread teardown
   }
 }
 

@@ -363,3 +363,20 @@ TEST(Maml, RejectsBadOptionsAndEmptyBatches) {
 }
 
 }  // namespace
+
+// The fold sees task 0, 1, 2, ... whatever order the tasks finish in, and on
+// whichever threads they finish.
+TEST(OrderedFold, FoldsInTaskOrderWhateverTheFinishingOrder) {
+  std::vector<std::size_t> seen;
+  alg::OrderedFold<std::size_t> fold(5, [&](std::size_t&& i) { seen.push_back(i); });
+  for (std::size_t i : {3, 1, 0, 4, 2}) fold.put(i, i);
+  EXPECT_EQ(seen, (std::vector<std::size_t>{0, 1, 2, 3, 4}));
+
+  std::vector<std::size_t> threaded;
+  alg::OrderedFold<std::size_t> parallel(64, [&](std::size_t&& i) { threaded.push_back(i); });
+  ml::ThreadPool pool(3);
+  pool.run(64, [&](std::size_t i) { parallel.put(63 - i, 63 - i); });
+  std::vector<std::size_t> expected(64);
+  for (std::size_t i = 0; i < 64; ++i) expected[i] = i;
+  EXPECT_EQ(threaded, expected);
+}

@@ -95,3 +95,35 @@ TEST(Threads, NoGradOnOneThreadWhileOthersRecord) {
   EXPECT_EQ(recorded[0], 0);
   for (int th = 1; th < kThreads; ++th) EXPECT_EQ(recorded[static_cast<std::size_t>(th)], 200);
 }
+
+// Storage made on one thread and freed on another, also after the thread that made
+// it has ended, goes back to malloc intact; storage made afterwards holds its values.
+TEST(Threads, StorageFreedOnAnotherThreadAndAfterItsThreadEnded) {
+  constexpr ml::Index kLarge = 40'000;  // above the per-size-class limit of the cache
+  std::vector<TD> made_elsewhere;
+  std::thread maker([&] {
+    for (int i = 0; i < 8; ++i) made_elsewhere.push_back(ml::full<double>({kLarge}, i));
+  });
+  maker.join();
+  for (int i = 0; i < 8; ++i) {
+    const TD& t = made_elsewhere[static_cast<std::size_t>(i)];
+    ASSERT_EQ(t.data()[0], i);
+    ASSERT_EQ(t.data()[kLarge - 1], i);
+  }
+  made_elsewhere.clear();  // freed here, after the maker's cache is gone
+
+  std::vector<TD> made_here;
+  for (int i = 0; i < 8; ++i) made_here.push_back(ml::full<double>({kLarge}, i));
+  std::thread freer([moved = std::move(made_here)]() mutable {
+    for (int round = 0; round < 3; ++round) {
+      moved.clear();  // freed on this thread
+      for (int i = 0; i < 8; ++i) moved.push_back(ml::full<double>({kLarge}, -i));
+    }
+  });
+  freer.join();
+  for (int round = 0; round < 3; ++round) {
+    const TD a = ml::full<double>({kLarge}, 2.5);
+    const TD b = ml::add(a, a);
+    EXPECT_EQ(b.data()[kLarge - 1], 5.0);
+  }
+}

@@ -262,3 +262,43 @@ TEST(Elementwise, IntraOpPoolGivesTheBitsOfOneThread) {
     record(ml::autograd::grad({ml::sum(ml::square(y))}, {x})[0]);
   });
 }
+
+// add_to sums gradients into the accumulator's own storage only when nothing else can
+// see it: another handle, a view or a recorded graph keeps its values.
+TEST(Elementwise, AddToWritesInPlaceOnlyWhenNothingElseSharesTheValues) {
+  const TD g = mt::make<double>({2, 2}, {1, 2, 3, 4});
+  TD acc;
+  ml::add_to(acc, g);  // an undefined accumulator becomes g
+  EXPECT_EQ(acc.impl(), g.impl());
+
+  TD sole = mt::make<double>({2, 2}, {10, 20, 30, 40});
+  const double* storage = sole.data();
+  ml::add_to(sole, g);
+  EXPECT_EQ(sole.data(), storage);
+  EXPECT_EQ(sole.to_vector(), (std::vector<double>{11, 22, 33, 44}));
+
+  TD shared = mt::make<double>({2, 2}, {10, 20, 30, 40});
+  const TD other = shared;
+  ml::add_to(shared, g);
+  EXPECT_EQ(other.to_vector(), (std::vector<double>{10, 20, 30, 40}));
+  EXPECT_EQ(shared.to_vector(), (std::vector<double>{11, 22, 33, 44}));
+
+  TD viewed = mt::make<double>({2, 2}, {10, 20, 30, 40});
+  const TD view = ml::reshape(viewed, ml::Shape({4}));
+  ml::add_to(viewed, g);
+  EXPECT_EQ(view.to_vector(), (std::vector<double>{10, 20, 30, 40}));
+  EXPECT_EQ(viewed.to_vector(), (std::vector<double>{11, 22, 33, 44}));
+
+  TD broadcast = mt::make<double>({1, 2}, {10, 20});
+  ml::add_to(broadcast, g);
+  EXPECT_EQ(broadcast.shape(), ml::Shape({2, 2}));
+  EXPECT_EQ(broadcast.to_vector(), (std::vector<double>{11, 22, 13, 24}));
+
+  // A recorded sum stays differentiable.
+  const TD x = mt::make<double>({2, 2}, {1, 1, 1, 1}).requires_grad(true);
+  TD recorded = ml::mul_scalar(x, 3.0);
+  ml::add_to(recorded, g);
+  ASSERT_TRUE(recorded.requires_grad());
+  EXPECT_EQ(ml::autograd::grad({ml::sum(recorded)}, {x})[0].to_vector(),
+            (std::vector<double>{3, 3, 3, 3}));
+}

@@ -6,7 +6,10 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "metalearn/core/error.hpp"
@@ -15,6 +18,7 @@
 #include "metalearn/data/task_sampler.hpp"
 #include "metalearn/nn/module.hpp"
 #include "metalearn/nn/param_dict.hpp"
+#include "metalearn/tensor/ops/elementwise.hpp"
 #include "metalearn/tensor/ops/loss.hpp"
 #include "metalearn/tensor/ops/shape_ops.hpp"
 #include "metalearn/tensor/tensor.hpp"
@@ -169,6 +173,43 @@ Tensor<T> model_outputs(const nn::Module<T>& model, const Tensor<T>& x,
                         const nn::ParamDict<T>& params, Index tasks) {
   if (tasks == 0) return model.forward(x, params);
   return flatten(model.forward_tasks(x, params), 0, 1);
+}
+
+/// Folds the results of a meta-batch's tasks in task order as the tasks finish, on
+/// whichever thread finishes them. A result waits only until the results before it
+/// are folded, so a meta-batch holds a few results at a time instead of all of them,
+/// and the fold sees the same order whatever the thread count.
+template <class R>
+class OrderedFold {
+ public:
+  OrderedFold(std::size_t tasks, std::function<void(R&&)> fold)
+      : pending_(tasks), fold_(std::move(fold)) {}
+
+  /// Hands over task i's result (each i once).
+  void put(std::size_t i, R result) {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    pending_[i] = std::move(result);
+    while (next_ < pending_.size() && pending_[next_].has_value()) {
+      fold_(std::move(*pending_[next_]));
+      pending_[next_].reset();
+      ++next_;
+    }
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::optional<R>> pending_;
+  std::function<void(R&&)> fold_;
+  std::size_t next_ = 0;
+};
+
+/// Adds a task's gradients into the running sums, slot by slot (undefined entries
+/// are parameters the task's loss does not reach).
+template <class T>
+void add_gradients(std::vector<Tensor<T>>& sums, std::vector<Tensor<T>>& grads) {
+  for (std::size_t j = 0; j < sums.size(); ++j) {
+    if (grads[j].defined()) add_to(sums[j], std::exchange(grads[j], Tensor<T>()));
+  }
 }
 
 /// The generator of evaluation episode i: independent of training streams and of

@@ -228,15 +228,8 @@ std::vector<Tensor<T>> Maml<T>::meta_gradient(const data::TaskBatch<T>& batch,
     }
     return std::move(r.grads);
   }
-  std::vector<TaskResult> results(batch.size());
-  if (options_.threads_within_tasks()) {
-    // One task at a time, its operations split over the pool: one graph alive.
-    const IntraOpScope intra_op(&pool_);
-    for (std::size_t i = 0; i < batch.size(); ++i) results[i] = run_task(single(batch[i]));
-  } else {
-    pool_.run(batch.size(), [&](std::size_t i) { results[i] = run_task(single(batch[i])); });
-  }
-  // Reduce in task order, so the result does not depend on the thread count.
+  // Results are folded in task order as they finish, so the sum does not depend on
+  // the thread count and only the results waiting on an earlier task are held.
   const std::vector<Tensor<T>> meta = meta_parameters().values();
   std::vector<Tensor<T>> grads(meta.size());
   const T scale = T(1) / static_cast<T>(batch.size());
@@ -244,16 +237,20 @@ std::vector<Tensor<T>> Maml<T>::meta_gradient(const data::TaskBatch<T>& batch,
   s.tasks = batch.size();
   double pre_acc = 0.0;
   double post_acc = 0.0;
-  for (auto& r : results) {
-    for (std::size_t j = 0; j < meta.size(); ++j) {
-      if (!r.grads[j].defined()) continue;
-      grads[j] = grads[j].defined() ? add(grads[j], r.grads[j]) : r.grads[j];
-    }
+  OrderedFold<TaskResult> fold(batch.size(), [&](TaskResult&& r) {
+    add_gradients(grads, r.grads);
     s.meta_loss += r.meta_loss;
     s.pre_loss += r.pre_loss;
     s.post_loss += r.post_loss;
     pre_acc += r.pre_acc;
     post_acc += r.post_acc;
+  });
+  if (options_.threads_within_tasks()) {
+    // One task at a time, its operations split over the pool: one graph alive.
+    const IntraOpScope intra_op(&pool_);
+    for (std::size_t i = 0; i < batch.size(); ++i) fold.put(i, run_task(single(batch[i])));
+  } else {
+    pool_.run(batch.size(), [&](std::size_t i) { fold.put(i, run_task(single(batch[i]))); });
   }
   const double n = static_cast<double>(batch.size());
   s.meta_loss /= n;

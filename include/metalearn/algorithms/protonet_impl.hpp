@@ -185,15 +185,26 @@ template <class T>
 StepStats ProtoNet<T>::meta_step(const data::TaskBatch<T>& batch) {
   METALEARN_CHECK(!batch.empty(), ValueError, "ProtoNet::meta_step: empty task batch");
   const std::vector<Tensor<T>> params = model_->parameters();
-  std::vector<TaskResult> results(batch.size());
+  // Results are folded in task order as they finish, so the sum does not depend on
+  // the thread count.
+  std::vector<Tensor<T>> grads(params.size());
+  StepStats s;
+  s.tasks = batch.size();
+  double acc = 0.0;
+  OrderedFold<TaskResult> fold(batch.size(), [&](TaskResult&& r) {
+    add_gradients(grads, r.grads);
+    s.meta_loss += r.loss;
+    acc += r.accuracy;
+  });
   {
     detail::TrainingScope<T> training(*model_);
     const auto episode = [&](std::size_t i) {
       autograd::EnableGradGuard grad_on;
-      TaskResult& r = results[i];
+      TaskResult r;
       Tensor<T> l = loss(batch[i], &r.accuracy);
       r.loss = static_cast<double>(l.item());
       r.grads = autograd::grad({l}, params, autograd::GradOptions{.allow_unused = true});
+      fold.put(i, std::move(r));
     };
     if (batch.size() == 1) {
       // One episode (the paper's setting): the pool splits its convolutions instead.
@@ -202,19 +213,6 @@ StepStats ProtoNet<T>::meta_step(const data::TaskBatch<T>& batch) {
     } else {
       pool_.run(batch.size(), episode);
     }
-  }
-  // Reduce in task order, so the result does not depend on the thread count.
-  std::vector<Tensor<T>> grads(params.size());
-  StepStats s;
-  s.tasks = batch.size();
-  double acc = 0.0;
-  for (auto& r : results) {
-    for (std::size_t j = 0; j < params.size(); ++j) {
-      if (!r.grads[j].defined()) continue;
-      grads[j] = grads[j].defined() ? add(grads[j], r.grads[j]) : r.grads[j];
-    }
-    s.meta_loss += r.loss;
-    acc += r.accuracy;
   }
   const double n = static_cast<double>(batch.size());
   s.meta_loss /= n;

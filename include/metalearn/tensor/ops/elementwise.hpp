@@ -31,6 +31,29 @@ Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b) {
   return out;
 }
 
+/// acc = acc + g for gradient sums. When acc is the only handle on its values (no
+/// other tensor, view or graph node shares them) and neither side is recorded, g is
+/// added into acc's storage instead of into a new tensor; the values are the same.
+/// An undefined acc becomes g.
+template <class T>
+void add_to(Tensor<T>& acc, const Tensor<T>& g) {
+  if (!acc.defined()) {
+    acc = g;
+    return;
+  }
+  const bool in_place = acc.shape() == g.shape() && !acc.requires_grad() && !g.requires_grad() &&
+                        acc.impl_ptr().use_count() == 1 && acc.storage().use_count() == 1;
+  if (!in_place) {
+    acc = add(acc, g);
+    return;
+  }
+  T* pa = acc.data();
+  const T* pg = g.data();
+  detail::for_elementwise_blocks(acc.numel(), [&](Index lo, Index hi) {
+    for (Index i = lo; i < hi; ++i) pa[i] = pa[i] + pg[i];
+  });
+}
+
 template <class T>
 Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b) {
   Tensor<T> out = detail::map_binary(a, b, "sub", [](T x, T y) { return x - y; });
