@@ -156,3 +156,37 @@ TEST(Engine, BackwardAccumulatesIntoAllLeaves) {
   EXPECT_TRUE(mt::values_near(b.grad(), {2}, {5, 12}));
   EXPECT_FALSE(c.grad().defined());
 }
+
+// A node of a bilinear op keeps an argument only when the other argument needs a
+// gradient (the only gradient that reads it): a product with a constant mask, or a
+// first convolution over data, does not keep the tensor that needs the gradient.
+TEST(Engine, BilinearNodesKeepOnlyWhatAGradientReads) {
+  // How many handles share t: a node that keeps t holds one more.
+  const auto handles = [](const TD& t) { return t.impl_ptr().use_count(); };
+  const TD leaf = ml::from_vector<double>({1, -2, 3}).requires_grad(true);
+  const TD x = ml::mul_scalar(leaf, 2.0);
+  const TD mask = ml::from_vector<double>({1, 0, 1});
+  const long x_before = handles(x), mask_before = handles(mask);
+  const TD y = ml::mul(x, mask);
+  EXPECT_EQ(handles(x), x_before);            // not kept: mask needs no gradient
+  EXPECT_EQ(handles(mask), mask_before + 1);  // kept for x's gradient
+  EXPECT_TRUE(mt::values_near(ml::autograd::grad({ml::sum(y)}, {leaf})[0], {3}, {2, 0, 2}));
+
+  ml::Generator gen(3);
+  const TD data = ml::randn<double>({2, 1, 5, 5}, gen);
+  const TD w = ml::randn<double>({4, 1, 3, 3}, gen).requires_grad(true);
+  const long data_before = handles(data), w_before = handles(w);
+  const TD out = ml::conv2d(data, w);
+  EXPECT_EQ(handles(data), data_before + 1);  // kept for w's gradient
+  EXPECT_EQ(handles(w), w_before);            // not kept: the data needs no gradient
+  // The recorded weight gradient of a first layer keeps the data, not the output
+  // gradient, and is still differentiable in it.
+  const ml::Conv2dGeometry geometry{1, 5, 5, 3, 3, 1, 0};
+  const TD gy = ml::randn<double>(out.shape(), gen).requires_grad(true);
+  const long gy_before = handles(gy);
+  const TD gw = ml::detail::conv2d_weight_grad(data, gy, geometry);
+  EXPECT_EQ(handles(gy), gy_before);
+  const TD ggy = ml::autograd::grad({ml::sum(gw)}, {gy})[0];
+  EXPECT_TRUE(
+      mt::values_near(ggy, out.shape(), ml::conv2d(data, ml::ones<double>(w.shape())).to_vector()));
+}

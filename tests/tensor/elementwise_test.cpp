@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "metalearn/autograd.hpp"
@@ -245,6 +247,31 @@ TEST(ElementwiseGradcheck, Kinked) {
   // Curvature through a kinked op (products with smooth ops).
   EXPECT_TRUE(mt::check_gradients_at(
       [](const Args& v) { return ml::mul(ml::relu(v[0]), ml::abs(v[0])); }, {x}));
+  // relu's backward as an op of the gradient it masks, first and second order (the
+  // square makes the second derivative non-zero).
+  const std::shared_ptr<std::uint8_t[]> bytes(new std::uint8_t[6]{1, 0, 1, 0, 0, 1});
+  const ml::detail::PositiveMask mask{bytes, 6};
+  EXPECT_TRUE(mt::check_gradients_at(
+      [mask](const Args& v) { return ml::detail::mask_positive(ml::square(v[0]), mask); },
+      {mt::make<double>({2, 3}, {0.4, -1.2, 0.8, 1.5, -0.6, 0.25})}));
+}
+
+TEST(Elementwise, ReluBackwardMasksByTheInputsSign) {
+  const TD x = mt::make<double>({4}, {-1.0, 0.0, 2.0, 1e-300});
+  const TD g = mt::make<double>({4}, {5.0, 6.0, -7.0, 8.0});
+  const TD xr = x.clone().requires_grad(true);
+  const TD y = ml::relu(xr);
+  EXPECT_EQ(y.to_vector(), (std::vector<double>{0.0, 0.0, 2.0, 1e-300}));
+  // First order, and the gradient of the recorded backward with respect to g.
+  const TD gr = g.clone().requires_grad(true);
+  const TD gx = ml::autograd::grad({ml::sum(ml::mul(y, gr))}, {xr},
+                                   ml::autograd::GradOptions{.create_graph = true})[0];
+  EXPECT_EQ(gx.to_vector(), (std::vector<double>{0.0, 0.0, -7.0, 8.0}));
+  EXPECT_EQ(ml::autograd::grad({ml::sum(gx)}, {gr})[0].to_vector(),
+            (std::vector<double>{0.0, 0.0, 1.0, 1.0}));
+  const ml::detail::PositiveMask mask{std::shared_ptr<std::uint8_t[]>(new std::uint8_t[2]{1, 1}),
+                                      2};
+  EXPECT_THROW((void)ml::detail::mask_positive(g, mask), ml::ShapeError);
 }
 
 // Under an IntraOpScope large elementwise maps run in blocks over the pool; every

@@ -214,6 +214,14 @@ bool should_record(std::initializer_list<const Tensor<T>*> inputs) {
 
 enum class SaveOutput : bool { kNo = false, kYes = true };
 
+/// `t` when `other` needs a gradient, else an undefined tensor: what a node of a
+/// bilinear op (a product, a convolution) keeps of one argument, which only the other
+/// argument's gradient reads.
+template <class T>
+Tensor<T> keep_for(const Tensor<T>& t, const Tensor<T>& other) {
+  return other.defined() && other.requires_grad() ? t : Tensor<T>();
+}
+
 /// Records `out` as the result of op `name` with the given inputs and backward rule.
 template <class T, class F>
 void record(Tensor<T>& out, const char* name, std::initializer_list<const Tensor<T>*> inputs,
