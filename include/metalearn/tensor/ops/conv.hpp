@@ -32,27 +32,31 @@ struct Conv2dGeometry {
 
 namespace detail {
 
-/// Images per chunk so that one chunk's im2col workspace ([C*kh*kw, images*L])
-/// stays near 2 MiB: the workspace stays in cache, and no buffer grows with the
-/// batch (a 600-image episode would otherwise need hundreds of MB of columns). A chunk
-/// also holds at most max(16, a quarter of the batch) images, so that an intra-op pool
-/// has work for each thread (an 80-image episode's first and last layers would
-/// otherwise be one or two chunks). The chunks are then evened out (5 images in chunks
-/// of at most 4 are cut 3 + 2, not 4 + 1; 25 in chunks of at most 16 are cut 13 + 12),
-/// so that no chunk is left with a GEMM too narrow to run well. The cut depends on the
-/// geometry and the batch size only.
+/// How many chunks of images a convolution over n images is cut into. One chunk's
+/// im2col workspace ([C*kh*kw, images*L]) stays near 2 MiB: the workspace stays in
+/// cache, and no buffer grows with the batch (a 600-image episode would otherwise need
+/// hundreds of MB of columns). A chunk also holds at most max(16, a quarter of the
+/// batch) images, so that an intra-op pool has work for each thread (an 80-image
+/// episode's first and last layers would otherwise be one or two chunks). A batch
+/// large enough is cut into a multiple of four chunks, so that two or four threads get
+/// equal shares (80 images in chunks of at most 18 run as 8 chunks of 10, not 5 of
+/// 16), and ConvChunks sizes the chunks within one image of each other (5 images in
+/// two chunks are cut 2 + 3, not 4 + 1), so that no chunk is left with a GEMM too
+/// narrow to run well. The cut depends on the geometry and the batch size only.
 template <class T>
-Index conv_chunk(const Conv2dGeometry& g, Index n) {
+Index conv_chunk_count(const Conv2dGeometry& g, Index n) {
   constexpr Index kBudget = Index{2} << 20;
   constexpr Index kMinChunks = 4;
   constexpr Index kMinImages = 16;
+  constexpr Index kMinImagesWhenRounded = 4;
   const Index per_image =
       std::max<Index>(1, g.patch() * g.out_h() * g.out_w() * static_cast<Index>(sizeof(T)));
   const Index balanced = std::max(kMinImages, (n + kMinChunks - 1) / kMinChunks);
   const Index images = std::max<Index>(n, 1);
   const Index most = std::clamp<Index>(std::min(kBudget / per_image, balanced), 1, images);
   const Index count = (images + most - 1) / most;
-  return (images + count - 1) / count;
+  const Index rounded = (count + kMinChunks - 1) / kMinChunks * kMinChunks;
+  return count > 1 && images >= rounded * kMinImagesWhenRounded ? rounded : count;
 }
 
 /// A workspace tensor of `shape` (im2col columns, products, bordered copies) whose
@@ -215,14 +219,13 @@ const T* channel_major(const T* y, Index o, Index l, Index nb, Tensor<T>& storag
 /// independently (on the intra-op pool when the thread has one, see IntraOpScope).
 /// How the batch is cut depends on the geometry only, never on the thread count.
 struct ConvChunks {
-  Index images = 0, per_chunk = 1, count = 0;
+  Index images = 0, count = 0;
   template <class T>
   static ConvChunks of(const Conv2dGeometry& g, Index n) {
-    const Index per = conv_chunk<T>(g, n);
-    return ConvChunks{n, per, (n + per - 1) / per};
+    return ConvChunks{n, n > 0 ? conv_chunk_count<T>(g, n) : 0};
   }
-  [[nodiscard]] Index first(std::size_t c) const { return static_cast<Index>(c) * per_chunk; }
-  [[nodiscard]] Index size(std::size_t c) const { return std::min(per_chunk, images - first(c)); }
+  [[nodiscard]] Index first(std::size_t c) const { return images * static_cast<Index>(c) / count; }
+  [[nodiscard]] Index size(std::size_t c) const { return first(c + 1) - first(c); }
 };
 
 /// y [N, O, oh, ow] = conv(x, w) (+ bias), computed chunk by chunk of images.
