@@ -236,21 +236,21 @@ Tensor<T> mask_positive(const Tensor<T>& g, const PositiveMask& mask) {
 template <class T>
 Tensor<T> relu(const Tensor<T>& a) {
   Tensor<T> out = detail::map_unary(a, [](T x) { return x > T(0) ? x : T(0); });
-  if (!detail::should_record<T>({&a})) {
-    detail::check_anomaly(out, "relu", "forward");
-    return out;
+  // The mask is made only when the op is recorded; record() checks the output either way.
+  detail::PositiveMask mask;
+  if (detail::should_record<T>({&a})) {
+    std::shared_ptr<std::uint8_t[]> bytes = detail::allocate<std::uint8_t>(a.numel());
+    detail::for_elementwise_blocks(a.numel(),
+                                   [pa = a.data(), pm = bytes.get()](Index lo, Index hi) {
+                                     const T* __restrict src = pa;
+                                     std::uint8_t* __restrict dst = pm;
+                                     for (Index i = lo; i < hi; ++i) dst[i] = src[i] > T(0) ? 1 : 0;
+                                   });
+    mask = detail::PositiveMask{std::move(bytes), a.numel()};
   }
-  std::shared_ptr<std::uint8_t[]> bytes = detail::allocate<std::uint8_t>(a.numel());
-  detail::for_elementwise_blocks(a.numel(), [pa = a.data(), pm = bytes.get()](Index lo, Index hi) {
-    const T* __restrict src = pa;
-    std::uint8_t* __restrict dst = pm;
-    for (Index i = lo; i < hi; ++i) dst[i] = src[i] > T(0) ? 1 : 0;
+  detail::record(out, "relu", {&a}, [mask = std::move(mask)](Node<T>&, const Tensor<T>& g) {
+    return std::vector<Tensor<T>>{detail::mask_positive(g, mask)};
   });
-  detail::record(
-      out, "relu", {&a},
-      [mask = detail::PositiveMask{std::move(bytes), a.numel()}](Node<T>&, const Tensor<T>& g) {
-        return std::vector<Tensor<T>>{detail::mask_positive(g, mask)};
-      });
   return out;
 }
 
