@@ -190,7 +190,8 @@ TEST(ConvGradcheck, MatchesTheDirectSumForManyGeometries) {
       {1, 6, 6, 1, 1, 1, 1, 0}, {2, 5, 4, 2, 3, 2, 1, 2}, {2, 6, 7, 2, 5, 5, 1, 2},
       {1, 9, 9, 2, 3, 3, 3, 0}, {2, 3, 3, 1, 3, 3, 1, 0}, {2, 8, 8, 3, 3, 3, 2, 1},
       {1, 4, 4, 2, 3, 3, 2, 1}, {2, 6, 5, 2, 3, 3, 2, 2}, {1, 7, 7, 1, 2, 2, 2, 0},
-      {2, 4, 5, 2, 2, 2, 1, 2}, {3, 6, 6, 2, 3, 3, 1, 0}};
+      {2, 4, 5, 2, 2, 2, 1, 2}, {3, 6, 6, 2, 3, 3, 1, 0}, {2, 1, 1, 2, 3, 3, 1, 1},
+      {1, 2, 3, 2, 5, 5, 1, 2}, {2, 3, 1, 1, 3, 3, 1, 1}};
   ml::Generator gen(23);
   for (const auto& k : cases) {
     auto x = ml::randn<double>({2, k.c, k.h, k.w}, gen);
@@ -226,4 +227,31 @@ TEST(ConvGradcheck, MatchesTheDirectSumForManyGeometries) {
         {{1, k.c, k.h, k.w}, {k.o, k.c, k.kh, k.kw}}))
         << "stride " << k.stride << " padding " << k.pad;
   }
+}
+
+// A size-keeping convolution (stride 1, a (2p+1)-square kernel at padding p) takes
+// its im2col columns as shifted copies of the image planes; they must be those of
+// the general path, which reads a bordered copy row by row, bit for bit.
+TEST(Conv, SizeKeepingColumnsMatchTheBorderedPath) {
+  struct Case {
+    ml::Index c, h, w, k, pad;
+  };
+  const std::vector<Case> cases{{1, 5, 5, 3, 1}, {3, 4, 7, 3, 1}, {2, 7, 6, 5, 2}, {2, 1, 1, 3, 1},
+                                {1, 2, 3, 5, 2}, {2, 3, 1, 3, 1}, {2, 4, 4, 1, 0}, {1, 3, 3, 7, 3}};
+  ml::Generator gen(31);
+  for (const auto& k : cases) {
+    const ml::Index nb = 3;
+    const ml::Conv2dGeometry g{k.c, k.h, k.w, k.k, k.k, 1, k.pad};
+    ASSERT_TRUE(ml::detail::keeps_size(g));
+    auto x = ml::randn<float>({nb, k.c, k.h, k.w}, gen);
+    const auto size = static_cast<std::size_t>(g.patch() * nb * k.h * k.w);
+    std::vector<float> fast(size, -1.0F), bordered(size, -2.0F);
+    ml::detail::im2col(x.data(), g, nb, fast.data());
+    ml::detail::im2col_bordered(x.data(), g, nb, bordered.data());
+    EXPECT_EQ(fast, bordered) << "c=" << k.c << " h=" << k.h << " w=" << k.w << " kernel " << k.k
+                              << " padding " << k.pad;
+  }
+  EXPECT_FALSE(ml::detail::keeps_size(ml::Conv2dGeometry{1, 5, 5, 3, 3, 2, 1}));
+  EXPECT_FALSE(ml::detail::keeps_size(ml::Conv2dGeometry{1, 5, 5, 3, 3, 1, 0}));
+  EXPECT_FALSE(ml::detail::keeps_size(ml::Conv2dGeometry{1, 5, 5, 3, 1, 1, 1}));
 }

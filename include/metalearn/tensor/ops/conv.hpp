@@ -92,6 +92,28 @@ template <class T>
   if (x < n) d[x] = s[x];
 }
 
+/// d[0, n) = 0, short lengths without a library call (as copy_row).
+template <class T>
+[[gnu::always_inline]] inline void zero_row(Index n, T* d) {
+  constexpr Index kWide = 32;
+  if (n >= kWide) {
+    std::fill_n(d, n, T(0));
+    return;
+  }
+  static constexpr T kZeros[8] = {};
+  Index x = 0;
+  for (; x + 8 <= n; x += 8) std::memcpy(d + x, kZeros, 8 * sizeof(T));
+  if (x + 4 <= n) {
+    std::memcpy(d + x, kZeros, 4 * sizeof(T));
+    x += 4;
+  }
+  if (x + 2 <= n) {
+    std::memcpy(d + x, kZeros, 2 * sizeof(T));
+    x += 2;
+  }
+  if (x < n) d[x] = T(0);
+}
+
 /// Copies the `nb` images at x into `padded` [nb, C, H+2p, W+2p] with a zero border.
 template <class T>
 void pad_images(const T* x, const Conv2dGeometry& g, Index nb, T* padded) {
@@ -130,12 +152,57 @@ struct BorderedImages {
   }
 };
 
+/// Whether a convolution keeps the image size at stride 1 (a (2p+1) x (2p+1) kernel
+/// at padding p), so that each im2col row is a shifted copy of the image plane.
+inline bool keeps_size(const Conv2dGeometry& g) {
+  return g.stride == 1 && g.kernel_h == 2 * g.padding + 1 && g.kernel_w == 2 * g.padding + 1;
+}
+
+/// im2col for keeps_size() geometries, from the images themselves (no bordered
+/// copy). Row (c, i, j) of image b is channel c's plane shifted by di = i - p rows
+/// and dj = j - p columns: output (y, q) reads input (y + di, q + dj), which in the
+/// flat plane is one offset, di * W + dj. So the rows whose source row is inside are
+/// one contiguous copy, and only the rows shifted off the plane and the |dj| columns
+/// per row that the offset wraps into the neighbouring row are zeroed: a few long
+/// copies instead of one short copy per output row.
+template <class T>
+void im2col_same_size(const T* x, const Conv2dGeometry& g, Index nb, T* cols) {
+  const Index h = g.height, w = g.width, l = h * w, ncols = nb * l, p = g.padding;
+  for (Index c = 0; c < g.channels; ++c) {
+    for (Index i = 0; i < g.kernel_h; ++i) {
+      const Index di = i - p;
+      const Index y0 = std::clamp<Index>(-di, 0, h), y1 = std::clamp<Index>(h - di, y0, h);
+      for (Index j = 0; j < g.kernel_w; ++j) {
+        const Index dj = j - p, shift = di * w + dj;
+        // The first and last copied elements may be wrapped positions whose source
+        // lies outside the plane: they are zeroed below, so they are not copied.
+        const Index k0 = y0 * w + std::max<Index>(0, -dj), k1 = y1 * w - std::max<Index>(0, dj);
+        T* row = cols + ((c * g.kernel_h + i) * g.kernel_w + j) * ncols;
+        const Index q0 = dj > 0 ? w - dj : 0, q1 = dj > 0 ? w : -dj;
+        for (Index b = 0; b < nb; ++b) {
+          const T* src = x + (b * g.channels + c) * l;
+          T* d = row + b * l;
+          zero_row(y0 * w, d);
+          if (k1 > k0) copy_row(src + k0 + shift, k1 - k0, d + k0);
+          zero_row(l - y1 * w, d + y1 * w);
+          // Column by column down the rows: a library call per one or two elements
+          // would cost more than the copy.
+          for (Index q = q0; q < q1; ++q) {
+            for (Index y = y0; y < y1; ++y) d[y * w + q] = T(0);
+          }
+        }
+      }
+    }
+  }
+}
+
 /// im2col of `nb` images starting at x: cols [C*kh*kw, nb*L], column b*L + q. Row
 /// (c, i, j) holds, for every output position, the input at kernel offset (i, j) of
 /// channel c: output row y of image b is input row y*stride + i of the bordered
-/// images, read from column j on at the stride.
+/// images, read from column j on at the stride. Any geometry; im2col() below takes
+/// the shortcut where there is one.
 template <class T>
-void im2col(const T* x, const Conv2dGeometry& g, Index nb, T* cols) {
+void im2col_bordered(const T* x, const Conv2dGeometry& g, Index nb, T* cols) {
   const Index oh = g.out_h(), ow = g.out_w(), l = oh * ow, ncols = nb * l, st = g.stride;
   const BorderedImages<T> src(x, g, nb);
   for (Index c = 0; c < g.channels; ++c) {
@@ -157,6 +224,16 @@ void im2col(const T* x, const Conv2dGeometry& g, Index nb, T* cols) {
         }
       }
     }
+  }
+}
+
+/// im2col of `nb` images starting at x: cols [C*kh*kw, nb*L] (see im2col_bordered).
+template <class T>
+void im2col(const T* x, const Conv2dGeometry& g, Index nb, T* cols) {
+  if (keeps_size(g)) {
+    im2col_same_size(x, g, nb, cols);
+  } else {
+    im2col_bordered(x, g, nb, cols);
   }
 }
 
