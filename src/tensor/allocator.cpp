@@ -1,16 +1,19 @@
-// Storage blocks come from a per-thread cache of freed blocks, matched by exact
-// size. Meta-learning repeats the same shapes every step, so after the first step
-// buffers are reused: large ones are not returned to the kernel and faulted in
-// again (glibc serves such sizes with mmap/munmap), and the thousands of small
-// ones a meta-step records skip malloc's bins (a vector per 64-byte size class).
-// A thread caches only the large blocks it made itself: tensors cross threads
-// (a task's gradients are summed on whichever thread finishes the tasks before
-// it), and a cache that kept every block handed to it would grow step after step.
+// Storage blocks come from a per-thread cache of freed blocks: small ones by 64-byte
+// size class, large ones by the smallest cached block that holds the request with at
+// most half the request to spare (so a support-set tensor may take a block that a
+// query-set tensor left, and fewer blocks sit idle). Meta-learning repeats the same
+// shapes every step, so after the first step buffers are reused: large ones are not
+// returned to the kernel and faulted in again (glibc serves such sizes with
+// mmap/munmap), and the thousands of small ones a meta-step records skip malloc's
+// bins (a vector per 64-byte size class). A thread caches only the large blocks it
+// made itself: tensors cross threads (a task's gradients are summed on whichever
+// thread finishes the tasks before it), and a cache that kept every block handed to
+// it would grow step after step.
 
 #include <array>
 #include <cstdlib>
+#include <map>
 #include <new>
-#include <unordered_map>
 #include <vector>
 
 #include "metalearn/tensor/tensor.hpp"
@@ -44,24 +47,29 @@ class BlockCache {
       if (p == nullptr) throw std::bad_alloc();
       return p;
     }
-    auto it = free_.find(bytes);
-    if (it != free_.end() && !it->second.empty()) {
+    const std::size_t most = bytes + bytes / 2;
+    for (auto it = free_.lower_bound(bytes); it != free_.end() && it->first <= most; ++it) {
+      if (it->second.empty()) continue;
       void* p = it->second.back();
       it->second.pop_back();
-      cached_ -= bytes;
+      cached_ -= it->first;
       return p;
     }
     auto* base = static_cast<unsigned char*>(std::aligned_alloc(kStorageAlignment, bytes + kTag));
     if (base == nullptr) throw std::bad_alloc();
-    *reinterpret_cast<const BlockCache**>(base) = this;
-    return base + kTag;
+    Tag* tag = new (base) Tag{this, bytes};
+    return tag + 1;
   }
   void release(void* p, std::size_t bytes) noexcept {
-    if (bytes >= kCachedBlockBytes && owner(p) != this) {
-      // Made by another thread's cache: caching it here would grow this cache by
-      // every block another thread hands over, step after step.
-      free_block(p, bytes);
-      return;
+    if (bytes >= kCachedBlockBytes) {
+      const Tag* tag = tag_of(p);
+      bytes = tag->capacity;  // the block may be larger than its request
+      if (tag->owner != this) {
+        // Made by another thread's cache: caching it here would grow this cache by
+        // every block another thread hands over, step after step.
+        free_block(p, bytes);
+        return;
+      }
     }
     if (cached_ + bytes > kMaxCachedBytes) {
       free_block(p, bytes);
@@ -87,13 +95,19 @@ class BlockCache {
 
  private:
   // A large block carries, in the 64 bytes before it, the address of the cache
-  // that made it (compared, never dereferenced: that thread may have ended).
-  static constexpr std::size_t kTag = kStorageAlignment;
-  static const BlockCache* owner(void* p) noexcept {
-    return *reinterpret_cast<const BlockCache* const*>(static_cast<unsigned char*>(p) - kTag);
+  // that made it (compared, never dereferenced: that thread may have ended) and
+  // its size, which a request it serves may not fill.
+  struct alignas(kStorageAlignment) Tag {
+    const BlockCache* owner;
+    std::size_t capacity;
+  };
+  static constexpr std::size_t kTag = sizeof(Tag);
+  static_assert(kTag == kStorageAlignment);
+  static const Tag* tag_of(void* p) noexcept {
+    return std::launder(reinterpret_cast<const Tag*>(static_cast<unsigned char*>(p) - kTag));
   }
 
-  std::unordered_map<std::size_t, std::vector<void*>> free_;
+  std::map<std::size_t, std::vector<void*>> free_;  // by capacity
   std::array<std::vector<void*>, kCachedBlockBytes / kStorageAlignment> small_;
   std::size_t cached_ = 0;
   static thread_local bool alive_;

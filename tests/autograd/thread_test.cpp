@@ -127,3 +127,27 @@ TEST(Threads, StorageFreedOnAnotherThreadAndAfterItsThreadEnded) {
     EXPECT_EQ(b.data()[kLarge - 1], 5.0);
   }
 }
+
+// A large request takes the smallest cached block of its thread that holds it with
+// at most half of it to spare; the block keeps its size through reuse.
+TEST(Threads, LargeRequestsReuseCachedBlocksAtMostHalfAgainTheirSize) {
+  std::thread fresh([] {  // a new thread: an empty cache
+    constexpr std::size_t kBlock = std::size_t{192} << 10;
+    void* p = ml::detail::acquire_block(kBlock);
+    ml::detail::release_block(p, kBlock);
+    void* q = ml::detail::acquire_block(kBlock / 3 * 2);  // 128 KiB: fits within 1.5x
+    EXPECT_EQ(q, p);
+    static_cast<unsigned char*>(q)[kBlock - 1] = 7;  // the whole block is usable
+    ml::detail::release_block(q, kBlock / 3 * 2);
+    void* r = ml::detail::acquire_block(kBlock);  // cached under its own size
+    EXPECT_EQ(r, p);
+    ml::detail::release_block(r, kBlock);
+    void* s = ml::detail::acquire_block(kBlock / 2);  // 96 KiB: 2x would waste half
+    EXPECT_NE(s, p);
+    void* t = ml::detail::acquire_block(kBlock + 64);  // larger than the block
+    EXPECT_NE(t, p);
+    ml::detail::release_block(s, kBlock / 2);
+    ml::detail::release_block(t, kBlock + 64);
+  });
+  fresh.join();
+}

@@ -45,7 +45,8 @@ struct TensorImpl {
 /// whatever address the allocator returns (e.g. on another thread).
 inline constexpr std::size_t kStorageAlignment = 64;
 /// Blocks below this size are cached in 64-byte size classes, larger ones by
-/// exact size (see src/tensor/allocator.cpp).
+/// size, a request taking a cached block up to 1.5 times its size (see
+/// src/tensor/allocator.cpp).
 inline constexpr std::size_t kCachedBlockBytes = std::size_t{64} << 10;
 
 /// A 64-byte aligned block of `bytes` (a multiple of 64) from this thread's cache
