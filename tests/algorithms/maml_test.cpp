@@ -179,24 +179,28 @@ TEST(Maml, ParallelTasksEqualSerialBitForBit) {
 
 // Threads within tasks (one task at a time, its convolutions, batch norms and pools
 // split over the pool) give the parameters of one thread and of tasks side by side,
-// bit for bit: a ConvNet4 on 20-image support sets, large enough to be split.
+// bit for bit: a ConvNet4 on 20-image support sets, large enough to be split. Tasks
+// side by side with one task left over (3 on 2 threads, 4 on 3) run that task alone
+// over the pool, also bit for bit.
 TEST(Maml, ThreadsWithinTasksEqualOneThreadBitForBit) {
   ml::data::ProceduralGlyphs glyphs({.split = ml::data::Split::train, .image_size = 28});
   ml::data::EpisodicSampler<float> episodes(glyphs, {.ways = 5, .shots = 4, .queries = 4});
-  auto run = [&](const alg::MamlOptions<float>& options) {
+  auto run = [&](const alg::MamlOptions<float>& options, ml::Index batch = 3) {
     ml::Generator gen(12);
     ml::nn::ConvNet4<float> net(ml::nn::ConvNet4Options{}.hidden(8).ways(5), gen);
     alg::Maml<float> maml(net, alg::MamlOptions<float>(options)
                                    .loss(alg::LossKind::kCrossEntropy)
                                    .inner_lr(0.4f)
                                    .inner_steps(2));
-    ml::data::MetaBatchSampler<float> batches(episodes, {.batch = 3, .seed = 5});
+    ml::data::MetaBatchSampler<float> batches(episodes, {.batch = batch, .seed = 5});
     for (int step = 0; step < 2; ++step) (void)maml.meta_step(batches.next());
     return flatten(net.parameters());
   };
   const auto serial = run(alg::MamlOptions<float>{}.threads(1));
   EXPECT_EQ(run(alg::MamlOptions<float>{}.threads(2).threads_within_tasks(true)), serial);
   EXPECT_EQ(run(alg::MamlOptions<float>{}.threads(2)), serial);
+  EXPECT_EQ(run(alg::MamlOptions<float>{}.threads(3), 4),
+            run(alg::MamlOptions<float>{}.threads(1), 4));
 }
 
 TEST(Maml, ResumingFromItsStateContinuesBitForBit) {
