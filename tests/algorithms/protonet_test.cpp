@@ -129,6 +129,7 @@ TEST(ProtoNet, ClassifierMatchesPredictAndIgnoresLaterTraining) {
   EXPECT_GT(changed, 1e-6);
 }
 
+// 4 episodes on 3 threads: three side by side, the fourth alone over the pool.
 TEST(ProtoNet, ParallelEpisodesEqualSerialBitForBit) {
   auto run = [](int threads) {
     ml::Generator gen(23);

@@ -14,6 +14,7 @@
 
 #include "metalearn/core/error.hpp"
 #include "metalearn/core/random.hpp"
+#include "metalearn/core/thread_pool.hpp"
 #include "metalearn/data/task.hpp"
 #include "metalearn/data/task_sampler.hpp"
 #include "metalearn/nn/module.hpp"
@@ -202,6 +203,20 @@ class OrderedFold {
   std::function<void(R&&)> fold_;
   std::size_t next_ = 0;
 };
+
+/// Runs fn(i) for the n tasks of a meta-batch on `pool`: whole rounds side by side, one
+/// task per thread. A task left over after the last whole round (n = 1, or 5 tasks on 2
+/// threads) runs alone with its operations split over the pool (IntraOpScope), instead
+/// of on one thread while the others wait. Either way a task computes the same bits.
+inline void run_tasks(ThreadPool& pool, std::size_t n, const std::function<void(std::size_t)>& fn) {
+  const std::size_t threads = pool.size();
+  const std::size_t alone = threads > 1 && n % threads == 1 ? 1 : 0;
+  pool.run(n - alone, fn);
+  if (alone == 1) {
+    const IntraOpScope intra_op(&pool);
+    fn(n - 1);
+  }
+}
 
 /// Adds a task's gradients into the running sums, slot by slot (undefined entries
 /// are parameters the task's loss does not reach).

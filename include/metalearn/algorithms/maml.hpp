@@ -121,9 +121,9 @@ class MamlOptions {
   }
   [[nodiscard]] const std::vector<std::string>& adapt_only() const { return adapt_only_; }
   /// Threads adapting the tasks of a meta-batch in parallel (results equal serial).
-  /// Tasks run side by side, one per thread; when one task is left after the last
-  /// whole round (a meta-batch of 5 on 2 threads), its operations are split over
-  /// the threads as with threads_within_tasks().
+  /// Tasks run side by side, one per thread; a task left over after the last whole
+  /// round (a meta-batch of 5 on 2 threads) has its operations split over the threads,
+  /// as with threads_within_tasks().
   MamlOptions& threads(int v) {
     threads_ = v;
     return *this;

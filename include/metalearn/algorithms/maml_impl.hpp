@@ -250,17 +250,7 @@ std::vector<Tensor<T>> Maml<T>::meta_gradient(const data::TaskBatch<T>& batch,
     const IntraOpScope intra_op(&pool_);
     for (std::size_t i = 0; i < batch.size(); ++i) fold.put(i, run_task(single(batch[i])));
   } else {
-    // Whole rounds of tasks side by side. A meta-batch one task past a whole number of
-    // rounds (5 tasks on 2 threads, or 1) runs that last task alone with its operations
-    // split over the pool, instead of on one thread while the others wait.
-    const std::size_t threads = pool_.size();
-    const std::size_t alone = threads > 1 && batch.size() % threads == 1 ? 1 : 0;
-    const std::size_t side_by_side = batch.size() - alone;
-    pool_.run(side_by_side, [&](std::size_t i) { fold.put(i, run_task(single(batch[i]))); });
-    if (alone == 1) {
-      const IntraOpScope intra_op(&pool_);
-      fold.put(side_by_side, run_task(single(batch[side_by_side])));
-    }
+    run_tasks(pool_, batch.size(), [&](std::size_t i) { fold.put(i, run_task(single(batch[i]))); });
   }
   const double n = static_cast<double>(batch.size());
   s.meta_loss /= n;

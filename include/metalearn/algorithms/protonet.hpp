@@ -103,7 +103,8 @@ class ProtoNetOptions {
   }
   [[nodiscard]] const nn::ConvNet4Options& embedding() const { return embedding_; }
   /// Threads running the episodes of a meta-batch and evaluation episodes; a
-  /// meta-batch of one episode spreads its convolutions over them (IntraOpScope).
+  /// meta-batch of one episode, or an episode left over after the last whole round,
+  /// spreads its convolutions over them (IntraOpScope).
   ProtoNetOptions& threads(int v) {
     threads_ = v;
     return *this;

@@ -206,13 +206,8 @@ StepStats ProtoNet<T>::meta_step(const data::TaskBatch<T>& batch) {
       r.grads = autograd::grad({l}, params, autograd::GradOptions{.allow_unused = true});
       fold.put(i, std::move(r));
     };
-    if (batch.size() == 1) {
-      // One episode (the paper's setting): the pool splits its convolutions instead.
-      const IntraOpScope intra_op(&pool_);
-      episode(0);
-    } else {
-      pool_.run(batch.size(), episode);
-    }
+    // One episode (the paper's setting) has its convolutions split over the pool.
+    run_tasks(pool_, batch.size(), episode);
   }
   const double n = static_cast<double>(batch.size());
   s.meta_loss /= n;

@@ -147,7 +147,8 @@ class ReptileOptions {
   }
   [[nodiscard]] bool transductive() const { return transductive_; }
   /// Threads running the tasks of a meta-batch (and evaluation episodes) in
-  /// parallel; results equal the serial run bit for bit.
+  /// parallel; results equal the serial run bit for bit. A task left over after the
+  /// last whole round of a meta-batch has its operations split over the threads.
   ReptileOptions& threads(int v) {
     threads_ = v;
     return *this;

@@ -377,7 +377,8 @@ StepStats Reptile<T>::meta_step(const data::TaskBatch<T>& batch) {
   if (options_.carry_inner_state()) {
     for (std::size_t i = 0; i < batch.size(); ++i) results[i] = run_task(batch[i], i, &state);
   } else {
-    pool_.run(batch.size(), [&](std::size_t i) { results[i] = run_task(batch[i], i, nullptr); });
+    run_tasks(pool_, batch.size(),
+              [&](std::size_t i) { results[i] = run_task(batch[i], i, nullptr); });
   }
   std::vector<std::vector<Tensor<T>>> phis;
   for (const auto& r : results) phis.push_back(r.phi.values());
