@@ -70,12 +70,14 @@ Tensor<T> workspace(const Shape& shape) {
   return Tensor<T>::from_storage(allocate<T>(capacity), shape);
 }
 
+/// Rows at least this long are copied or filled with a library call.
+inline constexpr Index kWideRow = 32;
+
 /// d[0, n) = s[0, n) for the short rows of small images, without a library call
 /// per row (memcpy's call costs more than copying a 3- to 14-float row).
 template <class T>
 [[gnu::always_inline]] inline void copy_row(const T* s, Index n, T* d) {
-  constexpr Index kWide = 32;
-  if (n >= kWide) {
+  if (n >= kWideRow) {
     std::copy_n(s, n, d);
     return;
   }
@@ -92,26 +94,15 @@ template <class T>
   if (x < n) d[x] = s[x];
 }
 
-/// d[0, n) = 0, short lengths without a library call (as copy_row).
+/// d[0, n) = 0, short lengths without a library call (copy_row from zeros).
 template <class T>
 [[gnu::always_inline]] inline void zero_row(Index n, T* d) {
-  constexpr Index kWide = 32;
-  if (n >= kWide) {
+  static constexpr T kZeros[kWideRow] = {};
+  if (n >= kWideRow) {
     std::fill_n(d, n, T(0));
-    return;
+  } else {
+    copy_row(kZeros, n, d);
   }
-  static constexpr T kZeros[8] = {};
-  Index x = 0;
-  for (; x + 8 <= n; x += 8) std::memcpy(d + x, kZeros, 8 * sizeof(T));
-  if (x + 4 <= n) {
-    std::memcpy(d + x, kZeros, 4 * sizeof(T));
-    x += 4;
-  }
-  if (x + 2 <= n) {
-    std::memcpy(d + x, kZeros, 2 * sizeof(T));
-    x += 2;
-  }
-  if (x < n) d[x] = T(0);
 }
 
 /// Copies the `nb` images at x into `padded` [nb, C, H+2p, W+2p] with a zero border.
