@@ -111,6 +111,26 @@ TEST(Gradcheck, BatchNormBackwardOps) {
           return D::batch_norm_weight_grad(D::batch_norm_stats(a[0], 1e-5), a[0], a[1]);
         },
         {x, g});
+    // As batch norm's backward records them: the weight gradient with its values and
+    // channel sums from the fused pass, and the bias gradient with its values.
+    expect_grad_and_gradgrad(
+        [](const Inputs& a) {
+          const auto st = D::batch_norm_stats(a[0], 1e-5);
+          TensorD vw;
+          auto sums = std::make_shared<D::ChannelGradSums>();
+          D::batch_norm_backward_values(*st, a[0], a[1], TensorD(), nullptr, &vw, nullptr,
+                                        sums.get());
+          return D::batch_norm_weight_grad(st, a[0], a[1], vw, std::move(sums));
+        },
+        {x, g});
+    expect_grad_and_gradgrad(
+        [x](const Inputs& a) {
+          const auto st = D::batch_norm_stats(x, 1e-5);
+          TensorD vb;
+          D::batch_norm_backward_values(*st, x, a[0], TensorD(), nullptr, nullptr, &vb);
+          return D::batch_norm_bias_grad(a[0], vb);
+        },
+        {g});
   }
 }
 

@@ -288,21 +288,37 @@ struct BatchNormTerms {
   }
 };
 
+/// Per channel of (x, g), the two sums batch norm's backward is made of, in double:
+/// sum g and sum g * (x - mean).
+struct ChannelGradSums {
+  std::vector<double> g, gx;
+};
+
 /// Values of batch norm's backward, fused per channel: dx (when gx is non-null), the
-/// weight's gradient sum g * xhat and the bias's sum g (when gw / gb are non-null).
+/// weight's gradient sum g * xhat and the bias's sum g (when gw / gb are non-null),
+/// and the channel sums they are made of (when `sums` is non-null).
 template <class T>
 void batch_norm_backward_values(const BatchNormStats<T>& st, const Tensor<T>& x, const Tensor<T>& g,
                                 const Tensor<T>& weight, std::type_identity_t<Tensor<T>>* gx,
                                 std::type_identity_t<Tensor<T>>* gw,
-                                std::type_identity_t<Tensor<T>>* gb) {
+                                std::type_identity_t<Tensor<T>>* gb,
+                                ChannelGradSums* sums = nullptr) {
   if (gx != nullptr) *gx = Tensor<T>::empty(x.shape());
   if (gw != nullptr) *gw = Tensor<T>::empty(Shape{st.c});
   if (gb != nullptr) *gb = Tensor<T>::empty(Shape{st.c});
+  if (sums != nullptr) {
+    sums->g.assign(static_cast<std::size_t>(st.c), 0.0);
+    sums->gx.assign(static_cast<std::size_t>(st.c), 0.0);
+  }
   const T* px = x.data();
   const T* pg = g.data();
   st.for_channels([&](Index ch) {
     double sg = 0.0, sgx = 0.0;
     channel_sums(st, px, pg, ch, sg, sgx);
+    if (sums != nullptr) {
+      sums->g[static_cast<std::size_t>(ch)] = sg;
+      sums->gx[static_cast<std::size_t>(ch)] = sgx;
+    }
     const double inv = st.inv(ch);
     if (gw != nullptr) gw->data()[ch] = static_cast<T>(sgx * inv);
     if (gb != nullptr) gb->data()[ch] = static_cast<T>(sg);
@@ -393,17 +409,31 @@ Tensor<T> batch_norm_input_grad(const std::shared_ptr<const BatchNormStats<T>>& 
           const T tmapg = static_cast<T>(sapg / m);
           const T xs = static_cast<T>(-gamma * inv * inv);
           const T gs = static_cast<T>(gamma * inv);
-          for (Index b = 0; b < st->n; ++b) {
-            const Index at = st->row(b, ch);
-            for (Index i = 0; i < st->s; ++i) {
-              const T xhat = (px[at + i] - mu) * tinv;
-              const T pai = (pa[at + i] - tma) - xhat * tmaxh;
-              if (want_g) dg.data()[at + i] = gs * pai;
-              if (want_x) {
-                const T pgi = (pg[at + i] - tmg) - xhat * tmgx;
-                dx.data()[at + i] = xs * (xhat * tmapg + tmgx * pai + tmaxh * pgi);
+          // One loop per pair of wanted outputs, their pointers in locals: a test or
+          // a tensor's data() inside the loop keeps it scalar.
+          const auto rows = [&]<bool WantG, bool WantX>(T* odg, T* odx) {
+            for (Index b = 0; b < st->n; ++b) {
+              const Index at = st->row(b, ch);
+              const T* xr = px + at;
+              const T* gr = pg + at;
+              const T* ar = pa + at;
+              for (Index i = 0; i < st->s; ++i) {
+                const T xhat = (xr[i] - mu) * tinv;
+                const T pai = (ar[i] - tma) - xhat * tmaxh;
+                if constexpr (WantG) odg[at + i] = gs * pai;
+                if constexpr (WantX) {
+                  const T pgi = (gr[i] - tmg) - xhat * tmgx;
+                  odx[at + i] = xs * (xhat * tmapg + tmgx * pai + tmaxh * pgi);
+                }
               }
             }
+          };
+          if (want_g && want_x) {
+            rows.template operator()<true, true>(dg.data(), dx.data());
+          } else if (want_g) {
+            rows.template operator()<true, false>(dg.data(), nullptr);
+          } else {
+            rows.template operator()<false, true>(nullptr, dx.data());
           }
         });
         return std::vector<Tensor<T>>{dx, dg, dw};
@@ -414,15 +444,22 @@ Tensor<T> batch_norm_input_grad(const std::shared_ptr<const BatchNormStats<T>>& 
 /// Batch norm's weight gradient sum g * xhat ([C]) as a recorded op of (x, g); its
 /// backward for an upstream b [C] is d g = b * xhat, d x = b * inv * P g (one fused
 /// pass per channel, or differentiable ops when recorded).
-/// `values` as for batch_norm_input_grad.
+/// `values` and `sums`, when given, are gw's values and the channel sums of (x, g)
+/// already computed by batch_norm_backward_values; P g is then formed without another
+/// pass for its sums.
 template <class T>
 Tensor<T> batch_norm_weight_grad(const std::shared_ptr<const BatchNormStats<T>>& st,
                                  const Tensor<T>& x, const Tensor<T>& g,
-                                 const Tensor<T>& values = Tensor<T>()) {
+                                 const Tensor<T>& values = Tensor<T>(),
+                                 std::shared_ptr<const ChannelGradSums> sums = nullptr) {
   Tensor<T> gw = values;
-  if (!gw.defined()) batch_norm_backward_values(*st, x, g, Tensor<T>(), nullptr, &gw, nullptr);
+  if (!gw.defined() || sums == nullptr) {
+    auto computed = std::make_shared<ChannelGradSums>();
+    batch_norm_backward_values(*st, x, g, Tensor<T>(), nullptr, &gw, nullptr, computed.get());
+    sums = std::move(computed);
+  }
   metalearn::detail::record(
-      gw, "batch_norm_weight_grad", {&x, &g}, [st, x, g](Node<T>& self, const Tensor<T>& bw) {
+      gw, "batch_norm_weight_grad", {&x, &g}, [st, x, g, sums](Node<T>& self, const Tensor<T>& bw) {
         const bool want_x = self.needs_input_grad(0);
         const bool want_g = self.needs_input_grad(1);
         if (autograd::is_grad_enabled()) {
@@ -439,26 +476,53 @@ Tensor<T> batch_norm_weight_grad(const std::shared_ptr<const BatchNormStats<T>>&
         const T* pg = g.data();
         st->for_channels([&](Index ch) {
           const double inv = st->inv(ch);
-          double sg = 0.0, sgx = 0.0;
-          if (want_x) channel_sums(*st, px, pg, ch, sg, sgx);
+          const double sg = sums->g[static_cast<std::size_t>(ch)];
+          const double sgx = sums->gx[static_cast<std::size_t>(ch)];
           const double m = st->count();
           const T mu = st->mean[static_cast<std::size_t>(ch)];
           const T tinv = static_cast<T>(inv);
           const T bc = bw.data()[ch];
           const T tmg = static_cast<T>(sg / m), tmgx = static_cast<T>(sgx * inv / m);
           const T xs = static_cast<T>(static_cast<double>(bc) * inv);
-          for (Index b = 0; b < st->n; ++b) {
-            const Index at = st->row(b, ch);
-            for (Index i = 0; i < st->s; ++i) {
-              const T xhat = (px[at + i] - mu) * tinv;
-              if (want_g) dg.data()[at + i] = bc * xhat;
-              if (want_x) dx.data()[at + i] = xs * ((pg[at + i] - tmg) - xhat * tmgx);
+          // As in batch_norm_input_grad: one loop per pair of wanted outputs.
+          const auto rows = [&]<bool WantG, bool WantX>(T* odg, T* odx) {
+            for (Index b = 0; b < st->n; ++b) {
+              const Index at = st->row(b, ch);
+              const T* xr = px + at;
+              const T* gr = pg + at;
+              for (Index i = 0; i < st->s; ++i) {
+                const T xhat = (xr[i] - mu) * tinv;
+                if constexpr (WantG) odg[at + i] = bc * xhat;
+                if constexpr (WantX) odx[at + i] = xs * ((gr[i] - tmg) - xhat * tmgx);
+              }
             }
+          };
+          if (want_g && want_x) {
+            rows.template operator()<true, true>(dg.data(), dx.data());
+          } else if (want_g) {
+            rows.template operator()<true, false>(dg.data(), nullptr);
+          } else if (want_x) {
+            rows.template operator()<false, true>(nullptr, dx.data());
           }
         });
         return std::vector<Tensor<T>>{dx, dg};
       });
   return gw;
+}
+
+/// Batch norm's bias gradient sum g ([C], over all but dimension 1 of g) as a recorded
+/// op of g, with its `values` already computed (batch_norm_backward_values sums g in
+/// double). Its backward spreads an upstream b [C] over g's shape.
+template <class T>
+Tensor<T> batch_norm_bias_grad(const Tensor<T>& g, const Tensor<T>& values) {
+  Tensor<T> gb = values;
+  metalearn::detail::record(gb, "batch_norm_bias_grad", {&g},
+                            [shape = g.shape()](Node<T>&, const Tensor<T>& b) {
+                              std::vector<Index> channel(static_cast<std::size_t>(shape.dim()), 1);
+                              channel[1] = shape[1];
+                              return std::vector<Tensor<T>>{expand(reshape(b, channel), shape)};
+                            });
+  return gb;
 }
 
 /// The per-channel batch mean and biased variance of x [N, C, ...] (sums in double),
@@ -524,14 +588,16 @@ Tensor<T> batch_norm_batch_stats(const Tensor<T>& x, const Tensor<T>& weight, co
         const bool want_b = self.needs_input_grad(2);
         if (autograd::is_grad_enabled()) {
           // create_graph: the gradients as recorded ops, differentiable again.
-          // One pass computes the values of both; the ops record them.
-          Tensor<T> vx, vw;
+          // One pass computes the values of all three and the channel sums the weight
+          // gradient's own backward reads; the ops record them.
+          Tensor<T> vx, vw, vb;
+          auto sums = std::make_shared<ChannelGradSums>();
           batch_norm_backward_values(*st, x, g, weight, want_x ? &vx : nullptr,
-                                     want_w ? &vw : nullptr, nullptr);
+                                     want_w ? &vw : nullptr, want_b ? &vb : nullptr, sums.get());
           Tensor<T> gx, gw, gb;
           if (want_x) gx = batch_norm_input_grad(st, x, g, weight, vx);
-          if (want_w) gw = batch_norm_weight_grad(st, x, g, vw);
-          if (want_b) gb = reshape(sum(g, batch_norm_dims(x)), std::vector<Index>{st->c});
+          if (want_w) gw = batch_norm_weight_grad(st, x, g, vw, std::move(sums));
+          if (want_b) gb = batch_norm_bias_grad(g, vb);
           return std::vector<Tensor<T>>{gx, gw, gb};
         }
         Tensor<T> gx, gw, gb;
