@@ -4,6 +4,29 @@
 
 namespace metalearn {
 
+namespace {
+
+/// Whether done() turns true within ThreadPool::kSpin, watching it without sleeping
+/// (but yielding the core between looks).
+template <class Done>
+bool spin_until(Done done) {
+  const auto until = std::chrono::steady_clock::now() + ThreadPool::kSpin;
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      if (done()) return true;
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+    }
+    if (std::chrono::steady_clock::now() >= until) return done();
+    // Lets a thread that waits for this core run: with more threads than cores,
+    // the work being watched for may be that thread's.
+    std::this_thread::yield();
+  }
+}
+
+}  // namespace
+
 ThreadPool::ThreadPool(std::size_t threads) {
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
   workers_.reserve(threads - 1);
@@ -35,16 +58,19 @@ void ThreadPool::work(std::size_t worker) {
 void ThreadPool::worker_loop(std::size_t id) {
   std::size_t seen = 0;
   for (;;) {
-    {
+    const auto fresh = [&] { return generation_.load(std::memory_order_acquire) != seen; };
+    if (!spin_until(fresh)) {
       std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+      wake_.wait(lock, [&] { return stop_ || fresh(); });
       if (stop_) return;
-      seen = generation_;
     }
+    seen = generation_.load(std::memory_order_acquire);
     work(id);
-    {
+    if (busy_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      // The caller may be asleep on done_: notify under the mutex, so that it is
+      // either still before its check of busy_ or already waiting.
       std::lock_guard<std::mutex> lock(mutex_);
-      if (--busy_ == 0) done_.notify_one();
+      done_.notify_one();
     }
   }
 }
@@ -58,16 +84,20 @@ void ThreadPool::run(std::size_t n, const std::function<void(std::size_t)>& fn) 
     std::lock_guard<std::mutex> lock(mutex_);
     job_ = &fn;
     job_size_ = n;
-    busy_ = workers_.size();
+    busy_.store(workers_.size(), std::memory_order_relaxed);
     error_ = nullptr;
-    ++generation_;
+    generation_.fetch_add(1, std::memory_order_release);
   }
   wake_.notify_all();
   work(0);
+  const auto finished = [&] { return busy_.load(std::memory_order_acquire) == 0; };
   std::exception_ptr error;
   {
-    std::unique_lock<std::mutex> lock(mutex_);
-    done_.wait(lock, [&] { return busy_ == 0; });
+    if (!spin_until(finished)) {
+      std::unique_lock<std::mutex> lock(mutex_);
+      done_.wait(lock, finished);
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
     job_ = nullptr;
     error = error_;
     error_ = nullptr;

@@ -3,7 +3,15 @@
 // algorithm runs the tasks of a meta-batch on its own pool). There is no global
 // pool. run(n, fn) calls fn(i) for i in [0, n) and returns when all are done; the
 // first exception thrown by fn is rethrown in the caller.
+//
+// Handing work over is quick: a worker that finishes a job keeps watching for the
+// next one for a short while (kSpin) before it sleeps on a condition variable, and so
+// does the caller waiting for the workers. Waking a sleeping thread costs tens of
+// microseconds, as much as a small operation split over the pool; an operation that
+// follows another one closely now starts without that cost.
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <exception>
@@ -28,6 +36,10 @@ class ThreadPool {
   /// Runs fn(0) ... fn(n - 1), spread over the workers and the calling thread.
   void run(std::size_t n, const std::function<void(std::size_t)>& fn);
 
+  /// How long a thread watches for the pool's next job, or for the end of the
+  /// current one, before sleeping.
+  static constexpr std::chrono::microseconds kSpin{200};
+
  private:
   void worker_loop(std::size_t id);
   void work(std::size_t worker);
@@ -36,10 +48,12 @@ class ThreadPool {
   std::mutex mutex_;
   std::condition_variable wake_;
   std::condition_variable done_;
+  // job_ and job_size_ are written before generation_ moves on (release) and read
+  // after a worker sees it move (acquire).
   const std::function<void(std::size_t)>* job_ = nullptr;
   std::size_t job_size_ = 0;
-  std::size_t generation_ = 0;
-  std::size_t busy_ = 0;
+  std::atomic<std::size_t> generation_ = 0;
+  std::atomic<std::size_t> busy_ = 0;  // workers still in the current job
   bool stop_ = false;
   std::exception_ptr error_;
 };
