@@ -8,7 +8,7 @@
 // next one for a short while (kSpin) before it sleeps on a condition variable, and so
 // does the caller waiting for the workers. Waking a sleeping thread costs tens of
 // microseconds, as much as a small operation split over the pool; an operation that
-// follows another one closely now starts without that cost.
+// follows another one closely starts without that cost.
 
 #include <atomic>
 #include <chrono>
