@@ -93,11 +93,9 @@ void ThreadPool::run(std::size_t n, const std::function<void(std::size_t)>& fn) 
   const auto finished = [&] { return busy_.load(std::memory_order_acquire) == 0; };
   std::exception_ptr error;
   {
-    if (!spin_until(finished)) {
-      std::unique_lock<std::mutex> lock(mutex_);
-      done_.wait(lock, finished);
-    }
-    std::lock_guard<std::mutex> lock(mutex_);
+    const bool watched = spin_until(finished);
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (!watched) done_.wait(lock, finished);
     job_ = nullptr;
     error = error_;
     error_ = nullptr;

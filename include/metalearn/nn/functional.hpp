@@ -341,6 +341,20 @@ void batch_norm_backward_values(const BatchNormStats<T>& st, const Tensor<T>& x,
   });
 }
 
+/// Runs `rows.template operator()<WantG, WantX>(dg, dx)` with the outputs that are
+/// defined as compile-time flags (undefined ones passed as nullptr), so that each pair
+/// of wanted outputs gets its own loop without a test inside it.
+template <class T, class Rows>
+void for_wanted_outputs(const Rows& rows, Tensor<T>& dg, Tensor<T>& dx) {
+  if (dg.defined() && dx.defined()) {
+    rows.template operator()<true, true>(dg.data(), dx.data());
+  } else if (dg.defined()) {
+    rows.template operator()<true, false>(dg.data(), nullptr);
+  } else if (dx.defined()) {
+    rows.template operator()<false, true>(nullptr, dx.data());
+  }
+}
+
 /// Batch norm's input gradient as a recorded op of (x, g, weight):
 ///   gx = gamma * inv * P g,   P g = g - mean(g) - xhat * mean(g * xhat),
 /// whose own backward (MAML's second order through batch norm) is one fused pass per
@@ -428,13 +442,7 @@ Tensor<T> batch_norm_input_grad(const std::shared_ptr<const BatchNormStats<T>>& 
               }
             }
           };
-          if (want_g && want_x) {
-            rows.template operator()<true, true>(dg.data(), dx.data());
-          } else if (want_g) {
-            rows.template operator()<true, false>(dg.data(), nullptr);
-          } else {
-            rows.template operator()<false, true>(nullptr, dx.data());
-          }
+          for_wanted_outputs(rows, dg, dx);
         });
         return std::vector<Tensor<T>>{dx, dg, dw};
       });
@@ -497,13 +505,7 @@ Tensor<T> batch_norm_weight_grad(const std::shared_ptr<const BatchNormStats<T>>&
               }
             }
           };
-          if (want_g && want_x) {
-            rows.template operator()<true, true>(dg.data(), dx.data());
-          } else if (want_g) {
-            rows.template operator()<true, false>(dg.data(), nullptr);
-          } else if (want_x) {
-            rows.template operator()<false, true>(nullptr, dx.data());
-          }
+          for_wanted_outputs(rows, dg, dx);
         });
         return std::vector<Tensor<T>>{dx, dg};
       });

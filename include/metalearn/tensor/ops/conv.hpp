@@ -264,8 +264,7 @@ void col2im_add(const T* cols, const Conv2dGeometry& g, Index nb, T* x) {
     for (Index p = 0; p < nb * g.channels; ++p) {
       const T* src = dst.padded.data() + p * dst.plane + g.padding * dst.pitch + g.padding;
       T* d = x + p * g.height * g.width;
-      for (Index y = 0; y < g.height; ++y)
-        std::copy_n(src + y * dst.pitch, g.width, d + y * g.width);
+      for (Index y = 0; y < g.height; ++y) copy_row(src + y * dst.pitch, g.width, d + y * g.width);
     }
   }
 }
