@@ -254,7 +254,7 @@ TEST(Maml, SinusoidMetaTrainingMakesOneStepAdaptationWork) {
 class MamlBatchedTasks : public ::testing::TestWithParam<int> {};
 
 alg::MamlOptions<double> batched_variant(int variant) {
-  auto o = alg::MamlOptions<double>{}.inner_lr(0.3).inner_steps(2);
+  auto o = alg::MamlOptions<double>{}.inner_lr(0.3).inner_steps(2).pre_adaptation_stats(true);
   switch (variant) {
     case 1:
       return o.first_order(true);
@@ -306,7 +306,10 @@ TEST(Maml, BatchedTasksReportTheLoopsAccuracyForClassification) {
     t.ways = 4;
     batch.push_back(t);
   }
-  const auto options = alg::MamlOptions<double>{}.loss(alg::LossKind::kCrossEntropy).inner_lr(0.5);
+  const auto options = alg::MamlOptions<double>{}
+                           .loss(alg::LossKind::kCrossEntropy)
+                           .inner_lr(0.5)
+                           .pre_adaptation_stats(true);
   alg::Maml<double> loop(model, options);
   alg::Maml<double> one_graph(model, alg::MamlOptions<double>(options).batch_tasks(true));
   alg::StepStats a, b;
@@ -315,6 +318,42 @@ TEST(Maml, BatchedTasksReportTheLoopsAccuracyForClassification) {
   EXPECT_NEAR(b.post_accuracy, a.post_accuracy, 1e-12);
   EXPECT_NEAR(b.pre_accuracy, a.pre_accuracy, 1e-12);
   EXPECT_GE(b.post_accuracy, 0.0);
+}
+
+TEST(Maml, PreAdaptationStatisticsAreMeasuredOnlyWhenAskedFor) {
+  ml::Generator gen(23);
+  ml::nn::MLP<double> model({3, 8, 4}, gen);
+  ml::data::TaskBatch<double> batch;
+  for (int i = 0; i < 3; ++i) {
+    ml::data::Task<double> t;
+    t.support_x = ml::randn<double>({8, 3}, gen);
+    t.support_y = ml::from_vector<double>({0, 1, 2, 3, 0, 1, 2, 3}, {8});
+    t.query_x = ml::randn<double>({8, 3}, gen);
+    t.query_y = ml::from_vector<double>({3, 2, 1, 0, 3, 2, 1, 0}, {8});
+    t.ways = 4;
+    batch.push_back(t);
+  }
+  const auto options = alg::MamlOptions<double>{}.loss(alg::LossKind::kCrossEntropy).inner_lr(0.5);
+  EXPECT_FALSE(options.pre_adaptation_stats());
+  alg::Maml<double> plain(model, options);
+  alg::Maml<double> measured(model, alg::MamlOptions<double>(options).pre_adaptation_stats(true));
+  alg::StepStats a, b;
+  const auto expected = flatten(plain.meta_gradient(batch, &a));
+  EXPECT_EQ(flatten(measured.meta_gradient(batch, &b)), expected);
+  EXPECT_TRUE(std::isnan(a.pre_loss));
+  EXPECT_EQ(a.pre_accuracy, -1.0);
+  EXPECT_EQ(b.post_loss, a.post_loss);
+  EXPECT_EQ(b.post_accuracy, a.post_accuracy);
+  // Measured: the unadapted model's mean query loss and accuracy over the tasks.
+  double loss = 0.0, acc = 0.0;
+  for (const auto& t : batch) {
+    const ml::Tensor<double> logits = model.forward(t.query_x);
+    loss += ml::cross_entropy(logits, t.query_y).item() / 3.0;
+    acc += alg::label_accuracy(logits, t.query_y) / 3.0;
+  }
+  EXPECT_NEAR(b.pre_loss, loss, 1e-12);
+  EXPECT_NEAR(b.pre_accuracy, acc, 1e-12);
+  EXPECT_NE(b.pre_loss, b.post_loss);
 }
 
 TEST(Maml, BatchedTasksRejectModelsLossesAndShapesTheyCannotRun) {

@@ -29,9 +29,12 @@ namespace metalearn::algorithms {
 /// Statistics of one meta-step, averaged over the tasks of the meta-batch.
 struct StepStats {
   double meta_loss = 0.0;       ///< the loss that was differentiated (query, after adaptation)
-  double pre_loss = 0.0;        ///< query loss before adaptation
-  double post_loss = 0.0;       ///< query loss after adaptation
-  double pre_accuracy = -1.0;   ///< query accuracy before adaptation (-1: regression)
+  /// Query loss before adaptation. Maml measures it only with
+  /// MamlOptions::pre_adaptation_stats(true), else reports NaN.
+  double pre_loss = 0.0;
+  double post_loss = 0.0;  ///< query loss after adaptation
+  /// Query accuracy before adaptation (-1: regression, or not measured).
+  double pre_accuracy = -1.0;
   double post_accuracy = -1.0;  ///< query accuracy after adaptation (-1: regression)
   std::size_t tasks = 0;        ///< tasks in the meta-batch
 };

@@ -2,6 +2,7 @@
 // Definitions of Maml (included at the end of maml.hpp).
 
 #include <algorithm>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -178,11 +179,13 @@ typename Maml<T>::TaskResult Maml<T>::run_task(const Episode& episode) const {
   if (tasks > 0) theta = per_task_copies(theta, tasks);
   const nn::ParamDict<T> meta = meta_parameters();
   const bool msl = options_.multi_step_loss() && options_.inner_steps() > 1;
-  {
+  if (options_.pre_adaptation_stats()) {
     autograd::NoGradGuard no_grad;
     Tensor<T> pre = model_outputs(model_, episode.query_x, theta.with_step(0), tasks);
     r.pre_loss = static_cast<double>(task_loss(pre, episode.query_y).item());
     if (classifying()) r.pre_acc = label_accuracy(pre, episode.query_y);
+  } else {
+    r.pre_loss = std::numeric_limits<double>::quiet_NaN();
   }
   std::vector<Tensor<T>> step_losses;
   nn::ParamDict<T> fast =
@@ -256,7 +259,7 @@ std::vector<Tensor<T>> Maml<T>::meta_gradient(const data::TaskBatch<T>& batch,
   s.meta_loss /= n;
   s.pre_loss /= n;
   s.post_loss /= n;
-  s.pre_accuracy = classifying() ? pre_acc / n : -1.0;
+  s.pre_accuracy = classifying() && options_.pre_adaptation_stats() ? pre_acc / n : -1.0;
   s.post_accuracy = classifying() ? post_acc / n : -1.0;
   for (std::size_t j = 0; j < meta.size(); ++j) {
     grads[j] = grads[j].defined() ? mul_scalar(grads[j], scale) : zeros<T>(meta[j].shape());
