@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
 #include <vector>
 
 #include "metalearn/autograd.hpp"
@@ -79,6 +81,52 @@ TYPED_TEST(Conv, MaxPool) {
   EXPECT_TRUE(mt::values_near(g, {1, 1, 2, 4}, {0, 1, 1, 0, 0, 0, 0, 0}));
   EXPECT_THROW(ml::max_pool2d(ml::zeros<T>({1, 1, 1, 1}), 2), ml::ShapeError);
   EXPECT_THROW(ml::max_pool2d(ml::zeros<T>({1, 4, 4}), 2), ml::ShapeError);
+}
+
+// The 2x2 stride-2 pool over float planes of every width from 2 to 37 (eight and four
+// windows at a time where the target has AVX2, overlapping groups at the row's end):
+// the maximum and the element the gradient goes to are those of the scalar rule, the
+// first strictly greater element in window order, with ties, infinities and NaNs.
+TEST(MaxPool, TwoByTwoMatchesTheFirstMaximumOfEveryWindow) {
+  ml::Generator gen(5);
+  for (ml::Index w = 2; w <= 37; ++w) {
+    const ml::Index h = 2 + w % 5, n = 2, c = 3;
+    std::vector<float> v(static_cast<std::size_t>(n * c * h * w));
+    const ml::Tensor<float> r = ml::uniform<float>({n * c * h * w}, gen, 0.0F, 1.0F);
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      const float u = r.data()[i];
+      // Few distinct values, so that most windows hold ties.
+      v[i] = u < 0.02F   ? std::numeric_limits<float>::quiet_NaN()
+             : u < 0.04F ? std::numeric_limits<float>::infinity()
+             : u < 0.06F ? -std::numeric_limits<float>::infinity()
+                         : std::floor(u * 4.0F);
+    }
+    const auto x = ml::from_vector<float>(v, {n, c, h, w}).requires_grad(true);
+    const auto y = ml::max_pool2d(x, 2);
+    const auto g = ml::autograd::grad({ml::sum(y)}, {x})[0];
+    const ml::Index oh = h / 2, ow = w / 2;
+    ASSERT_EQ(y.shape(), (ml::Shape{n, c, oh, ow}));
+    std::vector<float> expected_grad(v.size(), 0.0F);
+    for (ml::Index p = 0; p < n * c; ++p) {
+      for (ml::Index i = 0; i < oh; ++i) {
+        for (ml::Index j = 0; j < ow; ++j) {
+          ml::Index best = p * h * w + 2 * i * w + 2 * j;
+          for (const ml::Index at : {best, best + 1, best + w, best + w + 1}) {
+            if (v[static_cast<std::size_t>(at)] > v[static_cast<std::size_t>(best)]) best = at;
+          }
+          const float got = y.data()[(p * oh + i) * ow + j];
+          const float want = v[static_cast<std::size_t>(best)];
+          if (std::isnan(want)) {
+            EXPECT_TRUE(std::isnan(got)) << "w " << w << " window " << p << "," << i << "," << j;
+          } else {
+            EXPECT_EQ(got, want) << "w " << w << " window " << p << "," << i << "," << j;
+          }
+          expected_grad[static_cast<std::size_t>(best)] += 1.0F;
+        }
+      }
+    }
+    EXPECT_EQ(std::vector<float>(g.data(), g.data() + g.numel()), expected_grad) << "w " << w;
+  }
 }
 
 TYPED_TEST(Conv, ShapeErrors) {
