@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <limits>
+#include <map>
 #include <vector>
 
 #include "metalearn/autograd.hpp"
@@ -127,6 +128,63 @@ TEST(MaxPool, TwoByTwoMatchesTheFirstMaximumOfEveryWindow) {
     }
     EXPECT_EQ(std::vector<float>(g.data(), g.data() + g.numel()), expected_grad) << "w " << w;
   }
+}
+
+// Float convolutions give bit-equal outputs for windows with equal contents, in any
+// image of the batch and at any position (the blank areas of an image stay exactly
+// flat, so max-pool ties between them stay ties). Images of 14x14 with 8 channels over
+// a constant background, a few random patches, and batches that the convolution cuts
+// into several chunks.
+TEST(ConvFloat, EqualWindowsGiveBitEqualOutputs) {
+#if defined(__AVX2__) && defined(__FMA__)
+  ml::Generator gen(9);
+  const ml::Index c = 8, h = 14, w = 14, o = 16;
+  for (const ml::Index n : {1, 5, 40}) {
+    std::vector<float> v(static_cast<std::size_t>(n * c * h * w), 0.75F);
+    const ml::Tensor<float> noise = ml::uniform<float>({n * c * h * w}, gen, -1.0F, 1.0F);
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      const std::size_t q = i % static_cast<std::size_t>(h * w);
+      if (q % 37 < 6) v[i] = noise.data()[i];  // a few patches per plane
+    }
+    const auto x = ml::from_vector<float>(v, {n, c, h, w});
+    const auto weight = ml::uniform<float>({o, c, 3, 3}, gen, -1.0F, 1.0F);
+    const auto bias = ml::uniform<float>({o}, gen, -1.0F, 1.0F);
+    const auto y = ml::conv2d(x, weight, bias, 1, 1);
+    // Window contents (channels x 3 x 3, zero outside) -> the first output seen.
+    std::map<std::vector<float>, std::pair<ml::Index, ml::Index>> first;
+    int compared = 0, unequal = 0;
+    for (ml::Index b = 0; b < n; ++b) {
+      for (ml::Index i = 0; i < h; ++i) {
+        for (ml::Index j = 0; j < w; ++j) {
+          std::vector<float> key;
+          for (ml::Index ch = 0; ch < c; ++ch) {
+            for (ml::Index di = -1; di <= 1; ++di) {
+              for (ml::Index dj = -1; dj <= 1; ++dj) {
+                const bool inside = i + di >= 0 && i + di < h && j + dj >= 0 && j + dj < w;
+                key.push_back(inside ? v[static_cast<std::size_t>(
+                                           ((b * c + ch) * h + i + di) * w + j + dj)]
+                                     : 0.0F);
+              }
+            }
+          }
+          const auto [it, fresh] = first.emplace(key, std::pair{b, i * w + j});
+          if (fresh) continue;
+          const auto [b0, q0] = it->second;
+          for (ml::Index oc = 0; oc < o; ++oc) {
+            ++compared;
+            if (y.data()[(b * o + oc) * h * w + i * w + j] != y.data()[(b0 * o + oc) * h * w + q0]) {
+              ++unequal;
+            }
+          }
+        }
+      }
+    }
+    EXPECT_GT(compared, 0) << "n " << n;
+    EXPECT_EQ(unequal, 0) << "n " << n << ": " << unequal << " of " << compared;
+  }
+#else
+  GTEST_SKIP() << "order-keeping float convolutions need an AVX2 and FMA target";
+#endif
 }
 
 TYPED_TEST(Conv, ShapeErrors) {
