@@ -1,6 +1,6 @@
-// The convolution GEMM: for float products without transposes (forward convolutions)
-// on AVX2 targets, our own kernel that keeps every element's summation order (see
-// ordered_gemm); otherwise OpenBLAS's sequential build when the library is configured
+// The convolution GEMM: for float products whose b is not transposed (forward
+// convolutions, col2im input gradients) on AVX2 targets, our own kernel that keeps
+// every element's summation order (see ordered_gemm); otherwise OpenBLAS's sequential build when the library is configured
 // with METALEARN_USE_OPENBLAS (1.15-1.35x Eigen's GEMM on most ConvNet4 shapes, one
 // AVX2 core), Eigen's otherwise and for the shapes where Eigen's is faster. The
 // sequential OpenBLAS keeps one threading layer (ours): a call never starts threads,
@@ -133,7 +133,7 @@ template <bool Masked>
   }
 }
 
-/// c = a * b (neither transposed) for float, in 6 x 16 tiles of c held in registers.
+/// c = op(a) * b for float (b not transposed), in 6 x 16 tiles of c held in registers.
 /// Every element of c is one chain of fused multiply-adds over k in order, the same
 /// instructions whatever its row or column (the last columns of a row are masked
 /// lanes of the same kernel), so equal columns of b give bit-equal columns of c. A
@@ -143,14 +143,16 @@ template <bool Masked>
 /// one call in different orders (the first and last eight of a panel apart from the
 /// rest): in one ConvNet4 Omniglot support set, 16 of the second layer's 2518 tied
 /// windows stopped being ties. On the ConvNet4 shapes this kernel runs at 0.85-1.15x
-/// OpenBLAS's speed with an inner dimension of 576, and about twice its speed with the
-/// first layer's 9 (one core).
+/// OpenBLAS's speed with an inner dimension of 576, about twice its speed with the
+/// first layer's 9, and 1.1-1.25x with a transposed a of 64 rows (the col2im input
+/// gradient [576, 64]^T x [64, L], where OpenBLAS also zeroes c before adding into it;
+/// one core).
 ///
-/// a is packed once into 6-row blocks laid out k-major ([k][6], rows past m zero);
+/// op(a) is packed once into 6-row blocks laid out k-major ([k][6], rows past m zero);
 /// b is read in panels of 16 columns, copied into a contiguous [k][16] buffer when k is
 /// long enough for the copy to pay (the panel is then read once per block of a).
-void ordered_gemm(Index m, Index n, Index k, const float* a, Index lda, const float* b, Index ldb,
-                  float* c, Index ldc) {
+void ordered_gemm(bool trans_a, Index m, Index n, Index k, const float* a, Index lda,
+                  const float* b, Index ldb, float* c, Index ldc) {
   constexpr Index kRows = kTileRows, kCols = kTileCols, kPackFrom = 64;
   const Index blocks = (m + kRows - 1) / kRows;
   const std::shared_ptr<float[]> apack = detail::allocate<float>(blocks * kRows * k);
@@ -159,7 +161,8 @@ void ordered_gemm(Index m, Index n, Index k, const float* a, Index lda, const fl
     const Index rows = std::min(kRows, m - ib * kRows);
     for (Index kk = 0; kk < k; ++kk) {
       for (Index r = 0; r < kRows; ++r) {
-        dst[kk * kRows + r] = r < rows ? a[(ib * kRows + r) * lda + kk] : 0.0F;
+        const Index row = ib * kRows + r;
+        dst[kk * kRows + r] = r >= rows ? 0.0F : trans_a ? a[kk * lda + row] : a[row * lda + kk];
       }
     }
   }
@@ -209,8 +212,8 @@ void gemm_impl(bool ta, bool tb, Index m, Index n, Index k, const T* a, Index ld
   }
 #if defined(__AVX2__) && defined(__FMA__)
   if constexpr (std::is_same_v<T, float>) {
-    if (!ta && !tb && k <= kOrderedMaxK) {
-      ordered_gemm(m, n, k, a, lda, b, ldb, c, ldc);
+    if (!tb && k <= kOrderedMaxK) {
+      ordered_gemm(ta, m, n, k, a, lda, b, ldb, c, ldc);
       return;
     }
   }

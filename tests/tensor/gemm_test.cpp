@@ -90,38 +90,40 @@ TYPED_TEST(Gemm, EmptyInnerDimensionGivesZeros) {
   for (const T v : c) EXPECT_EQ(v, T(0));
 }
 
-// Float products without transposes sum each element in one order whatever its
+// Float products whose b is not transposed sum each element in one order whatever its
 // position (on AVX2 targets; see gemm.hpp): equal columns of b, wherever they sit
 // (first, middle or last columns, within or past the last full panel of 16), give
-// bit-equal columns of c. Shapes cover short and long inner dimensions and rows that
-// do not fill the last block of six.
-TEST(Gemm, EqualColumnsGiveBitEqualColumnsWithoutTransposes) {
+// bit-equal columns of c, with a stored as is or transposed. Shapes cover short and
+// long inner dimensions and rows that do not fill the last block of six.
+TEST(Gemm, EqualColumnsGiveBitEqualColumnsWhenBIsNotTransposed) {
 #if defined(__AVX2__) && defined(__FMA__)
   std::mt19937 rng(13);
   const std::vector<std::tuple<Index, Index, Index>> shapes{
-      {64, 980, 576}, {64, 45, 576}, {37, 77, 9}, {5, 33, 130}, {64, 3920, 9}};
+      {64, 980, 576}, {64, 45, 576}, {37, 77, 9}, {5, 33, 130}, {64, 3920, 9}, {576, 50, 64}};
   for (const auto& [m, n, k] : shapes) {
-    const Strided<float> a(m, k, 1, rng);
-    Strided<float> b(k, n, 3, rng);
-    // Every seventh column (and the last) is the same vector.
-    std::vector<Index> same;
-    for (Index j = 2; j < n; j += 7) same.push_back(j);
-    same.push_back(n - 1);
-    for (Index p = 0; p < k; ++p) {
-      const float v = b.at(p, 2);
-      for (const Index j : same) b.v[static_cast<std::size_t>(p * b.ld + j)] = v;
-    }
-    std::vector<float> c(static_cast<std::size_t>(m * n));
-    ml::detail::gemm(false, false, m, n, k, a.v.data(), a.ld, b.v.data(), b.ld, c.data(), n);
-    int unequal = 0;
-    for (Index i = 0; i < m; ++i) {
-      for (const Index j : same) {
-        if (c[static_cast<std::size_t>(i * n + j)] != c[static_cast<std::size_t>(i * n + 2)]) {
-          ++unequal;
+    for (const bool ta : {false, true}) {
+      const Strided<float> a(ta ? k : m, ta ? m : k, 1, rng);
+      Strided<float> b(k, n, 3, rng);
+      // Every seventh column (and the last) is the same vector.
+      std::vector<Index> same;
+      for (Index j = 2; j < n; j += 7) same.push_back(j);
+      same.push_back(n - 1);
+      for (Index p = 0; p < k; ++p) {
+        const float v = b.at(p, 2);
+        for (const Index j : same) b.v[static_cast<std::size_t>(p * b.ld + j)] = v;
+      }
+      std::vector<float> c(static_cast<std::size_t>(m * n));
+      ml::detail::gemm(ta, false, m, n, k, a.v.data(), a.ld, b.v.data(), b.ld, c.data(), n);
+      int unequal = 0;
+      for (Index i = 0; i < m; ++i) {
+        for (const Index j : same) {
+          if (c[static_cast<std::size_t>(i * n + j)] != c[static_cast<std::size_t>(i * n + 2)]) {
+            ++unequal;
+          }
         }
       }
+      EXPECT_EQ(unequal, 0) << "m=" << m << " n=" << n << " k=" << k << " ta=" << ta;
     }
-    EXPECT_EQ(unequal, 0) << "m=" << m << " n=" << n << " k=" << k;
   }
 #else
   GTEST_SKIP() << "the order-keeping kernel needs an AVX2 and FMA target";

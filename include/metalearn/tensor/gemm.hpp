@@ -1,6 +1,6 @@
 #pragma once
-// The GEMM behind the convolutions: for float products without transposes on AVX2
-// targets our own kernel, which sums every element in one order; otherwise
+// The GEMM behind the convolutions: for float products whose b is not transposed, on
+// AVX2 targets, our own kernel, which sums every element in one order; otherwise
 // single-threaded OpenBLAS in the default build (METALEARN_USE_OPENBLAS), Eigen's
 // GEMM without it. Compiled into the library, so only the library links the BLAS.
 
@@ -21,10 +21,10 @@ namespace detail {
 /// [m, n]; op(x) = x^T when the flag is set, and lda / ldb / ldc are the row strides
 /// of a, b and c as stored. c is overwritten (never read). Which kernel runs, and so
 /// the result, depends on the shapes only, never on the calling thread: concurrent
-/// calls on the intra-op pool give the bits of a serial run. Float products without
-/// transposes (inner dimension up to 2048) on AVX2 targets sum every element of c in
-/// the same order whatever its position, so equal columns of b give bit-equal columns
-/// of c: a convolution gives equal outputs for windows with equal contents.
+/// calls on the intra-op pool give the bits of a serial run. Float products whose b is
+/// not transposed (inner dimension up to 2048) on AVX2 targets sum every element of c
+/// in the same order whatever its position, so equal columns of b give bit-equal
+/// columns of c: a convolution gives equal outputs for windows with equal contents.
 void gemm(bool trans_a, bool trans_b, Index m, Index n, Index k, const float* a, Index lda,
           const float* b, Index ldb, float* c, Index ldc);
 void gemm(bool trans_a, bool trans_b, Index m, Index n, Index k, const double* a, Index lda,
