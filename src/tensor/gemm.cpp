@@ -1,10 +1,11 @@
 // The convolution GEMM: for float products whose b is not transposed (forward
-// convolutions, col2im input gradients) on AVX2 targets, our own kernel that keeps
-// every element's summation order (see ordered_gemm); otherwise OpenBLAS's sequential build when the library is configured
-// with METALEARN_USE_OPENBLAS (1.15-1.35x Eigen's GEMM on most ConvNet4 shapes, one
-// AVX2 core), Eigen's otherwise and for the shapes where Eigen's is faster. The
-// sequential OpenBLAS keeps one threading layer (ours): a call never starts threads,
-// and calls from the intra-op pool or from the tasks of a meta-batch run side by side.
+// convolutions, col2im input gradients) on AVX2 targets, our own kernel that keeps every
+// element's summation order (see ordered_gemm); otherwise OpenBLAS's sequential build
+// when the library is configured with METALEARN_USE_OPENBLAS (1.15-1.35x Eigen's GEMM on
+// most ConvNet4 shapes, one AVX2 core), Eigen's otherwise and for the shapes where
+// Eigen's is faster. The sequential OpenBLAS keeps one threading layer (ours): a call
+// never starts threads, and calls from the intra-op pool or from the tasks of a
+// meta-batch run side by side.
 
 #include "metalearn/tensor/gemm.hpp"
 
@@ -79,9 +80,13 @@ void blas_gemm(bool ta, bool tb, Index m, Index n, Index k, const double* a, Ind
 #endif
 
 #if defined(__AVX2__) && defined(__FMA__)
-/// The longest inner dimension ordered_gemm takes: its panel of b (k x 16 floats) then
-/// stays within 128 KiB, and a 6-row block of a within 48 KiB.
-constexpr Index kOrderedMaxK = 2048;
+/// The products ordered_gemm takes: op(a) of at most 48K floats (192 KiB, so that the
+/// packed a stays in L2 while the panels of b stream past it) and an inner dimension of
+/// at most 1024 (a panel of b within 64 KiB). Larger products run at 0.78-1.0x OpenBLAS
+/// in this kernel ([128, 576] x [576, 4096] 0.78x, [256, 1152] x [1152, 2048] 0.88x,
+/// 512 x 512 x 512 1.0x; mean of repeated calls, one core), so they go to the library.
+constexpr Index kOrderedMaxA = Index{48} << 10;
+constexpr Index kOrderedMaxK = 1024;
 
 /// ordered_gemm's tile of c: rows of a per packed block, columns of b per panel.
 constexpr Index kTileRows = 6, kTileCols = 16;
@@ -120,7 +125,7 @@ template <bool Masked>
     c51 = _mm256_fmadd_ps(x, b1, c51);
   }
   const __m256 acc[kTileRows][2] = {{c00, c01}, {c10, c11}, {c20, c21},
-                            {c30, c31}, {c40, c41}, {c50, c51}};
+                                    {c30, c31}, {c40, c41}, {c50, c51}};
   for (Index r = 0; r < rows; ++r) {
     float* d = c + r * ldc;
     if (full) {
@@ -212,7 +217,7 @@ void gemm_impl(bool ta, bool tb, Index m, Index n, Index k, const T* a, Index ld
   }
 #if defined(__AVX2__) && defined(__FMA__)
   if constexpr (std::is_same_v<T, float>) {
-    if (!tb && k <= kOrderedMaxK) {
+    if (!tb && k <= kOrderedMaxK && m * k <= kOrderedMaxA) {
       ordered_gemm(ta, m, n, k, a, lda, b, ldb, c, ldc);
       return;
     }

@@ -161,9 +161,9 @@ TEST(ConvFloat, EqualWindowsGiveBitEqualOutputs) {
             for (ml::Index di = -1; di <= 1; ++di) {
               for (ml::Index dj = -1; dj <= 1; ++dj) {
                 const bool inside = i + di >= 0 && i + di < h && j + dj >= 0 && j + dj < w;
-                key.push_back(inside ? v[static_cast<std::size_t>(
-                                           ((b * c + ch) * h + i + di) * w + j + dj)]
-                                     : 0.0F);
+                key.push_back(
+                    inside ? v[static_cast<std::size_t>(((b * c + ch) * h + i + di) * w + j + dj)]
+                           : 0.0F);
               }
             }
           }
@@ -172,7 +172,8 @@ TEST(ConvFloat, EqualWindowsGiveBitEqualOutputs) {
           const auto [b0, q0] = it->second;
           for (ml::Index oc = 0; oc < o; ++oc) {
             ++compared;
-            if (y.data()[(b * o + oc) * h * w + i * w + j] != y.data()[(b0 * o + oc) * h * w + q0]) {
+            if (y.data()[(b * o + oc) * h * w + i * w + j] !=
+                y.data()[(b0 * o + oc) * h * w + q0]) {
               ++unequal;
             }
           }

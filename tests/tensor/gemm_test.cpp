@@ -47,7 +47,7 @@ TYPED_TEST(Gemm, MatchesATripleLoopForEveryTranspositionAndStride) {
   using T = TypeParam;
   std::mt19937 rng(7);
   const std::vector<std::tuple<Index, Index, Index>> shapes{
-      {1, 1, 1}, {3, 5, 7}, {64, 77, 9}, {37, 130, 65}, {70, 2, 300}};
+      {1, 1, 1}, {3, 5, 7}, {64, 77, 9}, {37, 130, 65}, {70, 2, 300}, {100, 37, 1500}};
   for (const auto& [m, n, k] : shapes) {
     for (const bool ta : {false, true}) {
       for (const bool tb : {false, true}) {
@@ -90,11 +90,11 @@ TYPED_TEST(Gemm, EmptyInnerDimensionGivesZeros) {
   for (const T v : c) EXPECT_EQ(v, T(0));
 }
 
-// Float products whose b is not transposed sum each element in one order whatever its
-// position (on AVX2 targets; see gemm.hpp): equal columns of b, wherever they sit
-// (first, middle or last columns, within or past the last full panel of 16), give
-// bit-equal columns of c, with a stored as is or transposed. Shapes cover short and
-// long inner dimensions and rows that do not fill the last block of six.
+// Float products whose b is not transposed and whose a is small (up to 48K floats)
+// sum each element in one order whatever its position (on AVX2 targets; see gemm.hpp): equal
+// columns of b, wherever they sit (first, middle or last columns, within or past the last full
+// panel of 16), give bit-equal columns of c, with a stored as is or transposed. Shapes cover short
+// and long inner dimensions and rows that do not fill the last block of six.
 TEST(Gemm, EqualColumnsGiveBitEqualColumnsWhenBIsNotTransposed) {
 #if defined(__AVX2__) && defined(__FMA__)
   std::mt19937 rng(13);

@@ -28,7 +28,7 @@ namespace metalearn::algorithms {
 
 /// Statistics of one meta-step, averaged over the tasks of the meta-batch.
 struct StepStats {
-  double meta_loss = 0.0;       ///< the loss that was differentiated (query, after adaptation)
+  double meta_loss = 0.0;  ///< the loss that was differentiated (query, after adaptation)
   /// Query loss before adaptation. Maml measures it only with
   /// MamlOptions::pre_adaptation_stats(true), else reports NaN.
   double pre_loss = 0.0;

@@ -10,9 +10,11 @@
 
 namespace metalearn {
 
-/// Which library computes the convolution GEMMs: "openblas (sequential)" in the
-/// default build, "openblas (threaded)" when the program loaded a threaded OpenBLAS
-/// in its place, or "eigen" (configured with -DMETALEARN_USE_OPENBLAS=OFF).
+/// Which library computes the convolution GEMMs that the order-keeping float kernel
+/// does not take (products with a transposed b, such as weight gradients, larger
+/// products, double products, and every product on targets without AVX2): "openblas (sequential)"
+/// in the default build, "openblas (threaded)" when the program loaded a threaded OpenBLAS in its
+/// place, or "eigen" (configured with -DMETALEARN_USE_OPENBLAS=OFF).
 [[nodiscard]] std::string_view gemm_backend() noexcept;
 
 namespace detail {
@@ -22,9 +24,11 @@ namespace detail {
 /// of a, b and c as stored. c is overwritten (never read). Which kernel runs, and so
 /// the result, depends on the shapes only, never on the calling thread: concurrent
 /// calls on the intra-op pool give the bits of a serial run. Float products whose b is
-/// not transposed (inner dimension up to 2048) on AVX2 targets sum every element of c
-/// in the same order whatever its position, so equal columns of b give bit-equal
-/// columns of c: a convolution gives equal outputs for windows with equal contents.
+/// not transposed, with op(a) of at most 48K floats and an inner dimension of at most
+/// 1024 (a convolution of up to 64 channels with a 3x3 kernel and its col2im input
+/// gradient), on AVX2 targets sum every element of c in the same order whatever its
+/// position, so equal columns of b give bit-equal columns of c: such a convolution gives
+/// equal outputs for windows with equal contents.
 void gemm(bool trans_a, bool trans_b, Index m, Index n, Index k, const float* a, Index lda,
           const float* b, Index ldb, float* c, Index ldc);
 void gemm(bool trans_a, bool trans_b, Index m, Index n, Index k, const double* a, Index lda,

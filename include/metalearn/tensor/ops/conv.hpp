@@ -586,8 +586,9 @@ inline void window_argmax_2x2(const float* p, Index base, Index w, Index oh, Ind
       const __m256 a1 = _mm256_loadu_ps(r1 + 2 * z), b1 = _mm256_loadu_ps(r1 + 2 * z + 8);
       const __m256 cand[4] = {_mm256_shuffle_ps(a0, b0, 0x88), _mm256_shuffle_ps(a0, b0, 0xDD),
                               _mm256_shuffle_ps(a1, b1, 0x88), _mm256_shuffle_ps(a1, b1, 0xDD)};
-      const __m256i corner = _mm256_add_epi32(_mm256_setr_epi32(0, 2, 8, 10, 4, 6, 12, 14),
-                                              _mm256_set1_epi32(static_cast<std::int32_t>(row + 2 * z)));
+      const __m256i corner =
+          _mm256_add_epi32(_mm256_setr_epi32(0, 2, 8, 10, 4, 6, 12, 14),
+                           _mm256_set1_epi32(static_cast<std::int32_t>(row + 2 * z)));
       __m256 bv = cand[0];
       __m256i bi = corner;
       for (int t = 1; t < 4; ++t) {
