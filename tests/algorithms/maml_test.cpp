@@ -293,19 +293,31 @@ TEST_P(MamlBatchedTasks, MetaGradientAndStatisticsEqualThePerTaskLoop) {
 
 INSTANTIATE_TEST_SUITE_P(Variants, MamlBatchedTasks, ::testing::Values(0, 1, 2, 3, 4));
 
-TEST(Maml, BatchedTasksReportTheLoopsAccuracyForClassification) {
-  ml::Generator gen(22);
-  ml::nn::MLP<double> model({3, 8, 4}, gen);
+// Three 4-way tasks of 3-feature points: 8 support points and `queries` query points,
+// labelled 0, 1, 2, 3, 0, ... in turn.
+ml::data::TaskBatch<double> four_way_tasks(ml::Generator& gen, ml::Index queries) {
+  const auto labels = [](ml::Index n) {
+    std::vector<double> v;
+    for (ml::Index i = 0; i < n; ++i) v.push_back(static_cast<double>(i % 4));
+    return ml::from_vector<double>(v, {n});
+  };
   ml::data::TaskBatch<double> batch;
   for (int i = 0; i < 3; ++i) {
     ml::data::Task<double> t;
     t.support_x = ml::randn<double>({8, 3}, gen);
-    t.support_y = ml::from_vector<double>({0, 1, 2, 3, 0, 1, 2, 3}, {8});
-    t.query_x = ml::randn<double>({12, 3}, gen);
-    t.query_y = ml::from_vector<double>({0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3}, {12});
+    t.support_y = labels(8);
+    t.query_x = ml::randn<double>({queries, 3}, gen);
+    t.query_y = labels(queries);
     t.ways = 4;
     batch.push_back(t);
   }
+  return batch;
+}
+
+TEST(Maml, BatchedTasksReportTheLoopsAccuracyForClassification) {
+  ml::Generator gen(22);
+  ml::nn::MLP<double> model({3, 8, 4}, gen);
+  const ml::data::TaskBatch<double> batch = four_way_tasks(gen, 12);
   const auto options = alg::MamlOptions<double>{}
                            .loss(alg::LossKind::kCrossEntropy)
                            .inner_lr(0.5)
@@ -323,16 +335,7 @@ TEST(Maml, BatchedTasksReportTheLoopsAccuracyForClassification) {
 TEST(Maml, PreAdaptationStatisticsAreMeasuredOnlyWhenAskedFor) {
   ml::Generator gen(23);
   ml::nn::MLP<double> model({3, 8, 4}, gen);
-  ml::data::TaskBatch<double> batch;
-  for (int i = 0; i < 3; ++i) {
-    ml::data::Task<double> t;
-    t.support_x = ml::randn<double>({8, 3}, gen);
-    t.support_y = ml::from_vector<double>({0, 1, 2, 3, 0, 1, 2, 3}, {8});
-    t.query_x = ml::randn<double>({8, 3}, gen);
-    t.query_y = ml::from_vector<double>({3, 2, 1, 0, 3, 2, 1, 0}, {8});
-    t.ways = 4;
-    batch.push_back(t);
-  }
+  const ml::data::TaskBatch<double> batch = four_way_tasks(gen, 8);
   const auto options = alg::MamlOptions<double>{}.loss(alg::LossKind::kCrossEntropy).inner_lr(0.5);
   EXPECT_FALSE(options.pre_adaptation_stats());
   alg::Maml<double> plain(model, options);
