@@ -11,10 +11,11 @@
 namespace metalearn {
 
 /// Which library computes the convolution GEMMs that the order-keeping float kernel
-/// does not take (products with a transposed b, such as weight gradients, larger
-/// products, double products, and every product on targets without AVX2): "openblas (sequential)"
-/// in the default build, "openblas (threaded)" when the program loaded a threaded OpenBLAS in its
-/// place, or "eigen" (configured with -DMETALEARN_USE_OPENBLAS=OFF).
+/// does not take (products with a transposed b, such as weight gradients; larger
+/// products; double products; every product on targets without AVX2):
+/// "openblas (sequential)" in the default build, "openblas (threaded)" when the
+/// program loaded a threaded OpenBLAS in its place, or "eigen" (configured with
+/// -DMETALEARN_USE_OPENBLAS=OFF).
 [[nodiscard]] std::string_view gemm_backend() noexcept;
 
 namespace detail {
