@@ -228,6 +228,11 @@ TEST(ConvGradcheck, MaxPool2d) {
                                   {{1, 2, 3, 3}}));
   EXPECT_TRUE(mt::check_gradients(
       [](const Args& v) { return ml::max_pool2d(ml::square(v[0]), 3, 2); }, {{1, 1, 5, 5}}));
+  // Windows of more than 16 x 16 record their choices in wider codes than a byte;
+  // at stride 1 they overlap, so elements chosen by several windows collect every
+  // window's gradient.
+  EXPECT_TRUE(mt::check_gradients([](const Args& v) { return ml::max_pool2d(v[0], 17, 1); },
+                                  {{1, 2, 18, 19}}));
 }
 
 // A batch large enough to be split into several im2col chunks gives the same

@@ -528,97 +528,104 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
 
 namespace detail {
 
-/// The flat index of the first maximal element of every window of one plane, and its
-/// value (starting at `base`, rows of w): a k x k window at stride s, K > 0 fixing k at
-/// compile time. Selects, not branches: which element wins depends on the data and
-/// would be mispredicted half the time.
-template <Index K, class T, class I>
-void window_argmax(const T* p, Index base, Index w, Index oh, Index ow, Index k, Index s, I* out,
-                   T* values) {
+/// Which element of every window a max_pool2d chose, as its place in the window:
+/// code i * k + j for row i, column j of the k x k window. One byte a window while
+/// k <= 16, where a flat index into x takes four or eight: the graph holds one of
+/// these per pooling layer and forward pass, and second-order MAML holds every
+/// forward of every inner step.
+template <class C>
+struct PoolChoice {
+  Shape in;   // x: [N, C, H, W]
+  Shape out;  // y: [N, C, OH, OW]
+  Index k = 0;
+  Index s = 0;
+  std::vector<C> code;  // one a window, in y's order
+};
+
+/// The first maximal element of every window of one plane (rows of w): its code and
+/// value. A k x k window at stride s, K > 0 fixing k at compile time. Selects, not
+/// branches: which element wins depends on the data and would be mispredicted half
+/// the time.
+template <Index K, class T, class C>
+void window_argmax(const T* p, Index w, Index oh, Index ow, Index k, Index s, C* out, T* values) {
   const Index kk = K > 0 ? K : k;
   for (Index y = 0; y < oh; ++y) {
     for (Index z = 0; z < ow; ++z) {
-      const Index corner = base + y * s * w + z * s;
-      Index best = corner;
-      T bv = p[corner];
+      const T* corner = p + y * s * w + z * s;
+      Index best = 0;
+      T bv = corner[0];
       for (Index i = 0; i < kk; ++i) {
         for (Index j = 0; j < kk; ++j) {
-          const Index at = corner + i * w + j;
-          const T v = p[at];
+          const T v = corner[i * w + j];
           const bool wins = v > bv;
-          best = wins ? at : best;
+          best = wins ? i * kk + j : best;
           bv = wins ? v : bv;
         }
       }
-      *out++ = static_cast<I>(best);
+      *out++ = static_cast<C>(best);
       *values++ = bv;
     }
   }
 }
 
 #if defined(__AVX2__)
-/// window_argmax for the 2x2 window at stride 2 of float planes with 32-bit indices,
-/// eight (or four) windows at a time: the same maxima and indices, ties and NaNs
-/// included. Deinterleaving shuffles split each input row into its even and odd
-/// columns, so the four candidates of eight windows are four vectors; they are then
-/// compared in the scalar order ((0,0), (0,1), (1,0), (1,1), strictly greater wins).
-/// The compiler does not vectorize the scalar loop's stride-2 loads (one 28x28 ->
-/// 14x14 plane took 0.86 us; this takes 0.24). A row of fewer than eight windows
-/// runs as two overlapping groups of four, fewer than four as the scalar loop.
-inline void window_argmax_2x2(const float* p, Index base, Index w, Index oh, Index ow,
-                              std::uint32_t* out, float* values) {
+/// window_argmax for the 2x2 window at stride 2 of float planes, eight (or four)
+/// windows at a time: the same maxima and codes, ties and NaNs included.
+/// Deinterleaving shuffles split each input row into its even and odd columns, so the
+/// four candidates of eight windows are four vectors; they are then compared in the
+/// scalar order ((0,0), (0,1), (1,0), (1,1), strictly greater wins). The compiler does
+/// not vectorize the scalar loop's stride-2 loads (one 28x28 -> 14x14 plane took
+/// 0.86 us; this takes 0.24). A row of fewer than eight windows runs as two
+/// overlapping groups of four, fewer than four as the scalar loop.
+inline void window_argmax_2x2(const float* p, Index w, Index oh, Index ow, std::uint8_t* out,
+                              float* values) {
   if (ow < 4) {
-    window_argmax<2>(p, base, w, oh, ow, 2, 2, out, values);
+    window_argmax<2>(p, w, oh, ow, 2, 2, out, values);
     return;
   }
-  const auto w32 = static_cast<std::int32_t>(w);
-  const std::int32_t offsets[4] = {0, 1, w32, w32 + 1};
   for (Index y = 0; y < oh; ++y) {
-    const Index row = base + 2 * y * w;  // the windows' first input row
-    const float* r0 = p + row;
+    const float* r0 = p + 2 * y * w;  // the windows' first input row
     const float* r1 = r0 + w;
-    std::uint32_t* o = out + y * ow;
+    std::uint8_t* o = out + y * ow;
     float* v = values + y * ow;
     // Windows z .. z+7. The shuffles leave them in the order 0 1 4 5 2 3 6 7 (each
-    // 128-bit half deinterleaved on its own); one 64-bit permute restores it.
+    // 128-bit half deinterleaved on its own); one 64-bit permute restores it. The
+    // codes are chosen as 32-bit lanes and packed to bytes.
     const auto eight = [&](Index z) {
       const __m256 a0 = _mm256_loadu_ps(r0 + 2 * z), b0 = _mm256_loadu_ps(r0 + 2 * z + 8);
       const __m256 a1 = _mm256_loadu_ps(r1 + 2 * z), b1 = _mm256_loadu_ps(r1 + 2 * z + 8);
       const __m256 cand[4] = {_mm256_shuffle_ps(a0, b0, 0x88), _mm256_shuffle_ps(a0, b0, 0xDD),
                               _mm256_shuffle_ps(a1, b1, 0x88), _mm256_shuffle_ps(a1, b1, 0xDD)};
-      const __m256i corner =
-          _mm256_add_epi32(_mm256_setr_epi32(0, 2, 8, 10, 4, 6, 12, 14),
-                           _mm256_set1_epi32(static_cast<std::int32_t>(row + 2 * z)));
       __m256 bv = cand[0];
-      __m256i bi = corner;
+      __m256i bi = _mm256_setzero_si256();
       for (int t = 1; t < 4; ++t) {
         const __m256 wins = _mm256_cmp_ps(cand[t], bv, _CMP_GT_OQ);
         bv = _mm256_blendv_ps(bv, cand[t], wins);
-        bi = _mm256_blendv_epi8(bi, _mm256_add_epi32(corner, _mm256_set1_epi32(offsets[t])),
-                                _mm256_castps_si256(wins));
+        bi = _mm256_blendv_epi8(bi, _mm256_set1_epi32(t), _mm256_castps_si256(wins));
       }
       bv = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(bv), 0xD8));
       bi = _mm256_permute4x64_epi64(bi, 0xD8);
       _mm256_storeu_ps(v + z, bv);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + z), bi);
+      const __m128i w16 =
+          _mm_packus_epi32(_mm256_castsi256_si128(bi), _mm256_extracti128_si256(bi, 1));
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(o + z), _mm_packus_epi16(w16, w16));
     };
     const auto four = [&](Index z) {
       const __m128 a0 = _mm_loadu_ps(r0 + 2 * z), b0 = _mm_loadu_ps(r0 + 2 * z + 4);
       const __m128 a1 = _mm_loadu_ps(r1 + 2 * z), b1 = _mm_loadu_ps(r1 + 2 * z + 4);
       const __m128 cand[4] = {_mm_shuffle_ps(a0, b0, 0x88), _mm_shuffle_ps(a0, b0, 0xDD),
                               _mm_shuffle_ps(a1, b1, 0x88), _mm_shuffle_ps(a1, b1, 0xDD)};
-      const __m128i corner = _mm_add_epi32(_mm_setr_epi32(0, 2, 4, 6),
-                                           _mm_set1_epi32(static_cast<std::int32_t>(row + 2 * z)));
       __m128 bv = cand[0];
-      __m128i bi = corner;
+      __m128i bi = _mm_setzero_si128();
       for (int t = 1; t < 4; ++t) {
         const __m128 wins = _mm_cmp_ps(cand[t], bv, _CMP_GT_OQ);
         bv = _mm_blendv_ps(bv, cand[t], wins);
-        bi = _mm_blendv_epi8(bi, _mm_add_epi32(corner, _mm_set1_epi32(offsets[t])),
-                             _mm_castps_si128(wins));
+        bi = _mm_blendv_epi8(bi, _mm_set1_epi32(t), _mm_castps_si128(wins));
       }
       _mm_storeu_ps(v + z, bv);
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(o + z), bi);
+      const __m128i w16 = _mm_packus_epi32(bi, bi);
+      const auto codes = static_cast<std::uint32_t>(_mm_cvtsi128_si32(_mm_packus_epi16(w16, w16)));
+      std::memcpy(o + z, &codes, sizeof codes);
     };
     // The last group of a row overlaps the one before it where ow is not a multiple
     // of its width; it writes the same values again. Its loads end at column 2*ow - 1,
@@ -637,22 +644,100 @@ inline void window_argmax_2x2(const float* p, Index base, Index w, Index oh, Ind
 
 /// One plane of max_pool2d: the vectorized 2x2 stride-2 case where the target has it,
 /// else window_argmax.
-template <class T, class I>
-void pool_plane(const T* p, Index base, Index w, Index oh, Index ow, Index k, Index s, I* out,
-                T* values) {
+template <class T, class C>
+void pool_plane(const T* p, Index w, Index oh, Index ow, Index k, Index s, C* out, T* values) {
 #if defined(__AVX2__)
-  if constexpr (std::is_same_v<T, float> && std::is_same_v<I, std::uint32_t>) {
+  if constexpr (std::is_same_v<T, float> && std::is_same_v<C, std::uint8_t>) {
     if (k == 2 && s == 2) {
-      window_argmax_2x2(p, base, w, oh, ow, out, values);
+      window_argmax_2x2(p, w, oh, ow, out, values);
       return;
     }
   }
 #endif
   if (k == 2) {
-    window_argmax<2>(p, base, w, oh, ow, k, s, out, values);
+    window_argmax<2>(p, w, oh, ow, k, s, out, values);
   } else {
-    window_argmax<0>(p, base, w, oh, ow, k, s, out, values);
+    window_argmax<0>(p, w, oh, ow, k, s, out, values);
   }
+}
+
+/// Runs f(plane, K) over the planes of a pooling, in parallel, where K is
+/// std::integral_constant<Index, 2> for 2x2 windows (so that the code's division is
+/// a shift) and 0 otherwise.
+template <class C, class F>
+void for_each_pool_plane(const PoolChoice<C>& pc, F&& f) {
+  const Index planes = pc.in[0] * pc.in[1];
+  const auto values = static_cast<std::size_t>(pc.in.numel());
+  const auto run = [&](auto kk) {
+    parallel_for_large(static_cast<std::size_t>(planes), values,
+                       [&](std::size_t pl) { f(static_cast<Index>(pl), kk); });
+  };
+  if (pc.k == 2) {
+    run(std::integral_constant<Index, 2>{});
+  } else {
+    run(std::integral_constant<Index, 0>{});
+  }
+}
+
+/// The offset, in its input plane, of the element that window (y, z) chose.
+template <Index K, class C>
+Index chosen_offset(const PoolChoice<C>& pc, Index y, Index z, C code) {
+  const Index k = K > 0 ? K : pc.k;
+  const auto c = static_cast<Index>(code);
+  return (y * pc.s + c / k) * pc.in[3] + z * pc.s + c % k;
+}
+
+template <class T, class C>
+Tensor<T> pool_scatter(const Tensor<T>& g, std::shared_ptr<const PoolChoice<C>> pc);
+
+/// Records y = max_pool2d(x) for windows already chosen and values already gathered:
+/// the backward scatters the gradient to the chosen elements.
+template <class T, class C>
+void record_pool_gather(Tensor<T>& y, const Tensor<T>& x, std::shared_ptr<const PoolChoice<C>> pc) {
+  record(y, "max_pool2d", {&x}, [pc](Node<T>&, const Tensor<T>& g) {
+    return std::vector<Tensor<T>>{pool_scatter(g, pc)};
+  });
+}
+
+/// y[window] = x[the element the window chose]: max_pool2d's values for chosen windows
+/// (the backward of pool_scatter, so of max_pool2d's backward).
+template <class T, class C>
+Tensor<T> pool_gather(const Tensor<T>& x, std::shared_ptr<const PoolChoice<C>> pc) {
+  const Index h = pc->in[2], w = pc->in[3], oh = pc->out[2], ow = pc->out[3];
+  Tensor<T> y = Tensor<T>::empty(pc->out);
+  for_each_pool_plane(*pc, [&](Index pl, auto kk) {
+    const T* src = x.data() + pl * h * w;
+    const C* code = pc->code.data() + pl * oh * ow;
+    T* dst = y.data() + pl * oh * ow;
+    for (Index i = 0; i < oh; ++i) {
+      for (Index j = 0; j < ow; ++j, ++code)
+        *dst++ = src[chosen_offset<decltype(kk)::value>(*pc, i, j, *code)];
+    }
+  });
+  record_pool_gather(y, x, std::move(pc));
+  return y;
+}
+
+/// The gradient of max_pool2d: zeros of x's shape, with each window's gradient added
+/// at the element it chose (added, since overlapping windows can choose the same one).
+template <class T, class C>
+Tensor<T> pool_scatter(const Tensor<T>& g, std::shared_ptr<const PoolChoice<C>> pc) {
+  const Index h = pc->in[2], w = pc->in[3], oh = pc->out[2], ow = pc->out[3];
+  Tensor<T> x = Tensor<T>::empty(pc->in);
+  for_each_pool_plane(*pc, [&](Index pl, auto kk) {
+    const T* src = g.data() + pl * oh * ow;
+    const C* code = pc->code.data() + pl * oh * ow;
+    T* dst = x.data() + pl * h * w;
+    std::fill_n(dst, h * w, T{});
+    for (Index i = 0; i < oh; ++i) {
+      for (Index j = 0; j < ow; ++j, ++code)
+        dst[chosen_offset<decltype(kk)::value>(*pc, i, j, *code)] += *src++;
+    }
+  });
+  record(x, "max_pool2d_backward", {&g}, [pc](Node<T>&, const Tensor<T>& gg) {
+    return std::vector<Tensor<T>>{pool_gather(gg, pc)};
+  });
+  return x;
 }
 
 }  // namespace detail
@@ -671,25 +756,26 @@ Tensor<T> max_pool2d(const Tensor<T>& x, Index kernel, Index stride = 0) {
   const Index oh = (h - kernel) / stride + 1;
   const Index ow = (w - kernel) / stride + 1;
   const T* p = x.data();
-  // Each window's maximum and its index (32 bits when x's flat size allows), recorded
-  // as a take of x at those indices. Planes are independent and write their own slices.
-  const auto pool = [&]<class I>(I /*tag*/) {
-    auto idx = std::make_shared<std::vector<I>>(static_cast<std::size_t>(n * c * oh * ow));
-    Tensor<T> y = Tensor<T>::empty(Shape{n, c, oh, ow});
-    parallel_for_large(static_cast<std::size_t>(n * c), static_cast<std::size_t>(x.numel()),
-                       [&](std::size_t pl) {
-                         const Index base = static_cast<Index>(pl) * h * w;
-                         const Index first = static_cast<Index>(pl) * oh * ow;
-                         I* out = idx->data() + first;
-                         T* values = y.data() + first;
-                         detail::pool_plane(p, base, w, oh, ow, kernel, stride, out, values);
-                       });
-    detail::record_take(y, x, std::shared_ptr<const std::vector<I>>(std::move(idx)));
+  // Each window's maximum and the code of the element it chose, recorded for the
+  // backward. Planes are independent and write their own slices.
+  const auto pool = [&]<class C>(C /*tag*/) {
+    auto pc = std::make_shared<detail::PoolChoice<C>>();
+    pc->in = x.shape();
+    pc->out = Shape{n, c, oh, ow};
+    pc->k = kernel;
+    pc->s = stride;
+    pc->code.resize(static_cast<std::size_t>(n * c * oh * ow));
+    Tensor<T> y = Tensor<T>::empty(pc->out);
+    parallel_for_large(
+        static_cast<std::size_t>(n * c), static_cast<std::size_t>(x.numel()), [&](std::size_t pl) {
+          const auto plane = static_cast<Index>(pl);
+          detail::pool_plane(p + plane * h * w, w, oh, ow, kernel, stride,
+                             pc->code.data() + plane * oh * ow, y.data() + plane * oh * ow);
+        });
+    detail::record_pool_gather(y, x, std::shared_ptr<const detail::PoolChoice<C>>(std::move(pc)));
     return y;
   };
-  if (x.numel() <= static_cast<Index>(std::numeric_limits<std::uint32_t>::max())) {
-    return pool(std::uint32_t{});
-  }
+  if (kernel <= 16) return pool(std::uint8_t{});
   return pool(Index{});
 }
 

@@ -342,21 +342,11 @@ namespace detail {
 template <class T, class I>
 Tensor<T> put(const Tensor<T>& values, std::shared_ptr<const std::vector<I>> index,
               const Shape& shape);
-
-/// Records `out` = take(a, index) for values already gathered (max_pool2d writes them
-/// while it searches its windows): the backward is put, as for take.
-template <class T, class I>
-void record_take(Tensor<T>& out, const Tensor<T>& a, std::shared_ptr<const std::vector<I>> index) {
-  record(out, "take", {&a}, [index, sa = a.shape()](Node<T>&, const Tensor<T>& g) {
-    return std::vector<Tensor<T>>{put(g, index, sa)};
-  });
-}
 }  // namespace detail
 
 /// out[i] = flat(a)[index[i]], with out of shape `shape`. The primitive behind max,
-/// index_select, gather and max_pool2d. The index elements are Index, or a narrower
-/// unsigned type where the flat size fits (max_pool2d keeps 32-bit indices alive in
-/// its graph, half the memory).
+/// index_select and gather. The index elements are Index, or a narrower unsigned type
+/// where the flat size fits (half the memory a graph keeps alive with 32 bits).
 template <class T, class I>
 Tensor<T> take(const Tensor<T>& a, std::shared_ptr<const std::vector<I>> index,
                const Shape& shape) {
@@ -372,7 +362,9 @@ Tensor<T> take(const Tensor<T>& a, std::shared_ptr<const std::vector<I>> index,
                     a.shape());
     dst[i] = src[k];
   }
-  detail::record_take(out, a, std::move(index));
+  detail::record(out, "take", {&a}, [index, sa = a.shape()](Node<T>&, const Tensor<T>& g) {
+    return std::vector<Tensor<T>>{detail::put(g, index, sa)};
+  });
   return out;
 }
 
