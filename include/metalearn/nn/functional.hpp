@@ -331,12 +331,13 @@ void batch_norm_backward_values(const BatchNormStats<T>& st, const Tensor<T>& x,
     const T a = static_cast<T>(gamma * inv);
     const T k = static_cast<T>(inv * inv * sgx / st.count());
     const T mg = static_cast<T>(sg / st.count());
+    const Index s = st.s;
     for (Index b = 0; b < st.n; ++b) {
       const Index at = st.row(b, ch);
-      const T* row = px + at;
-      const T* grow = pg + at;
-      T* out = gx->data() + at;
-      for (Index i = 0; i < st.s; ++i) out[i] = a * ((grow[i] - mg) - k * (row[i] - mu));
+      const T* __restrict row = px + at;
+      const T* __restrict grow = pg + at;
+      T* __restrict out = gx->data() + at;
+      for (Index i = 0; i < s; ++i) out[i] = a * ((grow[i] - mg) - k * (row[i] - mu));
     }
   });
 }
@@ -423,21 +424,28 @@ Tensor<T> batch_norm_input_grad(const std::shared_ptr<const BatchNormStats<T>>& 
           const T tmapg = static_cast<T>(sapg / m);
           const T xs = static_cast<T>(-gamma * inv * inv);
           const T gs = static_cast<T>(gamma * inv);
-          // One loop per pair of wanted outputs, their pointers in locals: a test or
-          // a tensor's data() inside the loop keeps it scalar.
+          // One loop per pair of wanted outputs, its pointers restrict-qualified and
+          // its coefficients in locals (copies, not captures): a test, a tensor's
+          // data() or a captured reference inside the loop keeps it scalar, since
+          // every store might change what the reference reads.
           const auto rows = [&]<bool WantG, bool WantX>(T* odg, T* odx) {
+            const T c_mu = mu, c_inv = tinv, c_mg = tmg, c_mgx = tmgx, c_ma = tma;
+            const T c_maxh = tmaxh, c_mapg = tmapg, c_xs = xs, c_gs = gs;
+            const Index s = st->s;
             for (Index b = 0; b < st->n; ++b) {
               const Index at = st->row(b, ch);
-              const T* xr = px + at;
-              const T* gr = pg + at;
-              const T* ar = pa + at;
-              for (Index i = 0; i < st->s; ++i) {
-                const T xhat = (xr[i] - mu) * tinv;
-                const T pai = (ar[i] - tma) - xhat * tmaxh;
-                if constexpr (WantG) odg[at + i] = gs * pai;
+              const T* __restrict xr = px + at;
+              const T* __restrict gr = pg + at;
+              const T* __restrict ar = pa + at;
+              T* __restrict dgr = WantG ? odg + at : nullptr;
+              T* __restrict dxr = WantX ? odx + at : nullptr;
+              for (Index i = 0; i < s; ++i) {
+                const T xhat = (xr[i] - c_mu) * c_inv;
+                const T pai = (ar[i] - c_ma) - xhat * c_maxh;
+                if constexpr (WantG) dgr[i] = c_gs * pai;
                 if constexpr (WantX) {
-                  const T pgi = (gr[i] - tmg) - xhat * tmgx;
-                  odx[at + i] = xs * (xhat * tmapg + tmgx * pai + tmaxh * pgi);
+                  const T pgi = (gr[i] - c_mg) - xhat * c_mgx;
+                  dxr[i] = c_xs * (xhat * c_mapg + c_mgx * pai + c_maxh * pgi);
                 }
               }
             }
@@ -492,16 +500,21 @@ Tensor<T> batch_norm_weight_grad(const std::shared_ptr<const BatchNormStats<T>>&
           const T bc = bw.data()[ch];
           const T tmg = static_cast<T>(sg / m), tmgx = static_cast<T>(sgx * inv / m);
           const T xs = static_cast<T>(static_cast<double>(bc) * inv);
-          // As in batch_norm_input_grad: one loop per pair of wanted outputs.
+          // As in batch_norm_input_grad: one loop per pair of wanted outputs, with
+          // restrict-qualified pointers and local coefficients.
           const auto rows = [&]<bool WantG, bool WantX>(T* odg, T* odx) {
+            const T c_mu = mu, c_inv = tinv, c_b = bc, c_xs = xs, c_mg = tmg, c_mgx = tmgx;
+            const Index s = st->s;
             for (Index b = 0; b < st->n; ++b) {
               const Index at = st->row(b, ch);
-              const T* xr = px + at;
-              const T* gr = pg + at;
-              for (Index i = 0; i < st->s; ++i) {
-                const T xhat = (xr[i] - mu) * tinv;
-                if constexpr (WantG) odg[at + i] = bc * xhat;
-                if constexpr (WantX) odx[at + i] = xs * ((gr[i] - tmg) - xhat * tmgx);
+              const T* __restrict xr = px + at;
+              const T* __restrict gr = pg + at;
+              T* __restrict dgr = WantG ? odg + at : nullptr;
+              T* __restrict dxr = WantX ? odx + at : nullptr;
+              for (Index i = 0; i < s; ++i) {
+                const T xhat = (xr[i] - c_mu) * c_inv;
+                if constexpr (WantG) dgr[i] = c_b * xhat;
+                if constexpr (WantX) dxr[i] = c_xs * ((gr[i] - c_mg) - xhat * c_mgx);
               }
             }
           };
@@ -575,10 +588,11 @@ Tensor<T> batch_norm_batch_stats(const Tensor<T>& x, const Tensor<T>& weight, co
     const T scale = gamma * inv;
     // (x - mu) first: x*scale + (beta - mu*scale) would cancel when the mean is large
     // against the spread (a convolution of mostly-blank images).
+    const Index s = st->s;
     for (Index b = 0; b < st->n; ++b) {
-      const T* row = px + st->row(b, ch);
-      T* out = py + st->row(b, ch);
-      for (Index i = 0; i < st->s; ++i) out[i] = (row[i] - mu) * scale + beta;
+      const T* __restrict row = px + st->row(b, ch);
+      T* __restrict out = py + st->row(b, ch);
+      for (Index i = 0; i < s; ++i) out[i] = (row[i] - mu) * scale + beta;
     }
   });
   mean_out = st->mean;
