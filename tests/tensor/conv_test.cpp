@@ -228,6 +228,9 @@ TEST(ConvGradcheck, MaxPool2d) {
                                   {{1, 2, 3, 3}}));
   EXPECT_TRUE(mt::check_gradients(
       [](const Args& v) { return ml::max_pool2d(ml::square(v[0]), 3, 2); }, {{1, 1, 5, 5}}));
+  // A stride wider than the window leaves elements no window reads: their gradient is 0.
+  EXPECT_TRUE(mt::check_gradients([](const Args& v) { return ml::max_pool2d(v[0], 2, 3); },
+                                  {{1, 2, 7, 8}}));
   // Windows of more than 16 x 16 record their choices in wider codes than a byte;
   // at stride 1 they overlap, so elements chosen by several windows collect every
   // window's gradient.

@@ -679,12 +679,19 @@ void for_each_pool_plane(const PoolChoice<C>& pc, F&& f) {
   }
 }
 
-/// The offset, in its input plane, of the element that window (y, z) chose.
-template <Index K, class C>
-Index chosen_offset(const PoolChoice<C>& pc, Index y, Index z, C code) {
-  const Index k = K > 0 ? K : pc.k;
-  const auto c = static_cast<Index>(code);
-  return (y * pc.s + c / k) * pc.in[3] + z * pc.s + c % k;
+/// The windows of one plane in order, with the offset in the input plane of the
+/// element each chose: f(window, offset). K > 0 fixes the window size at compile time.
+/// The geometry is read into locals first: f's stores would otherwise make every
+/// window reload it.
+template <Index K, class C, class F>
+void for_each_choice(const PoolChoice<C>& pc, const C* __restrict code, F&& f) {
+  const Index k = K > 0 ? K : pc.k, s = pc.s, w = pc.in[3], oh = pc.out[2], ow = pc.out[3];
+  for (Index i = 0; i < oh; ++i) {
+    for (Index j = 0; j < ow; ++j) {
+      const auto c = static_cast<Index>(code[i * ow + j]);
+      f(i * ow + j, (i * s + c / k) * w + j * s + c % k);
+    }
+  }
 }
 
 template <class T, class C>
@@ -706,13 +713,10 @@ Tensor<T> pool_gather(const Tensor<T>& x, std::shared_ptr<const PoolChoice<C>> p
   const Index h = pc->in[2], w = pc->in[3], oh = pc->out[2], ow = pc->out[3];
   Tensor<T> y = Tensor<T>::empty(pc->out);
   for_each_pool_plane(*pc, [&](Index pl, auto kk) {
-    const T* src = x.data() + pl * h * w;
-    const C* code = pc->code.data() + pl * oh * ow;
-    T* dst = y.data() + pl * oh * ow;
-    for (Index i = 0; i < oh; ++i) {
-      for (Index j = 0; j < ow; ++j, ++code)
-        *dst++ = src[chosen_offset<decltype(kk)::value>(*pc, i, j, *code)];
-    }
+    const T* __restrict src = x.data() + pl * h * w;
+    T* __restrict dst = y.data() + pl * oh * ow;
+    for_each_choice<decltype(kk)::value>(*pc, pc->code.data() + pl * oh * ow,
+                                         [&](Index e, Index at) { dst[e] = src[at]; });
   });
   record_pool_gather(y, x, std::move(pc));
   return y;
@@ -725,13 +729,15 @@ Tensor<T> pool_scatter(const Tensor<T>& g, std::shared_ptr<const PoolChoice<C>> 
   const Index h = pc->in[2], w = pc->in[3], oh = pc->out[2], ow = pc->out[3];
   Tensor<T> x = Tensor<T>::empty(pc->in);
   for_each_pool_plane(*pc, [&](Index pl, auto kk) {
-    const T* src = g.data() + pl * oh * ow;
-    const C* code = pc->code.data() + pl * oh * ow;
-    T* dst = x.data() + pl * h * w;
+    const T* __restrict src = g.data() + pl * oh * ow;
+    T* __restrict dst = x.data() + pl * h * w;
     std::fill_n(dst, h * w, T{});
-    for (Index i = 0; i < oh; ++i) {
-      for (Index j = 0; j < ow; ++j, ++code)
-        dst[chosen_offset<decltype(kk)::value>(*pc, i, j, *code)] += *src++;
+    const C* code = pc->code.data() + pl * oh * ow;
+    if (pc->s >= pc->k) {  // disjoint windows: each element is chosen once at most
+      for_each_choice<decltype(kk)::value>(*pc, code, [&](Index e, Index at) { dst[at] = src[e]; });
+    } else {
+      for_each_choice<decltype(kk)::value>(*pc, code,
+                                           [&](Index e, Index at) { dst[at] += src[e]; });
     }
   });
   record(x, "max_pool2d_backward", {&g}, [pc](Node<T>&, const Tensor<T>& gg) {
