@@ -276,15 +276,18 @@ def render(args, workloads, threads, samples, checks, torch_version, load_start,
                      "float64); workloads.py recomputes the gradient from the same parameters and "
                      "batch. Error = max(worst per-tensor ||g_torch - g_ml|| / ||g_ml||, whole-vector "
                      "relative error); tensors whose exact gradient is zero (conv biases before "
-                     "batch norm) are left out of the per-tensor worst case. 'torch f32 vs f64' is "
+                     "batch norm) are left out of the per-tensor worst case. 'torch32 vs torch64' is "
                      "PyTorch's own float32 error, i.e. how well the workload is conditioned in "
-                     "float32. strict = loop f32 within 1e-4; ok = float64 agreement within 1e-8 "
-                     "and loop f32 within max(1e-4, 2x PyTorch's own float32 error).")
+                     "float32; on the ConvNet workloads it is also measured with the loop form's "
+                     "convolutions computed as unfold + matmul (im2col), the same float32 math "
+                     "summed in another order. strict = loop f32 within 1e-4; ok = float64 "
+                     "agreement within 1e-8 and loop f32 within max(1e-4, 2x the largest of "
+                     "PyTorch's own float32 errors).")
         lines.append("")
         lines.append("| workload | ok | strict | ml64 vs torch64 (loop / batched) | ml32 vs torch32 "
-                     "loop | ml32 vs torch32 batched | ml32 vs torch64 | torch32 vs torch64 "
-                     "(loop / batched) |")
-        lines.append("|---|---|---|---|---|---|---|---|")
+                     "loop | ml32 vs torch32 batched | ml32 vs torch32 loop, im2col | ml32 vs "
+                     "torch64 | torch32 vs torch64 (loop / batched / loop, im2col) |")
+        lines.append("|---|---|---|---|---|---|---|---|---|")
         for wl, res in checks.items():
             f = res["forms"]
 
@@ -296,8 +299,9 @@ def render(args, workloads, threads, samples, checks, torch_version, load_start,
             lines.append(f"| {wl} | {'yes' if res['ok'] else 'NO'} | "
                          f"{'yes' if res['strict'] else 'no'} | "
                          f"{e('loop_f64_vs_ml64')} / {e('batched_f64_vs_ml64')} | {e('loop_f32')} | "
-                         f"{e('batched_f32')} | {e('loop_f64')} | "
-                         f"{e('loop_f32_vs_f64')} / {e('batched_f32_vs_f64')} |")
+                         f"{e('batched_f32')} | {e('loop_im2col_f32')} | {e('loop_f64')} | "
+                         f"{e('loop_f32_vs_f64')} / {e('batched_f32_vs_f64')} / "
+                         f"{e('loop_im2col_f32_vs_f64')} |")
     text = "\n".join(lines) + "\n"
     print()
     print(text)
