@@ -722,6 +722,30 @@ Tensor<T> pool_gather(const Tensor<T>& x, std::shared_ptr<const PoolChoice<C>> p
   return y;
 }
 
+/// pool_scatter of one plane of 2x2 windows at stride 2, g and code in window order:
+/// each element of x written once, with no zeroing pass before. The element a window
+/// chose gets its gradient and the other three zero; the last column and row, which
+/// no window covers when w or h is odd, are zeroed.
+template <class T, class C>
+void scatter_2x2_plane(const T* __restrict g, const C* __restrict code, Index h, Index w, Index oh,
+                       Index ow, T* __restrict x) {
+  for (Index i = 0; i < oh; ++i) {
+    T* __restrict r0 = x + 2 * i * w;
+    T* __restrict r1 = r0 + w;
+    for (Index j = 0; j < ow; ++j) {
+      const T v = g[i * ow + j];
+      const auto c = code[i * ow + j];
+      r0[2 * j] = c == 0 ? v : T(0);
+      r0[2 * j + 1] = c == 1 ? v : T(0);
+      r1[2 * j] = c == 2 ? v : T(0);
+      r1[2 * j + 1] = c == 3 ? v : T(0);
+    }
+    std::fill(r0 + 2 * ow, r0 + w, T(0));
+    std::fill(r1 + 2 * ow, r1 + w, T(0));
+  }
+  std::fill(x + 2 * oh * w, x + h * w, T(0));
+}
+
 /// The gradient of max_pool2d: zeros of x's shape, with each window's gradient added
 /// at the element it chose (added, since overlapping windows can choose the same one).
 template <class T, class C>
@@ -731,6 +755,10 @@ Tensor<T> pool_scatter(const Tensor<T>& g, std::shared_ptr<const PoolChoice<C>> 
   for_each_pool_plane(*pc, [&](Index pl, auto kk) {
     const T* __restrict src = g.data() + pl * oh * ow;
     T* __restrict dst = x.data() + pl * h * w;
+    if (pc->k == 2 && pc->s == 2) {
+      scatter_2x2_plane(src, pc->code.data() + pl * oh * ow, h, w, oh, ow, dst);
+      return;
+    }
     std::fill_n(dst, h * w, T{});
     const C* code = pc->code.data() + pl * oh * ow;
     if (pc->s >= pc->k) {  // disjoint windows: each element is chosen once at most
