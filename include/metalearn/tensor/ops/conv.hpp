@@ -529,7 +529,7 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
 namespace detail {
 
 /// Which element of every window a max_pool2d chose, as its place in the window:
-/// code i * k + j for row i, column j of the k x k window. One byte a window while
+/// code i * k + j for row i, column j of the k x k window. One byte per window while
 /// k <= 16, where a flat index into x takes four or eight: the graph holds one of
 /// these per pooling layer and forward pass, and second-order MAML holds every
 /// forward of every inner step.
@@ -539,7 +539,7 @@ struct PoolChoice {
   Shape out;  // y: [N, C, OH, OW]
   Index k = 0;
   Index s = 0;
-  std::vector<C> code;  // one a window, in y's order
+  std::vector<C> code;  // one per window, in y's order
 };
 
 /// The first maximal element of every window of one plane (rows of w): its code and
