@@ -90,11 +90,12 @@ TYPED_TEST(Gemm, EmptyInnerDimensionGivesZeros) {
   for (const T v : c) EXPECT_EQ(v, T(0));
 }
 
-// Float products whose b is not transposed and whose a is small (up to 48K floats)
-// sum each element in one order whatever its position (on AVX2 targets; see gemm.hpp): equal
-// columns of b, wherever they sit (first, middle or last columns, within or past the last full
-// panel of 16), give bit-equal columns of c, with a stored as is or transposed. Shapes cover short
-// and long inner dimensions and rows that do not fill the last block of six.
+// Float products whose b is not transposed and whose a is small (up to 48K floats) sum
+// each element in one order whatever its position (on AVX2 targets; see gemm.hpp):
+// equal columns of b, wherever they sit (first, middle or last columns, within or past
+// the last full panel of 16), give bit-equal columns of c, with a stored as is or
+// transposed. Shapes cover short and long inner dimensions and rows that do not fill
+// the last block of six.
 TEST(Gemm, EqualColumnsGiveBitEqualColumnsWhenBIsNotTransposed) {
 #if defined(__AVX2__) && defined(__FMA__)
   std::mt19937 rng(13);
