@@ -3,8 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <map>
+#include <utility>
 #include <vector>
 
 #include "metalearn/autograd.hpp"
@@ -88,6 +91,8 @@ TYPED_TEST(Conv, MaxPool) {
 // windows at a time where the target has AVX2, overlapping groups at the row's end):
 // the maximum and the element the gradient goes to are those of the scalar rule, the
 // first strictly greater element in window order, with ties, infinities and NaNs.
+// Every window has its own output gradient, so the backward (eight windows at a time
+// too) must put each at its own window's element.
 TEST(MaxPool, TwoByTwoMatchesTheFirstMaximumOfEveryWindow) {
   ml::Generator gen(5);
   for (ml::Index w = 2; w <= 37; ++w) {
@@ -104,9 +109,10 @@ TEST(MaxPool, TwoByTwoMatchesTheFirstMaximumOfEveryWindow) {
     }
     const auto x = ml::from_vector<float>(v, {n, c, h, w}).requires_grad(true);
     const auto y = ml::max_pool2d(x, 2);
-    const auto g = ml::autograd::grad({ml::sum(y)}, {x})[0];
     const ml::Index oh = h / 2, ow = w / 2;
     ASSERT_EQ(y.shape(), (ml::Shape{n, c, oh, ow}));
+    const auto gy = ml::uniform<float>({n, c, oh, ow}, gen, 1.0F, 2.0F);
+    const auto g = ml::autograd::grad({ml::sum(ml::mul(y, gy))}, {x})[0];
     std::vector<float> expected_grad(v.size(), 0.0F);
     for (ml::Index p = 0; p < n * c; ++p) {
       for (ml::Index i = 0; i < oh; ++i) {
@@ -122,7 +128,7 @@ TEST(MaxPool, TwoByTwoMatchesTheFirstMaximumOfEveryWindow) {
           } else {
             EXPECT_EQ(got, want) << "w " << w << " window " << p << "," << i << "," << j;
           }
-          expected_grad[static_cast<std::size_t>(best)] += 1.0F;
+          expected_grad[static_cast<std::size_t>(best)] = gy.data()[(p * oh + i) * ow + j];
         }
       }
     }
@@ -369,4 +375,55 @@ TEST(Conv, SizeKeepingColumnsMatchTheBorderedPath) {
   EXPECT_FALSE(ml::detail::keeps_size(ml::Conv2dGeometry{1, 5, 5, 3, 3, 2, 1}));
   EXPECT_FALSE(ml::detail::keeps_size(ml::Conv2dGeometry{1, 5, 5, 3, 3, 1, 0}));
   EXPECT_FALSE(ml::detail::keeps_size(ml::Conv2dGeometry{1, 5, 5, 3, 1, 1, 1}));
+}
+
+// col2im adds each im2col row's terms into the images, in row order per pixel: float
+// rows of every width from 1 to 20 (eight lanes at a time where the target has AVX2,
+// the last group adding -0 past the row or masked at the plane's end), unpadded,
+// padded and strided, give the bits of the plain loop. The images start with negative
+// zeros and NaNs, which the lanes past a row must leave as they are.
+TEST(Conv, Col2imAddsTheTermsOfEveryRowInOrder) {
+  ml::Generator gen(37);
+  for (ml::Index ow = 1; ow <= 20; ++ow) {
+    for (const auto& [stride, pad] : {std::pair<ml::Index, ml::Index>{1, 0}, {1, 1}, {2, 1}}) {
+      const ml::Index kernel = 3, nb = 2, c = 2, h = 4;
+      const ml::Index w = (ow - 1) * stride + kernel - 2 * pad;
+      if (w < 1) continue;
+      const ml::Conv2dGeometry g{c, h, w, kernel, kernel, stride, pad};
+      ASSERT_EQ(g.out_w(), ow);
+      const ml::Index oh = g.out_h(), l = oh * ow;
+      const auto cols = ml::randn<float>({g.patch(), nb * l}, gen);
+      const auto x0 = ml::randn<float>({nb, c, h, w}, gen);
+      std::vector<float> got(x0.data(), x0.data() + x0.numel());
+      for (std::size_t e = 0; e < got.size(); e += 3) {
+        got[e] = e % 2 == 0 ? -0.0F : std::numeric_limits<float>::quiet_NaN();
+      }
+      std::vector<float> want = got;
+      ml::detail::col2im_add(cols.data(), g, nb, got.data());
+      for (ml::Index ch = 0; ch < c; ++ch) {
+        for (ml::Index i = 0; i < kernel; ++i) {
+          for (ml::Index j = 0; j < kernel; ++j) {
+            const float* row = cols.data() + ((ch * kernel + i) * kernel + j) * nb * l;
+            for (ml::Index b = 0; b < nb; ++b) {
+              for (ml::Index y = 0; y < oh; ++y) {
+                for (ml::Index q = 0; q < ow; ++q) {
+                  const ml::Index yy = y * stride - pad + i, xx = q * stride - pad + j;
+                  if (yy < 0 || yy >= h || xx < 0 || xx >= w) continue;
+                  want[static_cast<std::size_t>(((b * c + ch) * h + yy) * w + xx)] +=
+                      row[b * l + y * ow + q];
+                }
+              }
+            }
+          }
+        }
+      }
+      const auto bits = [](const std::vector<float>& v) {
+        std::vector<std::uint32_t> b(v.size());
+        std::memcpy(b.data(), v.data(), v.size() * sizeof(float));
+        return b;
+      };
+      EXPECT_EQ(bits(got), bits(want))
+          << "output width " << ow << " stride " << stride << " padding " << pad;
+    }
+  }
 }

@@ -10,7 +10,7 @@
 #include <type_traits>
 #include <vector>
 
-#if defined(__AVX2__)
+#if defined(__AVX__)
 #include <immintrin.h>
 #endif
 
@@ -82,10 +82,19 @@ inline constexpr Index kWideRow = 32;
 /// per row (memcpy's call costs more than copying a 3- to 14-float row). A row is
 /// covered by fixed-size moves whose last one ends at n, overlapping the one before
 /// it where n is not a multiple of its size (s and d do not overlap): an 11-float row
-/// is two moves of 8, not 8 + 2 + 1.
+/// is two moves of 8, not 8 + 2 + 1. Eight floats move as one 32-byte load and store
+/// where the target has AVX (the compiler's inline memcpy moves 16 bytes at a time).
 template <class T>
 [[gnu::always_inline]] inline void copy_row(const T* s, Index n, T* d) {
   constexpr auto kMove = [](const T* from, T* to, Index count) {
+#if defined(__AVX__)
+    if constexpr (std::is_same_v<T, float>) {
+      if (count == 8) {
+        _mm256_storeu_ps(to, _mm256_loadu_ps(from));
+        return;
+      }
+    }
+#endif
     std::memcpy(to, from, static_cast<std::size_t>(count) * sizeof(T));
   };
   if (n >= kWideRow) {
@@ -238,6 +247,65 @@ void im2col(const T* x, const Conv2dGeometry& g, Index nb, T* cols) {
   }
 }
 
+/// d[0, n) += s[0, n) for the rows of col2im, n fixed per call, d inside a plane
+/// that ends at `end` and that no other thread writes meanwhile. Float rows on AVX2
+/// targets add eight at a time: the compiler's loop takes the last n % 8 one by one,
+/// and in ConvNet4's unpadded layers (rows of 26, 11 and 3) they are a third of the
+/// elements or more. The last group adds -0 in the lanes past the row, which leaves
+/// every value as it was (x + -0 is x, signed zeros and NaNs included), so it is a
+/// plain load and store while the plane has room for eight lanes; at the plane's end
+/// it is a masked store, which this hardware runs far slower. The same one rounding
+/// per element either way.
+template <class T>
+class RowAdder {
+ public:
+  explicit RowAdder(Index n) : n_(n) {
+#if defined(__AVX2__)
+    if constexpr (std::is_same_v<T, float>) {
+      alignas(32) std::int32_t lanes[8];
+      alignas(32) std::uint32_t past[8];
+      for (Index t = 0; t < 8; ++t) {
+        lanes[t] = t < n % 8 ? -1 : 0;
+        past[t] = t < n % 8 ? 0U : 0x80000000U;
+      }
+      tail_ = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes));
+      minus_zero_past_ = _mm256_load_ps(reinterpret_cast<const float*>(past));
+    }
+#endif
+  }
+
+  void operator()(const T* __restrict s, T* __restrict d, const T* end) const {
+#if defined(__AVX2__)
+    if constexpr (std::is_same_v<T, float>) {
+      Index x = 0;
+      for (; x + 8 <= n_; x += 8) {
+        _mm256_storeu_ps(d + x, _mm256_add_ps(_mm256_loadu_ps(d + x), _mm256_loadu_ps(s + x)));
+      }
+      if (x < n_) {
+        const __m256 terms = _mm256_maskload_ps(s + x, tail_);
+        if (end - (d + x) >= 8) {
+          const __m256 sum =
+              _mm256_add_ps(_mm256_loadu_ps(d + x), _mm256_or_ps(terms, minus_zero_past_));
+          _mm256_storeu_ps(d + x, sum);
+        } else {
+          _mm256_maskstore_ps(d + x, tail_, _mm256_add_ps(_mm256_maskload_ps(d + x, tail_), terms));
+        }
+      }
+      return;
+    }
+#endif
+    static_cast<void>(end);
+    for (Index x = 0; x < n_; ++x) d[x] += s[x];
+  }
+
+ private:
+  Index n_;
+#if defined(__AVX2__)
+  __m256i tail_{};
+  __m256 minus_zero_past_{};
+#endif
+};
+
 /// col2im, the adjoint of im2col: adds cols [C*kh*kw, nb*L] into `nb` images at x.
 /// Every pixel receives its terms in the order of the im2col rows (one term per
 /// row at most); terms that fall on the zero border are dropped.
@@ -245,21 +313,30 @@ template <class T>
 void col2im_add(const T* cols, const Conv2dGeometry& g, Index nb, T* x) {
   const Index oh = g.out_h(), ow = g.out_w(), l = oh * ow, ncols = nb * l, st = g.stride;
   BorderedImages<T> dst(x, g, nb);
+  const RowAdder<T> add_row(ow);
   for (Index c = 0; c < g.channels; ++c) {
     for (Index i = 0; i < g.kernel_h; ++i) {
       for (Index j = 0; j < g.kernel_w; ++j) {
         const T* row = cols + ((c * g.kernel_h + i) * g.kernel_w + j) * ncols;
         for (Index b = 0; b < nb; ++b) {
-          T* d = dst.at(x, g, b, c) + i * dst.pitch + j;
+          T* plane = dst.at(x, g, b, c);
+          T* d = plane + i * dst.pitch + j;
           const T* s = row + b * l;
+          if (st == 1) {
+            // Even rows, then odd ones: the -0 lanes past a row reach into the next
+            // row, and a load that overlaps part of a store still in flight waits
+            // for it to complete (each row's first load would, in row order).
+            for (Index parity = 0; parity < 2; ++parity) {
+              for (Index y = parity; y < oh; y += 2) {
+                add_row(s + y * ow, d + y * dst.pitch, plane + dst.plane);
+              }
+            }
+            continue;
+          }
           for (Index y = 0; y < oh; ++y) {
             T* dy = d + y * st * dst.pitch;
             const T* sy = s + y * ow;
-            if (st == 1) {
-              for (Index q = 0; q < ow; ++q) dy[q] += sy[q];
-            } else {
-              for (Index q = 0; q < ow; ++q) dy[q * st] += sy[q];
-            }
+            for (Index q = 0; q < ow; ++q) dy[q * st] += sy[q];
           }
         }
       }
@@ -722,23 +799,72 @@ Tensor<T> pool_gather(const Tensor<T>& x, std::shared_ptr<const PoolChoice<C>> p
   return y;
 }
 
+/// v where `keep`, else +0, without a branch: the code a window chose is as likely to
+/// be any of its four elements, and branching on it mispredicts about half the time.
+template <class T>
+T kept_or_zero(T v, bool keep) {
+  using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+  static_assert(sizeof(T) == sizeof(Bits));
+  return std::bit_cast<T>(std::bit_cast<Bits>(v) & (Bits{0} - static_cast<Bits>(keep)));
+}
+
+#if defined(__AVX2__)
+/// Windows z .. z+7 of one row of scatter_2x2_plane for float and byte codes: each
+/// window's gradient masked by the four code comparisons, then interleaved into the
+/// even and odd columns of the two input rows.
+inline void scatter_2x2_eight(const float* g, const std::uint8_t* code, float* r0, float* r1) {
+  const __m256 v = _mm256_loadu_ps(g);
+  const __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(code)));
+  __m256 e[4];
+  for (int t = 0; t < 4; ++t) {
+    e[t] = _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_cmpeq_epi32(c, _mm256_set1_epi32(t))));
+  }
+  float* rows[2] = {r0, r1};
+  for (int r = 0; r < 2; ++r) {
+    // Per 128-bit half: unpacklo gives windows 0 1 (4 5), unpackhi 2 3 (6 7).
+    const __m256 lo = _mm256_unpacklo_ps(e[2 * r], e[2 * r + 1]);
+    const __m256 hi = _mm256_unpackhi_ps(e[2 * r], e[2 * r + 1]);
+    _mm256_storeu_ps(rows[r], _mm256_permute2f128_ps(lo, hi, 0x20));
+    _mm256_storeu_ps(rows[r] + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+  }
+}
+#endif
+
 /// pool_scatter of one plane of 2x2 windows at stride 2, g and code in window order:
 /// each element of x written once, with no zeroing pass before. The element a window
 /// chose gets its gradient and the other three zero; the last column and row, which
-/// no window covers when w or h is odd, are zeroed.
+/// no window covers when w or h is odd, are zeroed. Float planes of at least eight
+/// windows a row take eight windows at a time (the last group of a row overlapping the
+/// one before it, writing the same values again).
 template <class T, class C>
 void scatter_2x2_plane(const T* __restrict g, const C* __restrict code, Index h, Index w, Index oh,
                        Index ow, T* __restrict x) {
   for (Index i = 0; i < oh; ++i) {
     T* __restrict r0 = x + 2 * i * w;
     T* __restrict r1 = r0 + w;
-    for (Index j = 0; j < ow; ++j) {
-      const T v = g[i * ow + j];
-      const auto c = code[i * ow + j];
-      r0[2 * j] = c == 0 ? v : T(0);
-      r0[2 * j + 1] = c == 1 ? v : T(0);
-      r1[2 * j] = c == 2 ? v : T(0);
-      r1[2 * j + 1] = c == 3 ? v : T(0);
+    const T* gi = g + i * ow;
+    const C* ci = code + i * ow;
+    bool done = false;
+#if defined(__AVX2__)
+    if constexpr (std::is_same_v<T, float> && std::is_same_v<C, std::uint8_t>) {
+      if (ow >= 8) {
+        Index z = 0;
+        for (; z + 8 <= ow; z += 8) scatter_2x2_eight(gi + z, ci + z, r0 + 2 * z, r1 + 2 * z);
+        if (z < ow)
+          scatter_2x2_eight(gi + ow - 8, ci + ow - 8, r0 + 2 * (ow - 8), r1 + 2 * (ow - 8));
+        done = true;
+      }
+    }
+#endif
+    if (!done) {
+      for (Index j = 0; j < ow; ++j) {
+        const T v = gi[j];
+        const auto c = ci[j];
+        r0[2 * j] = kept_or_zero(v, c == 0);
+        r0[2 * j + 1] = kept_or_zero(v, c == 1);
+        r1[2 * j] = kept_or_zero(v, c == 2);
+        r1[2 * j + 1] = kept_or_zero(v, c == 3);
+      }
     }
     std::fill(r0 + 2 * ow, r0 + w, T(0));
     std::fill(r1 + 2 * ow, r1 + w, T(0));
