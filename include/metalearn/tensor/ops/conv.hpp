@@ -254,8 +254,8 @@ void im2col(const T* x, const Conv2dGeometry& g, Index nb, T* cols) {
 /// elements or more. The last group adds -0 in the lanes past the row, which leaves
 /// every value as it was (x + -0 is x, signed zeros and NaNs included), so it is a
 /// plain load and store while the plane has room for eight lanes; at the plane's end
-/// it is a masked store, which this hardware runs far slower. The same one rounding
-/// per element either way.
+/// it is a masked store (on the AMD EPYC cores measured, a masked store costs many
+/// plain ones). The same one rounding per element either way.
 template <class T>
 class RowAdder {
  public:
@@ -382,6 +382,10 @@ struct ConvChunks {
   [[nodiscard]] Index size(std::size_t c) const { return first(c + 1) - first(c); }
 };
 
+/// Patches (C * kh * kw) up to this long have their forward products computed image by
+/// image (see conv2d_values).
+inline constexpr Index kShortPatch = 64;
+
 /// y [N, O, oh, ow] = conv(x, w) (+ bias), computed chunk by chunk of images.
 template <class T>
 Tensor<T> conv2d_values(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& bias,
@@ -395,13 +399,18 @@ Tensor<T> conv2d_values(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>&
     const Index b0 = chunks.first(c), nb = chunks.size(c);
     Tensor<T> cols = workspace<T>(Shape{k, nb * l});
     im2col(x.data() + b0 * g.image(), g, nb, cols.data());
-    if (nb == 1) {
-      // One image: the product [O, L] is the image's output as laid out in y.
-      T* dst = y.data() + b0 * o * l;
-      gemm(false, false, o, l, k, w.data(), k, cols.data(), l, dst, l);
-      if (b != nullptr) {
-        for (Index ch = 0; ch < o; ++ch) {
-          for (Index q = 0; q < l; ++q) dst[ch * l + q] += b[ch];
+    if (nb == 1 || k <= kShortPatch) {
+      // Image by image: the product of the weights and an image's columns [O, L] is
+      // that image's output as laid out in y, with no copy from a chunk-wide product.
+      // Each product packs the weights again, which costs little for a short patch
+      // (a first layer's 9 or 27 taps) and much for a long one.
+      for (Index i = 0; i < nb; ++i) {
+        T* dst = y.data() + (b0 + i) * o * l;
+        gemm(false, false, o, l, k, w.data(), k, cols.data() + i * l, nb * l, dst, l);
+        if (b != nullptr) {
+          for (Index ch = 0; ch < o; ++ch) {
+            for (Index q = 0; q < l; ++q) dst[ch * l + q] += b[ch];
+          }
         }
       }
       return;
@@ -828,14 +837,31 @@ inline void scatter_2x2_eight(const float* g, const std::uint8_t* code, float* r
     _mm256_storeu_ps(rows[r] + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
   }
 }
+
+/// scatter_2x2_eight for windows z .. z+3, in 128-bit vectors.
+inline void scatter_2x2_four(const float* g, const std::uint8_t* code, float* r0, float* r1) {
+  const __m128 v = _mm_loadu_ps(g);
+  std::int32_t packed = 0;
+  std::memcpy(&packed, code, sizeof packed);
+  const __m128i c = _mm_cvtepu8_epi32(_mm_cvtsi32_si128(packed));
+  __m128 e[4];
+  for (int t = 0; t < 4; ++t) {
+    e[t] = _mm_and_ps(v, _mm_castsi128_ps(_mm_cmpeq_epi32(c, _mm_set1_epi32(t))));
+  }
+  float* rows[2] = {r0, r1};
+  for (int r = 0; r < 2; ++r) {
+    _mm_storeu_ps(rows[r], _mm_unpacklo_ps(e[2 * r], e[2 * r + 1]));
+    _mm_storeu_ps(rows[r] + 4, _mm_unpackhi_ps(e[2 * r], e[2 * r + 1]));
+  }
+}
 #endif
 
 /// pool_scatter of one plane of 2x2 windows at stride 2, g and code in window order:
 /// each element of x written once, with no zeroing pass before. The element a window
 /// chose gets its gradient and the other three zero; the last column and row, which
-/// no window covers when w or h is odd, are zeroed. Float planes of at least eight
-/// windows a row take eight windows at a time (the last group of a row overlapping the
-/// one before it, writing the same values again).
+/// no window covers when w or h is odd, are zeroed. Float planes of at least four
+/// windows a row take eight (or four) windows at a time, the last group of a row
+/// overlapping the one before it and writing the same values again.
 template <class T, class C>
 void scatter_2x2_plane(const T* __restrict g, const C* __restrict code, Index h, Index w, Index oh,
                        Index ow, T* __restrict x) {
@@ -852,6 +878,10 @@ void scatter_2x2_plane(const T* __restrict g, const C* __restrict code, Index h,
         for (; z + 8 <= ow; z += 8) scatter_2x2_eight(gi + z, ci + z, r0 + 2 * z, r1 + 2 * z);
         if (z < ow)
           scatter_2x2_eight(gi + ow - 8, ci + ow - 8, r0 + 2 * (ow - 8), r1 + 2 * (ow - 8));
+        done = true;
+      } else if (ow >= 4) {
+        scatter_2x2_four(gi, ci, r0, r1);
+        scatter_2x2_four(gi + ow - 4, ci + ow - 4, r0 + 2 * (ow - 4), r1 + 2 * (ow - 4));
         done = true;
       }
     }
