@@ -480,9 +480,10 @@ def run_check(name, path32, path64=None, tol=1e-4, tol64=1e-8):
     valid float32 result whose sums run in another order. float64 (path64): every form
     in float64 against metalearn's float64 gradient: the same math should agree to
     rounding.
-    ok: float64 agreement within tol64 and the float32 loop form within tol, or, where
-    float32 itself is less accurate than that, within twice the largest float32 error
-    of PyTorch's own forms.
+    ok: float64 agreement within tol64, and metalearn's float32 gradient within tol of
+    at least one of PyTorch's float32 forms (named in "closest_f32"). Where float32
+    is ill-conditioned, PyTorch's forms differ among themselves by more than tol, and
+    metalearn's result can only match one of them.
     strict: the float32 loop form within tol."""
     torch.set_num_threads(1)
     wl = WORKLOADS[name]
@@ -514,8 +515,9 @@ def run_check(name, path32, path64=None, tol=1e-4, tol64=1e-8):
         return max(f[key]["max_rel_err"], f[key]["whole_rel_err"])
 
     report["strict"] = err("loop_f32") <= tol
-    own = max(err(k) for k in f if k.endswith("_f32_vs_f64"))
-    ok = err("loop_f32") <= max(tol, 2 * own)
+    closest = min(labels, key=lambda label: err(f"{label}_f32"))
+    report["closest_f32"] = {"form": closest, "rel_err": err(f"{closest}_f32")}
+    ok = err(f"{closest}_f32") <= tol
     if path64:
         ok = ok and all(err(f"{form}_f64_vs_ml64") <= tol64 for form in wl.forms())
     report["ok"] = ok
