@@ -14,6 +14,7 @@
 // Writes DIR/metrics.csv (one row per evaluation) and DIR/meta_parameters.safetensors
 // (meta-parameters, outer Adam state and step: --resume continues exactly).
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -21,6 +22,7 @@
 #include <memory>
 #include <metalearn/metalearn.hpp>
 #include <string>
+#include <vector>
 
 #include "example_support.hpp"
 
@@ -41,6 +43,7 @@ struct Args {
   bool first_order = false, resume = false;
   std::string out = "maml_omniglot_out";
   std::uint64_t seed = 1;
+  std::vector<int> keep;
 };
 
 Args parse(int argc, char** argv) {
@@ -74,6 +77,10 @@ Args parse(int argc, char** argv) {
   app.add_option("--out", a.out, "output folder (metrics.csv, meta_parameters.safetensors)")
       ->capture_default_str();
   app.add_flag("--resume", a.resume, "continue from the checkpoint in --out when it exists");
+  app.add_option("--keep", a.keep,
+                 "meta-steps whose checkpoint is also kept as meta_parameters_step<N>.safetensors "
+                 "(each must be a multiple of --eval-every)")
+      ->expected(0, -1);
   examples::parse_or_exit(app, argc, argv);
   if (a.queries == 0) a.queries = a.shots;
   return a;
@@ -164,6 +171,11 @@ int main(int argc, char** argv) {
           ml::io::TrainingCheckpoint<float>{maml.meta_parameters(),
                                             maml.outer_state(),
                                             {{"step", std::to_string(step)}, {"source", source}}});
+      if (std::find(args.keep.begin(), args.keep.end(), step) != args.keep.end()) {
+        const auto kept = out / ("meta_parameters_step" + std::to_string(step) + ".safetensors");
+        std::filesystem::copy_file(checkpoint, kept,
+                                   std::filesystem::copy_options::overwrite_existing);
+      }
       loss_avg = acc_avg = 0.0;
       window = 0;
     }

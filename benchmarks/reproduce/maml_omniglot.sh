@@ -3,7 +3,9 @@
 # Usage: benchmarks/reproduce/maml_omniglot.sh [extra maml_omniglot flags]
 # Needs METALEARN_OMNIGLOT_DIR (or --data DIR). Runs in the foreground; for a long
 # run use: nohup benchmarks/reproduce/maml_omniglot.sh > maml_omniglot.log 2>&1 &
-# Writes build/reproduce/maml_omniglot/{metrics.csv,meta_parameters.safetensors}.
+# Writes build/reproduce/maml_omniglot/{metrics.csv,meta_parameters.safetensors} (or
+# METALEARN_REPRODUCE_OUT/...), keeping the checkpoints of steps 5k, 10k, 20k, 40k and 60k
+# for the learning curve. METALEARN_THREADS sets the threads (default: all cores).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 "$root/scripts/install-deps"
@@ -16,5 +18,6 @@ echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $(date -
 start=$(date +%s)
 "$build/examples/maml_omniglot" --ways 5 --shots 1 --meta-batch 32 --inner-lr 0.4 \
   --inner-steps 1 --eval-steps 3 --steps 60000 --eval-every 500 --eval-episodes 600 \
-  --threads "$(nproc)" --out "$out" --resume "$@"
+  --threads "${METALEARN_THREADS:-$(nproc)}" --keep 5000 10000 20000 40000 60000 \
+  --out "$out" --resume "$@"
 echo "wall time: $(( $(date +%s) - start )) s"
