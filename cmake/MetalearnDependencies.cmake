@@ -3,6 +3,8 @@ find_package(Eigen3 3.3 REQUIRED NO_MODULE)
 find_package(Threads REQUIRED)
 find_package(PNG REQUIRED)
 find_package(nlohmann_json 3.2 REQUIRED)
+# Portable SIMD with run-time dispatch for the hand-written kernels (Debian: libhwy-dev).
+find_package(hwy 1.0 REQUIRED CONFIG)
 if(METALEARN_BUILD_TESTS)
   find_package(GTest REQUIRED)
 endif()
