@@ -15,14 +15,8 @@ if(METALEARN_BUILD_EXAMPLES)
   find_package(CLI11 2.1 REQUIRED CONFIG)  # command lines of the example programs
 endif()
 if(METALEARN_USE_OPENBLAS)
-  # The sequential build, never the threaded one that libopenblas.so may point to: our
-  # threads call the GEMM, so it must not start threads of its own. Debian installs it
-  # beside the other variants; elsewhere set the two cache variables by hand.
-  find_path(METALEARN_OPENBLAS_INCLUDE_DIR cblas.h
-    PATHS /usr/include/${CMAKE_LIBRARY_ARCHITECTURE}/openblas-serial NO_DEFAULT_PATH)
-  find_library(METALEARN_OPENBLAS_LIBRARY NAMES openblas
-    PATHS /usr/lib/${CMAKE_LIBRARY_ARCHITECTURE}/openblas-serial NO_DEFAULT_PATH)
-  if(NOT METALEARN_OPENBLAS_INCLUDE_DIR OR NOT METALEARN_OPENBLAS_LIBRARY)
+  include(MetalearnOpenBLAS)  # the single-threaded OpenBLAS as metalearn_deps::openblas
+  if(NOT TARGET metalearn_deps::openblas)
     message(FATAL_ERROR
       "METALEARN_USE_OPENBLAS is ON but the single-threaded OpenBLAS was not found "
       "(Debian: apt-get install libopenblas-serial-dev; or set METALEARN_OPENBLAS_LIBRARY and "

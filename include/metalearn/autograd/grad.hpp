@@ -4,6 +4,7 @@
 #include <initializer_list>
 #include <vector>
 
+#include "metalearn/core/export.hpp"
 #include "metalearn/tensor/tensor.hpp"
 
 namespace metalearn::autograd {
@@ -26,10 +27,10 @@ namespace detail {
 /// once. With `capture` it returns gradients w.r.t. `inputs`; otherwise it
 /// accumulates into the .grad() of leaves. Implemented in src/autograd/engine.cpp.
 template <class T>
-std::vector<Tensor<T>> run_backward(const std::vector<Tensor<T>>& outputs,
-                                    const std::vector<Tensor<T>>& grad_outputs,
-                                    const std::vector<Tensor<T>>& inputs, bool capture,
-                                    GradOptions options);
+METALEARN_API std::vector<Tensor<T>> run_backward(const std::vector<Tensor<T>>& outputs,
+                                                  const std::vector<Tensor<T>>& grad_outputs,
+                                                  const std::vector<Tensor<T>>& inputs,
+                                                  bool capture, GradOptions options);
 extern template std::vector<Tensor<float>> run_backward(const std::vector<Tensor<float>>&,
                                                         const std::vector<Tensor<float>>&,
                                                         const std::vector<Tensor<float>>&, bool,

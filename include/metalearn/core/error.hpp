@@ -10,40 +10,42 @@
 #include <string>
 #include <utility>
 
+#include "metalearn/core/export.hpp"
+
 namespace metalearn {
 
 /// Base of every exception thrown by metalearn.
-class Error : public std::runtime_error {
+class METALEARN_API Error : public std::runtime_error {
  public:
   explicit Error(const std::string& what) : std::runtime_error(what) {}
 };
 
 /// Shapes that do not fit the operation (broadcasting, matmul, reshape, ...).
-class ShapeError : public Error {
+class METALEARN_API ShapeError : public Error {
  public:
   using Error::Error;
 };
 
 /// A value outside the accepted range (negative size, bad option, ...).
-class ValueError : public Error {
+class METALEARN_API ValueError : public Error {
  public:
   using Error::Error;
 };
 
 /// A file that is missing, unreadable or corrupt.
-class IoError : public Error {
+class METALEARN_API IoError : public Error {
  public:
   using Error::Error;
 };
 
 /// Misuse of the autodiff engine (freed graph, unused input, ...).
-class AutogradError : public Error {
+class METALEARN_API AutogradError : public Error {
  public:
   using Error::Error;
 };
 
 /// An internal invariant does not hold: a bug in metalearn, never a user error.
-class AssertionFailure : public Error {
+class METALEARN_API AssertionFailure : public Error {
  public:
   using Error::Error;
 };

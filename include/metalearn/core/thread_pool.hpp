@@ -20,9 +20,11 @@
 #include <thread>
 #include <vector>
 
+#include "metalearn/core/export.hpp"
+
 namespace metalearn {
 
-class ThreadPool {
+class METALEARN_API ThreadPool {
  public:
   /// A pool with `threads` workers in total, counting the calling thread; 0 means
   /// std::thread::hardware_concurrency(). With 1, run() is a plain loop.
@@ -61,7 +63,7 @@ class ThreadPool {
 /// The pool that operations called on this thread may split their work over
 /// (intra-op parallelism), or nullptr: set by IntraOpScope. The setting belongs to
 /// the thread, so threads running different tasks do not share it.
-[[nodiscard]] ThreadPool* intra_op_pool() noexcept;
+[[nodiscard]] METALEARN_API ThreadPool* intra_op_pool() noexcept;
 
 /// While alive, large operations called on this thread (the image chunks of a
 /// convolution and of its gradients, the channels of a batch norm and its gradient,
@@ -75,7 +77,7 @@ class ThreadPool {
 /// IntraOpScope parallel(&pool);
 /// auto loss = model.forward(images);   // one large batch on both threads
 /// @endcode
-class IntraOpScope {
+class METALEARN_API IntraOpScope {
  public:
   explicit IntraOpScope(ThreadPool* pool) noexcept;
   ~IntraOpScope();
@@ -89,7 +91,7 @@ class IntraOpScope {
 /// fn(i) for i in [0, n): on the intra-op pool of this thread when it has one and n
 /// > 1, else in order on this thread. While fn runs, no thread has an intra-op pool,
 /// so operations inside fn run serially.
-void parallel_for(std::size_t n, const std::function<void(std::size_t)>& fn);
+METALEARN_API void parallel_for(std::size_t n, const std::function<void(std::size_t)>& fn);
 
 /// parallel_for for an operation over `values` values in all, when that is enough to
 /// pay for handing the work to the pool (32 Ki values); smaller ones run fn(i) in

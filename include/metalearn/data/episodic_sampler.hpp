@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "metalearn/core/error.hpp"
+#include "metalearn/core/export.hpp"
 #include "metalearn/core/random.hpp"
 #include "metalearn/data/class_dataset.hpp"
 #include "metalearn/data/task.hpp"
@@ -61,7 +62,7 @@ inline std::vector<Index> choose_distinct(Index n, Index k, Generator& gen) {
 /// data::EpisodicSampler<float> episodes(glyphs, {.ways = 5, .shots = 1, .queries = 15});
 /// @endcode
 template <class T>
-class EpisodicSampler {
+class METALEARN_API EpisodicSampler {
  public:
   using value_type = T;
 

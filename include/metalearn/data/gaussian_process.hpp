@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "metalearn/core/error.hpp"
+#include "metalearn/core/export.hpp"
 #include "metalearn/core/random.hpp"
 #include "metalearn/data/task.hpp"
 #include "metalearn/tensor/tensor.hpp"
@@ -46,7 +47,7 @@ struct GaussianProcessOptions {
 /// shots = C and queries = number of query points (these vary between tasks).
 /// Params: "length_scale", "signal_scale". Cost O((C + M)^3) per task.
 template <class T>
-class GaussianProcessTasks {
+class METALEARN_API GaussianProcessTasks {
  public:
   using value_type = T;
 

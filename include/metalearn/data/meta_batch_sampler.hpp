@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "metalearn/core/error.hpp"
+#include "metalearn/core/export.hpp"
 #include "metalearn/core/random.hpp"
 #include "metalearn/data/task.hpp"
 #include "metalearn/data/task_sampler.hpp"
@@ -164,7 +165,7 @@ class Prefetcher {
 /// data::TaskBatch<float> b = batches.next();
 /// @endcode
 template <class T>
-class MetaBatchSampler {
+class METALEARN_API MetaBatchSampler {
  public:
   using value_type = T;
 

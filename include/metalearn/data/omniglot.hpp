@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "metalearn/core/export.hpp"
 #include "metalearn/core/shape.hpp"
 #include "metalearn/data/class_dataset.hpp"
 
@@ -69,7 +70,7 @@ struct OmniglotOptions {
 /// data::OmniglotDataset train({.split = data::OmniglotSplit::vinyals_train, .rotations = true});
 /// data::EpisodicSampler<float> episodes(train, {.ways = 5, .shots = 1, .queries = 15});
 /// @endcode
-class OmniglotDataset final : public ClassDataset {
+class METALEARN_API OmniglotDataset final : public ClassDataset {
  public:
   /// Size of the original images.
   static constexpr Index kSourceSize = 105;

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <vector>
 
+#include "metalearn/core/export.hpp"
 #include "metalearn/core/shape.hpp"
 
 namespace metalearn::data {
@@ -18,11 +19,11 @@ struct GrayImage {
 
 /// Reads a PNG of any colour type, converted to 8-bit grey.
 /// @throws IoError naming `path` when it is missing, unreadable, not a PNG or corrupt.
-GrayImage read_png_gray(const std::filesystem::path& path);
+METALEARN_API GrayImage read_png_gray(const std::filesystem::path& path);
 
 /// Writes `image` as an 8-bit greyscale PNG.
 /// @throws ValueError when the pixel count does not match width*height;
 /// @throws IoError naming `path` when it cannot be written.
-void write_png_gray(const std::filesystem::path& path, const GrayImage& image);
+METALEARN_API void write_png_gray(const std::filesystem::path& path, const GrayImage& image);
 
 }  // namespace metalearn::data

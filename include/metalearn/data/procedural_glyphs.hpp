@@ -5,6 +5,7 @@
 #include <span>
 #include <string>
 
+#include "metalearn/core/export.hpp"
 #include "metalearn/core/shape.hpp"
 #include "metalearn/data/class_dataset.hpp"
 #include "metalearn/data/task.hpp"
@@ -43,7 +44,7 @@ struct ProceduralGlyphsOptions {
 /// data::ProceduralGlyphs train({.split = data::Split::train});
 /// data::EpisodicSampler<float> episodes(train, {.ways = 5, .shots = 1});
 /// @endcode
-class ProceduralGlyphs final : public ClassDataset {
+class METALEARN_API ProceduralGlyphs final : public ClassDataset {
  public:
   /// Throws ValueError for a split with no classes, fewer than 1 example per class or an
   /// image size below 8.

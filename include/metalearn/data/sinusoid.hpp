@@ -5,6 +5,7 @@
 #include <numbers>
 
 #include "metalearn/core/error.hpp"
+#include "metalearn/core/export.hpp"
 #include "metalearn/core/random.hpp"
 #include "metalearn/data/task.hpp"
 #include "metalearn/tensor/tensor.hpp"
@@ -41,7 +42,7 @@ struct SinusoidOptions {
 /// double a = task.param("amplitude");
 /// @endcode
 template <class T>
-class SinusoidTasks {
+class METALEARN_API SinusoidTasks {
  public:
   using value_type = T;
 

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "metalearn/core/error.hpp"
+#include "metalearn/core/export.hpp"
 #include "metalearn/core/random.hpp"
 #include "metalearn/data/task.hpp"
 
@@ -44,7 +45,7 @@ using sampler_value_t = typename std::remove_cvref_t<decltype(std::declval<const
 /// data::Task<float> t = s.sample(gen);
 /// @endcode
 template <class T>
-class AnyTaskSampler {
+class METALEARN_API AnyTaskSampler {
  public:
   using value_type = T;
 

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "metalearn/core/export.hpp"
 #include "metalearn/nn/param_dict.hpp"
 #include "metalearn/tensor/tensor.hpp"
 
@@ -40,10 +41,12 @@ struct RawTensor {
   std::size_t bytes;
 };
 /// Writes the file atomically. Implemented in src/io/safetensors.cpp.
-void write_safetensors(const std::filesystem::path& path, const std::vector<RawTensor>& tensors,
-                       const Metadata& metadata);
+METALEARN_API void write_safetensors(const std::filesystem::path& path,
+                                     const std::vector<RawTensor>& tensors,
+                                     const Metadata& metadata);
 /// Reads and validates a whole file. Implemented in src/io/safetensors.cpp.
-std::vector<StoredTensor> read_safetensors(const std::filesystem::path& path, Metadata* metadata);
+METALEARN_API std::vector<StoredTensor> read_safetensors(const std::filesystem::path& path,
+                                                         Metadata* metadata);
 }  // namespace detail
 
 /// Saves every tensor of `tensors` (in order) with its name.

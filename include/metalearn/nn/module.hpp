@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "metalearn/core/error.hpp"
+#include "metalearn/core/export.hpp"
 #include "metalearn/nn/param_dict.hpp"
 #include "metalearn/tensor/grad_mode.hpp"
 #include "metalearn/tensor/tensor.hpp"
@@ -22,9 +23,9 @@ namespace metalearn::nn {
 namespace detail {
 /// Throws ValueError unless `name` is a valid local name (non-empty, no '.', no
 /// whitespace). `what` is "parameter", "buffer" or "submodule".
-void check_local_name(std::string_view name, const char* function, const char* what);
+METALEARN_API void check_local_name(std::string_view name, const char* function, const char* what);
 /// Indents every line after the first by two spaces (for nested printing).
-std::string indent_lines(const std::string& text);
+METALEARN_API std::string indent_lines(const std::string& text);
 }  // namespace detail
 
 /// Base of every layer and model.
@@ -48,7 +49,7 @@ std::string indent_lines(const std::string& text);
 ///
 /// @tparam T float or double.
 template <class T = float>
-class Module {
+class METALEARN_API Module {
  public:
   using scalar_type = T;
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "metalearn/core/error.hpp"
+#include "metalearn/core/export.hpp"
 #include "metalearn/tensor/tensor.hpp"
 
 namespace metalearn::nn {
@@ -26,7 +27,7 @@ namespace detail {
 /// `features.0.weight` from the view prefix `features.0.` and its own `weight`
 /// without allocating. Key sets are immutable once shared: ParamDicts derived from
 /// one another (fast weights after an update) share one key set.
-class ParamKeys {
+class METALEARN_API ParamKeys {
  public:
   static constexpr std::size_t npos = static_cast<std::size_t>(-1);
 
@@ -49,14 +50,16 @@ class ParamKeys {
 };
 
 /// FNV-1a hash of the concatenation `prefix + name`.
-[[nodiscard]] std::uint64_t hash_key(std::string_view prefix, std::string_view name) noexcept;
+[[nodiscard]] METALEARN_API std::uint64_t hash_key(std::string_view prefix,
+                                                   std::string_view name) noexcept;
 
 /// A short list of the keys under `prefix` for error messages ("a, b, c, ... (12 in all)").
-[[nodiscard]] std::string describe_keys(const ParamKeys& keys, std::string_view prefix,
-                                        std::size_t max_listed = 6);
+[[nodiscard]] METALEARN_API std::string describe_keys(const ParamKeys& keys,
+                                                      std::string_view prefix,
+                                                      std::size_t max_listed = 6);
 
 /// Throws ValueError unless `name` is a valid dotted key (non-empty parts, no spaces).
-void check_key(std::string_view name, const char* function);
+METALEARN_API void check_key(std::string_view name, const char* function);
 
 }  // namespace detail
 
@@ -79,7 +82,7 @@ void check_key(std::string_view name, const char* function);
 /// auto fc = p.sub("fc.");        // a view: fc.at("weight") is w
 /// @endcode
 template <class T = float>
-class ParamDict {
+class METALEARN_API ParamDict {
  public:
   using value_type = std::pair<std::string_view, const Tensor<T>&>;
 

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <vector>
 
+#include "metalearn/core/export.hpp"
 #include "metalearn/nn/module.hpp"
 #include "metalearn/optim/optimizer.hpp"
 #include "metalearn/tensor/factory.hpp"
@@ -60,7 +61,7 @@ class AdamOptions {
 ///   p <- p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 /// Buffers per parameter: "exp_avg" (m) and "exp_avg_sq" (v).
 template <class T = float>
-class Adam : public Optimizer<T> {
+class METALEARN_API Adam : public Optimizer<T> {
  public:
   Adam(std::vector<Tensor<T>> params, const AdamOptions& options)
       : Adam(std::move(params), options, false, "Adam") {}
@@ -154,7 +155,7 @@ class Adam : public Optimizer<T> {
 /// Adam with decoupled weight decay (Loshchilov & Hutter); weight decay defaults to
 /// 0.01 as in PyTorch.
 template <class T = float>
-class AdamW : public Adam<T> {
+class METALEARN_API AdamW : public Adam<T> {
  public:
   AdamW(std::vector<Tensor<T>> params, const AdamOptions& options)
       : Adam<T>(std::move(params), options, true, "AdamW") {}

@@ -4,6 +4,7 @@
 
 #include <vector>
 
+#include "metalearn/core/export.hpp"
 #include "metalearn/nn/module.hpp"
 #include "metalearn/optim/optimizer.hpp"
 #include "metalearn/tensor/factory.hpp"
@@ -56,7 +57,7 @@ class SGDOptions {
 ///   p <- p - lr * g
 /// Buffer per parameter: "momentum_buffer" (with momentum only).
 template <class T = float>
-class SGD : public Optimizer<T> {
+class METALEARN_API SGD : public Optimizer<T> {
  public:
   SGD(std::vector<Tensor<T>> params, const SGDOptions& options)
       : Optimizer<T>(std::move(params), options.lr(), "SGD", {"momentum_buffer"}),

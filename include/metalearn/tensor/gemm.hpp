@@ -6,6 +6,7 @@
 
 #include <string_view>
 
+#include "metalearn/core/export.hpp"
 #include "metalearn/core/shape.hpp"
 
 namespace metalearn {
@@ -16,7 +17,7 @@ namespace metalearn {
 /// "openblas (sequential)" in the default build, "openblas (threaded)" when the
 /// program loaded a threaded OpenBLAS in its place, or "eigen" (configured with
 /// -DMETALEARN_USE_OPENBLAS=OFF).
-[[nodiscard]] std::string_view gemm_backend() noexcept;
+[[nodiscard]] METALEARN_API std::string_view gemm_backend() noexcept;
 
 namespace detail {
 
@@ -30,10 +31,10 @@ namespace detail {
 /// gradient), on AVX2 targets sum every element of c in the same order whatever its
 /// position, so equal columns of b give bit-equal columns of c: such a convolution gives
 /// equal outputs for windows with equal contents.
-void gemm(bool trans_a, bool trans_b, Index m, Index n, Index k, const float* a, Index lda,
-          const float* b, Index ldb, float* c, Index ldc);
-void gemm(bool trans_a, bool trans_b, Index m, Index n, Index k, const double* a, Index lda,
-          const double* b, Index ldb, double* c, Index ldc);
+METALEARN_API void gemm(bool trans_a, bool trans_b, Index m, Index n, Index k, const float* a,
+                        Index lda, const float* b, Index ldb, float* c, Index ldc);
+METALEARN_API void gemm(bool trans_a, bool trans_b, Index m, Index n, Index k, const double* a,
+                        Index lda, const double* b, Index ldb, double* c, Index ldc);
 
 }  // namespace detail
 }  // namespace metalearn

@@ -5,15 +5,17 @@
 // when it decides whether to record a graph node. The autograd layer re-exports
 // them under metalearn::autograd.
 
+#include "metalearn/core/export.hpp"
+
 namespace metalearn::autograd {
 
 /// True when differentiable ops record graph nodes on this thread (the default).
-[[nodiscard]] bool is_grad_enabled() noexcept;
-void set_grad_enabled(bool enabled) noexcept;
+[[nodiscard]] METALEARN_API bool is_grad_enabled() noexcept;
+METALEARN_API void set_grad_enabled(bool enabled) noexcept;
 
 /// True when ops check their results for NaN/Inf on this thread (off by default).
-[[nodiscard]] bool is_anomaly_enabled() noexcept;
-void set_anomaly_enabled(bool enabled) noexcept;
+[[nodiscard]] METALEARN_API bool is_anomaly_enabled() noexcept;
+METALEARN_API void set_anomaly_enabled(bool enabled) noexcept;
 
 /// Disables graph recording on this thread for the guard's lifetime.
 class NoGradGuard {

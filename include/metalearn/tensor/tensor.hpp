@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "metalearn/core/error.hpp"
+#include "metalearn/core/export.hpp"
 #include "metalearn/core/shape.hpp"
 
 namespace metalearn {
@@ -51,8 +52,8 @@ inline constexpr std::size_t kCachedBlockBytes = std::size_t{64} << 10;
 
 /// A 64-byte aligned block of `bytes` (a multiple of 64) from this thread's cache
 /// of freed blocks; release_block() returns it. Implemented in src/tensor/allocator.cpp.
-void* acquire_block(std::size_t bytes);
-void release_block(void* p, std::size_t bytes) noexcept;
+METALEARN_API void* acquire_block(std::size_t bytes);
+METALEARN_API void release_block(void* p, std::size_t bytes) noexcept;
 
 /// A standard allocator over the per-thread block cache, for the small objects
 /// every recorded op creates (tensor headers, graph nodes, shared_ptr control
@@ -104,7 +105,7 @@ struct BackwardOptions {
 /// inputs. Element writes through data() are allowed only on tensors that no graph
 /// needs any more, typically leaves under autograd::NoGradGuard (optimizers).
 template <class T>
-class Tensor {
+class METALEARN_API Tensor {
   static_assert(RealScalar<T>, "Tensor<T> supports T = float or double");
 
  public:

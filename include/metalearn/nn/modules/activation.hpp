@@ -7,6 +7,7 @@
 #include <sstream>
 #include <string>
 
+#include "metalearn/core/export.hpp"
 #include "metalearn/nn/functional.hpp"
 #include "metalearn/nn/module.hpp"
 
@@ -24,7 +25,7 @@ class Elementwise : public Cloneable<Derived, T> {
 };
 
 template <class T = float>
-class ReLU : public Elementwise<ReLU<T>, T> {
+class METALEARN_API ReLU : public Elementwise<ReLU<T>, T> {
  public:
   using Module<T>::forward;
   Tensor<T> forward(const Tensor<T>& x, const ParamDict<T>&) const override {
@@ -34,7 +35,7 @@ class ReLU : public Elementwise<ReLU<T>, T> {
 };
 
 template <class T = float>
-class Tanh : public Elementwise<Tanh<T>, T> {
+class METALEARN_API Tanh : public Elementwise<Tanh<T>, T> {
  public:
   using Module<T>::forward;
   Tensor<T> forward(const Tensor<T>& x, const ParamDict<T>&) const override {
@@ -44,7 +45,7 @@ class Tanh : public Elementwise<Tanh<T>, T> {
 };
 
 template <class T = float>
-class Sigmoid : public Elementwise<Sigmoid<T>, T> {
+class METALEARN_API Sigmoid : public Elementwise<Sigmoid<T>, T> {
  public:
   using Module<T>::forward;
   Tensor<T> forward(const Tensor<T>& x, const ParamDict<T>&) const override {
@@ -54,7 +55,7 @@ class Sigmoid : public Elementwise<Sigmoid<T>, T> {
 };
 
 template <class T = float>
-class LeakyReLU : public Elementwise<LeakyReLU<T>, T> {
+class METALEARN_API LeakyReLU : public Elementwise<LeakyReLU<T>, T> {
  public:
   using Module<T>::forward;
   explicit LeakyReLU(double negative_slope = 0.01) : slope_(negative_slope) {}
@@ -74,7 +75,7 @@ class LeakyReLU : public Elementwise<LeakyReLU<T>, T> {
 
 /// Collapses dimensions [start, end] into one (default: all but the batch dimension).
 template <class T = float>
-class Flatten : public Cloneable<Flatten<T>, T> {
+class METALEARN_API Flatten : public Cloneable<Flatten<T>, T> {
  public:
   using Module<T>::forward;
   explicit Flatten(Index start = 1, Index end = -1) : start_(start), end_(end) {}

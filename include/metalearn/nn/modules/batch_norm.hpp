@@ -7,6 +7,7 @@
 #include <sstream>
 #include <string>
 
+#include "metalearn/core/export.hpp"
 #include "metalearn/nn/functional.hpp"
 #include "metalearn/nn/module.hpp"
 #include "metalearn/tensor/factory.hpp"
@@ -183,7 +184,7 @@ class BatchNormBase : public Cloneable<Derived, T> {
 /// Batch normalisation of [N, C] or [N, C, L] inputs over N (and L).
 /// See BatchNormMode for the statistics modes.
 template <class T = float>
-class BatchNorm1d : public detail::BatchNormBase<BatchNorm1d<T>, T, 2, 3> {
+class METALEARN_API BatchNorm1d : public detail::BatchNormBase<BatchNorm1d<T>, T, 2, 3> {
  public:
   explicit BatchNorm1d(Index features, BatchNormOptions options = {})
       : detail::BatchNormBase<BatchNorm1d<T>, T, 2, 3>(features, options) {}
@@ -192,7 +193,7 @@ class BatchNorm1d : public detail::BatchNormBase<BatchNorm1d<T>, T, 2, 3> {
 /// Batch normalisation of [N, C, H, W] inputs over N, H and W.
 /// See BatchNormMode for the statistics modes.
 template <class T = float>
-class BatchNorm2d : public detail::BatchNormBase<BatchNorm2d<T>, T, 4, 4> {
+class METALEARN_API BatchNorm2d : public detail::BatchNormBase<BatchNorm2d<T>, T, 4, 4> {
  public:
   explicit BatchNorm2d(Index features, BatchNormOptions options = {})
       : detail::BatchNormBase<BatchNorm2d<T>, T, 4, 4>(features, options) {}

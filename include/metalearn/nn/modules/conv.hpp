@@ -5,6 +5,7 @@
 #include <cmath>
 #include <string>
 
+#include "metalearn/core/export.hpp"
 #include "metalearn/core/random.hpp"
 #include "metalearn/nn/functional.hpp"
 #include "metalearn/nn/init.hpp"
@@ -18,7 +19,7 @@ namespace metalearn::nn {
 /// Initialised like torch.nn.Conv2d: kaiming_uniform(a = sqrt(5)) weight and
 /// U(+-1/sqrt(fan_in)) bias, fan_in = in * k * k.
 template <class T = float>
-class Conv2d : public Cloneable<Conv2d<T>, T> {
+class METALEARN_API Conv2d : public Cloneable<Conv2d<T>, T> {
  public:
   using Module<T>::forward;
 
@@ -71,7 +72,7 @@ class Conv2d : public Cloneable<Conv2d<T>, T> {
 
 /// Max pooling with a square window; the stride defaults to the window size.
 template <class T = float>
-class MaxPool2d : public Cloneable<MaxPool2d<T>, T> {
+class METALEARN_API MaxPool2d : public Cloneable<MaxPool2d<T>, T> {
  public:
   using Module<T>::forward;
 

@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "metalearn/core/export.hpp"
 #include "metalearn/core/random.hpp"
 #include "metalearn/nn/module.hpp"
 #include "metalearn/nn/modules/activation.hpp"
@@ -72,7 +73,7 @@ class ConvNet4Options {
 /// auto logits = net.forward(images);                       // [N, 5]
 /// @endcode
 template <class T = float>
-class ConvNet4 : public Cloneable<ConvNet4<T>, T> {
+class METALEARN_API ConvNet4 : public Cloneable<ConvNet4<T>, T> {
  public:
   using Module<T>::forward;
 

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <string>
 
+#include "metalearn/core/export.hpp"
 #include "metalearn/core/random.hpp"
 #include "metalearn/nn/functional.hpp"
 #include "metalearn/nn/init.hpp"
@@ -17,7 +18,7 @@ namespace metalearn::nn {
 /// [3H, H], `bias_ih` [3H], `bias_hh` [3H] (gates r, z, n), all initialised from
 /// U(+-1/sqrt(H)). See functional::gru_cell for the equations.
 template <class T = float>
-class GRUCell : public Cloneable<GRUCell<T>, T> {
+class METALEARN_API GRUCell : public Cloneable<GRUCell<T>, T> {
  public:
   using Module<T>::forward;
 

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <string>
 
+#include "metalearn/core/export.hpp"
 #include "metalearn/core/random.hpp"
 #include "metalearn/nn/functional.hpp"
 #include "metalearn/nn/init.hpp"
@@ -18,7 +19,7 @@ namespace metalearn::nn {
 /// Initialised like torch.nn.Linear: weight from kaiming_uniform(a = sqrt(5)),
 /// i.e. U(+-1/sqrt(in)), and bias from U(+-1/sqrt(in)).
 template <class T = float>
-class Linear : public Cloneable<Linear<T>, T> {
+class METALEARN_API Linear : public Cloneable<Linear<T>, T> {
  public:
   using Module<T>::forward;
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "metalearn/core/export.hpp"
 #include "metalearn/core/random.hpp"
 #include "metalearn/nn/module.hpp"
 #include "metalearn/nn/modules/activation.hpp"
@@ -26,7 +27,7 @@ namespace metalearn::nn {
 /// auto y = model.forward(x);
 /// @endcode
 template <class T = float>
-class MLP : public Cloneable<MLP<T>, T> {
+class METALEARN_API MLP : public Cloneable<MLP<T>, T> {
  public:
   using Module<T>::forward;
 

@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "metalearn/core/export.hpp"
 #include "metalearn/nn/module.hpp"
 #include "metalearn/nn/modules/activation.hpp"
 #include "metalearn/nn/modules/conv.hpp"
@@ -28,7 +29,7 @@ namespace metalearn::nn {
 /// net.push_back(std::make_shared<nn::ReLU<float>>());
 /// @endcode
 template <class T = float>
-class Sequential : public Cloneable<Sequential<T>, T> {
+class METALEARN_API Sequential : public Cloneable<Sequential<T>, T> {
  public:
   using Module<T>::forward;
 
