@@ -32,6 +32,20 @@ class METALEARN_API ValueError : public Error {
   using Error::Error;
 };
 
+/// A size, count, byte count or offset that does not fit its integer type, or a
+/// value that cannot be converted to one (see core/checked.hpp).
+class METALEARN_API OverflowError : public ValueError {
+ public:
+  using ValueError::ValueError;
+};
+
+/// A NaN or infinite value where only finite ones make sense (a saved checkpoint,
+/// a meta-gradient, updated parameters).
+class METALEARN_API NonFiniteError : public ValueError {
+ public:
+  using ValueError::ValueError;
+};
+
 /// A file that is missing, unreadable or corrupt.
 class METALEARN_API IoError : public Error {
  public:
@@ -83,11 +97,12 @@ template <class E, class... Parts>
   do {                              \
   } while (false)
 #else
-#define METALEARN_ASSERT(cond, ...)                                               \
-  do {                                                                            \
-    if (!(cond)) [[unlikely]] {                                                   \
-      ::metalearn::detail::throw_error<::metalearn::AssertionFailure>(            \
-          "internal error: ", #cond, " failed at ", __FILE__, ":", __LINE__ __VA_OPT__(, " ", ) __VA_ARGS__); \
-    }                                                                             \
+#define METALEARN_ASSERT(cond, ...)                                    \
+  do {                                                                 \
+    if (!(cond)) [[unlikely]] {                                        \
+      ::metalearn::detail::throw_error<::metalearn::AssertionFailure>( \
+          "internal error: ", #cond, " failed at ", __FILE__, ":",     \
+          __LINE__ __VA_OPT__(, " ", ) __VA_ARGS__);                   \
+    }                                                                  \
   } while (false)
 #endif

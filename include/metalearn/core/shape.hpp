@@ -3,12 +3,13 @@
 
 #include <array>
 #include <cstdint>
-#include <iterator>
 #include <initializer_list>
+#include <iterator>
 #include <ostream>
 #include <string>
 #include <vector>
 
+#include "metalearn/core/checked.hpp"
 #include "metalearn/core/error.hpp"
 
 namespace metalearn {
@@ -16,7 +17,11 @@ namespace metalearn {
 using Index = std::int64_t;
 
 /// Extents of a tensor, outermost first. A 0-dim shape is a scalar. Stored inline
-/// (at most kMaxDims dimensions), so copying a Shape never allocates.
+/// (at most kMaxDims dimensions), so copying a Shape never allocates. Construction
+/// checks that the extents are non-negative and that their product fits Index
+/// (OverflowError otherwise), so numel() needs no check of its own; a shape
+/// changed through the mutable operator[] is checked again by checked_numel(),
+/// which every tensor allocation calls.
 class Shape {
  public:
   static constexpr Index kMaxDims = 8;
@@ -31,6 +36,17 @@ class Shape {
   [[nodiscard]] Index numel() const {
     Index n = 1;
     for (Index i = 0; i < n_; ++i) n *= dims_[static_cast<std::size_t>(i)];
+    return n;
+  }
+  /// numel(), checked: OverflowError naming `op` when an extent is negative or the
+  /// product does not fit Index.
+  [[nodiscard]] Index checked_numel(const char* op) const {
+    Index n = 1;
+    for (Index i = 0; i < n_; ++i) {
+      const Index d = dims_[static_cast<std::size_t>(i)];
+      METALEARN_CHECK(d >= 0, ValueError, op, ": negative extent ", d, " in shape ", to_string());
+      n = checked_mul(n, d, op);
+    }
     return n;
   }
   /// The extents as a vector (a copy).
@@ -68,7 +84,8 @@ class Shape {
   friend bool operator==(const Shape& a, const Shape& b) {
     if (a.n_ != b.n_) return false;
     for (Index i = 0; i < a.n_; ++i) {
-      if (a.dims_[static_cast<std::size_t>(i)] != b.dims_[static_cast<std::size_t>(i)]) return false;
+      if (a.dims_[static_cast<std::size_t>(i)] != b.dims_[static_cast<std::size_t>(i)])
+        return false;
     }
     return true;
   }
@@ -86,6 +103,7 @@ class Shape {
       METALEARN_CHECK(*it >= 0, ValueError, "Shape: negative extent ", *it);
       dims_[i++] = *it;
     }
+    (void)checked_numel("Shape");
   }
   std::array<Index, kMaxDims> dims_{};
   Index n_ = 0;

@@ -3,8 +3,10 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
+#include "metalearn/core/checked.hpp"
 #include "metalearn/core/error.hpp"
 #include "metalearn/core/random.hpp"
 #include "metalearn/core/shape.hpp"
@@ -50,9 +52,12 @@ Tensor<T> scalar(T value) {
 template <class T>
 Tensor<T> arange(T start, T end, T step = T(1)) {
   METALEARN_CHECK(step != T(0), ValueError, "arange: step must be non-zero");
-  const auto n = static_cast<Index>(std::max<double>(
-      0.0, std::ceil((static_cast<double>(end) - static_cast<double>(start)) /
-                     static_cast<double>(step))));
+  METALEARN_CHECK(std::isfinite(start) && std::isfinite(end) && std::isfinite(step), ValueError,
+                  "arange: start ", start, ", end ", end, " and step ", step, " must be finite");
+  const auto n = checked_cast<Index>(
+      std::max<double>(0.0, std::ceil((static_cast<double>(end) - static_cast<double>(start)) /
+                                      static_cast<double>(step))),
+      "arange: element count");
   Tensor<T> t = Tensor<T>::empty(Shape{n});
   for (Index i = 0; i < n; ++i) t.data()[i] = start + static_cast<T>(i) * step;
   return t;
@@ -93,7 +98,8 @@ template <class T>
 Tensor<T> randn(const Shape& shape, Generator& gen, T mean = T(0), T stddev = T(1)) {
   Tensor<T> t = Tensor<T>::empty(shape);
   for (Index i = 0; i < t.numel(); ++i) {
-    t.data()[i] = static_cast<T>(gen.normal(static_cast<double>(mean), static_cast<double>(stddev)));
+    t.data()[i] =
+        static_cast<T>(gen.normal(static_cast<double>(mean), static_cast<double>(stddev)));
   }
   return t;
 }

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "metalearn/core/checked.hpp"
 #include "metalearn/core/error.hpp"
 #include "metalearn/core/export.hpp"
 #include "metalearn/core/shape.hpp"
@@ -81,11 +82,17 @@ std::shared_ptr<U> make_cached(Args&&... args) {
   return std::allocate_shared<U>(CacheAllocator<U>{}, std::forward<Args>(args)...);
 }
 
+/// Storage for n elements; OverflowError when n * sizeof(T) does not fit (see
+/// checked_bytes), so a block is never smaller than the tensor it holds.
 template <class T>
 std::shared_ptr<T[]> allocate(Index n) {
   constexpr std::size_t kAlign = kStorageAlignment;
   const std::size_t count = static_cast<std::size_t>(n > 0 ? n : 1);
-  const std::size_t bytes = (count * sizeof(T) + kAlign - 1) / kAlign * kAlign;
+  // checked_bytes caps the size far below SIZE_MAX, so rounding up cannot wrap.
+  const std::size_t bytes =
+      (checked_bytes(static_cast<std::int64_t>(count), sizeof(T), "Tensor: allocation") + kAlign -
+       1) /
+      kAlign * kAlign;
   return std::shared_ptr<T[]>(
       static_cast<T*>(acquire_block(bytes)), [bytes](T* p) { release_block(p, bytes); },
       CacheAllocator<T>{});
@@ -121,7 +128,7 @@ class METALEARN_API Tensor {
   /// A tensor of the given shape with uninitialised values.
   static Tensor empty(const Shape& shape) {
     auto impl = detail::make_cached<Impl>();
-    impl->numel = shape.numel();
+    impl->numel = shape.checked_numel("Tensor::empty");
     impl->data = detail::allocate<T>(impl->numel);
     impl->shape = shape;
     return Tensor(std::move(impl));
@@ -130,7 +137,7 @@ class METALEARN_API Tensor {
   /// A tensor sharing `data` (at least shape.numel() elements).
   static Tensor from_storage(std::shared_ptr<T[]> data, const Shape& shape) {
     auto impl = detail::make_cached<Impl>();
-    impl->numel = shape.numel();
+    impl->numel = shape.checked_numel("Tensor::from_storage");
     impl->data = std::move(data);
     impl->shape = shape;
     return Tensor(std::move(impl));

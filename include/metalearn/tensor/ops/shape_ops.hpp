@@ -6,6 +6,7 @@
 #include <numeric>
 #include <vector>
 
+#include "metalearn/core/checked.hpp"
 #include "metalearn/tensor/detail/kernels.hpp"
 #include "metalearn/tensor/factory.hpp"
 #include "metalearn/tensor/tensor.hpp"
@@ -23,7 +24,7 @@ Tensor<T> reshape(const Tensor<T>& a, std::vector<Index> dims) {
       infer = static_cast<Index>(i);
     } else {
       METALEARN_CHECK(dims[i] >= 0, ShapeError, "reshape: negative extent ", dims[i]);
-      known *= dims[i];
+      known = checked_mul(known, dims[i], "reshape");
     }
   }
   if (infer >= 0) {
