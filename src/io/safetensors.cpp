@@ -1,15 +1,22 @@
 #include "metalearn/io/safetensors.hpp"
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/types.h>
 #include <unistd.h>
+
 #include <algorithm>
 #include <bit>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
 
+#include "metalearn/core/checked.hpp"
 #include "metalearn/core/error.hpp"
 
 namespace metalearn::io::detail {
@@ -29,6 +36,88 @@ std::size_t dtype_size(DType d) {
   throw IoError("load_safetensors: " + path.string() + ": " + what);
 }
 
+/// The temporary files of saves to `target` are named "<target>.tmp.<pid>.<random>",
+/// so the next save can tell the orphans of a killed process from a save still
+/// running in another one.
+std::string temp_prefix(const std::filesystem::path& target) {
+  return target.filename().string() + ".tmp.";
+}
+
+/// Removes the temporary files that saves to `target` left behind when their
+/// process was killed (the process named in the file name no longer exists).
+void remove_orphan_temps(const std::filesystem::path& dir, const std::filesystem::path& target) {
+  const std::string prefix = temp_prefix(target);
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::size_t dot = name.find('.', prefix.size());
+    if (dot == std::string::npos || dot == prefix.size()) continue;
+    const std::string pid_text = name.substr(prefix.size(), dot - prefix.size());
+    if (pid_text.find_first_not_of("0123456789") != std::string::npos || pid_text.size() > 9) {
+      continue;
+    }
+    const auto pid = static_cast<pid_t>(std::stol(pid_text));
+    if (pid <= 0 || pid == ::getpid()) continue;  // this process's saves clean up after themselves
+    if (::kill(pid, 0) == -1 && errno == ESRCH) {
+      std::error_code ignored;
+      std::filesystem::remove(it->path(), ignored);
+    }
+  }
+}
+
+/// Removes the temporary file unless the save reached its rename.
+class TempFile {
+ public:
+  explicit TempFile(std::filesystem::path path) : path_(std::move(path)) {}
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+  ~TempFile() {
+    if (fd_ >= 0) ::close(fd_);
+    if (!committed_) {
+      std::error_code ignored;
+      std::filesystem::remove(path_, ignored);
+    }
+  }
+  [[nodiscard]] const std::filesystem::path& path() const { return path_; }
+  [[nodiscard]] int open() {
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    return fd_;
+  }
+  [[nodiscard]] bool write(const void* data, std::size_t bytes) const {
+    const char* p = static_cast<const char*>(data);
+    while (bytes > 0) {
+      const ::ssize_t n = ::write(fd_, p, bytes);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      p += n;
+      bytes -= static_cast<std::size_t>(n);
+    }
+    return true;
+  }
+  /// Flushes to disk and closes; false on failure.
+  [[nodiscard]] bool sync_and_close() {
+    const bool ok = ::fsync(fd_) == 0;
+    const bool closed = ::close(fd_) == 0;
+    fd_ = -1;
+    return ok && closed;
+  }
+  void commit() { committed_ = true; }
+
+ private:
+  std::filesystem::path path_;
+  int fd_ = -1;
+  bool committed_ = false;
+};
+
+/// Makes a rename in `dir` durable.
+void sync_directory(const std::filesystem::path& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  (void)::fsync(fd);
+  ::close(fd);
+}
+
 }  // namespace
 
 void write_safetensors(const std::filesystem::path& path, const std::vector<RawTensor>& tensors,
@@ -39,10 +128,10 @@ void write_safetensors(const std::filesystem::path& path, const std::vector<RawT
   for (const auto& t : tensors) {
     METALEARN_CHECK(t.name != "__metadata__" && !header.contains(t.name), ValueError,
                     "save_safetensors: duplicate or reserved tensor name '", t.name, "'");
-    header[t.name] = {{"dtype", dtype_name(t.dtype)},
-                      {"shape", t.shape},
-                      {"data_offsets", {offset, offset + t.bytes}}};
-    offset += t.bytes;
+    const std::size_t end = checked_add(offset, t.bytes, "save_safetensors: data offset");
+    header[t.name] = {
+        {"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, end}}};
+    offset = end;
   }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');  // align the data to 8 bytes
@@ -51,34 +140,24 @@ void write_safetensors(const std::filesystem::path& path, const std::vector<RawT
   const std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : ".";
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
+  remove_orphan_temps(dir, path);
   std::random_device rd;
-  const std::filesystem::path tmp =
-      dir / (path.filename().string() + ".tmp" + std::to_string(rd()) + std::to_string(::getpid()));
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    METALEARN_CHECK(out.good(), IoError, "save_safetensors: cannot create ", tmp.string());
-    out.write(reinterpret_cast<const char*>(&n), sizeof n);
-    out.write(text.data(), static_cast<std::streamsize>(text.size()));
-    for (const auto& t : tensors) {
-      out.write(static_cast<const char*>(t.data), static_cast<std::streamsize>(t.bytes));
-    }
-    out.flush();
-    if (!out.good()) {
-      out.close();
-      std::filesystem::remove(tmp, ec);
-      throw IoError("save_safetensors: writing " + tmp.string() + " failed (disk full?)");
-    }
-  }
-  // Flush to disk before the rename, so the rename never exposes a partial file.
-  if (std::FILE* f = std::fopen(tmp.c_str(), "rb")) {
-    ::fsync(::fileno(f));
-    std::fclose(f);
-  }
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp, ec);
-    throw IoError("save_safetensors: cannot move the checkpoint into place at " + path.string());
-  }
+  TempFile tmp(dir / (temp_prefix(path) + std::to_string(::getpid()) + "." + std::to_string(rd()) +
+                      std::to_string(rd())));
+  METALEARN_CHECK(tmp.open() >= 0, IoError, "save_safetensors: cannot create ", tmp.path().string(),
+                  " (", std::strerror(errno), "); check that the directory exists and is writable");
+  bool ok = tmp.write(&n, sizeof n) && tmp.write(text.data(), text.size());
+  for (const auto& t : tensors) ok = ok && tmp.write(t.data, t.bytes);
+  // Flushed to disk before the rename, so the rename never exposes a partial file.
+  ok = ok && tmp.sync_and_close();
+  METALEARN_CHECK(ok, IoError, "save_safetensors: writing ", tmp.path().string(), " failed (",
+                  std::strerror(errno), "); ", path.string(),
+                  " is unchanged; free disk space and save again");
+  std::filesystem::rename(tmp.path(), path, ec);
+  METALEARN_CHECK(!ec, IoError, "save_safetensors: cannot move the checkpoint into place at ",
+                  path.string(), " (", ec.message(), ")");
+  tmp.commit();
+  sync_directory(dir);
 }
 
 std::vector<StoredTensor> read_safetensors(const std::filesystem::path& path, Metadata* metadata) {
@@ -96,10 +175,34 @@ std::vector<StoredTensor> read_safetensors(const std::filesystem::path& path, Me
   std::string text(n, '\0');
   in.read(text.data(), static_cast<std::streamsize>(n));
   nlohmann::ordered_json header;
+  // The keys seen in each open object, to reject a key given twice (the JSON
+  // parser would silently keep one of the values).
+  std::vector<std::vector<std::string>> keys;
+  std::string duplicate;
+  const auto track = [&](int /*depth*/, nlohmann::ordered_json::parse_event_t event,
+                         nlohmann::ordered_json& parsed) {
+    using Event = nlohmann::ordered_json::parse_event_t;
+    if (event == Event::object_start) {
+      keys.emplace_back();
+    } else if (event == Event::object_end) {
+      if (!keys.empty()) keys.pop_back();
+    } else if (event == Event::key && !keys.empty()) {
+      const auto key = parsed.get<std::string>();
+      auto& seen = keys.back();
+      if (duplicate.empty() && std::find(seen.begin(), seen.end(), key) != seen.end()) {
+        duplicate = key;
+      }
+      seen.push_back(key);
+    }
+    return true;
+  };
   try {
-    header = nlohmann::ordered_json::parse(text);
+    header = nlohmann::ordered_json::parse(text, track);
   } catch (const std::exception& e) {
     fail(path, std::string("header is not valid JSON (") + e.what() + ")");
+  }
+  if (!duplicate.empty()) {
+    fail(path, "key '" + duplicate + "' appears twice in the header; the file is corrupt");
   }
   if (!header.is_object()) fail(path, "header is not a JSON object");
   const std::uint64_t data_size = size - 8 - n;
@@ -108,47 +211,83 @@ std::vector<StoredTensor> read_safetensors(const std::filesystem::path& path, Me
   if (!in) fail(path, "file is truncated");
 
   std::vector<StoredTensor> out;
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;
+  struct Range {
+    std::uint64_t begin, end;
+    std::string name;
+  };
+  std::vector<Range> ranges;
   for (const auto& [name, entry] : header.items()) {
     if (name == "__metadata__") {
-      if (metadata != nullptr) {
-        try {
-          *metadata = entry.get<Metadata>();
-        } catch (const std::exception&) {
-          fail(path, "__metadata__ must map strings to strings");
-        }
+      Metadata parsed;
+      try {
+        parsed = entry.get<Metadata>();
+      } catch (const std::exception&) {
+        fail(path, "__metadata__ must map strings to strings");
       }
+      if (metadata != nullptr) *metadata = std::move(parsed);
       continue;
     }
+    const std::string tensor = "tensor '" + name + "' ";
     try {
       StoredTensor t;
       t.name = name;
-      const auto dtype = entry.at("dtype").get<std::string>();
+      if (!entry.is_object()) fail(path, tensor + "is not a JSON object");
+      const auto& dtype_entry = entry.at("dtype");
+      if (!dtype_entry.is_string()) fail(path, tensor + "has a dtype that is not a string");
+      const auto dtype = dtype_entry.get<std::string>();
       if (dtype == "F32") {
         t.dtype = DType::kF32;
       } else if (dtype == "F64") {
         t.dtype = DType::kF64;
       } else {
-        fail(path, "tensor '" + name + "' has unsupported dtype " + dtype);
+        fail(path, tensor + "has unsupported dtype " + dtype + " (F32 and F64 are supported)");
       }
-      t.shape = entry.at("shape").get<std::vector<Index>>();
-      const auto offsets = entry.at("data_offsets").get<std::vector<std::uint64_t>>();
-      if (offsets.size() != 2 || offsets[0] > offsets[1] || offsets[1] > data_size) {
-        fail(path, "tensor '" + name + "' has data offsets outside the data section");
+      const auto& shape = entry.at("shape");
+      if (!shape.is_array()) fail(path, tensor + "has a shape that is not an array");
+      if (shape.size() > static_cast<std::size_t>(Shape::kMaxDims)) {
+        fail(path, tensor + "has " + std::to_string(shape.size()) +
+                       " dimensions, more than the maximum of " + std::to_string(Shape::kMaxDims));
+      }
+      for (const auto& d : shape) {
+        if (!d.is_number_integer()) {
+          fail(path, tensor + "has shape entry " + d.dump() +
+                         ", which is not a whole number; the file is corrupt");
+        }
+        if (d.is_number_unsigned() ? d.get<std::uint64_t>() > static_cast<std::uint64_t>(
+                                                                  std::numeric_limits<Index>::max())
+                                   : d.get<std::int64_t>() < 0) {
+          fail(path, tensor + "has a negative or too large extent " + d.dump());
+        }
+        t.shape.push_back(d.get<Index>());
+      }
+      const auto& offsets_entry = entry.at("data_offsets");
+      if (!offsets_entry.is_array() || offsets_entry.size() != 2 ||
+          !offsets_entry[0].is_number_unsigned() || !offsets_entry[1].is_number_unsigned()) {
+        fail(path, tensor + "has data_offsets " + offsets_entry.dump() +
+                       "; expected two non-negative whole numbers [begin, end]");
+      }
+      const auto begin = offsets_entry[0].get<std::uint64_t>();
+      const auto end = offsets_entry[1].get<std::uint64_t>();
+      if (begin > end || end > data_size) {
+        fail(path, tensor + "has data offsets [" + std::to_string(begin) + ", " +
+                       std::to_string(end) + "] outside the data section of " +
+                       std::to_string(data_size) + " bytes");
       }
       std::uint64_t count = 1;
-      for (Index d : t.shape) {
-        if (d < 0) fail(path, "tensor '" + name + "' has a negative extent");
-        count *= static_cast<std::uint64_t>(d);
+      std::uint64_t bytes = 0;
+      try {
+        for (Index d : t.shape) count = checked_mul(count, static_cast<std::uint64_t>(d), "shape");
+        bytes = checked_mul(count, std::uint64_t{dtype_size(t.dtype)}, "byte count");
+      } catch (const OverflowError& e) {
+        fail(path, tensor + "has a shape whose size overflows (" + e.what() + ")");
       }
-      if (offsets[1] - offsets[0] != count * dtype_size(t.dtype)) {
-        fail(path, "tensor '" + name + "' holds " + std::to_string(offsets[1] - offsets[0]) +
-                       " bytes, but its shape and dtype need " +
-                       std::to_string(count * dtype_size(t.dtype)));
+      if (end - begin != bytes) {
+        fail(path, tensor + "holds " + std::to_string(end - begin) +
+                       " bytes, but its shape and dtype need " + std::to_string(bytes));
       }
-      ranges.emplace_back(offsets[0], offsets[1]);
+      ranges.push_back({begin, end, name});
       t.values.resize(count);
-      const char* p = data.data() + offsets[0];
+      const char* p = data.data() + begin;
       for (std::uint64_t i = 0; i < count; ++i) {
         if (t.dtype == DType::kF32) {
           float v;
@@ -162,12 +301,28 @@ std::vector<StoredTensor> read_safetensors(const std::filesystem::path& path, Me
     } catch (const IoError&) {
       throw;
     } catch (const std::exception& e) {
-      fail(path, "tensor '" + name + "' has a malformed entry (" + e.what() + ")");
+      fail(path, tensor + "has a malformed entry (" + e.what() + ")");
     }
   }
-  std::sort(ranges.begin(), ranges.end());
-  for (std::size_t i = 1; i < ranges.size(); ++i) {
-    if (ranges[i].first < ranges[i - 1].second) fail(path, "tensors overlap in the data section");
+  // The data section is covered exactly: no overlaps, no holes, no trailing bytes.
+  std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) {
+    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+  });
+  std::uint64_t covered = 0;
+  for (std::size_t i = 0; i < ranges.size(); ++i) {
+    if (ranges[i].begin < covered) {
+      fail(path, "tensors '" + ranges[i - 1].name + "' and '" + ranges[i].name +
+                     "' overlap in the data section");
+    }
+    if (ranges[i].begin > covered) {
+      fail(path, "the data section has " + std::to_string(ranges[i].begin - covered) +
+                     " unused bytes before tensor '" + ranges[i].name + "'; the file is corrupt");
+    }
+    covered = ranges[i].end;
+  }
+  if (covered != data_size) {
+    fail(path, std::to_string(data_size - covered) +
+                   " trailing bytes after the last tensor; the file is corrupt or was appended to");
   }
   return out;
 }

@@ -6,12 +6,14 @@
 // leaves a truncated checkpoint behind. Loading validates every field and throws
 // IoError naming the file.
 
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "metalearn/core/error.hpp"
 #include "metalearn/core/export.hpp"
 #include "metalearn/nn/param_dict.hpp"
 #include "metalearn/tensor/tensor.hpp"
@@ -68,7 +70,13 @@ nn::ParamDict<T> load_safetensors(const std::filesystem::path& path, Metadata* m
   for (auto& s : detail::read_safetensors(path, metadata)) {
     Tensor<T> t = Tensor<T>::empty(Shape(s.shape));
     for (Index i = 0; i < t.numel(); ++i) {
-      t.data()[i] = static_cast<T>(s.values[static_cast<std::size_t>(i)]);
+      const double v = s.values[static_cast<std::size_t>(i)];
+      t.data()[i] = static_cast<T>(v);
+      METALEARN_CHECK(!std::isfinite(v) || std::isfinite(t.data()[i]), IoError,
+                      "load_safetensors: ", path.string(), ": tensor '", s.name, "' holds ", v,
+                      " at element ", i,
+                      ", which does not fit the requested type; load it as "
+                      "double");
     }
     out.insert(s.name, t);
   }
