@@ -19,12 +19,109 @@
 #include "metalearn/data/task_sampler.hpp"
 #include "metalearn/nn/module.hpp"
 #include "metalearn/nn/param_dict.hpp"
+#include "metalearn/optim/optimizer.hpp"
 #include "metalearn/tensor/ops/elementwise.hpp"
 #include "metalearn/tensor/ops/loss.hpp"
 #include "metalearn/tensor/ops/shape_ops.hpp"
 #include "metalearn/tensor/tensor.hpp"
 
 namespace metalearn::algorithms {
+
+/// The number of threads `threads` asks for (0 means 1); ValueError naming
+/// `function` when it is negative.
+inline std::size_t thread_count(int threads, const char* function) {
+  METALEARN_CHECK(threads >= 0, ValueError, function, ": threads must be >= 0 (0 or 1: run on ",
+                  "the calling thread), got ", threads);
+  return static_cast<std::size_t>(threads > 0 ? threads : 1);
+}
+
+namespace detail {
+
+/// The index of the first NaN or infinite element of `t`, or -1.
+template <class T>
+Index first_non_finite(const Tensor<T>& t) {
+  if (!t.defined()) return -1;
+  const T* p = t.data();
+  const Index n = t.numel();
+  for (Index i = 0; i < n; ++i) {
+    if (!std::isfinite(p[i])) return i;
+  }
+  return -1;
+}
+
+/// Throws NonFiniteError naming `function`, what the tensors are (`what`) and the
+/// first one of `tensors` (named by `names`) that holds a NaN or an infinity.
+template <class T>
+void check_all_finite(const std::vector<std::string>& names, const std::vector<Tensor<T>>& tensors,
+                      const std::string& function, const char* what, const char* after) {
+  for (std::size_t j = 0; j < tensors.size(); ++j) {
+    const Index i = first_non_finite(tensors[j]);
+    if (i >= 0) [[unlikely]] {
+      metalearn::detail::throw_error<NonFiniteError>(
+          function, ": ", what, " '", j < names.size() ? names[j] : std::to_string(j), "' holds ",
+          tensors[j].data()[i], " at element ", i, " (shape ", tensors[j].shape(), ")", after,
+          "; the parameters and the optimizer state are unchanged. Look for NaN or infinite "
+          "task data or lower the learning rate (check_finite(false) turns this check off)");
+    }
+  }
+}
+
+/// The finite check of a meta-step: snapshots the parameters and the optimizer's
+/// state when enabled, and after the update either finds every parameter finite or
+/// restores the snapshot and throws NonFiniteError naming the first non-finite one.
+template <class T>
+class FiniteStepGuard {
+ public:
+  FiniteStepGuard(bool enabled, const nn::ParamDict<T>& params, optim::Optimizer<T>* optimizer)
+      : enabled_(enabled), optimizer_(optimizer) {
+    if (!enabled_) return;
+    for (const auto& [name, t] : params) {
+      names_.emplace_back(name);
+      params_.push_back(t);
+      saved_.push_back(t.clone());
+    }
+    if (optimizer_ != nullptr) state_ = optimizer_->state();
+  }
+  /// Throws (before anything changed) when a gradient is not finite.
+  void check_gradients(const std::vector<Tensor<T>>& grads, const std::string& function) const {
+    if (enabled_) check_all_finite(names_, grads, function, "the meta-gradient of", "");
+  }
+  /// Throws after restoring the snapshot when an updated parameter is not finite.
+  void check_updated(const std::string& function) const {
+    if (!enabled_) return;
+    for (const auto& p : params_) {
+      if (first_non_finite(p) >= 0) [[unlikely]] {
+        const std::vector<Tensor<T>> updated = clone_all(params_);
+        {
+          autograd::NoGradGuard no_grad;
+          for (std::size_t j = 0; j < params_.size(); ++j) {
+            std::copy_n(saved_[j].data(), saved_[j].numel(), params_[j].data());
+          }
+        }
+        if (optimizer_ != nullptr) {
+          optimizer_->zero_grad();
+          optimizer_->load_state(state_);
+        }
+        check_all_finite(names_, updated, function, "the updated parameter", " after the update");
+      }
+    }
+  }
+
+ private:
+  static std::vector<Tensor<T>> clone_all(const std::vector<Tensor<T>>& ts) {
+    std::vector<Tensor<T>> out;
+    for (const auto& t : ts) out.push_back(t.clone());
+    return out;
+  }
+  bool enabled_;
+  optim::Optimizer<T>* optimizer_;
+  std::vector<std::string> names_;
+  std::vector<Tensor<T>> params_;
+  std::vector<Tensor<T>> saved_;
+  optim::OptimizerState<T> state_;
+};
+
+}  // namespace detail
 
 /// Statistics of one meta-step, averaged over the tasks of the meta-batch.
 struct StepStats {

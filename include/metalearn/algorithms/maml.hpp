@@ -52,6 +52,8 @@ class MamlOptions {
   [[nodiscard]] int inner_steps() const { return inner_steps_; }
   /// Inner steps when adapting for evaluation (0: same as inner_steps).
   MamlOptions& eval_inner_steps(int v) {
+    METALEARN_CHECK(v >= 0, ValueError, "MamlOptions::eval_inner_steps: ", v,
+                    " steps; pass 0 to use inner_steps, or a positive count");
     eval_inner_steps_ = v;
     return *this;
   }
@@ -164,6 +166,16 @@ class MamlOptions {
   }
   [[nodiscard]] bool pre_adaptation_stats() const { return pre_adaptation_stats_; }
   /// Seed of evaluation episodes.
+  /// Check every meta-step for NaN or infinite values (on by default): when the
+  /// meta-gradient or the updated parameters are not finite, meta_step() throws
+  /// NonFiniteError naming the first such tensor and leaves the parameters and the
+  /// optimizer state as they were before the step. Costs one pass over the
+  /// gradients and one copy of the parameters and optimizer state per step.
+  MamlOptions& check_finite(bool v) {
+    check_finite_ = v;
+    return *this;
+  }
+  [[nodiscard]] bool check_finite() const { return check_finite_; }
   MamlOptions& seed(std::uint64_t v) {
     seed_ = v;
     return *this;
@@ -189,6 +201,7 @@ class MamlOptions {
   bool batch_tasks_ = false;
   bool pre_adaptation_stats_ = false;
   std::uint64_t seed_ = 0;
+  bool check_finite_ = true;
 };
 
 /// MAML over any nn::Module. The module's parameters are theta; Maml updates them
@@ -227,8 +240,13 @@ class Maml {
 
   /// Copies values into the meta-parameters (theta and any learned learning rates),
   /// from a dict named as meta_parameters() names them, e.g. one loaded from a
-  /// checkpoint. Throws ValueError / ShapeError naming a missing or misshapen entry.
-  void load_meta_parameters(const nn::ParamDict<T>& values);
+  /// checkpoint. All or nothing: every name and shape is checked first, so a failed
+  /// load changes nothing. Strict by default: ValueError naming a missing entry or
+  /// a name that is neither a meta-parameter nor a buffer of the model (pass
+  /// nn::LoadMode::kNonStrict to load only the names present); ShapeError naming a
+  /// misshapen entry in both modes.
+  void load_meta_parameters(const nn::ParamDict<T>& values,
+                            nn::LoadMode mode = nn::LoadMode::kStrict);
 
   /// The outer optimizer's state (step count, learning rate, moments), for
   /// checkpoints; load_outer_state() continues from it exactly and sets

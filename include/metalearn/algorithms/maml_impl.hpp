@@ -18,9 +18,17 @@ Maml<T>::Maml(nn::Module<T>& model, MamlOptions<T> options)
     : model_(model),
       options_(std::move(options)),
       loss_(select_loss<T>(options_.custom_loss(), options_.loss_kind())),
-      pool_(static_cast<std::size_t>(std::max(1, options_.threads()))) {
-  METALEARN_CHECK(options_.inner_steps() >= 0, ValueError, "Maml: inner_steps must be >= 0, got ",
-                  options_.inner_steps());
+      pool_(thread_count(options_.threads(), "Maml")) {
+  METALEARN_CHECK(options_.inner_steps() >= 0 && options_.eval_inner_steps() >= 0, ValueError,
+                  "Maml: inner_steps (", options_.inner_steps(), ") and eval_inner_steps (",
+                  options_.eval_inner_steps(), ") must be >= 0");
+  METALEARN_CHECK(std::isfinite(options_.inner_lr()) && options_.inner_lr() >= T(0), ValueError,
+                  "Maml: inner_lr must be finite and >= 0, got ", options_.inner_lr());
+  METALEARN_CHECK(std::isfinite(options_.outer_lr()) && options_.outer_lr() >= T(0), ValueError,
+                  "Maml: outer_lr must be finite and >= 0, got ", options_.outer_lr());
+  METALEARN_CHECK(!options_.multi_step_loss() || options_.msl_anneal_steps() >= 0, ValueError,
+                  "Maml: multi_step_loss anneals over a negative number of steps ",
+                  options_.msl_anneal_steps());
   METALEARN_CHECK(!(options_.learn_inner_lr() && options_.per_step_lr()), ValueError,
                   "Maml: learn_inner_lr (Meta-SGD) and per_step_lr (MAML++) are exclusive");
   if (options_.batch_tasks()) check_task_batching("Maml", model_, options_.custom_loss());
@@ -77,16 +85,12 @@ nn::ParamDict<T> Maml<T>::meta_parameters() const {
 }
 
 template <class T>
-void Maml<T>::load_meta_parameters(const nn::ParamDict<T>& values) {
+void Maml<T>::load_meta_parameters(const nn::ParamDict<T>& values, nn::LoadMode mode) {
+  const auto plan =
+      nn::detail::plan_load(meta_parameters(), values, mode, "Maml::load_meta_parameters",
+                            "meta-parameter", model_.named_buffers());
   autograd::NoGradGuard no_grad;
-  for (const auto& [name, p] : meta_parameters()) {
-    const Tensor<T>* v = values.find(name);
-    METALEARN_CHECK(v != nullptr, ValueError, "Maml::load_meta_parameters: no value for '", name,
-                    "'");
-    METALEARN_CHECK(v->shape() == p.shape(), ShapeError, "Maml::load_meta_parameters: '", name,
-                    "' has shape ", v->shape(), " but the meta-parameter has shape ", p.shape());
-    std::copy_n(v->data(), p.numel(), p.data());
-  }
+  for (const auto& [to, from] : plan) std::copy_n(from.data(), from.numel(), to.data());
 }
 
 template <class T>
@@ -272,10 +276,15 @@ template <class T>
 StepStats Maml<T>::meta_step(const data::TaskBatch<T>& batch) {
   StepStats stats;
   std::vector<Tensor<T>> grads = meta_gradient(batch, &stats);
-  const std::vector<Tensor<T>> meta = meta_parameters().values();
+  const nn::ParamDict<T> named = meta_parameters();
+  const detail::FiniteStepGuard<T> finite(options_.check_finite(), named, outer_.get());
+  const std::string function = "Maml::meta_step (meta-step " + std::to_string(steps_taken_) + ")";
+  finite.check_gradients(grads, function);
+  const std::vector<Tensor<T>> meta = named.values();
   for (std::size_t j = 0; j < meta.size(); ++j) meta[j].set_grad(grads[j]);
   outer_->step();
   for (const auto& p : meta) p.zero_grad();
+  finite.check_updated(function);
   ++steps_taken_;
   return stats;
 }

@@ -111,6 +111,16 @@ class ProtoNetOptions {
   }
   [[nodiscard]] int threads() const { return threads_; }
   /// Seed of evaluation episodes.
+  /// Check every meta-step for NaN or infinite values (on by default): when the
+  /// meta-gradient or the updated parameters are not finite, meta_step() throws
+  /// NonFiniteError naming the first such tensor and leaves the parameters and the
+  /// optimizer state as they were before the step. Costs one pass over the
+  /// gradients and one copy of the parameters and optimizer state per step.
+  ProtoNetOptions& check_finite(bool v) {
+    check_finite_ = v;
+    return *this;
+  }
+  [[nodiscard]] bool check_finite() const { return check_finite_; }
   ProtoNetOptions& seed(std::uint64_t v) {
     seed_ = v;
     return *this;
@@ -126,6 +136,7 @@ class ProtoNetOptions {
   nn::ConvNet4Options embedding_;
   int threads_ = 1;
   std::uint64_t seed_ = 0;
+  bool check_finite_ = true;
 };
 
 /// A classifier fixed by one support set: an independent copy of the embedding

@@ -123,7 +123,7 @@ template <class T>
 ProtoNet<T>::ProtoNet(nn::Module<T>& embedding, ProtoNetOptions<T> options)
     : model_(&embedding),
       options_(std::move(options)),
-      pool_(static_cast<std::size_t>(std::max(1, options_.threads()))) {
+      pool_(thread_count(options_.threads(), "ProtoNet")) {
   init();
 }
 
@@ -132,7 +132,7 @@ ProtoNet<T>::ProtoNet(Generator& gen, ProtoNetOptions<T> options)
     : owned_(std::make_shared<nn::ConvNet4<T>>(options.embedding(), gen)),
       model_(owned_.get()),
       options_(std::move(options)),
-      pool_(static_cast<std::size_t>(std::max(1, options_.threads()))) {
+      pool_(thread_count(options_.threads(), "ProtoNet")) {
   init();
 }
 
@@ -214,12 +214,19 @@ StepStats ProtoNet<T>::meta_step(const data::TaskBatch<T>& batch) {
   s.pre_loss = s.post_loss = s.meta_loss;
   s.pre_accuracy = s.post_accuracy = acc / n;
   const T scale = T(1) / static_cast<T>(batch.size());
+  std::vector<Tensor<T>> mean(params.size());
   for (std::size_t j = 0; j < params.size(); ++j) {
-    params[j].set_grad(grads[j].defined() ? mul_scalar(grads[j], scale)
-                                          : zeros<T>(params[j].shape()));
+    mean[j] = grads[j].defined() ? mul_scalar(grads[j], scale) : zeros<T>(params[j].shape());
   }
+  const detail::FiniteStepGuard<T> finite(options_.check_finite(), model_->named_parameters(),
+                                          outer_.get());
+  const std::string function =
+      "ProtoNet::meta_step (meta-step " + std::to_string(steps_taken_) + ")";
+  finite.check_gradients(mean, function);
+  for (std::size_t j = 0; j < params.size(); ++j) params[j].set_grad(mean[j]);
   outer_->step();
   outer_->zero_grad();
+  finite.check_updated(function);
   ++steps_taken_;
   if (options_.lr_decay_every() > 0 && steps_taken_ % options_.lr_decay_every() == 0) {
     outer_->set_lr(outer_->lr() * options_.lr_decay());

@@ -168,6 +168,16 @@ class ReptileOptions {
   }
   [[nodiscard]] bool batch_tasks() const { return batch_tasks_; }
   /// Seed of the mini-batch order and of evaluation episodes.
+  /// Check every meta-step for NaN or infinite values (on by default): when the
+  /// meta-gradient or the updated parameters are not finite, meta_step() throws
+  /// NonFiniteError naming the first such tensor and leaves the parameters and the
+  /// optimizer state as they were before the step. Costs one pass over the
+  /// gradients and one copy of the parameters and optimizer state per step.
+  ReptileOptions& check_finite(bool v) {
+    check_finite_ = v;
+    return *this;
+  }
+  [[nodiscard]] bool check_finite() const { return check_finite_; }
   ReptileOptions& seed(std::uint64_t v) {
     seed_ = v;
     return *this;
@@ -194,6 +204,7 @@ class ReptileOptions {
   int threads_ = 1;
   bool batch_tasks_ = false;
   std::uint64_t seed_ = 0;
+  bool check_finite_ = true;
 };
 
 /// Reptile over any nn::Module. The module's parameters are theta; meta_step()

@@ -99,18 +99,19 @@ Reptile<T>::Reptile(nn::Module<T>& model, ReptileOptions<T> options)
     : model_(model),
       options_(std::move(options)),
       loss_(select_loss<T>(options_.custom_loss(), options_.loss_kind())),
-      pool_(static_cast<std::size_t>(std::max(1, options_.threads()))) {
+      pool_(thread_count(options_.threads(), "Reptile")) {
   METALEARN_CHECK(options_.inner_steps() >= 0 && options_.eval_inner_steps() >= 0, ValueError,
                   "Reptile: inner_steps (", options_.inner_steps(), ") and eval_inner_steps (",
                   options_.eval_inner_steps(), ") must be >= 0");
   METALEARN_CHECK(options_.inner_batch() >= 0 && options_.eval_inner_batch() >= 0, ValueError,
                   "Reptile: inner_batch (", options_.inner_batch(), ") and eval_inner_batch (",
                   options_.eval_inner_batch(), ") must be >= 0 (0: the whole support set)");
-  METALEARN_CHECK(options_.inner_lr() >= T(0) && options_.outer_step() >= T(0) &&
-                      options_.outer_step_final() >= T(0),
-                  ValueError, "Reptile: inner_lr ", options_.inner_lr(), ", outer_step ",
-                  options_.outer_step(), " and the annealed step ", options_.outer_step_final(),
-                  " must be non-negative");
+  METALEARN_CHECK(
+      options_.inner_lr() >= T(0) && options_.outer_step() >= T(0) &&
+          options_.outer_step_final() >= T(0) && std::isfinite(options_.inner_lr()) &&
+          std::isfinite(options_.outer_step()) && std::isfinite(options_.outer_step_final()),
+      ValueError, "Reptile: inner_lr ", options_.inner_lr(), ", outer_step ", options_.outer_step(),
+      " and the annealed step ", options_.outer_step_final(), " must be finite and non-negative");
   METALEARN_CHECK(options_.anneal_steps() >= 0, ValueError,
                   "Reptile: anneal over a negative number of steps ", options_.anneal_steps());
   METALEARN_CHECK(!(options_.batch_tasks() && options_.carry_inner_state()), ValueError,
@@ -345,6 +346,11 @@ StepStats Reptile<T>::meta_step(const data::TaskBatch<T>& batch) {
   // phi(i, j) is the data of task i's parameter j.
   const std::vector<Tensor<T>> theta = model_.parameters();
   const T scale = current_outer_step() / static_cast<T>(batch.size());
+  // The adapted weights phi stand in for the meta-gradient in the finite check.
+  const detail::FiniteStepGuard<T> finite(options_.check_finite(), model_.named_parameters(),
+                                          nullptr);
+  const std::string function =
+      "Reptile::meta_step (meta-step " + std::to_string(steps_taken_) + ")";
   const auto outer_update = [&](const auto& phi) {
     autograd::NoGradGuard no_grad;
     std::vector<T> acc;
@@ -362,10 +368,13 @@ StepStats Reptile<T>::meta_step(const data::TaskBatch<T>& batch) {
   if (options_.batch_tasks()) {
     StepStats s;
     s.tasks = batch.size();
-    const std::vector<Tensor<T>> phi = run_stacked(batch, s).values();
+    const nn::ParamDict<T> stacked = run_stacked(batch, s);
+    const std::vector<Tensor<T>> phi = stacked.values();
+    finite.check_gradients(phi, function);
     outer_update([&](std::size_t i, std::size_t j) {
       return phi[j].data() + static_cast<Index>(i) * theta[j].numel();
     });
+    finite.check_updated(function);
     ++steps_taken_;
     return s;
   }
@@ -382,7 +391,11 @@ StepStats Reptile<T>::meta_step(const data::TaskBatch<T>& batch) {
   }
   std::vector<std::vector<Tensor<T>>> phis;
   for (const auto& r : results) phis.push_back(r.phi.values());
+  for (std::size_t i = 0; i < phis.size(); ++i) {
+    finite.check_gradients(phis[i], function + ", task " + std::to_string(i));
+  }
   outer_update([&](std::size_t i, std::size_t j) { return phis[i][j].data(); });
+  finite.check_updated(function);
   inner_state_ = std::move(state);
 
   StepStats s;

@@ -28,6 +28,68 @@ METALEARN_API void check_local_name(std::string_view name, const char* function,
 METALEARN_API std::string indent_lines(const std::string& text);
 }  // namespace detail
 
+/// How a load treats names: kStrict (the default) requires every target to be
+/// given and every given name to be known; kNonStrict loads the names present in
+/// both and leaves the rest untouched.
+enum class LoadMode { kStrict, kNonStrict };
+
+namespace detail {
+
+/// At most the first 200 characters of the names of `values`, comma separated.
+template <class T>
+std::string list_names(const ParamDict<T>& values) {
+  std::string out;
+  for (const auto& [n, t] : values) {
+    if (!out.empty()) out += ", ";
+    out += n;
+    if (out.size() > 200) return out + ", ...";
+  }
+  return out.empty() ? "nothing" : out;
+}
+
+/// Checks a load of `values` into `targets` without changing anything and returns
+/// the (target, value) pairs to copy. `function` starts every message; `what`
+/// names the kind of target ("parameter", "buffer", "meta-parameter"); names of
+/// `also_known` are not unknown in strict mode. Throws ValueError for a missing or
+/// unknown name or an undefined value (strict mode), ShapeError for a shape that
+/// differs from the target's.
+template <class T>
+std::vector<std::pair<Tensor<T>, Tensor<T>>> plan_load(const ParamDict<T>& targets,
+                                                       const ParamDict<T>& values, LoadMode mode,
+                                                       const std::string& function,
+                                                       const char* what,
+                                                       const ParamDict<T>& also_known = {}) {
+  const bool strict = mode == LoadMode::kStrict;
+  std::vector<std::pair<Tensor<T>, Tensor<T>>> plan;
+  for (const auto& [name, target] : targets) {
+    const Tensor<T>* v = values.find(name);
+    if (v == nullptr) {
+      METALEARN_CHECK(!strict, ValueError, function, ": ", what, " '", name,
+                      "' is missing from the ParamDict (it has: ", list_names(values),
+                      "); nothing was loaded. Pass LoadMode::kNonStrict to load only the names "
+                      "present");
+      continue;
+    }
+    METALEARN_CHECK(v->defined(), ValueError, function, ": the value of ", what, " '", name,
+                    "' is an undefined tensor; nothing was loaded");
+    METALEARN_CHECK(v->shape() == target.shape(), ShapeError, function, ": ", what, " '", name,
+                    "' has shape ", v->shape(), " but the module expects ", target.shape(),
+                    "; nothing was loaded");
+    plan.emplace_back(target, *v);
+  }
+  if (strict) {
+    for (const auto& [name, v] : values) {
+      METALEARN_CHECK(targets.find(name) != nullptr || also_known.find(name) != nullptr, ValueError,
+                      function, ": '", name, "' is not a ", what,
+                      " of this module (a checkpoint of another model?); nothing was loaded. "
+                      "Pass LoadMode::kNonStrict to ignore names the module does not have");
+    }
+  }
+  return plan;
+}
+
+}  // namespace detail
+
 /// Base of every layer and model.
 ///
 /// A module owns *parameters* (leaf tensors that require grad), *buffers* (state
@@ -183,21 +245,28 @@ class METALEARN_API Module {
   void eval() { train(false); }
   [[nodiscard]] bool is_training() const noexcept { return training_; }
 
-  /// Copies values into the parameters (in place, no grad); every parameter of
-  /// the module must be present in `values` with its shape.
-  void load_parameters(const ParamDict<T>& values) {
+  /// Copies values into the parameters (in place, no grad). All or nothing: every
+  /// name and shape is checked before any parameter changes, so a failed load
+  /// leaves the module as it was. In LoadMode::kStrict (the default) every
+  /// parameter must be present (ValueError naming it otherwise) and every name of
+  /// `values` must be a parameter or a buffer of this module (ValueError naming it
+  /// otherwise; buffers are allowed so that one dict holding both loads with
+  /// load_parameters() then load_buffers()). LoadMode::kNonStrict loads the names
+  /// present and ignores the others. A shape mismatch is a ShapeError in both modes.
+  void load_parameters(const ParamDict<T>& values, LoadMode mode = LoadMode::kStrict) {
+    const auto plan =
+        detail::plan_load(named_parameters(), values, mode, type_name() + "::load_parameters",
+                          "parameter", named_buffers());
     autograd::NoGradGuard no_grad;
-    for (const auto& [name, p] : named_parameters()) {
-      const Tensor<T>& v = lookup(values, name, "load_parameters", p.shape());
-      std::copy_n(v.data(), v.numel(), p.data());
-    }
+    for (const auto& [to, from] : plan) std::copy_n(from.data(), from.numel(), to.data());
   }
-  /// Copies values into the buffers (in place).
-  void load_buffers(const ParamDict<T>& values) {
-    for (const auto& [name, b] : named_buffers()) {
-      const Tensor<T>& v = lookup(values, name, "load_buffers", b.shape());
-      std::copy_n(v.data(), v.numel(), b.data());
-    }
+  /// Copies values into the buffers (in place), all or nothing, with the rules of
+  /// load_parameters() (parameter names are allowed in strict mode).
+  void load_buffers(const ParamDict<T>& values, LoadMode mode = LoadMode::kStrict) {
+    const auto plan =
+        detail::plan_load(named_buffers(), values, mode, type_name() + "::load_buffers", "buffer",
+                          named_parameters());
+    for (const auto& [to, from] : plan) std::copy_n(from.data(), from.numel(), to.data());
   }
 
   /// The module tree, one submodule per line, like
@@ -326,14 +395,6 @@ class METALEARN_API Module {
   void collect(ParamDict<T>& out, const std::string& prefix, bool parameters) const {
     for (const auto& s : parameters ? params_ : buffers_) out.insert(prefix + s.name, s.tensor);
     for (const auto& c : children_) c.module->collect(out, prefix + c.prefix, parameters);
-  }
-
-  const Tensor<T>& lookup(const ParamDict<T>& values, std::string_view name, const char* function,
-                          const Shape& expected) const {
-    const Tensor<T>* t = values.find(name);
-    if (t == nullptr) missing(values, name, function);
-    if (t->shape() != expected) wrong_shape(values, name, *t, expected, function);
-    return *t;
   }
 
   [[noreturn]] void missing(const ParamDict<T>& params, std::string_view name,
