@@ -11,6 +11,7 @@
 // parameters) loads with no optimizer state.
 // SPDX-License-Identifier: MIT
 
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -40,10 +41,36 @@ namespace detail {
 inline constexpr std::string_view kOptimizerPrefix = "optimizer.";
 }  // namespace detail
 
-/// Saves a training checkpoint atomically. Throws ValueError when a parameter
-/// name or a metadata key uses the reserved "optimizer." prefix.
+/// Options of save_checkpoint().
+struct SaveOptions {
+  /// Write tensors holding NaN or infinite values (refused by default, so a
+  /// diverged run never replaces its last good checkpoint).
+  bool allow_non_finite = false;
+};
+
+namespace detail {
+/// NonFiniteError naming the file and the first NaN or infinite element of `t`.
 template <class T>
-void save_checkpoint(const std::filesystem::path& path, const TrainingCheckpoint<T>& checkpoint) {
+void check_finite_tensor(const std::filesystem::path& path, std::string_view name,
+                         const Tensor<T>& t) {
+  const T* p = t.data();
+  for (Index i = 0; i < t.numel(); ++i) {
+    METALEARN_CHECK(std::isfinite(p[i]), NonFiniteError, "save_checkpoint(", path.string(),
+                    "): tensor '", name, "' holds ", p[i], " at element ", i, " (shape ", t.shape(),
+                    "); the file was not written, so the last checkpoint is kept. Pass ",
+                    "SaveOptions{.allow_non_finite = true} to save it anyway");
+  }
+}
+}  // namespace detail
+
+/// Saves a training checkpoint atomically. Throws ValueError when a parameter
+/// name or a metadata key uses the reserved "optimizer." prefix, and
+/// NonFiniteError naming the tensor when a parameter, an optimizer buffer or the
+/// learning rate is NaN or infinite (unless options.allow_non_finite); nothing is
+/// written then.
+template <class T>
+void save_checkpoint(const std::filesystem::path& path, const TrainingCheckpoint<T>& checkpoint,
+                     const SaveOptions& options = {}) {
   const std::string_view prefix = detail::kOptimizerPrefix;
   nn::ParamDict<T> tensors;
   for (const auto& [name, t] : checkpoint.parameters) {
@@ -61,11 +88,17 @@ void save_checkpoint(const std::filesystem::path& path, const TrainingCheckpoint
   }
   if (checkpoint.optimizer) {
     const optim::OptimizerState<T>& s = *checkpoint.optimizer;
+    METALEARN_CHECK(s.step >= 0 && s.lr >= 0.0 && std::isfinite(s.lr), ValueError,
+                    "save_checkpoint(", path.string(), "): optimizer step ", s.step,
+                    " and learning rate ", s.lr, " must be non-negative and finite");
     for (const auto& [key, t] : s.buffers) tensors.insert(std::string(prefix).append(key), t);
     char lr[32];
     std::snprintf(lr, sizeof lr, "%.17g", s.lr);  // round-trips a double exactly
     metadata.emplace(std::string(prefix) + "step", std::to_string(s.step));
     metadata.emplace(std::string(prefix) + "lr", lr);
+  }
+  if (!options.allow_non_finite) {
+    for (const auto& [name, t] : tensors) detail::check_finite_tensor(path, name, t);
   }
   save_safetensors(path, tensors, metadata);
 }
@@ -95,9 +128,10 @@ TrainingCheckpoint<T> load_checkpoint(const std::filesystem::path& path) {
     } catch (const std::logic_error&) {  // std::invalid_argument, std::out_of_range
       parsed = false;
     }
-    METALEARN_CHECK(parsed && s.step >= 0 && s.lr >= 0.0, IoError, "load_checkpoint(",
-                    path.string(), "): malformed optimizer metadata step='", step->second, "' lr='",
-                    lr->second, "'");
+    METALEARN_CHECK(parsed && s.step >= 0 && s.lr >= 0.0 && std::isfinite(s.lr), IoError,
+                    "load_checkpoint(", path.string(), "): malformed optimizer metadata step='",
+                    step->second, "' lr='", lr->second,
+                    "' (expected a step >= 0 and a finite learning rate >= 0)");
     out.optimizer = std::move(s);
     metadata.erase(step);
     metadata.erase(lr);

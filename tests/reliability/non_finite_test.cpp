@@ -1,0 +1,302 @@
+// No non-finite state saved over good state: checkpoints refuse NaN and infinity,
+// options reject nonsensical values, and a meta-step whose meta-gradient or
+// updated parameters are not finite throws and leaves parameters and optimizer
+// state as they were.
+#include <cmath>
+#include <limits>
+
+#include "reliability/reliability.hpp"
+
+namespace {
+
+using reliability::expect_error;
+using reliability::listing;
+using reliability::read_bytes;
+using reliability::state_of;
+using reliability::values_of;
+namespace ml = metalearn;
+namespace alg = metalearn::algorithms;
+namespace fs = std::filesystem;
+
+constexpr float kNan = std::numeric_limits<float>::quiet_NaN();
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+ml::data::Task<float> regression_task(ml::Generator& gen, bool nan_target = false) {
+  ml::data::Task<float> t;
+  t.support_x = ml::uniform<float>({5, 1}, gen, -2.f, 2.f);
+  t.support_y = ml::uniform<float>({5, 1}, gen, -1.f, 1.f);
+  t.query_x = ml::uniform<float>({5, 1}, gen, -2.f, 2.f);
+  t.query_y = ml::uniform<float>({5, 1}, gen, -1.f, 1.f);
+  if (nan_target) t.query_y.data()[2] = kNan;
+  t.ways = 1;
+  t.shots = 5;
+  t.queries = 5;
+  return t;
+}
+
+ml::data::Task<float> labelled_task(ml::Generator& gen, bool nan_input = false) {
+  ml::data::Task<float> t;
+  t.support_x = ml::randn<float>({6, 4}, gen);
+  t.support_y = ml::from_vector<float>({0, 1, 2, 0, 1, 2}, {6});
+  t.query_x = ml::randn<float>({6, 4}, gen);
+  t.query_y = ml::from_vector<float>({0, 1, 2, 0, 1, 2}, {6});
+  if (nan_input) t.support_x.data()[3] = kNan;
+  t.ways = 3;
+  t.shots = 2;
+  t.queries = 2;
+  return t;
+}
+
+class Checkpoints : public reliability::ScratchDir {
+ protected:
+  ml::io::TrainingCheckpoint<float> good() const {
+    ml::io::TrainingCheckpoint<float> c;
+    c.parameters.insert("w", ml::full<float>({3}, 1.f));
+    c.parameters.insert("b", ml::full<float>({1}, 2.f));
+    ml::optim::OptimizerState<float> s;
+    s.step = 4;
+    s.lr = 0.01;
+    s.buffers.insert("0.exp_avg", ml::zeros<float>({3}));
+    c.optimizer = s;
+    c.metadata["step"] = "4";
+    return c;
+  }
+  fs::path path() const { return dir_ / "run.safetensors"; }
+  /// Saves a good checkpoint and expects `save` to throw E with `needle` while the
+  /// file keeps its bytes and no temporary file is left.
+  template <class E>
+  void expect_refused(const std::function<void()>& save, const std::string& needle) {
+    ml::io::save_checkpoint(path(), good());
+    const std::string before = read_bytes(path());
+    const auto files = listing(dir_);
+    expect_error<E>(save, needle);
+    EXPECT_EQ(read_bytes(path()), before);
+    EXPECT_EQ(listing(dir_), files);
+  }
+};
+
+TEST_F(Checkpoints, NanParameterIsRefusedAndTheLastGoodFileKept) {
+  auto c = good();
+  c.parameters.find("b")->data()[0] = kNan;
+  expect_refused<ml::NonFiniteError>([&] { ml::io::save_checkpoint(path(), c); },
+                                     "tensor 'b' holds nan at element 0");
+}
+
+TEST_F(Checkpoints, InfiniteOptimizerBufferIsRefused) {
+  auto c = good();
+  c.optimizer->buffers.find("0.exp_avg")->data()[2] = -kInf;
+  expect_refused<ml::NonFiniteError>([&] { ml::io::save_checkpoint(path(), c); },
+                                     "tensor 'optimizer.0.exp_avg' holds -inf at element 2");
+}
+
+TEST_F(Checkpoints, InfiniteLearningRateIsRefused) {
+  auto c = good();
+  c.optimizer->lr = std::numeric_limits<double>::infinity();
+  expect_refused<ml::ValueError>([&] { ml::io::save_checkpoint(path(), c); }, "learning rate inf");
+}
+
+TEST_F(Checkpoints, ReservedNameIsRefused) {
+  auto c = good();
+  c.parameters.insert("optimizer.w", ml::ones<float>({1}));
+  expect_refused<ml::ValueError>([&] { ml::io::save_checkpoint(path(), c); }, "reserved prefix");
+}
+
+TEST_F(Checkpoints, NonFiniteValuesAreSavedWhenAskedFor) {
+  auto c = good();
+  c.parameters.find("w")->data()[1] = kInf;
+  ml::io::save_checkpoint(path(), c, {.allow_non_finite = true});
+  const auto back = ml::io::load_checkpoint<float>(path());
+  EXPECT_EQ(back.parameters.find("w")->to_vector()[1], kInf);
+}
+
+/// A checkpoint whose optimizer metadata is `step` and `lr`, written as is.
+void write_with_optimizer_metadata(const fs::path& path, const std::string& step,
+                                   const std::string& lr) {
+  ml::nn::ParamDict<float> p;
+  p.insert("w", ml::ones<float>({2}));
+  ml::io::save_safetensors(path, p, {{"optimizer.step", step}, {"optimizer.lr", lr}});
+}
+
+TEST_F(Checkpoints, LoadRejectsAnInfiniteLearningRate) {
+  write_with_optimizer_metadata(path(), "3", "inf");
+  expect_error<ml::IoError>([&] { (void)ml::io::load_checkpoint<float>(path()); }, "lr='inf'");
+}
+
+TEST_F(Checkpoints, LoadRejectsANanLearningRate) {
+  write_with_optimizer_metadata(path(), "3", "nan");
+  expect_error<ml::IoError>([&] { (void)ml::io::load_checkpoint<float>(path()); }, "lr='nan'");
+}
+
+TEST_F(Checkpoints, LoadRejectsANegativeStep) {
+  write_with_optimizer_metadata(path(), "-1", "0.1");
+  expect_error<ml::IoError>([&] { (void)ml::io::load_checkpoint<float>(path()); }, "step='-1'");
+}
+
+TEST_F(Checkpoints, LoadRejectsATrailingCharacterInTheLearningRate) {
+  write_with_optimizer_metadata(path(), "3", "0.1x");
+  expect_error<ml::IoError>([&] { (void)ml::io::load_checkpoint<float>(path()); }, "0.1x");
+}
+
+TEST(Options, MamlRejectsANegativeInnerLr) {
+  ml::Generator gen(1);
+  ml::nn::MLP<float> model({1, 4, 1}, gen);
+  expect_error<ml::ValueError>(
+      [&] { alg::Maml<float>(model, alg::MamlOptions<float>{}.inner_lr(-0.1f)); },
+      "Maml: inner_lr must be finite and >= 0, got -0.1");
+}
+
+TEST(Options, MamlRejectsANanInnerLr) {
+  ml::Generator gen(1);
+  ml::nn::MLP<float> model({1, 4, 1}, gen);
+  expect_error<ml::ValueError>(
+      [&] { alg::Maml<float>(model, alg::MamlOptions<float>{}.inner_lr(kNan)); }, "inner_lr");
+}
+
+TEST(Options, MamlRejectsAnInfiniteOuterLr) {
+  ml::Generator gen(1);
+  ml::nn::MLP<float> model({1, 4, 1}, gen);
+  expect_error<ml::ValueError>(
+      [&] { alg::Maml<float>(model, alg::MamlOptions<float>{}.outer_lr(kInf)); }, "outer_lr");
+}
+
+TEST(Options, MamlRejectsNegativeEvalInnerSteps) {
+  ml::Generator gen(1);
+  ml::nn::MLP<float> model({1, 4, 1}, gen);
+  expect_error<ml::ValueError>(
+      [&] { alg::Maml<float>(model, alg::MamlOptions<float>{}.eval_inner_steps(-2)); },
+      "MamlOptions::eval_inner_steps: -2");
+}
+
+TEST(Options, MamlRejectsNegativeThreads) {
+  ml::Generator gen(1);
+  ml::nn::MLP<float> model({1, 4, 1}, gen);
+  expect_error<ml::ValueError>(
+      [&] { alg::Maml<float>(model, alg::MamlOptions<float>{}.threads(-3)); },
+      "Maml: threads must be >= 0");
+}
+
+TEST(Options, MamlRejectsANegativeAnnealingPeriod) {
+  ml::Generator gen(1);
+  ml::nn::MLP<float> model({1, 4, 1}, gen);
+  expect_error<ml::ValueError>(
+      [&] {
+        alg::Maml<float>(model, alg::MamlOptions<float>{}.inner_steps(2).multi_step_loss(true, -5));
+      },
+      "negative number of steps -5");
+}
+
+TEST(Options, ReptileRejectsNegativeThreads) {
+  ml::Generator gen(1);
+  ml::nn::MLP<float> model({1, 4, 1}, gen);
+  expect_error<ml::ValueError>(
+      [&] { alg::Reptile<float>(model, alg::ReptileOptions<float>{}.threads(-1)); },
+      "Reptile: threads must be >= 0");
+}
+
+TEST(Options, ReptileRejectsAnInfiniteInnerLr) {
+  ml::Generator gen(1);
+  ml::nn::MLP<float> model({1, 4, 1}, gen);
+  expect_error<ml::ValueError>(
+      [&] { alg::Reptile<float>(model, alg::ReptileOptions<float>{}.inner_lr(kInf)); },
+      "must be finite and non-negative");
+}
+
+TEST(Options, ProtoNetRejectsNegativeThreads) {
+  ml::Generator gen(1);
+  ml::nn::MLP<float> embedding({4, 8, 5}, gen);
+  expect_error<ml::ValueError>(
+      [&] { alg::ProtoNet<float>(embedding, alg::ProtoNetOptions<float>{}.threads(-2)); },
+      "ProtoNet: threads must be >= 0");
+}
+
+TEST(FiniteMetaStep, MamlNanTargetLeavesParametersAndOptimizerUnchanged) {
+  ml::Generator gen(2);
+  ml::nn::MLP<float> model({1, 8, 1}, gen);
+  alg::Maml<float> maml(model, alg::MamlOptions<float>{});
+  (void)maml.meta_step({regression_task(gen), regression_task(gen)});
+  const auto params = values_of(maml.meta_parameters());
+  const auto state = state_of(maml.outer_state());
+  expect_error<ml::NonFiniteError>(
+      [&] {
+        (void)maml.meta_step({regression_task(gen), regression_task(gen, true)});
+      },
+      "Maml::meta_step (meta-step 1): the meta-gradient of '0.weight' holds");
+  EXPECT_EQ(values_of(maml.meta_parameters()), params);
+  EXPECT_EQ(state_of(maml.outer_state()), state);
+  EXPECT_EQ(maml.steps_taken(), 1);
+  // The next good step proceeds as if the bad one never happened.
+  (void)maml.meta_step({regression_task(gen)});
+  EXPECT_EQ(maml.steps_taken(), 2);
+}
+
+TEST(FiniteMetaStep, MamlUpdateThatOverflowsIsRolledBack) {
+  ml::Generator gen(2);
+  ml::nn::MLP<float> model({1, 8, 1}, gen);
+  alg::Maml<float> maml(
+      model, alg::MamlOptions<float>{}.outer_optimizer(alg::OuterOptimizer::kSgd).outer_lr(3e38f));
+  const auto params = values_of(maml.meta_parameters());
+  const auto state = state_of(maml.outer_state());
+  expect_error<ml::NonFiniteError>([&] { (void)maml.meta_step({regression_task(gen)}); },
+                                   "after the update");
+  EXPECT_EQ(values_of(maml.meta_parameters()), params);
+  EXPECT_EQ(state_of(maml.outer_state()), state);
+  EXPECT_EQ(maml.steps_taken(), 0);
+}
+
+TEST(FiniteMetaStep, MamlWithoutTheCheckLetsNanThrough) {
+  ml::Generator gen(2);
+  ml::nn::MLP<float> model({1, 8, 1}, gen);
+  alg::Maml<float> maml(model, alg::MamlOptions<float>{}.check_finite(false));
+  (void)maml.meta_step({regression_task(gen, true)});
+  EXPECT_TRUE(std::isnan(model.named_parameters().find("0.weight")->data()[0]));
+}
+
+TEST(FiniteMetaStep, ReptileNanTargetLeavesParametersUnchanged) {
+  ml::Generator gen(3);
+  ml::nn::MLP<float> model({1, 8, 1}, gen);
+  alg::Reptile<float> reptile(
+      model, alg::ReptileOptions<float>{}.loss(alg::LossKind::kMse).inner_steps(2));
+  const auto params = values_of(model);
+  auto task = regression_task(gen);
+  task.support_y.data()[0] = kNan;
+  expect_error<ml::NonFiniteError>(
+      [&] {
+        reptile.meta_step({regression_task(gen), task});
+      },
+      "Reptile::meta_step (meta-step 0), task 1");
+  EXPECT_EQ(values_of(model), params);
+  EXPECT_EQ(reptile.steps_taken(), 0);
+}
+
+TEST(FiniteMetaStep, ReptileCarriedStateIsKeptOnNan) {
+  ml::Generator gen(3);
+  ml::nn::MLP<float> model({1, 8, 1}, gen);
+  alg::Reptile<float> reptile(model, alg::ReptileOptions<float>{}
+                                         .loss(alg::LossKind::kMse)
+                                         .inner_steps(2)
+                                         .carry_inner_state(true));
+  reptile.meta_step({regression_task(gen)});
+  const auto params = values_of(model);
+  const auto state = state_of(reptile.inner_state());
+  auto task = regression_task(gen);
+  task.support_x.data()[1] = kInf;
+  EXPECT_THROW(reptile.meta_step({task}), ml::NonFiniteError);
+  EXPECT_EQ(values_of(model), params);
+  EXPECT_EQ(state_of(reptile.inner_state()), state);
+}
+
+TEST(FiniteMetaStep, ProtoNetNanInputLeavesParametersAndOptimizerUnchanged) {
+  ml::Generator gen(4);
+  ml::nn::MLP<float> embedding({4, 8, 5}, gen);
+  alg::ProtoNet<float> net(embedding, alg::ProtoNetOptions<float>{}.lr(0.05));
+  (void)net.meta_step({labelled_task(gen)});
+  const auto params = values_of(net.model());
+  const auto state = state_of(net.outer_state());
+  expect_error<ml::NonFiniteError>([&] { (void)net.meta_step({labelled_task(gen, true)}); },
+                                   "ProtoNet::meta_step (meta-step 1): the meta-gradient of");
+  EXPECT_EQ(values_of(net.model()), params);
+  EXPECT_EQ(state_of(net.outer_state()), state);
+  EXPECT_EQ(net.steps_taken(), 1);
+}
+
+}  // namespace
