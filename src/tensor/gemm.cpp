@@ -1,6 +1,7 @@
-// The convolution GEMM: for float products whose b is not transposed (forward
-// convolutions, col2im input gradients) on AVX2 targets, our own kernel that keeps every
-// element's summation order (see ordered_gemm); otherwise OpenBLAS's sequential build
+// The convolution GEMM: for products whose b is not transposed (forward convolutions,
+// col2im input gradients) up to a size, our own kernel that keeps every element's
+// summation order, compiled for every instruction set (src/tensor/ordered_gemm.cpp);
+// otherwise OpenBLAS's sequential build
 // when the library is configured with METALEARN_USE_OPENBLAS (1.15-1.35x Eigen's GEMM on
 // most ConvNet4 shapes, one AVX2 core), Eigen's otherwise and for the shapes where
 // Eigen's is faster. The sequential OpenBLAS keeps one threading layer (ours): a call
@@ -16,11 +17,8 @@
 #include <memory>
 #include <type_traits>
 
-#if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-#endif
-
 #include "metalearn/tensor/tensor.hpp"
+#include "src/tensor/ordered_gemm.hpp"
 
 #ifdef METALEARN_WITH_OPENBLAS
 #include <cblas.h>
@@ -79,134 +77,6 @@ void blas_gemm(bool ta, bool tb, Index m, Index n, Index k, const double* a, Ind
 }
 #endif
 
-#if defined(__AVX2__) && defined(__FMA__)
-/// The products ordered_gemm takes: op(a) of at most 48K floats (192 KiB, so that the
-/// packed a stays in L2 while the panels of b stream past it) and an inner dimension of
-/// at most 1024 (a panel of b within 64 KiB). Larger products run at 0.78-1.0x OpenBLAS
-/// in this kernel ([128, 576] x [576, 4096] 0.78x, [256, 1152] x [1152, 2048] 0.88x,
-/// 512 x 512 x 512 1.0x; mean of repeated calls, one core), so they go to the library.
-constexpr Index kOrderedMaxA = Index{48} << 10;
-constexpr Index kOrderedMaxK = 1024;
-
-/// ordered_gemm's tile of c: rows of a per packed block, columns of b per panel.
-constexpr Index kTileRows = 6, kTileCols = 16;
-
-/// One 6 x 16 tile of ordered_gemm: c[r][0, 16) = sum over kk in order of
-/// pa[kk * 6 + r] * pb[kk * pitch + 0..16), twelve accumulators in registers (named,
-/// not an array: an array of vectors passed around is kept on the stack). Masked reads
-/// the last columns of b with masked loads; `full` stores all 16 columns, else the
-/// masked ones; only the first `rows` rows are stored.
-template <bool Masked>
-[[gnu::always_inline]] inline void ordered_tile(const float* pa, const float* pb, Index pitch,
-                                                Index k, __m256i mask0, __m256i mask1, float* c,
-                                                Index ldc, Index rows, bool full) {
-  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
-  __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-  for (Index kk = 0; kk < k; ++kk, pa += kTileRows, pb += pitch) {
-    const __m256 b0 = Masked ? _mm256_maskload_ps(pb, mask0) : _mm256_loadu_ps(pb);
-    const __m256 b1 = Masked ? _mm256_maskload_ps(pb + 8, mask1) : _mm256_loadu_ps(pb + 8);
-    __m256 x = _mm256_broadcast_ss(pa);
-    c00 = _mm256_fmadd_ps(x, b0, c00);
-    c01 = _mm256_fmadd_ps(x, b1, c01);
-    x = _mm256_broadcast_ss(pa + 1);
-    c10 = _mm256_fmadd_ps(x, b0, c10);
-    c11 = _mm256_fmadd_ps(x, b1, c11);
-    x = _mm256_broadcast_ss(pa + 2);
-    c20 = _mm256_fmadd_ps(x, b0, c20);
-    c21 = _mm256_fmadd_ps(x, b1, c21);
-    x = _mm256_broadcast_ss(pa + 3);
-    c30 = _mm256_fmadd_ps(x, b0, c30);
-    c31 = _mm256_fmadd_ps(x, b1, c31);
-    x = _mm256_broadcast_ss(pa + 4);
-    c40 = _mm256_fmadd_ps(x, b0, c40);
-    c41 = _mm256_fmadd_ps(x, b1, c41);
-    x = _mm256_broadcast_ss(pa + 5);
-    c50 = _mm256_fmadd_ps(x, b0, c50);
-    c51 = _mm256_fmadd_ps(x, b1, c51);
-  }
-  const __m256 acc[kTileRows][2] = {{c00, c01}, {c10, c11}, {c20, c21},
-                                    {c30, c31}, {c40, c41}, {c50, c51}};
-  for (Index r = 0; r < rows; ++r) {
-    float* d = c + r * ldc;
-    if (full) {
-      _mm256_storeu_ps(d, acc[r][0]);
-      _mm256_storeu_ps(d + 8, acc[r][1]);
-    } else {
-      _mm256_maskstore_ps(d, mask0, acc[r][0]);
-      _mm256_maskstore_ps(d + 8, mask1, acc[r][1]);
-    }
-  }
-}
-
-/// c = op(a) * b for float (b not transposed), in 6 x 16 tiles of c held in registers.
-/// Every element of c is one chain of fused multiply-adds over k in order, the same
-/// instructions whatever its row or column (the last columns of a row are masked
-/// lanes of the same kernel), so equal columns of b give bit-equal columns of c. A
-/// convolution relies on that: windows with the same contents (the blank areas of an
-/// image) give equal outputs, and max-pool ties between them stay ties, with the first
-/// element taking the gradient as in float64. OpenBLAS's kernel sums the columns of
-/// one call in different orders (the first and last eight of a panel apart from the
-/// rest): in one ConvNet4 Omniglot support set, 16 of the second layer's 2518 tied
-/// windows stopped being ties. On the ConvNet4 shapes this kernel runs at 0.85-1.15x
-/// OpenBLAS's speed with an inner dimension of 576, about twice its speed with the
-/// first layer's 9, and 1.1-1.25x with a transposed a of 64 rows (the col2im input
-/// gradient [576, 64]^T x [64, L], where OpenBLAS also zeroes c before adding into it;
-/// one core).
-///
-/// op(a) is packed once into 6-row blocks laid out k-major ([k][6], rows past m zero);
-/// b is read in panels of 16 columns, copied into a contiguous [k][16] buffer when k is
-/// long enough for the copy to pay (the panel is then read once per block of a).
-void ordered_gemm(bool trans_a, Index m, Index n, Index k, const float* a, Index lda,
-                  const float* b, Index ldb, float* c, Index ldc) {
-  constexpr Index kRows = kTileRows, kCols = kTileCols, kPackFrom = 64;
-  const Index blocks = (m + kRows - 1) / kRows;
-  const std::shared_ptr<float[]> apack = detail::allocate<float>(blocks * kRows * k);
-  for (Index ib = 0; ib < blocks; ++ib) {
-    float* dst = apack.get() + ib * kRows * k;
-    const Index rows = std::min(kRows, m - ib * kRows);
-    for (Index kk = 0; kk < k; ++kk) {
-      for (Index r = 0; r < kRows; ++r) {
-        const Index row = ib * kRows + r;
-        dst[kk * kRows + r] = r >= rows ? 0.0F : trans_a ? a[kk * lda + row] : a[row * lda + kk];
-      }
-    }
-  }
-  const bool pack_b = k >= kPackFrom;
-  const std::shared_ptr<float[]> bpack = detail::allocate<float>(pack_b ? k * kCols : 1);
-  for (Index j = 0; j < n; j += kCols) {
-    const Index width = std::min(kCols, n - j);
-    alignas(32) std::int32_t lanes[kCols];
-    for (Index t = 0; t < kCols; ++t) lanes[t] = t < width ? -1 : 0;
-    const __m256i mask0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes));
-    const __m256i mask1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes + 8));
-    const bool full = width == kCols;
-    const float* panel = b + j;
-    Index pitch = ldb;
-    if (pack_b) {
-      for (Index kk = 0; kk < k; ++kk) {
-        const float* src = b + kk * ldb + j;
-        float* dst = bpack.get() + kk * kCols;
-        _mm256_storeu_ps(dst, full ? _mm256_loadu_ps(src) : _mm256_maskload_ps(src, mask0));
-        _mm256_storeu_ps(dst + 8,
-                         full ? _mm256_loadu_ps(src + 8) : _mm256_maskload_ps(src + 8, mask1));
-      }
-      panel = bpack.get();
-      pitch = kCols;
-    }
-    for (Index ib = 0; ib < blocks; ++ib) {
-      const float* pa = apack.get() + ib * kRows * k;
-      float* dst = c + ib * kRows * ldc + j;
-      const Index rows = std::min(kRows, m - ib * kRows);
-      if (!pack_b && !full) {
-        ordered_tile<true>(pa, panel, pitch, k, mask0, mask1, dst, ldc, rows, full);
-      } else {
-        ordered_tile<false>(pa, panel, pitch, k, mask0, mask1, dst, ldc, rows, full);
-      }
-    }
-  }
-}
-#endif
-
 template <class T>
 void gemm_impl(bool ta, bool tb, Index m, Index n, Index k, const T* a, Index lda, const T* b,
                Index ldb, T* c, Index ldc) {
@@ -215,14 +85,11 @@ void gemm_impl(bool ta, bool tb, Index m, Index n, Index k, const T* a, Index ld
     for (Index i = 0; i < m; ++i) std::fill_n(c + i * ldc, n, T(0));
     return;
   }
-#if defined(__AVX2__) && defined(__FMA__)
-  if constexpr (std::is_same_v<T, float>) {
-    if (!tb && k <= kOrderedMaxK && m * k <= kOrderedMaxA) {
-      ordered_gemm(ta, m, n, k, a, lda, b, ldb, c, ldc);
-      return;
-    }
+  if (!tb && detail::ordered_gemm_takes(m, k, sizeof(T))) {
+    detail::ordered_gemm(
+        {.trans_a = ta, .m = m, .n = n, .k = k, .lda = lda, .ldb = ldb, .ldc = ldc}, a, b, c);
+    return;
   }
-#endif
 #ifdef METALEARN_WITH_OPENBLAS
   // OpenBLAS gains 1.15-1.35x where both the inner dimension and the rows are long;
   // with a short inner dimension (a first convolution layer's 9 taps) or few rows its
@@ -234,6 +101,33 @@ void gemm_impl(bool ta, bool tb, Index m, Index n, Index k, const T* a, Index ld
   }
 #endif
   eigen_gemm(ta, tb, m, n, k, a, lda, b, ldb, c, ldc);
+}
+
+template <class T>
+void gemm_batched_impl(const T* a, Index a_rows, Index a_cols, Index a_stride, bool ta, const T* b,
+                       Index b_rows, Index b_cols, Index b_stride, bool tb, T* out, Index batch) {
+  const Index m = ta ? a_cols : a_rows, k = ta ? a_rows : a_cols, n = tb ? b_rows : b_cols;
+  if (batch <= 0 || m <= 0 || n <= 0) return;
+  if (k > 0 && detail::ordered_gemm_takes(m, k, sizeof(T))) {
+    detail::ordered_gemm({.trans_a = ta,
+                          .trans_b = tb,
+                          .m = m,
+                          .n = n,
+                          .k = k,
+                          .lda = a_cols,
+                          .ldb = b_cols,
+                          .ldc = n,
+                          .batch = batch,
+                          .stride_a = a_stride,
+                          .stride_b = b_stride,
+                          .stride_c = m * n},
+                         a, b, out);
+    return;
+  }
+  for (Index i = 0; i < batch; ++i) {
+    gemm_impl(ta, tb, m, n, k, a + i * a_stride, a_cols, b + i * b_stride, b_cols, out + i * m * n,
+              n);
+  }
 }
 
 }  // namespace
@@ -256,6 +150,18 @@ void gemm(bool trans_a, bool trans_b, Index m, Index n, Index k, const float* a,
 void gemm(bool trans_a, bool trans_b, Index m, Index n, Index k, const double* a, Index lda,
           const double* b, Index ldb, double* c, Index ldc) {
   gemm_impl(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc);
+}
+
+void gemm_batched(const float* a, Index a_rows, Index a_cols, Index a_stride, bool ta,
+                  const float* b, Index b_rows, Index b_cols, Index b_stride, bool tb, float* out,
+                  Index batch) {
+  gemm_batched_impl(a, a_rows, a_cols, a_stride, ta, b, b_rows, b_cols, b_stride, tb, out, batch);
+}
+
+void gemm_batched(const double* a, Index a_rows, Index a_cols, Index a_stride, bool ta,
+                  const double* b, Index b_rows, Index b_cols, Index b_stride, bool tb, double* out,
+                  Index batch) {
+  gemm_batched_impl(a, a_rows, a_cols, a_stride, ta, b, b_rows, b_cols, b_stride, tb, out, batch);
 }
 
 }  // namespace detail

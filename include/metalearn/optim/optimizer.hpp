@@ -9,38 +9,16 @@
 #include <utility>
 #include <vector>
 
-#if defined(__AVX__)
-#include <immintrin.h>
-#endif
-
 #include "metalearn/core/error.hpp"
 #include "metalearn/nn/module.hpp"
 #include "metalearn/nn/param_dict.hpp"
+#include "metalearn/tensor/detail/simd_kernels.hpp"
 #include "metalearn/tensor/tensor.hpp"
 
 namespace metalearn::optim {
 
 namespace detail {
-
-/// v[k] = sqrt(v[k]) for n values, correctly rounded like std::sqrt (so results do
-/// not depend on which path ran), eight or four at a time where the target has AVX:
-/// a loop calling std::sqrt is not vectorised, since std::sqrt may set errno.
-inline void sqrt_in_place(float* v, Index n) {
-  Index k = 0;
-#if defined(__AVX__)
-  for (; k + 8 <= n; k += 8) _mm256_storeu_ps(v + k, _mm256_sqrt_ps(_mm256_loadu_ps(v + k)));
-#endif
-  for (; k < n; ++k) v[k] = std::sqrt(v[k]);
-}
-
-inline void sqrt_in_place(double* v, Index n) {
-  Index k = 0;
-#if defined(__AVX__)
-  for (; k + 4 <= n; k += 4) _mm256_storeu_pd(v + k, _mm256_sqrt_pd(_mm256_loadu_pd(v + k)));
-#endif
-  for (; k < n; ++k) v[k] = std::sqrt(v[k]);
-}
-
+using metalearn::detail::sqrt_in_place;  // compiled per target, see tensor/detail/simd_kernels.hpp
 }  // namespace detail
 
 /// Everything an optimizer needs to continue bit-exactly: the step count, the

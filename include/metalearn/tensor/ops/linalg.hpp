@@ -1,47 +1,16 @@
 #pragma once
-// Differentiable matrix products: matmul (2-D, and N-D by 2-D) and batched bmm.
-// Eigen does the arithmetic; transposes are folded into the GEMM, never copied.
+// Differentiable matrix products: matmul (2-D, and N-D by 2-D) and batched bmm. The
+// products run in the library (detail::gemm_batched, tensor/gemm.hpp); transposes are
+// folded into the GEMM, never copied.
 
-#include <Eigen/Core>
 #include <vector>
 
+#include "metalearn/tensor/gemm.hpp"
 #include "metalearn/tensor/ops/reduction.hpp"
 #include "metalearn/tensor/ops/shape_ops.hpp"
 #include "metalearn/tensor/tensor.hpp"
 
 namespace metalearn {
-
-namespace detail {
-
-template <class T>
-using RowMajorMap = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
-template <class T>
-using RowMajorMutMap = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
-
-/// out[b] = op(A[b]) * op(B[b]) for b in [0, batch); A (or B) with batch stride 0
-/// is shared by all b. op(X) = X^T when the flag is set.
-template <class T>
-void gemm_batched(const T* a, Index a_rows, Index a_cols, Index a_stride, bool ta, const T* b,
-                  Index b_rows, Index b_cols, Index b_stride, bool tb, T* out, Index batch) {
-  const Index m = ta ? a_cols : a_rows;
-  const Index n = tb ? b_rows : b_cols;
-  for (Index i = 0; i < batch; ++i) {
-    RowMajorMap<T> A(a + i * a_stride, a_rows, a_cols);
-    RowMajorMap<T> B(b + i * b_stride, b_rows, b_cols);
-    RowMajorMutMap<T> C(out + i * m * n, m, n);
-    if (!ta && !tb) {
-      C.noalias() = A * B;
-    } else if (ta && !tb) {
-      C.noalias() = A.transpose() * B;
-    } else if (!ta && tb) {
-      C.noalias() = A * B.transpose();
-    } else {
-      C.noalias() = A.transpose() * B.transpose();
-    }
-  }
-}
-
-}  // namespace detail
 
 /// op(a) @ op(b) for 2-D a, b (op = transpose when the flag is set), or batched for
 /// 3-D operands (a 2-D operand is shared across the batch).

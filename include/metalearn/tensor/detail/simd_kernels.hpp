@@ -1,0 +1,78 @@
+#pragma once
+// The loops of conv2d, max_pool2d and Adam that run over every element: im2col, col2im,
+// channel gathers, window maxima, the max-pool backward scatter and square roots. They are compiled
+// into the library once per instruction set (src/tensor/simd_kernels.cpp) and the best
+// one the CPU has is chosen at run time (see metalearn/core/simd.hpp); this header
+// only declares them. Every target gives the same bits: these loops copy, compare
+// and add one term per element in a fixed order.
+
+#include <cstdint>
+
+#include "metalearn/core/export.hpp"
+#include "metalearn/core/shape.hpp"
+
+namespace metalearn {
+
+/// Geometry of a 2-D sliding window over a [C, H, W] image.
+struct Conv2dGeometry {
+  Index channels = 0, height = 0, width = 0;
+  Index kernel_h = 0, kernel_w = 0;
+  Index stride = 1, padding = 0;
+
+  [[nodiscard]] Index out_h() const { return (height + 2 * padding - kernel_h) / stride + 1; }
+  [[nodiscard]] Index out_w() const { return (width + 2 * padding - kernel_w) / stride + 1; }
+  [[nodiscard]] Index patch() const { return channels * kernel_h * kernel_w; }
+  [[nodiscard]] Index image() const { return channels * height * width; }
+};
+
+namespace detail {
+
+/// im2col of `nb` images starting at x [nb, C, H, W]: cols [C*kh*kw, nb*L], column
+/// b*L + q. Row (c, i, j) holds, for every output position, the input at kernel offset
+/// (i, j) of channel c (zero where the window reaches into the padding).
+METALEARN_API void im2col(const float* x, const Conv2dGeometry& g, Index nb, float* cols);
+METALEARN_API void im2col(const double* x, const Conv2dGeometry& g, Index nb, double* cols);
+
+/// col2im, the adjoint of im2col: adds cols [C*kh*kw, nb*L] into the `nb` images at x.
+/// Every pixel receives its terms in the order of the im2col rows (one term per row
+/// at most); terms that fall on the padding are dropped.
+METALEARN_API void col2im_add(const float* cols, const Conv2dGeometry& g, Index nb, float* x);
+METALEARN_API void col2im_add(const double* cols, const Conv2dGeometry& g, Index nb, double* x);
+
+/// Copies the `nb` images of y [nb, O, L] into m [O, nb*L] (column b*L + q).
+METALEARN_API void gather_channels(const float* y, Index o, Index l, Index nb, float* m);
+METALEARN_API void gather_channels(const double* y, Index o, Index l, Index nb, double* m);
+
+/// One plane (rows of w) of max_pool2d with a k x k window at stride s: for each of the
+/// oh x ow windows, the first maximal element's code i * k + j (row i, column j of the
+/// window; strictly greater wins, so ties and NaNs keep the earlier element) and its
+/// value.
+METALEARN_API void pool_plane(const float* p, Index w, Index oh, Index ow, Index k, Index s,
+                              std::uint8_t* code, float* values);
+METALEARN_API void pool_plane(const double* p, Index w, Index oh, Index ow, Index k, Index s,
+                              std::uint8_t* code, double* values);
+METALEARN_API void pool_plane(const float* p, Index w, Index oh, Index ow, Index k, Index s,
+                              Index* code, float* values);
+METALEARN_API void pool_plane(const double* p, Index w, Index oh, Index ow, Index k, Index s,
+                              Index* code, double* values);
+
+/// The max_pool2d gradient of one [h, w] plane of 2x2 windows at stride 2, from the
+/// window gradients g and codes in window order: every element of x written once (the
+/// element a window chose gets its gradient, the other three +0, and the last row and
+/// column that no window covers when h or w is odd are zeroed).
+METALEARN_API void scatter_2x2_plane(const float* g, const std::uint8_t* code, Index h, Index w,
+                                     Index oh, Index ow, float* x);
+METALEARN_API void scatter_2x2_plane(const double* g, const std::uint8_t* code, Index h, Index w,
+                                     Index oh, Index ow, double* x);
+METALEARN_API void scatter_2x2_plane(const float* g, const Index* code, Index h, Index w, Index oh,
+                                     Index ow, float* x);
+METALEARN_API void scatter_2x2_plane(const double* g, const Index* code, Index h, Index w, Index oh,
+                                     Index ow, double* x);
+
+/// v[i] = sqrt(v[i]) for n values, correctly rounded as std::sqrt is (so the result
+/// does not depend on the target).
+METALEARN_API void sqrt_in_place(float* v, Index n);
+METALEARN_API void sqrt_in_place(double* v, Index n);
+
+}  // namespace detail
+}  // namespace metalearn
