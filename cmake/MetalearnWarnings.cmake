@@ -8,7 +8,9 @@ function(metalearn_set_warnings target)
   endif()
   if(METALEARN_SANITIZE)
     string(REPLACE ";" "," _san "${METALEARN_SANITIZE}")
-    target_compile_options(${target} PRIVATE -fsanitize=${_san} -fno-omit-frame-pointer)
+    # Every report fails the run: no recovery after a UBSan finding.
+    target_compile_options(${target} PRIVATE -fsanitize=${_san} -fno-sanitize-recover=all
+      -fno-omit-frame-pointer)
     target_link_options(${target} PRIVATE -fsanitize=${_san})
   endif()
 endfunction()
