@@ -415,6 +415,8 @@ OmniglotDataset::OmniglotDataset(OmniglotOptions options) : options_(std::move(o
   METALEARN_CHECK(o.image_size >= 1 && o.image_size <= kSourceSize, ValueError,
                   "OmniglotDataset: image_size must be in [1, ", kSourceSize, "], got ",
                   o.image_size);
+  METALEARN_CHECK(o.threads >= 0, ValueError,
+                  "OmniglotDataset: threads must be >= 0 (0: one per core), got ", o.threads);
   const fs::path root = resolve_root(o);
   std::error_code ec;
   METALEARN_CHECK(fs::is_directory(root, ec), IoError, "OmniglotDataset: root folder '",

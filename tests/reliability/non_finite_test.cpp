@@ -209,6 +209,14 @@ TEST(Options, ProtoNetRejectsNegativeThreads) {
       "ProtoNet: threads must be >= 0");
 }
 
+TEST(Options, OmniglotRejectsNegativeThreadsBeforeReadingAnything) {
+  const fs::path root = fs::temp_directory_path() / "metalearn_reliability_no_omniglot_here";
+  expect_error<ml::ValueError>(
+      [&] { (void)ml::data::OmniglotDataset({.root = root, .threads = -1}); },
+      "OmniglotDataset: threads must be >= 0");
+  EXPECT_FALSE(fs::exists(root));
+}
+
 TEST(FiniteMetaStep, MamlNanTargetLeavesParametersAndOptimizerUnchanged) {
   ml::Generator gen(2);
   ml::nn::MLP<float> model({1, 8, 1}, gen);

@@ -5,7 +5,8 @@
 // like every safetensors file.
 //
 // Layout: parameters under their own names (the file still loads with
-// load_safetensors into Module::load_parameters); optimizer buffers under
+// load_safetensors into Module::load_parameters in nn::LoadMode::kNonStrict, or
+// strictly from load_checkpoint(...).parameters); optimizer buffers under
 // "optimizer.<buffer key>"; the optimizer's step count and learning rate in the
 // metadata as "optimizer.step" and "optimizer.lr". A file without these keys (plain
 // parameters) loads with no optimizer state.
