@@ -2,11 +2,12 @@
 // sizes meta-learning uses, and backward / double-backward of the sinusoid MLP.
 #include <benchmark/benchmark.h>
 
-#include <Eigen/Core>
 #include <metalearn/metalearn.hpp>
 #include <metalearn/tensor/gemm.hpp>
 #include <string>
 #include <vector>
+
+#include "metalearn/core/eigen.hpp"
 
 namespace ml = metalearn;
 namespace ag = metalearn::autograd;
@@ -26,9 +27,9 @@ void BM_OpChainForwardBackward(benchmark::State& state) {
     benchmark::DoNotOptimize(g[0].data());
   }
   const double nodes = 2.0 * static_cast<double>(n);
-  state.counters["ns_per_node"] = benchmark::Counter(
-      static_cast<double>(state.iterations()) * nodes,
-      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["ns_per_node"] =
+      benchmark::Counter(static_cast<double>(state.iterations()) * nodes,
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 BENCHMARK(BM_OpChainForwardBackward)->Arg(100)->Arg(10000);
 
@@ -42,9 +43,9 @@ void BM_OpChainForwardOnly(benchmark::State& state) {
     for (int64_t i = 0; i < n; ++i) y = ml::mul_scalar(ml::add_scalar(y, 0.001f), 0.999f);
     benchmark::DoNotOptimize(y.data());
   }
-  state.counters["ns_per_node"] = benchmark::Counter(
-      static_cast<double>(state.iterations()) * 2.0 * static_cast<double>(n),
-      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["ns_per_node"] =
+      benchmark::Counter(static_cast<double>(state.iterations()) * 2.0 * static_cast<double>(n),
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 BENCHMARK(BM_OpChainForwardOnly)->Arg(10000);
 
@@ -62,7 +63,11 @@ void BM_Matmul(benchmark::State& state) {
       2e-9 * static_cast<double>(m * k * n) * static_cast<double>(state.iterations()),
       benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_Matmul)->Args({10, 40, 40})->Args({250, 40, 40})->Args({980, 576, 64})->Args({512, 512, 512});
+BENCHMARK(BM_Matmul)
+    ->Args({10, 40, 40})
+    ->Args({250, 40, 40})
+    ->Args({980, 576, 64})
+    ->Args({512, 512, 512});
 
 // The machine's GEMM peak as Eigen reaches it (float, 512^3, one thread).
 void BM_EigenGemmPeak(benchmark::State& state) {
@@ -107,7 +112,8 @@ struct Mlp {
         w3(ml::randn<float>({40, 1}, gen, 0.f, 0.15f).requires_grad(true)),
         b3(ml::zeros<float>({1}).requires_grad(true)) {}
   [[nodiscard]] std::vector<ml::Tensor<float>> params() const { return {w1, b1, w2, b2, w3, b3}; }
-  [[nodiscard]] ml::Tensor<float> loss(const ml::Tensor<float>& x, const ml::Tensor<float>& y) const {
+  [[nodiscard]] ml::Tensor<float> loss(const ml::Tensor<float>& x,
+                                       const ml::Tensor<float>& y) const {
     auto h = ml::relu(ml::matmul(x, w1) + b1);
     h = ml::relu(ml::matmul(h, w2) + b2);
     return ml::mse_loss(ml::matmul(h, w3) + b3, y);

@@ -10,12 +10,13 @@
 
 #include <benchmark/benchmark.h>
 
-#include <Eigen/Core>
 #include <algorithm>
 #include <chrono>
 #include <metalearn/autograd.hpp>
 #include <metalearn/nn.hpp>
 #include <metalearn/tensor/gemm.hpp>
+
+#include "metalearn/core/eigen.hpp"
 
 namespace ml = metalearn;
 

@@ -10,12 +10,13 @@
 
 #include "metalearn/tensor/gemm.hpp"
 
-#include <Eigen/Core>
 #include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <memory>
 #include <type_traits>
+
+#include "metalearn/core/eigen.hpp"
 
 #include "metalearn/tensor/tensor.hpp"
 #include "src/tensor/ordered_gemm.hpp"

@@ -2,9 +2,10 @@
 
 #include <gtest/gtest.h>
 
-#include <Eigen/Core>
 #include <sstream>
 #include <string>
+
+#include "metalearn/core/eigen.hpp"
 
 #include "metalearn/autograd.hpp"
 #include "metalearn/tensor.hpp"

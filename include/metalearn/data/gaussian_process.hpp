@@ -1,10 +1,10 @@
 #pragma once
 // GaussianProcessTasks<T>: 1-D functions drawn from a GP prior, for encoder-decoder learners.
 
-#include <Eigen/Cholesky>
-#include <Eigen/Core>
 #include <cmath>
 #include <vector>
+
+#include "metalearn/core/eigen.hpp"
 
 #include "metalearn/core/error.hpp"
 #include "metalearn/core/export.hpp"

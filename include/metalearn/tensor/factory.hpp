@@ -1,10 +1,11 @@
 #pragma once
 // Factories: zeros, ones, full, arange, from_vector, from_eigen, randn, uniform.
 
-#include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <vector>
+
+#include "metalearn/core/eigen.hpp"
 
 #include "metalearn/core/checked.hpp"
 #include "metalearn/core/error.hpp"

@@ -2,7 +2,6 @@
 // Tensor<T>: a cheap handle to shared, contiguous, row-major storage plus a shape
 // and optional autograd metadata.
 
-#include <Eigen/Core>
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -11,6 +10,8 @@
 #include <type_traits>
 #include <utility>
 #include <vector>
+
+#include "metalearn/core/eigen.hpp"
 
 #include "metalearn/core/checked.hpp"
 #include "metalearn/core/error.hpp"
