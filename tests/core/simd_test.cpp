@@ -25,7 +25,9 @@ TEST(Simd, ChoosesASupportedTargetWithinTheCap) {
                    [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
     if (want == "AVX512") want = "AVX3";
     const auto capped = std::find(supported.begin(), supported.end(), want);
-    if (capped != supported.end()) EXPECT_EQ(chosen, want);
+    if (capped != supported.end()) {
+      EXPECT_EQ(chosen, want);
+    }
   } else {
     EXPECT_EQ(chosen, supported.front()) << "without a cap the best supported target runs";
   }
