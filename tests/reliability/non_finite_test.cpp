@@ -271,9 +271,42 @@ TEST(FiniteMetaStep, ReptileNanTargetLeavesParametersUnchanged) {
       [&] {
         reptile.meta_step({regression_task(gen), task});
       },
-      "Reptile::meta_step (meta-step 0), task 1");
+      "Reptile::meta_step (meta-step 0), task 1: the adapted weights of '0.weight'");
   EXPECT_EQ(values_of(model), params);
   EXPECT_EQ(reptile.steps_taken(), 0);
+}
+
+TEST(FiniteMetaStep, ReptileBatchedTasksNanLeavesParametersUnchanged) {
+  ml::Generator gen(3);
+  ml::nn::MLP<float> model({1, 8, 1}, gen);
+  alg::Reptile<float> reptile(
+      model,
+      alg::ReptileOptions<float>{}.loss(alg::LossKind::kMse).inner_steps(2).batch_tasks(true));
+  const auto params = values_of(model);
+  auto task = regression_task(gen);
+  task.support_y.data()[4] = kNan;
+  expect_error<ml::NonFiniteError>(
+      [&] {
+        reptile.meta_step({regression_task(gen), task});
+      },
+      "the adapted weights of");
+  EXPECT_EQ(values_of(model), params);
+  EXPECT_EQ(reptile.steps_taken(), 0);
+}
+
+TEST(FiniteMetaStep, MamlBatchedTasksNanLeavesParametersUnchanged) {
+  ml::Generator gen(5);
+  ml::nn::MLP<float> model({1, 8, 1}, gen);
+  alg::Maml<float> maml(model, alg::MamlOptions<float>{}.batch_tasks(true));
+  const auto params = values_of(maml.meta_parameters());
+  const auto state = state_of(maml.outer_state());
+  expect_error<ml::NonFiniteError>(
+      [&] {
+        (void)maml.meta_step({regression_task(gen, true), regression_task(gen)});
+      },
+      "the meta-gradient of");
+  EXPECT_EQ(values_of(maml.meta_parameters()), params);
+  EXPECT_EQ(state_of(maml.outer_state()), state);
 }
 
 TEST(FiniteMetaStep, ReptileCarriedStateIsKeptOnNan) {

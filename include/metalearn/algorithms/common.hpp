@@ -82,9 +82,11 @@ class FiniteStepGuard {
     }
     if (optimizer_ != nullptr) state_ = optimizer_->state();
   }
-  /// Throws (before anything changed) when a gradient is not finite.
-  void check_gradients(const std::vector<Tensor<T>>& grads, const std::string& function) const {
-    if (enabled_) check_all_finite(names_, grads, function, "the meta-gradient of", "");
+  /// Throws (before anything changed) when a gradient is not finite; `what` names
+  /// what the tensors are in the message.
+  void check_gradients(const std::vector<Tensor<T>>& grads, const std::string& function,
+                       const char* what = "the meta-gradient of") const {
+    if (enabled_) check_all_finite(names_, grads, function, what, "");
   }
   /// Throws after restoring the snapshot when an updated parameter is not finite.
   void check_updated(const std::string& function) const {

@@ -370,7 +370,7 @@ StepStats Reptile<T>::meta_step(const data::TaskBatch<T>& batch) {
     s.tasks = batch.size();
     const nn::ParamDict<T> stacked = run_stacked(batch, s);
     const std::vector<Tensor<T>> phi = stacked.values();
-    finite.check_gradients(phi, function);
+    finite.check_gradients(phi, function, "the adapted weights of");
     outer_update([&](std::size_t i, std::size_t j) {
       return phi[j].data() + static_cast<Index>(i) * theta[j].numel();
     });
@@ -392,7 +392,8 @@ StepStats Reptile<T>::meta_step(const data::TaskBatch<T>& batch) {
   std::vector<std::vector<Tensor<T>>> phis;
   for (const auto& r : results) phis.push_back(r.phi.values());
   for (std::size_t i = 0; i < phis.size(); ++i) {
-    finite.check_gradients(phis[i], function + ", task " + std::to_string(i));
+    finite.check_gradients(phis[i], function + ", task " + std::to_string(i),
+                           "the adapted weights of");
   }
   outer_update([&](std::size_t i, std::size_t j) { return phis[i][j].data(); });
   finite.check_updated(function);
