@@ -139,7 +139,8 @@ TEST(AllOrNothingLoad, BuffersWithAnUnknownEntryChangeNothing) {
 }
 
 TEST(AllOrNothingLoad, CheckpointOfAnotherModelChangesNothing) {
-  const fs::path path = fs::temp_directory_path() / "metalearn_reliability_other_model.safetensors";
+  const fs::path path = fs::temp_directory_path() / ("metalearn_reliability_other_model_" +
+                                                     std::to_string(::getpid()) + ".safetensors");
   ml::Generator gen(9);
   ml::nn::MLP<float> other({2, 8, 1}, gen);
   ml::io::save_safetensors(path, other.named_parameters());

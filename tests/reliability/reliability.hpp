@@ -4,6 +4,7 @@
 // module's state, hand-made safetensors files, and a check of the exact type and
 // a key part of the message of an expected error.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <filesystem>
@@ -27,7 +28,8 @@ class ScratchDir : public ::testing::Test {
   void SetUp() override {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
     dir_ = fs::temp_directory_path() /
-           (std::string("metalearn_reliability_") + info->test_suite_name() + "_" + info->name());
+           (std::string("metalearn_reliability_") + info->test_suite_name() + "_" + info->name() +
+            "_" + std::to_string(::getpid()));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }
