@@ -217,6 +217,26 @@ TEST(Options, OmniglotRejectsNegativeThreadsBeforeReadingAnything) {
   EXPECT_FALSE(fs::exists(root));
 }
 
+TEST(Options, OuterStateWithAnInfiniteLearningRateIsRejected) {
+  ml::Generator gen(1);
+  ml::nn::MLP<float> model({1, 4, 1}, gen);
+  alg::Maml<float> maml(model, alg::MamlOptions<float>{});
+  auto state = maml.outer_state();
+  const auto before = state_of(state);
+  state.lr = std::numeric_limits<double>::infinity();
+  expect_error<ml::ValueError>([&] { maml.load_outer_state(state); },
+                               "Adam::load_state: invalid step 0 or learning rate inf");
+  EXPECT_EQ(state_of(maml.outer_state()), before);
+}
+
+TEST(Options, OptimizerRejectsANanLearningRate) {
+  ml::Generator gen(1);
+  ml::nn::MLP<float> model({1, 4, 1}, gen);
+  ml::optim::SGD<float> sgd(model.parameters(), ml::optim::SGDOptions{}.lr(0.1));
+  expect_error<ml::ValueError>([&] { sgd.set_lr(std::nan("")); }, "SGD::set_lr: invalid");
+  EXPECT_EQ(sgd.lr(), 0.1);
+}
+
 TEST(FiniteMetaStep, MamlNanTargetLeavesParametersAndOptimizerUnchanged) {
   ml::Generator gen(2);
   ml::nn::MLP<float> model({1, 8, 1}, gen);

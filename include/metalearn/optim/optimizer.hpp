@@ -54,7 +54,8 @@ class Optimizer {
   [[nodiscard]] double lr() const noexcept { return lr_; }
   /// Changes the learning rate used by the following steps.
   void set_lr(double lr) {
-    METALEARN_CHECK(lr >= 0.0, ValueError, name_, "::set_lr: negative learning rate ", lr);
+    METALEARN_CHECK(lr >= 0.0 && std::isfinite(lr), ValueError, name_,
+                    "::set_lr: invalid learning rate ", lr);
     lr_ = lr;
   }
   /// Number of step() calls so far (restored by load_state()).
@@ -79,8 +80,8 @@ class Optimizer {
   /// parameters of the same shapes. Throws ValueError / ShapeError naming the
   /// offending buffer otherwise.
   void load_state(const OptimizerState<T>& s) {
-    METALEARN_CHECK(s.step >= 0 && s.lr >= 0.0, ValueError, name_, "::load_state: invalid step ",
-                    s.step, " or learning rate ", s.lr);
+    METALEARN_CHECK(s.step >= 0 && s.lr >= 0.0 && std::isfinite(s.lr), ValueError, name_,
+                    "::load_state: invalid step ", s.step, " or learning rate ", s.lr);
     std::size_t used = 0;
     std::vector<std::vector<Tensor<T>>> loaded(params_.size(),
                                                std::vector<Tensor<T>>(buffer_names_.size()));
@@ -117,7 +118,8 @@ class Optimizer {
         name_(name),
         buffer_names_(std::move(buffer_names)),
         buffers_(params_.size(), std::vector<Tensor<T>>(buffer_names_.size())) {
-    METALEARN_CHECK(lr >= 0.0, ValueError, name_, ": negative learning rate ", lr);
+    METALEARN_CHECK(lr >= 0.0 && std::isfinite(lr), ValueError, name_, ": invalid learning rate ",
+                    lr);
     for (std::size_t i = 0; i < params_.size(); ++i) {
       METALEARN_CHECK(params_[i].defined() && params_[i].is_leaf(), ValueError, name_,
                       ": parameter ", i,
