@@ -16,3 +16,6 @@ set(METALEARN_ARCH_FLAGS "" CACHE STRING
 option(METALEARN_USE_OPENBLAS
   "Compute the convolution GEMMs with single-threaded OpenBLAS (Debian: libopenblas-serial-dev); OFF uses Eigen's GEMM"
   ON)
+option(METALEARN_FUZZ
+  "Build the libFuzzer targets of tests/fuzz (Clang only); adds coverage instrumentation (-fsanitize=fuzzer-no-link) to metalearn's targets"
+  OFF)
