@@ -75,12 +75,13 @@ class Generator {
   /// Implemented here (not with std::uniform_int_distribution) so that the stream
   /// is the same with every standard library.
   std::int64_t randint(std::int64_t lo, std::int64_t hi) {
-    const auto range = static_cast<std::uint64_t>(hi - lo) + 1;
+    // In unsigned arithmetic, which wraps where hi - lo would overflow a signed type.
+    const std::uint64_t range = static_cast<std::uint64_t>(hi) - static_cast<std::uint64_t>(lo) + 1;
     if (range == 0) return static_cast<std::int64_t>(engine_());  // full 64-bit range
     const std::uint64_t limit = max() - (max() % range + 1) % range;
     std::uint64_t x = engine_();
     while (x > limit) x = engine_();
-    return lo + static_cast<std::int64_t>(x % range);
+    return static_cast<std::int64_t>(static_cast<std::uint64_t>(lo) + x % range);
   }
 
  private:
