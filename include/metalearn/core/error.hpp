@@ -52,6 +52,13 @@ class METALEARN_API IoError : public Error {
   using Error::Error;
 };
 
+/// The system refused a resource metalearn asked for (a thread, for instance); the
+/// message names what was being created and the system's reason.
+class METALEARN_API ResourceError : public Error {
+ public:
+  using Error::Error;
+};
+
 /// Misuse of the autodiff engine (freed graph, unused input, ...).
 class METALEARN_API AutogradError : public Error {
  public:
