@@ -107,13 +107,21 @@ struct Listing {
   std::uint64_t file_count = 0;
 };
 
+/// True for a file name ending in ".png" in any letter case (".PNG" from some scanners and
+/// file systems).
+bool is_png_name(const fs::path& file) {
+  const std::string ext = file.extension().string();
+  return ext.size() == 4 && ext[0] == '.' && (ext[1] == 'p' || ext[1] == 'P') &&
+         (ext[2] == 'n' || ext[2] == 'N') && (ext[3] == 'g' || ext[3] == 'G');
+}
+
 std::vector<fs::path> sorted_children(const fs::path& dir, bool directories) {
   std::vector<fs::path> out;
   std::error_code ec;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     const bool is_dir = it->is_directory(ec);
     if (directories && is_dir) out.push_back(it->path());
-    if (!directories && !is_dir && it->path().extension() == ".png") out.push_back(it->path());
+    if (!directories && !is_dir && is_png_name(it->path())) out.push_back(it->path());
   }
   METALEARN_CHECK(!ec, IoError, "OmniglotDataset: cannot list '", dir.string(),
                   "': ", ec.message());
@@ -182,8 +190,9 @@ AreaWeights area_weights(Index n, Index m) {
 
 /// Decodes one PNG, inverts it (ink = 1) and resizes it into `out` (size*size values).
 void decode_into(const fs::path& file, const AreaWeights& w, Index size, float* out) {
-  const GrayImage img = read_png_gray(file);
   constexpr Index n = OmniglotDataset::kSourceSize;
+  // A larger declared size is rejected from the header, before any pixel buffer exists.
+  const GrayImage img = read_png_gray(file, {.max_pixels = static_cast<std::uint64_t>(n * n)});
   METALEARN_CHECK(img.width == n && img.height == n, IoError, "OmniglotDataset: '", file.string(),
                   "' is ", img.width, "x", img.height, ", expected ", n, "x", n);
   std::vector<double> rows(static_cast<std::size_t>(size * n), 0.0);  // size x n

@@ -5,15 +5,17 @@
 
 #include <png.h>
 
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <string>
 
+#include "metalearn/core/checked.hpp"
 #include "metalearn/core/error.hpp"
 
 namespace metalearn::data {
 
-GrayImage read_png_gray(const std::filesystem::path& path) {
+GrayImage read_png_gray(const std::filesystem::path& path, const PngReadOptions& options) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   METALEARN_CHECK(in.good(), IoError, "read_png_gray: cannot open '", path.string(), "'");
   const std::streamoff size = in.tellg();
@@ -28,6 +30,8 @@ GrayImage read_png_gray(const std::filesystem::path& path) {
       IoError, "read_png_gray: '", path.string(), "' is not a PNG file (", bytes.size(),
       " bytes, no PNG signature)");
 
+  // Reads the signature and every chunk up to the first IDAT (png_read_info): the
+  // declared size is known before any pixel buffer exists.
   png_image image;
   std::memset(&image, 0, sizeof(image));
   image.version = PNG_IMAGE_VERSION;
@@ -37,12 +41,23 @@ GrayImage read_png_gray(const std::filesystem::path& path) {
     ::metalearn::detail::throw_error<IoError>("read_png_gray: corrupt PNG '", path.string(),
                                               "': ", msg);
   }
+  const std::uint64_t pixels =
+      checked_mul<std::uint64_t>(image.width, image.height, "read_png_gray: width * height");
+  if (pixels > options.max_pixels) {
+    png_image_free(&image);
+    ::metalearn::detail::throw_error<IoError>(
+        "read_png_gray: '", path.string(), "' declares a ", image.width, "x", image.height,
+        " image (", pixels, " pixels), more than the limit of ", options.max_pixels,
+        " pixels (PngReadOptions::max_pixels)");
+  }
   image.format = PNG_FORMAT_GRAY;
   GrayImage out;
   out.width = static_cast<Index>(image.width);
   out.height = static_cast<Index>(image.height);
-  out.pixels.resize(PNG_IMAGE_SIZE(image));
-  if (png_image_finish_read(&image, nullptr, out.pixels.data(), 0, nullptr) == 0) {
+  out.pixels.resize(checked_cast<std::size_t>(pixels, "read_png_gray: pixel count"));
+  // Alpha (or tRNS) is composited onto this colour; for grey output libpng takes green.
+  const png_color background{options.background, options.background, options.background};
+  if (png_image_finish_read(&image, &background, out.pixels.data(), 0, nullptr) == 0) {
     const std::string msg = image.message;
     png_image_free(&image);
     ::metalearn::detail::throw_error<IoError>("read_png_gray: corrupt PNG '", path.string(),

@@ -17,9 +17,27 @@ struct GrayImage {
   std::vector<std::uint8_t> pixels;
 };
 
-/// Reads a PNG of any colour type, converted to 8-bit grey.
-/// @throws IoError naming `path` when it is missing, unreadable, not a PNG or corrupt.
-METALEARN_API GrayImage read_png_gray(const std::filesystem::path& path);
+/// The largest image read_png_gray decodes by default, in pixels (width * height):
+/// 2^26, for instance 8192 x 8192 (64 MiB of grey).
+inline constexpr std::uint64_t kMaxPngPixels = std::uint64_t{1} << 26;
+
+/// Options of read_png_gray (designated-initializer friendly).
+struct PngReadOptions {
+  /// The grey level that transparent pixels (an alpha channel, or a tRNS chunk in a
+  /// grey, RGB or palette image) are composited onto. 255: white paper, as in scanned
+  /// drawings such as Omniglot's.
+  std::uint8_t background = 255;
+  /// The largest width * height accepted. The header is read first, so a file declaring
+  /// a larger image is rejected before any pixel buffer is allocated.
+  std::uint64_t max_pixels = kMaxPngPixels;
+};
+
+/// Reads a PNG of any colour type, converted to 8-bit grey; transparency is composited
+/// onto `options.background`.
+/// @throws IoError naming `path` when it is missing, unreadable, not a PNG or corrupt, and
+/// naming `path` and the declared width x height when that exceeds `options.max_pixels`.
+METALEARN_API GrayImage read_png_gray(const std::filesystem::path& path,
+                                      const PngReadOptions& options = {});
 
 /// Writes `image` as an 8-bit greyscale PNG.
 /// @throws ValueError when the pixel count does not match width*height;
