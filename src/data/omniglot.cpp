@@ -22,6 +22,7 @@
 
 #include "metalearn/core/error.hpp"
 #include "metalearn/core/random.hpp"
+#include "metalearn/core/thread.hpp"
 #include "metalearn/data/png.hpp"
 
 namespace metalearn::data {
@@ -245,7 +246,18 @@ Folder decode_folder(const Listing& listing, Index size, int threads) {
     }
   };
   std::vector<std::thread> pool;
-  for (std::size_t t = 1; t < nthreads; ++t) pool.emplace_back(work, t);
+  pool.reserve(nthreads - 1);  // so that adding a started thread cannot throw
+  try {
+    for (std::size_t t = 1; t < nthreads; ++t) {
+      pool.push_back(::metalearn::detail::start_thread("OmniglotDataset: PNG decoding threads",
+                                                       [&work, t] { work(t); }));
+    }
+  } catch (...) {
+    // ResourceError from start_thread: stop and join the threads already started.
+    failed = true;
+    for (auto& th : pool) th.join();
+    throw;
+  }
   work(0);
   for (auto& th : pool) th.join();
   for (auto& e : errors) {
