@@ -15,10 +15,13 @@
 //       one JSON line: per-step wall times in ms, RSS before the first step and the
 //       peak RSS over the steps (the peak is reset through /proc/self/clear_refs
 //       after set-up, so it covers the steps only)
-//   bench_compare dump <workload> <file> [f64]
+//   bench_compare dump <workload> <file> [f32|f64 [<inputs>]]
 //       writes the initial meta-parameters, the task batch and the meta-gradient of
 //       that batch to <file> (format below) for the gradient-agreement check; with
-//       f64 the same workload runs in double precision
+//       f64 the same workload runs in double precision. With <inputs> (a dump of either
+//       precision, e.g. one whose inputs workloads.py moved away from max-pool ties) the
+//       meta-parameters and the batch's tensors are those of <inputs>, converted to the
+//       precision of the run, and the gradient is the one at those values
 //   bench_compare [--benchmark_* flags]
 //       the same workloads as Google Benchmark cases
 //
@@ -26,7 +29,8 @@
 // (float64), a uint32 record count, then per record: uint32 name length, the name,
 // uint32 rank, int64 dims[rank], values[numel]. Records: "param.<i>.<name>" (meta-parameters in
 // order), "task.<t>.{support_x,support_y,query_x,query_y}" and "grad.<i>" (the gradient of the mean
-// query loss over the batch; for Reptile the mean of theta - phi).
+// query loss over the batch; for Reptile the mean of theta - phi). An inputs file needs the
+// "param." and "task." records only.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -54,6 +58,10 @@ namespace {
 
 // ---- workloads ----------------------------------------------------------------------
 
+/// Named tensors in file order: the contents of a dump.
+template <class T>
+using Records = std::vector<std::pair<std::string, Tensor<T>>>;
+
 /// One workload: a model, a fixed task batch and a training step on it.
 template <class T>
 class Runner {
@@ -66,6 +74,40 @@ class Runner {
   /// Meta-parameters in the order of gradient().
   [[nodiscard]] virtual ml::nn::ParamDict<T> parameters() const = 0;
   [[nodiscard]] const ml::data::TaskBatch<T>& batch() const { return batch_; }
+
+  /// Sets the meta-parameters and the batch's tensors to the "param." and "task."
+  /// records of a dump. Every meta-parameter and every tensor the batch holds must be
+  /// there, named and shaped as this workload's own dump names and shapes them.
+  void load(const Records<T>& records) {
+    const auto find = [&](const std::string& name, const ml::Shape& shape) -> const Tensor<T>& {
+      const auto it = std::find_if(records.begin(), records.end(),
+                                   [&](const auto& r) { return r.first == name; });
+      if (it == records.end()) throw ml::ValueError("bench_compare: inputs lack '" + name + "'");
+      if (!(it->second.shape() == shape)) {
+        throw ml::ShapeError("bench_compare: inputs' '" + name + "' has shape " +
+                             it->second.shape().to_string() + ", the workload's " +
+                             shape.to_string());
+      }
+      return it->second;
+    };
+    const auto params = parameters();
+    const std::vector<std::string> names = params.names();
+    const std::vector<Tensor<T>> values = params.values();
+    ml::autograd::NoGradGuard no_grad;
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      const Tensor<T>& v = find("param." + std::to_string(i) + "." + names[i], values[i].shape());
+      std::copy_n(v.data(), v.numel(), values[i].data());
+    }
+    for (std::size_t t = 0; t < batch_.size(); ++t) {
+      auto& task = batch_[t];
+      const std::string prefix = "task." + std::to_string(t) + ".";
+      for (auto [field, x] :
+           {std::pair{"support_x", &task.support_x}, std::pair{"support_y", &task.support_y},
+            std::pair{"query_x", &task.query_x}, std::pair{"query_y", &task.query_y}}) {
+        if (x->defined()) *x = find(prefix + field, x->shape()).clone();
+      }
+    }
+  }
 
  protected:
   ml::data::TaskBatch<T> batch_;
@@ -372,9 +414,46 @@ void write_record(std::ofstream& out, const std::string& name, const Tensor<T>& 
             static_cast<std::streamsize>(sizeof(T) * static_cast<std::size_t>(t.numel())));
 }
 
+template <class U>
+U read_value(std::ifstream& in) {
+  U v{};
+  in.read(reinterpret_cast<char*>(&v), sizeof v);
+  return v;
+}
+
+/// The records of a dump of either precision, their values converted to T.
 template <class T>
-int run_dump(const std::string& name, const std::string& path) {
+Records<T> read_records(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ml::IoError("bench_compare: cannot open '" + path + "'");
+  std::string magic(8, '\0');
+  in.read(magic.data(), 8);
+  if (magic != "MLCMP032" && magic != "MLCMP064") {
+    throw ml::IoError("bench_compare: '" + path + "' is not a bench_compare dump");
+  }
+  const bool f32 = magic == "MLCMP032";
+  const auto count = read_value<std::uint32_t>(in);
+  Records<T> records;
+  for (std::uint32_t r = 0; r < count && in; ++r) {
+    std::string name(read_value<std::uint32_t>(in), '\0');
+    in.read(name.data(), static_cast<std::streamsize>(name.size()));
+    std::vector<Index> dims(read_value<std::uint32_t>(in));
+    for (auto& d : dims) d = static_cast<Index>(read_value<std::int64_t>(in));
+    auto t = Tensor<T>::empty(ml::Shape(dims));
+    T* out = t.data();
+    for (Index k = 0; k < t.numel(); ++k) {
+      out[k] = f32 ? static_cast<T>(read_value<float>(in)) : static_cast<T>(read_value<double>(in));
+    }
+    records.emplace_back(std::move(name), std::move(t));
+  }
+  if (!in) throw ml::IoError("bench_compare: '" + path + "' is truncated");
+  return records;
+}
+
+template <class T>
+int run_dump(const std::string& name, const std::string& path, const std::string& inputs) {
   auto runner = make_runner<T>(name, 1);
+  if (!inputs.empty()) runner->load(read_records<T>(inputs));
   const auto params = runner->parameters();
   std::vector<std::pair<std::string, Tensor<T>>> records;
   for (std::size_t i = 0; i < params.size(); ++i) {
@@ -440,13 +519,15 @@ int main(int argc, char** argv) {
       return run_time(argv[2], std::stoi(argv[3]), std::stoi(argv[4]), std::stod(argv[5]),
                       argc == 7 ? std::stod(argv[6]) : 1e9);
     }
-    if (mode == "dump" && argc == 4) return run_dump<float>(argv[2], argv[3]);
-    if (mode == "dump" && argc == 5 && std::string(argv[4]) == "f64") {
-      return run_dump<double>(argv[2], argv[3]);
+    if (mode == "dump" && argc >= 4 && argc <= 6) {
+      const std::string precision = argc >= 5 ? argv[4] : "f32";
+      const std::string inputs = argc == 6 ? argv[5] : "";
+      if (precision == "f32") return run_dump<float>(argv[2], argv[3], inputs);
+      if (precision == "f64") return run_dump<double>(argv[2], argv[3], inputs);
     }
     if (mode == "time" || mode == "dump") {
       std::cerr << "usage: bench_compare list | time <workload> <threads> <min_iters> "
-                   "<min_seconds> [max_seconds] | dump <workload> <file> [f64]\n";
+                   "<min_seconds> [max_seconds] | dump <workload> <file> [f32|f64 [<inputs>]]\n";
       return 2;
     }
   } catch (const std::exception& e) {

@@ -4,8 +4,37 @@
 Called by benchmarks/compare.sh (which installs PyTorch and builds bench_compare).
 
 1. Gradient agreement: for every workload, `bench_compare dump` writes its initial
-   parameters, its task batch and its meta-gradient; workloads.py loads them and
-   recomputes the gradient in PyTorch (every form; float32 and float64).
+   parameters and its task batch; `workloads.py untie` moves the batch's inputs away
+   from ties (below); `bench_compare dump ... f32|f64 <inputs>` writes metalearn's
+   float32 and float64 meta-gradients at those inputs, and workloads.py recomputes the
+   gradient there in PyTorch (every form; float32 and float64).
+
+   Ties. The meta-gradient jumps where a ReLU's sign or a max-pool window's argmax
+   changes. At a choice whose float64 values lie within float32 rounding of a tie,
+   two float32 computations (metalearn's and PyTorch's, or one library on two
+   instruction sets) can choose differently, and their gradients then differ by a
+   jump (2e-2 on ProtoNet 5-way 1-shot) that says nothing about either. So the check
+   runs at inputs where no choice is that close: untie runs the float64 forward passes
+   of PyTorch's loop form (inner loops included) at the dumped parameters and inputs,
+   finds every choice within a margin delta of changing (a ReLU input |v| < delta; a
+   2x2 max-pool window whose largest value is above -delta but below delta, or less
+   than delta above the second largest). delta, per layer of each forward pass, is the
+   larger of 2^-16 times the RMS of the layer's values (~1.5e-5 after batch norm) and
+   4 times PyTorch's largest float32 error on them (the same passes run in float32).
+   Untie re-draws uniform noise (1/16 of the input's RMS) on just the inputs such a
+   choice reads: the window's receptive field, or the MLP sample. It repeats, round by
+   round with a fixed seed per round, until no choice is within delta (the glyph
+   images' blank backgrounds are exact ties at first, so the first round dithers
+   them). Both sides then read the same float32 inputs, and the float64 runs use the
+   same values. With every choice at least delta from changing, any float32
+   computation whose rounding stays below delta makes float64's choices, so its
+   gradient differs from the float64 one by rounding alone, whichever side's rounding
+   would have broken a tie.
+   Verdict per workload ("agree"): no choice within delta at the checked inputs,
+   metalearn's float32 gradient within 1e-4 (relative) of PyTorch's float64 one, and
+   metalearn's float64 gradient within 1e-8 of every PyTorch float64 form. Anything
+   else is "disagree": a wrong gradient, or a float32 kernel whose rounding exceeds
+   delta. PyTorch's own float32 errors are shown beside it as the yardstick.
 2. Timing: rounds x workloads x thread counts; in each cell the sides run one after
    the other in fresh processes, in an order rotated every round. Each process runs
    one warm-up step, then steps until it has at least --min-iters steps and
@@ -24,6 +53,7 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -82,19 +112,49 @@ def reference(wl):
     return wl[:-len("_within")] if wl.endswith("_within") else wl
 
 
-def check_gradients(driver, py, workloads):
+def untied_inputs(driver, py, wl, tmp, cache):
+    """The inputs file of workload wl's check and untie's report. With a cache
+    directory, a workload whose initial dump is byte for byte the one cached reuses the
+    cached result (another build of the same commit)."""
+    base = os.path.join(tmp, wl)
+    subprocess.run([driver, "dump", wl, base + ".orig"], check=True)
+    if cache:
+        os.makedirs(cache, exist_ok=True)
+        key = os.path.join(cache, reference(wl))
+        try:
+            with open(key + ".orig", "rb") as a, open(base + ".orig", "rb") as b:
+                if a.read() == b.read():
+                    with open(key + ".json") as f:
+                        return key + ".in", json.load(f)
+        except OSError:
+            pass
+    untie, _ = run_json([py, WORKLOADS_PY, "untie", reference(wl), base + ".orig", base + ".in"],
+                        timeout=3600)
+    if cache:
+        shutil.copyfile(base + ".orig", key + ".orig")
+        shutil.copyfile(base + ".in", key + ".in")
+        with open(key + ".json", "w") as f:
+            json.dump(untie, f)
+    return base + ".in", untie
+
+
+def check_gradients(driver, py, workloads, cache=""):
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for wl in workloads:
-            path32 = os.path.join(tmp, wl + ".f32")
-            path64 = os.path.join(tmp, wl + ".f64")
-            subprocess.run([driver, "dump", wl, path32], check=True)
-            subprocess.run([driver, "dump", wl, path64, "f64"], check=True)
-            res, _ = run_json([py, WORKLOADS_PY, "check", reference(wl), path32, path64])
+            base = os.path.join(tmp, wl)
+            inputs, untie = untied_inputs(driver, py, wl, tmp, cache)
+            subprocess.run([driver, "dump", wl, base + ".f32", "f32", inputs], check=True)
+            subprocess.run([driver, "dump", wl, base + ".f64", "f64", inputs], check=True)
+            res, _ = run_json([py, WORKLOADS_PY, "check", reference(wl), base + ".f32",
+                               base + ".f64"])
+            res["untie"] = untie
             results[wl] = res
             forms = ", ".join(f"{k} {max(v['max_rel_err'], v['whole_rel_err']):.1e}"
                               for k, v in res["forms"].items())
-            print(f"  check {wl}: {'ok' if res['ok'] else 'MISMATCH'} ({forms})", flush=True)
+            print(f"  check {wl}: {'agree' if res['ok'] else 'DISAGREE'} (untie: "
+                  f"{untie['near_per_round'][0]} near ties, {untie['rounds']} rounds, "
+                  f"{untie['values_moved']} values moved; {forms})", flush=True)
     return results
 
 
@@ -124,6 +184,10 @@ def main():
     ap.add_argument("--workloads", default="", help="comma-separated subset")
     ap.add_argument("--out", default="", help="markdown file to write")
     ap.add_argument("--skip-check", action="store_true")
+    ap.add_argument("--check-only", action="store_true", help="the gradient check alone")
+    ap.add_argument("--untie-cache", default="",
+                    help="directory keeping each workload's untied inputs, reused while its "
+                    "initial dump is unchanged (e.g. by a second build of the same commit)")
     args = ap.parse_args()
 
     forms = python_forms(args.python)
@@ -140,7 +204,7 @@ def main():
 
     samples = {}  # (wl, threads, side) -> {"ms": [...], "peak": [...], "inc": [...]}
     torch_version = "?"
-    for r in range(args.rounds):
+    for r in range(0 if args.check_only else args.rounds):
         print(f"round {r + 1}/{args.rounds} (load {loadavg()})", flush=True)
         for wl in workloads:
             for th in threads:
@@ -167,7 +231,7 @@ def main():
                           flush=True)
     load_end = loadavg()
     minutes = (time.time() - t_start) / 60
-    if args.out:
+    if args.out and samples:
         raw = {f"{wl}|{th}|{side}": v for (wl, th, side), v in samples.items()}
         with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
             json.dump({"load_start": load_start, "load_end": load_end, "samples": raw}, f)
@@ -175,7 +239,7 @@ def main():
     checks = {}
     if not args.skip_check:
         print("gradient agreement (relative L2 error per parameter tensor, worst):", flush=True)
-        checks = check_gradients(args.driver, args.python, workloads)
+        checks = check_gradients(args.driver, args.python, workloads, args.untie_cache)
 
     return render(args, workloads, threads, samples, checks, torch_version, load_start, load_end,
                   minutes)
@@ -203,7 +267,7 @@ def render(args, workloads, threads, samples, checks, torch_version, load_start,
         return fmt_ratio(min(s["ms"]) / min(m["ms"])) if s and m else "-"
 
     rows = []
-    for wl in workloads:
+    for wl in workloads if samples else []:
         for th in threads:
             m = med(wl, th, "metalearn")
             loop = med(wl, th, "pytorch_loop")
@@ -242,53 +306,57 @@ def render(args, workloads, threads, samples, checks, torch_version, load_start,
                  "'incr.' = peak during the steps minus RSS before the first step; 'peak' = the "
                  "whole process (PyTorch's includes libtorch). Medians over rounds, MB.")
     lines.append("")
-    lines.append("| workload | threads | metalearn ms | PyTorch loop ms | PyTorch batched ms | "
-                 "loop / ml | batched / ml | target (loop, best) | time target | "
-                 "incr. ml | incr. loop | incr. batched | peak ml | peak loop | peak batched | "
-                 "memory target |")
-    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for (wl, th, m, loop, bat, r_loop, r_bat, r_best, t_loop, t_best, met_time, mem, peaks,
-         met_mem) in rows:
-        lines.append(f"| {wl} | {th} | {fmt_ms(m)} | {fmt_ms(loop)} | {fmt_ms(bat)} | "
-                     f"{fmt_ratio(r_loop)} | {fmt_ratio(r_bat)} | {t_loop:g}x, {t_best:g}x | "
-                     f"{'met' if met_time else 'MISSED'} | "
-                     + " | ".join(fmt_mb(x) for x in mem) + " | "
-                     + " | ".join(fmt_mb(x) for x in peaks)
-                     + f" | {'met' if met_mem else 'MISSED'} |")
-    lines.append("")
-    lines.append("Fastest step / interquartile range of the step times (ms), and the ratios of the "
-                 "fastest steps (under heavy load the fastest step is the closest to the "
-                 "uncontended cost; the medians above include time slices lost to other jobs):")
-    lines.append("")
-    lines.append("| workload | threads | metalearn | PyTorch loop | PyTorch batched | "
-                 "loop / ml (fastest) | batched / ml (fastest) |")
-    lines.append("|---|---|---|---|---|---|---|")
-    for wl in workloads:
-        for th in threads:
-            lines.append(f"| {wl} | {th} | {quart(wl, th, 'metalearn')} | "
-                         f"{quart(wl, th, 'pytorch_loop')} | {quart(wl, th, 'pytorch_batched')} | "
-                         f"{min_ratio(wl, th, 'pytorch_loop')} | "
-                         f"{min_ratio(wl, th, 'pytorch_batched')} |")
+    if samples:
+        lines.append("| workload | threads | metalearn ms | PyTorch loop ms | PyTorch batched ms | "
+                     "loop / ml | batched / ml | target (loop, best) | time target | "
+                     "incr. ml | incr. loop | incr. batched | peak ml | peak loop | peak batched | "
+                     "memory target |")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for (wl, th, m, loop, bat, r_loop, r_bat, r_best, t_loop, t_best, met_time, mem, peaks,
+             met_mem) in rows:
+            lines.append(f"| {wl} | {th} | {fmt_ms(m)} | {fmt_ms(loop)} | {fmt_ms(bat)} | "
+                         f"{fmt_ratio(r_loop)} | {fmt_ratio(r_bat)} | {t_loop:g}x, {t_best:g}x | "
+                         f"{'met' if met_time else 'MISSED'} | "
+                         + " | ".join(fmt_mb(x) for x in mem) + " | "
+                         + " | ".join(fmt_mb(x) for x in peaks)
+                         + f" | {'met' if met_mem else 'MISSED'} |")
+        lines.append("")
+        lines.append("Fastest step / interquartile range of the step times (ms), and the ratios of "
+                     "the fastest steps (under heavy load the fastest step is the closest to the "
+                     "uncontended cost; the medians above include time slices lost to other "
+                     "jobs):")
+        lines.append("")
+        lines.append("| workload | threads | metalearn | PyTorch loop | PyTorch batched | "
+                     "loop / ml (fastest) | batched / ml (fastest) |")
+        lines.append("|---|---|---|---|---|---|---|")
+        for wl in workloads:
+            for th in threads:
+                lines.append(f"| {wl} | {th} | {quart(wl, th, 'metalearn')} | "
+                             f"{quart(wl, th, 'pytorch_loop')} | "
+                             f"{quart(wl, th, 'pytorch_batched')} | "
+                             f"{min_ratio(wl, th, 'pytorch_loop')} | "
+                             f"{min_ratio(wl, th, 'pytorch_batched')} |")
     if checks:
         lines.append("")
-        lines.append("Meta-gradient agreement. `bench_compare dump` writes metalearn's initial "
-                     "parameters, task batch and meta-gradient (float32, and the same workload in "
-                     "float64); workloads.py recomputes the gradient from the same parameters and "
-                     "batch. Error = max(worst per-tensor ||g_torch - g_ml|| / ||g_ml||, whole-vector "
-                     "relative error); tensors whose exact gradient is zero (conv biases before "
-                     "batch norm) are left out of the per-tensor worst case. 'torch32 vs torch64' is "
-                     "PyTorch's own float32 error, i.e. how well the workload is conditioned in "
-                     "float32; on the ConvNet workloads it is also measured with the loop form's "
-                     "convolutions computed as unfold + matmul (im2col), the same float32 math "
-                     "summed in another order. ok = float64 agreement within 1e-8 and "
-                     "metalearn's float32 gradient within 1e-4 of at least one of PyTorch's "
-                     "float32 forms (the closest named); strict = within 1e-4 of the loop form.")
+        lines.append("Meta-gradient agreement (the rule is in run_compare.py's docstring). "
+                     "`bench_compare dump` writes metalearn's initial parameters and task batch; "
+                     "`workloads.py untie` re-draws noise on the inputs read by every ReLU or "
+                     "max-pool choice of the float64 forward passes within delta (the larger of "
+                     "2^-16 x RMS and 4x PyTorch's float32 error, per layer and pass) of a tie, "
+                     "until none is; both sides' float32 and float64 meta-gradients "
+                     "are taken at those inputs. Error = max(worst per-tensor ||g - g_ref|| / "
+                     "||g_ref||, whole-vector relative error); tensors whose exact gradient is "
+                     "zero (conv biases before batch norm) are left out of the per-tensor worst "
+                     "case. agree = no choice within delta, ml32 within 1e-4 of torch64 (loop) "
+                     "and ml64 within 1e-8 of every torch64 form; strict = ml32 also within 1e-4 "
+                     "of torch32 (loop). 'f32 error / delta' is PyTorch's largest float32 error "
+                     "on the values of any choice, as a fraction of that choice's delta.")
         lines.append("")
-        lines.append("| workload | ok | closest torch32 form | strict | ml64 vs torch64 (loop / "
-                     "batched) | ml32 vs torch32 loop | ml32 vs torch32 batched | ml32 vs torch32 "
-                     "loop, im2col | ml32 vs torch64 | torch32 vs torch64 (loop / batched / loop, "
-                     "im2col) |")
-        lines.append("|---|---|---|---|---|---|---|---|---|---|")
+        lines.append("| workload | verdict | strict | near ties before untie / rounds / inputs "
+                     "moved | ml32 vs torch64 | ml32 vs torch32 loop | ml32 vs torch32 batched | "
+                     "ml32 vs torch32 loop, im2col | torch32 vs torch64 (loop / batched / loop, "
+                     "im2col) | ml64 vs torch64 (loop / batched) | f32 error / delta |")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
         for wl, res in checks.items():
             f = res["forms"]
 
@@ -297,14 +365,17 @@ def render(args, workloads, threads, samples, checks, torch_version, load_start,
                     return "-"
                 return f"{max(f[key]['max_rel_err'], f[key]['whole_rel_err']):.1e}"
 
-            closest = res.get("closest_f32", {})
-            lines.append(f"| {wl} | {'yes' if res['ok'] else 'NO'} | "
-                         f"{closest.get('form', '-')} {closest.get('rel_err', float('nan')):.1e} | "
+            u = res.get("untie", {})
+            sel = res.get("selections", {})
+            lines.append(f"| {wl} | {'agree' if res['ok'] else 'DISAGREE'} | "
                          f"{'yes' if res['strict'] else 'no'} | "
-                         f"{e('loop_f64_vs_ml64')} / {e('batched_f64_vs_ml64')} | {e('loop_f32')} | "
-                         f"{e('batched_f32')} | {e('loop_im2col_f32')} | {e('loop_f64')} | "
+                         f"{u.get('near_per_round', ['-'])[0]} / {u.get('rounds', '-')} / "
+                         f"{u.get('values_moved', '-')} | {e('loop_f64')} | {e('loop_f32')} | "
+                         f"{e('batched_f32')} | {e('loop_im2col_f32')} | "
                          f"{e('loop_f32_vs_f64')} / {e('batched_f32_vs_f64')} / "
-                         f"{e('loop_im2col_f32_vs_f64')} |")
+                         f"{e('loop_im2col_f32_vs_f64')} | "
+                         f"{e('loop_f64_vs_ml64')} / {e('batched_f64_vs_ml64')} | "
+                         f"{sel.get('f32_error_over_margin', float('nan')):.2f} |")
     text = "\n".join(lines) + "\n"
     print()
     print(text)
