@@ -20,6 +20,7 @@
 #include <thread>
 #include <utility>
 
+#include "metalearn/core/checked.hpp"
 #include "metalearn/core/error.hpp"
 #include "metalearn/core/random.hpp"
 #include "metalearn/core/thread.hpp"
@@ -280,8 +281,40 @@ struct CacheHeader {
   std::uint64_t num_images;
 };
 
-/// Reads a cache; nullopt when it is missing, stale, truncated or corrupt.
-std::optional<Folder> read_cache(const fs::path& path, const Listing& listing, Index size) {
+/// Longest alphabet or character name a cache file may hold.
+constexpr std::uint32_t kMaxNameLength = 4096;
+
+std::uint64_t total_images(const detail::OmniglotCacheKey& key) {
+  std::uint64_t n = 0;
+  for (const auto& c : key.characters) n += static_cast<std::uint64_t>(c.num_images);
+  return n;
+}
+
+detail::OmniglotCacheKey cache_key(const Listing& listing, Index size) {
+  detail::OmniglotCacheKey key{size, listing.fingerprint, {}};
+  Index first = 0;
+  for (const auto& c : listing.characters) {
+    const auto count = static_cast<Index>(c.files.size());
+    key.characters.push_back({c.alphabet, c.character, first, count});
+    first += count;
+  }
+  return key;
+}
+
+}  // namespace
+
+namespace detail {
+
+std::uint64_t omniglot_cache_checksum(std::span<const std::uint8_t> bytes) {
+  Hasher h;
+  h.update(bytes.data(), bytes.size());
+  return h.digest();
+}
+
+std::optional<Folder> read_omniglot_cache(const fs::path& path, const OmniglotCacheKey& key) {
+  const Index size = key.image_size;
+  if (size < 1 || size > OmniglotDataset::kSourceSize) return std::nullopt;
+  const std::uint64_t num_images = total_images(key);
   std::error_code ec;
   const auto file_size = fs::file_size(path, ec);
   if (ec || file_size < sizeof(CacheHeader) + 8) return std::nullopt;
@@ -291,20 +324,24 @@ std::optional<Folder> read_cache(const fs::path& path, const Listing& listing, I
   CacheHeader hdr{};
   if (!in.read(reinterpret_cast<char*>(&hdr), sizeof hdr)) return std::nullopt;
   h.update(&hdr, sizeof hdr);
+  // Everything the header declares must match the key, so every count below is bounded
+  // by the (in-memory) listing and not by the file.
   if (std::memcmp(hdr.magic, kMagic, 8) != 0 || hdr.version != kVersion ||
       hdr.image_size != static_cast<std::uint32_t>(size) ||
       hdr.source_size != static_cast<std::uint32_t>(OmniglotDataset::kSourceSize) ||
-      hdr.fingerprint != listing.fingerprint || hdr.file_count != listing.file_count ||
-      hdr.num_characters != listing.characters.size() || hdr.num_images != listing.file_count) {
+      hdr.fingerprint != key.fingerprint || hdr.file_count != num_images ||
+      hdr.num_characters != key.characters.size() || hdr.num_images != num_images) {
     return std::nullopt;
   }
   Folder folder;
   std::uint64_t next_image = 0;
-  for (std::uint64_t k = 0; k < hdr.num_characters; ++k) {
+  for (const auto& expect : key.characters) {
     Folder::Character c;
     for (std::string* s : {&c.alphabet, &c.character}) {
       std::uint32_t len = 0;
-      if (!in.read(reinterpret_cast<char*>(&len), sizeof len) || len > 4096) return std::nullopt;
+      if (!in.read(reinterpret_cast<char*>(&len), sizeof len) || len > kMaxNameLength) {
+        return std::nullopt;
+      }
       h.update(&len, sizeof len);
       s->resize(len);
       if (!in.read(s->data(), len)) return std::nullopt;
@@ -317,9 +354,8 @@ std::optional<Folder> read_cache(const fs::path& path, const Listing& listing, I
       return std::nullopt;
     h.update(&first, 8);
     h.update(&count, 8);
-    const auto& expect = listing.characters[k];
-    if (first != next_image || count != expect.files.size() || c.alphabet != expect.alphabet ||
-        c.character != expect.character) {
+    if (first != next_image || count != static_cast<std::uint64_t>(expect.num_images) ||
+        c.alphabet != expect.alphabet || c.character != expect.character) {
       return std::nullopt;
     }
     next_image += count;
@@ -327,9 +363,15 @@ std::optional<Folder> read_cache(const fs::path& path, const Listing& listing, I
     c.num_images = static_cast<Index>(count);
     folder.characters.push_back(std::move(c));
   }
-  const std::uint64_t values = hdr.num_images * static_cast<std::uint64_t>(size * size);
-  const auto pos = static_cast<std::uint64_t>(in.tellg());
-  if (pos + values * sizeof(float) + 8 != file_size) return std::nullopt;
+  const std::uint64_t values =
+      checked_mul(num_images, static_cast<std::uint64_t>(size * size), "OmniglotDataset: cache");
+  const std::streamoff here = in.tellg();
+  if (here < 0) return std::nullopt;
+  const auto pos = static_cast<std::uint64_t>(here);
+  if (file_size < pos || (file_size - pos) / sizeof(float) < values ||
+      pos + values * sizeof(float) + 8 != file_size) {
+    return std::nullopt;
+  }
   folder.pixels.resize(values);
   if (!in.read(reinterpret_cast<char*>(folder.pixels.data()),
                static_cast<std::streamsize>(values * sizeof(float)))) {
@@ -340,11 +382,16 @@ std::optional<Folder> read_cache(const fs::path& path, const Listing& listing, I
   if (!in.read(reinterpret_cast<char*>(&checksum), 8) || checksum != h.digest()) {
     return std::nullopt;
   }
+  // Decoded pixels are area averages of values in [0, 1]; anything else (NaN included)
+  // is corruption that the checksum cannot rule out.
+  if (!std::all_of(folder.pixels.begin(), folder.pixels.end(),
+                   [](float v) { return v >= 0.0f && v <= 1.0f; })) {
+    return std::nullopt;
+  }
   return folder;
 }
 
-/// Writes a cache atomically (temporary file + rename). Returns false on any failure.
-bool write_cache(const fs::path& path, const Listing& listing, const Folder& folder, Index size) {
+bool write_omniglot_cache(const fs::path& path, const OmniglotCacheKey& key, const Folder& folder) {
   std::error_code ec;
   fs::create_directories(path.parent_path(), ec);
   if (ec) return false;
@@ -366,12 +413,12 @@ bool write_cache(const fs::path& path, const Listing& listing, const Folder& fol
       CacheHeader hdr{};
       std::memcpy(hdr.magic, kMagic, 8);
       hdr.version = kVersion;
-      hdr.image_size = static_cast<std::uint32_t>(size);
+      hdr.image_size = static_cast<std::uint32_t>(key.image_size);
       hdr.source_size = static_cast<std::uint32_t>(OmniglotDataset::kSourceSize);
-      hdr.fingerprint = listing.fingerprint;
-      hdr.file_count = listing.file_count;
+      hdr.fingerprint = key.fingerprint;
+      hdr.file_count = total_images(key);
       hdr.num_characters = folder.characters.size();
-      hdr.num_images = listing.file_count;
+      hdr.num_images = hdr.file_count;
       put(&hdr, sizeof hdr);
       for (const auto& c : folder.characters) {
         for (const std::string* s : {&c.alphabet, &c.character}) {
@@ -398,6 +445,10 @@ bool write_cache(const fs::path& path, const Listing& listing, const Folder& fol
   if (!ok) fs::remove(tmp, ec);
   return ok;
 }
+
+}  // namespace detail
+
+namespace {
 
 fs::path resolve_root(const OmniglotOptions& o) {
   if (!o.root.empty()) return o.root;
@@ -450,11 +501,12 @@ OmniglotDataset::OmniglotDataset(OmniglotOptions options) : options_(std::move(o
   const auto [dirs, strict] = cache_dirs(o, root);
   for (const std::string& name : names) {
     const Listing listing = list_folder(root / name);
+    const detail::OmniglotCacheKey key = cache_key(listing, o.image_size);
     const std::string file = cache_name(root, name, o.image_size);
     std::optional<Folder> folder;
     if (o.use_cache) {
       for (const fs::path& dir : dirs) {
-        folder = read_cache(dir / file, listing, o.image_size);
+        folder = detail::read_omniglot_cache(dir / file, key);
         if (folder) {
           cache_files_.push_back(dir / file);
           break;
@@ -467,7 +519,7 @@ OmniglotDataset::OmniglotDataset(OmniglotOptions options) : options_(std::move(o
       if (o.use_cache) {
         bool written = false;
         for (const fs::path& dir : dirs) {
-          if (write_cache(dir / file, listing, *folder, o.image_size)) {
+          if (detail::write_omniglot_cache(dir / file, key, *folder)) {
             cache_files_.push_back(dir / file);
             written = true;
             break;

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -52,16 +53,17 @@ struct OmniglotOptions {
 /// Pixel convention: the PNGs have black strokes on white; they are inverted so that ink
 /// is 1.0 and background 0.0, then area-averaged to S x S (S = image_size, default 28;
 /// each output pixel is the mean of the source area it covers, with fractional weights
-/// at the borders), so values lie in [0, 1]. The 20 drawings of a character are sorted by
-/// file name.
+/// at the borders), so values lie in [0, 1]. The 20 drawings of a character (the files
+/// ending in ".png", in any letter case) are sorted by file name.
 ///
 /// Cache: each source folder (images_background, images_evaluation) is decoded once into
 /// a binary file "omniglot_<folder>_<S>px.mlcache" (magic, version, image sizes, counts,
 /// a fingerprint of the source files (relative paths, sizes, modification times), then
 /// names and float pixels, then a checksum of everything before it). Later loads read it
-/// after checking magic, version, sizes, fingerprint, file length and checksum; a stale,
-/// truncated or corrupt cache is rebuilt, never used. Caches are written to a temporary
-/// file and renamed into place, so concurrent loaders never see a partial file.
+/// after checking magic, version, sizes, fingerprint, names, file length, checksum and
+/// that every pixel is in [0, 1]; a stale, truncated or corrupt cache is rebuilt, never
+/// used. Caches are written to a temporary file and renamed into place, so concurrent
+/// loaders never see a partial file.
 ///
 /// @throws IoError naming the folder or file when a folder is missing, a character folder
 /// holds no PNG, or a PNG is unreadable, corrupt or not 105x105.
@@ -140,4 +142,32 @@ class METALEARN_API OmniglotDataset final : public ClassDataset {
   bool from_cache_ = true;
 };
 
+namespace detail {
+
+/// What an Omniglot cache file must describe to be used: the image size, the fingerprint
+/// of the source files, and every character (alphabet, name, first image, image count) in
+/// order. Internal; public for the cache reader's fuzz target.
+struct OmniglotCacheKey {
+  Index image_size = 0;
+  std::uint64_t fingerprint = 0;
+  std::vector<OmniglotDataset::Folder::Character> characters;
+};
+
+/// The cache file at `path` (format under OmniglotDataset), or nullopt when it is missing,
+/// describes another key, or is truncated or corrupt (lengths, checksum, or a pixel value
+/// that is not in [0, 1]). Never throws for the contents of the file.
+METALEARN_API std::optional<OmniglotDataset::Folder> read_omniglot_cache(
+    const std::filesystem::path& path, const OmniglotCacheKey& key);
+
+/// Writes `folder` as the cache of `key` at `path`, through a temporary file renamed into
+/// place. Returns false on any failure (nothing is left behind then).
+METALEARN_API bool write_omniglot_cache(const std::filesystem::path& path,
+                                        const OmniglotCacheKey& key,
+                                        const OmniglotDataset::Folder& folder);
+
+/// The checksum that ends a cache file, of all the bytes before it. It detects corruption,
+/// not tampering: the reader's other checks do not rely on it.
+METALEARN_API std::uint64_t omniglot_cache_checksum(std::span<const std::uint8_t> bytes);
+
+}  // namespace detail
 }  // namespace metalearn::data
