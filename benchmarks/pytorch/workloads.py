@@ -424,14 +424,15 @@ UNTIE_ROUNDS = 100
 def selection_values(wl, params, tasks, fn):
     """Calls fn(kind, layer, values, forward input) with the values every choice of the
     loop form's forward passes is made on, per ReLU / block, in order. Runs the inner
-    loops, not the meta-gradient."""
+    loops (first order: the values are the same), not the meta-gradient."""
     with observing(fn):
         if wl.kind == "proto":
-            proto_loss(params, tasks, wl.spec)
+            with torch.no_grad():
+                proto_loss(params, tasks, wl.spec)
         elif wl.kind == "reptile":
             reptile_loop_delta(params, tasks, wl.fwd, wl.loss, wl.steps, wl.lr)
         else:
-            maml_loop_loss(params, tasks, wl.fwd, wl.loss, wl.steps, wl.lr, wl.second_order,
+            maml_loop_loss(params, tasks, wl.fwd, wl.loss, wl.steps, wl.lr, False,
                            backward=False)
 
 
@@ -518,6 +519,8 @@ def untie(wl, dump):
     for rnd in range(UNTIE_ROUNDS + 1):
         found = find_near_ties(wl, dump)
         counts.append(len(found))
+        print(f"untie {wl.name}: round {rnd}, {len(found)} choices within the margin",
+              file=sys.stderr, flush=True)
         if not found:
             break
         if rnd == UNTIE_ROUNDS:
