@@ -3,6 +3,7 @@
 // exactly once, after every gradient flowing into it has been summed.
 
 #include <cstdint>
+#include <mutex>
 #include <utility>
 #include <vector>
 
@@ -211,17 +212,20 @@ std::vector<Tensor<T>> run_backward(const std::vector<Tensor<T>>& outputs,
     if (s.target >= 0) result[static_cast<std::size_t>(s.target)] = g;
     if (node->is_leaf()) {
       if (!capture) {
-        auto leaf = static_cast<LeafNode<T>*>(node)->leaf();
+        const auto* accumulator = static_cast<LeafNode<T>*>(node);
+        auto leaf = accumulator->leaf();
         if (leaf) {
           Tensor<T> owner(leaf);
-          Tensor<T> prev = owner.grad();
           Tensor<T> add_me = options.create_graph ? g : g.clone();
+          const std::lock_guard<std::mutex> lock(accumulator->accumulate_mutex());
+          Tensor<T> prev = owner.grad();
           owner.set_grad(prev.defined() ? add(prev, add_me) : add_me);
         }
       }
       continue;
     }
     if (!s.needed) continue;
+    node->check_versions();
     std::vector<Tensor<T>> grads = node->apply(g);
     METALEARN_ASSERT(grads.size() == node->next().size(), "backward of ", node->name(),
                      " returned ", grads.size(), " gradients for ", node->next().size(), " inputs");

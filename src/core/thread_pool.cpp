@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "metalearn/core/thread.hpp"
+
 namespace metalearn {
 
 namespace {
@@ -25,21 +27,60 @@ bool spin_until(Done done) {
   }
 }
 
+/// The pools whose jobs the calling thread is inside, innermost first: a chain of
+/// frames on the thread's own stack.
+struct PoolFrame {
+  const ThreadPool* pool;
+  const PoolFrame* outer;
+};
+thread_local const PoolFrame* t_pools = nullptr;
+
+/// Enters `pool` on this thread for the frame's lifetime.
+class EnterPool {
+ public:
+  explicit EnterPool(const ThreadPool* pool) noexcept : frame_{pool, t_pools} { t_pools = &frame_; }
+  ~EnterPool() { t_pools = frame_.outer; }
+  EnterPool(const EnterPool&) = delete;
+  EnterPool& operator=(const EnterPool&) = delete;
+
+ private:
+  PoolFrame frame_;
+};
+
 }  // namespace
 
 ThreadPool::ThreadPool(std::size_t threads) {
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
   workers_.reserve(threads - 1);
-  for (std::size_t i = 1; i < threads; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+  try {
+    for (std::size_t i = 1; i < threads; ++i) {
+      workers_.push_back(detail::start_thread("ThreadPool", [this, i] { worker_loop(i); }));
+    }
+  } catch (...) {
+    stop_workers();
+    throw;
+  }
 }
 
 ThreadPool::~ThreadPool() {
+  stop_workers();
+}
+
+void ThreadPool::stop_workers() noexcept {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stop_ = true;
   }
   wake_.notify_all();
   for (auto& t : workers_) t.join();
+  workers_.clear();
+}
+
+bool ThreadPool::inside() const noexcept {
+  for (const PoolFrame* f = t_pools; f != nullptr; f = f->outer) {
+    if (f->pool == this) return true;
+  }
+  return false;
 }
 
 // Worker w handles indices w, w + size(), w + 2 size(), ...: a fixed assignment,
@@ -56,6 +97,7 @@ void ThreadPool::work(std::size_t worker) {
 }
 
 void ThreadPool::worker_loop(std::size_t id) {
+  const EnterPool inside(this);
   std::size_t seen = 0;
   for (;;) {
     const auto fresh = [&] { return generation_.load(std::memory_order_acquire) != seen; };
@@ -76,10 +118,16 @@ void ThreadPool::worker_loop(std::size_t id) {
 }
 
 void ThreadPool::run(std::size_t n, const std::function<void(std::size_t)>& fn) {
-  if (workers_.empty() || n <= 1) {
+  // The workers run one job at a time. A call from inside a job of this pool, or one
+  // made while another thread's job holds the workers, runs on the calling thread:
+  // waiting could deadlock (the job holding the workers may be waiting for this
+  // thread), and the items give the same results on any thread.
+  std::unique_lock<std::mutex> turn(run_mutex_, std::defer_lock);
+  if (workers_.empty() || n <= 1 || inside() || !turn.try_lock()) {
     for (std::size_t i = 0; i < n; ++i) fn(i);
     return;
   }
+  const EnterPool entered(this);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     job_ = &fn;

@@ -361,3 +361,61 @@ TEST(FiniteMetaStep, ProtoNetNanInputLeavesParametersAndOptimizerUnchanged) {
 }
 
 }  // namespace
+
+namespace bn_restore {
+
+/// Linear -> BatchNorm1d with running statistics -> ReLU -> Linear: a model whose
+/// forward passes change buffers during a meta-step.
+void build_running_stats_model(ml::nn::Sequential<float>& net, ml::Generator& gen) {
+  net.push_back(std::make_shared<ml::nn::Linear<float>>(4, 8, gen));
+  net.push_back(std::make_shared<ml::nn::BatchNorm1d<float>>(
+      8, ml::nn::BatchNormOptions().mode(ml::nn::BatchNormMode::kRunning)));
+  net.push_back(std::make_shared<ml::nn::ReLU<float>>());
+  net.push_back(std::make_shared<ml::nn::Linear<float>>(8, 3, gen));
+}
+
+TEST(FiniteMetaStep, MamlNanInputLeavesRunningStatisticsUnchanged) {
+  ml::Generator gen(5);
+  ml::nn::Sequential<float> model;
+  build_running_stats_model(model, gen);
+  alg::Maml<float> maml(model, alg::MamlOptions<float>{}.loss(alg::LossKind::kCrossEntropy));
+  (void)maml.meta_step({labelled_task(gen), labelled_task(gen)});
+  const auto before = values_of(model);  // parameters and running statistics
+  expect_error<ml::NonFiniteError>(
+      [&] {
+        (void)maml.meta_step({labelled_task(gen), labelled_task(gen, true)});
+      },
+      "Maml::meta_step (meta-step 1)");
+  EXPECT_EQ(values_of(model), before);
+  EXPECT_EQ(maml.steps_taken(), 1);
+}
+
+TEST(FiniteMetaStep, ProtoNetNanInputLeavesRunningStatisticsUnchanged) {
+  ml::Generator gen(6);
+  ml::nn::Sequential<float> model;
+  build_running_stats_model(model, gen);
+  alg::ProtoNet<float> protonet(model, alg::ProtoNetOptions<float>{});
+  (void)protonet.meta_step({labelled_task(gen)});
+  const auto before = values_of(model);
+  expect_error<ml::NonFiniteError>(
+      [&] {
+        (void)protonet.meta_step({labelled_task(gen), labelled_task(gen, true)});
+      },
+      "ProtoNet::meta_step (meta-step 1)");
+  EXPECT_EQ(values_of(model), before);
+}
+
+TEST(FiniteMetaStep, ReptileNanInputLeavesRunningStatisticsUnchanged) {
+  ml::Generator gen(7);
+  ml::nn::Sequential<float> model;
+  build_running_stats_model(model, gen);
+  alg::Reptile<float> reptile(
+      model, alg::ReptileOptions<float>{}.loss(alg::LossKind::kCrossEntropy).inner_steps(2));
+  reptile.meta_step({labelled_task(gen)});
+  const auto before = values_of(model);
+  expect_error<ml::NonFiniteError>([&] { reptile.meta_step({labelled_task(gen, true)}); },
+                                   "Reptile::meta_step (meta-step 1)");
+  EXPECT_EQ(values_of(model), before);
+}
+
+}  // namespace bn_restore

@@ -66,13 +66,16 @@ void check_all_finite(const std::vector<std::string>& names, const std::vector<T
   }
 }
 
-/// The finite check of a meta-step: snapshots the parameters and the optimizer's
-/// state when enabled, and after the update either finds every parameter finite or
-/// restores the snapshot and throws NonFiniteError naming the first non-finite one.
+/// The finite check of a meta-step. When enabled it snapshots the parameters, the
+/// buffers (batch-norm running statistics, which the step's forward passes update)
+/// and the optimizer's state before the step; a non-finite meta-gradient, updated
+/// parameter or buffer then restores the snapshot and throws NonFiniteError naming
+/// the first non-finite tensor.
 template <class T>
 class FiniteStepGuard {
  public:
-  FiniteStepGuard(bool enabled, const nn::ParamDict<T>& params, optim::Optimizer<T>* optimizer)
+  FiniteStepGuard(bool enabled, const nn::ParamDict<T>& params, optim::Optimizer<T>* optimizer,
+                  const nn::ParamDict<T>& buffers = {})
       : enabled_(enabled), optimizer_(optimizer) {
     if (!enabled_) return;
     for (const auto& [name, t] : params) {
@@ -80,31 +83,46 @@ class FiniteStepGuard {
       params_.push_back(t);
       saved_.push_back(t.clone());
     }
+    for (const auto& [name, t] : buffers) {
+      if (!t.defined()) continue;
+      buffer_names_.emplace_back(name);
+      buffers_.push_back(t);
+      saved_buffers_.push_back(t.clone());
+    }
     if (optimizer_ != nullptr) state_ = optimizer_->state();
   }
-  /// Throws (before anything changed) when a gradient is not finite; `what` names
-  /// what the tensors are in the message.
+  /// Throws when a gradient is not finite, after restoring the buffers (the
+  /// parameters and the optimizer have not changed yet); `what` names what the
+  /// tensors are in the message.
   void check_gradients(const std::vector<Tensor<T>>& grads, const std::string& function,
                        const char* what = "the meta-gradient of") const {
-    if (enabled_) check_all_finite(names_, grads, function, what, "");
+    if (!enabled_) return;
+    for (const auto& g : grads) {
+      if (first_non_finite(g) >= 0) [[unlikely]] {
+        copy_back(buffers_, saved_buffers_);
+        check_all_finite(names_, grads, function, what, "");
+      }
+    }
   }
-  /// Throws after restoring the snapshot when an updated parameter is not finite.
+  /// Throws after restoring the snapshot when an updated parameter or a buffer is
+  /// not finite.
   void check_updated(const std::string& function) const {
     if (!enabled_) return;
-    for (const auto& p : params_) {
-      if (first_non_finite(p) >= 0) [[unlikely]] {
-        const std::vector<Tensor<T>> updated = clone_all(params_);
-        {
-          autograd::NoGradGuard no_grad;
-          for (std::size_t j = 0; j < params_.size(); ++j) {
-            std::copy_n(saved_[j].data(), saved_[j].numel(), params_[j].data());
-          }
+    for (const auto* group : {&params_, &buffers_}) {
+      for (const auto& p : *group) {
+        if (first_non_finite(p) < 0) [[likely]] {
+          continue;
         }
+        const std::vector<Tensor<T>> params = clone_all(params_);
+        const std::vector<Tensor<T>> buffers = clone_all(buffers_);
+        copy_back(params_, saved_);
+        copy_back(buffers_, saved_buffers_);
         if (optimizer_ != nullptr) {
           optimizer_->zero_grad();
           optimizer_->load_state(state_);
         }
-        check_all_finite(names_, updated, function, "the updated parameter", " after the update");
+        check_all_finite(names_, params, function, "the updated parameter", " after the update");
+        check_all_finite(buffer_names_, buffers, function, "the buffer", " after the step");
       }
     }
   }
@@ -115,11 +133,21 @@ class FiniteStepGuard {
     for (const auto& t : ts) out.push_back(t.clone());
     return out;
   }
+  static void copy_back(const std::vector<Tensor<T>>& to, const std::vector<Tensor<T>>& from) {
+    autograd::NoGradGuard no_grad;
+    for (std::size_t j = 0; j < to.size(); ++j) {
+      std::copy_n(from[j].data(), from[j].numel(), to[j].data());
+      to[j].bump_version();
+    }
+  }
   bool enabled_;
   optim::Optimizer<T>* optimizer_;
   std::vector<std::string> names_;
   std::vector<Tensor<T>> params_;
   std::vector<Tensor<T>> saved_;
+  std::vector<std::string> buffer_names_;
+  std::vector<Tensor<T>> buffers_;
+  std::vector<Tensor<T>> saved_buffers_;
   optim::OptimizerState<T> state_;
 };
 

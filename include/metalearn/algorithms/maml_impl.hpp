@@ -90,7 +90,10 @@ void Maml<T>::load_meta_parameters(const nn::ParamDict<T>& values, nn::LoadMode 
       nn::detail::plan_load(meta_parameters(), values, mode, "Maml::load_meta_parameters",
                             "meta-parameter", model_.named_buffers());
   autograd::NoGradGuard no_grad;
-  for (const auto& [to, from] : plan) std::copy_n(from.data(), from.numel(), to.data());
+  for (const auto& [to, from] : plan) {
+    std::copy_n(from.data(), from.numel(), to.data());
+    to.bump_version();
+  }
 }
 
 template <class T>
@@ -275,9 +278,10 @@ std::vector<Tensor<T>> Maml<T>::meta_gradient(const data::TaskBatch<T>& batch,
 template <class T>
 StepStats Maml<T>::meta_step(const data::TaskBatch<T>& batch) {
   StepStats stats;
-  std::vector<Tensor<T>> grads = meta_gradient(batch, &stats);
   const nn::ParamDict<T> named = meta_parameters();
-  const detail::FiniteStepGuard<T> finite(options_.check_finite(), named, outer_.get());
+  const detail::FiniteStepGuard<T> finite(options_.check_finite(), named, outer_.get(),
+                                          model_.named_buffers());
+  std::vector<Tensor<T>> grads = meta_gradient(batch, &stats);
   const std::string function = "Maml::meta_step (meta-step " + std::to_string(steps_taken_) + ")";
   finite.check_gradients(grads, function);
   const std::vector<Tensor<T>> meta = named.values();

@@ -185,6 +185,8 @@ template <class T>
 StepStats ProtoNet<T>::meta_step(const data::TaskBatch<T>& batch) {
   METALEARN_CHECK(!batch.empty(), ValueError, "ProtoNet::meta_step: empty task batch");
   const std::vector<Tensor<T>> params = model_->parameters();
+  const detail::FiniteStepGuard<T> finite(options_.check_finite(), model_->named_parameters(),
+                                          outer_.get(), model_->named_buffers());
   // Results are folded in task order as they finish, so the sum does not depend on
   // the thread count.
   std::vector<Tensor<T>> grads(params.size());
@@ -218,8 +220,6 @@ StepStats ProtoNet<T>::meta_step(const data::TaskBatch<T>& batch) {
   for (std::size_t j = 0; j < params.size(); ++j) {
     mean[j] = grads[j].defined() ? mul_scalar(grads[j], scale) : zeros<T>(params[j].shape());
   }
-  const detail::FiniteStepGuard<T> finite(options_.check_finite(), model_->named_parameters(),
-                                          outer_.get());
   const std::string function =
       "ProtoNet::meta_step (meta-step " + std::to_string(steps_taken_) + ")";
   finite.check_gradients(mean, function);

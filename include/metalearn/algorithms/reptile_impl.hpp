@@ -348,7 +348,7 @@ StepStats Reptile<T>::meta_step(const data::TaskBatch<T>& batch) {
   const T scale = current_outer_step() / static_cast<T>(batch.size());
   // The adapted weights phi stand in for the meta-gradient in the finite check.
   const detail::FiniteStepGuard<T> finite(options_.check_finite(), model_.named_parameters(),
-                                          nullptr);
+                                          nullptr, model_.named_buffers());
   const std::string function =
       "Reptile::meta_step (meta-step " + std::to_string(steps_taken_) + ")";
   const auto outer_update = [&](const auto& phi) {
@@ -363,6 +363,7 @@ StepStats Reptile<T>::meta_step(const data::TaskBatch<T>& batch) {
         for (Index k = 0; k < n; ++k) acc[static_cast<std::size_t>(k)] += q[k] - p[k];
       }
       for (Index k = 0; k < n; ++k) p[k] += scale * acc[static_cast<std::size_t>(k)];
+      theta[j].bump_version();
     }
   };
   if (options_.batch_tasks()) {

@@ -4,6 +4,12 @@
 // pool. run(n, fn) calls fn(i) for i in [0, n) and returns when all are done; the
 // first exception thrown by fn is rethrown in the caller.
 //
+// Thread safety: run() may be called from several threads at once and from inside
+// a job of the same pool, directly or through other pools. The workers take one job
+// at a time; a call that finds them busy, or that comes from inside a job of this
+// pool, runs its items in order on the calling thread. run() therefore never waits
+// for another caller and cannot deadlock.
+//
 // Handing work over is quick: a worker that finishes a job keeps watching for the
 // next one for a short while (kSpin) before it sleeps on a condition variable, and so
 // does the caller waiting for the workers. Waking a sleeping thread costs tens of
@@ -27,7 +33,9 @@ namespace metalearn {
 class METALEARN_API ThreadPool {
  public:
   /// A pool with `threads` workers in total, counting the calling thread; 0 means
-  /// std::thread::hardware_concurrency(). With 1, run() is a plain loop.
+  /// std::thread::hardware_concurrency(). With 1, run() is a plain loop. Throws
+  /// ResourceError when the system refuses a thread (the ones already started are
+  /// stopped and joined first).
   explicit ThreadPool(std::size_t threads = 1);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
@@ -35,8 +43,14 @@ class METALEARN_API ThreadPool {
 
   [[nodiscard]] std::size_t size() const { return workers_.size() + 1; }
 
-  /// Runs fn(0) ... fn(n - 1), spread over the workers and the calling thread.
+  /// Runs fn(0) ... fn(n - 1), spread over the workers and the calling thread. A call
+  /// made while another thread's job holds the workers, or from inside a job of this
+  /// pool, runs fn(0) ... fn(n - 1) in order on the calling thread.
   void run(std::size_t n, const std::function<void(std::size_t)>& fn);
+
+  /// Whether the calling thread is running a job of this pool (a worker, or a caller
+  /// inside run()).
+  [[nodiscard]] bool inside() const noexcept;
 
   /// How long a thread watches for the pool's next job, or for the end of the
   /// current one, before sleeping.
@@ -45,8 +59,10 @@ class METALEARN_API ThreadPool {
  private:
   void worker_loop(std::size_t id);
   void work(std::size_t worker);
+  void stop_workers() noexcept;
 
   std::vector<std::thread> workers_;
+  std::mutex run_mutex_;  // held by the caller whose job the workers run
   std::mutex mutex_;
   std::condition_variable wake_;
   std::condition_variable done_;

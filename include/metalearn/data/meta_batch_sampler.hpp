@@ -14,6 +14,7 @@
 #include "metalearn/core/error.hpp"
 #include "metalearn/core/export.hpp"
 #include "metalearn/core/random.hpp"
+#include "metalearn/core/thread.hpp"
 #include "metalearn/data/task.hpp"
 #include "metalearn/data/task_sampler.hpp"
 
@@ -58,8 +59,8 @@ TaskBatch<T> draw_meta_batch(const AnyTaskSampler<T>& sampler, const MetaBatchOp
   std::vector<std::exception_ptr> errors(n);
   std::vector<std::thread> pool;
   pool.reserve(used);
-  for (std::size_t t = 0; t < used; ++t) {
-    pool.emplace_back([&, t] {
+  const auto drawer = [&](std::size_t t) {
+    return [&, t] {
       for (std::size_t j = t; j < n; j += used) {
         try {
           draw(j);
@@ -67,7 +68,16 @@ TaskBatch<T> draw_meta_batch(const AnyTaskSampler<T>& sampler, const MetaBatchOp
           errors[j] = std::current_exception();
         }
       }
-    });
+    };
+  };
+  try {
+    for (std::size_t t = 0; t < used; ++t) {
+      pool.push_back(
+          metalearn::detail::start_thread("MetaBatchSampler: sampling threads", drawer(t)));
+    }
+  } catch (...) {
+    for (auto& th : pool) th.join();  // the started ones still read this frame
+    throw;
   }
   for (auto& th : pool) th.join();
   for (auto& e : errors) {
@@ -82,7 +92,7 @@ class Prefetcher {
  public:
   Prefetcher(AnyTaskSampler<T> sampler, MetaBatchOptions options, std::uint64_t start)
       : sampler_(std::move(sampler)), options_(options), next_(start) {
-    worker_ = std::thread([this] { run(); });
+    worker_ = metalearn::detail::start_thread("MetaBatchSampler: prefetch", [this] { run(); });
   }
   Prefetcher(const Prefetcher&) = delete;
   Prefetcher& operator=(const Prefetcher&) = delete;
@@ -156,6 +166,9 @@ class Prefetcher {
 /// many batches were drawn before a resume. Save `position()` with a checkpoint and call
 /// `set_position()` after loading it to continue the same stream.
 ///
+/// Threads the system refuses to create (for `threads` or `prefetch`) are a ResourceError
+/// from next(), with no thread left running.
+///
 /// With `prefetch > 0` a background std::thread owned by this object keeps up to `prefetch`
 /// batches ready; it is stopped and joined by the destructor and by set_position().
 ///
@@ -171,7 +184,7 @@ class METALEARN_API MetaBatchSampler {
 
   /// Wraps a copy of `sampler`. Throws ValueError for batch < 1, threads < 1 or prefetch < 0.
   template <TaskSampler S>
-  requires std::same_as<sampler_value_t<S>, T>
+    requires std::same_as<sampler_value_t<S>, T>
   explicit MetaBatchSampler(S sampler, MetaBatchOptions options = {})
       : sampler_(AnyTaskSampler<T>(std::move(sampler))), options_(options) {
     METALEARN_CHECK(options_.batch >= 1, ValueError, "MetaBatchSampler: batch must be >= 1, got ",

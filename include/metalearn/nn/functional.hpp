@@ -674,6 +674,8 @@ Tensor<T> batch_norm(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T
         rm[i] = (T(1) - momentum) * rm[i] + momentum * mu[static_cast<std::size_t>(i)];
         rv[i] = (T(1) - momentum) * rv[i] + momentum * unbias * var[static_cast<std::size_t>(i)];
       }
+      running_mean.bump_version();
+      running_var.bump_version();
     }
     return y;
   } else {

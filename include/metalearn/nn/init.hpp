@@ -60,6 +60,7 @@ void uniform(const Tensor<T>& t, Generator& gen, double lo = 0.0, double hi = 1.
   METALEARN_CHECK(lo <= hi, ValueError, "init::uniform: lo ", lo, " exceeds hi ", hi);
   T* p = t.data();
   for (Index i = 0; i < t.numel(); ++i) p[i] = static_cast<T>(gen.uniform(lo, hi));
+  t.bump_version();
 }
 
 /// Fills `t` with N(mean, stddev^2).
@@ -69,6 +70,7 @@ void normal(const Tensor<T>& t, Generator& gen, double mean = 0.0, double stddev
   METALEARN_CHECK(stddev >= 0.0, ValueError, "init::normal: negative stddev ", stddev);
   T* p = t.data();
   for (Index i = 0; i < t.numel(); ++i) p[i] = static_cast<T>(gen.normal(mean, stddev));
+  t.bump_version();
 }
 
 /// Fills `t` with `value`.
@@ -76,6 +78,7 @@ template <class T>
 void constant(const Tensor<T>& t, double value) {
   detail::check_leaf(t, "init::constant");
   std::fill_n(t.data(), t.numel(), static_cast<T>(value));
+  t.bump_version();
 }
 template <class T>
 void zeros(const Tensor<T>& t) {

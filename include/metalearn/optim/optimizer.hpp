@@ -130,7 +130,12 @@ class Optimizer {
   /// Buffer k of parameter i (undefined until created).
   [[nodiscard]] Tensor<T>& buffer(std::size_t i, std::size_t k) { return buffers_[i][k]; }
   [[nodiscard]] const char* name() const noexcept { return name_; }
-  void count_step() noexcept { ++step_; }
+  /// Counts a step and records the in-place write to every parameter (see
+  /// Tensor::version()).
+  void count_step() noexcept {
+    ++step_;
+    for (const auto& p : params_) p.bump_version();
+  }
 
  private:
   std::vector<Tensor<T>> params_;

@@ -4,9 +4,13 @@
 // counted); there is no tape.
 
 #include <array>
+#include <atomic>
 #include <cmath>
+#include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -107,18 +111,70 @@ class Node : public std::enable_shared_from_this<Node<T>> {
     output_shape_ = out.shape();
   }
 
+  /// Remembers the version of `t`'s storage (an input, or the saved output), which
+  /// check_versions() compares with the version at backward time. Storage without a
+  /// counter (see Tensor::version()) is not tracked.
+  void stamp_version(const Tensor<T>& t, int input) {
+    if (!t.defined()) return;
+    const std::atomic<std::uint64_t>* counter = detail::storage_version(t.storage());
+    if (counter == nullptr) return;
+    Stamp stamp{std::weak_ptr<T[]>(t.storage()), counter, counter->load(std::memory_order_acquire),
+                input};
+    if (inline_stamps_ < kInlineStamps) {
+      stamps_[inline_stamps_++] = std::move(stamp);
+    } else {
+      more_stamps_.push_back(std::move(stamp));
+    }
+  }
+
+  /// Throws AutogradError when a tensor this op read (an input, or its saved
+  /// output) was written in place after the op was recorded.
+  void check_versions() const {
+    const auto check = [this](const Stamp& s) {
+      // The weak reference keeps the control block, and with it the counter, alive;
+      // storage that died cannot have been written since.
+      if (s.storage.expired()) return;
+      const std::uint64_t now = s.counter->load(std::memory_order_acquire);
+      if (now == s.version) [[likely]] {
+        return;
+      }
+      metalearn::detail::throw_error<AutogradError>(
+          "backward of ", name_, ": ",
+          s.input < 0 ? std::string("its saved output") : "its input " + std::to_string(s.input),
+          " was written in place after the op was recorded (version ", s.version, ", now ", now,
+          "), so its gradient would be computed from the new values. Run the forward pass "
+          "again after the in-place change, or clone() the tensor before changing it");
+    };
+    for (std::size_t i = 0; i < inline_stamps_; ++i) check(stamps_[i]);
+    for (const Stamp& s : more_stamps_) check(s);
+  }
+
   /// Shape of the recorded op's output (for checks in the engine).
   [[nodiscard]] const Shape& output_shape() const { return output_shape_; }
   void set_output_shape(const Shape& s) { output_shape_ = s; }
 
  private:
+  struct Stamp {
+    std::weak_ptr<T[]> storage;
+    const std::atomic<std::uint64_t>* counter = nullptr;
+    std::uint64_t version = 0;
+    int input = -1;  // -1: the saved output
+  };
+  static constexpr std::size_t kInlineStamps = 3;
+
   const char* name_;
   EdgeList next_;
+  std::array<Stamp, kInlineStamps> stamps_{};
+  std::size_t inline_stamps_ = 0;
+  std::vector<Stamp> more_stamps_;
   std::shared_ptr<T[]> saved_output_;
   Shape output_shape_;
 };
 
 /// Gradient accumulator of a leaf tensor: the node that edges into leaves point to.
+/// Graphs built on different threads share the accumulator of a leaf they all use
+/// (a module's parameter); backward passes take its mutex to add into .grad(), so
+/// passes running at once sum every contribution.
 template <class T>
 class LeafNode final : public Node<T> {
  public:
@@ -128,9 +184,12 @@ class LeafNode final : public Node<T> {
   std::vector<Tensor<T>> apply(const Tensor<T>&) override { return {}; }
   /// The leaf this node accumulates into, if still alive.
   [[nodiscard]] std::shared_ptr<detail::TensorImpl<T>> leaf() const { return leaf_.lock(); }
+  /// Held while a backward pass adds into the leaf's .grad().
+  [[nodiscard]] std::mutex& accumulate_mutex() const { return accumulate_; }
 
  private:
   std::weak_ptr<detail::TensorImpl<T>> leaf_;
+  mutable std::mutex accumulate_;
 };
 
 /// A node whose backward rule is a callable `F(Node<T>& self, const Tensor<T>& g)`
@@ -234,7 +293,12 @@ void record(Tensor<T>& out, const char* name, std::initializer_list<const Tensor
   auto node =
       make_cached<FunctionNode<T, std::decay_t<F>>>(name, std::move(next), std::forward<F>(fn));
   node->set_output_shape(out.shape());
-  if (save == SaveOutput::kYes) node->save_output(out);
+  int input = 0;
+  for (const Tensor<T>* t : inputs) node->stamp_version(*t, input++);
+  if (save == SaveOutput::kYes) {
+    node->save_output(out);
+    node->stamp_version(out, -1);
+  }
   auto& impl = *out.impl_ptr();
   impl.requires_grad = true;
   impl.is_leaf = false;
@@ -254,6 +318,8 @@ void record_many(Tensor<T>& out, const char* name, const std::vector<Tensor<T>>&
   auto node =
       make_cached<FunctionNode<T, std::decay_t<F>>>(name, std::move(next), std::forward<F>(fn));
   node->set_output_shape(out.shape());
+  for (std::size_t k = 0; k < inputs.size(); ++k)
+    node->stamp_version(inputs[k], static_cast<int>(k));
   auto& impl = *out.impl_ptr();
   impl.requires_grad = true;
   impl.is_leaf = false;

@@ -3,6 +3,7 @@
 // and optional autograd metadata.
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -83,6 +84,33 @@ std::shared_ptr<U> make_cached(Args&&... args) {
   return std::allocate_shared<U>(CacheAllocator<U>{}, std::forward<Args>(args)...);
 }
 
+/// The deleter of storage made by allocate(): it hands the block back to the cache.
+/// It lives in the storage's shared_ptr control block, which every view of the
+/// storage shares (reshape, detach, row views), so it also holds the storage's
+/// version counter: the number of in-place writes made to it (Tensor::version()).
+/// The control block outlives the values while weak references remain, so a graph
+/// node holding a std::weak_ptr to the storage may read the counter at any time.
+template <class T>
+struct StorageDeleter {
+  explicit StorageDeleter(std::size_t block_bytes) noexcept : bytes(block_bytes) {}
+  StorageDeleter(const StorageDeleter& other) noexcept
+      : bytes(other.bytes), version(other.version.load(std::memory_order_relaxed)) {}
+  StorageDeleter& operator=(const StorageDeleter&) = delete;
+  ~StorageDeleter() = default;
+  void operator()(T* p) const noexcept { release_block(p, bytes); }
+
+  std::size_t bytes;
+  mutable std::atomic<std::uint64_t> version{0};
+};
+
+/// The version counter of storage made by allocate(), or nullptr for storage from
+/// elsewhere (Tensor::from_storage with a pointer of the caller's).
+template <class T>
+std::atomic<std::uint64_t>* storage_version(const std::shared_ptr<T[]>& storage) noexcept {
+  const auto* deleter = std::get_deleter<StorageDeleter<T>>(storage);
+  return deleter != nullptr ? &deleter->version : nullptr;
+}
+
 /// Storage for n elements; OverflowError when n * sizeof(T) does not fit (see
 /// checked_bytes), so a block is never smaller than the tensor it holds.
 template <class T>
@@ -94,9 +122,8 @@ std::shared_ptr<T[]> allocate(Index n) {
       (checked_bytes(static_cast<std::int64_t>(count), sizeof(T), "Tensor: allocation") + kAlign -
        1) /
       kAlign * kAlign;
-  return std::shared_ptr<T[]>(
-      static_cast<T*>(acquire_block(bytes)), [bytes](T* p) { release_block(p, bytes); },
-      CacheAllocator<T>{});
+  return std::shared_ptr<T[]>(static_cast<T*>(acquire_block(bytes)), StorageDeleter<T>(bytes),
+                              CacheAllocator<T>{});
 }
 
 }  // namespace detail
@@ -112,6 +139,13 @@ struct BackwardOptions {
 /// A Tensor is a handle: copying it shares the storage. Ops never mutate their
 /// inputs. Element writes through data() are allowed only on tensors that no graph
 /// needs any more, typically leaves under autograd::NoGradGuard (optimizers).
+///
+/// Storage has a version: the number of in-place writes made to it. The library's
+/// own in-place writes (optimizer steps, Module::load_parameters/load_buffers, the
+/// nn::init functions, batch-norm running statistics) count themselves; code that
+/// writes through data() calls bump_version(). A recorded op remembers the versions
+/// of its inputs and of its saved output, and backward() throws AutogradError when
+/// one of them changed since, instead of computing a gradient from the new values.
 template <class T>
 class METALEARN_API Tensor {
   static_assert(RealScalar<T>, "Tensor<T> supports T = float or double");
@@ -169,7 +203,8 @@ class METALEARN_API Tensor {
 
   /// Element at a multi-index, bounds-checked.
   template <class... I>
-  requires(std::is_integral_v<I>&&...) [[nodiscard]] T& at(I... idx) const {
+    requires(std::is_integral_v<I> && ...)
+  [[nodiscard]] T& at(I... idx) const {
     const Index ids[] = {static_cast<Index>(idx)...};
     METALEARN_CHECK(static_cast<Index>(sizeof...(I)) == dim(), ShapeError,
                     "Tensor::at: ", sizeof...(I), " indices for a tensor of shape ", shape());
@@ -228,6 +263,18 @@ class METALEARN_API Tensor {
     Tensor out = empty(shape());
     std::copy_n(data(), numel(), out.data());
     return out;
+  }
+
+  /// The number of in-place writes made to this tensor's storage (shared by every
+  /// view of it); 0 for storage the library did not allocate, which is not tracked.
+  [[nodiscard]] std::uint64_t version() const {
+    const auto* v = detail::storage_version(storage());
+    return v != nullptr ? v->load(std::memory_order_acquire) : 0;
+  }
+  /// Records an in-place write to this tensor's storage (see version()). Call it
+  /// after writing through data() into a tensor that a recorded graph may still read.
+  void bump_version() const {
+    if (auto* v = detail::storage_version(storage())) v->fetch_add(1, std::memory_order_acq_rel);
   }
 
   /// Identity of the underlying handle (two tensors alias when equal).
