@@ -24,6 +24,7 @@
 
 #include "metalearn/core/error.hpp"
 #include "metalearn/io/safetensors.hpp"
+#include "metalearn/nn/module.hpp"
 #include "metalearn/nn/param_dict.hpp"
 #include "metalearn/optim/optimizer.hpp"
 
@@ -149,6 +150,35 @@ TrainingCheckpoint<T> load_checkpoint(const std::filesystem::path& path) {
   }
   out.metadata = std::move(metadata);
   return out;
+}
+
+/// Saves a module's whole state (parameters and buffers, under their dotted names)
+/// to a safetensors file, atomically. Throws NonFiniteError naming the tensor, and
+/// writes nothing, when one holds NaN or infinite values (unless
+/// options.allow_non_finite).
+///
+/// @code
+/// io::save(model, "model.safetensors");
+/// io::load(model, "model.safetensors");
+/// @endcode
+template <class T>
+void save(const nn::Module<T>& module, const std::filesystem::path& path,
+          const SaveOptions& options = {}) {
+  const nn::ParamDict<T> state = module.state_dict();
+  if (!options.allow_non_finite) {
+    for (const auto& [name, t] : state) detail::check_finite_tensor(path, name, t);
+  }
+  save_safetensors(path, state);
+}
+
+/// Loads a file written by save() (or any safetensors file of the module's names,
+/// mapped by `key_map` when given) into `module`, all or nothing (see
+/// Module::load_state_dict). Throws IoError naming the file when it is damaged.
+template <class T>
+void load(nn::Module<T>& module, const std::filesystem::path& path,
+          nn::LoadMode mode = nn::LoadMode::kStrict,
+          const typename nn::Module<T>::KeyMap& key_map = {}) {
+  module.load_state_dict(load_safetensors<T>(path), mode, key_map);
 }
 
 }  // namespace metalearn::io

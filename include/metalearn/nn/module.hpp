@@ -4,6 +4,7 @@
 // SPDX-License-Identifier: MIT
 
 #include <algorithm>
+#include <functional>
 #include <memory>
 #include <ostream>
 #include <string>
@@ -90,6 +91,46 @@ std::vector<std::pair<Tensor<T>, Tensor<T>>> plan_load(const ParamDict<T>& targe
 
 }  // namespace detail
 
+template <class T>
+class Module;
+
+/// A registered submodule, as Module::register_module returns it: the submodule's
+/// place in its parent's registry, with its type. It holds no pointer: it resolves
+/// through the module it is used with (`child(handle)`, `forward_child(handle, ...)`),
+/// so a handle kept as a member of a module refers, in a clone of that module, to
+/// the clone's own copy of the submodule. Keep these, not pointers, in modules.
+///
+/// @code
+/// class Net : public nn::Cloneable<Net, float> {
+///  public:
+///   using nn::Module<float>::forward;  // forward(x) with the module's own parameters
+///   explicit Net(Generator& gen)
+///       : fc_(register_module("fc", std::make_shared<nn::Linear<float>>(4, 2, gen))) {}
+///   Tensor<float> forward(const Tensor<float>& x, const nn::ParamDict<float>& p) const override {
+///     return forward_child(fc_, x, p);
+///   }
+///   std::string type_name() const override { return "Net"; }
+///
+///  private:
+///   nn::Child<nn::Linear<float>> fc_;
+/// };
+/// @endcode
+template <class M>
+class Child {
+ public:
+  Child() = default;
+  /// The submodule's position among its parent's submodules.
+  [[nodiscard]] std::size_t index() const noexcept { return index_; }
+  [[nodiscard]] bool valid() const noexcept { return index_ != kNone; }
+
+ private:
+  template <class T>
+  friend class Module;
+  static constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+  explicit Child(std::size_t index) noexcept : index_(index) {}
+  std::size_t index_ = kNone;
+};
+
 /// Base of every layer and model.
 ///
 /// A module owns *parameters* (leaf tensors that require grad), *buffers* (state
@@ -107,7 +148,9 @@ std::vector<std::pair<Tensor<T>, Tensor<T>>> plan_load(const ParamDict<T>& targe
 ///
 /// Concrete modules derive from Cloneable<Derived, T> and keep their state only in
 /// the registered parameters, buffers and submodules (plus plain configuration
-/// values), so that clone() can deep-copy them generically.
+/// values and Child handles), so that clone() can deep-copy them generically.
+/// register_module() takes the only reference to a submodule and returns a Child
+/// handle, so no module can hold a pointer that a clone would share.
 ///
 /// @tparam T float or double.
 template <class T = float>
@@ -182,19 +225,51 @@ class METALEARN_API Module {
     return buffers_.back().tensor;
   }
 
-  /// Registers a submodule; its parameters appear as `name.<their names>`.
-  /// Returns the stored module.
+  /// Registers a submodule; its parameters appear as `name.<their names>`. The
+  /// module takes the only reference to it (pass `std::make_shared<...>(...)` or
+  /// std::move a pointer): a copy kept elsewhere would not follow clone(). Returns
+  /// the handle through which the module reaches it (see Child).
+  /// @throws ValueError on an empty, dotted or duplicate name, a null submodule, or
+  /// a submodule referenced from elsewhere.
   template <class M>
-  requires std::is_base_of_v<Module<T>, M> std::shared_ptr<M> register_module(
-      std::string name, std::shared_ptr<M> module) {
+    requires std::is_base_of_v<Module<T>, M>
+  Child<M> register_module(std::string name, std::shared_ptr<M> module) {
     check_new_name(name, "register_module", "submodule");
     METALEARN_CHECK(module != nullptr, ValueError, type_name(), "::register_module: submodule '",
                     name, "' is null");
     METALEARN_CHECK(static_cast<const Module<T>*>(module.get()) != this, ValueError, type_name(),
                     "::register_module: a module cannot contain itself");
+    METALEARN_CHECK(module.use_count() == 1, ValueError, type_name(),
+                    "::register_module: submodule '", name, "' (", module->type_name(),
+                    ") is also referenced from elsewhere (", module.use_count() - 1,
+                    " other references); pass the only reference, e.g. std::make_shared<...>(...) "
+                    "or std::move(pointer), and reach the submodule through the returned "
+                    "nn::Child handle: a pointer kept outside the registry would still point "
+                    "to the original after clone()");
     std::string prefix = name + ".";
-    children_.push_back({std::move(name), std::move(prefix), module});
-    return module;
+    children_.push_back({std::move(name), std::move(prefix), std::move(module)});
+    return Child<M>(children_.size() - 1);
+  }
+
+  /// The submodule a handle of this module refers to.
+  template <class M>
+  [[nodiscard]] M& child(Child<M> handle) {
+    return static_cast<M&>(*children_.at(checked_index(handle.index(), "child")).module);
+  }
+  template <class M>
+  [[nodiscard]] const M& child(Child<M> handle) const {
+    return static_cast<const M&>(*children_.at(checked_index(handle.index(), "child")).module);
+  }
+  /// forward() of the submodule `handle` with its view of `params`.
+  template <class M>
+  [[nodiscard]] Tensor<T> forward_child(Child<M> handle, const Tensor<T>& x,
+                                        const ParamDict<T>& params) const {
+    return forward_child(checked_index(handle.index(), "forward_child"), x, params);
+  }
+  /// The view of `params` holding the parameters of the submodule `handle`.
+  template <class M>
+  [[nodiscard]] ParamDict<T> child_params(const ParamDict<T>& params, Child<M> handle) const {
+    return child_params(params, checked_index(handle.index(), "child_params"));
   }
 
   // ---- inspection ------------------------------------------------------------
@@ -221,12 +296,109 @@ class METALEARN_API Module {
     for (const auto& t : parameters()) n += t.numel();
     return n;
   }
-  /// Direct submodules with their local names.
-  [[nodiscard]] std::vector<std::pair<std::string, std::shared_ptr<Module<T>>>> named_children()
-      const {
-    std::vector<std::pair<std::string, std::shared_ptr<Module<T>>>> out;
-    for (const auto& c : children_) out.emplace_back(c.name, c.module);
+  /// Direct submodules with their local names. The pointers are valid while this
+  /// module lives; do not keep them in a module (see Child).
+  [[nodiscard]] std::vector<std::pair<std::string, Module<T>*>> named_children() const {
+    std::vector<std::pair<std::string, Module<T>*>> out;
+    for (const auto& c : children_) out.emplace_back(c.name, c.module.get());
     return out;
+  }
+  /// This module (named "") and every submodule of the tree, depth-first in
+  /// registration order, with dotted names ("features", "features.0", ...).
+  [[nodiscard]] std::vector<std::pair<std::string, Module<T>*>> named_modules() {
+    std::vector<std::pair<std::string, Module<T>*>> out;
+    collect_modules(out, std::string());
+    return out;
+  }
+  [[nodiscard]] std::vector<std::pair<std::string, const Module<T>*>> named_modules() const {
+    std::vector<std::pair<std::string, Module<T>*>> all;
+    const_cast<Module&>(*this).collect_modules(all, std::string());
+    return {all.begin(), all.end()};
+  }
+  /// The submodule at a dotted path ("features.0"), or nullptr.
+  [[nodiscard]] Module<T>* find_module(std::string_view path) {
+    return const_cast<Module<T>*>(std::as_const(*this).find_module(path));
+  }
+  [[nodiscard]] const Module<T>* find_module(std::string_view path) const {
+    const Module<T>* m = this;
+    while (m != nullptr && !path.empty()) {
+      const std::size_t dot = path.find('.');
+      const std::string_view head = path.substr(0, dot);
+      const Module<T>* next = nullptr;
+      for (const auto& c : m->children_) {
+        if (c.name == head) next = c.module.get();
+      }
+      m = next;
+      path = dot == std::string_view::npos ? std::string_view() : path.substr(dot + 1);
+    }
+    return m;
+  }
+  /// The submodule at a dotted path, as an M.
+  /// @throws ValueError naming the path and the submodules there are when it is
+  /// absent, or its type when it is not an M.
+  template <class M = Module<T>>
+  [[nodiscard]] M& submodule(std::string_view path) {
+    return const_cast<M&>(std::as_const(*this).template submodule<M>(path));
+  }
+  template <class M = Module<T>>
+  [[nodiscard]] const M& submodule(std::string_view path) const {
+    const Module<T>* m = path.empty() ? nullptr : find_module(path);
+    if (m == nullptr) [[unlikely]] {
+      std::string names;
+      for (const auto& [n, sub] : named_modules()) {
+        if (!n.empty()) names += (names.empty() ? "" : ", ") + n;
+      }
+      metalearn::detail::throw_error<ValueError>(type_name(), "::submodule: no submodule '", path,
+                                                 "' (there are: ", names.empty() ? "none" : names,
+                                                 ")");
+    }
+    const auto* typed = dynamic_cast<const M*>(m);
+    METALEARN_CHECK(typed != nullptr, ValueError, type_name(), "::submodule: '", path, "' is a ",
+                    m->type_name(), ", not the type asked for");
+    return *typed;
+  }
+
+  /// Parameters and buffers of the tree under their dotted names: the module's
+  /// whole state (the tensors are the module's own, so later changes show).
+  [[nodiscard]] ParamDict<T> state_dict() const {
+    ParamDict<T> out;
+    collect(out, std::string(), true);
+    collect(out, std::string(), false);
+    return out;
+  }
+
+  /// Maps a name of a state dict being loaded to the module's name for it (for
+  /// weights saved under other names: another library's, an older layout).
+  using KeyMap = std::function<std::string(std::string_view)>;
+
+  /// Loads parameters and buffers at once, all or nothing: every name (after
+  /// `key_map`, when given) and shape is checked before anything changes. In
+  /// LoadMode::kStrict (the default) every parameter and buffer must be given and
+  /// every given name must be one; kNonStrict loads the names present in both.
+  /// @throws ValueError for a missing or unknown name (strict), or two names that
+  /// map to one; ShapeError for a shape that differs from the module's.
+  void load_state_dict(const ParamDict<T>& values, LoadMode mode = LoadMode::kStrict,
+                       const KeyMap& key_map = {}) {
+    const std::string function = type_name() + "::load_state_dict";
+    ParamDict<T> renamed;
+    const ParamDict<T>* given = &values;
+    if (key_map) {
+      for (const auto& [name, t] : values) {
+        const std::string to = key_map(name);
+        METALEARN_CHECK(renamed.find(to) == nullptr, ValueError, function, ": '", name,
+                        "' maps to '", to,
+                        "', which another name maps to already; nothing was "
+                        "loaded");
+        renamed.insert(to, t);
+      }
+      given = &renamed;
+    }
+    const auto plan = detail::plan_load(state_dict(), *given, mode, function, "state entry");
+    autograd::NoGradGuard no_grad;
+    for (const auto& [to, from] : plan) {
+      std::copy_n(from.data(), from.numel(), to.data());
+      to.bump_version();
+    }
   }
 
   /// Clears the .grad() of every parameter.
@@ -258,7 +430,10 @@ class METALEARN_API Module {
         detail::plan_load(named_parameters(), values, mode, type_name() + "::load_parameters",
                           "parameter", named_buffers());
     autograd::NoGradGuard no_grad;
-    for (const auto& [to, from] : plan) std::copy_n(from.data(), from.numel(), to.data());
+    for (const auto& [to, from] : plan) {
+      std::copy_n(from.data(), from.numel(), to.data());
+      to.bump_version();
+    }
   }
   /// Copies values into the buffers (in place), all or nothing, with the rules of
   /// load_parameters() (parameter names are allowed in strict mode).
@@ -266,7 +441,10 @@ class METALEARN_API Module {
     const auto plan =
         detail::plan_load(named_buffers(), values, mode, type_name() + "::load_buffers", "buffer",
                           named_parameters());
-    for (const auto& [to, from] : plan) std::copy_n(from.data(), from.numel(), to.data());
+    for (const auto& [to, from] : plan) {
+      std::copy_n(from.data(), from.numel(), to.data());
+      to.bump_version();
+    }
   }
 
   /// The module tree, one submodule per line, like
@@ -339,7 +517,8 @@ class METALEARN_API Module {
     }
     return true;
   }
-  /// The module's own i-th parameter and buffer, and i-th submodule.
+  /// The module's own i-th parameter and buffer, and i-th submodule (by position; a
+  /// Child handle names a submodule by position and type).
   [[nodiscard]] const Tensor<T>& own_parameter(std::size_t i) const { return params_[i].tensor; }
   [[nodiscard]] const Tensor<T>& buffer(std::size_t i) const { return buffers_[i].tensor; }
   [[nodiscard]] std::size_t num_own_parameters() const noexcept { return params_.size(); }
@@ -373,7 +552,7 @@ class METALEARN_API Module {
     std::string name;
     Tensor<T> tensor;
   };
-  struct Child {
+  struct Entry {
     std::string name;
     std::string prefix;  // name + "." computed once at registration
     std::shared_ptr<Module<T>> module;
@@ -390,6 +569,22 @@ class METALEARN_API Module {
     };
     METALEARN_CHECK(!taken(params_) && !taken(buffers_) && !taken(children_), ValueError, fn,
                     ": the name '", name, "' is already used by a parameter, buffer or submodule");
+  }
+
+  std::size_t checked_index(std::size_t i, const char* function) const {
+    METALEARN_CHECK(i < children_.size(), ValueError, type_name(), "::", function,
+                    ": the handle does not refer to a submodule of this module (index ",
+                    i == static_cast<std::size_t>(-1) ? std::string("none") : std::to_string(i),
+                    ", ", children_.size(), " submodules)");
+    return i;
+  }
+
+  void collect_modules(std::vector<std::pair<std::string, Module<T>*>>& out,
+                       const std::string& path) {
+    out.emplace_back(path, this);
+    for (auto& c : children_) {
+      c.module->collect_modules(out, path.empty() ? c.name : path + "." + c.name);
+    }
   }
 
   void collect(ParamDict<T>& out, const std::string& prefix, bool parameters) const {
@@ -423,7 +618,7 @@ class METALEARN_API Module {
 
   std::vector<Slot> params_;
   std::vector<Slot> buffers_;
-  std::vector<Child> children_;
+  std::vector<Entry> children_;
   bool training_ = true;
 };
 

@@ -98,7 +98,7 @@ class METALEARN_API ConvNet4 : public Cloneable<ConvNet4<T>, T> {
       features->push_back(std::make_shared<MaxPool2d<T>>(2));
       in = options.hidden();
     }
-    this->register_module("features", features);
+    this->register_module("features", std::move(features));
     if (options.ways() > 0) {
       this->register_module("head",
                             std::make_shared<Linear<T>>(feature_dim(), options.ways(), gen));

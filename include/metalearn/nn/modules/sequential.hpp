@@ -34,13 +34,15 @@ class METALEARN_API Sequential : public Cloneable<Sequential<T>, T> {
   using Module<T>::forward;
 
   Sequential() = default;
-  explicit Sequential(const std::vector<std::shared_ptr<Module<T>>>& modules) {
-    for (const auto& m : modules) push_back(m);
+  /// The modules in order; each must be referenced only by the vector (see
+  /// Module::register_module).
+  explicit Sequential(std::vector<std::shared_ptr<Module<T>>> modules) {
+    for (auto& m : modules) push_back(std::move(m));
   }
 
-  /// Appends a module under the next index; returns it.
+  /// Appends a module under the next index; returns its handle (`net.child(handle)`).
   template <class M>
-  std::shared_ptr<M> push_back(std::shared_ptr<M> module) {
+  Child<M> push_back(std::shared_ptr<M> module) {
     return this->register_module(std::to_string(this->num_children()), std::move(module));
   }
 

@@ -261,6 +261,28 @@ Tensor<T> narrow(const Tensor<T>& a, Index dim, Index start, Index length) {
   return slice(a, dim, start, start + length);
 }
 
+/// The slice at `index` along `dim`, with that dimension removed; a negative index
+/// counts from the end. select(a, 0, i) of a [B, n] tensor is its row i, [n].
+template <class T>
+Tensor<T> select(const Tensor<T>& a, Index dim, Index index) {
+  const Index d = a.shape().wrap_dim(dim, "select");
+  const Index n = a.shape()[d];
+  METALEARN_CHECK(index >= -n && index < n, ShapeError, "select: index ", index,
+                  " is out of range for dimension ", dim, " of shape ", a.shape());
+  return squeeze(narrow(a, d, index < 0 ? index + n : index, 1), d);
+}
+
+/// Every slice along `dim`, each with that dimension removed: the inverse of
+/// stack(parts, dim).
+template <class T>
+std::vector<Tensor<T>> unbind(const Tensor<T>& a, Index dim = 0) {
+  const Index d = a.shape().wrap_dim(dim, "unbind");
+  std::vector<Tensor<T>> out;
+  out.reserve(static_cast<std::size_t>(a.shape()[d]));
+  for (Index i = 0; i < a.shape()[d]; ++i) out.push_back(select(a, d, i));
+  return out;
+}
+
 namespace detail {
 /// Places g into zeros of `full_shape` at [start::step] along dim; adjoint of slice.
 template <class T>
