@@ -20,7 +20,7 @@ Called by benchmarks/compare.sh (which installs PyTorch and builds bench_compare
    2x2 max-pool window whose largest value is above -delta but below delta, or less
    than delta above the second largest). delta, per layer of each forward pass, is the
    larger of 2^-16 times the RMS of the layer's values (~1.5e-5 after batch norm) and
-   4 times PyTorch's largest float32 error on them (the same passes run in float32).
+   twice PyTorch's largest float32 error on them (the same passes run in float32).
    Untie re-draws uniform noise (1/16 of the input's RMS) on just the inputs such a
    choice reads: the window's receptive field, or the MLP sample. It repeats, round by
    round with a fixed seed per round, until no choice is within delta (the glyph
@@ -30,7 +30,8 @@ Called by benchmarks/compare.sh (which installs PyTorch and builds bench_compare
    computation whose rounding stays below delta makes float64's choices, so its
    gradient differs from the float64 one by rounding alone, whichever side's rounding
    would have broken a tie.
-   Verdict per workload ("agree"): no choice within delta at the checked inputs,
+   Untie stops after 100 rounds; choices still within delta make the verdict
+   "UNDECIDED". Verdict per workload ("agree"): no choice within delta at the inputs,
    metalearn's float32 gradient within 1e-4 (relative) of PyTorch's float64 one, and
    metalearn's float64 gradient within 1e-8 of every PyTorch float64 form. Anything
    else is "disagree": a wrong gradient, or a float32 kernel whose rounding exceeds
@@ -50,11 +51,14 @@ Called by benchmarks/compare.sh (which installs PyTorch and builds bench_compare
 
 import argparse
 import datetime
+import hashlib
 import json
+import math
 import os
 import platform
 import shutil
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -112,20 +116,37 @@ def reference(wl):
     return wl[:-len("_within")] if wl.endswith("_within") else wl
 
 
+def dump_inputs_digest(path):
+    """SHA-256 of a dump's "param." and "task." records (its inputs, not its gradient)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        magic = f.read(8)
+        size = 4 if magic == b"MLCMP032" else 8
+        (count,) = struct.unpack("<I", f.read(4))
+        for _ in range(count):
+            (n,) = struct.unpack("<I", f.read(4))
+            name = f.read(n)
+            (rank,) = struct.unpack("<I", f.read(4))
+            dims = f.read(8 * rank)
+            data = f.read(size * math.prod(struct.unpack(f"<{rank}q", dims)))
+            if not name.startswith(b"grad."):
+                h.update(name + dims + data)
+    return h.hexdigest()
+
+
 def untied_inputs(driver, py, wl, tmp, cache):
     """The inputs file of workload wl's check and untie's report. With a cache
-    directory, a workload whose initial dump is byte for byte the one cached reuses the
-    cached result (another build of the same commit)."""
+    directory, a workload whose initial parameters and batch are those cached reuses
+    the cached result (e.g. another build of the same commit)."""
     base = os.path.join(tmp, wl)
     subprocess.run([driver, "dump", wl, base + ".orig"], check=True)
     if cache:
         os.makedirs(cache, exist_ok=True)
         key = os.path.join(cache, reference(wl))
         try:
-            with open(key + ".orig", "rb") as a, open(base + ".orig", "rb") as b:
-                if a.read() == b.read():
-                    with open(key + ".json") as f:
-                        return key + ".in", json.load(f)
+            if dump_inputs_digest(key + ".orig") == dump_inputs_digest(base + ".orig"):
+                with open(key + ".json") as f:
+                    return key + ".in", json.load(f)
         except OSError:
             pass
     untie, _ = run_json([py, WORKLOADS_PY, "untie", reference(wl), base + ".orig", base + ".in"],
@@ -136,6 +157,13 @@ def untied_inputs(driver, py, wl, tmp, cache):
         with open(key + ".json", "w") as f:
             json.dump(untie, f)
     return base + ".in", untie
+
+
+def verdict(res):
+    """agree / DISAGREE, or UNDECIDED where untie left choices within the margin."""
+    if res["ok"]:
+        return "agree"
+    return "UNDECIDED" if res["selections"]["near"] else "DISAGREE"
 
 
 def check_gradients(driver, py, workloads, cache=""):
@@ -152,7 +180,7 @@ def check_gradients(driver, py, workloads, cache=""):
             results[wl] = res
             forms = ", ".join(f"{k} {max(v['max_rel_err'], v['whole_rel_err']):.1e}"
                               for k, v in res["forms"].items())
-            print(f"  check {wl}: {'agree' if res['ok'] else 'DISAGREE'} (untie: "
+            print(f"  check {wl}: {verdict(res)} (untie: "
                   f"{untie['near_per_round'][0]} near ties, {untie['rounds']} rounds, "
                   f"{untie['values_moved']} values moved; {forms})", flush=True)
     return results
@@ -295,16 +323,17 @@ def render(args, workloads, threads, samples, checks, torch_version, load_start,
     lines.append(f"- PyTorch {torch_version} (Debian python3-torch), Python {platform.python_version()}")
     lines.append(f"- Load average (1/5/15 min) at start: {load_start}; at end: {load_end} "
                  f"(the 2 cores are shared with other jobs; {minutes:.1f} min run)")
-    lines.append(f"- Protocol: {args.rounds} rounds; per cell the sides alternate in fresh processes "
-                 f"(order rotated each round); each process: 1 warm-up step, then >= "
-                 f"{args.min_iters} steps and >= {args.min_seconds} s (or >= 2 steps and >= "
-                 f"{args.max_seconds} s); times are medians over all "
-                 f"steps of all rounds (interquartile range in the second table).")
-    lines.append("- One step = one full training step on a fixed batch: meta-gradient over the "
-                 "meta-batch + Adam update (data sampling excluded on both sides).")
-    lines.append("- Memory: VmHWM after resetting it (/proc/self/clear_refs) once set-up is done; "
-                 "'incr.' = peak during the steps minus RSS before the first step; 'peak' = the "
-                 "whole process (PyTorch's includes libtorch). Medians over rounds, MB.")
+    if samples:  # --check-only: no timing
+        lines.append(f"- Protocol: {args.rounds} rounds; per cell the sides alternate in fresh "
+                     f"processes (order rotated each round); each process: 1 warm-up step, then >= "
+                     f"{args.min_iters} steps and >= {args.min_seconds} s (or >= 2 steps and >= "
+                     f"{args.max_seconds} s); times are medians over all "
+                     f"steps of all rounds (interquartile range in the second table).")
+        lines.append("- One step = one full training step on a fixed batch: meta-gradient over "
+                     "the meta-batch + Adam update (data sampling excluded on both sides).")
+        lines.append("- Memory: VmHWM after resetting it (/proc/self/clear_refs) once set-up is "
+                     "done; 'incr.' = peak during the steps minus RSS before the first step; 'peak' = the "
+                     "whole process (PyTorch's includes libtorch). Medians over rounds, MB.")
     lines.append("")
     if samples:
         lines.append("| workload | threads | metalearn ms | PyTorch loop ms | PyTorch batched ms | "
@@ -342,7 +371,7 @@ def render(args, workloads, threads, samples, checks, torch_version, load_start,
                      "`bench_compare dump` writes metalearn's initial parameters and task batch; "
                      "`workloads.py untie` re-draws noise on the inputs read by every ReLU or "
                      "max-pool choice of the float64 forward passes within delta (the larger of "
-                     "2^-16 x RMS and 4x PyTorch's float32 error, per layer and pass) of a tie, "
+                     "2^-16 x RMS and 2x PyTorch's float32 error, per layer and pass) of a tie, "
                      "until none is; both sides' float32 and float64 meta-gradients "
                      "are taken at those inputs. Error = max(worst per-tensor ||g - g_ref|| / "
                      "||g_ref||, whole-vector relative error); tensors whose exact gradient is "
@@ -367,7 +396,7 @@ def render(args, workloads, threads, samples, checks, torch_version, load_start,
 
             u = res.get("untie", {})
             sel = res.get("selections", {})
-            lines.append(f"| {wl} | {'agree' if res['ok'] else 'DISAGREE'} | "
+            lines.append(f"| {wl} | {verdict(res)} | "
                          f"{'yes' if res['strict'] else 'no'} | "
                          f"{u.get('near_per_round', ['-'])[0]} / {u.get('rounds', '-')} / "
                          f"{u.get('values_moved', '-')} | {e('loop_f64')} | {e('loop_f32')} | "
