@@ -123,7 +123,7 @@ class MamlRunner : public Runner<T> {
     this->batch_ = std::move(batch);
   }
   void step() override { benchmark::DoNotOptimize(maml_.meta_step(this->batch_).meta_loss); }
-  std::vector<Tensor<T>> gradient() override { return maml_.meta_gradient(this->batch_); }
+  std::vector<Tensor<T>> gradient() override { return maml_.meta_gradient(this->batch_).mean(); }
   [[nodiscard]] ml::nn::ParamDict<T> parameters() const override { return maml_.meta_parameters(); }
 
  private:
@@ -148,18 +148,7 @@ class ReptileRunner : public Runner<T> {
     this->batch_ = std::move(batch);
   }
   void step() override { benchmark::DoNotOptimize(reptile_.meta_step(this->batch_).meta_loss); }
-  std::vector<Tensor<T>> gradient() override {
-    const std::vector<Tensor<T>> params = model_->parameters();
-    std::vector<Tensor<T>> before;
-    for (const auto& p : params) before.push_back(p.detach().clone());
-    reptile_.meta_step(this->batch_);
-    std::vector<Tensor<T>> delta;
-    for (std::size_t j = 0; j < params.size(); ++j) {
-      delta.push_back(ml::sub(before[j], params[j].detach()).detach());
-      std::copy_n(before[j].data(), before[j].numel(), params[j].data());  // restore theta
-    }
-    return delta;
-  }
+  std::vector<Tensor<T>> gradient() override { return reptile_.meta_gradient(this->batch_).mean(); }
   [[nodiscard]] ml::nn::ParamDict<T> parameters() const override {
     return model_->named_parameters();
   }

@@ -1,7 +1,7 @@
 # Run as: cmake -DROOT=<source dir> -P CheckLayering.cmake
 # Fails when a header or source of a lower layer includes a higher layer, or when
 # one algorithm includes another.
-set(_layers core tensor autograd nn optim data algorithms io)
+set(_layers core tensor autograd nn optim data algorithms io train)
 file(GLOB_RECURSE _files "${ROOT}/include/metalearn/*.hpp")
 set(_errors "")
 foreach(_file IN LISTS _files)

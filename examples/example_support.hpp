@@ -150,19 +150,17 @@ inline ResumePoint resume_or_exit(
   return at;
 }
 
-/// Writes a run's checkpoint to `file` atomically (nothing when `file` is empty):
-/// `tensors`, the optimizer state when there is one, and `settings` together with
-/// the step count, the seconds of training and the dataset's name.
+/// Writes a run's checkpoint to `file` atomically (nothing when `file` is empty): the
+/// learner's whole state, and `settings` together with the step count, the seconds of
+/// training and the dataset's name.
 inline void save_run_checkpoint(const std::string& file, ml::io::Metadata settings, int step,
                                 double seconds, const std::string& dataset,
-                                ml::nn::ParamDict<float> tensors,
-                                std::optional<ml::optim::OptimizerState<float>> optimizer = {}) {
+                                const ml::algorithms::LearnerState<float>& state) {
   if (file.empty()) return;
   settings["step"] = std::to_string(step);
   settings["train_seconds"] = std::to_string(seconds);
   settings["dataset"] = dataset;
-  ml::io::save_checkpoint(file, ml::io::TrainingCheckpoint<float>{
-                                    std::move(tensors), std::move(optimizer), std::move(settings)});
+  ml::io::save_checkpoint(file, ml::train::to_checkpoint(state, std::move(settings)));
 }
 
 /// --threads (of the per-task loop), --seed, --out and --quiet, as the sinusoid

@@ -114,12 +114,9 @@ int main(int argc, char** argv) {
   const auto checkpoint = out / "meta_parameters.safetensors";
   int start = 0;
   if (args.resume && std::filesystem::exists(checkpoint)) {
-    const auto saved = ml::io::load_checkpoint<float>(checkpoint);
-    maml.load_meta_parameters(saved.parameters);
-    if (saved.optimizer) maml.load_outer_state(*saved.optimizer);
-    start = std::stoi(saved.metadata.at("step"));
-    std::printf("resumed from %s at step %d%s\n", checkpoint.c_str(), start,
-                saved.optimizer ? "" : " (no optimizer state saved: the outer optimizer restarts)");
+    const ml::io::Metadata saved = ml::train::load_checkpoint(checkpoint, maml);
+    start = std::stoi(saved.at("step"));
+    std::printf("resumed from %s at step %d\n", checkpoint.c_str(), start);
   }
 
   ml::data::EpisodicSampler<float> train_episodes(
@@ -166,11 +163,8 @@ int main(int argc, char** argv) {
                  {"test_ci95", r.ci95},
                  {"episodes", static_cast<double>(r.episodes)},
                  {"seconds", elapsed}});
-      ml::io::save_checkpoint(
-          checkpoint,
-          ml::io::TrainingCheckpoint<float>{maml.meta_parameters(),
-                                            maml.outer_state(),
-                                            {{"step", std::to_string(step)}, {"source", source}}});
+      ml::train::save_checkpoint(checkpoint, maml,
+                                 {{"step", std::to_string(step)}, {"source", source}});
       if (std::find(args.keep.begin(), args.keep.end(), step) != args.keep.end()) {
         const auto kept = out / ("meta_parameters_step" + std::to_string(step) + ".safetensors");
         std::filesystem::copy_file(checkpoint, kept,

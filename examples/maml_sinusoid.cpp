@@ -151,9 +151,9 @@ int main(int argc, char** argv) {
   for (int i = 0; i <= 200; ++i) grid.push_back(-5.0 + 0.05 * i);
   std::vector<float> gridf(grid.begin(), grid.end());
   auto x = ml::from_vector<float>(gridf, {static_cast<ml::Index>(grid.size()), 1});
-  auto before = maml.predict(x, model.named_parameters());
-  auto after1 = maml.predict(x, maml.adapt(task, 1));
-  auto after10 = maml.predict(x, maml.adapt(task, 10));
+  auto before = maml.predict(model.named_parameters(), x);
+  auto after1 = maml.predict(maml.adapt(task, 1), x);
+  auto after10 = maml.predict(maml.adapt(task, 10), x);
   std::vector<double> truth, b, a1, a10, px, py;
   const double amp = task.param("amplitude"), phase = task.param("phase");
   for (std::size_t i = 0; i < grid.size(); ++i) {

@@ -131,20 +131,15 @@ int main(int argc, char** argv) {
   const auto resumed =
       examples::resume_or_exit(args.checkpoint, run_settings(args), "episode",
                                [&](const ml::io::TrainingCheckpoint<float>& saved) {
-                                 METALEARN_CHECK(saved.optimizer.has_value(), IoError,
-                                                 args.checkpoint.file, " holds no optimizer state");
-                                 protonet.model().load_parameters(saved.parameters);
-                                 protonet.model().load_buffers(saved.parameters);
-                                 protonet.load_outer_state(*saved.optimizer);
+                                 protonet.load_state(ml::train::to_state(
+                                     saved, protonet.state().buffers, args.checkpoint.file));
                                });
   const int start = resumed.step;
   const double trained_before = resumed.train_seconds;  // seconds of training in earlier runs
   batches.set_position(static_cast<std::uint64_t>(start));
   auto save = [&](int step, double seconds) {
-    ml::nn::ParamDict<float> state = protonet.model().named_parameters();
-    for (const auto& [name, t] : protonet.model().named_buffers()) state.insert(name, t);
     examples::save_run_checkpoint(args.checkpoint.file, run_settings(args), step, seconds,
-                                  train_set->name(), std::move(state), protonet.outer_state());
+                                  train_set->name(), protonet.state());
   };
 
   // ---- training ---------------------------------------------------------------

@@ -163,17 +163,15 @@ int main(int argc, char** argv) {
   const auto resumed =
       examples::resume_or_exit(args.checkpoint, run_settings(args), "meta-step",
                                [&](const ml::io::TrainingCheckpoint<float>& saved) {
-                                 model->load_parameters(saved.parameters);
-                                 if (saved.optimizer) reptile.load_inner_state(*saved.optimizer);
+                                 reptile.load_state(ml::train::to_state(
+                                     saved, reptile.state().buffers, args.checkpoint.file));
                                });
   const int start = resumed.step;
   const double trained_before = resumed.train_seconds;  // seconds of training in earlier runs
-  reptile.set_steps_taken(start);
   batches.set_position(static_cast<std::uint64_t>(start));
   auto save = [&](int step, double seconds) {
     examples::save_run_checkpoint(args.checkpoint.file, run_settings(args), step, seconds,
-                                  train_set->name(), model->named_parameters(),
-                                  reptile.inner_state());
+                                  train_set->name(), reptile.state());
   };
 
   std::printf(
@@ -233,9 +231,9 @@ int main(int argc, char** argv) {
     pool.run(plain.size(), [&](std::size_t i) {
       ml::Generator g = ml::algorithms::episode_generator(args.seed + 2000, i);
       const auto task = test.sample(g);
-      const auto fast = reptile.adapt(task, -1, -1, i);
+      const auto fast = reptile.adapt(task, std::nullopt, std::nullopt, i);
       plain[i] = ml::algorithms::label_accuracy(reptile.predict_query(task, fast), task.query_y);
-      trans[i] = ml::algorithms::label_accuracy(reptile.predict(task.query_x, fast), task.query_y);
+      trans[i] = ml::algorithms::label_accuracy(reptile.predict(fast, task.query_x), task.query_y);
     });
     const auto p = ml::algorithms::EvalResult::from_values(plain);
     const auto t = ml::algorithms::EvalResult::from_values(trans);

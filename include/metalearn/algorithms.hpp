@@ -1,7 +1,8 @@
 #pragma once
 // Umbrella of the algorithms layer.
 
-#include "metalearn/algorithms/common.hpp"    // IWYU pragma: export
-#include "metalearn/algorithms/maml.hpp"      // IWYU pragma: export
-#include "metalearn/algorithms/protonet.hpp"  // IWYU pragma: export
-#include "metalearn/algorithms/reptile.hpp"   // IWYU pragma: export
+#include "metalearn/algorithms/common.hpp"        // IWYU pragma: export
+#include "metalearn/algorithms/maml.hpp"          // IWYU pragma: export
+#include "metalearn/algorithms/meta_learner.hpp"  // IWYU pragma: export
+#include "metalearn/algorithms/protonet.hpp"      // IWYU pragma: export
+#include "metalearn/algorithms/reptile.hpp"       // IWYU pragma: export

@@ -8,4 +8,5 @@
 #include "metalearn/nn.hpp"          // IWYU pragma: export
 #include "metalearn/optim.hpp"       // IWYU pragma: export
 #include "metalearn/tensor.hpp"      // IWYU pragma: export
+#include "metalearn/train.hpp"       // IWYU pragma: export
 #include "metalearn/version.hpp"     // IWYU pragma: export

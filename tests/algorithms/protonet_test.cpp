@@ -216,17 +216,13 @@ TEST(ProtoNet, ResumingFromParametersBuffersAndOuterStateContinuesBitForBit) {
   alg::ProtoNet<float> straight(gen, options);
   ml::data::MetaBatchSampler<float> batches(episodes, {.batch = 1, .seed = 8});
   for (int i = 0; i < 2; ++i) straight.meta_step(batches.next());
-  ml::nn::ParamDict<float> saved;
-  for (const auto& dict : {straight.model().named_parameters(), straight.model().named_buffers()})
-    for (const auto& [name, t] : dict) saved.insert(name, t.clone());
-  const auto outer = straight.outer_state();
+  const alg::LearnerState<float> saved = straight.state();
+  EXPECT_FALSE(saved.buffers.empty());  // running statistics
   for (int i = 2; i < 5; ++i) straight.meta_step(batches.next());
 
   ml::Generator other(32);  // other initial values
   alg::ProtoNet<float> resumed(other, options);
-  resumed.model().load_parameters(saved);
-  resumed.model().load_buffers(saved);
-  resumed.load_outer_state(outer);
+  resumed.load_state(saved);
   EXPECT_EQ(resumed.steps_taken(), 2);
   ml::data::MetaBatchSampler<float> rest(episodes, {.batch = 1, .seed = 8});
   rest.set_position(2);
@@ -239,7 +235,10 @@ TEST(ProtoNet, ResumingFromParametersBuffersAndOuterStateContinuesBitForBit) {
   // A state of another model's optimizer is refused.
   ml::nn::MLP<float> mlp({2, 3}, gen);
   alg::ProtoNet<float> small(mlp);
-  EXPECT_THROW(small.load_outer_state(outer), ml::Error);
+  alg::LearnerState<float> foreign = small.state();
+  foreign.optimizer = saved.optimizer;
+  EXPECT_THROW(small.load_state(foreign), ml::Error);
+  EXPECT_THROW(small.load_state(saved), ml::Error);
 }
 
 TEST(ProtoNet, ShortGlyphRunRaisesAccuracyWellAboveChance) {

@@ -46,6 +46,12 @@ std::pair<double, double> sgd_by_hand(const ml::data::Task<double>& t, double w,
   return {w, b};
 }
 
+// The inner-optimizer state a Reptile carries (empty without carry_inner_state()).
+template <class T>
+ml::optim::OptimizerState<T> inner_of(const alg::Reptile<T>& r) {
+  return r.state().inner_optimizer.value_or(ml::optim::OptimizerState<T>{});
+}
+
 std::vector<double> values_of(const ml::nn::Module<double>& m) {
   std::vector<double> out;
   for (const auto& p : m.parameters()) out.insert(out.end(), p.data(), p.data() + p.numel());
@@ -172,7 +178,7 @@ TEST(Reptile, CarriedInnerStateContinuesAdamFromTaskToTask) {
                       b0,
                       model.named_parameters().at("weight").item(),
                       model.named_parameters().at("bias").item(),
-                      reptile.inner_state()};
+                      inner_of(reptile)};
   };
   const auto [batch, w0, b0, w, b, state] = run(true, 1);
   const auto [g1w, g1b] = line_gradient(batch[0], w0, b0);
@@ -207,13 +213,13 @@ TEST(Reptile, AdaptationStartsFromTheCarriedStateWithoutChangingIt) {
   const auto options = alg::ReptileOptions<double>{}.inner_steps(3).inner_batch(4).seed(3);
   alg::Reptile<double> carried(model, alg::ReptileOptions<double>(options).carry_inner_state(true));
   for (const auto& batch : stream) carried.meta_step(batch);
-  const auto before = carried.inner_state();
+  const auto before = inner_of(carried);
   EXPECT_EQ(before.step, 3 * 2 * 3);
 
   const auto& task = stream.front().front();
   const auto a = carried.adapt(task, 4, 4, 1);
   const auto again = carried.adapt(task, 4, 4, 1);
-  const auto after = carried.inner_state();
+  const auto after = inner_of(carried);
   EXPECT_EQ(after.step, before.step);
   for (const auto& [name, t] : before.buffers) {
     const auto& u = after.buffers.at(name);
@@ -248,24 +254,23 @@ TEST(Reptile, ResumingWithTheCarriedInnerStateContinuesBitForBit) {
   ml::nn::MLP<double> fresh({2, 8, 3}, gen);
   alg::Reptile<double> straight(model, options);
   for (int i = 0; i < 3; ++i) straight.meta_step(stream[i]);
-  ml::nn::ParamDict<double> saved;
-  for (const auto& [name, t] : model.named_parameters()) saved.insert(name, t.clone());
-  const auto state = straight.inner_state();
+  const alg::LearnerState<double> state = straight.state();
+  ASSERT_TRUE(state.inner_optimizer.has_value());
   for (int i = 3; i < 6; ++i) straight.meta_step(stream[i]);
 
   alg::Reptile<double> resumed(fresh, options);
-  fresh.load_parameters(saved);
-  resumed.set_steps_taken(3);
-  resumed.load_inner_state(state);
+  resumed.load_state(state);
+  EXPECT_EQ(resumed.steps_taken(), 3);
   for (int i = 3; i < 6; ++i) resumed.meta_step(stream[i]);
   EXPECT_EQ(values_of(fresh), values_of(model));
-  EXPECT_EQ(resumed.inner_state().step, straight.inner_state().step);
+  EXPECT_EQ(inner_of(resumed).step, inner_of(straight).step);
 
-  // Without the state the run goes elsewhere.
+  // Without the carried state the run goes elsewhere.
   ml::nn::MLP<double> other({2, 8, 3}, gen);
-  other.load_parameters(saved);
   alg::Reptile<double> forgetful(other, options);
-  forgetful.set_steps_taken(3);
+  alg::LearnerState<double> no_memory = state;
+  no_memory.inner_optimizer = ml::optim::OptimizerState<double>{};
+  forgetful.load_state(no_memory);
   for (int i = 3; i < 6; ++i) forgetful.meta_step(stream[i]);
   EXPECT_NE(values_of(other), values_of(model));
 }
@@ -280,18 +285,20 @@ TEST(Reptile, RejectsACarriedStateOfOtherParametersAndBatchedTasks) {
   alg::Reptile<double> narrow(model, options);
   narrow.meta_step(stream[0]);
   alg::Reptile<double> wide(wider, options);
-  EXPECT_THROW(wide.load_inner_state(narrow.inner_state()), ml::ShapeError);
-  auto foreign = narrow.inner_state();
-  foreign.buffers.insert("9.exp_avg", ml::zeros<double>({3}));
-  EXPECT_THROW(narrow.load_inner_state(foreign), ml::ValueError);
-  EXPECT_EQ(wide.inner_state().step, 0);  // a refused state leaves the old one
+  alg::LearnerState<double> mixed = wide.state();
+  mixed.inner_optimizer = narrow.state().inner_optimizer;
+  EXPECT_THROW(wide.load_state(mixed), ml::ShapeError);
+  alg::LearnerState<double> foreign = narrow.state();
+  foreign.inner_optimizer->buffers.insert("9.exp_avg", ml::zeros<double>({3}));
+  EXPECT_THROW(narrow.load_state(foreign), ml::ValueError);
+  EXPECT_EQ(inner_of(wide).step, 0);  // a refused state leaves the old one
   // A task that throws part-way through a meta-batch leaves theta and the state alone.
   const auto theta = values_of(model);
-  const auto step = narrow.inner_state().step;
+  const auto step = inner_of(narrow).step;
   ml::data::TaskBatch<double> broken = stream[0];
   broken.push_back(ml::data::Task<double>{});
   EXPECT_THROW(narrow.meta_step(broken), ml::ValueError);
-  EXPECT_EQ(narrow.inner_state().step, step);
+  EXPECT_EQ(inner_of(narrow).step, step);
   EXPECT_EQ(values_of(model), theta);
   ml::nn::Linear<double> line(1, 1, gen);
   EXPECT_THROW(alg::Reptile<double>(line, alg::ReptileOptions<double>{}
@@ -349,18 +356,21 @@ TEST(Reptile, ResumingFromParametersAndStepCountContinuesBitForBit) {
   ml::nn::MLP<double> fresh({2, 8, 3}, gen);  // other initial values
   alg::Reptile<double> straight(model, options);
   for (int i = 0; i < 3; ++i) straight.meta_step(stream[i]);
-  ml::nn::ParamDict<double> saved;
-  for (const auto& [name, t] : model.named_parameters()) saved.insert(name, t.clone());
+  const alg::LearnerState<double> saved = straight.state();
+  EXPECT_FALSE(saved.inner_optimizer.has_value());
+  EXPECT_FALSE(saved.optimizer.has_value());
   for (int i = 3; i < 6; ++i) straight.meta_step(stream[i]);
 
   alg::Reptile<double> resumed(fresh, options);
-  fresh.load_parameters(saved);
-  resumed.set_steps_taken(3);
+  resumed.load_state(saved);
   EXPECT_DOUBLE_EQ(resumed.current_outer_step(), 0.5);
   for (int i = 3; i < 6; ++i) resumed.meta_step(stream[i]);
   EXPECT_EQ(resumed.steps_taken(), 6);
   EXPECT_EQ(values_of(fresh), values_of(model));
-  EXPECT_THROW(resumed.set_steps_taken(-1), ml::ValueError);
+  alg::LearnerState<double> bad = resumed.state();
+  bad.steps = -1;
+  EXPECT_THROW(resumed.load_state(bad), ml::ValueError);
+  EXPECT_EQ(resumed.steps_taken(), 6);
 }
 
 // batch_tasks: all tasks' inner loops as one graph must reproduce the per-task run

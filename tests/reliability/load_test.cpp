@@ -197,13 +197,18 @@ TEST(AllOrNothingLoad, MamlNonStrictLoadsThetaAlone) {
 
 TEST(AllOrNothingLoad, MamlOuterStateOfOtherParametersChangesNothing) {
   MetaSgd m;
-  const auto before = state_of(m.maml.outer_state());
+  const auto before = state_of(*m.maml.state().optimizer);
+  const auto params = m.maml.meta_parameters().find("0.weight")->to_vector();
   ml::optim::OptimizerState<float> bad;
   bad.step = 3;
   bad.lr = 0.1;
   bad.buffers.insert("0.exp_avg", ml::ones<float>({9, 9}));
-  EXPECT_THROW(m.maml.load_outer_state(bad), ml::ShapeError);
-  EXPECT_EQ(state_of(m.maml.outer_state()), before);
+  auto state = m.maml.state();
+  state.optimizer = bad;
+  state.parameters = filled(m.maml.meta_parameters(), 0.5f);
+  EXPECT_THROW(m.maml.load_state(state), ml::ShapeError);
+  EXPECT_EQ(state_of(*m.maml.state().optimizer), before);
+  EXPECT_EQ(m.maml.meta_parameters().find("0.weight")->to_vector(), params);
   EXPECT_EQ(m.maml.steps_taken(), 0);
 }
 

@@ -221,12 +221,12 @@ TEST(Options, OuterStateWithAnInfiniteLearningRateIsRejected) {
   ml::Generator gen(1);
   ml::nn::MLP<float> model({1, 4, 1}, gen);
   alg::Maml<float> maml(model, alg::MamlOptions<float>{});
-  auto state = maml.outer_state();
-  const auto before = state_of(state);
-  state.lr = std::numeric_limits<double>::infinity();
-  expect_error<ml::ValueError>([&] { maml.load_outer_state(state); },
+  auto state = maml.state();
+  const auto before = state_of(*state.optimizer);
+  state.optimizer->lr = std::numeric_limits<double>::infinity();
+  expect_error<ml::ValueError>([&] { maml.load_state(state); },
                                "Adam::load_state: invalid step 0 or learning rate inf");
-  EXPECT_EQ(state_of(maml.outer_state()), before);
+  EXPECT_EQ(state_of(*maml.state().optimizer), before);
 }
 
 TEST(Options, OptimizerRejectsANanLearningRate) {
@@ -243,14 +243,14 @@ TEST(FiniteMetaStep, MamlNanTargetLeavesParametersAndOptimizerUnchanged) {
   alg::Maml<float> maml(model, alg::MamlOptions<float>{});
   (void)maml.meta_step({regression_task(gen), regression_task(gen)});
   const auto params = values_of(maml.meta_parameters());
-  const auto state = state_of(maml.outer_state());
+  const auto state = state_of(*maml.state().optimizer);
   expect_error<ml::NonFiniteError>(
       [&] {
         (void)maml.meta_step({regression_task(gen), regression_task(gen, true)});
       },
       "Maml::meta_step (meta-step 1): the meta-gradient of '0.weight' holds");
   EXPECT_EQ(values_of(maml.meta_parameters()), params);
-  EXPECT_EQ(state_of(maml.outer_state()), state);
+  EXPECT_EQ(state_of(*maml.state().optimizer), state);
   EXPECT_EQ(maml.steps_taken(), 1);
   // The next good step proceeds as if the bad one never happened.
   (void)maml.meta_step({regression_task(gen)});
@@ -263,11 +263,11 @@ TEST(FiniteMetaStep, MamlUpdateThatOverflowsIsRolledBack) {
   alg::Maml<float> maml(
       model, alg::MamlOptions<float>{}.outer_optimizer(alg::OuterOptimizer::kSgd).outer_lr(3e38f));
   const auto params = values_of(maml.meta_parameters());
-  const auto state = state_of(maml.outer_state());
+  const auto state = state_of(*maml.state().optimizer);
   expect_error<ml::NonFiniteError>([&] { (void)maml.meta_step({regression_task(gen)}); },
                                    "after the update");
   EXPECT_EQ(values_of(maml.meta_parameters()), params);
-  EXPECT_EQ(state_of(maml.outer_state()), state);
+  EXPECT_EQ(state_of(*maml.state().optimizer), state);
   EXPECT_EQ(maml.steps_taken(), 0);
 }
 
@@ -291,7 +291,7 @@ TEST(FiniteMetaStep, ReptileNanTargetLeavesParametersUnchanged) {
       [&] {
         reptile.meta_step({regression_task(gen), task});
       },
-      "Reptile::meta_step (meta-step 0), task 1: the adapted weights of '0.weight'");
+      "Reptile::meta_gradient (meta-step 0), task 1: the adapted weights of '0.weight'");
   EXPECT_EQ(values_of(model), params);
   EXPECT_EQ(reptile.steps_taken(), 0);
 }
@@ -309,7 +309,7 @@ TEST(FiniteMetaStep, ReptileBatchedTasksNanLeavesParametersUnchanged) {
       [&] {
         reptile.meta_step({regression_task(gen), task});
       },
-      "the adapted weights of");
+      "Reptile::meta_step (meta-step 0): the Reptile direction of");
   EXPECT_EQ(values_of(model), params);
   EXPECT_EQ(reptile.steps_taken(), 0);
 }
@@ -319,14 +319,14 @@ TEST(FiniteMetaStep, MamlBatchedTasksNanLeavesParametersUnchanged) {
   ml::nn::MLP<float> model({1, 8, 1}, gen);
   alg::Maml<float> maml(model, alg::MamlOptions<float>{}.batch_tasks(true));
   const auto params = values_of(maml.meta_parameters());
-  const auto state = state_of(maml.outer_state());
+  const auto state = state_of(*maml.state().optimizer);
   expect_error<ml::NonFiniteError>(
       [&] {
         (void)maml.meta_step({regression_task(gen, true), regression_task(gen)});
       },
       "the meta-gradient of");
   EXPECT_EQ(values_of(maml.meta_parameters()), params);
-  EXPECT_EQ(state_of(maml.outer_state()), state);
+  EXPECT_EQ(state_of(*maml.state().optimizer), state);
 }
 
 TEST(FiniteMetaStep, ReptileCarriedStateIsKeptOnNan) {
@@ -338,12 +338,12 @@ TEST(FiniteMetaStep, ReptileCarriedStateIsKeptOnNan) {
                                          .carry_inner_state(true));
   reptile.meta_step({regression_task(gen)});
   const auto params = values_of(model);
-  const auto state = state_of(reptile.inner_state());
+  const auto state = state_of(*reptile.state().inner_optimizer);
   auto task = regression_task(gen);
   task.support_x.data()[1] = kInf;
   EXPECT_THROW(reptile.meta_step({task}), ml::NonFiniteError);
   EXPECT_EQ(values_of(model), params);
-  EXPECT_EQ(state_of(reptile.inner_state()), state);
+  EXPECT_EQ(state_of(*reptile.state().inner_optimizer), state);
 }
 
 TEST(FiniteMetaStep, ProtoNetNanInputLeavesParametersAndOptimizerUnchanged) {
@@ -352,11 +352,11 @@ TEST(FiniteMetaStep, ProtoNetNanInputLeavesParametersAndOptimizerUnchanged) {
   alg::ProtoNet<float> net(embedding, alg::ProtoNetOptions<float>{}.lr(0.05));
   (void)net.meta_step({labelled_task(gen)});
   const auto params = values_of(net.model());
-  const auto state = state_of(net.outer_state());
+  const auto state = state_of(*net.state().optimizer);
   expect_error<ml::NonFiniteError>([&] { (void)net.meta_step({labelled_task(gen, true)}); },
                                    "ProtoNet::meta_step (meta-step 1): the meta-gradient of");
   EXPECT_EQ(values_of(net.model()), params);
-  EXPECT_EQ(state_of(net.outer_state()), state);
+  EXPECT_EQ(state_of(*net.state().optimizer), state);
   EXPECT_EQ(net.steps_taken(), 1);
 }
 
@@ -414,7 +414,7 @@ TEST(FiniteMetaStep, ReptileNanInputLeavesRunningStatisticsUnchanged) {
   reptile.meta_step({labelled_task(gen)});
   const auto before = values_of(model);
   expect_error<ml::NonFiniteError>([&] { reptile.meta_step({labelled_task(gen, true)}); },
-                                   "Reptile::meta_step (meta-step 1)");
+                                   "Reptile::meta_gradient (meta-step 1), task 0");
   EXPECT_EQ(values_of(model), before);
 }
 

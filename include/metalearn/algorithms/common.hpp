@@ -91,6 +91,10 @@ class FiniteStepGuard {
     }
     if (optimizer_ != nullptr) state_ = optimizer_->state();
   }
+  /// Restores the buffers' snapshot (a step that failed before its update).
+  void restore_buffers() const {
+    if (enabled_) copy_back(buffers_, saved_buffers_);
+  }
   /// Throws when a gradient is not finite, after restoring the buffers (the
   /// parameters and the optimizer have not changed yet); `what` names what the
   /// tensors are in the message.

@@ -12,10 +12,12 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "metalearn/algorithms/common.hpp"
+#include "metalearn/algorithms/meta_learner.hpp"
 #include "metalearn/core/thread_pool.hpp"
 #include "metalearn/data/task.hpp"
 #include "metalearn/data/task_sampler.hpp"
@@ -165,7 +167,6 @@ class MamlOptions {
     return *this;
   }
   [[nodiscard]] bool pre_adaptation_stats() const { return pre_adaptation_stats_; }
-  /// Seed of evaluation episodes.
   /// Check every meta-step for NaN or infinite values (on by default): when the
   /// meta-gradient or the updated parameters are not finite, meta_step() throws
   /// NonFiniteError naming the first such tensor and leaves the parameters and the
@@ -176,6 +177,7 @@ class MamlOptions {
     return *this;
   }
   [[nodiscard]] bool check_finite() const { return check_finite_; }
+  /// Seed of evaluation episodes.
   MamlOptions& seed(std::uint64_t v) {
     seed_ = v;
     return *this;
@@ -215,49 +217,62 @@ class MamlOptions {
 template <class T = float>
 class Maml {
  public:
+  using value_type = T;
+  /// What adapt() returns: the fast weights after the inner steps, detached.
+  using Adapted = nn::ParamDict<T>;
+
   Maml(nn::Module<T>& model, MamlOptions<T> options = {});
 
-  /// One meta-update on a batch of tasks: adapt each task on its support set,
-  /// differentiate the query losses w.r.t. theta (and learned learning rates),
-  /// average over tasks and take one outer-optimizer step.
+  /// The meta-gradient of a meta-batch, nothing applied: each task adapts on its
+  /// support set and its query loss after adaptation is differentiated w.r.t.
+  /// meta_parameters(); the sums over the tasks, the task count and the step's
+  /// statistics are returned.
+  [[nodiscard]] MetaGradient<T> meta_gradient(const data::TaskBatch<T>& batch) const;
+
+  /// One outer-optimizer step along the mean gradient sum / tasks.
+  /// @throws ValueError / ShapeError when `gradient` does not fit meta_parameters(),
+  /// NonFiniteError (with check_finite()) when it or the updated meta-parameters are
+  /// not finite; nothing changes then.
+  void apply(const MetaGradient<T>& gradient);
+
+  /// apply(meta_gradient(batch)); with check_finite() the batch-norm running
+  /// statistics the step's forward passes moved are rolled back too when it throws.
   StepStats meta_step(const data::TaskBatch<T>& batch);
 
-  /// Fast weights for `task` after `steps` inner steps on its support set (-1:
+  /// Fast weights for `task` after `steps` inner steps on its support set (default:
   /// eval_inner_steps). Detached: usable for prediction, not for meta-gradients.
-  [[nodiscard]] nn::ParamDict<T> adapt(const data::Task<T>& task, int steps = -1) const;
+  [[nodiscard]] Adapted adapt(const data::Task<T>& task,
+                              std::optional<int> steps = std::nullopt) const;
 
-  /// Predictions of the model with the given fast weights.
-  [[nodiscard]] Tensor<T> predict(const Tensor<T>& x, const nn::ParamDict<T>& fast) const;
+  /// Predictions of the model for `x` with the fast weights `adapted`.
+  [[nodiscard]] Tensor<T> predict(const Adapted& adapted, const Tensor<T>& x) const;
 
   /// Mean and 95% interval of the query metric after adaptation over `episodes`
   /// tasks drawn from `sampler` (accuracy for cross-entropy, loss otherwise).
-  EvalResult evaluate(const data::AnyTaskSampler<T>& sampler, std::size_t episodes,
-                      int steps = -1) const;
+  [[nodiscard]] EvalResult evaluate(const data::AnyTaskSampler<T>& sampler, std::size_t episodes,
+                                    std::optional<int> steps = std::nullopt) const;
 
   /// The meta-parameters the outer optimizer updates: theta, then any learned
   /// learning rates (named "lr.<param>" or "lr.<param>.step<k>").
   [[nodiscard]] nn::ParamDict<T> meta_parameters() const;
 
   /// Copies values into the meta-parameters (theta and any learned learning rates),
-  /// from a dict named as meta_parameters() names them, e.g. one loaded from a
-  /// checkpoint. All or nothing: every name and shape is checked first, so a failed
-  /// load changes nothing. Strict by default: ValueError naming a missing entry or
-  /// a name that is neither a meta-parameter nor a buffer of the model (pass
-  /// nn::LoadMode::kNonStrict to load only the names present); ShapeError naming a
-  /// misshapen entry in both modes.
+  /// from a dict named as meta_parameters() names them. All or nothing: every name
+  /// and shape is checked first, so a failed load changes nothing. Strict by default:
+  /// ValueError naming a missing entry or a name that is neither a meta-parameter nor
+  /// a buffer of the model (pass nn::LoadMode::kNonStrict to load only the names
+  /// present); ShapeError naming a misshapen entry in both modes.
   void load_meta_parameters(const nn::ParamDict<T>& values,
                             nn::LoadMode mode = nn::LoadMode::kStrict);
 
-  /// The outer optimizer's state (step count, learning rate, moments), for
-  /// checkpoints; load_outer_state() continues from it exactly and sets
-  /// steps_taken() to its step count.
-  [[nodiscard]] optim::OptimizerState<T> outer_state() const { return outer_->state(); }
-  void load_outer_state(const optim::OptimizerState<T>& state);
+  /// The whole training state: meta-parameters, the model's buffers, the outer
+  /// optimizer's state and steps_taken() (deep copies).
+  [[nodiscard]] LearnerState<T> state() const;
 
-  /// The meta-gradient of the mean query loss over `batch` w.r.t.
-  /// meta_parameters(), without updating anything. Exposed for testing.
-  [[nodiscard]] std::vector<Tensor<T>> meta_gradient(const data::TaskBatch<T>& batch,
-                                                     StepStats* stats = nullptr) const;
+  /// Continues from a state(): all or nothing (every name and shape is checked
+  /// before anything changes). An empty `buffers` leaves the model's buffers alone.
+  /// @throws ValueError / ShapeError naming the offending entry.
+  void load_state(const LearnerState<T>& state);
 
   [[nodiscard]] const MamlOptions<T>& options() const { return options_; }
   [[nodiscard]] nn::Module<T>& model() const { return model_; }
@@ -294,6 +309,9 @@ class Maml {
   std::unique_ptr<optim::Optimizer<T>> outer_;
   mutable ThreadPool pool_;
   std::int64_t steps_taken_ = 0;
+  /// apply() under a finite check made by the caller; `caller` names it in messages.
+  void apply_checked(const MetaGradient<T>& gradient, const detail::FiniteStepGuard<T>& finite,
+                     const char* caller);
 };
 
 }  // namespace metalearn::algorithms

@@ -97,9 +97,40 @@ void Maml<T>::load_meta_parameters(const nn::ParamDict<T>& values, nn::LoadMode 
 }
 
 template <class T>
-void Maml<T>::load_outer_state(const optim::OptimizerState<T>& state) {
-  outer_->load_state(state);
-  steps_taken_ = state.step;
+LearnerState<T> Maml<T>::state() const {
+  LearnerState<T> out;
+  out.parameters = detail::defined_copies(meta_parameters());
+  out.buffers = detail::defined_copies(model_.named_buffers());
+  out.optimizer = outer_->state();
+  out.steps = steps_taken_;
+  return out;
+}
+
+template <class T>
+void Maml<T>::load_state(const LearnerState<T>& state) {
+  const char* function = "Maml::load_state";
+  METALEARN_CHECK(state.optimizer.has_value(), ValueError, function,
+                  ": the state holds no outer-optimizer state");
+  METALEARN_CHECK(!state.inner_optimizer.has_value(), ValueError, function,
+                  ": the state holds an inner-optimizer state, which Maml does not carry (a "
+                  "state of another algorithm?)");
+  METALEARN_CHECK(state.steps >= 0, ValueError, function, ": negative step count ", state.steps);
+  const std::vector<std::pair<Tensor<T>, Tensor<T>>> params = nn::detail::plan_load(
+      meta_parameters(), state.parameters, nn::LoadMode::kStrict, function, "meta-parameter");
+  std::vector<std::pair<Tensor<T>, Tensor<T>>> buffers;
+  if (!state.buffers.empty()) {
+    buffers = nn::detail::plan_load(detail::defined_entries(model_.named_buffers()), state.buffers,
+                                    nn::LoadMode::kStrict, function, "buffer");
+  }
+  outer_->load_state(*state.optimizer);  // checks everything before it changes anything
+  autograd::NoGradGuard no_grad;
+  for (const auto* plan : {&params, &std::as_const(buffers)}) {
+    for (const auto& [to, from] : *plan) {
+      std::copy_n(from.data(), from.numel(), to.data());
+      to.bump_version();
+    }
+  }
+  steps_taken_ = state.steps;
 }
 
 template <class T>
@@ -212,116 +243,135 @@ typename Maml<T>::TaskResult Maml<T>::run_task(const Episode& episode) const {
     }
   }
   r.meta_loss = static_cast<double>(objective.item());
+  // Stacked tasks: the sum of their objectives, whose gradient is the sum of theirs.
+  if (tasks > 0) objective = mul_scalar(objective, static_cast<T>(tasks));
   r.grads = autograd::grad({objective}, meta.values(), autograd::GradOptions{.allow_unused = true});
   return r;
 }
 
 template <class T>
-std::vector<Tensor<T>> Maml<T>::meta_gradient(const data::TaskBatch<T>& batch,
-                                              StepStats* stats) const {
-  METALEARN_CHECK(!batch.empty(), ValueError, "Maml::meta_step: empty task batch");
-  if (options_.batch_tasks()) {
-    // One graph for the whole batch: its losses and gradients are already means.
-    TaskResult r = run_task(stack_tasks(batch, "Maml (batch_tasks)"));
-    const std::vector<Tensor<T>> meta = meta_parameters().values();
-    for (std::size_t j = 0; j < meta.size(); ++j) {
-      if (!r.grads[j].defined()) r.grads[j] = zeros<T>(meta[j].shape());
-    }
-    if (stats != nullptr) {
-      *stats = StepStats{};
-      stats->tasks = batch.size();
-      stats->meta_loss = r.meta_loss;
-      stats->pre_loss = r.pre_loss;
-      stats->post_loss = r.post_loss;
-      stats->pre_accuracy = r.pre_acc;
-      stats->post_accuracy = r.post_acc;
-    }
-    return std::move(r.grads);
-  }
-  // Results are folded in task order as they finish, so the sum does not depend on
-  // the thread count and only the results waiting on an earlier task are held.
-  const std::vector<Tensor<T>> meta = meta_parameters().values();
-  std::vector<Tensor<T>> grads(meta.size());
-  const T scale = T(1) / static_cast<T>(batch.size());
-  StepStats s;
+MetaGradient<T> Maml<T>::meta_gradient(const data::TaskBatch<T>& batch) const {
+  METALEARN_CHECK(!batch.empty(), ValueError, "Maml::meta_gradient: empty task batch");
+  const nn::ParamDict<T> meta = meta_parameters();
+  MetaGradient<T> out;
+  out.tasks = batch.size();
+  StepStats& s = out.stats;
   s.tasks = batch.size();
-  double pre_acc = 0.0;
-  double post_acc = 0.0;
-  OrderedFold<TaskResult> fold(batch.size(), [&](TaskResult&& r) {
-    add_gradients(grads, r.grads);
-    s.meta_loss += r.meta_loss;
-    s.pre_loss += r.pre_loss;
-    s.post_loss += r.post_loss;
-    pre_acc += r.pre_acc;
-    post_acc += r.post_acc;
-  });
-  if (options_.threads_within_tasks()) {
-    // One task at a time, its operations split over the pool: one graph alive.
-    const IntraOpScope intra_op(&pool_);
-    for (std::size_t i = 0; i < batch.size(); ++i) fold.put(i, run_task(single(batch[i])));
+  std::vector<Tensor<T>> grads;
+  if (options_.batch_tasks()) {
+    // One graph for the whole batch: its statistics are already means.
+    TaskResult r = run_task(stack_tasks(batch, "Maml (batch_tasks)"));
+    grads = std::move(r.grads);
+    s.meta_loss = r.meta_loss;
+    s.pre_loss = r.pre_loss;
+    s.post_loss = r.post_loss;
+    s.pre_accuracy = r.pre_acc;
+    s.post_accuracy = r.post_acc;
   } else {
-    run_tasks(pool_, batch.size(), [&](std::size_t i) { fold.put(i, run_task(single(batch[i]))); });
+    // Results are folded in task order as they finish, so the sum does not depend on
+    // the thread count and only the results waiting on an earlier task are held.
+    grads.resize(meta.size());
+    double pre_acc = 0.0;
+    double post_acc = 0.0;
+    OrderedFold<TaskResult> fold(batch.size(), [&](TaskResult&& r) {
+      add_gradients(grads, r.grads);
+      s.meta_loss += r.meta_loss;
+      s.pre_loss += r.pre_loss;
+      s.post_loss += r.post_loss;
+      pre_acc += r.pre_acc;
+      post_acc += r.post_acc;
+    });
+    if (options_.threads_within_tasks()) {
+      // One task at a time, its operations split over the pool: one graph alive.
+      const IntraOpScope intra_op(&pool_);
+      for (std::size_t i = 0; i < batch.size(); ++i) fold.put(i, run_task(single(batch[i])));
+    } else {
+      run_tasks(pool_, batch.size(),
+                [&](std::size_t i) { fold.put(i, run_task(single(batch[i]))); });
+    }
+    const double n = static_cast<double>(batch.size());
+    s.meta_loss /= n;
+    s.pre_loss /= n;
+    s.post_loss /= n;
+    s.pre_accuracy = classifying() && options_.pre_adaptation_stats() ? pre_acc / n : -1.0;
+    s.post_accuracy = classifying() ? post_acc / n : -1.0;
   }
-  const double n = static_cast<double>(batch.size());
-  s.meta_loss /= n;
-  s.pre_loss /= n;
-  s.post_loss /= n;
-  s.pre_accuracy = classifying() && options_.pre_adaptation_stats() ? pre_acc / n : -1.0;
-  s.post_accuracy = classifying() ? post_acc / n : -1.0;
-  for (std::size_t j = 0; j < meta.size(); ++j) {
-    grads[j] = grads[j].defined() ? mul_scalar(grads[j], scale) : zeros<T>(meta[j].shape());
+  std::size_t j = 0;
+  for (const auto& [name, p] : meta) {
+    out.sum.insert(name, grads[j].defined() ? std::move(grads[j]) : zeros<T>(p.shape()));
+    ++j;
   }
-  if (stats != nullptr) *stats = s;
-  return grads;
+  return out;
+}
+
+template <class T>
+void Maml<T>::apply_checked(const MetaGradient<T>& gradient,
+                            const detail::FiniteStepGuard<T>& finite, const char* caller) {
+  const std::string function =
+      std::string(caller) + " (meta-step " + std::to_string(steps_taken_) + ")";
+  const std::vector<Tensor<T>> mean = gradient.mean();
+  finite.check_gradients(mean, function);
+  outer_->step(mean);
+  finite.check_updated(function);
+  ++steps_taken_;
+}
+
+template <class T>
+void Maml<T>::apply(const MetaGradient<T>& gradient) {
+  const nn::ParamDict<T> meta = meta_parameters();
+  detail::check_meta_gradient(gradient, meta, "Maml::apply");
+  const detail::FiniteStepGuard<T> finite(options_.check_finite(), meta, outer_.get());
+  apply_checked(gradient, finite, "Maml::apply");
 }
 
 template <class T>
 StepStats Maml<T>::meta_step(const data::TaskBatch<T>& batch) {
-  StepStats stats;
-  const nn::ParamDict<T> named = meta_parameters();
-  const detail::FiniteStepGuard<T> finite(options_.check_finite(), named, outer_.get(),
+  const nn::ParamDict<T> meta = meta_parameters();
+  const detail::FiniteStepGuard<T> finite(options_.check_finite(), meta, outer_.get(),
                                           model_.named_buffers());
-  std::vector<Tensor<T>> grads = meta_gradient(batch, &stats);
-  const std::string function = "Maml::meta_step (meta-step " + std::to_string(steps_taken_) + ")";
-  finite.check_gradients(grads, function);
-  const std::vector<Tensor<T>> meta = named.values();
-  for (std::size_t j = 0; j < meta.size(); ++j) meta[j].set_grad(grads[j]);
-  outer_->step();
-  for (const auto& p : meta) p.zero_grad();
-  finite.check_updated(function);
-  ++steps_taken_;
-  return stats;
+  MetaGradient<T> gradient;
+  try {
+    gradient = meta_gradient(batch);
+  } catch (...) {
+    finite.restore_buffers();  // the forward passes may have moved running statistics
+    throw;
+  }
+  apply_checked(gradient, finite, "Maml::meta_step");
+  return gradient.stats;
 }
 
 template <class T>
-nn::ParamDict<T> Maml<T>::adapt(const data::Task<T>& task, int steps) const {
-  if (steps < 0) steps = options_.eval_inner_steps();
-  nn::ParamDict<T> fast =
-      inner_loop(single(task), model_.named_parameters(), steps, false, nullptr);
+typename Maml<T>::Adapted Maml<T>::adapt(const data::Task<T>& task,
+                                         std::optional<int> steps) const {
+  const int k = steps.value_or(options_.eval_inner_steps());
+  METALEARN_CHECK(k >= 0, ValueError, "Maml::adapt: ", k, " inner steps (must be >= 0)");
+  nn::ParamDict<T> fast = inner_loop(single(task), model_.named_parameters(), k, false, nullptr);
   nn::ParamDict<T> out;
   for (const auto& [name, t] : fast) out.insert(name, t.detach());
-  return out.with_step(steps);
+  return out.with_step(k);
 }
 
 template <class T>
-Tensor<T> Maml<T>::predict(const Tensor<T>& x, const nn::ParamDict<T>& fast) const {
+Tensor<T> Maml<T>::predict(const Adapted& adapted, const Tensor<T>& x) const {
   autograd::NoGradGuard no_grad;
-  return model_.forward(x, fast);
+  return model_.forward(x, adapted);
 }
 
 template <class T>
 EvalResult Maml<T>::evaluate(const data::AnyTaskSampler<T>& sampler, std::size_t episodes,
-                             int steps) const {
+                             std::optional<int> steps) const {
   std::vector<double> values(episodes);
   pool_.run(episodes, [&](std::size_t i) {
     Generator gen = episode_generator(options_.seed(), i);
     data::Task<T> task = sampler.sample(gen);
-    nn::ParamDict<T> fast = adapt(task, steps);
-    Tensor<T> pred = predict(task.query_x, fast);
+    const Adapted fast = adapt(task, steps);
+    const Tensor<T> pred = predict(fast, task.query_x);
     values[i] = classifying() ? label_accuracy(pred, task.query_y)
                               : static_cast<double>(task_loss(pred, task.query_y).item());
   });
   return EvalResult::from_values(std::move(values));
 }
+
+static_assert(MetaLearner<Maml<float>> && MetaLearner<Maml<double>>);
 
 }  // namespace metalearn::algorithms

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "metalearn/algorithms/common.hpp"
+#include "metalearn/algorithms/meta_learner.hpp"
 #include "metalearn/core/random.hpp"
 #include "metalearn/core/thread_pool.hpp"
 #include "metalearn/data/task.hpp"
@@ -206,8 +207,29 @@ class ProtoNet {
   /// accuracy when non-null.
   [[nodiscard]] Tensor<T> loss(const data::Task<T>& task, double* accuracy = nullptr) const;
 
-  /// One Adam step on the mean query loss of the episodes of `batch`.
+  using value_type = T;
+  /// What adapt() returns: a classifier fixed by the task's support set.
+  using Adapted = PrototypeClassifier<T>;
+
+  /// The gradient of the query losses of the episodes of `batch` w.r.t. the
+  /// embedding's parameters, summed over the episodes; nothing applied.
+  [[nodiscard]] MetaGradient<T> meta_gradient(const data::TaskBatch<T>& batch) const;
+
+  /// One Adam step along sum / tasks, then the learning-rate decay when due.
+  /// @throws ValueError / ShapeError when `gradient` does not fit the parameters,
+  /// NonFiniteError (with check_finite()) when it or the updated parameters are not
+  /// finite; nothing changes then.
+  void apply(const MetaGradient<T>& gradient);
+
+  /// apply(meta_gradient(batch)): one Adam step on the mean query loss of the
+  /// episodes of `batch`.
   StepStats meta_step(const data::TaskBatch<T>& batch);
+
+  /// The classifier of `task`'s support set (see classifier()).
+  [[nodiscard]] Adapted adapt(const data::Task<T>& task) const;
+
+  /// log p(y | x) [N, ways] of inputs `x` under the classifier `adapted`.
+  [[nodiscard]] Tensor<T> predict(const Adapted& adapted, const Tensor<T>& x) const;
 
   /// log p(y | x) [Q, ways] of `query_x` given a labelled support set (labels
   /// 0..ways-1). Support and queries are embedded in one batch.
@@ -219,21 +241,26 @@ class ProtoNet {
                                                   const Tensor<T>& support_y) const;
 
   /// Mean and 95% interval of the query accuracy over `episodes` tasks of `sampler`.
-  EvalResult evaluate(const data::AnyTaskSampler<T>& sampler, std::size_t episodes) const;
+  [[nodiscard]] EvalResult evaluate(const data::AnyTaskSampler<T>& sampler,
+                                    std::size_t episodes) const;
+
+  /// The parameters the outer optimizer updates: the embedding's.
+  [[nodiscard]] nn::ParamDict<T> meta_parameters() const { return model_->named_parameters(); }
 
   [[nodiscard]] const ProtoNetOptions<T>& options() const { return options_; }
   [[nodiscard]] nn::Module<T>& model() const { return *model_; }
   [[nodiscard]] std::int64_t steps_taken() const { return steps_taken_; }
   [[nodiscard]] double current_lr() const { return outer_->lr(); }
 
-  /// The outer optimizer's state (step count, current learning rate, Adam moments),
-  /// for checkpoints. Together with the model's parameters and buffers it is all a
-  /// run needs to continue: load_outer_state() restores it exactly, learning-rate
-  /// schedule included, and sets steps_taken() to its step count.
-  [[nodiscard]] optim::OptimizerState<T> outer_state() const { return outer_->state(); }
-  /// @throws ValueError / ShapeError (from the optimizer) naming a state that does
-  /// not belong to this model's parameters.
-  void load_outer_state(const optim::OptimizerState<T>& state);
+  /// The whole training state: the embedding's parameters and buffers, the Adam
+  /// state (moments, step count, the current learning rate of the decay schedule)
+  /// and steps_taken().
+  [[nodiscard]] LearnerState<T> state() const;
+
+  /// Continues from a state(): all or nothing (every name and shape is checked
+  /// before anything changes). An empty `buffers` leaves the model's buffers alone.
+  /// @throws ValueError / ShapeError naming the offending entry.
+  void load_state(const LearnerState<T>& state);
 
  private:
   struct TaskResult {
@@ -248,6 +275,9 @@ class ProtoNet {
   std::unique_ptr<optim::Adam<T>> outer_;
   mutable ThreadPool pool_;
   std::int64_t steps_taken_ = 0;
+  /// apply() under a finite check made by the caller; `caller` names it in messages.
+  void apply_checked(const MetaGradient<T>& gradient, const detail::FiniteStepGuard<T>& finite,
+                     const char* caller);
 };
 
 }  // namespace metalearn::algorithms

@@ -152,9 +152,40 @@ void ProtoNet<T>::init() {
 }
 
 template <class T>
-void ProtoNet<T>::load_outer_state(const optim::OptimizerState<T>& state) {
-  outer_->load_state(state);
-  steps_taken_ = state.step;
+LearnerState<T> ProtoNet<T>::state() const {
+  LearnerState<T> out;
+  out.parameters = detail::defined_copies(model_->named_parameters());
+  out.buffers = detail::defined_copies(model_->named_buffers());
+  out.optimizer = outer_->state();
+  out.steps = steps_taken_;
+  return out;
+}
+
+template <class T>
+void ProtoNet<T>::load_state(const LearnerState<T>& state) {
+  const char* function = "ProtoNet::load_state";
+  METALEARN_CHECK(state.optimizer.has_value(), ValueError, function,
+                  ": the state holds no outer-optimizer state");
+  METALEARN_CHECK(!state.inner_optimizer.has_value(), ValueError, function,
+                  ": the state holds an inner-optimizer state, which ProtoNet does not have (a "
+                  "state of another algorithm?)");
+  METALEARN_CHECK(state.steps >= 0, ValueError, function, ": negative step count ", state.steps);
+  const std::vector<std::pair<Tensor<T>, Tensor<T>>> params = nn::detail::plan_load(
+      model_->named_parameters(), state.parameters, nn::LoadMode::kStrict, function, "parameter");
+  std::vector<std::pair<Tensor<T>, Tensor<T>>> buffers;
+  if (!state.buffers.empty()) {
+    buffers = nn::detail::plan_load(detail::defined_entries(model_->named_buffers()), state.buffers,
+                                    nn::LoadMode::kStrict, function, "buffer");
+  }
+  outer_->load_state(*state.optimizer);  // checks everything before it changes anything
+  autograd::NoGradGuard no_grad;
+  for (const auto* plan : {&params, &std::as_const(buffers)}) {
+    for (const auto& [to, from] : *plan) {
+      std::copy_n(from.data(), from.numel(), to.data());
+      to.bump_version();
+    }
+  }
+  steps_taken_ = state.steps;
 }
 
 template <class T>
@@ -182,15 +213,16 @@ Tensor<T> ProtoNet<T>::loss(const data::Task<T>& task, double* accuracy) const {
 }
 
 template <class T>
-StepStats ProtoNet<T>::meta_step(const data::TaskBatch<T>& batch) {
-  METALEARN_CHECK(!batch.empty(), ValueError, "ProtoNet::meta_step: empty task batch");
-  const std::vector<Tensor<T>> params = model_->parameters();
-  const detail::FiniteStepGuard<T> finite(options_.check_finite(), model_->named_parameters(),
-                                          outer_.get(), model_->named_buffers());
+MetaGradient<T> ProtoNet<T>::meta_gradient(const data::TaskBatch<T>& batch) const {
+  METALEARN_CHECK(!batch.empty(), ValueError, "ProtoNet::meta_gradient: empty task batch");
+  const nn::ParamDict<T> named = model_->named_parameters();
+  const std::vector<Tensor<T>> params = named.values();
   // Results are folded in task order as they finish, so the sum does not depend on
   // the thread count.
   std::vector<Tensor<T>> grads(params.size());
-  StepStats s;
+  MetaGradient<T> out;
+  out.tasks = batch.size();
+  StepStats& s = out.stats;
   s.tasks = batch.size();
   double acc = 0.0;
   OrderedFold<TaskResult> fold(batch.size(), [&](TaskResult&& r) {
@@ -215,23 +247,60 @@ StepStats ProtoNet<T>::meta_step(const data::TaskBatch<T>& batch) {
   s.meta_loss /= n;
   s.pre_loss = s.post_loss = s.meta_loss;
   s.pre_accuracy = s.post_accuracy = acc / n;
-  const T scale = T(1) / static_cast<T>(batch.size());
-  std::vector<Tensor<T>> mean(params.size());
-  for (std::size_t j = 0; j < params.size(); ++j) {
-    mean[j] = grads[j].defined() ? mul_scalar(grads[j], scale) : zeros<T>(params[j].shape());
+  std::size_t j = 0;
+  for (const auto& [name, p] : named) {
+    out.sum.insert(name, grads[j].defined() ? std::move(grads[j]) : zeros<T>(p.shape()));
+    ++j;
   }
+  return out;
+}
+
+template <class T>
+void ProtoNet<T>::apply_checked(const MetaGradient<T>& gradient,
+                                const detail::FiniteStepGuard<T>& finite, const char* caller) {
   const std::string function =
-      "ProtoNet::meta_step (meta-step " + std::to_string(steps_taken_) + ")";
+      std::string(caller) + " (meta-step " + std::to_string(steps_taken_) + ")";
+  const std::vector<Tensor<T>> mean = gradient.mean();
   finite.check_gradients(mean, function);
-  for (std::size_t j = 0; j < params.size(); ++j) params[j].set_grad(mean[j]);
-  outer_->step();
-  outer_->zero_grad();
+  outer_->step(mean);
   finite.check_updated(function);
   ++steps_taken_;
   if (options_.lr_decay_every() > 0 && steps_taken_ % options_.lr_decay_every() == 0) {
     outer_->set_lr(outer_->lr() * options_.lr_decay());
   }
-  return s;
+}
+
+template <class T>
+void ProtoNet<T>::apply(const MetaGradient<T>& gradient) {
+  const nn::ParamDict<T> named = model_->named_parameters();
+  detail::check_meta_gradient(gradient, named, "ProtoNet::apply");
+  const detail::FiniteStepGuard<T> finite(options_.check_finite(), named, outer_.get());
+  apply_checked(gradient, finite, "ProtoNet::apply");
+}
+
+template <class T>
+StepStats ProtoNet<T>::meta_step(const data::TaskBatch<T>& batch) {
+  const detail::FiniteStepGuard<T> finite(options_.check_finite(), model_->named_parameters(),
+                                          outer_.get(), model_->named_buffers());
+  MetaGradient<T> gradient;
+  try {
+    gradient = meta_gradient(batch);
+  } catch (...) {
+    finite.restore_buffers();  // the forward passes may have moved running statistics
+    throw;
+  }
+  apply_checked(gradient, finite, "ProtoNet::meta_step");
+  return gradient.stats;
+}
+
+template <class T>
+typename ProtoNet<T>::Adapted ProtoNet<T>::adapt(const data::Task<T>& task) const {
+  return classifier(task.support_x, task.support_y);
+}
+
+template <class T>
+Tensor<T> ProtoNet<T>::predict(const Adapted& adapted, const Tensor<T>& x) const {
+  return adapted.log_probs(x);
 }
 
 template <class T>
@@ -267,5 +336,7 @@ EvalResult ProtoNet<T>::evaluate(const data::AnyTaskSampler<T>& sampler,
   });
   return EvalResult::from_values(std::move(values));
 }
+
+static_assert(MetaLearner<ProtoNet<float>> && MetaLearner<ProtoNet<double>>);
 
 }  // namespace metalearn::algorithms

@@ -12,10 +12,12 @@
 // SPDX-License-Identifier: MIT
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "metalearn/algorithms/common.hpp"
+#include "metalearn/algorithms/meta_learner.hpp"
 #include "metalearn/core/random.hpp"
 #include "metalearn/core/thread_pool.hpp"
 #include "metalearn/data/task.hpp"
@@ -64,7 +66,7 @@ class ReptileOptions {
   /// meta-batch then run one after another in batch order, each continuing the state
   /// the one before it left (threads() parallelises evaluation only), and every
   /// adaptation for evaluation starts from the state training reached without
-  /// changing it. The state is part of a checkpoint (Reptile::inner_state()). Not
+  /// changing it. The state is part of a checkpoint (Reptile::state()). Not
   /// with batch_tasks().
   ReptileOptions& carry_inner_state(bool v) {
     carry_inner_state_ = v;
@@ -226,7 +228,7 @@ class ReptileOptions {
 ///     .inner_steps(32).loss(algorithms::LossKind::kMse).anneal(0.f, 30000));
 /// for (int s = 0; s < 30000; ++s) reptile.meta_step(batches.next());
 /// auto fast = reptile.adapt(task);                       // ParamDict of fast weights
-/// auto y = reptile.predict(task.query_x, fast);
+/// auto y = reptile.predict(fast, task.query_x);
 /// @endcode
 ///
 /// Cost per task: inner_steps forward/backward passes on inner_batch examples;
@@ -237,55 +239,67 @@ class Reptile {
   /// @throws ValueError on negative steps or batch sizes or a negative step size.
   Reptile(nn::Module<T>& model, ReptileOptions<T> options = {});
 
-  /// One meta-update on a batch of tasks (a single task is serial Reptile):
-  /// theta <- theta + epsilon_t * mean_i (phi_i - theta).
+  using value_type = T;
+  /// What adapt() returns: the fast weights after the inner steps, detached.
+  using Adapted = nn::ParamDict<T>;
+
+  /// The Reptile direction of a meta-batch, nothing applied: each task trains a copy
+  /// phi_i of theta on its support set; the sum over tasks of theta - phi_i is
+  /// returned (with the carried inner state under carry_inner_state()).
   /// Statistics: with a query set, pre/post are the query loss (and accuracy) at
   /// theta and at phi_i; without one, the losses of the first and the last inner
   /// mini-batch. meta_loss is the mean inner training loss.
+  [[nodiscard]] MetaGradient<T> meta_gradient(const data::TaskBatch<T>& batch) const;
+
+  /// The outer update theta <- theta - epsilon_t * sum / tasks (epsilon_t:
+  /// current_outer_step()), and the carried inner state becomes the learner's.
+  /// @throws ValueError / ShapeError when `gradient` does not fit the parameters,
+  /// NonFiniteError (with check_finite()) when it or the updated parameters are not
+  /// finite; nothing changes then.
+  void apply(const MetaGradient<T>& gradient);
+
+  /// apply(meta_gradient(batch)): theta <- theta + epsilon_t * mean_i (phi_i - theta)
+  /// (a single task is serial Reptile).
   StepStats meta_step(const data::TaskBatch<T>& batch);
 
-  /// Fast weights for `task` after `steps` inner steps (-1: eval_inner_steps) on
-  /// mini-batches of `batch` examples (-1: eval_inner_batch) of its support set,
+  /// Fast weights for `task` after `steps` inner steps (default: eval_inner_steps) on
+  /// mini-batches of `batch` examples (default: eval_inner_batch) of its support set,
   /// with mini-batch order drawn from (seed, stream).
-  [[nodiscard]] nn::ParamDict<T> adapt(const data::Task<T>& task, int steps = -1, Index batch = -1,
-                                       std::uint64_t stream = 0) const;
+  [[nodiscard]] Adapted adapt(const data::Task<T>& task, std::optional<int> steps = std::nullopt,
+                              std::optional<Index> batch = std::nullopt,
+                              std::uint64_t stream = 0) const;
 
-  /// The model's output for `x` with the given fast weights (one batch).
-  [[nodiscard]] Tensor<T> predict(const Tensor<T>& x, const nn::ParamDict<T>& fast) const;
+  /// The model's output for `x` with the fast weights `adapted` (one batch).
+  [[nodiscard]] Tensor<T> predict(const Adapted& adapted, const Tensor<T>& x) const;
 
   /// The model's output for the query set of `task`, transductive or not as set in
   /// the options (see ReptileOptions::transductive).
-  [[nodiscard]] Tensor<T> predict_query(const data::Task<T>& task,
-                                        const nn::ParamDict<T>& fast) const;
+  [[nodiscard]] Tensor<T> predict_query(const data::Task<T>& task, const Adapted& adapted) const;
 
   /// Mean and 95% interval of the query metric after adaptation over `episodes`
   /// tasks drawn from `sampler` (accuracy for cross-entropy, loss otherwise).
-  EvalResult evaluate(const data::AnyTaskSampler<T>& sampler, std::size_t episodes,
-                      int steps = -1) const;
+  [[nodiscard]] EvalResult evaluate(const data::AnyTaskSampler<T>& sampler, std::size_t episodes,
+                                    std::optional<int> steps = std::nullopt) const;
 
   /// The outer step size used by the next meta-step.
   [[nodiscard]] T current_outer_step() const;
 
+  /// The parameters the outer update moves: the model's (theta).
+  [[nodiscard]] nn::ParamDict<T> meta_parameters() const { return model_.named_parameters(); }
+
+  /// The whole training state: theta, the model's buffers, the carried inner
+  /// optimizer state (with carry_inner_state()) and steps_taken(), on which the step
+  /// size schedule and the mini-batch order of the following meta-steps depend.
+  [[nodiscard]] LearnerState<T> state() const;
+
+  /// Continues from a state(): all or nothing (every name and shape is checked
+  /// before anything changes). An empty `buffers` leaves the model's buffers alone.
+  /// @throws ValueError / ShapeError naming the offending entry.
+  void load_state(const LearnerState<T>& state);
+
   [[nodiscard]] const ReptileOptions<T>& options() const { return options_; }
   [[nodiscard]] nn::Module<T>& model() const { return model_; }
   [[nodiscard]] std::int64_t steps_taken() const { return steps_taken_; }
-
-  /// Sets the meta-step counter, to continue a run from a checkpoint: together with
-  /// the model's parameters (theta) and, with carry_inner_state(), the inner
-  /// optimizer's state it is Reptile's whole state; the step size schedule and the
-  /// mini-batch order of the following meta-steps depend on it. Rewinding it does not
-  /// touch theta.
-  /// @throws ValueError if `steps` is negative.
-  void set_steps_taken(std::int64_t steps);
-
-  /// The inner optimizer's state carried from task to task (carry_inner_state());
-  /// step 0 and no buffers before the first task, and always without the option.
-  [[nodiscard]] const optim::OptimizerState<T>& inner_state() const { return inner_state_; }
-
-  /// Restores a state returned by inner_state(), to continue a run exactly.
-  /// @throws ValueError / ShapeError if it is not the state of this inner optimizer
-  /// over this model's parameters (it names the offending buffer).
-  void load_inner_state(const optim::OptimizerState<T>& state);
 
  private:
   struct TaskResult {
@@ -317,6 +331,9 @@ class Reptile {
   mutable ThreadPool pool_;
   std::int64_t steps_taken_ = 0;
   optim::OptimizerState<T> inner_state_;
+  /// apply() under a finite check made by the caller; `caller` names it in messages.
+  void apply_checked(const MetaGradient<T>& gradient, const detail::FiniteStepGuard<T>& finite,
+                     const char* caller);
 };
 
 }  // namespace metalearn::algorithms

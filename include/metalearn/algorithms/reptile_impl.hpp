@@ -121,11 +121,53 @@ Reptile<T>::Reptile(nn::Module<T>& model, ReptileOptions<T> options)
 }
 
 template <class T>
-void Reptile<T>::load_inner_state(const optim::OptimizerState<T>& state) {
-  // An optimizer over the model's parameters checks the buffers' names and shapes.
-  const auto check = detail::make_inner_optimizer(options_, model_.parameters());
-  check->load_state(state);
-  inner_state_ = check->state();
+LearnerState<T> Reptile<T>::state() const {
+  LearnerState<T> out;
+  out.parameters = detail::defined_copies(model_.named_parameters());
+  out.buffers = detail::defined_copies(model_.named_buffers());
+  if (options_.carry_inner_state()) {
+    optim::OptimizerState<T> inner = inner_state_;
+    inner.buffers = detail::defined_copies(inner_state_.buffers);
+    out.inner_optimizer = std::move(inner);
+  }
+  out.steps = steps_taken_;
+  return out;
+}
+
+template <class T>
+void Reptile<T>::load_state(const LearnerState<T>& state) {
+  const char* function = "Reptile::load_state";
+  METALEARN_CHECK(!state.optimizer.has_value(), ValueError, function,
+                  ": the state holds an outer-optimizer state, which Reptile does not have (a "
+                  "state of another algorithm?)");
+  METALEARN_CHECK(state.inner_optimizer.has_value() == options_.carry_inner_state(), ValueError,
+                  function, ": the state ", state.inner_optimizer.has_value() ? "holds" : "lacks",
+                  " a carried inner-optimizer state but carry_inner_state() is ",
+                  options_.carry_inner_state() ? "on" : "off");
+  METALEARN_CHECK(state.steps >= 0, ValueError, function, ": negative step count ", state.steps);
+  const std::vector<std::pair<Tensor<T>, Tensor<T>>> params = nn::detail::plan_load(
+      model_.named_parameters(), state.parameters, nn::LoadMode::kStrict, function, "parameter");
+  std::vector<std::pair<Tensor<T>, Tensor<T>>> buffers;
+  if (!state.buffers.empty()) {
+    buffers = nn::detail::plan_load(detail::defined_entries(model_.named_buffers()), state.buffers,
+                                    nn::LoadMode::kStrict, function, "buffer");
+  }
+  optim::OptimizerState<T> inner;
+  if (state.inner_optimizer) {
+    // An optimizer over the model's parameters checks the buffers' names and shapes.
+    const auto check = detail::make_inner_optimizer(options_, model_.parameters());
+    check->load_state(*state.inner_optimizer);
+    inner = check->state();
+  }
+  autograd::NoGradGuard no_grad;
+  for (const auto* plan : {&params, &std::as_const(buffers)}) {
+    for (const auto& [to, from] : *plan) {
+      std::copy_n(from.data(), from.numel(), to.data());
+      to.bump_version();
+    }
+  }
+  inner_state_ = std::move(inner);
+  steps_taken_ = state.steps;
 }
 
 template <class T>
@@ -143,13 +185,6 @@ Generator Reptile<T>::train_generator(std::size_t index) const {
   return Generator(
       derive_seed({options_.seed(), detail::kReptileTrainTag,
                    static_cast<std::uint64_t>(steps_taken_), static_cast<std::uint64_t>(index)}));
-}
-
-template <class T>
-void Reptile<T>::set_steps_taken(std::int64_t steps) {
-  METALEARN_CHECK(steps >= 0, ValueError, "Reptile::set_steps_taken: ", steps,
-                  " steps (must be >= 0)");
-  steps_taken_ = steps;
 }
 
 template <class T>
@@ -203,13 +238,13 @@ nn::ParamDict<T> Reptile<T>::inner_loop(const data::Task<T>& task, const nn::Par
 }
 
 template <class T>
-Tensor<T> Reptile<T>::predict(const Tensor<T>& x, const nn::ParamDict<T>& fast) const {
+Tensor<T> Reptile<T>::predict(const Adapted& adapted, const Tensor<T>& x) const {
   autograd::NoGradGuard no_grad;
-  return model_.forward(x, fast);
+  return model_.forward(x, adapted);
 }
 
 template <class T>
-Tensor<T> Reptile<T>::predict_query(const data::Task<T>& task, const nn::ParamDict<T>& fast) const {
+Tensor<T> Reptile<T>::predict_query(const data::Task<T>& task, const Adapted& fast) const {
   autograd::NoGradGuard no_grad;
   if (options_.transductive() || !detail::has_batch_norm(model_)) {
     return model_.forward(task.query_x, fast);
@@ -340,67 +375,65 @@ nn::ParamDict<T> Reptile<T>::run_stacked(const data::TaskBatch<T>& batch, StepSt
 }
 
 template <class T>
-StepStats Reptile<T>::meta_step(const data::TaskBatch<T>& batch) {
-  METALEARN_CHECK(!batch.empty(), ValueError, "Reptile::meta_step: empty task batch");
-  // theta <- theta + epsilon * mean_i (phi_i - theta), summed in task order;
-  // phi(i, j) is the data of task i's parameter j.
-  const std::vector<Tensor<T>> theta = model_.parameters();
-  const T scale = current_outer_step() / static_cast<T>(batch.size());
-  // The adapted weights phi stand in for the meta-gradient in the finite check.
-  const detail::FiniteStepGuard<T> finite(options_.check_finite(), model_.named_parameters(),
-                                          nullptr, model_.named_buffers());
-  const std::string function =
-      "Reptile::meta_step (meta-step " + std::to_string(steps_taken_) + ")";
-  const auto outer_update = [&](const auto& phi) {
+MetaGradient<T> Reptile<T>::meta_gradient(const data::TaskBatch<T>& batch) const {
+  METALEARN_CHECK(!batch.empty(), ValueError, "Reptile::meta_gradient: empty task batch");
+  const nn::ParamDict<T> theta = model_.named_parameters();
+  MetaGradient<T> out;
+  out.tasks = batch.size();
+  // sum_i (theta - phi_i), summed in task order; phi(i, j) is the data of task i's
+  // parameter j.
+  const auto sum_directions = [&](const auto& phi) {
     autograd::NoGradGuard no_grad;
-    std::vector<T> acc;
-    for (std::size_t j = 0; j < theta.size(); ++j) {
-      T* p = theta[j].data();
-      const Index n = theta[j].numel();
-      acc.assign(static_cast<std::size_t>(n), T(0));
+    std::size_t j = 0;
+    for (const auto& [name, p] : theta) {
+      Tensor<T> sum = zeros<T>(p.shape());
+      T* acc = sum.data();
+      const T* pp = p.data();
+      const Index n = p.numel();
       for (std::size_t i = 0; i < batch.size(); ++i) {
         const T* q = phi(i, j);
-        for (Index k = 0; k < n; ++k) acc[static_cast<std::size_t>(k)] += q[k] - p[k];
+        for (Index k = 0; k < n; ++k) acc[k] += pp[k] - q[k];
       }
-      for (Index k = 0; k < n; ++k) p[k] += scale * acc[static_cast<std::size_t>(k)];
-      theta[j].bump_version();
+      out.sum.insert(name, std::move(sum));
+      ++j;
     }
   };
   if (options_.batch_tasks()) {
-    StepStats s;
-    s.tasks = batch.size();
-    const nn::ParamDict<T> stacked = run_stacked(batch, s);
-    const std::vector<Tensor<T>> phi = stacked.values();
-    finite.check_gradients(phi, function, "the adapted weights of");
-    outer_update([&](std::size_t i, std::size_t j) {
-      return phi[j].data() + static_cast<Index>(i) * theta[j].numel();
+    out.stats.tasks = batch.size();
+    const std::vector<Tensor<T>> phi = run_stacked(batch, out.stats).values();
+    const std::vector<Tensor<T>> params = theta.values();
+    sum_directions([&](std::size_t i, std::size_t j) {
+      return phi[j].data() + static_cast<Index>(i) * params[j].numel();
     });
-    finite.check_updated(function);
-    ++steps_taken_;
-    return s;
+    return out;
   }
 
   std::vector<TaskResult> results(batch.size());
-  // The carried state advances on a copy, kept only once every task has run: a task
-  // that throws leaves theta and the state as they were.
+  // The carried state advances on a copy, which apply() makes the learner's.
   optim::OptimizerState<T> state = inner_state_;
   if (options_.carry_inner_state()) {
     for (std::size_t i = 0; i < batch.size(); ++i) results[i] = run_task(batch[i], i, &state);
+    out.carried = std::move(state);
   } else {
     run_tasks(pool_, batch.size(),
               [&](std::size_t i) { results[i] = run_task(batch[i], i, nullptr); });
   }
   std::vector<std::vector<Tensor<T>>> phis;
   for (const auto& r : results) phis.push_back(r.phi.values());
-  for (std::size_t i = 0; i < phis.size(); ++i) {
-    finite.check_gradients(phis[i], function + ", task " + std::to_string(i),
-                           "the adapted weights of");
+  if (options_.check_finite()) {
+    // Name the task whose adapted weights are not finite (the sum would hide it).
+    std::vector<std::string> names;
+    for (const auto& [name, p] : theta) names.emplace_back(name);
+    for (std::size_t i = 0; i < phis.size(); ++i) {
+      detail::check_all_finite(names, phis[i],
+                               "Reptile::meta_gradient (meta-step " + std::to_string(steps_taken_) +
+                                   "), task " + std::to_string(i),
+                               "the adapted weights of", "");
+    }
   }
-  outer_update([&](std::size_t i, std::size_t j) { return phis[i][j].data(); });
-  finite.check_updated(function);
-  inner_state_ = std::move(state);
+  sum_directions([&](std::size_t i, std::size_t j) { return phis[i][j].data(); });
 
-  StepStats s;
+  StepStats& s = out.stats;
   s.tasks = batch.size();
   double pre_acc = 0.0;
   double post_acc = 0.0;
@@ -418,20 +451,79 @@ StepStats Reptile<T>::meta_step(const data::TaskBatch<T>& batch) {
   const bool accuracy = classifying() && results.front().pre_acc >= 0.0;
   s.pre_accuracy = accuracy ? pre_acc / n : -1.0;
   s.post_accuracy = accuracy ? post_acc / n : -1.0;
-  ++steps_taken_;
-  return s;
+  return out;
 }
 
 template <class T>
-nn::ParamDict<T> Reptile<T>::adapt(const data::Task<T>& task, int steps, Index batch,
-                                   std::uint64_t stream) const {
-  if (steps < 0) steps = options_.eval_inner_steps();
-  if (batch < 0) batch = options_.eval_inner_batch();
+void Reptile<T>::apply_checked(const MetaGradient<T>& gradient,
+                               const detail::FiniteStepGuard<T>& finite, const char* caller) {
+  const std::string function =
+      std::string(caller) + " (meta-step " + std::to_string(steps_taken_) + ")";
+  METALEARN_CHECK(gradient.carried.has_value() == options_.carry_inner_state(), ValueError,
+                  function, ": the meta-gradient ", gradient.carried ? "carries" : "lacks",
+                  " an inner-optimizer state but carry_inner_state() is ",
+                  options_.carry_inner_state() ? "on" : "off");
+  optim::OptimizerState<T> carried;
+  if (gradient.carried) {
+    const auto check = detail::make_inner_optimizer(options_, model_.parameters());
+    check->load_state(*gradient.carried);  // names and shapes
+    carried = check->state();
+  }
+  finite.check_gradients(gradient.sum.values(), function, "the Reptile direction of");
+  // theta <- theta - epsilon * sum / tasks, i.e. theta + epsilon * mean_i (phi_i - theta).
+  const T scale = current_outer_step() / static_cast<T>(gradient.tasks);
+  {
+    autograd::NoGradGuard no_grad;
+    auto g = gradient.sum.begin();
+    for (const auto& [name, p] : model_.named_parameters()) {
+      T* pp = p.data();
+      const T* d = (*g).second.data();
+      const Index n = p.numel();
+      for (Index k = 0; k < n; ++k) pp[k] -= scale * d[k];
+      p.bump_version();
+      ++g;
+    }
+  }
+  finite.check_updated(function);
+  if (gradient.carried) inner_state_ = std::move(carried);
+  ++steps_taken_;
+}
+
+template <class T>
+void Reptile<T>::apply(const MetaGradient<T>& gradient) {
+  const nn::ParamDict<T> theta = model_.named_parameters();
+  detail::check_meta_gradient(gradient, theta, "Reptile::apply");
+  const detail::FiniteStepGuard<T> finite(options_.check_finite(), theta, nullptr);
+  apply_checked(gradient, finite, "Reptile::apply");
+}
+
+template <class T>
+StepStats Reptile<T>::meta_step(const data::TaskBatch<T>& batch) {
+  const detail::FiniteStepGuard<T> finite(options_.check_finite(), model_.named_parameters(),
+                                          nullptr, model_.named_buffers());
+  MetaGradient<T> gradient;
+  try {
+    gradient = meta_gradient(batch);
+  } catch (...) {
+    finite.restore_buffers();  // the forward passes may have moved running statistics
+    throw;
+  }
+  apply_checked(gradient, finite, "Reptile::meta_step");
+  return gradient.stats;
+}
+
+template <class T>
+typename Reptile<T>::Adapted Reptile<T>::adapt(const data::Task<T>& task, std::optional<int> steps,
+                                               std::optional<Index> batch,
+                                               std::uint64_t stream) const {
+  const int k = steps.value_or(options_.eval_inner_steps());
+  METALEARN_CHECK(k >= 0, ValueError, "Reptile::adapt: ", k, " inner steps (must be >= 0)");
   Generator gen(derive_seed({options_.seed(), detail::kReptileAdaptTag, stream}));
   // A carried state is copied: every adaptation starts from the state training reached.
   optim::OptimizerState<T> state = inner_state_;
-  nn::ParamDict<T> fast = inner_loop(task, model_.named_parameters(), steps, batch, gen, nullptr,
-                                     options_.carry_inner_state() ? &state : nullptr);
+  nn::ParamDict<T> fast =
+      inner_loop(task, model_.named_parameters(), k, batch.value_or(options_.eval_inner_batch()),
+                 gen, nullptr, options_.carry_inner_state() ? &state : nullptr);
   std::vector<Tensor<T>> out;
   for (const auto& t : fast.values()) out.push_back(t.detach());
   return fast.with_values(std::move(out));
@@ -439,15 +531,17 @@ nn::ParamDict<T> Reptile<T>::adapt(const data::Task<T>& task, int steps, Index b
 
 template <class T>
 EvalResult Reptile<T>::evaluate(const data::AnyTaskSampler<T>& sampler, std::size_t episodes,
-                                int steps) const {
+                                std::optional<int> steps) const {
   std::vector<double> values(episodes);
   pool_.run(episodes, [&](std::size_t i) {
     Generator gen = episode_generator(options_.seed(), i);
     data::Task<T> task = sampler.sample(gen);
-    nn::ParamDict<T> fast = adapt(task, steps, -1, static_cast<std::uint64_t>(i));
+    const Adapted fast = adapt(task, steps, std::nullopt, static_cast<std::uint64_t>(i));
     values[i] = query_metric(task, fast, nullptr);
   });
   return EvalResult::from_values(std::move(values));
 }
+
+static_assert(MetaLearner<Reptile<float>> && MetaLearner<Reptile<double>>);
 
 }  // namespace metalearn::algorithms

@@ -68,7 +68,9 @@ class METALEARN_API Adam : public Optimizer<T> {
   Adam(const nn::Module<T>& module, const AdamOptions& options)
       : Adam(module.parameters(), options) {}
 
-  void step() override {
+  using Optimizer<T>::step;
+  void step(const std::vector<Tensor<T>>& grads) override {
+    this->check_gradients(grads);
     autograd::NoGradGuard no_grad;
     this->count_step();
     const auto t = static_cast<double>(this->step_count());
@@ -82,10 +84,8 @@ class METALEARN_API Adam : public Optimizer<T> {
     const T decay = static_cast<T>(1.0 - lr * weight_decay_);
     const auto& ps = this->parameters();
     for (std::size_t i = 0; i < ps.size(); ++i) {
-      const Tensor<T> g = ps[i].grad();
+      const Tensor<T>& g = grads[i];
       if (!g.defined()) continue;
-      METALEARN_CHECK(g.shape() == ps[i].shape(), ShapeError, this->name(), "::step: gradient ",
-                      g.shape(), " of parameter ", i, " does not match its shape ", ps[i].shape());
       Tensor<T>& m = this->buffer(i, 0);
       Tensor<T>& v = this->buffer(i, 1);
       if (!m.defined()) m = zeros<T>(ps[i].shape());

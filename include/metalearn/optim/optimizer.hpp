@@ -34,8 +34,10 @@ struct OptimizerState {
 /// Base of the optimizers: holds the parameters (leaf tensors), the learning rate,
 /// the step count and per-parameter buffers.
 ///
-/// step() reads the .grad() of every parameter, skips those without one, and
-/// updates the parameter values in place under NoGradGuard.
+/// step(grads) updates the parameter values in place under NoGradGuard from the
+/// given gradients (one per parameter, in the order of parameters(); an undefined
+/// entry leaves its parameter alone); step() does the same from every parameter's
+/// .grad().
 template <class T = float>
 class Optimizer {
  public:
@@ -43,8 +45,20 @@ class Optimizer {
   Optimizer(const Optimizer&) = default;
   Optimizer& operator=(const Optimizer&) = default;
 
-  /// One update of every parameter that has a gradient.
-  virtual void step() = 0;
+  /// One update from the given gradients: grads[i] is the gradient of parameters()[i]
+  /// (an undefined entry skips that parameter).
+  /// @throws ValueError when grads.size() differs from the number of parameters, and
+  /// ShapeError naming the parameter when a gradient's shape differs from it; nothing
+  /// is updated then.
+  virtual void step(const std::vector<Tensor<T>>& grads) = 0;
+
+  /// One update of every parameter that has a .grad(), from it.
+  void step() {
+    std::vector<Tensor<T>> grads;
+    grads.reserve(params_.size());
+    for (const auto& p : params_) grads.push_back(p.grad());
+    step(grads);
+  }
 
   /// Clears the .grad() of every parameter.
   void zero_grad() {
@@ -130,6 +144,16 @@ class Optimizer {
   /// Buffer k of parameter i (undefined until created).
   [[nodiscard]] Tensor<T>& buffer(std::size_t i, std::size_t k) { return buffers_[i][k]; }
   [[nodiscard]] const char* name() const noexcept { return name_; }
+  /// The checks of step(grads), before anything changes.
+  void check_gradients(const std::vector<Tensor<T>>& grads) const {
+    METALEARN_CHECK(grads.size() == params_.size(), ValueError, name_, "::step: ", grads.size(),
+                    " gradient(s) for ", params_.size(), " parameter(s)");
+    for (std::size_t i = 0; i < grads.size(); ++i) {
+      METALEARN_CHECK(!grads[i].defined() || grads[i].shape() == params_[i].shape(), ShapeError,
+                      name_, "::step: gradient ", grads[i].shape(), " of parameter ", i,
+                      " does not match its shape ", params_[i].shape());
+    }
+  }
   /// Counts a step and records the in-place write to every parameter (see
   /// Tensor::version()).
   void count_step() noexcept {

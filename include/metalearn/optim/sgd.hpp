@@ -70,7 +70,9 @@ class METALEARN_API SGD : public Optimizer<T> {
   }
   SGD(const nn::Module<T>& module, const SGDOptions& options) : SGD(module.parameters(), options) {}
 
-  void step() override {
+  using Optimizer<T>::step;
+  void step(const std::vector<Tensor<T>>& grads) override {
+    this->check_gradients(grads);
     autograd::NoGradGuard no_grad;
     const T lr = static_cast<T>(this->lr());
     const T mom = static_cast<T>(options_.momentum());
@@ -78,10 +80,8 @@ class METALEARN_API SGD : public Optimizer<T> {
     const T wd = static_cast<T>(options_.weight_decay());
     const auto& ps = this->parameters();
     for (std::size_t i = 0; i < ps.size(); ++i) {
-      const Tensor<T> g = ps[i].grad();
+      const Tensor<T>& g = grads[i];
       if (!g.defined()) continue;
-      METALEARN_CHECK(g.shape() == ps[i].shape(), ShapeError, "SGD::step: gradient ", g.shape(),
-                      " of parameter ", i, " does not match its shape ", ps[i].shape());
       // Elementwise loops: every element's arithmetic is the same wherever the
       // buffers live, so a restored state continues bit-exactly.
       T* p = ps[i].data();
