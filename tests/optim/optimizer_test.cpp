@@ -337,3 +337,50 @@ TEST(OptimizerUpdate, EveryValueMovesAsItDoesAlone) {
   expect_same_update_alone_and_in_bulk<SGD<float>, float>(
       SGDOptions(0.05).momentum(0.9).weight_decay(0.01));
 }
+
+// step(grads) is step() without .grad(): the same update from the same values, an
+// undefined entry leaves its parameter alone, and a wrong count or shape throws
+// before any parameter changes.
+TEST(OptimizerGivenGradients, EqualsStepFromGradAndChecksFirst) {
+  ml::Generator gen(5);
+  const auto make = [&] {
+    ml::Generator g(6);
+    return std::vector<ml::Tensor<double>>{ml::randn<double>({3, 2}, g).requires_grad(true),
+                                           ml::randn<double>({4}, g).requires_grad(true)};
+  };
+  const std::vector<ml::Tensor<double>> grads{ml::randn<double>({3, 2}, gen),
+                                              ml::randn<double>({4}, gen)};
+  for (int kind = 0; kind < 2; ++kind) {
+    auto a = make();
+    auto b = make();
+    std::unique_ptr<ml::optim::Optimizer<double>> by_grad, given;
+    if (kind == 0) {
+      by_grad = std::make_unique<ml::optim::Adam<double>>(a, ml::optim::AdamOptions(0.1));
+      given = std::make_unique<ml::optim::Adam<double>>(b, ml::optim::AdamOptions(0.1));
+    } else {
+      by_grad = std::make_unique<ml::optim::SGD<double>>(
+          a, ml::optim::SGDOptions{}.lr(0.1).momentum(0.9));
+      given = std::make_unique<ml::optim::SGD<double>>(
+          b, ml::optim::SGDOptions{}.lr(0.1).momentum(0.9));
+    }
+    for (int step = 0; step < 3; ++step) {
+      for (std::size_t i = 0; i < a.size(); ++i) a[i].set_grad(grads[i]);
+      by_grad->step();
+      given->step(grads);
+    }
+    for (std::size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i].to_vector(), b[i].to_vector());
+    EXPECT_EQ(given->step_count(), 3);
+
+    const auto before0 = b[0].to_vector();
+    const auto before1 = b[1].to_vector();
+    given->step({grads[0], ml::Tensor<double>()});  // the second parameter is left alone
+    EXPECT_NE(b[0].to_vector(), before0);
+    EXPECT_EQ(b[1].to_vector(), before1);
+
+    const auto now0 = b[0].to_vector();
+    EXPECT_THROW(given->step({grads[0]}), ml::ValueError);
+    EXPECT_THROW(given->step({grads[0], ml::zeros<double>({5})}), ml::ShapeError);
+    EXPECT_EQ(b[0].to_vector(), now0);  // the first, well-shaped gradient was not applied
+    EXPECT_EQ(given->step_count(), 4);
+  }
+}
