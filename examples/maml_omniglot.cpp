@@ -11,11 +11,11 @@
 //          [--meta-batch 32] [--inner-lr 0.4] [--inner-steps 1] [--eval-steps 3]
 //          [--eval-every 500] [--eval-episodes 600] [--threads 2] [--first-order]
 //          [--out DIR] [--resume]
-// Writes DIR/metrics.csv (one row per evaluation) and DIR/meta_parameters.safetensors
-// (meta-parameters, outer Adam state and step: --resume continues exactly).
+// Trains with train::fit: DIR/metrics.jsonl (one record per evaluation) and
+// DIR/checkpoint.safetensors (the learner's whole state: --resume continues exactly;
+// checkpoints written by earlier versions as meta_parameters.safetensors load too).
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -28,7 +28,6 @@
 
 namespace ml = metalearn;
 namespace alg = metalearn::algorithms;
-using examples::Clock;
 
 namespace {
 
@@ -74,12 +73,11 @@ Args parse(int argc, char** argv) {
   examples::add_at_least(app, "--threads", a.threads, "threads for the tasks of a meta-batch", 1);
   app.add_flag("--first-order", a.first_order, "first-order MAML");
   app.add_option("--seed", a.seed, "seed")->capture_default_str();
-  app.add_option("--out", a.out, "output folder (metrics.csv, meta_parameters.safetensors)")
+  app.add_option("--out", a.out, "run folder (metrics.jsonl, checkpoint.safetensors)")
       ->capture_default_str();
   app.add_flag("--resume", a.resume, "continue from the checkpoint in --out when it exists");
   app.add_option("--keep", a.keep,
-                 "meta-steps whose checkpoint is also kept as meta_parameters_step<N>.safetensors "
-                 "(each must be a multiple of --eval-every)")
+                 "meta-steps whose checkpoint is also kept as checkpoint_step<N>.safetensors")
       ->expected(0, -1);
   examples::parse_or_exit(app, argc, argv);
   if (a.queries == 0) a.queries = a.shots;
@@ -109,23 +107,13 @@ int main(int argc, char** argv) {
                                               .first_order(args.first_order)
                                               .threads(args.threads)
                                               .seed(args.seed + 7));
-  const std::filesystem::path out = args.out;
-  std::filesystem::create_directories(out);
-  const auto checkpoint = out / "meta_parameters.safetensors";
-  int start = 0;
-  if (args.resume && std::filesystem::exists(checkpoint)) {
-    const ml::io::Metadata saved = ml::train::load_checkpoint(checkpoint, maml);
-    start = std::stoi(saved.at("step"));
-    std::printf("resumed from %s at step %d\n", checkpoint.c_str(), start);
-  }
-
   ml::data::EpisodicSampler<float> train_episodes(
       train, {.ways = args.ways, .shots = args.shots, .queries = args.queries});
   ml::data::EpisodicSampler<float> test_episodes(
       test, {.ways = args.ways, .shots = args.shots, .queries = args.eval_queries});
+  const ml::data::AnyTaskSampler<float> test_tasks(test_episodes);
   ml::data::MetaBatchSampler<float> batches(
       train_episodes, {.batch = args.meta_batch, .seed = args.seed, .prefetch = 2});
-  batches.set_position(static_cast<std::uint64_t>(start));
 
   std::printf(
       "MAML %lld-way %lld-shot on %s\nConvNet4, meta-batch %d, inner lr %.2f x %d step(s) "
@@ -134,55 +122,64 @@ int main(int argc, char** argv) {
       args.meta_batch, static_cast<double>(args.inner_lr), args.inner_steps, args.eval_steps,
       args.first_order ? "first order" : "second order", static_cast<double>(args.outer_lr),
       args.threads, args.steps);
-  ml::io::MetricsLog log(out / "metrics.csv", /*append=*/start > 0);
-  const auto t0 = Clock::now();
-  double loss_avg = 0.0, acc_avg = 0.0;
+  // The training loss and accuracy averaged since the last evaluation.
+  double loss_sum = 0.0, acc_sum = 0.0;
   int window = 0;
-  for (int step = start + 1; step <= args.steps; ++step) {
-    const auto stats = maml.meta_step(batches.next());
-    loss_avg += stats.meta_loss;
-    acc_avg += stats.post_accuracy;
-    ++window;
-    const double elapsed = examples::seconds_since(t0);
-    std::fprintf(stderr, "\rstep %d/%d  meta-loss %.3f  query acc %.3f  %.2f steps/s   ", step,
-                 args.steps, stats.meta_loss, stats.post_accuracy, (step - start) / elapsed);
-    if (step % args.eval_every == 0 || step == args.steps) {
-      const bool last = step == args.steps;
-      const auto r = maml.evaluate(test_episodes, last ? args.eval_episodes : 100);
-      std::fprintf(stderr, "\n");
-      std::printf(
-          "step %6d  train loss %.3f acc %.3f | test acc %.2f%% +- %.2f%% (%zu episodes)  "
-          "%.0f s\n",
-          step, loss_avg / window, acc_avg / window, 100 * r.mean, 100 * r.ci95, r.episodes,
-          elapsed);
-      std::fflush(stdout);
-      log.write({{"step", step},
-                 {"train_loss", loss_avg / window},
-                 {"train_accuracy", acc_avg / window},
-                 {"test_accuracy", r.mean},
-                 {"test_ci95", r.ci95},
-                 {"episodes", static_cast<double>(r.episodes)},
-                 {"seconds", elapsed}});
-      ml::train::save_checkpoint(checkpoint, maml,
-                                 {{"step", std::to_string(step)}, {"source", source}});
-      if (std::find(args.keep.begin(), args.keep.end(), step) != args.keep.end()) {
-        const auto kept = out / ("meta_parameters_step" + std::to_string(step) + ".safetensors");
-        std::filesystem::copy_file(checkpoint, kept,
-                                   std::filesystem::copy_options::overwrite_existing);
-      }
-      loss_avg = acc_avg = 0.0;
-      window = 0;
-    }
+  ml::train::FitOptions fit{
+      .steps = args.steps,
+      .eval_every = args.eval_every,
+      .eval_episodes = 100,
+      .final_eval_episodes = args.eval_episodes,
+      .checkpoint_every = args.eval_every,
+      .keep = {args.keep.begin(), args.keep.end()},
+      .run_dir = args.out,
+      .resume = args.resume,
+      .settings = {{"ways", std::to_string(args.ways)},
+                   {"shots", std::to_string(args.shots)},
+                   {"meta_batch", std::to_string(args.meta_batch)},
+                   {"inner_steps", std::to_string(args.inner_steps)},
+                   {"first_order", args.first_order ? "1" : "0"},
+                   {"seed", std::to_string(args.seed)},
+                   {"source", source}},
+      .on_step =
+          [&](std::int64_t, const alg::StepStats& stats) {
+            loss_sum += stats.meta_loss;
+            acc_sum += stats.post_accuracy;
+            ++window;
+          },
+      .on_eval =
+          [&](std::int64_t step, const alg::EvalResult& r) {
+            std::printf(
+                "step %6lld  train loss %.3f acc %.3f | test acc %.2f%% +- %.2f%% (%zu "
+                "episodes)\n",
+                static_cast<long long>(step), loss_sum / std::max(window, 1),
+                acc_sum / std::max(window, 1), 100 * r.mean, 100 * r.ci95, r.episodes);
+            std::fflush(stdout);
+            loss_sum = acc_sum = 0.0;
+            window = 0;
+          }};
+  const std::filesystem::path earlier =
+      std::filesystem::path(args.out) / "meta_parameters.safetensors";
+  if (args.resume &&
+      !std::filesystem::exists(std::filesystem::path(args.out) / "checkpoint.safetensors") &&
+      std::filesystem::exists(earlier)) {
+    // A run directory of an earlier version: its checkpoint holds the meta-parameters and
+    // the outer optimizer, which is the whole state of this learner.
+    (void)ml::train::load_checkpoint(earlier, maml);
+    std::printf("continuing from %s\n", earlier.c_str());
   }
-  if (args.steps <= start) {
-    const auto r = maml.evaluate(test_episodes, args.eval_episodes);
+  const ml::train::FitResult result = ml::train::fit(maml, batches, fit, &test_tasks);
+  if (result.start_step > 0) {
+    std::printf("(this run continued from step %lld)\n", static_cast<long long>(result.start_step));
+  }
+  if (result.steps == result.start_step) {
+    const auto r = maml.evaluate(test_tasks, args.eval_episodes);
     std::printf("test accuracy %.2f%% +- %.2f%% over %zu episodes\n", 100 * r.mean, 100 * r.ci95,
                 r.episodes);
-  }
-  if (args.steps > start) {
-    const double seconds = examples::seconds_since(t0);
-    std::printf("meta-training wall time %.0f s; %.3f meta-steps/s\n", seconds,
-                (args.steps - start) / std::max(1e-9, seconds));
+  } else {
+    std::printf(
+        "meta-training wall time %.0f s; %.3f meta-steps/s\n", result.seconds,
+        static_cast<double>(result.steps - result.start_step) / std::max(1e-9, result.seconds));
   }
   return 0;
 }

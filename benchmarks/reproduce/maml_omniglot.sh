@@ -3,9 +3,11 @@
 # Usage: benchmarks/reproduce/maml_omniglot.sh [extra maml_omniglot flags]
 # Needs METALEARN_OMNIGLOT_DIR (or --data DIR). Runs in the foreground; for a long
 # run use: nohup benchmarks/reproduce/maml_omniglot.sh > maml_omniglot.log 2>&1 &
-# Writes build/reproduce/maml_omniglot/{metrics.csv,meta_parameters.safetensors} (or
-# METALEARN_REPRODUCE_OUT/...), keeping the checkpoints of steps 5k, 10k, 20k, 40k and 60k
-# for the learning curve. METALEARN_THREADS sets the threads (default: all cores).
+# Writes build/reproduce/maml_omniglot/{metrics.jsonl,checkpoint.safetensors} (or
+# METALEARN_REPRODUCE_OUT/...), keeping checkpoint_step<N>.safetensors for steps 5k, 10k,
+# 20k, 40k and 60k for the learning curve; a run directory of an earlier version
+# (meta_parameters.safetensors) continues too. METALEARN_THREADS sets the threads
+# (default: all cores).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 "$root/scripts/install-deps"

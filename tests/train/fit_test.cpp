@@ -72,7 +72,9 @@ TEST_F(Fit, StepsEvaluatesLogsAndCheckpoints) {
       {.steps = 6,
        .eval_every = 3,
        .eval_episodes = 5,
+       .final_eval_episodes = 7,
        .checkpoint_every = 2,
+       .keep = {3},
        .log_every = 1,
        .run_dir = dir_,
        .on_step = [&](std::int64_t step, const alg::StepStats&) { seen.push_back(step); }},
@@ -81,7 +83,10 @@ TEST_F(Fit, StepsEvaluatesLogsAndCheckpoints) {
   EXPECT_EQ(result.steps, 6);
   EXPECT_FALSE(result.out_of_time);
   ASSERT_TRUE(result.last_eval.has_value());
-  EXPECT_EQ(result.last_eval->episodes, 5u);
+  EXPECT_EQ(result.last_eval->episodes, 7u);
+  EXPECT_EQ(
+      ml::io::load_checkpoint<float>(dir_ / "checkpoint_step3.safetensors").metadata.at("step"),
+      "3");
   EXPECT_EQ(seen, (std::vector<std::int64_t>{1, 2, 3, 4, 5, 6}));
   EXPECT_EQ(steps_with(dir_ / "metrics.jsonl", "meta_loss"),
             (std::vector<long long>{1, 2, 3, 4, 5, 6}));
@@ -90,7 +95,7 @@ TEST_F(Fit, StepsEvaluatesLogsAndCheckpoints) {
   EXPECT_EQ(saved.metadata.at("step"), "6");
   EXPECT_EQ(saved.metadata.at("learner.steps"), "6");
   // The evaluation is the learner's own.
-  EXPECT_EQ(result.last_eval->values, r.maml.evaluate(r.test, 5).values);
+  EXPECT_EQ(result.last_eval->values, r.maml.evaluate(r.test, 7).values);
 }
 
 TEST_F(Fit, AResumedRunEndsWhereAnUninterruptedOneEnds) {

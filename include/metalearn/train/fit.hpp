@@ -12,11 +12,13 @@
 // @endcode
 //
 // Run directory: checkpoint.safetensors (train::save_checkpoint, with the settings,
-// "train_seconds" and "step" in its metadata) and metrics.jsonl (one record per
+// "train_seconds" and "step" in its metadata), checkpoint_step<N>.safetensors for the
+// steps in `keep`, and metrics.jsonl (one record per
 // logged step and per evaluation; a resumed run drops the records written after its
 // checkpoint, so the file reads as one uninterrupted run).
 // SPDX-License-Identifier: MIT
 
+#include <algorithm>
 #include <chrono>
 #include <cinttypes>
 #include <cstdint>
@@ -53,9 +55,14 @@ struct FitOptions {
   std::int64_t eval_every = 0;
   /// Episodes of each evaluation (0: no evaluation).
   std::size_t eval_episodes = 0;
+  /// Episodes of the evaluation when the run reaches `steps` (0: eval_episodes).
+  std::size_t final_eval_episodes = 0;
   /// Write a checkpoint every this many meta-steps; one is always written when the
   /// call ends (needs run_dir).
   std::int64_t checkpoint_every = 0;
+  /// Meta-steps whose checkpoint is also kept, as checkpoint_step<N>.safetensors
+  /// (a checkpoint is written at each of them).
+  std::vector<std::int64_t> keep{};
   /// Log the step's statistics every this many meta-steps.
   std::int64_t log_every = 0;
   /// Folder of checkpoint.safetensors and metrics.jsonl; empty: nothing is written.
@@ -189,10 +196,18 @@ FitResult fit(L& learner, B& batches, const FitOptions& options,
     metadata["train_seconds"] = seconds;
     metadata["step"] = std::to_string(step);
     save_checkpoint(checkpoint, learner, std::move(metadata));
+    if (std::find(options.keep.begin(), options.keep.end(), step) != options.keep.end()) {
+      std::filesystem::copy_file(
+          checkpoint, options.run_dir / ("checkpoint_step" + std::to_string(step) + ".safetensors"),
+          std::filesystem::copy_options::overwrite_existing);
+    }
   };
-  const auto evaluate = [&](std::int64_t step) {
+  const auto evaluate = [&](std::int64_t step, bool last) {
     if (options.eval_episodes == 0) return;
-    algorithms::EvalResult r = learner.evaluate(*eval, options.eval_episodes);
+    const std::size_t episodes = last && options.final_eval_episodes > 0
+                                     ? options.final_eval_episodes
+                                     : options.eval_episodes;
+    algorithms::EvalResult r = learner.evaluate(*eval, episodes);
     if (log) {
       log->write({{"step", static_cast<double>(step)},
                   {"eval_mean", r.mean},
@@ -226,9 +241,11 @@ FitResult fit(L& learner, B& batches, const FitOptions& options,
     result.out_of_time = !last && options.time_limit > 0.0 && now > options.time_limit;
     if (last || (options.eval_every > 0 && step % options.eval_every == 0)) {
       if (progress) std::fprintf(stderr, "\n");
-      evaluate(step);
+      evaluate(step, last);
     }
-    if (last || result.out_of_time ||
+    const bool kept =
+        std::find(options.keep.begin(), options.keep.end(), step) != options.keep.end();
+    if (last || result.out_of_time || kept ||
         (options.checkpoint_every > 0 && step % options.checkpoint_every == 0)) {
       save(step);
     }
