@@ -1,8 +1,9 @@
 #pragma once
 // Umbrella of the algorithms layer.
 
-#include "metalearn/algorithms/common.hpp"        // IWYU pragma: export
-#include "metalearn/algorithms/maml.hpp"          // IWYU pragma: export
-#include "metalearn/algorithms/meta_learner.hpp"  // IWYU pragma: export
-#include "metalearn/algorithms/protonet.hpp"      // IWYU pragma: export
-#include "metalearn/algorithms/reptile.hpp"       // IWYU pragma: export
+#include "metalearn/algorithms/common.hpp"              // IWYU pragma: export
+#include "metalearn/algorithms/maml.hpp"                // IWYU pragma: export
+#include "metalearn/algorithms/meta_learner.hpp"        // IWYU pragma: export
+#include "metalearn/algorithms/neural_process/cnp.hpp"  // IWYU pragma: export
+#include "metalearn/algorithms/protonet.hpp"            // IWYU pragma: export
+#include "metalearn/algorithms/reptile.hpp"             // IWYU pragma: export

@@ -88,6 +88,24 @@ struct Case<alg::ProtoNet<float>> {
   }
 };
 
+template <>
+struct Case<alg::ConditionalNeuralProcess<float>> {
+  std::unique_ptr<alg::ConditionalNeuralProcess<float>> learner;
+  explicit Case(std::uint64_t seed, bool /*carry*/ = true) {
+    ml::Generator gen(seed);
+    learner = std::make_unique<alg::ConditionalNeuralProcess<float>>(
+        1, 1, gen, alg::CnpOptions{.encoder = {8, 8}, .decoder = {8}, .lr = 1e-3});
+  }
+  static std::vector<ml::data::TaskBatch<float>> stream(int n, ml::Index batch) {
+    ml::data::GaussianProcessTasks<float> gp(
+        {.max_context = 8, .max_target = 8, .targets_include_context = true});
+    ml::data::MetaBatchSampler<float> batches(gp, {.batch = batch, .seed = 6});
+    std::vector<ml::data::TaskBatch<float>> out;
+    for (int i = 0; i < n; ++i) out.push_back(batches.next());
+    return out;
+  }
+};
+
 // Every tensor of a state, flattened, with the step counts (without the buffers when
 // `buffers` is false).
 std::vector<double> flat(const alg::LearnerState<float>& s, bool buffers = true) {
@@ -109,7 +127,8 @@ std::vector<double> flat(const alg::LearnerState<float>& s, bool buffers = true)
 template <class L>
 class MetaLearnerContract : public ::testing::Test {};
 
-using Learners = ::testing::Types<alg::Maml<float>, alg::Reptile<float>, alg::ProtoNet<float>>;
+using Learners = ::testing::Types<alg::Maml<float>, alg::Reptile<float>, alg::ProtoNet<float>,
+                                  alg::ConditionalNeuralProcess<float>>;
 TYPED_TEST_SUITE(MetaLearnerContract, Learners);
 
 TYPED_TEST(MetaLearnerContract, MetaGradientChangesNothingAndApplyIsMetaStep) {
