@@ -5,5 +5,6 @@
 #include "metalearn/algorithms/maml.hpp"                // IWYU pragma: export
 #include "metalearn/algorithms/meta_learner.hpp"        // IWYU pragma: export
 #include "metalearn/algorithms/neural_process/cnp.hpp"  // IWYU pragma: export
+#include "metalearn/algorithms/neural_process/np.hpp"   // IWYU pragma: export
 #include "metalearn/algorithms/protonet.hpp"            // IWYU pragma: export
 #include "metalearn/algorithms/reptile.hpp"             // IWYU pragma: export

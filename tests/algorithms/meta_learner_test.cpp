@@ -106,6 +106,24 @@ struct Case<alg::ConditionalNeuralProcess<float>> {
   }
 };
 
+template <>
+struct Case<alg::NeuralProcess<float>> {
+  std::unique_ptr<alg::NeuralProcess<float>> learner;
+  explicit Case(std::uint64_t seed, bool /*carry*/ = true) {
+    ml::Generator gen(seed);
+    learner = std::make_unique<alg::NeuralProcess<float>>(1, 1, gen,
+                                                          alg::NpOptions{.deterministic = {8},
+                                                                         .latent_encoder = {8},
+                                                                         .latent = 4,
+                                                                         .decoder = {8},
+                                                                         .lr = 1e-3,
+                                                                         .likelihood_samples = 4});
+  }
+  static std::vector<ml::data::TaskBatch<float>> stream(int n, ml::Index batch) {
+    return Case<alg::ConditionalNeuralProcess<float>>::stream(n, batch);
+  }
+};
+
 // Every tensor of a state, flattened, with the step counts (without the buffers when
 // `buffers` is false).
 std::vector<double> flat(const alg::LearnerState<float>& s, bool buffers = true) {
@@ -128,7 +146,7 @@ template <class L>
 class MetaLearnerContract : public ::testing::Test {};
 
 using Learners = ::testing::Types<alg::Maml<float>, alg::Reptile<float>, alg::ProtoNet<float>,
-                                  alg::ConditionalNeuralProcess<float>>;
+                                  alg::ConditionalNeuralProcess<float>, alg::NeuralProcess<float>>;
 TYPED_TEST_SUITE(MetaLearnerContract, Learners);
 
 TYPED_TEST(MetaLearnerContract, MetaGradientChangesNothingAndApplyIsMetaStep) {

@@ -25,7 +25,6 @@
 #include <cmath>
 #include <cstdint>
 #include <memory>
-#include <numbers>
 #include <optional>
 #include <string>
 #include <utility>
@@ -33,6 +32,7 @@
 
 #include "metalearn/algorithms/common.hpp"
 #include "metalearn/algorithms/meta_learner.hpp"
+#include "metalearn/algorithms/neural_process/common.hpp"
 #include "metalearn/autograd/grad.hpp"
 #include "metalearn/core/error.hpp"
 #include "metalearn/core/random.hpp"
@@ -64,14 +64,6 @@ struct CnpOptions {
   std::uint64_t seed = 0;
   /// Check every meta-step for NaN or infinite values (see MamlOptions::check_finite).
   bool check_finite = true;
-};
-
-/// A Gaussian predictive distribution per target point: mean and standard deviation,
-/// both [M, y_dim].
-template <class T>
-struct GaussianPrediction {
-  Tensor<T> mean;
-  Tensor<T> stddev;
 };
 
 /// The Conditional Neural Process on the meta-learner contract (context = support
@@ -149,25 +141,6 @@ class ConditionalNeuralProcess {
 };
 
 // ---- definitions -------------------------------------------------------------------
-
-namespace detail {
-/// The prefixed view of a module's parameters ("encoder." + name).
-template <class T>
-void insert_prefixed(nn::ParamDict<T>& out, const std::string& prefix,
-                     const nn::ParamDict<T>& params) {
-  for (const auto& [name, t] : params) out.insert(prefix + std::string(name), t);
-}
-/// The entries of `params` under `prefix`, with the prefix removed.
-template <class T>
-nn::ParamDict<T> unprefixed(const nn::ParamDict<T>& params, const std::string& prefix) {
-  nn::ParamDict<T> out;
-  for (const auto& [name, t] : params) {
-    const std::string n(name);
-    if (n.compare(0, prefix.size(), prefix) == 0) out.insert(n.substr(prefix.size()), t);
-  }
-  return out;
-}
-}  // namespace detail
 
 template <class T>
 ConditionalNeuralProcess<T>::ConditionalNeuralProcess(Index x_dim, Index y_dim, Generator& gen,
@@ -263,14 +236,9 @@ Tensor<T> ConditionalNeuralProcess<T>::log_likelihood(const data::Task<T>& task,
                   x_dim_, "] and [m, ", y_dim_, "] with m >= 1");
   const GaussianPrediction<T> p =
       decode(represent(task.support_x, task.support_y, params), task.query_x, params);
-  // log N(y; mu, sigma^2) = -log sigma - (y - mu)^2 / (2 sigma^2) - log(2 pi) / 2,
-  // summed over the target's features and averaged over the target points.
-  const Tensor<T> z = div(sub(task.query_y, p.mean), p.stddev);
-  const Tensor<T> per_feature = sub(mul_scalar(square(z), T(-0.5)), log(p.stddev));
-  const T constant =
-      static_cast<T>(-0.5 * std::log(2.0 * std::numbers::pi)) * static_cast<T>(y_dim_);
-  return add_scalar(mul_scalar(sum(per_feature), T(1) / static_cast<T>(task.query_x.shape()[0])),
-                    constant);
+  // The log-density summed over the target's features, averaged over the target points.
+  return mul_scalar(sum(detail::gaussian_log_density(task.query_y, p.mean, p.stddev)),
+                    T(1) / static_cast<T>(task.query_x.shape()[0]));
 }
 
 template <class T>

@@ -1,0 +1,89 @@
+// Conditional Neural Process: one meta-step (meta-gradient of a batch of Gaussian-process
+// tasks + Adam) with the reference sizes (encoder 4 x 128, decoder 2 x 128), and a dump
+// of a fixed batch for the PyTorch twin (benchmarks/pytorch/cnp_twin.py):
+//
+//   bench_cnp dump <file.safetensors>   parameters, tasks and the float64 meta-gradient
+//   bench_cnp [--benchmark_* flags]     the timing cases
+//
+// The workload: 16 tasks per meta-batch, each with 3-50 context points and 3-50 further
+// target points (the targets include the context), x and y in R^1.
+
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <exception>
+#include <metalearn/metalearn.hpp>
+#include <string>
+
+namespace ml = metalearn;
+namespace alg = metalearn::algorithms;
+
+namespace {
+
+constexpr std::uint64_t kSeed = 11;
+
+template <class T>
+ml::data::TaskBatch<T> workload_batch(int tasks) {
+  ml::data::GaussianProcessTasks<T> gp({.targets_include_context = true});
+  ml::data::MetaBatchSampler<T> batches(gp, {.batch = tasks, .seed = kSeed});
+  return batches.next();
+}
+
+int run_dump(const std::string& path) {
+  ml::Generator gen(kSeed);
+  alg::ConditionalNeuralProcess<double> cnp(1, 1, gen);
+  const ml::data::TaskBatch<double> batch = workload_batch<double>(16);
+  const alg::MetaGradient<double> g = cnp.meta_gradient(batch);
+  ml::nn::ParamDict<double> out;
+  for (const auto& [name, t] : cnp.meta_parameters()) out.insert("param." + std::string(name), t);
+  const auto mean = g.mean();
+  std::size_t j = 0;
+  for (const auto& [name, t] : g.sum) out.insert("grad." + std::string(name), mean[j++]);
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const std::string p = "task" + std::to_string(i) + ".";
+    out.insert(p + "support_x", batch[i].support_x);
+    out.insert(p + "support_y", batch[i].support_y);
+    out.insert(p + "query_x", batch[i].query_x);
+    out.insert(p + "query_y", batch[i].query_y);
+  }
+  char loss[32];
+  std::snprintf(loss, sizeof loss, "%.17g", g.stats.meta_loss);
+  ml::io::save_safetensors(
+      path, out, {{"tasks", std::to_string(batch.size())}, {"loss", loss}, {"sigma_floor", "0.1"}});
+  std::printf("wrote %s: %zu tasks, loss %s\n", path.c_str(), batch.size(), loss);
+  return 0;
+}
+
+void BM_CnpMetaStep(benchmark::State& state) {
+  ml::Generator gen(kSeed);
+  alg::ConditionalNeuralProcess<float> cnp(
+      1, 1, gen, alg::CnpOptions{.threads = static_cast<int>(state.range(0))});
+  const ml::data::TaskBatch<float> batch = workload_batch<float>(16);
+  (void)cnp.meta_step(batch);
+  for (auto _ : state) benchmark::DoNotOptimize(cnp.meta_step(batch).meta_loss);
+  state.counters["steps/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_CnpMetaStep)->ArgName("threads")->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    if (argc >= 2 && std::string(argv[1]) == "dump") {
+      if (argc != 3) {
+        std::fprintf(stderr, "usage: bench_cnp dump <file.safetensors>\n");
+        return 2;
+      }
+      return run_dump(argv[2]);
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""PyTorch twin of metalearn's ConditionalNeuralProcess (Garnelo et al. 2018).
+
+  cnp_twin.py check <dump>           the meta-gradient of the dump's batch in float64,
+                                     against the one metalearn wrote (exit 1 if they differ
+                                     by more than 1e-10 relative)
+  cnp_twin.py time <dump> [seconds]  meta-steps/s of the same workload in float32
+                                     (tasks one by one, Adam), the dump's parameters
+
+The dump comes from `bench_cnp dump <file>` (a safetensors file: "param.<name>",
+"grad.<name>", "task<i>.{support,query}_{x,y}", metadata "tasks", "loss",
+"sigma_floor"). The model: encoder MLP on [x, y] (ReLU between layers), mean over the
+context, decoder MLP on [r, x*] giving (mu, s), sigma = floor + (1 - floor) softplus(s),
+loss = -mean over targets of the log-density summed over y's features.
+"""
+import json
+import os
+import struct
+import sys
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+DTYPES = {"F64": torch.float64, "F32": torch.float32}
+
+
+def load(path):
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+        data = f.read()
+    meta = header.pop("__metadata__", {})
+    tensors = {}
+    for name, h in header.items():
+        a, b = h["data_offsets"]
+        t = torch.frombuffer(bytearray(data[a:b]), dtype=DTYPES[h["dtype"]])
+        tensors[name] = t.reshape(h["shape"]).clone()
+    return tensors, meta
+
+
+def mlp(params, prefix, x):
+    """Linear layers "<prefix><k>.weight" [out, in] in order of k, ReLU between them."""
+    ks = sorted({int(n[len(prefix):].split(".")[0]) for n in params if n.startswith(prefix)})
+    for i, k in enumerate(ks):
+        x = x @ params[f"{prefix}{k}.weight"].T + params[f"{prefix}{k}.bias"]
+        if i + 1 < len(ks):
+            x = F.relu(x)
+    return x
+
+
+def task_loss(params, task, floor):
+    sx, sy, qx, qy = task
+    r = mlp(params, "encoder.", torch.cat([sx, sy], 1)).mean(0, keepdim=True)
+    out = mlp(params, "decoder.", torch.cat([r.expand(qx.shape[0], -1), qx], 1))
+    dy = qy.shape[1]
+    mu, raw = out[:, :dy], out[:, dy:]
+    sigma = floor + (1 - floor) * F.softplus(raw)
+    return -torch.distributions.Normal(mu, sigma).log_prob(qy).sum(-1).mean()
+
+
+def workload(path, dtype):
+    tensors, meta = load(path)
+    names = [n[len("param."):] for n in tensors if n.startswith("param.")]
+    params = {n: tensors["param." + n].to(dtype).requires_grad_(True) for n in names}
+    tasks = []
+    for i in range(int(meta["tasks"])):
+        p = f"task{i}."
+        tasks.append(tuple(tensors[p + k].to(dtype)
+                           for k in ("support_x", "support_y", "query_x", "query_y")))
+    return names, params, tasks, tensors, meta
+
+
+def check(path):
+    names, params, tasks, tensors, meta = workload(path, torch.float64)
+    floor = float(meta["sigma_floor"])
+    loss = sum(task_loss(params, t, floor) for t in tasks) / len(tasks)
+    grads = torch.autograd.grad(loss, [params[n] for n in names])
+    worst, where = 0.0, ""
+    for n, g in zip(names, grads):
+        ours = tensors["grad." + n]
+        err = ((g - ours).abs() / (1.0 + g.abs())).max().item()
+        if err > worst:
+            worst, where = err, n
+    loss_err = abs(loss.item() - float(meta["loss"])) / (1.0 + abs(loss.item()))
+    print(f"loss: torch {loss.item():.17g}, metalearn {meta['loss']} (relative {loss_err:.2e})")
+    print(f"meta-gradient: largest relative difference {worst:.2e} ({where}), "
+          f"{sum(g.numel() for g in grads)} values, {len(tasks)} tasks")
+    ok = worst <= 1e-10 and loss_err <= 1e-12
+    print("AGREE" if ok else "DIFFER")
+    return 0 if ok else 1
+
+
+def timing(path, seconds):
+    names, params, tasks, _, meta = workload(path, torch.float32)
+    floor = float(meta["sigma_floor"])
+    opt = torch.optim.Adam([params[n] for n in names], lr=1e-4)
+
+    def step():
+        opt.zero_grad()
+        loss = sum(task_loss(params, t, floor) for t in tasks) / len(tasks)
+        loss.backward()
+        opt.step()
+
+    step()
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        step()
+        n += 1
+    rate = n / (time.perf_counter() - t0)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s): "
+          f"{rate:.2f} meta-steps/s ({1000 / rate:.3f} ms per step)")
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 3 and sys.argv[1] == "check":
+        sys.exit(check(sys.argv[2]))
+    if len(sys.argv) >= 3 and sys.argv[1] == "time":
+        sys.exit(timing(sys.argv[2], float(sys.argv[3]) if len(sys.argv) > 3 else 10.0))
+    print(__doc__)
+    sys.exit(2)

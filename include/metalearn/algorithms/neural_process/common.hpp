@@ -1,0 +1,53 @@
+#pragma once
+// What the models of the Neural Process family share: the Gaussian prediction they
+// return, parameters of several networks under one dict with prefixes, and the
+// Gaussian log-density.
+// SPDX-License-Identifier: MIT
+
+#include <cmath>
+#include <numbers>
+#include <string>
+
+#include "metalearn/nn/param_dict.hpp"
+#include "metalearn/tensor/ops.hpp"
+#include "metalearn/tensor/tensor.hpp"
+
+namespace metalearn::algorithms {
+
+/// A Gaussian predictive distribution per target point: mean and standard deviation,
+/// both [M, y_dim].
+template <class T>
+struct GaussianPrediction {
+  Tensor<T> mean;
+  Tensor<T> stddev;
+};
+namespace detail {
+/// The prefixed view of a module's parameters ("encoder." + name).
+template <class T>
+void insert_prefixed(nn::ParamDict<T>& out, const std::string& prefix,
+                     const nn::ParamDict<T>& params) {
+  for (const auto& [name, t] : params) out.insert(prefix + std::string(name), t);
+}
+/// The entries of `params` under `prefix`, with the prefix removed.
+template <class T>
+nn::ParamDict<T> unprefixed(const nn::ParamDict<T>& params, const std::string& prefix) {
+  nn::ParamDict<T> out;
+  for (const auto& [name, t] : params) {
+    const std::string n(name);
+    if (n.compare(0, prefix.size(), prefix) == 0) out.insert(n.substr(prefix.size()), t);
+  }
+  return out;
+}
+}  // namespace detail
+
+namespace detail {
+/// log N(y; mu, sigma^2) elementwise: -log sigma - (y - mu)^2 / (2 sigma^2) - log(2 pi) / 2.
+template <class T>
+Tensor<T> gaussian_log_density(const Tensor<T>& y, const Tensor<T>& mu, const Tensor<T>& sigma) {
+  const Tensor<T> z = div(sub(y, mu), sigma);
+  return add_scalar(sub(mul_scalar(square(z), T(-0.5)), log(sigma)),
+                    static_cast<T>(-0.5 * std::log(2.0 * std::numbers::pi)));
+}
+}  // namespace detail
+
+}  // namespace metalearn::algorithms

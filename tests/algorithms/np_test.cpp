@@ -1,0 +1,176 @@
+// Latent Neural Process: the ELBO's meta-gradient against central differences at fixed
+// noise, a zero KL term when the targets are the context, the Monte Carlo likelihood
+// against a hand computation, learning on Gaussian-process tasks, and errors.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <metalearn/metalearn.hpp>
+#include <numbers>
+#include <vector>
+
+namespace ml = metalearn;
+namespace alg = metalearn::algorithms;
+
+namespace {
+
+alg::NpOptions small_options() {
+  return alg::NpOptions{.deterministic = {5, 4},
+                        .latent_encoder = {5, 4},
+                        .latent = 3,
+                        .decoder = {6},
+                        .lr = 1e-3,
+                        .likelihood_samples = 8};
+}
+
+template <class T>
+ml::data::TaskBatch<T> gp_batch(std::uint64_t seed, int tasks) {
+  ml::data::GaussianProcessTasks<T> gp({.min_context = 2,
+                                        .max_context = 6,
+                                        .min_target = 2,
+                                        .max_target = 6,
+                                        .targets_include_context = true});
+  ml::Generator gen(seed);
+  ml::data::TaskBatch<T> batch;
+  for (int i = 0; i < tasks; ++i) batch.push_back(gp.sample(gen));
+  return batch;
+}
+
+double log_density_sum(const ml::Tensor<double>& y, const alg::GaussianPrediction<double>& p) {
+  double s = 0.0;
+  for (ml::Index i = 0; i < y.numel(); ++i) {
+    const double mu = p.mean.data()[i];
+    const double sigma = p.stddev.data()[i];
+    s += -std::log(sigma) - 0.5 * std::log(2 * std::numbers::pi) -
+         0.5 * (y.data()[i] - mu) * (y.data()[i] - mu) / (sigma * sigma);
+  }
+  return s;
+}
+
+TEST(NeuralProcess, ElboGradientMatchesCentralDifferencesAtFixedNoise) {
+  ml::Generator gen(1);
+  alg::NeuralProcess<double> np(1, 1, gen, small_options());
+  const auto batch = gp_batch<double>(2, 2);
+  ml::Generator noise(3);
+  std::vector<ml::Tensor<double>> eps;
+  for (std::size_t i = 0; i < batch.size(); ++i) eps.push_back(ml::randn<double>({1, 3}, noise));
+  const auto params = np.meta_parameters();
+  const auto loss = [&] {
+    double total = 0.0;
+    for (std::size_t i = 0; i < batch.size(); ++i)
+      total += np.loss(batch[i], params, eps[i]).item();
+    return total;
+  };
+  std::vector<ml::Tensor<double>> analytic;
+  {
+    ml::Tensor<double> total = np.loss(batch[0], params, eps[0]);
+    for (std::size_t i = 1; i < batch.size(); ++i)
+      total = ml::add(total, np.loss(batch[i], params, eps[i]));
+    analytic = ml::autograd::grad({total}, params.values());
+  }
+  double worst = 0.0;
+  const auto values = params.values();
+  for (std::size_t j = 0; j < values.size(); ++j) {
+    for (ml::Index k = 0; k < values[j].numel(); ++k) {
+      double* p = values[j].data() + k;
+      const double saved = *p;
+      *p = saved + 1e-6;
+      const double plus = loss();
+      *p = saved - 1e-6;
+      const double minus = loss();
+      *p = saved;
+      const double numeric = (plus - minus) / 2e-6;
+      worst =
+          std::max(worst, std::abs(numeric - analytic[j].data()[k]) / (1.0 + std::abs(numeric)));
+    }
+  }
+  EXPECT_LT(worst, 1e-7);
+  // meta_gradient() is the same sum with its own noise: finite, one entry per parameter.
+  const auto g = np.meta_gradient(batch);
+  EXPECT_EQ(g.sum.size(), params.size());
+  EXPECT_TRUE(std::isfinite(g.stats.meta_loss));
+}
+
+TEST(NeuralProcess, WithTheContextAsTargetsTheKlVanishes) {
+  ml::Generator gen(4);
+  alg::NeuralProcess<double> np(1, 1, gen, small_options());
+  auto task = gp_batch<double>(5, 1).front();
+  task.query_x = task.support_x;
+  task.query_y = task.support_y;
+  ml::Generator noise(6);
+  const auto eps = ml::randn<double>({1, 3}, noise);
+  const auto c = np.adapt(task);
+  const auto z = ml::add(c.z_mean, ml::mul(c.z_sigma, eps));
+  const auto p = np.predictive(c, z, task.query_x);
+  const double m = static_cast<double>(task.query_x.shape()[0]);
+  EXPECT_NEAR(np.loss(task, np.meta_parameters(), eps).item(),
+              -log_density_sum(task.query_y, p) / m, 1e-12);
+  for (ml::Index i = 0; i < c.z_sigma.numel(); ++i) {
+    EXPECT_GT(c.z_sigma.data()[i], 0.1);
+    EXPECT_LT(c.z_sigma.data()[i], 1.0);
+  }
+}
+
+TEST(NeuralProcess, MonteCarloLikelihoodIsTheLogMeanOfTheSamplesDensities) {
+  ml::Generator gen(7);
+  alg::NeuralProcess<double> np(1, 1, gen, small_options());
+  const auto task = gp_batch<double>(8, 1).front();
+  const auto c = np.adapt(task);
+  const int k = 5;
+  ml::Generator draws(9);
+  std::vector<double> logs;
+  for (int i = 0; i < k; ++i) {
+    const auto z = ml::add(c.z_mean, ml::mul(c.z_sigma, ml::randn<double>({1, 3}, draws)));
+    logs.push_back(log_density_sum(task.query_y, np.predictive(c, z, task.query_x)));
+  }
+  double top = logs[0];
+  for (double v : logs) top = std::max(top, v);
+  double acc = 0.0;
+  for (double v : logs) acc += std::exp(v - top);
+  const double expected = (top + std::log(acc / k)) / static_cast<double>(task.query_x.shape()[0]);
+  ml::Generator same(9);
+  EXPECT_NEAR(np.log_likelihood(task, k, same), expected, 1e-12);
+  // The log of a mean is at least the mean of the logs.
+  double mean_log = 0.0;
+  for (double v : logs) mean_log += v / k;
+  EXPECT_GE(expected, mean_log / static_cast<double>(task.query_x.shape()[0]));
+}
+
+TEST(NeuralProcess, MetaTrainingOnGaussianProcessesRaisesTheTargetLikelihood) {
+  ml::Generator gen(10);
+  alg::NeuralProcess<float> np(1, 1, gen,
+                               alg::NpOptions{.deterministic = {32, 32},
+                                              .latent_encoder = {32, 32},
+                                              .latent = 16,
+                                              .decoder = {32},
+                                              .lr = 3e-3,
+                                              .likelihood_samples = 10,
+                                              .seed = 2});
+  ml::data::GaussianProcessTasks<float> gp(
+      {.max_context = 10, .max_target = 10, .targets_include_context = true});
+  ml::data::MetaBatchSampler<float> batches(gp, {.batch = 8, .seed = 3});
+  const ml::data::AnyTaskSampler<float> test(gp);
+  const auto before = np.evaluate(test, 100);
+  for (int s = 0; s < 1000; ++s) (void)np.meta_step(batches.next());
+  const auto after = np.evaluate(test, 100);
+  EXPECT_GT(after.mean, before.mean + 0.3) << before.mean << " -> " << after.mean;
+}
+
+TEST(NeuralProcess, ErrorsNameTheOperationAndShapes) {
+  ml::Generator gen(11);
+  EXPECT_THROW(alg::NeuralProcess<float>(1, 1, gen, alg::NpOptions{.latent = 0}), ml::ValueError);
+  EXPECT_THROW(alg::NeuralProcess<float>(1, 1, gen, alg::NpOptions{.likelihood_samples = 0}),
+               ml::ValueError);
+  alg::NeuralProcess<float> np(2, 1, gen, small_options());
+  const auto task = gp_batch<float>(12, 1).front();
+  try {
+    (void)np.adapt(task);
+    ADD_FAILURE() << "no error";
+  } catch (const ml::ShapeError& e) {
+    EXPECT_NE(std::string(e.what()).find("NeuralProcess::adapt: the context"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW((void)np.meta_step({task}), ml::ShapeError);
+  EXPECT_EQ(np.steps_taken(), 0);
+}
+
+}  // namespace
