@@ -1,9 +1,12 @@
-// Conditional Neural Process: one meta-step (meta-gradient of a batch of Gaussian-process
-// tasks + Adam) with the reference sizes (encoder 4 x 128, decoder 2 x 128), and a dump
-// of a fixed batch for the PyTorch twin (benchmarks/pytorch/cnp_twin.py):
+// Neural Processes: one meta-step (meta-gradient of a batch of Gaussian-process tasks +
+// Adam) of the Conditional Neural Process with the reference sizes (encoder 4 x 128,
+// decoder 2 x 128), and dumps of a fixed batch for the PyTorch twin
+// (benchmarks/pytorch/cnp_twin.py):
 //
-//   bench_cnp dump <file.safetensors>   parameters, tasks and the float64 meta-gradient
-//   bench_cnp [--benchmark_* flags]     the timing cases
+//   bench_cnp dump <file.safetensors>     CNP: parameters, tasks, float64 meta-gradient
+//   bench_cnp dump-np <file.safetensors>  latent NP (reference sizes): the same, with the
+//                                         noise of each task's posterior sample
+//   bench_cnp [--benchmark_* flags]       the timing cases
 //
 // The workload: 16 tasks per meta-batch, each with 3-50 context points and 3-50 further
 // target points (the targets include the context), x and y in R^1.
@@ -54,6 +57,42 @@ int run_dump(const std::string& path) {
   return 0;
 }
 
+int run_dump_np(const std::string& path) {
+  ml::Generator gen(kSeed);
+  alg::NeuralProcess<double> np(1, 1, gen);
+  const ml::data::TaskBatch<double> batch = workload_batch<double>(16);
+  const ml::nn::ParamDict<double> params = np.meta_parameters();
+  ml::nn::ParamDict<double> out;
+  for (const auto& [name, t] : params) out.insert("param." + std::string(name), t);
+  ml::Generator noise(kSeed + 1);
+  ml::Tensor<double> total;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const auto eps = ml::randn<double>({1, np.options().latent}, noise);
+    const auto loss = np.loss(batch[i], params, eps);
+    total = i == 0 ? loss : ml::add(total, loss);
+    const std::string p = "task" + std::to_string(i) + ".";
+    out.insert(p + "support_x", batch[i].support_x);
+    out.insert(p + "support_y", batch[i].support_y);
+    out.insert(p + "query_x", batch[i].query_x);
+    out.insert(p + "query_y", batch[i].query_y);
+    out.insert(p + "eps", eps);
+  }
+  const auto mean = ml::mul_scalar(total, 1.0 / static_cast<double>(batch.size()));
+  const auto grads = ml::autograd::grad({mean}, params.values());
+  std::size_t j = 0;
+  for (const auto& [name, t] : params) out.insert("grad." + std::string(name), grads[j++]);
+  char loss[32];
+  std::snprintf(loss, sizeof loss, "%.17g", mean.item());
+  ml::io::save_safetensors(path, out,
+                           {{"model", "np"},
+                            {"tasks", std::to_string(batch.size())},
+                            {"loss", loss},
+                            {"sigma_floor", "0.1"},
+                            {"latent", std::to_string(np.options().latent)}});
+  std::printf("wrote %s: %zu tasks, loss %s\n", path.c_str(), batch.size(), loss);
+  return 0;
+}
+
 void BM_CnpMetaStep(benchmark::State& state) {
   ml::Generator gen(kSeed);
   alg::ConditionalNeuralProcess<float> cnp(
@@ -66,6 +105,18 @@ void BM_CnpMetaStep(benchmark::State& state) {
 }
 BENCHMARK(BM_CnpMetaStep)->ArgName("threads")->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 
+void BM_NpMetaStep(benchmark::State& state) {
+  ml::Generator gen(kSeed);
+  alg::NeuralProcess<float> np(1, 1, gen,
+                               alg::NpOptions{.threads = static_cast<int>(state.range(0))});
+  const ml::data::TaskBatch<float> batch = workload_batch<float>(16);
+  (void)np.meta_step(batch);
+  for (auto _ : state) benchmark::DoNotOptimize(np.meta_step(batch).meta_loss);
+  state.counters["steps/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_NpMetaStep)->ArgName("threads")->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -77,6 +128,7 @@ int main(int argc, char** argv) {
       }
       return run_dump(argv[2]);
     }
+    if (argc == 3 && std::string(argv[1]) == "dump-np") return run_dump_np(argv[2]);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

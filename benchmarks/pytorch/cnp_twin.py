@@ -1,17 +1,24 @@
 #!/usr/bin/env python3
-"""PyTorch twin of metalearn's ConditionalNeuralProcess (Garnelo et al. 2018).
+"""PyTorch twins of metalearn's ConditionalNeuralProcess and NeuralProcess (Garnelo et
+al. 2018; the latent NP with a deterministic path as in Kim et al. 2019).
 
   cnp_twin.py check <dump>           the meta-gradient of the dump's batch in float64,
                                      against the one metalearn wrote (exit 1 if they differ
                                      by more than 1e-10 relative)
   cnp_twin.py time <dump> [seconds]  meta-steps/s of the same workload in float32
-                                     (tasks one by one, Adam), the dump's parameters
+                                     (tasks one by one, Adam), the dump's parameters (the
+                                     NP with the dump's noise at every step)
 
-The dump comes from `bench_cnp dump <file>` (a safetensors file: "param.<name>",
-"grad.<name>", "task<i>.{support,query}_{x,y}", metadata "tasks", "loss",
-"sigma_floor"). The model: encoder MLP on [x, y] (ReLU between layers), mean over the
-context, decoder MLP on [r, x*] giving (mu, s), sigma = floor + (1 - floor) softplus(s),
-loss = -mean over targets of the log-density summed over y's features.
+The dump comes from `bench_cnp dump <file>` or `bench_cnp dump-np <file>` (a
+safetensors file: "param.<name>", "grad.<name>", "task<i>.{support,query}_{x,y}" and
+for the NP "task<i>.eps", metadata "model", "tasks", "loss", "sigma_floor", "latent").
+CNP: encoder MLP on [x, y] (ReLU between layers), mean over the context, decoder MLP on
+[r, x*] giving (mu, s), sigma = floor + (1 - floor) softplus(s), loss = -mean over
+targets of the log-density summed over y's features. NP: a deterministic path as the
+CNP's encoder; a latent path (MLP, mean, a head MLP giving z's mean and
+0.1 + 0.9 sigmoid(.) as its scale) encoded from the targets (posterior) and from the
+context (prior); z = mean + scale * eps from the posterior; decoder on [r, z, x*];
+loss = (KL(posterior || prior) - sum of the targets' log-densities) / number of targets.
 """
 import json
 import os
@@ -62,6 +69,28 @@ def task_loss(params, task, floor):
     return -torch.distributions.Normal(mu, sigma).log_prob(qy).sum(-1).mean()
 
 
+def latent(params, x, y, d):
+    s = mlp(params, "latent.", torch.cat([x, y], 1)).mean(0, keepdim=True)
+    h = mlp(params, "latent_head.", s)
+    return h[:, :d], 0.1 + 0.9 * torch.sigmoid(h[:, d:])
+
+
+def np_task_loss(params, task, floor, d):
+    sx, sy, qx, qy, eps = task
+    r = mlp(params, "deterministic.", torch.cat([sx, sy], 1)).mean(0, keepdim=True)
+    prior = latent(params, sx, sy, d)
+    post = latent(params, qx, qy, d)
+    z = post[0] + post[1] * eps
+    m = qx.shape[0]
+    out = mlp(params, "decoder.", torch.cat([r.expand(m, -1), z.expand(m, -1), qx], 1))
+    dy = qy.shape[1]
+    sigma = floor + (1 - floor) * F.softplus(out[:, dy:])
+    log_p = torch.distributions.Normal(out[:, :dy], sigma).log_prob(qy).sum()
+    kl = torch.distributions.kl_divergence(torch.distributions.Normal(*post),
+                                           torch.distributions.Normal(*prior)).sum()
+    return (kl - log_p) / m
+
+
 def workload(path, dtype):
     tensors, meta = load(path)
     names = [n[len("param."):] for n in tensors if n.startswith("param.")]
@@ -69,15 +98,21 @@ def workload(path, dtype):
     tasks = []
     for i in range(int(meta["tasks"])):
         p = f"task{i}."
-        tasks.append(tuple(tensors[p + k].to(dtype)
-                           for k in ("support_x", "support_y", "query_x", "query_y")))
+        keys = ("support_x", "support_y", "query_x", "query_y")
+        if meta.get("model") == "np":
+            keys += ("eps",)
+        tasks.append(tuple(tensors[p + k].to(dtype) for k in keys))
     return names, params, tasks, tensors, meta
 
 
 def check(path):
     names, params, tasks, tensors, meta = workload(path, torch.float64)
     floor = float(meta["sigma_floor"])
-    loss = sum(task_loss(params, t, floor) for t in tasks) / len(tasks)
+    if meta.get("model") == "np":
+        d = int(meta["latent"])
+        loss = sum(np_task_loss(params, t, floor, d) for t in tasks) / len(tasks)
+    else:
+        loss = sum(task_loss(params, t, floor) for t in tasks) / len(tasks)
     grads = torch.autograd.grad(loss, [params[n] for n in names])
     worst, where = 0.0, ""
     for n, g in zip(names, grads):
@@ -99,9 +134,15 @@ def timing(path, seconds):
     floor = float(meta["sigma_floor"])
     opt = torch.optim.Adam([params[n] for n in names], lr=1e-4)
 
+    d = int(meta.get("latent", 0))
+
+    def one(t):
+        return np_task_loss(params, t, floor, d) if meta.get("model") == "np" else \
+            task_loss(params, t, floor)
+
     def step():
         opt.zero_grad()
-        loss = sum(task_loss(params, t, floor) for t in tasks) / len(tasks)
+        loss = sum(one(t) for t in tasks) / len(tasks)
         loss.backward()
         opt.step()
 
