@@ -56,6 +56,9 @@ struct CnpOptions {
   std::vector<Index> decoder{128, 128};
   /// Lower bound of the predictive standard deviation.
   double sigma_floor = 0.1;
+  /// Glorot-uniform weights and zero biases, as the reference initialises its layers
+  /// (false: each Linear's default, PyTorch's U(+-1/sqrt(in))).
+  bool glorot_init = true;
   /// Adam's learning rate.
   double lr = 1e-4;
   /// Threads running the tasks of a meta-batch (results equal the serial run).
@@ -171,6 +174,10 @@ ConditionalNeuralProcess<T>::ConditionalNeuralProcess(Index x_dim, Index y_dim, 
   dec.push_back(2 * y_dim);
   encoder_ = std::make_unique<nn::MLP<T>>(enc, gen);
   decoder_ = std::make_unique<nn::MLP<T>>(dec, gen);
+  if (options_.glorot_init) {
+    detail::glorot_init(*encoder_, gen);
+    detail::glorot_init(*decoder_, gen);
+  }
   outer_ = std::make_unique<optim::Adam<T>>(meta_parameters().values(),
                                             optim::AdamOptions{}.lr(options_.lr));
 }

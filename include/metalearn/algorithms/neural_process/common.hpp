@@ -8,6 +8,9 @@
 #include <numbers>
 #include <string>
 
+#include "metalearn/core/random.hpp"
+#include "metalearn/nn/init.hpp"
+#include "metalearn/nn/modules/mlp.hpp"
 #include "metalearn/nn/param_dict.hpp"
 #include "metalearn/tensor/ops.hpp"
 #include "metalearn/tensor/tensor.hpp"
@@ -41,6 +44,20 @@ nn::ParamDict<T> unprefixed(const nn::ParamDict<T>& params, const std::string& p
 }  // namespace detail
 
 namespace detail {
+/// Glorot-uniform weights and zero biases, as the reference implementation initialises
+/// its layers.
+template <class T>
+void glorot_init(const nn::MLP<T>& mlp, Generator& gen) {
+  for (const auto& [name, t] : mlp.named_parameters()) {
+    const std::string n(name);
+    if (n.size() >= 6 && n.compare(n.size() - 6, 6, "weight") == 0) {
+      nn::init::xavier_uniform(t, gen);
+    } else {
+      nn::init::zeros(t);
+    }
+  }
+}
+
 /// log N(y; mu, sigma^2) elementwise: -log sigma - (y - mu)^2 / (2 sigma^2) - log(2 pi) / 2.
 template <class T>
 Tensor<T> gaussian_log_density(const Tensor<T>& y, const Tensor<T>& mu, const Tensor<T>& sigma) {

@@ -58,6 +58,9 @@ struct NpOptions {
   std::vector<Index> decoder{128, 128};
   /// Lower bound of the predictive standard deviation.
   double sigma_floor = 0.1;
+  /// Glorot-uniform weights and zero biases, as the reference initialises its layers
+  /// (false: each Linear's default, PyTorch's U(+-1/sqrt(in))).
+  bool glorot_init = true;
   double lr = 1e-4;
   /// Samples of z in the evaluation log-likelihood.
   int likelihood_samples = 50;
@@ -213,6 +216,12 @@ NeuralProcess<T>::NeuralProcess(Index x_dim, Index y_dim, Generator& gen, NpOpti
   std::vector<Index> dec = sizes(r_dim + options_.latent + x_dim, options_.decoder);
   dec.push_back(2 * y_dim);
   decoder_ = std::make_unique<nn::MLP<T>>(dec, gen);
+  if (options_.glorot_init) {
+    for (const nn::MLP<T>* m :
+         {deterministic_.get(), latent_.get(), latent_head_.get(), decoder_.get()}) {
+      if (m != nullptr) detail::glorot_init(*m, gen);
+    }
+  }
   outer_ = std::make_unique<optim::Adam<T>>(meta_parameters().values(),
                                             optim::AdamOptions{}.lr(options_.lr));
 }
