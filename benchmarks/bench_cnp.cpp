@@ -6,6 +6,7 @@
 //   bench_cnp dump <file.safetensors>     CNP: parameters, tasks, float64 meta-gradient
 //   bench_cnp dump-np <file.safetensors>  latent NP (reference sizes): the same, with the
 //                                         noise of each task's posterior sample
+//   bench_cnp dump-anp <file.safetensors> ANP (8 heads, self-attention): the same
 //   bench_cnp [--benchmark_* flags]       the timing cases
 //
 // The workload: 16 tasks per meta-batch, each with 3-50 context points and 3-50 further
@@ -57,9 +58,18 @@ int run_dump(const std::string& path) {
   return 0;
 }
 
-int run_dump_np(const std::string& path) {
+/// The ANP of the reference: 8-head cross-attention with queries and keys through a
+/// 2 x 128 MLP, and here self-attention over the context too.
+alg::NpOptions anp_options() {
+  alg::NpOptions o;
+  o.attention_heads = 8;
+  o.self_attention = true;
+  return o;
+}
+
+int run_dump_np(const std::string& path, bool attentive) {
   ml::Generator gen(kSeed);
-  alg::NeuralProcess<double> np(1, 1, gen);
+  alg::NeuralProcess<double> np(1, 1, gen, attentive ? anp_options() : alg::NpOptions{});
   const ml::data::TaskBatch<double> batch = workload_batch<double>(16);
   const ml::nn::ParamDict<double> params = np.meta_parameters();
   ml::nn::ParamDict<double> out;
@@ -84,7 +94,9 @@ int run_dump_np(const std::string& path) {
   char loss[32];
   std::snprintf(loss, sizeof loss, "%.17g", mean.item());
   ml::io::save_safetensors(path, out,
-                           {{"model", "np"},
+                           {{"model", attentive ? "anp" : "np"},
+                            {"heads", std::to_string(np.options().attention_heads)},
+                            {"self_attention", np.options().self_attention ? "1" : "0"},
                             {"tasks", std::to_string(batch.size())},
                             {"loss", loss},
                             {"sigma_floor", "0.1"},
@@ -117,6 +129,19 @@ void BM_NpMetaStep(benchmark::State& state) {
 }
 BENCHMARK(BM_NpMetaStep)->ArgName("threads")->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 
+void BM_AnpMetaStep(benchmark::State& state) {
+  ml::Generator gen(kSeed);
+  alg::NpOptions options = anp_options();
+  options.threads = static_cast<int>(state.range(0));
+  alg::NeuralProcess<float> anp(1, 1, gen, options);
+  const ml::data::TaskBatch<float> batch = workload_batch<float>(16);
+  (void)anp.meta_step(batch);
+  for (auto _ : state) benchmark::DoNotOptimize(anp.meta_step(batch).meta_loss);
+  state.counters["steps/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_AnpMetaStep)->ArgName("threads")->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -128,7 +153,8 @@ int main(int argc, char** argv) {
       }
       return run_dump(argv[2]);
     }
-    if (argc == 3 && std::string(argv[1]) == "dump-np") return run_dump_np(argv[2]);
+    if (argc == 3 && std::string(argv[1]) == "dump-np") return run_dump_np(argv[2], false);
+    if (argc == 3 && std::string(argv[1]) == "dump-anp") return run_dump_np(argv[2], true);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

@@ -11,7 +11,8 @@
 // DIR/checkpoint_step<N>.safetensors at every evaluation, DIR/metrics.jsonl. The
 // evaluation is the mean per-point predictive log-likelihood over all targets (context
 // included) of --eval-episodes fixed tasks drawn like the training tasks (the NP: a
-// Monte Carlo estimate over 50 draws of z from the prior).
+// Monte Carlo estimate over 50 draws of z from the prior), printed beside the exact GP's
+// on the same tasks.
 
 #include <cstdio>
 #include <metalearn/metalearn.hpp>
@@ -58,6 +59,18 @@ Args parse(int argc, char** argv) {
 template <class L>
 int train(L& learner, const Args& args, const ml::data::GaussianProcessOptions& protocol) {
   ml::data::GaussianProcessTasks<float> tasks(protocol);
+  {
+    // The exact GP's log-likelihood on the evaluation's tasks: the bound above which a
+    // model would have a bug.
+    std::vector<double> oracle(args.eval_episodes);
+    for (std::size_t i = 0; i < oracle.size(); ++i) {
+      ml::Generator g = alg::episode_generator(learner.options().seed, i);
+      oracle[i] = tasks.oracle_log_likelihood(tasks.sample(g));
+    }
+    const auto r = alg::EvalResult::from_values(std::move(oracle));
+    std::printf("GP oracle on the evaluation tasks: log-likelihood per target %.4f +- %.4f\n",
+                r.mean, r.ci95);
+  }
   ml::data::MetaBatchSampler<float> batches(tasks, {.batch = args.batch, .seed = args.seed});
   const ml::data::AnyTaskSampler<float> test(tasks);
   double loss = 0.0;

@@ -11,7 +11,8 @@ al. 2018; the latent NP with a deterministic path as in Kim et al. 2019).
 
 The dump comes from `bench_cnp dump <file>` or `bench_cnp dump-np <file>` (a
 safetensors file: "param.<name>", "grad.<name>", "task<i>.{support,query}_{x,y}" and
-for the NP "task<i>.eps", metadata "model", "tasks", "loss", "sigma_floor", "latent").
+for the NP and ANP "task<i>.eps", metadata "model", "tasks", "loss", "sigma_floor",
+"latent", "heads", "self_attention"; from `bench_cnp dump-anp <file>` for the ANP).
 CNP: encoder MLP on [x, y] (ReLU between layers), mean over the context, decoder MLP on
 [r, x*] giving (mu, s), sigma = floor + (1 - floor) softplus(s), loss = -mean over
 targets of the log-density summed over y's features. NP: a deterministic path as the
@@ -19,8 +20,12 @@ CNP's encoder; a latent path (MLP, mean, a head MLP giving z's mean and
 0.1 + 0.9 sigmoid(.) as its scale) encoded from the targets (posterior) and from the
 context (prior); z = mean + scale * eps from the posterior; decoder on [r, z, x*];
 loss = (KL(posterior || prior) - sum of the targets' log-densities) / number of targets.
+ANP: the deterministic path's mean replaced by multi-head cross-attention (queries and
+keys: the inputs through an MLP; values: the per-point representations, after
+self-attention over the context when asked).
 """
 import json
+import math
 import os
 import struct
 import sys
@@ -69,20 +74,41 @@ def task_loss(params, task, floor):
     return -torch.distributions.Normal(mu, sigma).log_prob(qy).sum(-1).mean()
 
 
+def mha(params, prefix, q, k, v, heads):
+    """Multi-head attention: per head softmax(q Wq_h^T (k Wk_h^T)^T / sqrt(dh)) v Wv_h^T,
+    the heads side by side through out_proj; no biases."""
+    wq, wk, wv, wo = (params[prefix + n] for n in ("q_proj", "k_proj", "v_proj", "out_proj"))
+    dh = wq.shape[0] // heads
+    out = []
+    for h in range(heads):
+        rows = slice(h * dh, (h + 1) * dh)
+        logits = (q @ wq[rows].T) @ (k @ wk[rows].T).T / math.sqrt(dh)
+        out.append(torch.softmax(logits, dim=1) @ (v @ wv[rows].T))
+    return torch.cat(out, 1) @ wo.T
+
+
 def latent(params, x, y, d):
     s = mlp(params, "latent.", torch.cat([x, y], 1)).mean(0, keepdim=True)
     h = mlp(params, "latent_head.", s)
     return h[:, :d], 0.1 + 0.9 * torch.sigmoid(h[:, d:])
 
 
-def np_task_loss(params, task, floor, d):
+def np_task_loss(params, task, floor, d, heads=0, self_attention=False):
     sx, sy, qx, qy, eps = task
-    r = mlp(params, "deterministic.", torch.cat([sx, sy], 1)).mean(0, keepdim=True)
+    m = qx.shape[0]
+    r = mlp(params, "deterministic.", torch.cat([sx, sy], 1))
+    if heads > 0:
+        if self_attention:
+            r = mha(params, "self_attention.", r, r, r, heads)
+        keys = mlp(params, "attention_mlp.", sx)
+        queries = mlp(params, "attention_mlp.", qx)
+        r = mha(params, "cross_attention.", queries, keys, r, heads)
+    else:
+        r = r.mean(0, keepdim=True).expand(m, -1)
     prior = latent(params, sx, sy, d)
     post = latent(params, qx, qy, d)
     z = post[0] + post[1] * eps
-    m = qx.shape[0]
-    out = mlp(params, "decoder.", torch.cat([r.expand(m, -1), z.expand(m, -1), qx], 1))
+    out = mlp(params, "decoder.", torch.cat([r, z.expand(m, -1), qx], 1))
     dy = qy.shape[1]
     sigma = floor + (1 - floor) * F.softplus(out[:, dy:])
     log_p = torch.distributions.Normal(out[:, :dy], sigma).log_prob(qy).sum()
@@ -99,7 +125,7 @@ def workload(path, dtype):
     for i in range(int(meta["tasks"])):
         p = f"task{i}."
         keys = ("support_x", "support_y", "query_x", "query_y")
-        if meta.get("model") == "np":
+        if meta.get("model") in ("np", "anp"):
             keys += ("eps",)
         tasks.append(tuple(tensors[p + k].to(dtype) for k in keys))
     return names, params, tasks, tensors, meta
@@ -108,9 +134,10 @@ def workload(path, dtype):
 def check(path):
     names, params, tasks, tensors, meta = workload(path, torch.float64)
     floor = float(meta["sigma_floor"])
-    if meta.get("model") == "np":
-        d = int(meta["latent"])
-        loss = sum(np_task_loss(params, t, floor, d) for t in tasks) / len(tasks)
+    if meta.get("model") in ("np", "anp"):
+        d, heads = int(meta["latent"]), int(meta.get("heads", 0))
+        self_att = meta.get("self_attention") == "1"
+        loss = sum(np_task_loss(params, t, floor, d, heads, self_att) for t in tasks) / len(tasks)
     else:
         loss = sum(task_loss(params, t, floor) for t in tasks) / len(tasks)
     grads = torch.autograd.grad(loss, [params[n] for n in names])
@@ -134,11 +161,13 @@ def timing(path, seconds):
     floor = float(meta["sigma_floor"])
     opt = torch.optim.Adam([params[n] for n in names], lr=1e-4)
 
-    d = int(meta.get("latent", 0))
+    d, heads = int(meta.get("latent", 0)), int(meta.get("heads", 0))
+    self_att = meta.get("self_attention") == "1"
 
     def one(t):
-        return np_task_loss(params, t, floor, d) if meta.get("model") == "np" else \
-            task_loss(params, t, floor)
+        if meta.get("model") in ("np", "anp"):
+            return np_task_loss(params, t, floor, d, heads, self_att)
+        return task_loss(params, t, floor)
 
     def step():
         opt.zero_grad()

@@ -5,6 +5,7 @@
 #include "metalearn/nn/init.hpp"                // IWYU pragma: export
 #include "metalearn/nn/module.hpp"              // IWYU pragma: export
 #include "metalearn/nn/modules/activation.hpp"  // IWYU pragma: export
+#include "metalearn/nn/modules/attention.hpp"   // IWYU pragma: export
 #include "metalearn/nn/modules/batch_norm.hpp"  // IWYU pragma: export
 #include "metalearn/nn/modules/conv.hpp"        // IWYU pragma: export
 #include "metalearn/nn/modules/convnet.hpp"     // IWYU pragma: export

@@ -90,6 +90,63 @@ TEST(NeuralProcess, ElboGradientMatchesCentralDifferencesAtFixedNoise) {
   EXPECT_TRUE(std::isfinite(g.stats.meta_loss));
 }
 
+alg::NpOptions attentive_options() {
+  alg::NpOptions o = small_options();
+  o.attention_heads = 2;
+  o.attention_mlp = {4};
+  o.self_attention = true;
+  return o;
+}
+
+TEST(NeuralProcess, AttentiveElboGradientMatchesCentralDifferences) {
+  ml::Generator gen(21);
+  alg::NeuralProcess<double> anp(1, 1, gen, attentive_options());
+  const auto params = anp.meta_parameters();
+  EXPECT_NE(params.find("cross_attention.q_proj"), nullptr);
+  EXPECT_NE(params.find("self_attention.out_proj"), nullptr);
+  EXPECT_NE(params.find("attention_mlp.0.weight"), nullptr);
+  const auto task = gp_batch<double>(22, 1).front();
+  ml::Generator noise(23);
+  const auto eps = ml::randn<double>({1, 3}, noise);
+  const auto analytic = ml::autograd::grad({anp.loss(task, params, eps)}, params.values());
+  const auto values = params.values();
+  double worst = 0.0;
+  for (std::size_t j = 0; j < values.size(); ++j) {
+    for (ml::Index k = 0; k < values[j].numel(); ++k) {
+      double* p = values[j].data() + k;
+      const double saved = *p;
+      *p = saved + 1e-6;
+      const double plus = anp.loss(task, params, eps).item();
+      *p = saved - 1e-6;
+      const double minus = anp.loss(task, params, eps).item();
+      *p = saved;
+      const double numeric = (plus - minus) / 2e-6;
+      worst =
+          std::max(worst, std::abs(numeric - analytic[j].data()[k]) / (1.0 + std::abs(numeric)));
+    }
+  }
+  EXPECT_LT(worst, 1e-7);
+}
+
+TEST(NeuralProcess, AttentivePredictionsDoNotDependOnTheContextOrder) {
+  ml::Generator gen(24);
+  alg::NeuralProcess<double> anp(1, 1, gen, attentive_options());
+  const auto task = gp_batch<double>(25, 1).front();
+  const ml::Index c = task.support_x.shape()[0];
+  std::vector<ml::Index> reversed;
+  for (ml::Index i = c - 1; i >= 0; --i) reversed.push_back(i);
+  ml::data::Task<double> shuffled = task;
+  shuffled.support_x = ml::index_select(task.support_x, 0, reversed);
+  shuffled.support_y = ml::index_select(task.support_y, 0, reversed);
+  const auto a = anp.predict(anp.adapt(task), task.query_x);
+  const auto b = anp.predict(anp.adapt(shuffled), task.query_x);
+  for (ml::Index i = 0; i < a.numel(); ++i) EXPECT_NEAR(a.data()[i], b.data()[i], 1e-12);
+  // Attention replaces the deterministic path's mean, so it needs that path.
+  EXPECT_THROW(alg::NeuralProcess<double>(
+                   1, 1, gen, alg::NpOptions{.deterministic = {}, .attention_heads = 2}),
+               ml::ValueError);
+}
+
 TEST(NeuralProcess, WithTheContextAsTargetsTheKlVanishes) {
   ml::Generator gen(4);
   alg::NeuralProcess<double> np(1, 1, gen, small_options());

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <metalearn/data.hpp>
+#include <metalearn/tensor.hpp>
 #include <numbers>
 
 namespace ml = metalearn;
@@ -268,4 +269,52 @@ TEST(MetaBatchSampler, SamplingErrorsPropagateAndOptionsAreValidated) {
   };
   md::MetaBatchSampler bad(Failing{}, {.batch = 3, .threads = 2, .prefetch = 1});
   EXPECT_THROW((void)bad.next(), ml::ValueError);
+}
+
+// The GP oracle: with one context point, the posterior mean and variance by hand; with
+// none, the prior marginal; and on average over tasks it beats a model that ignores the
+// context (the prior), as the exact predictive must.
+TEST(GaussianProcessOracle, MatchesTheClosedFormAndBeatsThePrior) {
+  const ml::data::GaussianProcessOptions o{
+      .length_scale = 0.5, .signal_scale = 1.5, .noise_std = 0.1, .jitter = 0.0};
+  ml::data::GaussianProcessTasks<double> gp(o);
+  ml::data::Task<double> task;
+  task.support_x = ml::from_vector<double>({0.2}, ml::Shape{1, 1});
+  task.support_y = ml::from_vector<double>({1.1}, ml::Shape{1, 1});
+  task.query_x = ml::from_vector<double>({0.5, -1.0}, ml::Shape{2, 1});
+  task.query_y = ml::from_vector<double>({0.7, -0.4}, ml::Shape{2, 1});
+  const double s2 = 2.25, n2 = 0.01;
+  double expected = 0.0;
+  for (int t = 0; t < 2; ++t) {
+    const double x = task.query_x.data()[t];
+    const double k = s2 * std::exp(-(x - 0.2) * (x - 0.2) / (2 * 0.25));
+    const double mean = k / (s2 + n2) * 1.1;
+    const double var = s2 - k * k / (s2 + n2) + n2;
+    const double r = task.query_y.data()[t] - mean;
+    expected += -0.5 * std::log(2 * std::numbers::pi * var) - 0.5 * r * r / var;
+  }
+  EXPECT_NEAR(gp.oracle_log_likelihood(task), expected / 2, 1e-12);
+
+  ml::data::Task<double> no_context = task;
+  no_context.support_x = ml::zeros<double>({0, 1});
+  no_context.support_y = ml::zeros<double>({0, 1});
+  double prior = 0.0;
+  for (int t = 0; t < 2; ++t) {
+    const double y = task.query_y.data()[t];
+    prior += -0.5 * std::log(2 * std::numbers::pi * (s2 + n2)) - 0.5 * y * y / (s2 + n2);
+  }
+  EXPECT_NEAR(gp.oracle_log_likelihood(no_context), prior / 2, 1e-12);
+
+  ml::Generator gen(3);
+  double with = 0.0, without = 0.0;
+  for (int i = 0; i < 200; ++i) {
+    auto t = gp.sample(gen);
+    with += gp.oracle_log_likelihood(t);
+    t.support_x = ml::zeros<double>({0, 1});
+    t.support_y = ml::zeros<double>({0, 1});
+    without += gp.oracle_log_likelihood(t);
+  }
+  EXPECT_GT(with / 200, without / 200 + 0.2);
+  task.query_x = ml::zeros<double>({0, 1});
+  EXPECT_THROW((void)gp.oracle_log_likelihood(task), ml::ShapeError);
 }

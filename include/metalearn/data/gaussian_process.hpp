@@ -2,6 +2,7 @@
 // GaussianProcessTasks<T>: 1-D functions drawn from a GP prior, for encoder-decoder learners.
 
 #include <cmath>
+#include <numbers>
 #include <vector>
 
 #include "metalearn/core/eigen.hpp"
@@ -111,6 +112,58 @@ class METALEARN_API GaussianProcessTasks {
     fill(0, nc, task.support_x, task.support_y);
     fill(q0, n, task.query_x, task.query_y);
     return task;
+  }
+
+  /// The exact GP's predictive log-likelihood per point of `task`'s query set given
+  /// its support set, under this family's kernel and noise: the mean over query points
+  /// of log N(y; m(x), v(x) + noise^2), m and v the GP posterior mean and variance.
+  /// No model of this family does better on average (the oracle bound of a Neural
+  /// Process evaluated per point over the same targets).
+  /// @throws ShapeError unless the task's sets are [n, 1] with a non-empty query set.
+  [[nodiscard]] double oracle_log_likelihood(const Task<T>& task) const {
+    const char* f = "GaussianProcessTasks::oracle_log_likelihood";
+    const auto column = [&](const Tensor<T>& t, const char* what, bool nonempty) {
+      METALEARN_CHECK(t.defined() && t.dim() == 2 && t.shape()[1] == 1 &&
+                          (!nonempty || t.shape()[0] > 0),
+                      ShapeError, f, ": ", what, " of shape ", t.defined() ? t.shape() : Shape{},
+                      "; expected [n, 1]", nonempty ? " with n >= 1" : "");
+    };
+    column(task.support_x, "support_x", false);
+    column(task.support_y, "support_y", false);
+    column(task.query_x, "query_x", true);
+    column(task.query_y, "query_y", true);
+    const auto& o = options_;
+    const double s2 = o.signal_scale * o.signal_scale;
+    const double inv = 1.0 / (2.0 * o.length_scale * o.length_scale);
+    const double noise2 = o.noise_std * o.noise_std;
+    const auto kernel = [&](double a, double b) { return s2 * std::exp(-(a - b) * (a - b) * inv); };
+    const Index c = task.support_x.shape()[0];
+    const Index m = task.query_x.shape()[0];
+    Eigen::MatrixXd k(c, c);
+    Eigen::VectorXd yc(c);
+    for (Index i = 0; i < c; ++i) {
+      yc[i] = static_cast<double>(task.support_y.data()[i]);
+      for (Index j = 0; j <= i; ++j) {
+        k(i, j) = k(j, i) = kernel(task.support_x.data()[i], task.support_x.data()[j]);
+      }
+    }
+    k.diagonal().array() += noise2 + o.jitter;
+    const Eigen::LLT<Eigen::MatrixXd> llt(k);
+    METALEARN_CHECK(c == 0 || llt.info() == Eigen::Success, ValueError, f, ": the ", c, "x", c,
+                    " context kernel matrix is not positive definite");
+    const Eigen::VectorXd alpha = c > 0 ? Eigen::VectorXd(llt.solve(yc)) : Eigen::VectorXd();
+    double total = 0.0;
+    for (Index t = 0; t < m; ++t) {
+      const double xs = static_cast<double>(task.query_x.data()[t]);
+      Eigen::VectorXd ks(c);
+      for (Index i = 0; i < c; ++i) ks[i] = kernel(xs, task.support_x.data()[i]);
+      const double mean = c > 0 ? ks.dot(alpha) : 0.0;
+      const double reduced = c > 0 ? ks.dot(llt.solve(ks)) : 0.0;
+      const double var = std::max(s2 - reduced, 0.0) + noise2 + o.jitter;
+      const double r = static_cast<double>(task.query_y.data()[t]) - mean;
+      total += -0.5 * std::log(2.0 * std::numbers::pi * var) - 0.5 * r * r / var;
+    }
+    return total / static_cast<double>(m);
   }
 
   [[nodiscard]] const GaussianProcessOptions& options() const { return options_; }

@@ -14,6 +14,11 @@
 // from the context:
 //   loss = -(1/M) sum_targets log p(y* | z, r, x*) + KL(q(z | targets) || q(z | context)) / M,
 //   z = mu + sigma * eps drawn from the posterior (one sample, reparameterised).
+// With attention_heads > 0 this is the Attentive Neural Process (Kim et al. 2019): the
+// deterministic path's mean is replaced by multi-head cross-attention of each target
+// over the context, queries and keys being the inputs through an MLP and values the
+// per-point representations (optionally after self-attention over the context):
+//   r*(x*) = MHA(q = mlp(x*), k = mlp(x_i), v = det([x_i, y_i]))
 // The evaluation log-likelihood is a Monte Carlo estimate with z from the prior:
 //   log p(y* | context) ~ log (1/K) sum_k prod_targets p(y* | z_k, r, x*),
 // reported per target point (K = likelihood_samples).
@@ -35,6 +40,7 @@
 #include "metalearn/core/thread_pool.hpp"
 #include "metalearn/data/task.hpp"
 #include "metalearn/data/task_sampler.hpp"
+#include "metalearn/nn/modules/attention.hpp"
 #include "metalearn/nn/modules/mlp.hpp"
 #include "metalearn/nn/param_dict.hpp"
 #include "metalearn/optim/adam.hpp"
@@ -56,6 +62,14 @@ struct NpOptions {
   Index latent = 128;
   /// Hidden sizes of the decoder (its output layer, 2 * y_dim, is added).
   std::vector<Index> decoder{128, 128};
+  /// Heads of the cross-attention of the deterministic path (0: the mean over the
+  /// context, the NP; the ANP reference uses 8). Needs a deterministic path.
+  Index attention_heads = 0;
+  /// Output sizes of the MLP the inputs pass through to become queries and keys.
+  std::vector<Index> attention_mlp{128, 128};
+  /// Self-attention (attention_heads heads) over the context's deterministic
+  /// representations before the cross-attention.
+  bool self_attention = false;
   /// Lower bound of the predictive standard deviation.
   double sigma_floor = 0.1;
   /// Glorot-uniform weights and zero biases, as the reference initialises its layers
@@ -73,7 +87,9 @@ struct NpOptions {
 /// The representation of a context: the deterministic r and the prior over z.
 template <class T>
 struct NpContext {
-  Tensor<T> r;        ///< [1, r_dim] (undefined without a deterministic path)
+  Tensor<T> r;  ///< [1, r_dim]: the mean (undefined without a deterministic path or with attention)
+  Tensor<T> keys;     ///< [C, key_dim]: the context inputs through the attention MLP (attention)
+  Tensor<T> values;   ///< [C, r_dim]: the per-point representations (attention)
   Tensor<T> z_mean;   ///< [1, latent]
   Tensor<T> z_sigma;  ///< [1, latent]
 };
@@ -135,8 +151,9 @@ class NeuralProcess {
   };
   void check_set(const Tensor<T>& x, const Tensor<T>& y, const char* what,
                  const char* function) const;
+  /// The set's representation; the deterministic path only when `deterministic`.
   [[nodiscard]] Adapted encode(const Tensor<T>& x, const Tensor<T>& y,
-                               const nn::ParamDict<T>& params) const;
+                               const nn::ParamDict<T>& params, bool deterministic = true) const;
   [[nodiscard]] GaussianPrediction<T> decode(const Adapted& c, const Tensor<T>& z,
                                              const Tensor<T>& x,
                                              const nn::ParamDict<T>& params) const;
@@ -149,6 +166,9 @@ class NeuralProcess {
   std::unique_ptr<nn::MLP<T>> latent_;
   std::unique_ptr<nn::MLP<T>> latent_head_;  // s -> [hidden], then hidden -> [mu, log sigma]
   std::unique_ptr<nn::MLP<T>> decoder_;
+  std::unique_ptr<nn::MLP<T>> attention_mlp_;                   // attention only
+  std::unique_ptr<nn::MultiheadAttention<T>> cross_attention_;  // attention only
+  std::unique_ptr<nn::MultiheadAttention<T>> self_attention_;   // self_attention only
   std::unique_ptr<optim::Adam<T>> outer_;
   mutable ThreadPool pool_;
   std::int64_t steps_taken_ = 0;
@@ -198,6 +218,18 @@ NeuralProcess<T>::NeuralProcess(Index x_dim, Index y_dim, Generator& gen, NpOpti
                   ": learning rate ", options_.lr, " must be positive and finite");
   METALEARN_CHECK(options_.likelihood_samples >= 1, ValueError, who, ": likelihood_samples ",
                   options_.likelihood_samples, " must be at least 1");
+  METALEARN_CHECK(options_.attention_heads >= 0, ValueError, who, ": attention_heads ",
+                  options_.attention_heads, " must be >= 0");
+  METALEARN_CHECK(options_.attention_heads == 0 || !options_.deterministic.empty(), ValueError, who,
+                  ": attention replaces the deterministic path's mean; give it a "
+                  "deterministic path (NpOptions::deterministic) or set attention_heads = 0");
+  METALEARN_CHECK(!options_.self_attention || options_.attention_heads > 0, ValueError, who,
+                  ": self_attention needs attention_heads > 0");
+  METALEARN_CHECK(options_.attention_heads == 0 || !options_.attention_mlp.empty(), ValueError, who,
+                  ": the attention MLP needs at least one layer");
+  for (Index n : options_.attention_mlp) {
+    METALEARN_CHECK(n > 0, ValueError, who, ": attention MLP layer size ", n, " must be positive");
+  }
   const Index in = x_dim + y_dim;
   const auto sizes = [&](Index first, const std::vector<Index>& rest) {
     std::vector<Index> out{first};
@@ -216,9 +248,21 @@ NeuralProcess<T>::NeuralProcess(Index x_dim, Index y_dim, Generator& gen, NpOpti
   std::vector<Index> dec = sizes(r_dim + options_.latent + x_dim, options_.decoder);
   dec.push_back(2 * y_dim);
   decoder_ = std::make_unique<nn::MLP<T>>(dec, gen);
+  const Index heads = options_.attention_heads;
+  if (heads > 0) {
+    attention_mlp_ = std::make_unique<nn::MLP<T>>(sizes(x_dim, options_.attention_mlp), gen);
+    const Index key = options_.attention_mlp.back();
+    const Index head_dim = std::max<Index>(1, r_dim / heads);
+    cross_attention_ =
+        std::make_unique<nn::MultiheadAttention<T>>(key, key, r_dim, heads, gen, head_dim, r_dim);
+    if (options_.self_attention) {
+      self_attention_ = std::make_unique<nn::MultiheadAttention<T>>(r_dim, r_dim, r_dim, heads, gen,
+                                                                    head_dim, r_dim);
+    }
+  }
   if (options_.glorot_init) {
-    for (const nn::MLP<T>* m :
-         {deterministic_.get(), latent_.get(), latent_head_.get(), decoder_.get()}) {
+    for (const nn::MLP<T>* m : {deterministic_.get(), latent_.get(), latent_head_.get(),
+                                decoder_.get(), attention_mlp_.get()}) {
       if (m != nullptr) detail::glorot_init(*m, gen);
     }
   }
@@ -234,6 +278,13 @@ nn::ParamDict<T> NeuralProcess<T>::meta_parameters() const {
   detail::insert_prefixed(out, "latent.", latent_->named_parameters());
   detail::insert_prefixed(out, "latent_head.", latent_head_->named_parameters());
   detail::insert_prefixed(out, "decoder.", decoder_->named_parameters());
+  if (attention_mlp_) {
+    detail::insert_prefixed(out, "attention_mlp.", attention_mlp_->named_parameters());
+    detail::insert_prefixed(out, "cross_attention.", cross_attention_->named_parameters());
+  }
+  if (self_attention_) {
+    detail::insert_prefixed(out, "self_attention.", self_attention_->named_parameters());
+  }
   return out;
 }
 
@@ -250,11 +301,20 @@ void NeuralProcess<T>::check_set(const Tensor<T>& x, const Tensor<T>& y, const c
 
 template <class T>
 typename NeuralProcess<T>::Adapted NeuralProcess<T>::encode(const Tensor<T>& x, const Tensor<T>& y,
-                                                            const nn::ParamDict<T>& params) const {
+                                                            const nn::ParamDict<T>& params,
+                                                            bool deterministic) const {
   const Tensor<T> xy = concat<T>({x, y}, 1);
   Adapted c;
-  if (deterministic_) {
-    c.r = mean(deterministic_->forward(xy, detail::unprefixed(params, "deterministic.")), 0, true);
+  if (deterministic && deterministic_) {
+    Tensor<T> r = deterministic_->forward(xy, detail::unprefixed(params, "deterministic."));
+    if (cross_attention_) {
+      if (self_attention_)
+        r = self_attention_->forward(r, detail::unprefixed(params, "self_attention."));
+      c.keys = attention_mlp_->forward(x, detail::unprefixed(params, "attention_mlp."));
+      c.values = r;
+    } else {
+      c.r = mean(r, 0, true);
+    }
   }
   const Tensor<T> s = mean(latent_->forward(xy, detail::unprefixed(params, "latent.")), 0, true);
   const Tensor<T> head = latent_head_->forward(s, detail::unprefixed(params, "latent_head."));
@@ -271,6 +331,12 @@ GaussianPrediction<T> NeuralProcess<T>::decode(const Adapted& c, const Tensor<T>
   const Index m = x.shape()[0];
   std::vector<Tensor<T>> parts;
   if (c.r.defined()) parts.push_back(expand(c.r, Shape{m, c.r.shape()[1]}));
+  if (c.values.defined()) {
+    const Tensor<T> queries =
+        attention_mlp_->forward(x, detail::unprefixed(params, "attention_mlp."));
+    parts.push_back(cross_attention_->attend(queries, c.keys, c.values,
+                                             detail::unprefixed(params, "cross_attention.")));
+  }
   parts.push_back(expand(z, Shape{m, z.shape()[1]}));
   parts.push_back(x);
   const Tensor<T> out =
@@ -293,12 +359,10 @@ Tensor<T> NeuralProcess<T>::loss(const data::Task<T>& task, const nn::ParamDict<
                   ": noise of shape ", eps.defined() ? eps.shape() : Shape{}, "; expected [1, ",
                   options_.latent, "]");
   const Adapted prior = encode(task.support_x, task.support_y, params);
-  const Adapted posterior = encode(task.query_x, task.query_y, params);
+  const Adapted posterior = encode(task.query_x, task.query_y, params, /*deterministic=*/false);
   // z from the posterior, reparameterised; the deterministic path reads the context.
   const Tensor<T> z = add(posterior.z_mean, mul(posterior.z_sigma, eps));
-  Adapted c = posterior;
-  c.r = prior.r;
-  const GaussianPrediction<T> p = decode(c, z, task.query_x, params);
+  const GaussianPrediction<T> p = decode(prior, z, task.query_x, params);
   const T m = static_cast<T>(task.query_x.shape()[0]);
   const Tensor<T> log_p = sum(detail::gaussian_log_density(task.query_y, p.mean, p.stddev));
   // KL(N(mq, sq^2) || N(mp, sp^2)) = log(sp / sq) + (sq^2 + (mq - mp)^2) / (2 sp^2) - 1/2.
