@@ -1,10 +1,11 @@
 // Neural Processes on Gaussian-process regression (the DeepMind neural-processes
 // protocol): functions drawn from a GP with an EQ kernel (length scale 0.4, signal 1.0,
 // observation noise 0.02), x in [-2, 2]; per task 3..9 context points and 2..9 further
-// target points for the CNP (3..49 and 2..49 for the NP), targets including the
-// context; batches of 64 tasks; Adam 1e-4; the reference network sizes.
+// target points for the CNP (3..49 and 2..49 for the NP and the ANP), targets
+// including the context; batches of 64 tasks; Adam 1e-4; the reference network sizes
+// (the ANP: 8-head cross-attention, queries and keys through a 2 x 128 MLP).
 //
-// Usage: neural_process_gp [--model cnp|np] [--steps 80000] [--batch 64]
+// Usage: neural_process_gp [--model cnp|np|anp] [--steps 80000] [--batch 64]
 //          [--eval-every 10000] [--eval-episodes 32000] [--threads 2] [--out DIR]
 //          [--resume] [--time-limit MIN] [--seed 1]
 // Trains with train::fit: DIR/checkpoint.safetensors (continue with --resume),
@@ -39,9 +40,9 @@ struct Args {
 Args parse(int argc, char** argv) {
   Args a;
   CLI::App app("Neural Processes on Gaussian-process regression", "neural_process_gp");
-  app.add_option("--model", a.model, "cnp or np")
+  app.add_option("--model", a.model, "cnp, np or anp")
       ->capture_default_str()
-      ->check(CLI::IsMember({"cnp", "np"}));
+      ->check(CLI::IsMember({"cnp", "np", "anp"}));
   examples::add_at_least(app, "--steps", a.steps, "meta-steps (batches)", 0);
   examples::add_at_least(app, "--batch", a.batch, "tasks per batch", 1);
   examples::add_at_least(app, "--eval-every", a.eval_every, "meta-steps between evaluations", 1);
@@ -132,8 +133,10 @@ int main(int argc, char** argv) {
   std::printf(
       "%s on GP regression: EQ kernel (0.4, 1.0), noise 0.02, context 3..%lld, "
       "batch %d, Adam 1e-4, %d meta-steps, %d thread(s)\n",
-      cnp ? "CNP" : "NP (deterministic + latent path)", static_cast<long long>(most), args.batch,
-      args.steps, args.threads);
+      cnp                  ? "CNP"
+      : args.model == "np" ? "NP (deterministic + latent path)"
+                           : "ANP (8-head cross-attention, latent path)",
+      static_cast<long long>(most), args.batch, args.steps, args.threads);
   ml::Generator gen(args.seed);
   try {
     if (cnp) {
@@ -141,8 +144,9 @@ int main(int argc, char** argv) {
           1, 1, gen, alg::CnpOptions{.threads = args.threads, .seed = args.seed + 7});
       return train(learner, args, protocol);
     }
-    alg::NeuralProcess<float> learner(
-        1, 1, gen, alg::NpOptions{.threads = args.threads, .seed = args.seed + 7});
+    alg::NpOptions options{.threads = args.threads, .seed = args.seed + 7};
+    if (args.model == "anp") options.attention_heads = 8;
+    alg::NeuralProcess<float> learner(1, 1, gen, options);
     return train(learner, args, protocol);
   } catch (const ml::Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());

@@ -3,7 +3,7 @@
 # protocol; the CNP target: a per-point log-likelihood over all targets >= -0.50 after
 # 40k batches and >= -0.33 after 80k, where a faithful PyTorch port measured -0.46 and
 # -0.29).
-# Usage: benchmarks/reproduce/neural_process_gp.sh [cnp|np] [extra neural_process_gp flags]
+# Usage: benchmarks/reproduce/neural_process_gp.sh [cnp|np|anp] [extra neural_process_gp flags]
 # Resumable: run it again to continue (--resume); a time limit per call is
 # --time-limit MIN. Writes build/reproduce/neural_process_gp_<model>/ (or
 # METALEARN_REPRODUCE_OUT): checkpoint.safetensors, checkpoint_step<N>.safetensors at
