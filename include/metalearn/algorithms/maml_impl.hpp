@@ -89,11 +89,7 @@ void Maml<T>::load_meta_parameters(const nn::ParamDict<T>& values, nn::LoadMode 
   const auto plan =
       nn::detail::plan_load(meta_parameters(), values, mode, "Maml::load_meta_parameters",
                             "meta-parameter", model_.named_buffers());
-  autograd::NoGradGuard no_grad;
-  for (const auto& [to, from] : plan) {
-    std::copy_n(from.data(), from.numel(), to.data());
-    to.bump_version();
-  }
+  detail::copy_planned(plan);
 }
 
 template <class T>
@@ -109,12 +105,7 @@ LearnerState<T> Maml<T>::state() const {
 template <class T>
 void Maml<T>::load_state(const LearnerState<T>& state) {
   const char* function = "Maml::load_state";
-  METALEARN_CHECK(state.optimizer.has_value(), ValueError, function,
-                  ": the state holds no outer-optimizer state");
-  METALEARN_CHECK(!state.inner_optimizer.has_value(), ValueError, function,
-                  ": the state holds an inner-optimizer state, which Maml does not carry (a "
-                  "state of another algorithm?)");
-  METALEARN_CHECK(state.steps >= 0, ValueError, function, ": negative step count ", state.steps);
+  detail::check_state(state, function, /*optimizer=*/true, /*inner=*/false, /*buffers=*/true);
   const std::vector<std::pair<Tensor<T>, Tensor<T>>> params = nn::detail::plan_load(
       meta_parameters(), state.parameters, nn::LoadMode::kStrict, function, "meta-parameter");
   std::vector<std::pair<Tensor<T>, Tensor<T>>> buffers;
@@ -123,13 +114,8 @@ void Maml<T>::load_state(const LearnerState<T>& state) {
                                     nn::LoadMode::kStrict, function, "buffer");
   }
   outer_->load_state(*state.optimizer);  // checks everything before it changes anything
-  autograd::NoGradGuard no_grad;
-  for (const auto* plan : {&params, &std::as_const(buffers)}) {
-    for (const auto& [to, from] : *plan) {
-      std::copy_n(from.data(), from.numel(), to.data());
-      to.bump_version();
-    }
-  }
+  detail::copy_planned(params);
+  detail::copy_planned(buffers);
   steps_taken_ = state.steps;
 }
 
@@ -309,10 +295,7 @@ void Maml<T>::apply_checked(const MetaGradient<T>& gradient,
                             const detail::FiniteStepGuard<T>& finite, const char* caller) {
   const std::string function =
       std::string(caller) + " (meta-step " + std::to_string(steps_taken_) + ")";
-  const std::vector<Tensor<T>> mean = gradient.mean();
-  finite.check_gradients(mean, function);
-  outer_->step(mean);
-  finite.check_updated(function);
+  detail::descend(*outer_, gradient, finite, function);
   ++steps_taken_;
 }
 
@@ -329,13 +312,8 @@ StepStats Maml<T>::meta_step(const data::TaskBatch<T>& batch) {
   const nn::ParamDict<T> meta = meta_parameters();
   const detail::FiniteStepGuard<T> finite(options_.check_finite(), meta, outer_.get(),
                                           model_.named_buffers());
-  MetaGradient<T> gradient;
-  try {
-    gradient = meta_gradient(batch);
-  } catch (...) {
-    finite.restore_buffers();  // the forward passes may have moved running statistics
-    throw;
-  }
+  const MetaGradient<T> gradient =
+      detail::gradient_or_restore(finite, [&] { return meta_gradient(batch); });
   apply_checked(gradient, finite, "Maml::meta_step");
   return gradient.stats;
 }

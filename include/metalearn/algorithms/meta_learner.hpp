@@ -15,15 +15,19 @@
 // the gradients of its processes: MetaGradient holds sums over tasks and the task
 // count, so the sums of several meta-batches add up to the sum of their union.
 
+#include <algorithm>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "metalearn/algorithms/common.hpp"
+#include "metalearn/autograd/grad.hpp"
 #include "metalearn/core/error.hpp"
+#include "metalearn/core/thread_pool.hpp"
 #include "metalearn/data/task.hpp"
 #include "metalearn/data/task_sampler.hpp"
 #include "metalearn/nn/param_dict.hpp"
@@ -138,6 +142,107 @@ nn::ParamDict<T> defined_entries(const nn::ParamDict<T>& dict) {
   nn::ParamDict<T> out;
   for (const auto& [name, t] : dict) {
     if (t.defined()) out.insert(name, t);
+  }
+  return out;
+}
+
+/// Copies each planned (target, value) pair of nn::detail::plan_load into its target,
+/// recording the in-place write (Tensor::version()).
+template <class T>
+void copy_planned(const std::vector<std::pair<Tensor<T>, Tensor<T>>>& plan) {
+  autograd::NoGradGuard no_grad;
+  for (const auto& [to, from] : plan) {
+    std::copy_n(from.data(), from.numel(), to.data());
+    to.bump_version();
+  }
+}
+
+/// Checks that `state` holds what the learner's state holds: an outer optimizer, an
+/// inner one and buffers or not, and a non-negative step count. ValueError naming
+/// `function` otherwise (a state of another algorithm, most likely).
+template <class T>
+void check_state(const LearnerState<T>& state, const char* function, bool optimizer, bool inner,
+                 bool buffers) {
+  const char* other = " (a state of another algorithm or configuration?)";
+  METALEARN_CHECK(state.optimizer.has_value() == optimizer, ValueError, function, ": the state ",
+                  state.optimizer ? "holds" : "lacks", " an outer-optimizer state, which this ",
+                  "learner ", optimizer ? "has" : "does not have", other);
+  METALEARN_CHECK(state.inner_optimizer.has_value() == inner, ValueError, function, ": the state ",
+                  state.inner_optimizer ? "holds" : "lacks",
+                  " a carried inner-optimizer state, which this learner ",
+                  inner ? "has" : "does not have", other);
+  METALEARN_CHECK(buffers || state.buffers.empty(), ValueError, function, ": the state holds ",
+                  state.buffers.size(), " buffer(s), which this learner does not have", other);
+  METALEARN_CHECK(state.steps >= 0, ValueError, function, ": negative step count ", state.steps);
+}
+
+/// One step of `optimizer` along gradient.sum / gradient.tasks under `finite` (which
+/// throws, with nothing changed, when the mean or the updated values are not finite);
+/// `function` names the step in messages.
+template <class T>
+void descend(optim::Optimizer<T>& optimizer, const MetaGradient<T>& gradient,
+             const FiniteStepGuard<T>& finite, const std::string& function) {
+  const std::vector<Tensor<T>> mean = gradient.mean();
+  finite.check_gradients(mean, function);
+  optimizer.step(mean);
+  finite.check_updated(function);
+}
+
+/// The meta-gradient `compute` returns; when it throws, the buffers `finite` saved
+/// (running statistics its forward passes moved) are restored first.
+template <class T, class Compute>
+MetaGradient<T> gradient_or_restore(const FiniteStepGuard<T>& finite, const Compute& compute) {
+  try {
+    return compute();
+  } catch (...) {
+    finite.restore_buffers();
+    throw;
+  }
+}
+
+/// The sum over the tasks of `batch` of the gradient of loss(i, &accuracy) w.r.t.
+/// `named`, the tasks run on `pool` and folded in task order (so the sums do not depend
+/// on the thread count). Statistics: meta_loss (= pre_loss = post_loss) the mean loss;
+/// the accuracies the mean of those loss() reports (>= 0), else -1.
+template <class T, class Loss>
+MetaGradient<T> sum_task_gradients(ThreadPool& pool, const data::TaskBatch<T>& batch,
+                                   const nn::ParamDict<T>& named, const Loss& loss) {
+  struct Result {
+    std::vector<Tensor<T>> grads;
+    double loss = 0.0, accuracy = -1.0;
+  };
+  const std::vector<Tensor<T>> params = named.values();
+  std::vector<Tensor<T>> grads(params.size());
+  MetaGradient<T> out;
+  out.tasks = batch.size();
+  StepStats& s = out.stats;
+  s.tasks = batch.size();
+  double acc = 0.0;
+  bool measured = false;
+  OrderedFold<Result> fold(batch.size(), [&](Result&& r) {
+    add_gradients(grads, r.grads);
+    s.meta_loss += r.loss;
+    if (r.accuracy >= 0.0) {
+      acc += r.accuracy;
+      measured = true;
+    }
+  });
+  run_tasks(pool, batch.size(), [&](std::size_t i) {
+    autograd::EnableGradGuard grad_on;
+    Result r;
+    const Tensor<T> l = loss(i, &r.accuracy);
+    r.loss = static_cast<double>(l.item());
+    r.grads = autograd::grad({l}, params, autograd::GradOptions{.allow_unused = true});
+    fold.put(i, std::move(r));
+  });
+  const double n = static_cast<double>(batch.size());
+  s.meta_loss /= n;
+  s.pre_loss = s.post_loss = s.meta_loss;
+  if (measured) s.pre_accuracy = s.post_accuracy = acc / n;
+  std::size_t j = 0;
+  for (const auto& [name, p] : named) {
+    out.sum.insert(name, grads[j].defined() ? std::move(grads[j]) : zeros<T>(p.shape()));
+    ++j;
   }
   return out;
 }

@@ -263,10 +263,6 @@ class ProtoNet {
   void load_state(const LearnerState<T>& state);
 
  private:
-  struct TaskResult {
-    std::vector<Tensor<T>> grads;
-    double loss = 0, accuracy = 0;
-  };
   void init();
 
   std::shared_ptr<nn::Module<T>> owned_;

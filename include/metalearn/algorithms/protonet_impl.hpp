@@ -164,12 +164,7 @@ LearnerState<T> ProtoNet<T>::state() const {
 template <class T>
 void ProtoNet<T>::load_state(const LearnerState<T>& state) {
   const char* function = "ProtoNet::load_state";
-  METALEARN_CHECK(state.optimizer.has_value(), ValueError, function,
-                  ": the state holds no outer-optimizer state");
-  METALEARN_CHECK(!state.inner_optimizer.has_value(), ValueError, function,
-                  ": the state holds an inner-optimizer state, which ProtoNet does not have (a "
-                  "state of another algorithm?)");
-  METALEARN_CHECK(state.steps >= 0, ValueError, function, ": negative step count ", state.steps);
+  detail::check_state(state, function, /*optimizer=*/true, /*inner=*/false, /*buffers=*/true);
   const std::vector<std::pair<Tensor<T>, Tensor<T>>> params = nn::detail::plan_load(
       model_->named_parameters(), state.parameters, nn::LoadMode::kStrict, function, "parameter");
   std::vector<std::pair<Tensor<T>, Tensor<T>>> buffers;
@@ -178,13 +173,8 @@ void ProtoNet<T>::load_state(const LearnerState<T>& state) {
                                     nn::LoadMode::kStrict, function, "buffer");
   }
   outer_->load_state(*state.optimizer);  // checks everything before it changes anything
-  autograd::NoGradGuard no_grad;
-  for (const auto* plan : {&params, &std::as_const(buffers)}) {
-    for (const auto& [to, from] : *plan) {
-      std::copy_n(from.data(), from.numel(), to.data());
-      to.bump_version();
-    }
-  }
+  detail::copy_planned(params);
+  detail::copy_planned(buffers);
   steps_taken_ = state.steps;
 }
 
@@ -215,44 +205,11 @@ Tensor<T> ProtoNet<T>::loss(const data::Task<T>& task, double* accuracy) const {
 template <class T>
 MetaGradient<T> ProtoNet<T>::meta_gradient(const data::TaskBatch<T>& batch) const {
   METALEARN_CHECK(!batch.empty(), ValueError, "ProtoNet::meta_gradient: empty task batch");
-  const nn::ParamDict<T> named = model_->named_parameters();
-  const std::vector<Tensor<T>> params = named.values();
-  // Results are folded in task order as they finish, so the sum does not depend on
-  // the thread count.
-  std::vector<Tensor<T>> grads(params.size());
-  MetaGradient<T> out;
-  out.tasks = batch.size();
-  StepStats& s = out.stats;
-  s.tasks = batch.size();
-  double acc = 0.0;
-  OrderedFold<TaskResult> fold(batch.size(), [&](TaskResult&& r) {
-    add_gradients(grads, r.grads);
-    s.meta_loss += r.loss;
-    acc += r.accuracy;
-  });
-  {
-    detail::TrainingScope<T> training(*model_);
-    const auto episode = [&](std::size_t i) {
-      autograd::EnableGradGuard grad_on;
-      TaskResult r;
-      Tensor<T> l = loss(batch[i], &r.accuracy);
-      r.loss = static_cast<double>(l.item());
-      r.grads = autograd::grad({l}, params, autograd::GradOptions{.allow_unused = true});
-      fold.put(i, std::move(r));
-    };
-    // One episode (the paper's setting) has its convolutions split over the pool.
-    run_tasks(pool_, batch.size(), episode);
-  }
-  const double n = static_cast<double>(batch.size());
-  s.meta_loss /= n;
-  s.pre_loss = s.post_loss = s.meta_loss;
-  s.pre_accuracy = s.post_accuracy = acc / n;
-  std::size_t j = 0;
-  for (const auto& [name, p] : named) {
-    out.sum.insert(name, grads[j].defined() ? std::move(grads[j]) : zeros<T>(p.shape()));
-    ++j;
-  }
-  return out;
+  const detail::TrainingScope<T> training(*model_);
+  // One episode (the paper's setting) has its convolutions split over the pool.
+  return detail::sum_task_gradients(
+      pool_, batch, model_->named_parameters(),
+      [&](std::size_t i, double* accuracy) { return loss(batch[i], accuracy); });
 }
 
 template <class T>
@@ -260,10 +217,7 @@ void ProtoNet<T>::apply_checked(const MetaGradient<T>& gradient,
                                 const detail::FiniteStepGuard<T>& finite, const char* caller) {
   const std::string function =
       std::string(caller) + " (meta-step " + std::to_string(steps_taken_) + ")";
-  const std::vector<Tensor<T>> mean = gradient.mean();
-  finite.check_gradients(mean, function);
-  outer_->step(mean);
-  finite.check_updated(function);
+  detail::descend(*outer_, gradient, finite, function);
   ++steps_taken_;
   if (options_.lr_decay_every() > 0 && steps_taken_ % options_.lr_decay_every() == 0) {
     outer_->set_lr(outer_->lr() * options_.lr_decay());
@@ -282,13 +236,8 @@ template <class T>
 StepStats ProtoNet<T>::meta_step(const data::TaskBatch<T>& batch) {
   const detail::FiniteStepGuard<T> finite(options_.check_finite(), model_->named_parameters(),
                                           outer_.get(), model_->named_buffers());
-  MetaGradient<T> gradient;
-  try {
-    gradient = meta_gradient(batch);
-  } catch (...) {
-    finite.restore_buffers();  // the forward passes may have moved running statistics
-    throw;
-  }
+  const MetaGradient<T> gradient =
+      detail::gradient_or_restore(finite, [&] { return meta_gradient(batch); });
   apply_checked(gradient, finite, "ProtoNet::meta_step");
   return gradient.stats;
 }

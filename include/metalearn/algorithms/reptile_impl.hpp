@@ -137,14 +137,8 @@ LearnerState<T> Reptile<T>::state() const {
 template <class T>
 void Reptile<T>::load_state(const LearnerState<T>& state) {
   const char* function = "Reptile::load_state";
-  METALEARN_CHECK(!state.optimizer.has_value(), ValueError, function,
-                  ": the state holds an outer-optimizer state, which Reptile does not have (a "
-                  "state of another algorithm?)");
-  METALEARN_CHECK(state.inner_optimizer.has_value() == options_.carry_inner_state(), ValueError,
-                  function, ": the state ", state.inner_optimizer.has_value() ? "holds" : "lacks",
-                  " a carried inner-optimizer state but carry_inner_state() is ",
-                  options_.carry_inner_state() ? "on" : "off");
-  METALEARN_CHECK(state.steps >= 0, ValueError, function, ": negative step count ", state.steps);
+  detail::check_state(state, function, /*optimizer=*/false, options_.carry_inner_state(),
+                      /*buffers=*/true);
   const std::vector<std::pair<Tensor<T>, Tensor<T>>> params = nn::detail::plan_load(
       model_.named_parameters(), state.parameters, nn::LoadMode::kStrict, function, "parameter");
   std::vector<std::pair<Tensor<T>, Tensor<T>>> buffers;
@@ -159,13 +153,8 @@ void Reptile<T>::load_state(const LearnerState<T>& state) {
     check->load_state(*state.inner_optimizer);
     inner = check->state();
   }
-  autograd::NoGradGuard no_grad;
-  for (const auto* plan : {&params, &std::as_const(buffers)}) {
-    for (const auto& [to, from] : *plan) {
-      std::copy_n(from.data(), from.numel(), to.data());
-      to.bump_version();
-    }
-  }
+  detail::copy_planned(params);
+  detail::copy_planned(buffers);
   inner_state_ = std::move(inner);
   steps_taken_ = state.steps;
 }
@@ -501,13 +490,8 @@ template <class T>
 StepStats Reptile<T>::meta_step(const data::TaskBatch<T>& batch) {
   const detail::FiniteStepGuard<T> finite(options_.check_finite(), model_.named_parameters(),
                                           nullptr, model_.named_buffers());
-  MetaGradient<T> gradient;
-  try {
-    gradient = meta_gradient(batch);
-  } catch (...) {
-    finite.restore_buffers();  // the forward passes may have moved running statistics
-    throw;
-  }
+  const MetaGradient<T> gradient =
+      detail::gradient_or_restore(finite, [&] { return meta_gradient(batch); });
   apply_checked(gradient, finite, "Reptile::meta_step");
   return gradient.stats;
 }

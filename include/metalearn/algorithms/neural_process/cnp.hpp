@@ -122,10 +122,6 @@ class ConditionalNeuralProcess {
   [[nodiscard]] Index y_dim() const { return y_dim_; }
 
  private:
-  struct TaskResult {
-    std::vector<Tensor<T>> grads;
-    double loss = 0;
-  };
   void check_task(const data::Task<T>& task, const char* function) const;
   [[nodiscard]] Tensor<T> represent(const Tensor<T>& cx, const Tensor<T>& cy,
                                     const nn::ParamDict<T>& params) const;
@@ -220,12 +216,7 @@ GaussianPrediction<T> ConditionalNeuralProcess<T>::decode(const Tensor<T>& r, co
   const Index m = x.shape()[0];
   const Tensor<T> input = concat<T>({expand(r, Shape{m, r.shape()[1]}), x}, 1);
   const Tensor<T> out = decoder_->forward(input, detail::unprefixed(params, "decoder."));
-  const T floor = static_cast<T>(options_.sigma_floor);
-  GaussianPrediction<T> p;
-  p.mean = slice(out, 1, 0, y_dim_);
-  p.stddev =
-      add_scalar(mul_scalar(softplus(slice(out, 1, y_dim_, 2 * y_dim_)), T(1) - floor), floor);
-  return p;
+  return detail::gaussian_head(out, y_dim_, options_.sigma_floor);
 }
 
 template <class T>
@@ -253,32 +244,9 @@ MetaGradient<T> ConditionalNeuralProcess<T>::meta_gradient(const data::TaskBatch
   METALEARN_CHECK(!batch.empty(), ValueError,
                   "ConditionalNeuralProcess::meta_gradient: empty task batch");
   const nn::ParamDict<T> named = meta_parameters();
-  const std::vector<Tensor<T>> params = named.values();
-  std::vector<Tensor<T>> grads(params.size());
-  MetaGradient<T> out;
-  out.tasks = batch.size();
-  StepStats& s = out.stats;
-  s.tasks = batch.size();
-  OrderedFold<TaskResult> fold(batch.size(), [&](TaskResult&& r) {
-    add_gradients(grads, r.grads);
-    s.meta_loss += r.loss;
+  return detail::sum_task_gradients(pool_, batch, named, [&](std::size_t i, double*) {
+    return neg(log_likelihood(batch[i], named));
   });
-  run_tasks(pool_, batch.size(), [&](std::size_t i) {
-    autograd::EnableGradGuard grad_on;
-    TaskResult r;
-    const Tensor<T> loss = neg(log_likelihood(batch[i], named));
-    r.loss = static_cast<double>(loss.item());
-    r.grads = autograd::grad({loss}, params, autograd::GradOptions{.allow_unused = true});
-    fold.put(i, std::move(r));
-  });
-  s.meta_loss /= static_cast<double>(batch.size());
-  s.pre_loss = s.post_loss = s.meta_loss;
-  std::size_t j = 0;
-  for (const auto& [name, p] : named) {
-    out.sum.insert(name, grads[j].defined() ? std::move(grads[j]) : zeros<T>(p.shape()));
-    ++j;
-  }
-  return out;
 }
 
 template <class T>
@@ -287,10 +255,7 @@ void ConditionalNeuralProcess<T>::apply_checked(const MetaGradient<T>& gradient,
                                                 const char* caller) {
   const std::string function =
       std::string(caller) + " (meta-step " + std::to_string(steps_taken_) + ")";
-  const std::vector<Tensor<T>> mean = gradient.mean();
-  finite.check_gradients(mean, function);
-  outer_->step(mean);
-  finite.check_updated(function);
+  detail::descend(*outer_, gradient, finite, function);
   ++steps_taken_;
 }
 
@@ -367,20 +332,11 @@ LearnerState<T> ConditionalNeuralProcess<T>::state() const {
 template <class T>
 void ConditionalNeuralProcess<T>::load_state(const LearnerState<T>& state) {
   const char* function = "ConditionalNeuralProcess::load_state";
-  METALEARN_CHECK(state.optimizer.has_value(), ValueError, function,
-                  ": the state holds no optimizer state");
-  METALEARN_CHECK(!state.inner_optimizer.has_value() && state.buffers.empty(), ValueError, function,
-                  ": the state holds an inner-optimizer state or buffers, which a CNP does not "
-                  "have (a state of another algorithm?)");
-  METALEARN_CHECK(state.steps >= 0, ValueError, function, ": negative step count ", state.steps);
+  detail::check_state(state, function, /*optimizer=*/true, /*inner=*/false, /*buffers=*/false);
   const std::vector<std::pair<Tensor<T>, Tensor<T>>> plan = nn::detail::plan_load(
       meta_parameters(), state.parameters, nn::LoadMode::kStrict, function, "parameter");
   outer_->load_state(*state.optimizer);  // checks everything before it changes anything
-  autograd::NoGradGuard no_grad;
-  for (const auto& [to, from] : plan) {
-    std::copy_n(from.data(), from.numel(), to.data());
-    to.bump_version();
-  }
+  detail::copy_planned(plan);
   steps_taken_ = state.steps;
 }
 

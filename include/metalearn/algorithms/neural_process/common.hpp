@@ -58,6 +58,17 @@ void glorot_init(const nn::MLP<T>& mlp, Generator& gen) {
   }
 }
 
+/// The Gaussian a decoder's output [M, 2 y_dim] stands for: the first y_dim columns the
+/// mean, the others through sigma = floor + (1 - floor) softplus(.).
+template <class T>
+GaussianPrediction<T> gaussian_head(const Tensor<T>& out, Index y_dim, double floor) {
+  const T f = static_cast<T>(floor);
+  GaussianPrediction<T> p;
+  p.mean = slice(out, 1, 0, y_dim);
+  p.stddev = add_scalar(mul_scalar(softplus(slice(out, 1, y_dim, 2 * y_dim)), T(1) - f), f);
+  return p;
+}
+
 /// log N(y; mu, sigma^2) elementwise: -log sigma - (y - mu)^2 / (2 sigma^2) - log(2 pi) / 2.
 template <class T>
 Tensor<T> gaussian_log_density(const Tensor<T>& y, const Tensor<T>& mu, const Tensor<T>& sigma) {

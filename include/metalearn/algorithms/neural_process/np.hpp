@@ -145,10 +145,6 @@ class NeuralProcess {
   [[nodiscard]] std::int64_t steps_taken() const { return steps_taken_; }
 
  private:
-  struct TaskResult {
-    std::vector<Tensor<T>> grads;
-    double loss = 0;
-  };
   void check_set(const Tensor<T>& x, const Tensor<T>& y, const char* what,
                  const char* function) const;
   /// The set's representation; the deterministic path only when `deterministic`.
@@ -341,12 +337,7 @@ GaussianPrediction<T> NeuralProcess<T>::decode(const Adapted& c, const Tensor<T>
   parts.push_back(x);
   const Tensor<T> out =
       decoder_->forward(concat<T>(parts, 1), detail::unprefixed(params, "decoder."));
-  const T floor = static_cast<T>(options_.sigma_floor);
-  GaussianPrediction<T> p;
-  p.mean = slice(out, 1, 0, y_dim_);
-  p.stddev =
-      add_scalar(mul_scalar(softplus(slice(out, 1, y_dim_, 2 * y_dim_)), T(1) - floor), floor);
-  return p;
+  return detail::gaussian_head(out, y_dim_, options_.sigma_floor);
 }
 
 template <class T>
@@ -405,36 +396,12 @@ template <class T>
 MetaGradient<T> NeuralProcess<T>::meta_gradient(const data::TaskBatch<T>& batch) const {
   METALEARN_CHECK(!batch.empty(), ValueError, "NeuralProcess::meta_gradient: empty task batch");
   const nn::ParamDict<T> named = meta_parameters();
-  const std::vector<Tensor<T>> params = named.values();
-  std::vector<Tensor<T>> grads(params.size());
-  MetaGradient<T> out;
-  out.tasks = batch.size();
-  StepStats& s = out.stats;
-  s.tasks = batch.size();
-  OrderedFold<TaskResult> fold(batch.size(), [&](TaskResult&& r) {
-    add_gradients(grads, r.grads);
-    s.meta_loss += r.loss;
-  });
-  run_tasks(pool_, batch.size(), [&](std::size_t i) {
-    autograd::EnableGradGuard grad_on;
+  return detail::sum_task_gradients(pool_, batch, named, [&](std::size_t i, double*) {
     Generator gen(
         derive_seed({options_.seed, detail::kNpTrainTag, static_cast<std::uint64_t>(steps_taken_),
                      detail::task_fingerprint(batch[i])}));
-    const Tensor<T> eps = randn<T>(Shape{1, options_.latent}, gen);
-    TaskResult r;
-    const Tensor<T> l = loss(batch[i], named, eps);
-    r.loss = static_cast<double>(l.item());
-    r.grads = autograd::grad({l}, params, autograd::GradOptions{.allow_unused = true});
-    fold.put(i, std::move(r));
+    return loss(batch[i], named, randn<T>(Shape{1, options_.latent}, gen));
   });
-  s.meta_loss /= static_cast<double>(batch.size());
-  s.pre_loss = s.post_loss = s.meta_loss;
-  std::size_t j = 0;
-  for (const auto& [name, p] : named) {
-    out.sum.insert(name, grads[j].defined() ? std::move(grads[j]) : zeros<T>(p.shape()));
-    ++j;
-  }
-  return out;
 }
 
 template <class T>
@@ -442,10 +409,7 @@ void NeuralProcess<T>::apply_checked(const MetaGradient<T>& gradient,
                                      const detail::FiniteStepGuard<T>& finite, const char* caller) {
   const std::string function =
       std::string(caller) + " (meta-step " + std::to_string(steps_taken_) + ")";
-  const std::vector<Tensor<T>> mean = gradient.mean();
-  finite.check_gradients(mean, function);
-  outer_->step(mean);
-  finite.check_updated(function);
+  detail::descend(*outer_, gradient, finite, function);
   ++steps_taken_;
 }
 
@@ -518,20 +482,11 @@ LearnerState<T> NeuralProcess<T>::state() const {
 template <class T>
 void NeuralProcess<T>::load_state(const LearnerState<T>& state) {
   const char* function = "NeuralProcess::load_state";
-  METALEARN_CHECK(state.optimizer.has_value(), ValueError, function,
-                  ": the state holds no optimizer state");
-  METALEARN_CHECK(!state.inner_optimizer.has_value() && state.buffers.empty(), ValueError, function,
-                  ": the state holds an inner-optimizer state or buffers, which a Neural Process "
-                  "does not have (a state of another algorithm?)");
-  METALEARN_CHECK(state.steps >= 0, ValueError, function, ": negative step count ", state.steps);
+  detail::check_state(state, function, /*optimizer=*/true, /*inner=*/false, /*buffers=*/false);
   const std::vector<std::pair<Tensor<T>, Tensor<T>>> plan = nn::detail::plan_load(
       meta_parameters(), state.parameters, nn::LoadMode::kStrict, function, "parameter");
   outer_->load_state(*state.optimizer);
-  autograd::NoGradGuard no_grad;
-  for (const auto& [to, from] : plan) {
-    std::copy_n(from.data(), from.numel(), to.data());
-    to.bump_version();
-  }
+  detail::copy_planned(plan);
   steps_taken_ = state.steps;
 }
 
