@@ -123,10 +123,10 @@ class METALEARN_API GaussianProcessTasks {
   [[nodiscard]] double oracle_log_likelihood(const Task<T>& task) const {
     const char* f = "GaussianProcessTasks::oracle_log_likelihood";
     const auto column = [&](const Tensor<T>& t, const char* what, bool nonempty) {
-      METALEARN_CHECK(t.defined() && t.dim() == 2 && t.shape()[1] == 1 &&
-                          (!nonempty || t.shape()[0] > 0),
-                      ShapeError, f, ": ", what, " of shape ", t.defined() ? t.shape() : Shape{},
-                      "; expected [n, 1]", nonempty ? " with n >= 1" : "");
+      METALEARN_CHECK(
+          t.defined() && t.dim() == 2 && t.shape()[1] == 1 && (!nonempty || t.shape()[0] > 0),
+          ShapeError, f, ": ", what, " of shape ", t.defined() ? t.shape() : Shape{},
+          "; expected [n, 1]", nonempty ? " with n >= 1" : "");
     };
     column(task.support_x, "support_x", false);
     column(task.support_y, "support_y", false);
