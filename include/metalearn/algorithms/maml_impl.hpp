@@ -94,28 +94,18 @@ void Maml<T>::load_meta_parameters(const nn::ParamDict<T>& values, nn::LoadMode 
 
 template <class T>
 LearnerState<T> Maml<T>::state() const {
-  LearnerState<T> out;
-  out.parameters = detail::defined_copies(meta_parameters());
-  out.buffers = detail::defined_copies(model_.named_buffers());
-  out.optimizer = outer_->state();
-  out.steps = steps_taken_;
-  return out;
+  return detail::make_state(meta_parameters(), model_.named_buffers(),
+                            std::optional(outer_->state()), steps_taken_);
 }
 
 template <class T>
 void Maml<T>::load_state(const LearnerState<T>& state) {
   const char* function = "Maml::load_state";
   detail::check_state(state, function, /*optimizer=*/true, /*inner=*/false, /*buffers=*/true);
-  const std::vector<std::pair<Tensor<T>, Tensor<T>>> params = nn::detail::plan_load(
-      meta_parameters(), state.parameters, nn::LoadMode::kStrict, function, "meta-parameter");
-  std::vector<std::pair<Tensor<T>, Tensor<T>>> buffers;
-  if (!state.buffers.empty()) {
-    buffers = nn::detail::plan_load(detail::defined_entries(model_.named_buffers()), state.buffers,
-                                    nn::LoadMode::kStrict, function, "buffer");
-  }
+  const detail::StateLoad<T> load(meta_parameters(), model_.named_buffers(), state, function,
+                                  "meta-parameter");
   outer_->load_state(*state.optimizer);  // checks everything before it changes anything
-  detail::copy_planned(params);
-  detail::copy_planned(buffers);
+  load.commit();
   steps_taken_ = state.steps;
 }
 

@@ -157,6 +157,41 @@ void copy_planned(const std::vector<std::pair<Tensor<T>, Tensor<T>>>& plan) {
   }
 }
 
+/// A learner state of deep copies of `parameters` and `buffers` (the entries holding a
+/// tensor), `optimizer` and `steps`.
+template <class T>
+LearnerState<T> make_state(const nn::ParamDict<T>& parameters, const nn::ParamDict<T>& buffers,
+                           std::optional<optim::OptimizerState<T>> optimizer, std::int64_t steps) {
+  LearnerState<T> out;
+  out.parameters = defined_copies(parameters);
+  out.buffers = defined_copies(buffers);
+  out.optimizer = std::move(optimizer);
+  out.steps = steps;
+  return out;
+}
+
+/// The copies a state's load makes into a learner's `parameters` and `buffers`, every
+/// name and shape checked (strictly; an empty state.buffers leaves the buffers alone)
+/// before commit() changes anything. `what` names a parameter in messages.
+template <class T>
+struct StateLoad {
+  std::vector<std::pair<Tensor<T>, Tensor<T>>> parameters, buffers;
+
+  StateLoad(const nn::ParamDict<T>& targets, const nn::ParamDict<T>& target_buffers,
+            const LearnerState<T>& state, const char* function, const char* what = "parameter")
+      : parameters(nn::detail::plan_load(targets, state.parameters, nn::LoadMode::kStrict, function,
+                                         what)) {
+    if (!state.buffers.empty()) {
+      buffers = nn::detail::plan_load(defined_entries(target_buffers), state.buffers,
+                                      nn::LoadMode::kStrict, function, "buffer");
+    }
+  }
+  void commit() const {
+    copy_planned(parameters);
+    copy_planned(buffers);
+  }
+};
+
 /// Checks that `state` holds what the learner's state holds: an outer optimizer, an
 /// inner one and buffers or not, and a non-negative step count. ValueError naming
 /// `function` otherwise (a state of another algorithm, most likely).

@@ -153,28 +153,18 @@ void ProtoNet<T>::init() {
 
 template <class T>
 LearnerState<T> ProtoNet<T>::state() const {
-  LearnerState<T> out;
-  out.parameters = detail::defined_copies(model_->named_parameters());
-  out.buffers = detail::defined_copies(model_->named_buffers());
-  out.optimizer = outer_->state();
-  out.steps = steps_taken_;
-  return out;
+  return detail::make_state(model_->named_parameters(), model_->named_buffers(),
+                            std::optional(outer_->state()), steps_taken_);
 }
 
 template <class T>
 void ProtoNet<T>::load_state(const LearnerState<T>& state) {
   const char* function = "ProtoNet::load_state";
   detail::check_state(state, function, /*optimizer=*/true, /*inner=*/false, /*buffers=*/true);
-  const std::vector<std::pair<Tensor<T>, Tensor<T>>> params = nn::detail::plan_load(
-      model_->named_parameters(), state.parameters, nn::LoadMode::kStrict, function, "parameter");
-  std::vector<std::pair<Tensor<T>, Tensor<T>>> buffers;
-  if (!state.buffers.empty()) {
-    buffers = nn::detail::plan_load(detail::defined_entries(model_->named_buffers()), state.buffers,
-                                    nn::LoadMode::kStrict, function, "buffer");
-  }
+  const detail::StateLoad<T> load(model_->named_parameters(), model_->named_buffers(), state,
+                                  function);
   outer_->load_state(*state.optimizer);  // checks everything before it changes anything
-  detail::copy_planned(params);
-  detail::copy_planned(buffers);
+  load.commit();
   steps_taken_ = state.steps;
 }
 

@@ -332,6 +332,10 @@ class Reptile {
   std::int64_t steps_taken_ = 0;
   optim::OptimizerState<T> inner_state_;
   /// apply() under a finite check made by the caller; `caller` names it in messages.
+  /// A deep copy of an inner-optimizer state of this learner's inner optimizer over its
+  /// parameters; ValueError / ShapeError naming the entry otherwise.
+  [[nodiscard]] optim::OptimizerState<T> validated_inner_state(
+      const optim::OptimizerState<T>& state) const;
   void apply_checked(const MetaGradient<T>& gradient, const detail::FiniteStepGuard<T>& finite,
                      const char* caller);
 };

@@ -121,16 +121,23 @@ Reptile<T>::Reptile(nn::Module<T>& model, ReptileOptions<T> options)
 }
 
 template <class T>
+optim::OptimizerState<T> Reptile<T>::validated_inner_state(
+    const optim::OptimizerState<T>& state) const {
+  // An optimizer over the model's parameters checks the buffers' names and shapes.
+  const auto check = detail::make_inner_optimizer(options_, model_.parameters());
+  check->load_state(state);
+  return check->state();
+}
+
+template <class T>
 LearnerState<T> Reptile<T>::state() const {
-  LearnerState<T> out;
-  out.parameters = detail::defined_copies(model_.named_parameters());
-  out.buffers = detail::defined_copies(model_.named_buffers());
+  LearnerState<T> out = detail::make_state(model_.named_parameters(), model_.named_buffers(),
+                                           std::optional<optim::OptimizerState<T>>(), steps_taken_);
   if (options_.carry_inner_state()) {
     optim::OptimizerState<T> inner = inner_state_;
     inner.buffers = detail::defined_copies(inner_state_.buffers);
     out.inner_optimizer = std::move(inner);
   }
-  out.steps = steps_taken_;
   return out;
 }
 
@@ -139,22 +146,11 @@ void Reptile<T>::load_state(const LearnerState<T>& state) {
   const char* function = "Reptile::load_state";
   detail::check_state(state, function, /*optimizer=*/false, options_.carry_inner_state(),
                       /*buffers=*/true);
-  const std::vector<std::pair<Tensor<T>, Tensor<T>>> params = nn::detail::plan_load(
-      model_.named_parameters(), state.parameters, nn::LoadMode::kStrict, function, "parameter");
-  std::vector<std::pair<Tensor<T>, Tensor<T>>> buffers;
-  if (!state.buffers.empty()) {
-    buffers = nn::detail::plan_load(detail::defined_entries(model_.named_buffers()), state.buffers,
-                                    nn::LoadMode::kStrict, function, "buffer");
-  }
+  const detail::StateLoad<T> load(model_.named_parameters(), model_.named_buffers(), state,
+                                  function);
   optim::OptimizerState<T> inner;
-  if (state.inner_optimizer) {
-    // An optimizer over the model's parameters checks the buffers' names and shapes.
-    const auto check = detail::make_inner_optimizer(options_, model_.parameters());
-    check->load_state(*state.inner_optimizer);
-    inner = check->state();
-  }
-  detail::copy_planned(params);
-  detail::copy_planned(buffers);
+  if (state.inner_optimizer) inner = validated_inner_state(*state.inner_optimizer);
+  load.commit();
   inner_state_ = std::move(inner);
   steps_taken_ = state.steps;
 }
@@ -453,11 +449,7 @@ void Reptile<T>::apply_checked(const MetaGradient<T>& gradient,
                   " an inner-optimizer state but carry_inner_state() is ",
                   options_.carry_inner_state() ? "on" : "off");
   optim::OptimizerState<T> carried;
-  if (gradient.carried) {
-    const auto check = detail::make_inner_optimizer(options_, model_.parameters());
-    check->load_state(*gradient.carried);  // names and shapes
-    carried = check->state();
-  }
+  if (gradient.carried) carried = validated_inner_state(*gradient.carried);
   finite.check_gradients(gradient.sum.values(), function, "the Reptile direction of");
   // theta <- theta - epsilon * sum / tasks, i.e. theta + epsilon * mean_i (phi_i - theta).
   const T scale = current_outer_step() / static_cast<T>(gradient.tasks);

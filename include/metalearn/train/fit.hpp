@@ -164,17 +164,19 @@ FitResult fit(L& learner, B& batches, const FitOptions& options,
   if (files) {
     std::filesystem::create_directories(options.run_dir);
     if (options.resume && std::filesystem::exists(checkpoint)) {
-      // Check the settings before anything is loaded.
-      const io::Metadata saved = io::load_checkpoint<typename L::value_type>(checkpoint).metadata;
+      // Read once; check the settings before anything is loaded into the learner.
+      const io::TrainingCheckpoint<typename L::value_type> saved =
+          io::load_checkpoint<typename L::value_type>(checkpoint);
       for (const auto& [key, value] : options.settings) {
-        const auto it = saved.find(key);
-        METALEARN_CHECK(it != saved.end() && it->second == value, ValueError,
+        const auto it = saved.metadata.find(key);
+        METALEARN_CHECK(it != saved.metadata.end() && it->second == value, ValueError,
                         "train::fit: ", checkpoint.string(), " was written with ", key, " = ",
-                        it == saved.end() ? std::string("(missing)") : it->second,
+                        it == saved.metadata.end() ? std::string("(missing)") : it->second,
                         ", this run has ", value,
                         "; use another run directory or resume = false to start over");
       }
-      const io::Metadata metadata = load_checkpoint(checkpoint, learner);
+      io::Metadata metadata;
+      learner.load_state(to_state(saved, learner.state().buffers, checkpoint, &metadata));
       const auto seconds = metadata.find("train_seconds");
       if (seconds != metadata.end()) trained_before = std::stod(seconds->second);
       resumed = true;

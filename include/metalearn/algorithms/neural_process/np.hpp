@@ -472,21 +472,17 @@ EvalResult NeuralProcess<T>::evaluate(const data::AnyTaskSampler<T>& sampler,
 
 template <class T>
 LearnerState<T> NeuralProcess<T>::state() const {
-  LearnerState<T> out;
-  out.parameters = detail::defined_copies(meta_parameters());
-  out.optimizer = outer_->state();
-  out.steps = steps_taken_;
-  return out;
+  return detail::make_state(meta_parameters(), nn::ParamDict<T>(), std::optional(outer_->state()),
+                            steps_taken_);
 }
 
 template <class T>
 void NeuralProcess<T>::load_state(const LearnerState<T>& state) {
   const char* function = "NeuralProcess::load_state";
   detail::check_state(state, function, /*optimizer=*/true, /*inner=*/false, /*buffers=*/false);
-  const std::vector<std::pair<Tensor<T>, Tensor<T>>> plan = nn::detail::plan_load(
-      meta_parameters(), state.parameters, nn::LoadMode::kStrict, function, "parameter");
+  const detail::StateLoad<T> load(meta_parameters(), nn::ParamDict<T>(), state, function);
   outer_->load_state(*state.optimizer);
-  detail::copy_planned(plan);
+  load.commit();
   steps_taken_ = state.steps;
 }
 
