@@ -1,5 +1,6 @@
 #pragma once
-// Umbrella of the algorithms layer.
+/// @file
+/// Umbrella of the algorithms layer.
 
 #include "metalearn/algorithms/common.hpp"              // IWYU pragma: export
 #include "metalearn/algorithms/maml.hpp"                // IWYU pragma: export

@@ -1,5 +1,6 @@
 #pragma once
-// Umbrella of the autograd layer.
+/// @file
+/// Umbrella of the autograd layer.
 
 #include "metalearn/autograd/functional.hpp"  // IWYU pragma: export
 #include "metalearn/autograd/grad.hpp"        // IWYU pragma: export

@@ -1,5 +1,6 @@
 #pragma once
-// Umbrella of the data layer: tasks, samplers, task families and datasets.
+/// @file
+/// Umbrella of the data layer: tasks, samplers, task families and datasets.
 
 #include "metalearn/data/class_dataset.hpp"       // IWYU pragma: export
 #include "metalearn/data/episodic_sampler.hpp"    // IWYU pragma: export

@@ -1,5 +1,6 @@
 #pragma once
-// Umbrella of the io layer: checkpoints and metrics logs.
+/// @file
+/// Umbrella of the io layer: checkpoints and metrics logs.
 
 #include "metalearn/io/checkpoint.hpp"   // IWYU pragma: export
 #include "metalearn/io/metrics_log.hpp"  // IWYU pragma: export

@@ -1,5 +1,6 @@
 #pragma once
-// metalearn: meta-learning in C++. Includes every layer.
+/// @file
+/// metalearn: meta-learning in C++. Includes every layer.
 
 #include "metalearn/algorithms.hpp"  // IWYU pragma: export
 #include "metalearn/autograd.hpp"    // IWYU pragma: export

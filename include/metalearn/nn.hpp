@@ -1,5 +1,6 @@
 #pragma once
-// Umbrella of the nn layer: modules, ParamDict, layers, functional ops, initialisers.
+/// @file
+/// Umbrella of the nn layer: modules, ParamDict, layers, functional ops, initialisers.
 
 #include "metalearn/nn/functional.hpp"          // IWYU pragma: export
 #include "metalearn/nn/init.hpp"                // IWYU pragma: export

@@ -1,6 +1,7 @@
 #pragma once
-// Umbrella of the optim layer: optimizers with savable state, learning-rate
-// schedules and differentiable functional updates.
+/// @file
+/// Umbrella of the optim layer: optimizers with savable state, learning-rate
+/// schedules and differentiable functional updates.
 
 #include "metalearn/optim/adam.hpp"        // IWYU pragma: export
 #include "metalearn/optim/functional.hpp"  // IWYU pragma: export

@@ -1,5 +1,6 @@
 #pragma once
-// Umbrella of the tensor layer: Tensor<T>, factories and differentiable ops.
+/// @file
+/// Umbrella of the tensor layer: Tensor<T>, factories and differentiable ops.
 
 #include "metalearn/core/error.hpp"        // IWYU pragma: export
 #include "metalearn/core/random.hpp"       // IWYU pragma: export

@@ -1,5 +1,6 @@
 #pragma once
-// Umbrella of the train layer: what runs any meta-learner (fit, checkpoints).
+/// @file
+/// Umbrella of the train layer: what runs any meta-learner (fit, checkpoints).
 
 #include "metalearn/train/checkpoint.hpp"  // IWYU pragma: export
 #include "metalearn/train/fit.hpp"         // IWYU pragma: export

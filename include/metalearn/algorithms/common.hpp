@@ -1,7 +1,8 @@
 #pragma once
-// What every meta-learning algorithm shares: the step statistics, the evaluation
-// summary (mean and 95% confidence interval), the task loss, and the evaluation
-// loop over a task sampler.
+/// @file
+/// What every meta-learning algorithm shares: the step statistics, the evaluation
+/// summary (mean and 95% confidence interval), the task loss, and the evaluation
+/// loop over a task sampler.
 
 #include <cmath>
 #include <cstdint>

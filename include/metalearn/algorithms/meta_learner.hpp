@@ -1,19 +1,22 @@
 #pragma once
-// The meta-learner contract: what every algorithm of the library offers, so that one
-// training loop, one checkpoint format and a data-parallel trainer serve them all.
-//
-//   MetaGradient g = learner.meta_gradient(batch);  // computes, changes nothing
-//   learner.apply(g);                               // one outer update
-//   learner.meta_step(batch);                       // the two together
-//   auto adapted = learner.adapt(task);             // what the learner predicts from
-//   Tensor y = learner.predict(adapted, x);
-//   EvalResult r = learner.evaluate(sampler, 600);  // mean and 95% interval
-//   LearnerState s = learner.state();               // everything a resumed run needs
-//   other.load_state(s);                            // continues bit for bit
-//
-// The split between meta_gradient() and apply() is where a data-parallel trainer sums
-// the gradients of its processes: MetaGradient holds sums over tasks and the task
-// count, so the sums of several meta-batches add up to the sum of their union.
+/// @file
+/// The meta-learner contract: what every algorithm of the library offers, so that one
+/// training loop, one checkpoint format and a data-parallel trainer serve them all.
+///
+/// @code
+///   MetaGradient g = learner.meta_gradient(batch);  // computes, changes nothing
+///   learner.apply(g);                               // one outer update
+///   learner.meta_step(batch);                       // the two together
+///   auto adapted = learner.adapt(task);             // what the learner predicts from
+///   Tensor y = learner.predict(adapted, x);
+///   EvalResult r = learner.evaluate(sampler, 600);  // mean and 95% interval
+///   LearnerState s = learner.state();               // everything a resumed run needs
+///   other.load_state(s);                            // continues bit for bit
+/// @endcode
+///
+/// The split between meta_gradient() and apply() is where a data-parallel trainer sums
+/// the gradients of its processes: MetaGradient holds sums over tasks and the task
+/// count, so the sums of several meta-batches add up to the sum of their union.
 
 #include <algorithm>
 #include <concepts>
@@ -235,8 +238,8 @@ MetaGradient<T> gradient_or_restore(const FiniteStepGuard<T>& finite, const Comp
   }
 }
 
-/// The sum over the tasks of `batch` of the gradient of loss(i, &accuracy) w.r.t.
-/// `named`, the tasks run on `pool` and folded in task order (so the sums do not depend
+/// The sum over the tasks of `batch` of the gradient of loss(i, &accuracy) w.r.t.\ `named`,
+/// the tasks run on `pool` and folded in task order (so the sums do not depend
 /// on the thread count). Statistics: meta_loss (= pre_loss = post_loss) the mean loss;
 /// the accuracies the mean of those loss() reports (>= 0), else -1.
 template <class T, class Loss>

@@ -1,14 +1,17 @@
 #pragma once
-// Prototypical Networks (Snell, Swersky & Zemel 2017): a metric meta-learner.
-//
-// An embedding network f maps images to vectors. The prototype of class k is the
-// mean embedding of its support examples, c_k = mean_{i: y_i = k} f(x_i), and a
-// query is classified by a softmax over negative distances to the prototypes,
-//   log p(y = k | x) = log_softmax_k( -d(f(x), c_k) ),
-// trained by the query cross-entropy of episodes. Adapting to a new task is a
-// forward pass over its support set: no gradient steps, so a PrototypeClassifier
-// built once from a support set classifies any number of queries in a deployed
-// program.
+/// @file
+/// Prototypical Networks (Snell, Swersky & Zemel 2017): a metric meta-learner.
+///
+/// An embedding network f maps images to vectors. The prototype of class k is the
+/// mean embedding of its support examples, c_k = mean_{i: y_i = k} f(x_i), and a
+/// query is classified by a softmax over negative distances to the prototypes,
+/// @code{.unparsed}
+///   log p(y = k | x) = log_softmax_k( -d(f(x), c_k) ),
+/// @endcode
+/// trained by the query cross-entropy of episodes. Adapting to a new task is a
+/// forward pass over its support set: no gradient steps, so a PrototypeClassifier
+/// built once from a support set classifies any number of queries in a deployed
+/// program.
 // SPDX-License-Identifier: MIT
 
 #include <cstdint>
@@ -211,7 +214,7 @@ class ProtoNet {
   /// What adapt() returns: a classifier fixed by the task's support set.
   using Adapted = PrototypeClassifier<T>;
 
-  /// The gradient of the query losses of the episodes of `batch` w.r.t. the
+  /// The gradient of the query losses of the episodes of `batch` w.r.t.\ the
   /// embedding's parameters, summed over the episodes; nothing applied.
   [[nodiscard]] MetaGradient<T> meta_gradient(const data::TaskBatch<T>& batch) const;
 

@@ -1,14 +1,17 @@
 #pragma once
-// Reptile (Nichol, Achiam & Schulman 2018): a first-order meta-learner that moves
-// the initialisation towards the weights each task's ordinary training reaches.
-//
-// For a meta-batch of n tasks, each task i starts from theta, takes k steps of an
-// ordinary optimizer (SGD or Adam) on mini-batches of its support set and reaches
-// phi_i; then
-//   theta <- theta + epsilon * mean_i (phi_i - theta),
-// with epsilon annealed linearly over training. n = 1 is the serial algorithm, n > 1
-// the batched one. No second-order terms and no graph across inner steps: memory
-// does not grow with the number of inner steps.
+/// @file
+/// Reptile (Nichol, Achiam & Schulman 2018): a first-order meta-learner that moves
+/// the initialisation towards the weights each task's ordinary training reaches.
+///
+/// For a meta-batch of n tasks, each task i starts from theta, takes k steps of an
+/// ordinary optimizer (SGD or Adam) on mini-batches of its support set and reaches
+/// phi_i; then
+/// @code{.unparsed}
+///   theta <- theta + epsilon * mean_i (phi_i - theta),
+/// @endcode
+/// with epsilon annealed linearly over training. n = 1 is the serial algorithm, n > 1
+/// the batched one. No second-order terms and no graph across inner steps: memory
+/// does not grow with the number of inner steps.
 // SPDX-License-Identifier: MIT
 
 #include <cstdint>
@@ -32,7 +35,7 @@ namespace metalearn::algorithms {
 /// The optimizer of Reptile's inner loop (a task's ordinary training).
 enum class InnerOptimizer { kSgd, kAdam };
 
-/// Options of Reptile, with the paper's Omniglot defaults (Nichol et al. 2018,
+/// Options of Reptile, with the paper's Omniglot defaults (Nichol et al.\ 2018,
 /// table 3: Adam 1e-3 with beta1 = 0, 5 inner steps on mini-batches of 10, outer
 /// step size 1 annealed linearly to 0, meta-batch 5, 50 evaluation steps).
 /// Chained setters: `ReptileOptions<float>{}.inner_lr(0.02f).inner_steps(32)`.

@@ -1,5 +1,6 @@
 #pragma once
-// Higher-order helpers built on autograd::grad: vjp, hvp, jacobian, hessian.
+/// @file
+/// Higher-order helpers built on autograd::grad: vjp, hvp, jacobian, hessian.
 
 #include <functional>
 #include <vector>

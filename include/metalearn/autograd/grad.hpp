@@ -1,5 +1,6 @@
 #pragma once
-// The functional gradient API: autograd::grad(outputs, inputs, options).
+/// @file
+/// The functional gradient API: autograd::grad(outputs, inputs, options).
 
 #include <initializer_list>
 #include <vector>

@@ -1,6 +1,7 @@
 #pragma once
-// gradcheck / gradgradcheck: compare the analytic Jacobian of a function (and of its
-// backward pass) with central finite differences. Use double precision.
+/// @file
+/// gradcheck / gradgradcheck: compare the analytic Jacobian of a function (and of its
+/// backward pass) with central finite differences. Use double precision.
 
 #include <cmath>
 #include <functional>

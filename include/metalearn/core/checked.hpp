@@ -1,8 +1,9 @@
 #pragma once
-// Checked size arithmetic: every size, element count, byte count or offset that
-// is computed from input (shapes, files, options) goes through these helpers, so
-// an overflow throws OverflowError naming the operation and the values instead of
-// wrapping around into a small allocation.
+/// @file
+/// Checked size arithmetic: every size, element count, byte count or offset that
+/// is computed from input (shapes, files, options) goes through these helpers, so
+/// an overflow throws OverflowError naming the operation and the values instead of
+/// wrapping around into a small allocation.
 
 #include <cmath>
 #include <concepts>

@@ -1,9 +1,10 @@
 #pragma once
-// Error hierarchy and the METALEARN_CHECK / METALEARN_ASSERT macros.
-//
-// Every user mistake throws a subclass of metalearn::Error whose message starts
-// with the name of the function that detected it, followed by the shapes, values
-// or file involved.
+/// @file
+/// Error hierarchy and the METALEARN_CHECK / METALEARN_ASSERT macros.
+///
+/// Every user mistake throws a subclass of metalearn::Error whose message starts
+/// with the name of the function that detected it, followed by the shapes, values
+/// or file involved.
 
 #include <sstream>
 #include <stdexcept>

@@ -1,5 +1,6 @@
 #pragma once
-// Generator: a seeded pseudo-random source, always passed explicitly.
+/// @file
+/// Generator: a seeded pseudo-random source, always passed explicitly.
 
 #include <cmath>
 #include <cstdint>

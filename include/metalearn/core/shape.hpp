@@ -1,5 +1,6 @@
 #pragma once
-// Shape: the extents of a row-major tensor, and the broadcasting rules.
+/// @file
+/// Shape: the extents of a row-major tensor, and the broadcasting rules.
 
 #include <array>
 #include <cstdint>

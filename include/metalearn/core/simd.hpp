@@ -1,14 +1,15 @@
 #pragma once
-// Which instruction set the library's hand-written kernels run on. They are compiled
-// for every target of the architecture (x86-64: SSE4, AVX2 with FMA, AVX-512; ARM64:
-// NEON; portable C++ everywhere) and the best one the CPU supports is chosen at run
-// time, so one build runs on any CPU of its architecture.
-//
-// METALEARN_SIMD caps the choice for the whole process: set it to a target name
-// ("AVX3" or "avx512", "AVX2", "SSE4", "NEON", "SCALAR", ...) to run the best target
-// that is no better than it, for example to check that every target gives the same
-// results. It is read once, when the first kernel runs (or simd_target() is called);
-// an unknown name throws ValueError there.
+/// @file
+/// Which instruction set the library's hand-written kernels run on. They are compiled
+/// for every target of the architecture (x86-64: SSE4, AVX2 with FMA, AVX-512; ARM64:
+/// NEON; portable C++ everywhere) and the best one the CPU supports is chosen at run
+/// time, so one build runs on any CPU of its architecture.
+///
+/// METALEARN_SIMD caps the choice for the whole process: set it to a target name
+/// ("AVX3" or "avx512", "AVX2", "SSE4", "NEON", "SCALAR", ...) to run the best target
+/// that is no better than it, for example to check that every target gives the same
+/// results. It is read once, when the first kernel runs (or simd_target() is called);
+/// an unknown name throws ValueError there.
 
 #include <string>
 #include <string_view>
@@ -18,7 +19,7 @@
 
 namespace metalearn {
 
-/// The target the kernels run on in this process, e.g. "AVX3" (AVX-512), "AVX2",
+/// The target the kernels run on in this process, e.g.\ "AVX3" (AVX-512), "AVX2",
 /// "SSE4", "NEON", or "SCALAR"/"EMU128" (portable C++).
 [[nodiscard]] METALEARN_API std::string_view simd_target();
 

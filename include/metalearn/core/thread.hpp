@@ -1,5 +1,6 @@
 #pragma once
-// start_thread: std::thread with a typed error when the system cannot create one.
+/// @file
+/// start_thread: std::thread with a typed error when the system cannot create one.
 
 #include <system_error>
 #include <thread>

@@ -1,20 +1,21 @@
 #pragma once
-// ThreadPool: a small fixed set of worker threads owned by whoever creates it (an
-// algorithm runs the tasks of a meta-batch on its own pool). There is no global
-// pool. run(n, fn) calls fn(i) for i in [0, n) and returns when all are done; the
-// first exception thrown by fn is rethrown in the caller.
-//
-// Thread safety: run() may be called from several threads at once and from inside
-// a job of the same pool, directly or through other pools. The workers take one job
-// at a time; a call that finds them busy, or that comes from inside a job of this
-// pool, runs its items in order on the calling thread. run() therefore never waits
-// for another caller and cannot deadlock.
-//
-// Handing work over is quick: a worker that finishes a job keeps watching for the
-// next one for a short while (kSpin) before it sleeps on a condition variable, and so
-// does the caller waiting for the workers. Waking a sleeping thread costs tens of
-// microseconds, as much as a small operation split over the pool; an operation that
-// follows another one closely starts without that cost.
+/// @file
+/// ThreadPool: a small fixed set of worker threads owned by whoever creates it (an
+/// algorithm runs the tasks of a meta-batch on its own pool). There is no global
+/// pool. run(n, fn) calls fn(i) for i in [0, n) and returns when all are done; the
+/// first exception thrown by fn is rethrown in the caller.
+///
+/// Thread safety: run() may be called from several threads at once and from inside
+/// a job of the same pool, directly or through other pools. The workers take one job
+/// at a time; a call that finds them busy, or that comes from inside a job of this
+/// pool, runs its items in order on the calling thread. run() therefore never waits
+/// for another caller and cannot deadlock.
+///
+/// Handing work over is quick: a worker that finishes a job keeps watching for the
+/// next one for a short while (kSpin) before it sleeps on a condition variable, and so
+/// does the caller waiting for the workers. Waking a sleeping thread costs tens of
+/// microseconds, as much as a small operation split over the pool; an operation that
+/// follows another one closely starts without that cost.
 
 #include <atomic>
 #include <chrono>

@@ -1,5 +1,6 @@
 #pragma once
-// ClassDataset: the interface of a labelled dataset that few-shot episodes are drawn from.
+/// @file
+/// ClassDataset: the interface of a labelled dataset that few-shot episodes are drawn from.
 
 #include <span>
 #include <string>
@@ -8,7 +9,7 @@
 
 namespace metalearn::data {
 
-/// A dataset of examples grouped by class, e.g. the characters of Omniglot.
+/// A dataset of examples grouped by class, e.g.\ the characters of Omniglot.
 ///
 /// Implementations are immutable after construction: every const method may be called
 /// concurrently from several threads (EpisodicSampler relies on this).

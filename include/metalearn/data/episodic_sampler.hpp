@@ -1,5 +1,6 @@
 #pragma once
-// EpisodicSampler<T>: N-way K-shot classification episodes over any ClassDataset.
+/// @file
+/// EpisodicSampler<T>: N-way K-shot classification episodes over any ClassDataset.
 
 #include <algorithm>
 #include <memory>

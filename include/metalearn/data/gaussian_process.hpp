@@ -1,5 +1,6 @@
 #pragma once
-// GaussianProcessTasks<T>: 1-D functions drawn from a GP prior, for encoder-decoder learners.
+/// @file
+/// GaussianProcessTasks<T>: 1-D functions drawn from a GP prior, for encoder-decoder learners.
 
 #include <cmath>
 #include <numbers>

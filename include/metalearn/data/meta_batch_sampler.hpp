@@ -1,5 +1,6 @@
 #pragma once
-// MetaBatchSampler: reproducible meta-batches of tasks, optionally parallel and prefetched.
+/// @file
+/// MetaBatchSampler: reproducible meta-batches of tasks, optionally parallel and prefetched.
 
 #include <condition_variable>
 #include <cstdint>

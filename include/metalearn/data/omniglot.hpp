@@ -1,5 +1,6 @@
 #pragma once
-// OmniglotDataset: the Omniglot characters (Lake et al. 2015) from the original PNG layout.
+/// @file
+/// OmniglotDataset: the Omniglot characters (Lake et al.\ 2015) from the original PNG layout.
 
 #include <cstdint>
 #include <filesystem>
@@ -40,7 +41,7 @@ struct OmniglotOptions {
   /// Images are resized from 105x105 to image_size x image_size by area averaging.
   Index image_size = 28;
   /// Folder of the binary cache. Empty: METALEARN_CACHE_DIR if set, else the data folder
-  /// itself when writable, else <system temp dir>/metalearn_cache.
+  /// itself when writable, else `<system temp dir>/metalearn_cache`.
   std::filesystem::path cache_dir = {};
   /// false: always decode the PNGs and never read or write a cache.
   bool use_cache = true;
@@ -122,7 +123,7 @@ class METALEARN_API OmniglotDataset final : public ClassDataset {
       Index num_images = 0;
     };
     std::vector<Character> characters;
-    std::vector<float> pixels;  // num_images * S * S, ink = 1
+    std::vector<float> pixels;  ///< num_images * S * S, ink = 1
   };
 
  private:

@@ -1,5 +1,6 @@
 #pragma once
-// 8-bit greyscale PNG reading and writing (libpng, linked privately).
+/// @file
+/// 8-bit greyscale PNG reading and writing (libpng, linked privately).
 
 #include <cstdint>
 #include <filesystem>

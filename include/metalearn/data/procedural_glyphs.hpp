@@ -1,5 +1,6 @@
 #pragma once
-// ProceduralGlyphs: a synthetic few-shot image dataset that needs no download.
+/// @file
+/// ProceduralGlyphs: a synthetic few-shot image dataset that needs no download.
 
 #include <cstdint>
 #include <span>

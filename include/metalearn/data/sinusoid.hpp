@@ -1,5 +1,6 @@
 #pragma once
-// SinusoidTasks<T>: the sinusoid regression family of Finn et al. (2017).
+/// @file
+/// SinusoidTasks<T>: the sinusoid regression family of Finn et al.\ (2017).
 
 #include <cmath>
 #include <numbers>

@@ -1,5 +1,6 @@
 #pragma once
-// Task<T> and TaskBatch<T>: the unit of work every meta-learning algorithm consumes.
+/// @file
+/// Task<T> and TaskBatch<T>: the unit of work every meta-learning algorithm consumes.
 
 #include <cstdint>
 #include <map>
@@ -43,8 +44,8 @@ struct Task {
   Index queries = 0;
   /// Original dataset class id of every label: `classes[label]`. Empty for regression.
   std::vector<Index> classes;
-  /// Parameters of the underlying function, for plotting or analysis, e.g.
-  /// "amplitude" and "phase" for sinusoids.
+  /// Parameters of the underlying function, for plotting or analysis, e.g.\ "amplitude"
+  /// and "phase" for sinusoids.
   std::map<std::string, double> params;
 
   /// A named parameter of the task; throws ValueError when the family did not set it.

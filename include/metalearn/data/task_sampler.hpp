@@ -1,5 +1,6 @@
 #pragma once
-// The TaskSampler concept and AnyTaskSampler<T>, its type-erased form.
+/// @file
+/// The TaskSampler concept and AnyTaskSampler<T>, its type-erased form.
 
 #include <concepts>
 #include <memory>

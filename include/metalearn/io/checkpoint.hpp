@@ -1,15 +1,16 @@
 #pragma once
-// Training checkpoints: parameters, the optimizer's state and free-form metadata in
-// one safetensors file, so a stopped run continues exactly where it was (the
-// optimizer's moments, step count and learning rate included). Written atomically
-// like every safetensors file.
-//
-// Layout: parameters under their own names (the file still loads with
-// load_safetensors into Module::load_parameters in nn::LoadMode::kNonStrict, or
-// strictly from load_checkpoint(...).parameters); optimizer buffers under
-// "optimizer.<buffer key>"; the optimizer's step count and learning rate in the
-// metadata as "optimizer.step" and "optimizer.lr". A file without these keys (plain
-// parameters) loads with no optimizer state.
+/// @file
+/// Training checkpoints: parameters, the optimizer's state and free-form metadata in
+/// one safetensors file, so a stopped run continues exactly where it was (the
+/// optimizer's moments, step count and learning rate included). Written atomically
+/// like every safetensors file.
+///
+/// Layout: parameters under their own names (the file still loads with
+/// load_safetensors into Module::load_parameters in nn::LoadMode::kNonStrict, or
+/// strictly from load_checkpoint(...).parameters); optimizer buffers under
+/// "optimizer.<buffer key>"; the optimizer's step count and learning rate in the
+/// metadata as "optimizer.step" and "optimizer.lr". A file without these keys (plain
+/// parameters) loads with no optimizer state.
 // SPDX-License-Identifier: MIT
 
 #include <cmath>

@@ -1,10 +1,11 @@
 #pragma once
-// Checkpoints in the safetensors format: an 8-byte little-endian header length, a
-// JSON header mapping each tensor name to its dtype, shape and byte range, then
-// the raw little-endian data. Files are written atomically (a temporary file in
-// the same directory, flushed, then renamed over the target), so a crash never
-// leaves a truncated checkpoint behind. Loading validates every field and throws
-// IoError naming the file.
+/// @file
+/// Checkpoints in the safetensors format: an 8-byte little-endian header length, a
+/// JSON header mapping each tensor name to its dtype, shape and byte range, then
+/// the raw little-endian data. Files are written atomically (a temporary file in
+/// the same directory, flushed, then renamed over the target), so a crash never
+/// leaves a truncated checkpoint behind. Loading validates every field and throws
+/// IoError naming the file.
 
 #include <cmath>
 #include <cstdint>
@@ -28,7 +29,7 @@ struct StoredTensor {
   std::string name;
   DType dtype = DType::kF32;
   std::vector<Index> shape;
-  std::vector<double> values;  // converted for inspection; exact for F32 and F64
+  std::vector<double> values;  ///< converted for inspection; exact for F32 and F64
 };
 
 /// Free-form string metadata stored under "__metadata__".

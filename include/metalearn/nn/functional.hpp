@@ -1,7 +1,8 @@
 #pragma once
-// Stateless functional twins of the layers: each takes its parameters as tensors.
-// Every function is built from differentiable tensor ops, so it supports second
-// order (create_graph) like the ops themselves.
+/// @file
+/// Stateless functional twins of the layers: each takes its parameters as tensors.
+/// Every function is built from differentiable tensor ops, so it supports second
+/// order (create_graph) like the ops themselves.
 // SPDX-License-Identifier: MIT
 
 #include <algorithm>
@@ -357,13 +358,17 @@ void for_wanted_outputs(const Rows& rows, Tensor<T>& dg, Tensor<T>& dx) {
 }
 
 /// Batch norm's input gradient as a recorded op of (x, g, weight):
+/// @code{.unparsed}
 ///   gx = gamma * inv * P g,   P g = g - mean(g) - xhat * mean(g * xhat),
+/// @endcode
 /// whose own backward (MAML's second order through batch norm) is one fused pass per
 /// channel: for an upstream gradient a,
+/// @code{.unparsed}
 ///   d g     = gamma * inv * P a
 ///   d gamma = inv * sum(a * P g)
 ///   d x     = -gamma * inv^2 * (xhat * mean(a * P g) + mean(g * xhat) * P a
 ///                               + mean(a * xhat) * P g),
+/// @endcode
 /// and the same formulas in differentiable ops when that backward is itself recorded.
 ///
 /// `values`, when defined, are gx's values already computed (batch norm's backward

@@ -1,7 +1,8 @@
 #pragma once
-// Parameter initialisers (uniform, normal, Xavier/Glorot, Kaiming/He). Each fills
-// a leaf tensor in place with values drawn from an explicit Generator, so the same
-// seed gives the same model.
+/// @file
+/// Parameter initialisers (uniform, normal, Xavier/Glorot, Kaiming/He). Each fills
+/// a leaf tensor in place with values drawn from an explicit Generator, so the same
+/// seed gives the same model.
 // SPDX-License-Identifier: MIT
 
 #include <algorithm>

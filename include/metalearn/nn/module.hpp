@@ -1,6 +1,7 @@
 #pragma once
-// Module<T>: named parameters, buffers and submodules; forward with the module's
-// own parameters or with any ParamDict of fast weights.
+/// @file
+/// Module<T>: named parameters, buffers and submodules; forward with the module's
+/// own parameters or with any ParamDict of fast weights.
 // SPDX-License-Identifier: MIT
 
 #include <algorithm>
@@ -225,7 +226,7 @@ class METALEARN_API Module {
     return buffers_.back().tensor;
   }
 
-  /// Registers a submodule; its parameters appear as `name.<their names>`. The
+  /// Registers a submodule; its parameter `p` appears as `name.p`. The
   /// module takes the only reference to it (pass `std::make_shared<...>(...)` or
   /// std::move a pointer): a copy kept elsewhere would not follow clone(). Returns
   /// the handle through which the module reaches it (see Child).

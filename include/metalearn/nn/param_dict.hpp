@@ -1,5 +1,6 @@
 #pragma once
-// ParamDict<T>: an ordered name -> Tensor map, the currency of fast weights.
+/// @file
+/// ParamDict<T>: an ordered name -> Tensor map, the currency of fast weights.
 // SPDX-License-Identifier: MIT
 
 #include <cstddef>
@@ -165,7 +166,7 @@ class METALEARN_API ParamDict {
 
   // ---- views and derived dicts ---------------------------------------------
 
-  /// A view of the entries whose names start with `prefix` (e.g. "features.0."),
+  /// A view of the entries whose names start with `prefix` (e.g.\ "features.0."),
   /// with the prefix removed. Shares keys and values; O(1) plus a short string copy.
   [[nodiscard]] ParamDict sub(std::string_view prefix) const {
     ParamDict out = *this;

@@ -1,5 +1,6 @@
 #pragma once
-// Adam and AdamW.
+/// @file
+/// Adam and AdamW.
 // SPDX-License-Identifier: MIT
 
 #include <algorithm>
@@ -55,10 +56,12 @@ class AdamOptions {
 };
 
 /// Adam (Kingma & Ba) with PyTorch's update rule, at step t (from 1):
+/// @code{.unparsed}
 ///   g <- grad + weight_decay * p              (Adam: L2 penalty in the gradient)
 ///   p <- p * (1 - lr * weight_decay)          (AdamW: decoupled decay instead)
 ///   m <- beta1 m + (1 - beta1) g;  v <- beta2 v + (1 - beta2) g^2
 ///   p <- p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+/// @endcode
 /// Buffers per parameter: "exp_avg" (m) and "exp_avg_sq" (v).
 template <class T = float>
 class METALEARN_API Adam : public Optimizer<T> {

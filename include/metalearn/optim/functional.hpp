@@ -1,5 +1,6 @@
 #pragma once
-// Differentiable functional updates for inner loops: ParamDict in, ParamDict out.
+/// @file
+/// Differentiable functional updates for inner loops: ParamDict in, ParamDict out.
 // SPDX-License-Identifier: MIT
 
 #include <string>

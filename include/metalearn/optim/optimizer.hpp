@@ -1,6 +1,7 @@
 #pragma once
-// Optimizer<T>: the base of the outer-loop optimizers (SGD, Adam, AdamW), with
-// savable state.
+/// @file
+/// Optimizer<T>: the base of the outer-loop optimizers (SGD, Adam, AdamW), with
+/// savable state.
 // SPDX-License-Identifier: MIT
 
 #include <cmath>
@@ -23,7 +24,7 @@ using metalearn::detail::sqrt_in_place;  // compiled per target, see tensor/deta
 
 /// Everything an optimizer needs to continue bit-exactly: the step count, the
 /// learning rate, and its per-parameter buffers named "<parameter index>.<buffer>"
-/// (e.g. "0.exp_avg", "3.momentum_buffer"). Buffers not yet created are absent.
+/// (e.g.\ "0.exp_avg", "3.momentum_buffer"). Buffers not yet created are absent.
 template <class T = float>
 struct OptimizerState {
   std::int64_t step = 0;

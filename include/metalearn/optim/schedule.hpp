@@ -1,5 +1,6 @@
 #pragma once
-// Learning-rate schedules: small classes giving lr(step).
+/// @file
+/// Learning-rate schedules: small classes giving lr(step).
 // SPDX-License-Identifier: MIT
 
 #include <cmath>

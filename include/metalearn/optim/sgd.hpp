@@ -1,5 +1,6 @@
 #pragma once
-// SGD with momentum, Nesterov momentum and weight decay.
+/// @file
+/// SGD with momentum, Nesterov momentum and weight decay.
 // SPDX-License-Identifier: MIT
 
 #include <vector>
@@ -51,10 +52,12 @@ class SGDOptions {
 };
 
 /// Stochastic gradient descent, with PyTorch's update rule:
+/// @code{.unparsed}
 ///   g <- grad + weight_decay * p
 ///   b <- g (first step), else momentum * b + (1 - dampening) * g
 ///   g <- g + momentum * b (Nesterov), or g <- b (momentum != 0)
 ///   p <- p - lr * g
+/// @endcode
 /// Buffer per parameter: "momentum_buffer" (with momentum only).
 template <class T = float>
 class METALEARN_API SGD : public Optimizer<T> {

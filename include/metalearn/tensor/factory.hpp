@@ -1,5 +1,6 @@
 #pragma once
-// Factories: zeros, ones, full, arange, from_vector, from_eigen, randn, uniform.
+/// @file
+/// Factories: zeros, ones, full, arange, from_vector, from_eigen, randn, uniform.
 
 #include <algorithm>
 #include <cmath>

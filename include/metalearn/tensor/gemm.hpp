@@ -1,9 +1,10 @@
 #pragma once
-// The GEMM behind the convolutions: for products whose b is not transposed, up to a
-// size, our own kernel (chosen per CPU at run time), which sums every element in one
-// order; otherwise
-// single-threaded OpenBLAS in the default build (METALEARN_USE_OPENBLAS), Eigen's
-// GEMM without it. Compiled into the library, so only the library links the BLAS.
+/// @file
+/// The GEMM behind the convolutions: for products whose b is not transposed, up to a
+/// size, our own kernel (chosen per CPU at run time), which sums every element in one
+/// order; otherwise
+/// single-threaded OpenBLAS in the default build (METALEARN_USE_OPENBLAS), Eigen's
+/// GEMM without it. Compiled into the library, so only the library links the BLAS.
 
 #include <string_view>
 

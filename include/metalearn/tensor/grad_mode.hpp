@@ -1,9 +1,10 @@
 #pragma once
-// Thread-local grad mode and anomaly mode with RAII guards.
-//
-// These live in the tensor layer because every differentiable op consults them
-// when it decides whether to record a graph node. The autograd layer re-exports
-// them under metalearn::autograd.
+/// @file
+/// Thread-local grad mode and anomaly mode with RAII guards.
+///
+/// These live in the tensor layer because every differentiable op consults them
+/// when it decides whether to record a graph node. The autograd layer re-exports
+/// them under metalearn::autograd.
 
 #include "metalearn/core/export.hpp"
 

@@ -1,7 +1,8 @@
 #pragma once
-// Graph nodes: the backward rule of one recorded op, and the edges to the nodes
-// of its inputs. Nodes are owned by the tensors that need them (reference
-// counted); there is no tape.
+/// @file
+/// Graph nodes: the backward rule of one recorded op, and the edges to the nodes
+/// of its inputs. Nodes are owned by the tensors that need them (reference
+/// counted); there is no tape.
 
 #include <array>
 #include <atomic>

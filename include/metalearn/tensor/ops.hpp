@@ -1,5 +1,6 @@
 #pragma once
-// All differentiable tensor ops.
+/// @file
+/// All differentiable tensor ops.
 
 #include "metalearn/tensor/ops/conv.hpp"         // IWYU pragma: export
 #include "metalearn/tensor/ops/distance.hpp"     // IWYU pragma: export

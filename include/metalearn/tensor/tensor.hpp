@@ -1,6 +1,7 @@
 #pragma once
-// Tensor<T>: a cheap handle to shared, contiguous, row-major storage plus a shape
-// and optional autograd metadata.
+/// @file
+/// Tensor<T>: a cheap handle to shared, contiguous, row-major storage plus a shape
+/// and optional autograd metadata.
 
 #include <algorithm>
 #include <atomic>

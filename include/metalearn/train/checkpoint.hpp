@@ -1,15 +1,16 @@
 #pragma once
-// A meta-learner's whole state (algorithms::LearnerState) in one checkpoint file, for
-// any algorithm of the contract: save_checkpoint(path, learner) and
-// load_checkpoint(path, learner) continue a run bit for bit.
-//
-// Layout (an io::TrainingCheckpoint, so the file also reads with io::load_checkpoint):
-// meta-parameters and buffers under their own names, the outer optimizer as the
-// checkpoint's optimizer ("optimizer.<key>", metadata "optimizer.step"/"optimizer.lr"),
-// a carried inner-optimizer state under "inner_optimizer.<key>" with metadata
-// "inner_optimizer.step"/"inner_optimizer.lr", and the meta-step count as metadata
-// "learner.steps". A file written before "learner.steps" existed (meta-parameters and
-// an outer optimizer only) loads with the optimizer's step count as the step count.
+/// @file
+/// A meta-learner's whole state (algorithms::LearnerState) in one checkpoint file, for
+/// any algorithm of the contract: save_checkpoint(path, learner) and
+/// load_checkpoint(path, learner) continue a run bit for bit.
+///
+/// Layout (an io::TrainingCheckpoint, so the file also reads with io::load_checkpoint):
+/// meta-parameters and buffers under their own names, the outer optimizer as the
+/// checkpoint's optimizer ("optimizer.<key>", metadata "optimizer.step"/"optimizer.lr"),
+/// a carried inner-optimizer state under "inner_optimizer.<key>" with metadata
+/// "inner_optimizer.step"/"inner_optimizer.lr", and the meta-step count as metadata
+/// "learner.steps". A file written before "learner.steps" existed (meta-parameters and
+/// an outer optimizer only) loads with the optimizer's step count as the step count.
 // SPDX-License-Identifier: MIT
 
 #include <cmath>

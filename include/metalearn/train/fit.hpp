@@ -1,21 +1,22 @@
 #pragma once
-// fit(): the training loop every meta-learner shares. Meta-steps up to a step count or
-// a time limit, evaluation every N steps, a checkpoint every N steps and when the run
-// stops, metrics as JSON lines, a progress line on a terminal; run again on the same
-// run directory, it continues from the checkpoint bit for bit (the learner's whole
-// state and the position of the task stream).
-//
-// @code
-// train::fit(maml, batches, {.steps = 60'000, .eval_every = 500, .eval_episodes = 100,
-//                            .checkpoint_every = 500, .run_dir = "runs/maml"},
-//            &test_tasks);
-// @endcode
-//
-// Run directory: checkpoint.safetensors (train::save_checkpoint, with the settings,
-// "train_seconds" and "step" in its metadata), checkpoint_step<N>.safetensors for the
-// steps in `keep`, and metrics.jsonl (one record per
-// logged step and per evaluation; a resumed run drops the records written after its
-// checkpoint, so the file reads as one uninterrupted run).
+/// @file
+/// fit(): the training loop every meta-learner shares. Meta-steps up to a step count or
+/// a time limit, evaluation every N steps, a checkpoint every N steps and when the run
+/// stops, metrics as JSON lines, a progress line on a terminal; run again on the same
+/// run directory, it continues from the checkpoint bit for bit (the learner's whole
+/// state and the position of the task stream).
+///
+/// @code
+/// train::fit(maml, batches, {.steps = 60'000, .eval_every = 500, .eval_episodes = 100,
+///                            .checkpoint_every = 500, .run_dir = "runs/maml"},
+///            &test_tasks);
+/// @endcode
+///
+/// Run directory: checkpoint.safetensors (train::save_checkpoint, with the settings,
+/// "train_seconds" and "step" in its metadata), checkpoint_step<N>.safetensors for the
+/// steps in `keep`, and metrics.jsonl (one record per
+/// logged step and per evaluation; a resumed run drops the records written after its
+/// checkpoint, so the file reads as one uninterrupted run).
 // SPDX-License-Identifier: MIT
 
 #include <algorithm>

@@ -1,25 +1,28 @@
 #pragma once
-// Conditional Neural Process (Garnelo et al., ICML 2018): encoder-decoder
-// meta-learning. An encoder maps every (x, y) of a task's context set (its support
-// set) to a representation r_i; their mean r summarises the set in an order-invariant
-// way; a decoder maps (r, x*) to a Gaussian over y* for every target x* (the query
-// set). Training is gradient descent on the targets' predictive log-likelihood over
-// many tasks: no inner loop, and a new task is "learned" by one forward pass over its
-// context.
-//
-//   r = mean_i enc([x_i, y_i])              encoder: MLP, ReLU between layers
-//   [mu, s] = dec([r, x*])                  decoder: MLP, output 2 * y_dim
-//   sigma = floor + (1 - floor) * softplus(s)
-//   loss = -mean_targets sum_dims log N(y*; mu, sigma^2)
-//
-// @code
-// algorithms::ConditionalNeuralProcess<float> cnp(1, 1, gen);         // x and y in R^1
-// data::GaussianProcessTasks<float> gp({.targets_include_context = true});
-// data::MetaBatchSampler<float> batches(gp, {.batch = 16, .seed = 1});
-// for (int s = 0; s < 100'000; ++s) cnp.meta_step(batches.next());
-// auto r = cnp.adapt(task);                          // the context's representation
-// auto prediction = cnp.predictive(r, task.query_x); // mean and standard deviation
-// @endcode
+/// @file
+/// Conditional Neural Process (Garnelo et al., ICML 2018): encoder-decoder
+/// meta-learning. An encoder maps every (x, y) of a task's context set (its support
+/// set) to a representation r_i; their mean r summarises the set in an order-invariant
+/// way; a decoder maps (r, x*) to a Gaussian over y* for every target x* (the query
+/// set). Training is gradient descent on the targets' predictive log-likelihood over
+/// many tasks: no inner loop, and a new task is "learned" by one forward pass over its
+/// context.
+///
+/// @code{.unparsed}
+///   r = mean_i enc([x_i, y_i])              encoder: MLP, ReLU between layers
+///   [mu, s] = dec([r, x*])                  decoder: MLP, output 2 * y_dim
+///   sigma = floor + (1 - floor) * softplus(s)
+///   loss = -mean_targets sum_dims log N(y*; mu, sigma^2)
+/// @endcode
+///
+/// @code
+/// algorithms::ConditionalNeuralProcess<float> cnp(1, 1, gen);         // x and y in R^1
+/// data::GaussianProcessTasks<float> gp({.targets_include_context = true});
+/// data::MetaBatchSampler<float> batches(gp, {.batch = 16, .seed = 1});
+/// for (int s = 0; s < 100'000; ++s) cnp.meta_step(batches.next());
+/// auto r = cnp.adapt(task);                          // the context's representation
+/// auto prediction = cnp.predictive(r, task.query_x); // mean and standard deviation
+/// @endcode
 // SPDX-License-Identifier: MIT
 
 #include <cmath>
@@ -85,7 +88,7 @@ class ConditionalNeuralProcess {
   ConditionalNeuralProcess(Index x_dim, Index y_dim, Generator& gen, CnpOptions options = {});
 
   /// The gradient of the tasks' losses (the negative mean log-likelihood of their
-  /// targets) w.r.t. meta_parameters(), summed over the tasks; nothing applied.
+  /// targets) w.r.t.\ meta_parameters(), summed over the tasks; nothing applied.
   [[nodiscard]] MetaGradient<T> meta_gradient(const data::TaskBatch<T>& batch) const;
   /// One Adam step along sum / tasks.
   void apply(const MetaGradient<T>& gradient);
@@ -99,7 +102,7 @@ class ConditionalNeuralProcess {
   /// The predictive mean and standard deviation side by side, [M, 2 * y_dim].
   [[nodiscard]] Tensor<T> predict(const Adapted& adapted, const Tensor<T>& x) const;
   /// The mean log-likelihood per target point of `task`'s query set given its context
-  /// (differentiable w.r.t. `params`, named as meta_parameters()).
+  /// (differentiable w.r.t.\ `params`, named as meta_parameters()).
   [[nodiscard]] Tensor<T> log_likelihood(const data::Task<T>& task,
                                          const nn::ParamDict<T>& params) const;
 

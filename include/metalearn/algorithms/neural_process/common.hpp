@@ -1,7 +1,8 @@
 #pragma once
-// What the models of the Neural Process family share: the Gaussian prediction they
-// return, parameters of several networks under one dict with prefixes, and the
-// Gaussian log-density.
+/// @file
+/// What the models of the Neural Process family share: the Gaussian prediction they
+/// return, parameters of several networks under one dict with prefixes, and the
+/// Gaussian log-density.
 // SPDX-License-Identifier: MIT
 
 #include <cmath>

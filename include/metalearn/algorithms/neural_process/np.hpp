@@ -1,27 +1,36 @@
 #pragma once
-// Neural Process with a latent path (Garnelo et al. 2018, "Neural Processes"; the
-// deterministic path beside it as in Kim et al. 2019): a global latent variable z
-// carries the uncertainty about the function, so samples of z give coherent samples of
-// functions.
-//
-//   r = mean_i det([x_i, y_i])                          deterministic path
-//   s = mean_i lat([x_i, y_i]);  h = relu(W_h s + b_h)  latent path
-//   q(z | set) = N(W_mu h + b_mu, (0.1 + 0.9 sigmoid(W_s h + b_s))^2)
-//   [mu, u] = dec([r, z, x*]);  sigma = floor + (1 - floor) softplus(u)
-//
-// Training maximises the ELBO with the posterior encoded from the targets (which hold
-// the context, data::GaussianProcessOptions::targets_include_context) and the prior
-// from the context:
-//   loss = -(1/M) sum_targets log p(y* | z, r, x*) + KL(q(z | targets) || q(z | context)) / M,
-//   z = mu + sigma * eps drawn from the posterior (one sample, reparameterised).
-// With attention_heads > 0 this is the Attentive Neural Process (Kim et al. 2019): the
-// deterministic path's mean is replaced by multi-head cross-attention of each target
-// over the context, queries and keys being the inputs through an MLP and values the
-// per-point representations (optionally after self-attention over the context):
-//   r*(x*) = MHA(q = mlp(x*), k = mlp(x_i), v = det([x_i, y_i]))
-// The evaluation log-likelihood is a Monte Carlo estimate with z from the prior:
-//   log p(y* | context) ~ log (1/K) sum_k prod_targets p(y* | z_k, r, x*),
-// reported per target point (K = likelihood_samples).
+/// @file
+/// Neural Process with a latent path (Garnelo et al.\ 2018, "Neural Processes"; the
+/// deterministic path beside it as in Kim et al.\ 2019): a global latent variable z
+/// carries the uncertainty about the function, so samples of z give coherent samples of
+/// functions.
+///
+/// @code{.unparsed}
+///   r = mean_i det([x_i, y_i])                          deterministic path
+///   s = mean_i lat([x_i, y_i]);  h = relu(W_h s + b_h)  latent path
+///   q(z | set) = N(W_mu h + b_mu, (0.1 + 0.9 sigmoid(W_s h + b_s))^2)
+///   [mu, u] = dec([r, z, x*]);  sigma = floor + (1 - floor) softplus(u)
+/// @endcode
+///
+/// Training maximises the ELBO with the posterior encoded from the targets (which hold
+/// the context, data::GaussianProcessOptions::targets_include_context) and the prior
+/// from the context:
+/// @code{.unparsed}
+///   loss = -(1/M) sum_targets log p(y* | z, r, x*) + KL(q(z | targets) || q(z | context)) / M,
+///   z = mu + sigma * eps drawn from the posterior (one sample, reparameterised).
+/// @endcode
+/// With attention_heads > 0 this is the Attentive Neural Process (Kim et al. 2019): the
+/// deterministic path's mean is replaced by multi-head cross-attention of each target
+/// over the context, queries and keys being the inputs through an MLP and values the
+/// per-point representations (optionally after self-attention over the context):
+/// @code{.unparsed}
+///   r*(x*) = MHA(q = mlp(x*), k = mlp(x_i), v = det([x_i, y_i]))
+/// @endcode
+/// The evaluation log-likelihood is a Monte Carlo estimate with z from the prior:
+/// @code{.unparsed}
+///   log p(y* | context) ~ log (1/K) sum_k prod_targets p(y* | z_k, r, x*),
+/// @endcode
+/// reported per target point (K = likelihood_samples).
 // SPDX-License-Identifier: MIT
 
 #include <cmath>
@@ -107,7 +116,7 @@ class NeuralProcess {
   /// that is not positive or fewer than one likelihood sample.
   NeuralProcess(Index x_dim, Index y_dim, Generator& gen, NpOptions options = {});
 
-  /// The gradient of the tasks' negative ELBO per target w.r.t. meta_parameters(),
+  /// The gradient of the tasks' negative ELBO per target w.r.t.\ meta_parameters(),
   /// summed over the tasks. The noise of a task at meta-step t comes from (seed, t, a
   /// hash of the task's data), not from its place in the batch, so a meta-batch split
   /// over several calls (or processes) draws the noise it draws whole.
@@ -125,7 +134,7 @@ class NeuralProcess {
   [[nodiscard]] Tensor<T> predict(const Adapted& adapted, const Tensor<T>& x) const;
 
   /// The negative ELBO per target point of `task` with posterior noise `eps` ([1, latent]),
-  /// differentiable w.r.t. `params` (named as meta_parameters()).
+  /// differentiable w.r.t.\ `params` (named as meta_parameters()).
   [[nodiscard]] Tensor<T> loss(const data::Task<T>& task, const nn::ParamDict<T>& params,
                                const Tensor<T>& eps) const;
   /// The Monte Carlo log-likelihood per target point of `task`'s query set given its

@@ -1,6 +1,7 @@
 #pragma once
-// Parameter-free layers: ReLU, Tanh, Sigmoid, LeakyReLU, Flatten, and the
-// Activation enum used by MLP.
+/// @file
+/// Parameter-free layers: ReLU, Tanh, Sigmoid, LeakyReLU, Flatten, and the
+/// Activation enum used by MLP.
 // SPDX-License-Identifier: MIT
 
 #include <memory>

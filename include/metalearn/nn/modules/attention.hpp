@@ -1,15 +1,18 @@
 #pragma once
-// Multi-head scaled dot-product attention (Vaswani et al. 2017), as the Attentive
-// Neural Process uses it (Kim et al. 2019): for each of H heads, queries, keys and
-// values are projected to dh features, softmax(Q K^T / sqrt(dh)) weights the values,
-// and the heads' outputs are projected back together.
-//
-//   Q_h = q Wq_h^T,  K_h = k Wk_h^T,  V_h = v Wv_h^T          [M, dh], [C, dh], [C, dh]
-//   O_h = softmax(Q_h K_h^T / sqrt(dh)) V_h                   [M, dh]
-//   out = [O_1 ... O_H] Wo^T                                  [M, out]
-//
-// No biases, as in the reference. Every piece is a differentiable op, so the layer runs
-// on fast weights and differentiates to any order.
+/// @file
+/// Multi-head scaled dot-product attention (Vaswani et al.\ 2017), as the Attentive
+/// Neural Process uses it (Kim et al.\ 2019): for each of H heads, queries, keys and
+/// values are projected to dh features, softmax(Q K^T / sqrt(dh)) weights the values,
+/// and the heads' outputs are projected back together.
+///
+/// @code{.unparsed}
+///   Q_h = q Wq_h^T,  K_h = k Wk_h^T,  V_h = v Wv_h^T          [M, dh], [C, dh], [C, dh]
+///   O_h = softmax(Q_h K_h^T / sqrt(dh)) V_h                   [M, dh]
+///   out = [O_1 ... O_H] Wo^T                                  [M, out]
+/// @endcode
+///
+/// No biases, as in the reference. Every piece is a differentiable op, so the layer runs
+/// on fast weights and differentiates to any order.
 // SPDX-License-Identifier: MIT
 
 #include <cmath>
@@ -77,8 +80,13 @@ class MultiheadAttention : public Cloneable<MultiheadAttention<T>, T> {
  public:
   using Module<T>::forward;
 
-  /// @param head_dim features per head (0: value_dim / heads)
-  /// @param out_dim  output features (0: value_dim)
+  /// @param query_dim features of the queries
+  /// @param key_dim   features of the keys
+  /// @param value_dim features of the values
+  /// @param heads     number of heads H
+  /// @param gen       draws the initial weights
+  /// @param head_dim  features per head (0: value_dim / heads)
+  /// @param out_dim   output features (0: value_dim)
   MultiheadAttention(Index query_dim, Index key_dim, Index value_dim, Index heads, Generator& gen,
                      Index head_dim = 0, Index out_dim = 0)
       : query_dim_(query_dim), key_dim_(key_dim), value_dim_(value_dim), heads_(heads) {

@@ -1,5 +1,6 @@
 #pragma once
-// BatchNorm1d / BatchNorm2d with an explicit statistics mode.
+/// @file
+/// BatchNorm1d / BatchNorm2d with an explicit statistics mode.
 // SPDX-License-Identifier: MIT
 
 #include <memory>

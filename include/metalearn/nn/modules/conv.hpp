@@ -1,5 +1,6 @@
 #pragma once
-// Conv2d and MaxPool2d over NCHW images.
+/// @file
+/// Conv2d and MaxPool2d over NCHW images.
 // SPDX-License-Identifier: MIT
 
 #include <cmath>

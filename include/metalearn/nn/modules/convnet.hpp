@@ -1,5 +1,6 @@
 #pragma once
-// ConvNet4: the standard 4-block convolutional backbone of few-shot learning.
+/// @file
+/// ConvNet4: the standard 4-block convolutional backbone of few-shot learning.
 // SPDX-License-Identifier: MIT
 
 #include <memory>

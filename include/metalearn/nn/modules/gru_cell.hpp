@@ -1,5 +1,6 @@
 #pragma once
-// GRUCell: one step of a gated recurrent unit.
+/// @file
+/// GRUCell: one step of a gated recurrent unit.
 // SPDX-License-Identifier: MIT
 
 #include <cmath>

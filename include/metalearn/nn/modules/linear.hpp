@@ -1,5 +1,6 @@
 #pragma once
-// Linear: y = x W^T + b.
+/// @file
+/// Linear: y = x W^T + b.
 // SPDX-License-Identifier: MIT
 
 #include <cmath>

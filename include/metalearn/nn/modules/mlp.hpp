@@ -1,5 +1,6 @@
 #pragma once
-// MLP: Linear layers with an activation between them.
+/// @file
+/// MLP: Linear layers with an activation between them.
 // SPDX-License-Identifier: MIT
 
 #include <memory>

@@ -1,5 +1,6 @@
 #pragma once
-// Sequential: submodules applied in order, named "0", "1", ...
+/// @file
+/// Sequential: submodules applied in order, named "0", "1", ...
 // SPDX-License-Identifier: MIT
 
 #include <memory>

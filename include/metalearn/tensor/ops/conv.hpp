@@ -1,5 +1,6 @@
 #pragma once
-// Differentiable 2-D convolution (chunked im2col + GEMM) and max pooling, NCHW layout.
+/// @file
+/// Differentiable 2-D convolution (chunked im2col + GEMM) and max pooling, NCHW layout.
 
 #include <algorithm>
 #include <bit>

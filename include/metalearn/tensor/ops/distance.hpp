@@ -1,5 +1,6 @@
 #pragma once
-// Differentiable pairwise distances: squared Euclidean and cosine similarity.
+/// @file
+/// Differentiable pairwise distances: squared Euclidean and cosine similarity.
 
 #include "metalearn/tensor/ops/elementwise.hpp"
 #include "metalearn/tensor/ops/linalg.hpp"

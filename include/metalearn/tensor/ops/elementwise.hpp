@@ -1,6 +1,7 @@
 #pragma once
-// Differentiable elementwise ops with numpy broadcasting. Every backward rule is
-// written with these same ops, so it can be differentiated again.
+/// @file
+/// Differentiable elementwise ops with numpy broadcasting. Every backward rule is
+/// written with these same ops, so it can be differentiated again.
 
 #include <algorithm>
 #include <cmath>

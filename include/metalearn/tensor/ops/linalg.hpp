@@ -1,7 +1,8 @@
 #pragma once
-// Differentiable matrix products: matmul (2-D, and N-D by 2-D) and batched bmm. The
-// products run in the library (detail::gemm_batched, tensor/gemm.hpp); transposes are
-// folded into the GEMM, never copied.
+/// @file
+/// Differentiable matrix products: matmul (2-D, and N-D by 2-D) and batched bmm. The
+/// products run in the library (detail::gemm_batched, tensor/gemm.hpp); transposes are
+/// folded into the GEMM, never copied.
 
 #include <vector>
 

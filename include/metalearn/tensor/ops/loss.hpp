@@ -1,5 +1,6 @@
 #pragma once
-// Differentiable losses: mse, cross_entropy (integer class targets), gaussian_nll.
+/// @file
+/// Differentiable losses: mse, cross_entropy (integer class targets), gaussian_nll.
 
 #include <cmath>
 #include <numbers>

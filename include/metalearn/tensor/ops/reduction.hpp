@@ -1,5 +1,6 @@
 #pragma once
-// Differentiable reductions: sum, mean, max, logsumexp, softmax, log_softmax.
+/// @file
+/// Differentiable reductions: sum, mean, max, logsumexp, softmax, log_softmax.
 
 #include <cmath>
 #include <limits>

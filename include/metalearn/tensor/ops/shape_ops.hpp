@@ -1,6 +1,7 @@
 #pragma once
-// Differentiable shape ops: reshape, permute/transpose, expand/sum_to, slice,
-// concat/stack, and indexing (take/put, index_select, gather).
+/// @file
+/// Differentiable shape ops: reshape, permute/transpose, expand/sum_to, slice,
+/// concat/stack, and indexing (take/put, index_select, gather).
 
 #include <algorithm>
 #include <numeric>
