@@ -415,6 +415,58 @@ TEST(Maml, RejectsBadOptionsAndEmptyBatches) {
   EXPECT_THROW((void)maml.meta_step({}), ml::ValueError);
 }
 
+// The custom-inner-loop path (clone, adapt on the caller's loss, meta_gradient_of),
+// given the task's own loss, is the built-in meta-gradient of every variant it
+// supports (the multi-step loss is the caller's to weight, so variant 3 is left out).
+class MamlCloneLearner : public ::testing::TestWithParam<int> {};
+
+TEST_P(MamlCloneLearner, CloneAdaptAndMetaGradientOfEqualTheBuiltInMetaGradient) {
+  ml::Generator gen(23);
+  ml::nn::MLP<double> model({1, 6, 6, 1}, gen, ml::nn::Activation::kTanh);
+  ml::data::TaskBatch<double> batch;
+  for (int i = 0; i < 3; ++i) batch.push_back(regression_task(gen, 5, 7));
+  alg::Maml<double> maml(model, batched_variant(GetParam()));
+  const alg::MetaGradient<double> expected = maml.meta_gradient(batch);
+  ml::Tensor<double> total;
+  for (const auto& task : batch) {
+    auto learner = maml.clone();
+    for (int k = 0; k < maml.options().inner_steps(); ++k) {
+      learner.adapt(ml::mse_loss(learner(task.support_x), task.support_y));
+    }
+    EXPECT_EQ(learner.steps(), maml.options().inner_steps());
+    auto query = ml::mse_loss(learner(task.query_x), task.query_y);
+    total = total.defined() ? total + query : query;
+  }
+  const alg::MetaGradient<double> got = maml.meta_gradient_of(total, batch.size());
+  EXPECT_EQ(got.tasks, expected.tasks);
+  EXPECT_EQ(got.sum.names(), expected.sum.names());
+  EXPECT_NEAR(got.stats.meta_loss, expected.stats.meta_loss, 1e-12);
+  EXPECT_LT(relative_error(flatten(got.sum.values()), flatten(expected.sum.values())), 1e-12);
+}
+
+INSTANTIATE_TEST_SUITE_P(Variants, MamlCloneLearner, ::testing::Values(0, 1, 2, 4));
+
+TEST(Maml, CloneLearnerAppliesAndRejectsLossesItCannotUse) {
+  ml::Generator gen(24);
+  ml::nn::MLP<double> model({1, 4, 1}, gen, ml::nn::Activation::kTanh);
+  alg::Maml<double> maml(model, alg::MamlOptions<double>{}.inner_lr(0.1).per_step_lr(true));
+  const auto task = regression_task(gen, 5, 5);
+  auto learner = maml.clone();
+  // A custom loss: mean absolute error on the support set.
+  learner.adapt(ml::mean(ml::abs(learner(task.support_x) - task.support_y)));
+  // One learned rate per step (inner_steps 1, eval_inner_steps 1): a second step has none.
+  EXPECT_THROW(learner.adapt(ml::mse_loss(learner(task.support_x), task.support_y)),
+               ml::ValueError);
+  EXPECT_THROW(learner.adapt(learner(task.support_x)), ml::ShapeError);
+  EXPECT_THROW(learner.adapt(ml::zeros<double>({})), ml::ValueError);
+  EXPECT_THROW((void)maml.meta_gradient_of(ml::zeros<double>({1}), 0), ml::ValueError);
+  const auto before = maml.meta_parameters().values()[0].clone();
+  auto query = ml::mse_loss(learner(task.query_x), task.query_y);
+  maml.apply(maml.meta_gradient_of(query, 1));
+  EXPECT_EQ(maml.steps_taken(), 1);
+  EXPECT_NE(flatten(std::vector{before}), flatten(std::vector{maml.meta_parameters().values()[0]}));
+}
+
 }  // namespace
 
 // The fold sees task 0, 1, 2, ... whatever order the tasks finish in, and on

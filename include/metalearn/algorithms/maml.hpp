@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "metalearn/algorithms/common.hpp"
@@ -247,6 +248,56 @@ class Maml {
   /// Predictions of the model for `x` with the fast weights `adapted`.
   [[nodiscard]] Tensor<T> predict(const Adapted& adapted, const Tensor<T>& x) const;
 
+  /// A differentiable copy of the model for an inner loop written by the caller
+  /// (learn2learn's `clone()`): it starts at the meta-parameters, adapt(loss) takes
+  /// one inner step on any loss with this Maml's rule (inner_lr or the learned rates,
+  /// adapt_only, second order unless first_order), and its outputs stay
+  /// differentiable w.r.t. meta_parameters(). Pass the sum of the query losses of a
+  /// meta-batch of learners to meta_gradient_of(), then apply():
+  /// @code
+  /// Tensor<float> total;
+  /// for (const auto& task : batch) {
+  ///   auto learner = maml.clone();
+  ///   learner.adapt(my_loss(learner(task.support_x), task.support_y));
+  ///   auto q = my_loss(learner(task.query_x), task.query_y);
+  ///   total = total.defined() ? total + q : q;
+  /// }
+  /// maml.apply(maml.meta_gradient_of(total, batch.size()));
+  /// @endcode
+  ///
+  /// A Learner refers to its Maml and the model, which must outlive it.
+  class Learner {
+   public:
+    /// The model's output for `x` with the current fast weights (batch-norm step
+    /// steps()).
+    [[nodiscard]] Tensor<T> operator()(const Tensor<T>& x) const;
+    /// One inner step down the gradient of `loss` (a scalar computed from this
+    /// learner's outputs).
+    /// @throws ShapeError when `loss` is not a scalar, ValueError when it does not
+    /// depend on the fast weights or a per-step learning rate is missing for the step.
+    void adapt(const Tensor<T>& loss);
+    /// The fast weights, named as the model's parameters.
+    [[nodiscard]] const nn::ParamDict<T>& parameters() const { return fast_; }
+    /// The number of adapt() calls so far.
+    [[nodiscard]] int steps() const { return steps_; }
+
+   private:
+    friend class Maml;
+    Learner(const Maml& maml, nn::ParamDict<T> fast) : maml_(&maml), fast_(std::move(fast)) {}
+    const Maml* maml_;
+    nn::ParamDict<T> fast_;
+    int steps_ = 0;
+  };
+
+  /// A Learner at the current meta-parameters.
+  [[nodiscard]] Learner clone() const;
+
+  /// The meta-gradient of `loss`, the sum of the query losses of `tasks` learners
+  /// made by clone(): its gradient w.r.t. meta_parameters() (zero for the ones it does
+  /// not reach) as a MetaGradient of `tasks` tasks, so apply() descends along the mean.
+  /// @throws ShapeError when `loss` is not a scalar, ValueError when `tasks` is 0.
+  [[nodiscard]] MetaGradient<T> meta_gradient_of(const Tensor<T>& loss, std::size_t tasks) const;
+
   /// Mean and 95% interval of the query metric after adaptation over `episodes`
   /// tasks drawn from `sampler` (accuracy for cross-entropy, loss otherwise).
   [[nodiscard]] EvalResult evaluate(const data::AnyTaskSampler<T>& sampler, std::size_t episodes,
@@ -292,6 +343,11 @@ class Maml {
   /// non-null.
   nn::ParamDict<T> inner_loop(const Episode& episode, const nn::ParamDict<T>& theta, int steps,
                               bool record, std::vector<Tensor<T>>* query_losses) const;
+  /// One inner step k from `fast` down the gradient of `loss`: the adapted entries
+  /// move by the inner learning rate of step k (or the learned rates); with `create`
+  /// the step stays differentiable.
+  nn::ParamDict<T> inner_step(const nn::ParamDict<T>& fast, const Tensor<T>& loss, int k,
+                              bool create, const char* caller) const;
   /// Adapts and differentiates one episode: for a stacked one, the statistics and
   /// gradients are already the means over its tasks.
   TaskResult run_task(const Episode& episode) const;

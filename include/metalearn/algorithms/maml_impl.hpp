@@ -121,35 +121,13 @@ nn::ParamDict<T> Maml<T>::inner_loop(const Episode& episode, const nn::ParamDict
   const bool create = record && !options_.first_order();
   const Index tasks = episode.tasks;
   nn::ParamDict<T> fast = theta;
-  std::vector<bool> adapted;
-  for (const auto& [name, t] : theta) adapted.push_back(adapts(std::string(name)));
-  std::vector<Tensor<T>> xs;
   for (int k = 0; k < steps; ++k) {
     Tensor<T> loss = task_loss(model_outputs(model_, episode.support_x, fast.with_step(k), tasks),
                                episode.support_y);
     // Stacked tasks: the sum of their losses, whose gradient w.r.t. each task's copy
     // of the weights is that task's own gradient.
     if (tasks > 0) loss = mul_scalar(loss, static_cast<T>(tasks));
-    // Gradients w.r.t. the adapted parameters only (ANIL leaves the body alone).
-    xs.clear();
-    const std::vector<Tensor<T>> values = fast.values();
-    for (std::size_t i = 0; i < values.size(); ++i) {
-      if (adapted[i]) xs.push_back(values[i]);
-    }
-    auto partial =
-        autograd::grad({loss}, xs,
-                       autograd::GradOptions{
-                           .retain_graph = create, .create_graph = create, .allow_unused = true});
-    std::vector<Tensor<T>> grads(values.size());
-    for (std::size_t i = 0, j = 0; i < values.size(); ++i) {
-      if (adapted[i]) grads[i] = std::move(partial[j++]);
-    }
-    if (lrs_.empty()) {
-      fast = optim::sgd_update(fast, grads, options_.inner_lr());
-    } else {
-      const std::size_t set = options_.per_step_lr() ? static_cast<std::size_t>(k) : 0;
-      fast = optim::sgd_update(fast, grads, lrs_.at(set));
-    }
+    fast = inner_step(fast, loss, k, create, "Maml");
     if (!record) {
       // Evaluation: cut each step from the graph, so memory does not grow with steps.
       std::vector<Tensor<T>> cut;
@@ -162,6 +140,80 @@ nn::ParamDict<T> Maml<T>::inner_loop(const Episode& episode, const nn::ParamDict
     }
   }
   return fast;
+}
+
+template <class T>
+nn::ParamDict<T> Maml<T>::inner_step(const nn::ParamDict<T>& fast, const Tensor<T>& loss, int k,
+                                     bool create, const char* caller) const {
+  // Gradients w.r.t. the adapted parameters only (ANIL leaves the body alone).
+  const std::vector<Tensor<T>> values = fast.values();
+  std::vector<bool> adapted;
+  std::vector<Tensor<T>> xs;
+  for (const auto& [name, t] : fast) {
+    adapted.push_back(adapts(std::string(name)));
+    if (adapted.back()) xs.push_back(t);
+  }
+  auto partial = autograd::grad(
+      {loss}, xs,
+      autograd::GradOptions{.retain_graph = create, .create_graph = create, .allow_unused = true});
+  std::vector<Tensor<T>> grads(values.size());
+  for (std::size_t i = 0, j = 0; i < values.size(); ++i) {
+    if (adapted[i]) grads[i] = std::move(partial[j++]);
+  }
+  if (lrs_.empty()) return optim::sgd_update(fast, grads, options_.inner_lr());
+  const std::size_t set = options_.per_step_lr() ? static_cast<std::size_t>(k) : 0;
+  METALEARN_CHECK(set < lrs_.size(), ValueError, caller, ": inner step ", k,
+                  " has no learned learning rate (per_step_lr learns ", lrs_.size(),
+                  "; raise inner_steps or eval_inner_steps)");
+  return optim::sgd_update(fast, grads, lrs_[set]);
+}
+
+template <class T>
+Tensor<T> Maml<T>::Learner::operator()(const Tensor<T>& x) const {
+  return maml_->model_.forward(x, fast_.with_step(steps_));
+}
+
+template <class T>
+void Maml<T>::Learner::adapt(const Tensor<T>& loss) {
+  METALEARN_CHECK(loss.defined(), ValueError,
+                  "Maml::Learner::adapt: the loss is an undefined tensor");
+  METALEARN_CHECK(loss.numel() == 1, ShapeError,
+                  "Maml::Learner::adapt: the loss must be a scalar, got shape ", loss.shape());
+  METALEARN_CHECK(loss.requires_grad(), ValueError,
+                  "Maml::Learner::adapt: the loss does not depend on the fast weights (compute "
+                  "it from this learner's outputs, with gradients enabled)");
+  fast_ = maml_->inner_step(fast_, loss, steps_, !maml_->options_.first_order(),
+                            "Maml::Learner::adapt");
+  ++steps_;
+}
+
+template <class T>
+typename Maml<T>::Learner Maml<T>::clone() const {
+  return Learner(*this, model_.named_parameters());
+}
+
+template <class T>
+MetaGradient<T> Maml<T>::meta_gradient_of(const Tensor<T>& loss, std::size_t tasks) const {
+  METALEARN_CHECK(tasks > 0, ValueError, "Maml::meta_gradient_of: tasks must be > 0");
+  METALEARN_CHECK(loss.defined(), ValueError,
+                  "Maml::meta_gradient_of: the loss is an undefined tensor");
+  METALEARN_CHECK(loss.numel() == 1, ShapeError,
+                  "Maml::meta_gradient_of: the loss must be a scalar, got shape ", loss.shape());
+  const nn::ParamDict<T> meta = meta_parameters();
+  std::vector<Tensor<T>> grads =
+      loss.requires_grad()
+          ? autograd::grad({loss}, meta.values(), autograd::GradOptions{.allow_unused = true})
+          : std::vector<Tensor<T>>(meta.size());
+  MetaGradient<T> out;
+  out.tasks = tasks;
+  out.stats.tasks = tasks;
+  out.stats.meta_loss = static_cast<double>(loss.item()) / static_cast<double>(tasks);
+  std::size_t j = 0;
+  for (const auto& [name, p] : meta) {
+    out.sum.insert(name, grads[j].defined() ? std::move(grads[j]) : zeros<T>(p.shape()));
+    ++j;
+  }
+  return out;
 }
 
 template <class T>
