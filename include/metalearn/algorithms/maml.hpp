@@ -1,14 +1,17 @@
 #pragma once
-// Model-Agnostic Meta-Learning (Finn, Abbeel & Levine 2017) and its variants as
-// options: first-order MAML, Meta-SGD (learned per-parameter inner learning rates),
-// MAML++ (learned per-layer per-step learning rates and the multi-step loss) and
-// ANIL (only the named parameters, typically the head, adapt in the inner loop).
-//
-// MAML learns an initialisation theta such that a few gradient steps on a task's
-// support set give low loss on its query set:
-//   min_theta  sum_i  L_query_i( theta - alpha * grad L_support_i(theta) ).
-// The inner steps are recorded with create_graph, so the meta-gradient includes
-// the Hessian terms (second order) unless first_order is set.
+/// @file
+/// Model-Agnostic Meta-Learning (Finn, Abbeel & Levine 2017) and its variants as
+/// options: first-order MAML, Meta-SGD (learned per-parameter inner learning rates),
+/// MAML++ (learned per-layer per-step learning rates and the multi-step loss) and
+/// ANIL (only the named parameters, typically the head, adapt in the inner loop).
+///
+/// MAML learns an initialisation theta such that a few gradient steps on a task's
+/// support set give low loss on its query set:
+/// @code{.unparsed}
+///   min_theta  sum_i  L_query_i( theta - alpha * grad L_support_i(theta) ).
+/// @endcode
+/// The inner steps are recorded with create_graph, so the meta-gradient includes
+/// the Hessian terms (second order) unless first_order is set.
 
 #include <cstdint>
 #include <memory>
@@ -119,7 +122,7 @@ class MamlOptions {
   [[nodiscard]] bool multi_step_loss() const { return multi_step_loss_; }
   [[nodiscard]] int msl_anneal_steps() const { return msl_anneal_steps_; }
   /// ANIL: only parameters whose dotted name starts with one of these prefixes
-  /// adapt in the inner loop (e.g. {"head."}); empty adapts all.
+  /// adapt in the inner loop (e.g.\ {"head."}); empty adapts all.
   MamlOptions& adapt_only(std::vector<std::string> prefixes) {
     adapt_only_ = std::move(prefixes);
     return *this;
@@ -225,8 +228,8 @@ class Maml {
   Maml(nn::Module<T>& model, MamlOptions<T> options = {});
 
   /// The meta-gradient of a meta-batch, nothing applied: each task adapts on its
-  /// support set and its query loss after adaptation is differentiated w.r.t.
-  /// meta_parameters(); the sums over the tasks, the task count and the step's
+  /// support set and its query loss after adaptation is differentiated
+  /// w.r.t.\ meta_parameters(); the sums over the tasks, the task count and the step's
   /// statistics are returned.
   [[nodiscard]] MetaGradient<T> meta_gradient(const data::TaskBatch<T>& batch) const;
 
@@ -252,7 +255,7 @@ class Maml {
   /// (learn2learn's `clone()`): it starts at the meta-parameters, adapt(loss) takes
   /// one inner step on any loss with this Maml's rule (inner_lr or the learned rates,
   /// adapt_only, second order unless first_order), and its outputs stay
-  /// differentiable w.r.t. meta_parameters(). Pass the sum of the query losses of a
+  /// differentiable w.r.t.\ meta_parameters(). Pass the sum of the query losses of a
   /// meta-batch of learners to meta_gradient_of(), then apply():
   /// @code
   /// Tensor<float> total;
@@ -293,7 +296,7 @@ class Maml {
   [[nodiscard]] Learner clone() const;
 
   /// The meta-gradient of `loss`, the sum of the query losses of `tasks` learners
-  /// made by clone(): its gradient w.r.t. meta_parameters() (zero for the ones it does
+  /// made by clone(): its gradient w.r.t.\ meta_parameters() (zero for the ones it does
   /// not reach) as a MetaGradient of `tasks` tasks, so apply() descends along the mean.
   /// @throws ShapeError when `loss` is not a scalar, ValueError when `tasks` is 0.
   [[nodiscard]] MetaGradient<T> meta_gradient_of(const Tensor<T>& loss, std::size_t tasks) const;
