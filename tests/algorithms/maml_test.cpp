@@ -415,6 +415,37 @@ TEST(Maml, RejectsBadOptionsAndEmptyBatches) {
   EXPECT_THROW((void)maml.meta_step({}), ml::ValueError);
 }
 
+// A built-in loss that does not fit the task's targets says which option fixes it.
+TEST(Maml, ALossThatDoesNotFitTheTargetsNamesTheOptionToSet) {
+  ml::Generator gen(25);
+  ml::nn::MLP<double> classifier({2, 3}, gen);
+  ml::data::Task<double> labelled;
+  labelled.support_x = ml::uniform<double>({4, 2}, gen, -1.0, 1.0);
+  labelled.support_y = ml::from_vector<double>({0, 1, 2, 0});
+  labelled.query_x = labelled.support_x;
+  labelled.query_y = labelled.support_y;
+  const auto message_of = [](const auto& call) {
+    try {
+      call();
+    } catch (const ml::ShapeError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no ShapeError");
+  };
+  alg::Maml<double> regression(classifier);  // LossKind::kMse by default
+  EXPECT_NE(message_of([&] {
+              (void)regression.meta_gradient({labelled});
+            }).find("set .loss(LossKind::kCrossEntropy)"),
+            std::string::npos);
+  ml::nn::MLP<double> regressor({1, 4, 1}, gen);
+  alg::Maml<double> classification(regressor,
+                                   alg::MamlOptions<double>{}.loss(alg::LossKind::kCrossEntropy));
+  EXPECT_NE(message_of([&] {
+              (void)classification.meta_gradient({regression_task(gen, 5, 5)});
+            }).find("set .loss(LossKind::kMse)"),
+            std::string::npos);
+}
+
 // The custom-inner-loop path (clone, adapt on the caller's loss, meta_gradient_of),
 // given the task's own loss, is the built-in meta-gradient of every variant it
 // supports (the multi-step loss is the caller's to weight, so variant 3 is left out).

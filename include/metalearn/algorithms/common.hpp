@@ -204,21 +204,40 @@ enum class LossKind { kMse, kCrossEntropy };
 template <class T>
 using LossFunction = std::function<Tensor<T>(const Tensor<T>& prediction, const Tensor<T>& target)>;
 
+/// The built-in loss `kind` for the algorithm `owner` (named in errors, with the
+/// option that fixes them: a regression loss on class labels, or the reverse).
 template <class T>
-LossFunction<T> make_loss(LossKind kind) {
+LossFunction<T> make_loss(LossKind kind, const char* owner = "loss") {
   if (kind == LossKind::kCrossEntropy) {
-    return [](const Tensor<T>& logits, const Tensor<T>& labels) {
+    return [owner](const Tensor<T>& logits, const Tensor<T>& labels) {
+      METALEARN_CHECK(
+          logits.dim() == 2 && labels.dim() == 1 && labels.size(0) == logits.size(0), ShapeError,
+          owner,
+          ": the loss is cross-entropy (LossKind::kCrossEntropy), which takes logits [N, C] "
+          "and class labels [N], but the model gives ",
+          logits.shape(), " for labels ", labels.shape(),
+          "; for regression targets set .loss(LossKind::kMse) in the options");
       return cross_entropy(logits, labels);
     };
   }
-  return [](const Tensor<T>& pred, const Tensor<T>& target) { return mse_loss(pred, target); };
+  return [owner](const Tensor<T>& pred, const Tensor<T>& target) {
+    METALEARN_CHECK(pred.shape() == target.shape(), ShapeError, owner,
+                    ": the loss is the mean squared error (LossKind::kMse), which takes "
+                    "predictions of the targets' shape, but the model gives ",
+                    pred.shape(), " for targets ", target.shape(),
+                    target.dim() == 1 && pred.dim() == 2
+                        ? "; for class labels set .loss(LossKind::kCrossEntropy) in the options"
+                        : "");
+    return mse_loss(pred, target);
+  };
 }
 
 /// The loss an algorithm's options select: the custom callable when set, else the
 /// built-in kind.
 template <class T>
-LossFunction<T> select_loss(const LossFunction<T>& custom, LossKind kind) {
-  return custom ? custom : make_loss<T>(kind);
+LossFunction<T> select_loss(const LossFunction<T>& custom, LossKind kind,
+                            const char* owner = "loss") {
+  return custom ? custom : make_loss<T>(kind, owner);
 }
 
 /// True when query accuracy is reported: the built-in cross-entropy (a custom loss

@@ -17,7 +17,7 @@ template <class T>
 Maml<T>::Maml(nn::Module<T>& model, MamlOptions<T> options)
     : model_(model),
       options_(std::move(options)),
-      loss_(select_loss<T>(options_.custom_loss(), options_.loss_kind())),
+      loss_(select_loss<T>(options_.custom_loss(), options_.loss_kind(), "Maml")),
       pool_(thread_count(options_.threads(), "Maml")) {
   METALEARN_CHECK(options_.inner_steps() >= 0 && options_.eval_inner_steps() >= 0, ValueError,
                   "Maml: inner_steps (", options_.inner_steps(), ") and eval_inner_steps (",

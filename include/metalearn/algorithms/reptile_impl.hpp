@@ -98,7 +98,7 @@ template <class T>
 Reptile<T>::Reptile(nn::Module<T>& model, ReptileOptions<T> options)
     : model_(model),
       options_(std::move(options)),
-      loss_(select_loss<T>(options_.custom_loss(), options_.loss_kind())),
+      loss_(select_loss<T>(options_.custom_loss(), options_.loss_kind(), "Reptile")),
       pool_(thread_count(options_.threads(), "Reptile")) {
   METALEARN_CHECK(options_.inner_steps() >= 0 && options_.eval_inner_steps() >= 0, ValueError,
                   "Reptile: inner_steps (", options_.inner_steps(), ") and eval_inner_steps (",

@@ -184,10 +184,9 @@ class METALEARN_API MetaBatchSampler {
   using value_type = T;
 
   /// Wraps a copy of `sampler`. Throws ValueError for batch < 1, threads < 1 or prefetch < 0.
-  template <TaskSampler S>
-    requires std::same_as<sampler_value_t<S>, T>
+  template <class S>
   explicit MetaBatchSampler(S sampler, MetaBatchOptions options = {})
-      : sampler_(AnyTaskSampler<T>(std::move(sampler))), options_(options) {
+      : sampler_(checked_sampler(std::move(sampler))), options_(options) {
     METALEARN_CHECK(options_.batch >= 1, ValueError, "MetaBatchSampler: batch must be >= 1, got ",
                     options_.batch);
     METALEARN_CHECK(options_.threads >= 1, ValueError,
@@ -240,6 +239,20 @@ class METALEARN_API MetaBatchSampler {
   [[nodiscard]] const AnyTaskSampler<T>& sampler() const { return sampler_; }
 
  private:
+  template <class S>
+  static AnyTaskSampler<T> checked_sampler(S sampler) {
+    static_assert(TaskSampler<S>,
+                  "MetaBatchSampler: the sampler must provide `data::Task<T> sample(Generator& "
+                  "gen) const` drawing a task with gen only (the data::TaskSampler concept)");
+    if constexpr (TaskSampler<S>) {
+      static_assert(std::same_as<sampler_value_t<S>, T>,
+                    "MetaBatchSampler<T>: the sampler's tasks hold another scalar type than T");
+      return AnyTaskSampler<T>(std::move(sampler));
+    } else {
+      return {};
+    }
+  }
+
   AnyTaskSampler<T> sampler_;
   MetaBatchOptions options_;
   std::uint64_t position_ = 0;

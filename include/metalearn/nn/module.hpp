@@ -233,8 +233,10 @@ class METALEARN_API Module {
   /// @throws ValueError on an empty, dotted or duplicate name, a null submodule, or
   /// a submodule referenced from elsewhere.
   template <class M>
-    requires std::is_base_of_v<Module<T>, M>
   Child<M> register_module(std::string name, std::shared_ptr<M> module) {
+    static_assert(std::is_base_of_v<Module<T>, M>,
+                  "register_module: the submodule type must derive from nn::Module<T> of the "
+                  "same T (a custom module derives from nn::Cloneable<Derived, T>)");
     check_new_name(name, "register_module", "submodule");
     METALEARN_CHECK(module != nullptr, ValueError, type_name(), "::register_module: submodule '",
                     name, "' is null");
@@ -632,6 +634,12 @@ class Cloneable : public Module<T> {
 
   /// clone() with the concrete type.
   [[nodiscard]] std::unique_ptr<Derived> deep_copy() const {
+    static_assert(std::is_base_of_v<Cloneable, Derived>,
+                  "nn::Cloneable<Derived, T>: Derived must be the class deriving from it (CRTP)");
+    static_assert(std::is_copy_constructible_v<Derived>,
+                  "nn::Cloneable<Derived, T>: clone() copy-constructs Derived, so Derived must be "
+                  "copy-constructible (hold submodules as the nn::Child handles "
+                  "register_module returns, not as std::unique_ptr)");
     auto copy = std::make_unique<Derived>(static_cast<const Derived&>(*this));
     static_cast<Cloneable&>(*copy).make_independent();
     return copy;

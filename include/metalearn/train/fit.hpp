@@ -143,9 +143,16 @@ inline bool stderr_is_terminal() {
 /// with other settings; the learner's errors (NonFiniteError, ...) propagate after
 /// nothing of the failed step was applied, and the last checkpoint stays as it was.
 template <class L, class B>
-  requires algorithms::MetaLearner<L> && BatchStream<B, typename L::value_type>
 FitResult fit(L& learner, B& batches, const FitOptions& options,
               const data::AnyTaskSampler<typename L::value_type>* eval = nullptr) {
+  static_assert(algorithms::MetaLearner<L>,
+                "train::fit: the learner must satisfy algorithms::MetaLearner (meta_gradient, "
+                "apply, meta_step, adapt, predict, evaluate, meta_parameters, state, load_state "
+                "and steps_taken; see algorithms/meta_learner.hpp)");
+  static_assert(BatchStream<B, typename L::value_type>,
+                "train::fit: the batch source must provide next() returning "
+                "data::TaskBatch<T> and set_position(std::uint64_t), as data::MetaBatchSampler "
+                "does");
   using Clock = std::chrono::steady_clock;
   METALEARN_CHECK(options.steps >= 0 && options.eval_every >= 0 && options.checkpoint_every >= 0 &&
                       options.log_every >= 0 && options.time_limit >= 0.0,
