@@ -28,15 +28,14 @@
 #include "metalearn/nn/modules/batch_norm.hpp"
 #include "metalearn/nn/modules/convnet.hpp"
 #include "metalearn/optim/adam.hpp"
+#include "metalearn/tensor/ops/distance.hpp"
 #include "metalearn/tensor/tensor.hpp"
 
 namespace metalearn::algorithms {
 
-/// The distance between embeddings and prototypes.
-enum class Distance {
-  kSquaredEuclidean,  ///< ||a - b||^2 (the paper's choice)
-  kCosine,            ///< 1 - cos(a, b)
-};
+/// The distance between embeddings and prototypes (squared Euclidean is the
+/// paper's choice); shared with the other metric-based learners.
+using metalearn::Distance;
 
 /// The prototypes [ways, D] of `embeddings` [N, D] with integral `labels` (N values in
 /// 0..ways-1): the mean embedding of each class. Differentiable in the embeddings.

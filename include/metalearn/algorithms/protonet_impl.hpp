@@ -71,10 +71,7 @@ Tensor<T> class_prototypes(const Tensor<T>& embeddings, const std::vector<Index>
 template <class T>
 Tensor<T> prototype_logits(const Tensor<T>& query, const Tensor<T>& prototypes, Distance distance,
                            T scale) {
-  if (distance == Distance::kCosine) {
-    return mul_scalar(add_scalar(cosine_similarity(query, prototypes), T(-1)), scale);
-  }
-  return mul_scalar(pairwise_sq_dist(query, prototypes), -scale);
+  return similarity_logits(query, prototypes, distance, scale);
 }
 
 template <class T>
