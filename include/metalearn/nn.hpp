@@ -12,6 +12,7 @@
 #include "metalearn/nn/modules/convnet.hpp"     // IWYU pragma: export
 #include "metalearn/nn/modules/gru_cell.hpp"    // IWYU pragma: export
 #include "metalearn/nn/modules/linear.hpp"      // IWYU pragma: export
+#include "metalearn/nn/modules/lstm_cell.hpp"   // IWYU pragma: export
 #include "metalearn/nn/modules/mlp.hpp"         // IWYU pragma: export
 #include "metalearn/nn/modules/sequential.hpp"  // IWYU pragma: export
 #include "metalearn/nn/param_dict.hpp"          // IWYU pragma: export

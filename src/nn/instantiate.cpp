@@ -19,6 +19,7 @@ namespace metalearn::nn {
   template class Sequential<T>;         \
   template class MLP<T>;                \
   template class GRUCell<T>;            \
+  template class LSTMCell<T>;           \
   template class ConvNet4<T>;
 
 METALEARN_INSTANTIATE_LAYERS(float)

@@ -207,6 +207,26 @@ TEST(Gradcheck, GRUCell) {
   check_module(cell, x);
 }
 
+TEST(Gradcheck, LSTMCell) {
+  ml::Generator gen(12);
+  nn::LSTMCell<double> cell(3, 4, gen);
+  auto x = ml::randn<double>(ml::Shape{2, 3}, gen);
+  auto h = ml::randn<double>(ml::Shape{2, 4}, gen);
+  auto c = ml::randn<double>(ml::Shape{2, 4}, gen);
+  const auto named = cell.named_parameters();
+  Inputs in{x, h, c};
+  for (const auto& t : named.values()) in.push_back(t.detach());
+  // Both outputs: h' + 2 c' keeps the cell state's own path in the check.
+  expect_grad_and_gradgrad(
+      [&cell, named](const Inputs& a) {
+        const auto next =
+            cell.step(a[0], {a[1], a[2]}, named.with_values(Inputs(a.begin() + 3, a.end())));
+        return next.h + 2.0 * next.c;
+      },
+      in);
+  check_module(cell, x);
+}
+
 TEST(Gradcheck, MLPAndSequential) {
   ml::Generator gen(9);
   check_module(nn::MLP<double>({3, 5, 2}, gen, nn::Activation::kTanh),

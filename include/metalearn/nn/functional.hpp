@@ -10,6 +10,7 @@
 #include <cstring>
 #include <memory>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "metalearn/core/error.hpp"
@@ -716,6 +717,41 @@ Tensor<T> gru_cell(const Tensor<T>& x, const Tensor<T>& h, const Tensor<T>& weig
   Tensor<T> n =
       metalearn::tanh(add(slice(gi, 1, 2 * hs, 3 * hs), mul(r, slice(gh, 1, 2 * hs, 3 * hs))));
   return add(n, mul(z, sub(h, n)));  // (1 - z) n + z h
+}
+
+/// The state of an LSTM: hidden h [N, H] and cell c [N, H].
+template <class T>
+struct LstmState {
+  Tensor<T> h;
+  Tensor<T> c;
+};
+
+/// One LSTM step (PyTorch's gate layout): x [N, I], state h, c [N, H], weight_ih
+/// [4H, I], weight_hh [4H, H], biases [4H] (optional). Gates i, f, g, o in that order:
+/// [i f g o] = W_ih x + b_ih + W_hh h + b_hh, c' = s(f) c + s(i) tanh(g),
+/// h' = s(o) tanh(c'), with s the logistic sigmoid.
+template <class T>
+LstmState<T> lstm_cell(const Tensor<T>& x, const LstmState<T>& state, const Tensor<T>& weight_ih,
+                       const Tensor<T>& weight_hh, const Tensor<T>& bias_ih = Tensor<T>(),
+                       const Tensor<T>& bias_hh = Tensor<T>()) {
+  const Tensor<T>& h = state.h;
+  const Tensor<T>& c = state.c;
+  METALEARN_CHECK(h.dim() == 2 && c.defined() && c.shape() == h.shape() && weight_hh.dim() == 2 &&
+                      weight_hh.shape()[0] == 4 * h.shape()[1] &&
+                      weight_hh.shape()[1] == h.shape()[1] && x.dim() == 2 &&
+                      x.shape()[0] == h.shape()[0],
+                  ShapeError, "lstm_cell: hidden state ", h.shape(), ", cell state ",
+                  c.defined() ? c.shape() : Shape{}, ", input ", x.shape(), " and weight_hh ",
+                  weight_hh.shape(), " do not fit together");
+  const Index hs = h.shape()[1];
+  const Tensor<T> gates = add(linear(x, weight_ih, bias_ih), linear(h, weight_hh, bias_hh));
+  const Tensor<T> i = metalearn::sigmoid(slice(gates, 1, 0, hs));
+  const Tensor<T> f = metalearn::sigmoid(slice(gates, 1, hs, 2 * hs));
+  const Tensor<T> g = metalearn::tanh(slice(gates, 1, 2 * hs, 3 * hs));
+  const Tensor<T> o = metalearn::sigmoid(slice(gates, 1, 3 * hs, 4 * hs));
+  Tensor<T> c_next = add(mul(f, c), mul(i, g));
+  Tensor<T> h_next = mul(o, metalearn::tanh(c_next));
+  return {std::move(h_next), std::move(c_next)};
 }
 
 }  // namespace metalearn::nn::functional
