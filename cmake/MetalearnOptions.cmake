@@ -19,3 +19,6 @@ option(METALEARN_USE_OPENBLAS
 option(METALEARN_FUZZ
   "Build the libFuzzer targets of tests/fuzz (Clang only); adds coverage instrumentation (-fsanitize=fuzzer-no-link) to metalearn's targets"
   OFF)
+# The API reference: a `docs` target (never part of `all`) running Doxygen over the
+# public headers (docs/CMakeLists.txt). Needs Doxygen 1.9 or later (Debian: doxygen).
+option(METALEARN_BUILD_DOCS "Add the docs target: the API reference as HTML, by Doxygen" OFF)
