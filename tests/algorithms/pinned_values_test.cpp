@@ -189,5 +189,7 @@ TEST(Pinned, ProtoNet) {
   alg::ProtoNet<float> protonet(gen, options);
   ml::data::MetaBatchSampler<float> batches(episodes, {.batch = 2, .seed = 8});
   for (int i = 0; i < 3; ++i) protonet.meta_step(batches.next());
-  expect_pin("protonet", state_hash(protonet.model()), 0x15fdb16f4dd91991ULL);
+  // Re-pinned when ProceduralGlyphs became the harder family: its images changed, the
+  // algorithm did not.
+  expect_pin("protonet", state_hash(protonet.model()), 0xc9d07f685b260783ULL);
 }

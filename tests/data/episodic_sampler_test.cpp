@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <metalearn/data.hpp>
 #include <set>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -222,4 +224,69 @@ TEST(ProceduralGlyphs, ImagesAreInkOnBlankDeterministicAndVaried) {
   EXPECT_THROW(glyphs.load(1200, 0, a), ml::ValueError);
   std::vector<float> small(10);
   EXPECT_THROW(glyphs.load(0, 0, small), ml::ValueError);
+}
+
+TEST(ProceduralGlyphs, DistortionScalesTheVariationAndIsValidated) {
+  std::vector<float> a(784);
+  std::vector<float> b(784);
+  md::ProceduralGlyphs fixed({.distortion = 0.0});
+  fixed.load(7, 0, a);
+  fixed.load(7, 5, b);
+  EXPECT_EQ(a, b) << "without distortion every example of a class is the same";
+  fixed.load(8, 0, b);
+  EXPECT_NE(a, b);
+  md::ProceduralGlyphs glyphs;
+  EXPECT_EQ(glyphs.options().distortion, 1.0);
+  glyphs.load(7, 0, a);
+  glyphs.load(7, 5, b);
+  EXPECT_NE(a, b);
+  for (double bad :
+       {-0.1, std::numeric_limits<double>::infinity(), std::numeric_limits<double>::quiet_NaN()}) {
+    try {
+      md::ProceduralGlyphs g({.distortion = bad});
+      FAIL() << "expected ValueError for distortion " << bad;
+    } catch (const ml::ValueError& e) {
+      EXPECT_NE(std::string(e.what()).find("distortion"), std::string::npos) << e.what();
+    }
+  }
+}
+
+// The default family must stay hard for a nearest prototype on raw pixels (about 51%
+// on 20-way 1-shot test episodes; 95% at half the distortion), so that meta-training
+// visibly helps on it.
+TEST(ProceduralGlyphs, RawPixelNearestPrototypeIsFarFromPerfect) {
+  auto pixel_accuracy = [](double distortion) {
+    md::ProceduralGlyphs test({.split = md::Split::test, .distortion = distortion});
+    md::EpisodicSampler<float> episodes(test, {.ways = 20, .shots = 1, .queries = 5});
+    ml::Generator gen(11);
+    int right = 0;
+    int total = 0;
+    for (int e = 0; e < 40; ++e) {
+      const auto task = episodes.sample(gen);
+      const ml::Index d = 784;
+      for (ml::Index q = 0; q < task.query_x.shape()[0]; ++q) {
+        double best = std::numeric_limits<double>::infinity();
+        float label = -1;
+        for (ml::Index s = 0; s < task.support_x.shape()[0]; ++s) {
+          double dist = 0;
+          for (ml::Index j = 0; j < d; ++j) {
+            const double diff = task.query_x.data()[q * d + j] - task.support_x.data()[s * d + j];
+            dist += diff * diff;
+          }
+          if (dist < best) {
+            best = dist;
+            label = task.support_y.data()[s];
+          }
+        }
+        right += label == task.query_y.data()[q];
+        ++total;
+      }
+    }
+    return static_cast<double>(right) / total;
+  };
+  const double hard = pixel_accuracy(1.0);
+  const double milder = pixel_accuracy(0.5);
+  EXPECT_LT(hard, 0.65);
+  EXPECT_GT(hard, 0.3) << "examples of a class still look alike";
+  EXPECT_GT(milder, 0.85);
 }
