@@ -3,6 +3,9 @@ find_package(Eigen3 3.3 REQUIRED NO_MODULE)
 find_package(Threads REQUIRED)
 find_package(PNG REQUIRED)
 find_package(nlohmann_json 3.2 REQUIRED)
+# Message, table and number formatting in src/, the examples and the benchmarks
+# (Debian: libfmt-dev); no public header includes it.
+find_package(fmt 9 REQUIRED CONFIG)
 # Portable SIMD with run-time dispatch for the hand-written kernels (Debian: libhwy-dev).
 find_package(hwy 1.0 REQUIRED CONFIG)
 if(METALEARN_BUILD_TESTS)
