@@ -5,10 +5,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
@@ -474,10 +474,8 @@ std::string cache_name(const fs::path& root, const std::string& folder, Index si
   if (ec) abs = root;
   Hasher h;
   h.update_string(abs.string());
-  char tag[17];
-  std::snprintf(tag, sizeof tag, "%016llx", static_cast<unsigned long long>(h.digest()));
-  return "omniglot_" + folder + "_" + std::to_string(size) + "px_" + std::string(tag, 8) +
-         ".mlcache";
+  // The digest's upper 32 bits, as 8 hex digits.
+  return fmt::format("omniglot_{}_{}px_{:08x}.mlcache", folder, size, h.digest() >> 32);
 }
 
 }  // namespace
