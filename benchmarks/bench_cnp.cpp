@@ -13,6 +13,7 @@
 // target points (the targets include the context), x and y in R^1.
 
 #include <benchmark/benchmark.h>
+#include <fmt/format.h>
 
 #include <cstdio>
 #include <exception>
@@ -50,11 +51,10 @@ int run_dump(const std::string& path) {
     out.insert(p + "query_x", batch[i].query_x);
     out.insert(p + "query_y", batch[i].query_y);
   }
-  char loss[32];
-  std::snprintf(loss, sizeof loss, "%.17g", g.stats.meta_loss);
+  const std::string loss = fmt::format("{:.17g}", g.stats.meta_loss);
   ml::io::save_safetensors(
       path, out, {{"tasks", std::to_string(batch.size())}, {"loss", loss}, {"sigma_floor", "0.1"}});
-  std::printf("wrote %s: %zu tasks, loss %s\n", path.c_str(), batch.size(), loss);
+  fmt::print("wrote {}: {} tasks, loss {}\n", path, batch.size(), loss);
   return 0;
 }
 
@@ -91,8 +91,7 @@ int run_dump_np(const std::string& path, bool attentive) {
   const auto grads = ml::autograd::grad({mean}, params.values());
   std::size_t j = 0;
   for (const auto& [name, t] : params) out.insert("grad." + std::string(name), grads[j++]);
-  char loss[32];
-  std::snprintf(loss, sizeof loss, "%.17g", mean.item());
+  const std::string loss = fmt::format("{:.17g}", mean.item());
   ml::io::save_safetensors(path, out,
                            {{"model", attentive ? "anp" : "np"},
                             {"heads", std::to_string(np.options().attention_heads)},
@@ -101,7 +100,7 @@ int run_dump_np(const std::string& path, bool attentive) {
                             {"loss", loss},
                             {"sigma_floor", "0.1"},
                             {"latent", std::to_string(np.options().latent)}});
-  std::printf("wrote %s: %zu tasks, loss %s\n", path.c_str(), batch.size(), loss);
+  fmt::print("wrote {}: {} tasks, loss {}\n", path, batch.size(), loss);
   return 0;
 }
 
@@ -148,7 +147,7 @@ int main(int argc, char** argv) {
   try {
     if (argc >= 2 && std::string(argv[1]) == "dump") {
       if (argc != 3) {
-        std::fprintf(stderr, "usage: bench_cnp dump <file.safetensors>\n");
+        fmt::print(stderr, "usage: bench_cnp dump <file.safetensors>\n");
         return 2;
       }
       return run_dump(argv[2]);
@@ -156,7 +155,7 @@ int main(int argc, char** argv) {
     if (argc == 3 && std::string(argv[1]) == "dump-np") return run_dump_np(argv[2], false);
     if (argc == 3 && std::string(argv[1]) == "dump-anp") return run_dump_np(argv[2], true);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
+    fmt::print(stderr, "error: {}\n", e.what());
     return 1;
   }
   benchmark::Initialize(&argc, argv);

@@ -32,6 +32,8 @@
 // query loss over the batch; for Reptile the mean of theta - phi). An inputs file needs the
 // "param." and "task." records only.
 #include <benchmark/benchmark.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <chrono>
@@ -40,11 +42,9 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
-#include <iostream>
 #include <map>
 #include <memory>
 #include <metalearn/metalearn.hpp>
-#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -377,14 +377,12 @@ int run_time(const std::string& name, int threads, int min_iters, double min_sec
     const int n = static_cast<int>(ms.size());
     if ((n >= min_iters && total >= min_seconds) || (n >= 2 && total >= max_seconds)) break;
   }
-  std::ostringstream os;
-  os.precision(6);
-  os << "{\"side\": \"metalearn\", \"workload\": \"" << name << "\", \"threads\": " << threads
-     << ", \"rss_before_kb\": " << rss_before << ", \"rss_peak_kb\": " << status_kb("VmHWM")
-     << ", \"peak_reset\": " << (reset ? "true" : "false") << ", \"ms\": [";
-  for (std::size_t i = 0; i < ms.size(); ++i) os << (i ? ", " : "") << ms[i];
-  os << "]}";
-  std::cout << os.str() << std::endl;
+  // The times with 6 significant digits (as a stream writes them).
+  fmt::print(
+      "{{\"side\": \"metalearn\", \"workload\": \"{}\", \"threads\": {}, \"rss_before_kb\": {}, "
+      "\"rss_peak_kb\": {}, \"peak_reset\": {}, \"ms\": [{:g}]}}\n",
+      name, threads, rss_before, status_kb("VmHWM"), reset, fmt::join(ms, ", "));
+  std::fflush(stdout);
   return 0;
 }
 
@@ -501,7 +499,7 @@ int main(int argc, char** argv) {
   try {
     const std::string mode = argc > 1 ? argv[1] : "";
     if (mode == "list") {
-      for (const auto& [name, f] : workloads<float>()) std::cout << name << "\n";
+      for (const auto& [name, f] : workloads<float>()) fmt::print("{}\n", name);
       return 0;
     }
     if (mode == "time" && (argc == 6 || argc == 7)) {
@@ -515,12 +513,13 @@ int main(int argc, char** argv) {
       if (precision == "f64") return run_dump<double>(argv[2], argv[3], inputs);
     }
     if (mode == "time" || mode == "dump") {
-      std::cerr << "usage: bench_compare list | time <workload> <threads> <min_iters> "
-                   "<min_seconds> [max_seconds] | dump <workload> <file> [f32|f64 [<inputs>]]\n";
+      fmt::print(stderr,
+                 "usage: bench_compare list | time <workload> <threads> <min_iters> "
+                 "<min_seconds> [max_seconds] | dump <workload> <file> [f32|f64 [<inputs>]]\n");
       return 2;
     }
   } catch (const std::exception& e) {
-    std::cerr << e.what() << "\n";
+    fmt::print(stderr, "{}\n", e.what());
     return 1;
   }
   register_benchmarks();

@@ -3,7 +3,10 @@
 // progress bar, Omniglot or the embedded glyphs as class datasets, and the sinusoid
 // examples' baseline and evaluation table.
 
+#include <fmt/format.h>
+
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -13,6 +16,7 @@
 #include <metalearn/metalearn.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace examples {
@@ -106,9 +110,9 @@ inline bool same_run_settings(const std::string& path, const ml::io::Metadata& s
   for (const auto& [key, value] : settings) {
     const auto it = saved.find(key);
     if (it == saved.end() || it->second != value) {
-      std::fprintf(stderr, "error: %s was written with %s = %s, this run has %s\n", path.c_str(),
-                   key.c_str(), it == saved.end() ? "(missing)" : it->second.c_str(),
-                   value.c_str());
+      const std::string_view was = it == saved.end() ? "(missing)" : std::string_view(it->second);
+      fmt::print(stderr, "error: {} was written with {} = {}, this run has {}\n", path, key, was,
+                 value);
       return false;
     }
   }
@@ -139,14 +143,14 @@ inline ResumePoint resume_or_exit(
     at.train_seconds = std::stod(saved.metadata.at("train_seconds"));
     restore(saved);
   } catch (const ml::Error& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
+    fmt::print(stderr, "error: {}\n", e.what());
     std::exit(1);
   } catch (const std::exception&) {
-    std::fprintf(stderr, "error: %s lacks a valid step or train_seconds entry\n", c.file.c_str());
+    fmt::print(stderr, "error: {} lacks a valid step or train_seconds entry\n", c.file);
     std::exit(1);
   }
-  std::printf("resumed from %s at %s %d (%.0f s of training so far)\n", c.file.c_str(), unit,
-              at.step, at.train_seconds);
+  fmt::print("resumed from {} at {} {} ({:.0f} s of training so far)\n", c.file, unit, at.step,
+             at.train_seconds);
   return at;
 }
 
@@ -178,12 +182,12 @@ inline void progress(int step, int total, const char* what, double value, double
                      bool quiet) {
   if (quiet) return;
   const int width = 30;
-  const int filled = total > 0 ? width * step / total : width;
-  std::fprintf(stderr, "\r[%.*s%*s] %3d%%  step %d/%d  %s %.3f  %.0f steps/s ", filled,
-               "##############################", width - filled, "",
-               total > 0 ? 100 * step / total : 100, step, total, what, value,
-               seconds > 0 ? step / seconds : 0.0);
-  if (step == total) std::fprintf(stderr, "\n");
+  const int filled = std::clamp(total > 0 ? width * step / total : width, 0, width);
+  fmt::print(stderr, "\r[{:<{}}] {:3}%  step {}/{}  {} {:.3f}  {:.0f} steps/s ",
+             std::string(static_cast<std::size_t>(filled), '#'), width,
+             total > 0 ? 100 * step / total : 100, step, total, what, value,
+             seconds > 0 ? step / seconds : 0.0);
+  if (step == total) fmt::print(stderr, "\n");
 }
 
 /// Training and test classes of a few-shot image example.
@@ -201,7 +205,7 @@ inline ClassData load_class_data(const std::string& root, bool test_rotations) {
   ClassData d;
   d.omniglot = !root.empty();
   if (d.omniglot) {
-    std::printf("loading Omniglot from %s ...\n", root.c_str());
+    fmt::print("loading Omniglot from {} ...\n", root);
     std::fflush(stdout);
     ml::data::OmniglotDataset all({.root = root, .split = ml::data::OmniglotSplit::all});
     d.train = std::make_shared<ml::data::OmniglotDataset>(
@@ -209,15 +213,14 @@ inline ClassData load_class_data(const std::string& root, bool test_rotations) {
     d.test = std::make_shared<ml::data::OmniglotDataset>(
         all.with_split(ml::data::OmniglotSplit::vinyals_test, test_rotations));
   } else {
-    std::printf("no --data and no METALEARN_OMNIGLOT_DIR: using the embedded procedural glyphs\n");
+    fmt::print("no --data and no METALEARN_OMNIGLOT_DIR: using the embedded procedural glyphs\n");
     d.train = std::make_shared<ml::data::ProceduralGlyphs>(
         ml::data::ProceduralGlyphsOptions{.split = ml::data::Split::train});
     d.test = std::make_shared<ml::data::ProceduralGlyphs>(
         ml::data::ProceduralGlyphsOptions{.split = ml::data::Split::test});
   }
-  std::printf("%s: %lld training classes, %lld test classes (%.1f s)\n", d.train->name().c_str(),
-              static_cast<long long>(d.train->num_classes()),
-              static_cast<long long>(d.test->num_classes()), seconds_since(t0));
+  fmt::print("{}: {} training classes, {} test classes ({:.1f} s)\n", d.train->name(),
+             d.train->num_classes(), d.test->num_classes(), seconds_since(t0));
   return d;
 }
 
@@ -226,7 +229,7 @@ inline ClassData load_class_data_or_exit(const std::string& root, bool test_rota
   try {
     return load_class_data(root, test_rotations);
   } catch (const ml::Error& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
+    fmt::print(stderr, "error: {}\n", e.what());
     std::exit(1);
   }
 }
@@ -271,23 +274,22 @@ inline std::vector<double> sinusoid_table(const std::vector<SinusoidLearner>& le
   const std::size_t episodes = 1000;
   std::FILE* csv = std::fopen(csv_path.c_str(), "w");
   if (csv == nullptr) throw ml::IoError("cannot write " + csv_path);
-  std::fprintf(csv, "method,shots,steps,mse,ci95\n");
-  std::printf("\nQuery MSE on %zu unseen tasks (100 query points each), mean +- 95%% CI\n",
-              episodes);
-  std::printf("%-22s %-3s %18s %18s %18s\n", "method", "K", "0 steps", "1 step", "10 steps");
+  fmt::print(csv, "method,shots,steps,mse,ci95\n");
+  fmt::print("\nQuery MSE on {} unseen tasks (100 query points each), mean +- 95% CI\n", episodes);
+  fmt::print("{:<22} {:<3} {:>18} {:>18} {:>18}\n", "method", "K", "0 steps", "1 step", "10 steps");
   std::vector<double> reported(learners.size(), 0.0);
   for (const ml::Index shots : {ml::Index{5}, ml::Index{10}}) {
     ml::data::SinusoidTasks<float> test_family({.shots = shots, .queries = 100});
     for (std::size_t m = 0; m < learners.size(); ++m) {
-      std::printf("%-22s %-3lld", learners[m].name.c_str(), static_cast<long long>(shots));
+      fmt::print("{:<22} {:<3}", learners[m].name, shots);
       for (const int steps : {0, 1, 10}) {
         const auto r = learners[m].evaluate(test_family, episodes, steps);
-        std::printf(" %10.3f +- %5.3f", r.mean, r.ci95);
-        std::fprintf(csv, "%s,%lld,%d,%.6f,%.6f\n", learners[m].csv_name.c_str(),
-                     static_cast<long long>(shots), steps, r.mean, r.ci95);
+        fmt::print(" {:>10.3f} +- {:>5.3f}", r.mean, r.ci95);
+        fmt::print(csv, "{},{},{},{:.6f},{:.6f}\n", learners[m].csv_name, shots, steps, r.mean,
+                   r.ci95);
         if (shots == 10 && steps == report_steps) reported[m] = r.mean;
       }
-      std::printf("\n");
+      fmt::print("\n");
     }
   }
   std::fclose(csv);

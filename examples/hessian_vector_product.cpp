@@ -1,6 +1,7 @@
 // Second order in a few lines: gradient, Hessian-vector product and full Hessian
 // of f(w) = sum(w^3) + (w0 * w1)^2, checked against the closed forms.
-#include <cstdio>
+#include <fmt/format.h>
+
 #include <metalearn/metalearn.hpp>
 
 namespace ml = metalearn;
@@ -19,18 +20,19 @@ int main() {
   auto hessian = ml::autograd::hessian<double>(f, w);
 
   const double* x = w.data();
-  std::printf("w         = [% .6f % .6f % .6f]\n", x[0], x[1], x[2]);
-  std::printf("grad f(w) = [% .6f % .6f % .6f]\n", g.data()[0], g.data()[1], g.data()[2]);
-  std::printf("H v       = [% .6f % .6f % .6f]   (v = [1 0 -1])\n", hv.data()[0], hv.data()[1],
-              hv.data()[2]);
+  fmt::print("w         = [{: .6f} {: .6f} {: .6f}]\n", x[0], x[1], x[2]);
+  fmt::print("grad f(w) = [{: .6f} {: .6f} {: .6f}]\n", g.data()[0], g.data()[1], g.data()[2]);
+  fmt::print("H v       = [{: .6f} {: .6f} {: .6f}]   (v = [1 0 -1])\n", hv.data()[0], hv.data()[1],
+             hv.data()[2]);
   // Closed form: H = diag(6 w) + [[2 w1^2, 4 w0 w1, 0], [4 w0 w1, 2 w0^2, 0], [0, 0, 0]].
   const double expect[3] = {6 * x[0] + 2 * x[1] * x[1], 4 * x[0] * x[1], -6 * x[2]};
   double err = 0;
   for (int i = 0; i < 3; ++i) err = std::max(err, std::abs(expect[i] - hv.data()[i]));
-  std::printf("Hessian   =\n");
+  fmt::print("Hessian   =\n");
   for (int r = 0; r < 3; ++r) {
-    std::printf("  [% .6f % .6f % .6f]\n", hessian.at(r, 0), hessian.at(r, 1), hessian.at(r, 2));
+    fmt::print("  [{: .6f} {: .6f} {: .6f}]\n", hessian.at(r, 0), hessian.at(r, 1),
+               hessian.at(r, 2));
   }
-  std::printf("max |H v - closed form| = %.3g\n", err);
+  fmt::print("max |H v - closed form| = {:.3g}\n", err);
   return err < 1e-9 ? 0 : 1;
 }

@@ -15,6 +15,8 @@
 // DIR/checkpoint.safetensors (the learner's whole state: --resume continues exactly;
 // checkpoints written by earlier versions as meta_parameters.safetensors load too).
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -115,13 +117,12 @@ int main(int argc, char** argv) {
   ml::data::MetaBatchSampler<float> batches(
       train_episodes, {.batch = args.meta_batch, .seed = args.seed, .prefetch = 2});
 
-  std::printf(
-      "MAML %lld-way %lld-shot on %s\nConvNet4, meta-batch %d, inner lr %.2f x %d step(s) "
-      "(%d at test), %s, Adam %.0e, %d thread(s), %d meta-steps\n",
-      static_cast<long long>(args.ways), static_cast<long long>(args.shots), source.c_str(),
-      args.meta_batch, static_cast<double>(args.inner_lr), args.inner_steps, args.eval_steps,
-      args.first_order ? "first order" : "second order", static_cast<double>(args.outer_lr),
-      args.threads, args.steps);
+  fmt::print(
+      "MAML {}-way {}-shot on {}\nConvNet4, meta-batch {}, inner lr {:.2f} x {} step(s) "
+      "({} at test), {}, Adam {:.0e}, {} thread(s), {} meta-steps\n",
+      args.ways, args.shots, source, args.meta_batch, static_cast<double>(args.inner_lr),
+      args.inner_steps, args.eval_steps, args.first_order ? "first order" : "second order",
+      static_cast<double>(args.outer_lr), args.threads, args.steps);
   // The training loss and accuracy averaged since the last evaluation.
   double loss_sum = 0.0, acc_sum = 0.0;
   int window = 0;
@@ -149,11 +150,11 @@ int main(int argc, char** argv) {
           },
       .on_eval =
           [&](std::int64_t step, const alg::EvalResult& r) {
-            std::printf(
-                "step %6lld  train loss %.3f acc %.3f | test acc %.2f%% +- %.2f%% (%zu "
+            fmt::print(
+                "step {:6}  train loss {:.3f} acc {:.3f} | test acc {:.2f}% +- {:.2f}% ({} "
                 "episodes)\n",
-                static_cast<long long>(step), loss_sum / std::max(window, 1),
-                acc_sum / std::max(window, 1), 100 * r.mean, 100 * r.ci95, r.episodes);
+                step, loss_sum / std::max(window, 1), acc_sum / std::max(window, 1), 100 * r.mean,
+                100 * r.ci95, r.episodes);
             std::fflush(stdout);
             loss_sum = acc_sum = 0.0;
             window = 0;
@@ -166,19 +167,19 @@ int main(int argc, char** argv) {
     // A run directory of an earlier version: its checkpoint holds the meta-parameters and
     // the outer optimizer, which is the whole state of this learner.
     (void)ml::train::load_checkpoint(earlier, maml);
-    std::printf("continuing from %s\n", earlier.c_str());
+    fmt::print("continuing from {}\n", earlier.string());
   }
   const ml::train::FitResult result = ml::train::fit(maml, batches, fit, &test_tasks);
   if (result.start_step > 0) {
-    std::printf("(this run continued from step %lld)\n", static_cast<long long>(result.start_step));
+    fmt::print("(this run continued from step {})\n", result.start_step);
   }
   if (result.steps == result.start_step) {
     const auto r = maml.evaluate(test_tasks, args.eval_episodes);
-    std::printf("test accuracy %.2f%% +- %.2f%% over %zu episodes\n", 100 * r.mean, 100 * r.ci95,
-                r.episodes);
+    fmt::print("test accuracy {:.2f}% +- {:.2f}% over {} episodes\n", 100 * r.mean, 100 * r.ci95,
+               r.episodes);
   } else {
-    std::printf(
-        "meta-training wall time %.0f s; %.3f meta-steps/s\n", result.seconds,
+    fmt::print(
+        "meta-training wall time {:.0f} s; {:.3f} meta-steps/s\n", result.seconds,
         static_cast<double>(result.steps - result.start_step) / std::max(1e-9, result.seconds));
   }
   return 0;

@@ -13,12 +13,15 @@
 // Usage: maml_sinusoid [--steps N (20000)] [--loop] [--threads N] [--seed S] [--out DIR]
 //          [--quiet]
 
+#include <fmt/format.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <metalearn/metalearn.hpp>
 #include <string>
 #include <vector>
@@ -61,23 +64,33 @@ void write_svg(const std::string& path, const std::vector<double>& xs,
   const double x0 = -5, x1 = 5, y0 = -6, y1 = 6;
   auto sx = [&](double x) { return pad + (x - x0) / (x1 - x0) * (w - 2 * pad); };
   auto sy = [&](double y) { return h - pad - (y - y0) / (y1 - y0) * (h - 2 * pad); };
-  std::ofstream f(path);
-  f << "<svg xmlns='http://www.w3.org/2000/svg' width='" << w << "' height='" << h << "'>\n"
-    << "<rect width='100%' height='100%' fill='white'/>\n"
-    << "<line x1='" << sx(x0) << "' y1='" << sy(0) << "' x2='" << sx(x1) << "' y2='" << sy(0)
-    << "' stroke='#bbb'/>\n<line x1='" << sx(0) << "' y1='" << sy(y0) << "' x2='" << sx(0)
-    << "' y2='" << sy(y1) << "' stroke='#bbb'/>\n";
+  // Coordinates as a stream writes them by default: 6 significant digits.
+  fmt::memory_buffer svg;
+  const auto out = std::back_inserter(svg);
+  fmt::format_to(out,
+                 "<svg xmlns='http://www.w3.org/2000/svg' width='{:g}' height='{:g}'>\n"
+                 "<rect width='100%' height='100%' fill='white'/>\n"
+                 "<line x1='{:g}' y1='{:g}' x2='{:g}' y2='{:g}' stroke='#bbb'/>\n"
+                 "<line x1='{:g}' y1='{:g}' x2='{:g}' y2='{:g}' stroke='#bbb'/>\n",
+                 w, h, sx(x0), sy(0), sx(x1), sy(0), sx(0), sy(y0), sx(0), sy(y1));
   for (std::size_t c = 0; c < curves.size(); ++c) {
-    f << "<polyline fill='none' stroke='" << colors[c] << "' stroke-width='2' points='";
-    for (std::size_t i = 0; i < xs.size(); ++i) f << sx(xs[i]) << "," << sy(curves[c][i]) << " ";
-    f << "'/>\n<text x='" << pad + 10 << "' y='" << pad + 18 * static_cast<double>(c) << "' fill='"
-      << colors[c] << "' font-family='sans-serif' font-size='14'>" << names[c] << "</text>\n";
+    fmt::format_to(out, "<polyline fill='none' stroke='{}' stroke-width='2' points='", colors[c]);
+    for (std::size_t i = 0; i < xs.size(); ++i) {
+      fmt::format_to(out, "{:g},{:g} ", sx(xs[i]), sy(curves[c][i]));
+    }
+    fmt::format_to(out,
+                   "'/>\n<text x='{:g}' y='{:g}' fill='{}' font-family='sans-serif' "
+                   "font-size='14'>{}</text>\n",
+                   pad + 10, pad + 18 * static_cast<double>(c), colors[c], names[c]);
   }
   for (std::size_t i = 0; i < px.size(); ++i) {
-    f << "<circle cx='" << sx(px[i]) << "' cy='" << sy(py[i]) << "' r='4' fill='black'/>\n";
+    fmt::format_to(out, "<circle cx='{:g}' cy='{:g}' r='4' fill='black'/>\n", sx(px[i]), sy(py[i]));
   }
-  f << "<text x='" << pad + 10 << "' y='" << pad + 18 * static_cast<double>(curves.size())
-    << "' font-family='sans-serif' font-size='14'>support points</text>\n</svg>\n";
+  fmt::format_to(out,
+                 "<text x='{:g}' y='{:g}' font-family='sans-serif' font-size='14'>support "
+                 "points</text>\n</svg>\n",
+                 pad + 10, pad + 18 * static_cast<double>(curves.size()));
+  std::ofstream(path).write(svg.data(), static_cast<std::streamsize>(svg.size()));
 }
 
 }  // namespace
@@ -104,11 +117,11 @@ int main(int argc, char** argv) {
   ml::data::MetaBatchSampler<float> batches(family, {.batch = 25, .seed = args.seed});
 
   // ---- meta-training --------------------------------------------------------
-  std::printf(
+  fmt::print(
       "MAML sinusoid: 1-40-40-1 ReLU MLP, K=10, meta-batch 25, inner lr 0.01 (1 step), "
-      "Adam 1e-3, %d meta-steps, %s\n",
+      "Adam 1e-3, {} meta-steps, {}\n",
       args.steps,
-      args.loop ? ("tasks one by one, " + std::to_string(args.threads) + " thread(s)").c_str()
+      args.loop ? fmt::format("tasks one by one, {} thread(s)", args.threads)
                 : "the meta-batch as one graph");
   const auto t0 = Clock::now();
   double running = 0.0;
@@ -139,7 +152,7 @@ int main(int argc, char** argv) {
         {{"MAML", "maml", eval(maml)}, {"pretrained baseline", "pretrained", eval(finetune)}},
         args.out + "/results.csv", 1);
   } catch (const ml::Error& e) {
-    std::fprintf(stderr, "maml_sinusoid: %s\n", e.what());
+    fmt::print(stderr, "maml_sinusoid: {}\n", e.what());
     return 1;
   }
 
@@ -170,9 +183,9 @@ int main(int argc, char** argv) {
             {"true function", "MAML init (0 steps)", "after 1 step", "after 10 steps"},
             {"#2a9d8f", "#999999", "#e76f51", "#264653"}, px, py);
 
-  std::printf("\nmeta-training: %.1f s, %.0f meta-steps/s\n", train_seconds,
-              train_seconds > 0 ? args.steps / train_seconds : 0.0);
-  std::printf("wrote %s/results.csv and %s/task.svg\n", args.out.c_str(), args.out.c_str());
-  std::printf("K=10, 1 step: MAML %.3f vs pretrained %.3f\n", k10[0], k10[1]);
+  fmt::print("\nmeta-training: {:.1f} s, {:.0f} meta-steps/s\n", train_seconds,
+             train_seconds > 0 ? args.steps / train_seconds : 0.0);
+  fmt::print("wrote {0}/results.csv and {0}/task.svg\n", args.out);
+  fmt::print("K=10, 1 step: MAML {:.3f} vs pretrained {:.3f}\n", k10[0], k10[1]);
   return 0;
 }

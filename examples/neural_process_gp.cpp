@@ -15,6 +15,8 @@
 // Monte Carlo estimate over 50 draws of z from the prior), printed beside the exact GP's
 // on the same tasks.
 
+#include <fmt/format.h>
+
 #include <cstdio>
 #include <metalearn/metalearn.hpp>
 #include <string>
@@ -69,8 +71,8 @@ int train(L& learner, const Args& args, const ml::data::GaussianProcessOptions& 
       oracle[i] = tasks.oracle_log_likelihood(tasks.sample(g));
     }
     const auto r = alg::EvalResult::from_values(std::move(oracle));
-    std::printf("GP oracle on the evaluation tasks: log-likelihood per target %.4f +- %.4f\n",
-                r.mean, r.ci95);
+    fmt::print("GP oracle on the evaluation tasks: log-likelihood per target {:.4f} +- {:.4f}\n",
+               r.mean, r.ci95);
   }
   ml::data::MetaBatchSampler<float> batches(tasks, {.batch = args.batch, .seed = args.seed});
   const ml::data::AnyTaskSampler<float> test(tasks);
@@ -96,21 +98,19 @@ int train(L& learner, const Args& args, const ml::data::GaussianProcessOptions& 
           },
       .on_eval =
           [&](std::int64_t step, const alg::EvalResult& r) {
-            std::printf(
-                "step %7lld  train loss %.4f | log-likelihood per target %.4f +- %.4f "
-                "(%zu tasks)\n",
-                static_cast<long long>(step), loss / std::max(window, 1), r.mean, r.ci95,
-                r.episodes);
+            fmt::print(
+                "step {:7}  train loss {:.4f} | log-likelihood per target {:.4f} +- {:.4f} "
+                "({} tasks)\n",
+                step, loss / std::max(window, 1), r.mean, r.ci95, r.episodes);
             std::fflush(stdout);
             loss = 0.0;
             window = 0;
           }};
   const ml::train::FitResult result = ml::train::fit(learner, batches, options, &test);
-  std::printf(
-      "steps %lld -> %lld in %.0f s (%.1f steps/s)%s\n", static_cast<long long>(result.start_step),
-      static_cast<long long>(result.steps), result.seconds,
-      static_cast<double>(result.steps - result.start_step) / std::max(1e-9, result.seconds),
-      result.out_of_time ? "; time limit reached, continue with --resume" : "");
+  fmt::print("steps {} -> {} in {:.0f} s ({:.1f} steps/s){}\n", result.start_step, result.steps,
+             result.seconds,
+             static_cast<double>(result.steps - result.start_step) / std::max(1e-9, result.seconds),
+             result.out_of_time ? "; time limit reached, continue with --resume" : "");
   return 0;
 }
 
@@ -130,13 +130,13 @@ int main(int argc, char** argv) {
                                                   .x_min = -2.0,
                                                   .x_max = 2.0,
                                                   .targets_include_context = true};
-  std::printf(
-      "%s on GP regression: EQ kernel (0.4, 1.0), noise 0.02, context 3..%lld, "
-      "batch %d, Adam 1e-4, %d meta-steps, %d thread(s)\n",
+  fmt::print(
+      "{} on GP regression: EQ kernel (0.4, 1.0), noise 0.02, context 3..{}, "
+      "batch {}, Adam 1e-4, {} meta-steps, {} thread(s)\n",
       cnp                  ? "CNP"
       : args.model == "np" ? "NP (deterministic + latent path)"
                            : "ANP (8-head cross-attention, latent path)",
-      static_cast<long long>(most), args.batch, args.steps, args.threads);
+      most, args.batch, args.steps, args.threads);
   ml::Generator gen(args.seed);
   try {
     if (cnp) {
@@ -149,7 +149,7 @@ int main(int argc, char** argv) {
     alg::NeuralProcess<float> learner(1, 1, gen, options);
     return train(learner, args, protocol);
   } catch (const ml::Error& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
+    fmt::print(stderr, "error: {}\n", e.what());
     return 1;
   }
 }

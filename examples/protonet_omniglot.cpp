@@ -18,9 +18,12 @@
 //          [--lr X] [--decay-every N] [--threads N] [--seed S] [--log-every N] [--out FILE]
 //          [--checkpoint FILE] [--checkpoint-every N] [--resume]
 
+#include <fmt/format.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <iterator>
 #include <memory>
 #include <metalearn/metalearn.hpp>
 #include <string>
@@ -83,13 +86,11 @@ Args parse(int argc, char** argv) {
 // The settings a resumed run must share with the run that wrote its checkpoint (the
 // number of episodes may grow: the learning-rate schedule does not depend on it).
 ml::io::Metadata run_settings(const Args& a) {
-  char lr[32];
-  std::snprintf(lr, sizeof lr, "%.17g", a.lr);
   return {{"seed", std::to_string(a.seed)},
           {"train_ways", std::to_string(a.train_ways)},
           {"train_shots", std::to_string(a.train_shots)},
           {"train_queries", std::to_string(a.train_queries)},
-          {"lr", lr},
+          {"lr", fmt::format("{:.17g}", a.lr)},
           {"decay_every", std::to_string(a.decay_every)}};
 }
 
@@ -122,7 +123,7 @@ int main(int argc, char** argv) {
         ml::data::EpisodicOptions{
             .ways = args.train_ways, .shots = args.train_shots, .queries = args.train_queries});
   } catch (const ml::Error& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
+    fmt::print(stderr, "error: {}\n", e.what());
     return 1;
   }
   ml::data::MetaBatchSampler<float> batches(*train, {.batch = 1, .seed = args.seed, .prefetch = 2});
@@ -143,14 +144,13 @@ int main(int argc, char** argv) {
   };
 
   // ---- training ---------------------------------------------------------------
-  char limit[64] = "";
-  if (args.time_limit > 0)
-    std::snprintf(limit, sizeof limit, ", time limit %g min", args.time_limit);
-  std::printf(
-      "ProtoNet: ConvNet4 (64 channels, running batch norm), %lld-way %lld-shot %lld-query "
-      "training episodes, Adam %.0e halved every %d, up to %d episodes%s\n",
-      static_cast<long long>(args.train_ways), static_cast<long long>(args.train_shots),
-      static_cast<long long>(args.train_queries), args.lr, args.decay_every, args.steps, limit);
+  const std::string limit =
+      args.time_limit > 0 ? fmt::format(", time limit {:g} min", args.time_limit) : "";
+  fmt::print(
+      "ProtoNet: ConvNet4 (64 channels, running batch norm), {}-way {}-shot {}-query "
+      "training episodes, Adam {:.0e} halved every {}, up to {} episodes{}\n",
+      args.train_ways, args.train_shots, args.train_queries, args.lr, args.decay_every, args.steps,
+      limit);
   std::fflush(stdout);
   const auto t0 = Clock::now();
   double loss = 0.0, acc = 0.0;
@@ -164,15 +164,16 @@ int main(int argc, char** argv) {
     const double elapsed = seconds_since(t0);
     const bool out_of_time = args.time_limit > 0 && elapsed > 60.0 * args.time_limit;
     if (step % args.log_every == 0 || step == args.steps || out_of_time) {
-      std::printf("step %d/%d  loss %.4f  train acc %.4f  lr %.2e  %.2f episodes/s  %.0f s\n", step,
-                  args.steps, loss, acc, protonet.current_lr(), (step - start) / elapsed,
-                  trained_before + elapsed);
+      fmt::print(
+          "step {}/{}  loss {:.4f}  train acc {:.4f}  lr {:.2e}  {:.2f} episodes/s  {:.0f} s\n",
+          step, args.steps, loss, acc, protonet.current_lr(), (step - start) / elapsed,
+          trained_before + elapsed);
       std::fflush(stdout);
     }
     if (step % args.checkpoint.every == 0 || step == args.steps || out_of_time)
       save(step, trained_before + elapsed);
     if (out_of_time) {
-      std::printf("time limit reached after %d episodes\n", step);
+      fmt::print("time limit reached after {} episodes\n", step);
       break;
     }
   }
@@ -186,9 +187,9 @@ int main(int argc, char** argv) {
     double paper;
   };
   const std::vector<Config> configs{{5, 1, 98.8}, {5, 5, 99.7}, {20, 1, 96.0}, {20, 5, 98.9}};
-  std::printf("\nTest accuracy over %d episodes (%lld queries per class), mean +- 95%% CI\n",
-              args.episodes, static_cast<long long>(args.test_queries));
-  std::printf("%-16s %18s %10s %14s\n", "episodes", "accuracy (%)", "paper", "episodes/s");
+  fmt::print("\nTest accuracy over {} episodes ({} queries per class), mean +- 95% CI\n",
+             args.episodes, args.test_queries);
+  fmt::print("{:<16} {:>18} {:>10} {:>14}\n", "episodes", "accuracy (%)", "paper", "episodes/s");
   std::string table =
       "| test episodes | accuracy (%) | paper (%) | eval episodes/s |\n|---|---|---|---|\n";
   std::vector<double> means;
@@ -198,40 +199,33 @@ int main(int argc, char** argv) {
         test_set, {.ways = c.ways, .shots = c.shots, .queries = args.test_queries});
     const auto r = protonet.evaluate(test, static_cast<std::size_t>(args.episodes));
     const double eps = args.episodes / seconds_since(t_eval);
-    char name[32];
-    std::snprintf(name, sizeof name, "%lld-way %lld-shot", static_cast<long long>(c.ways),
-                  static_cast<long long>(c.shots));
-    std::printf("%-16s %10.2f +- %5.2f %10.1f %14.1f\n", name, 100 * r.mean, 100 * r.ci95, c.paper,
-                eps);
+    const std::string name = fmt::format("{}-way {}-shot", c.ways, c.shots);
+    fmt::print("{:<16} {:>10.2f} +- {:>5.2f} {:>10.1f} {:>14.1f}\n", name, 100 * r.mean,
+               100 * r.ci95, c.paper, eps);
     std::fflush(stdout);
-    char row[160];
-    std::snprintf(row, sizeof row, "| %s | %.2f +- %.2f | %.1f | %.1f |\n", name, 100 * r.mean,
-                  100 * r.ci95, omniglot ? c.paper : 0.0, eps);
-    table += row;
+    fmt::format_to(std::back_inserter(table), "| {} | {:.2f} +- {:.2f} | {:.1f} | {:.1f} |\n", name,
+                   100 * r.mean, 100 * r.ci95, omniglot ? c.paper : 0.0, eps);
     means.push_back(r.mean);
   }
   const double total = seconds_since(t_start);
-  std::printf(
-      "\ntraining: %d episodes in %.1f s (%d in this run, %.2f episodes/s); total wall time of "
-      "this run %.1f s\n",
+  fmt::print(
+      "\ntraining: {} episodes in {:.1f} s ({} in this run, {:.2f} episodes/s); total wall time of "
+      "this run {:.1f} s\n",
       done, train_seconds, done - start, rate, total);
   if (!args.out.empty()) {
     std::FILE* f = std::fopen(args.out.c_str(), "w");
     if (f == nullptr) {
-      std::fprintf(stderr, "cannot write %s\n", args.out.c_str());
+      fmt::print(stderr, "cannot write {}\n", args.out);
       return 1;
     }
-    std::fprintf(f,
-                 "dataset: %s\ntraining: %lld-way %lld-shot %lld-query, %d episodes, %.1f s "
-                 "(%d in this run, %.2f episodes/s), threads %d, seed %llu\ntotal wall time of "
-                 "this run: %.1f s\n\n%s",
-                 train_set->name().c_str(), static_cast<long long>(args.train_ways),
-                 static_cast<long long>(args.train_shots),
-                 static_cast<long long>(args.train_queries), done, train_seconds, done - start,
-                 rate, args.threads, static_cast<unsigned long long>(args.seed), total,
-                 table.c_str());
+    fmt::print(f,
+               "dataset: {}\ntraining: {}-way {}-shot {}-query, {} episodes, {:.1f} s ({} in this "
+               "run, {:.2f} episodes/s), threads {}, seed {}\ntotal wall time of this run: {:.1f} "
+               "s\n\n{}",
+               train_set->name(), args.train_ways, args.train_shots, args.train_queries, done,
+               train_seconds, done - start, rate, args.threads, args.seed, total, table);
     std::fclose(f);
-    std::printf("wrote %s\n", args.out.c_str());
+    fmt::print("wrote {}\n", args.out);
   }
   return 0;
 }

@@ -26,9 +26,12 @@
 //          [--episodes N] [--threads N] [--seed S] [--log-every N] [--out FILE]
 //          [--fresh-inner-state] [--checkpoint FILE] [--checkpoint-every N] [--resume]
 
+#include <fmt/format.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <iterator>
 #include <memory>
 #include <metalearn/metalearn.hpp>
 #include <string>
@@ -154,7 +157,7 @@ int main(int argc, char** argv) {
         train_set,
         ml::data::EpisodicOptions{.ways = args.ways, .shots = args.train_shots, .queries = 0});
   } catch (const ml::Error& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
+    fmt::print(stderr, "error: {}\n", e.what());
     return 1;
   }
   ml::data::MetaBatchSampler<float> batches(
@@ -174,13 +177,12 @@ int main(int argc, char** argv) {
                                   train_set->name(), reptile.state());
   };
 
-  std::printf(
-      "Reptile: 4x[conv stride 2, 64, BN, ReLU] + linear, %lld-way %lld-shot training tasks, "
-      "%d inner Adam steps on batches of 10 (%s state), meta-batch %lld, epsilon 1 -> 0 over %d "
-      "steps, %d thread(s)\n",
-      static_cast<long long>(args.ways), static_cast<long long>(args.train_shots), args.inner_steps,
-      args.fresh_inner_state ? "fresh" : "carried", static_cast<long long>(args.meta_batch),
-      args.steps, args.threads);
+  fmt::print(
+      "Reptile: 4x[conv stride 2, 64, BN, ReLU] + linear, {}-way {}-shot training tasks, "
+      "{} inner Adam steps on batches of 10 ({} state), meta-batch {}, epsilon 1 -> 0 over {} "
+      "steps, {} thread(s)\n",
+      args.ways, args.train_shots, args.inner_steps, args.fresh_inner_state ? "fresh" : "carried",
+      args.meta_batch, args.steps, args.threads);
   std::fflush(stdout);
   const auto t0 = Clock::now();
   double loss = 0.0;
@@ -192,16 +194,17 @@ int main(int argc, char** argv) {
     const double elapsed = seconds_since(t0);
     const bool out_of_time = args.time_limit > 0 && elapsed > 60.0 * args.time_limit;
     if (step % args.log_every == 0 || step == args.steps || out_of_time) {
-      std::printf("step %d/%d  last inner loss %.4f  epsilon %.3f  %.2f meta-steps/s  %.0f s\n",
-                  step, args.steps, loss, static_cast<double>(reptile.current_outer_step()),
-                  (step - start) / elapsed, trained_before + elapsed);
+      fmt::print(
+          "step {}/{}  last inner loss {:.4f}  epsilon {:.3f}  {:.2f} meta-steps/s  {:.0f} s\n",
+          step, args.steps, loss, static_cast<double>(reptile.current_outer_step()),
+          (step - start) / elapsed, trained_before + elapsed);
       std::fflush(stdout);
     }
     if (step % args.checkpoint.every == 0 || step == args.steps || out_of_time)
       save(step, trained_before + elapsed);
     if (out_of_time) {
-      std::printf("time limit reached after %d meta-steps (epsilon was still %.3f)\n", step,
-                  static_cast<double>(reptile.current_outer_step()));
+      fmt::print("time limit reached after {} meta-steps (epsilon was still {:.3f})\n", step,
+                 static_cast<double>(reptile.current_outer_step()));
       break;
     }
   }
@@ -214,10 +217,10 @@ int main(int argc, char** argv) {
     double paper, paper_transductive;
   };
   const std::vector<Config> configs{{1, 95.39, 97.68}, {5, 98.90, 99.48}};
-  std::printf("\nTest accuracy over %d episodes (1 query per class), mean +- 95%% CI\n",
-              args.episodes);
-  std::printf("%-14s %18s %8s %18s %8s %12s\n", "episodes", "non-transductive", "paper",
-              "transductive", "paper", "episodes/s");
+  fmt::print("\nTest accuracy over {} episodes (1 query per class), mean +- 95% CI\n",
+             args.episodes);
+  fmt::print("{:<14} {:>18} {:>8} {:>18} {:>8} {:>12}\n", "episodes", "non-transductive", "paper",
+             "transductive", "paper", "episodes/s");
   std::string table =
       "| test episodes | non-transductive (%) | paper | transductive (%) | paper | eval "
       "episodes/s |\n|---|---|---|---|---|---|\n";
@@ -238,42 +241,37 @@ int main(int argc, char** argv) {
     const auto p = ml::algorithms::EvalResult::from_values(plain);
     const auto t = ml::algorithms::EvalResult::from_values(trans);
     const double eps = args.episodes / seconds_since(t_eval);
-    char name[32];
-    std::snprintf(name, sizeof name, "%lld-way %lld-shot", static_cast<long long>(args.ways),
-                  static_cast<long long>(c.shots));
-    std::printf("%-14s %10.2f +- %5.2f %8.2f %10.2f +- %5.2f %8.2f %12.1f\n", name, 100 * p.mean,
-                100 * p.ci95, c.paper, 100 * t.mean, 100 * t.ci95, c.paper_transductive, eps);
+    const std::string name = fmt::format("{}-way {}-shot", args.ways, c.shots);
+    fmt::print("{:<14} {:>10.2f} +- {:>5.2f} {:>8.2f} {:>10.2f} +- {:>5.2f} {:>8.2f} {:>12.1f}\n",
+               name, 100 * p.mean, 100 * p.ci95, c.paper, 100 * t.mean, 100 * t.ci95,
+               c.paper_transductive, eps);
     std::fflush(stdout);
-    char row[200];
-    std::snprintf(row, sizeof row, "| %s | %.2f +- %.2f | %.2f | %.2f +- %.2f | %.2f | %.1f |\n",
-                  name, 100 * p.mean, 100 * p.ci95, c.paper, 100 * t.mean, 100 * t.ci95,
-                  c.paper_transductive, eps);
-    table += row;
+    fmt::format_to(std::back_inserter(table),
+                   "| {} | {:.2f} +- {:.2f} | {:.2f} | {:.2f} +- {:.2f} | {:.2f} | {:.1f} |\n",
+                   name, 100 * p.mean, 100 * p.ci95, c.paper, 100 * t.mean, 100 * t.ci95,
+                   c.paper_transductive, eps);
   }
   const double total = seconds_since(t_start);
   const double rate = done > start ? (done - start) / run_seconds : 0.0;
-  std::printf(
-      "\ntraining: %d meta-steps in %.1f s (%d in this run, %.2f meta-steps/s); total wall "
-      "time of this run %.1f s\n",
+  fmt::print(
+      "\ntraining: {} meta-steps in {:.1f} s ({} in this run, {:.2f} meta-steps/s); total wall "
+      "time of this run {:.1f} s\n",
       done, train_seconds, done - start, rate, total);
   if (!args.out.empty()) {
     std::FILE* f = std::fopen(args.out.c_str(), "w");
     if (f == nullptr) {
-      std::fprintf(stderr, "cannot write %s\n", args.out.c_str());
+      fmt::print(stderr, "cannot write {}\n", args.out);
       return 1;
     }
-    std::fprintf(f,
-                 "dataset: %s%s\ntraining: %lld-way %lld-shot, %d of %d meta-steps, %.1f s "
-                 "(%d in this run, %.2f meta-steps/s), %s inner Adam state, threads %d, seed "
-                 "%llu\ntotal wall time "
-                 "of this run: %.1f s\n\n%s",
-                 train_set->name().c_str(), omniglot ? "" : " (paper numbers are for Omniglot)",
-                 static_cast<long long>(args.ways), static_cast<long long>(args.train_shots), done,
-                 args.steps, train_seconds, done - start, rate,
-                 args.fresh_inner_state ? "fresh" : "carried", args.threads,
-                 static_cast<unsigned long long>(args.seed), total, table.c_str());
+    fmt::print(f,
+               "dataset: {}{}\ntraining: {}-way {}-shot, {} of {} meta-steps, {:.1f} s ({} in this "
+               "run, {:.2f} meta-steps/s), {} inner Adam state, threads {}, seed {}\ntotal wall "
+               "time of this run: {:.1f} s\n\n{}",
+               train_set->name(), omniglot ? "" : " (paper numbers are for Omniglot)", args.ways,
+               args.train_shots, done, args.steps, train_seconds, done - start, rate,
+               args.fresh_inner_state ? "fresh" : "carried", args.threads, args.seed, total, table);
     std::fclose(f);
-    std::printf("wrote %s\n", args.out.c_str());
+    fmt::print("wrote {}\n", args.out);
   }
   return 0;
 }

@@ -16,6 +16,8 @@
 // Usage: reptile_sinusoid [--steps N] [--meta-batch N] [--inner-steps N] [--inner-lr X]
 //          [--loop] [--threads N] [--seed S] [--out DIR] [--quiet]
 
+#include <fmt/format.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -67,7 +69,7 @@ int main(int argc, char** argv) {
   std::error_code ec;
   std::filesystem::create_directories(args.out, ec);
   if (ec) {
-    std::fprintf(stderr, "cannot create %s: %s\n", args.out.c_str(), ec.message().c_str());
+    fmt::print(stderr, "cannot create {}: {}\n", args.out, ec.message());
     return 1;
   }
 
@@ -95,12 +97,11 @@ int main(int argc, char** argv) {
                                             {.batch = options.meta_batch(), .seed = args.seed});
 
   // ---- meta-training --------------------------------------------------------
-  std::printf(
-      "Reptile sinusoid: 1-40-40-1 ReLU MLP, K=10, meta-batch %lld, %d SGD steps of %g, "
-      "epsilon 0.1 -> 0, %d meta-steps, %s\n",
-      static_cast<long long>(args.meta_batch), args.inner_steps, static_cast<double>(args.inner_lr),
-      args.steps,
-      args.loop ? ("tasks one by one, " + std::to_string(args.threads) + " thread(s)").c_str()
+  fmt::print(
+      "Reptile sinusoid: 1-40-40-1 ReLU MLP, K=10, meta-batch {}, {} SGD steps of {:g}, "
+      "epsilon 0.1 -> 0, {} meta-steps, {}\n",
+      args.meta_batch, args.inner_steps, static_cast<double>(args.inner_lr), args.steps,
+      args.loop ? fmt::format("tasks one by one, {} thread(s)", args.threads)
                 : "the tasks of a meta-batch together");
   const auto t0 = Clock::now();
   double running = 0.0;
@@ -132,13 +133,13 @@ int main(int argc, char** argv) {
                                     {"pretrained baseline", "pretrained", eval(finetune)}},
                                    csv_path, 10);
   } catch (const ml::Error& e) {
-    std::fprintf(stderr, "reptile_sinusoid: %s\n", e.what());
+    fmt::print(stderr, "reptile_sinusoid: {}\n", e.what());
     return 1;
   }
 
-  std::printf("\nmeta-training: %.1f s, %.0f meta-steps/s\n", train_seconds,
-              train_seconds > 0 ? args.steps / train_seconds : 0.0);
-  std::printf("wrote %s\n", csv_path.c_str());
-  std::printf("K=10, 10 steps: Reptile %.3f vs pretrained %.3f\n", k10[0], k10[1]);
+  fmt::print("\nmeta-training: {:.1f} s, {:.0f} meta-steps/s\n", train_seconds,
+             train_seconds > 0 ? args.steps / train_seconds : 0.0);
+  fmt::print("wrote {}\n", csv_path);
+  fmt::print("K=10, 10 steps: Reptile {:.3f} vs pretrained {:.3f}\n", k10[0], k10[1]);
   return 0;
 }
