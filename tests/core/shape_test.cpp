@@ -3,6 +3,7 @@
 #include <functional>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "metalearn/core/error.hpp"
 #include "metalearn/core/shape.hpp"
@@ -95,4 +96,18 @@ TEST(BroadcastShapes, MismatchNamesOpAndBothShapes) {
   EXPECT_EQ(msg.rfind("add", 0), 0u) << msg;
   EXPECT_NE(msg.find("[2, 3]"), std::string::npos) << msg;
   EXPECT_NE(msg.find("[4]"), std::string::npos) << msg;
+}
+
+TEST(Shape, DimsIsAViewAndToVectorACopy) {
+  ml::Shape s{2, 3, 4};
+  const auto view = s.dims();
+  ASSERT_EQ(view.size(), 3U);
+  EXPECT_EQ(view.data(), s.begin());
+  EXPECT_EQ(std::vector<ml::Index>(view.begin(), view.end()), (std::vector<ml::Index>{2, 3, 4}));
+  std::vector<ml::Index> copy = s.to_vector();
+  copy[0] = 7;
+  EXPECT_EQ(s[0], 2);
+  s[1] = 5;  // the view follows the Shape it looks at
+  EXPECT_EQ(view[1], 5);
+  EXPECT_TRUE(ml::Shape{}.to_vector().empty());
 }

@@ -7,6 +7,7 @@
 #include <initializer_list>
 #include <iterator>
 #include <ostream>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -50,8 +51,15 @@ class Shape {
     }
     return n;
   }
-  /// The extents as a vector (a copy).
-  [[nodiscard]] std::vector<Index> dims() const { return std::vector<Index>(begin(), end()); }
+  /// The extents, a view into this Shape (begin() and end() of one range). Not
+  /// available on a temporary Shape, whose storage would be gone before the view is
+  /// used: name the Shape, or take to_vector().
+  [[nodiscard]] std::span<const Index> dims() const& {
+    return {dims_.data(), static_cast<std::size_t>(n_)};
+  }
+  std::span<const Index> dims() const&& = delete;
+  /// The extents as a vector (a copy, to edit or to keep).
+  [[nodiscard]] std::vector<Index> to_vector() const { return std::vector<Index>(begin(), end()); }
   [[nodiscard]] const Index* begin() const { return dims_.data(); }
   [[nodiscard]] const Index* end() const { return dims_.data() + n_; }
 

@@ -59,7 +59,7 @@ void save_safetensors(const std::filesystem::path& path, const nn::ParamDict<T>&
   std::vector<detail::RawTensor> raw;
   for (const auto& [name, t] : tensors) {
     raw.push_back({std::string(name), std::is_same_v<T, float> ? DType::kF32 : DType::kF64,
-                   t.shape().dims(), t.data(), static_cast<std::size_t>(t.numel()) * sizeof(T)});
+                   t.shape().to_vector(), t.data(), static_cast<std::size_t>(t.numel()) * sizeof(T)});
   }
   detail::write_safetensors(path, raw, metadata);
 }

@@ -32,7 +32,7 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
   if (x.dim() == 2) {
     y = mm(x, weight, false, true);
   } else {
-    std::vector<Index> lead = x.shape().dims();
+    std::vector<Index> lead = x.shape().to_vector();
     lead.pop_back();
     y = mm(reshape(x, std::vector<Index>{-1, x.shape()[x.dim() - 1]}), weight, false, true);
     lead.push_back(weight.shape()[0]);

@@ -215,7 +215,7 @@ inline DimSplit split_at(const Shape& shape, Index dim) {
 
 /// `shape` with dimension `dim` set to 1 (keepdim) or removed.
 inline Shape reduced_shape(const Shape& shape, Index dim, bool keepdim) {
-  std::vector<Index> d = shape.dims();
+  std::vector<Index> d = shape.to_vector();
   if (keepdim) {
     d[static_cast<std::size_t>(dim)] = 1;
   } else {

@@ -48,7 +48,7 @@ Tensor<T> sum(const Tensor<T>& a, Index dim, bool keepdim = false) {
 /// Sum over several dimensions, in one pass over `a`.
 template <class T>
 Tensor<T> sum(const Tensor<T>& a, std::vector<Index> dims, bool keepdim = false) {
-  std::vector<Index> kept = a.shape().dims();
+  std::vector<Index> kept = a.shape().to_vector();
   for (auto& d : dims) {
     d = a.shape().wrap_dim(d, "sum");
     kept[static_cast<std::size_t>(d)] = 1;

@@ -39,14 +39,14 @@ Tensor<T> reshape(const Tensor<T>& a, std::vector<Index> dims) {
   if (target == a.shape()) return a;
   Tensor<T> out = Tensor<T>::from_storage(a.storage(), target);
   detail::record(out, "reshape", {&a}, [sa = a.shape()](Node<T>&, const Tensor<T>& g) {
-    return std::vector<Tensor<T>>{reshape(g, sa.dims())};
+    return std::vector<Tensor<T>>{reshape(g, sa.to_vector())};
   });
   return out;
 }
 
 template <class T>
 Tensor<T> reshape(const Tensor<T>& a, const Shape& shape) {
-  return reshape(a, shape.dims());
+  return reshape(a, shape.to_vector());
 }
 
 /// Collapses dimensions [start, end] into one.
@@ -75,7 +75,7 @@ Tensor<T> unsqueeze(const Tensor<T>& a, Index dim) {
   const Index d = dim < 0 ? dim + n : dim;
   METALEARN_CHECK(d >= 0 && d < n, ShapeError, "unsqueeze: dimension ", dim,
                   " out of range for shape ", a.shape());
-  std::vector<Index> dims = a.shape().dims();
+  std::vector<Index> dims = a.shape().to_vector();
   dims.insert(dims.begin() + d, 1);
   return reshape(a, std::move(dims));
 }
@@ -86,7 +86,7 @@ Tensor<T> squeeze(const Tensor<T>& a, Index dim) {
   const Index d = a.shape().wrap_dim(dim, "squeeze");
   METALEARN_CHECK(a.shape()[d] == 1, ShapeError, "squeeze: dimension ", dim, " of shape ",
                   a.shape(), " is not 1");
-  std::vector<Index> dims = a.shape().dims();
+  std::vector<Index> dims = a.shape().to_vector();
   dims.erase(dims.begin() + d);
   return reshape(a, std::move(dims));
 }
@@ -237,7 +237,7 @@ Tensor<T> slice(const Tensor<T>& a, Index dim, Index start, Index end, Index ste
   start = std::clamp<Index>(start, 0, n);
   end = std::clamp<Index>(end, start, n);
   const Index len = (end - start + step - 1) / step;
-  std::vector<Index> od = a.shape().dims();
+  std::vector<Index> od = a.shape().to_vector();
   od[static_cast<std::size_t>(d)] = len;
   Tensor<T> out = Tensor<T>::empty(Shape(od));
   const auto sp = detail::split_at(a.shape(), d);
@@ -321,7 +321,7 @@ Tensor<T> concat(const std::vector<Tensor<T>>& parts, Index dim) {
                     " outside dimension ", d);
     total += t.shape()[d];
   }
-  std::vector<Index> od = s0.dims();
+  std::vector<Index> od = s0.to_vector();
   od[static_cast<std::size_t>(d)] = total;
   Tensor<T> out = Tensor<T>::empty(Shape(od));
   const auto sp = detail::split_at(out.shape(), d);
@@ -425,7 +425,7 @@ Tensor<T> index_select(const Tensor<T>& a, Index dim, const std::vector<Index>& 
       for (Index i = 0; i < sp.inner; ++i) flat->push_back((o * sp.size + k) * sp.inner + i);
     }
   }
-  std::vector<Index> od = a.shape().dims();
+  std::vector<Index> od = a.shape().to_vector();
   od[static_cast<std::size_t>(d)] = static_cast<Index>(index.size());
   return take(a, std::shared_ptr<const std::vector<Index>>(std::move(flat)), Shape(od));
 }
