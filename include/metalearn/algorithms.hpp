@@ -2,11 +2,12 @@
 /// @file
 /// Umbrella of the algorithms layer.
 
-#include "metalearn/algorithms/common.hpp"              // IWYU pragma: export
-#include "metalearn/algorithms/maml.hpp"                // IWYU pragma: export
-#include "metalearn/algorithms/matching/attention.hpp"  // IWYU pragma: export
-#include "metalearn/algorithms/meta_learner.hpp"        // IWYU pragma: export
-#include "metalearn/algorithms/neural_process/cnp.hpp"  // IWYU pragma: export
-#include "metalearn/algorithms/neural_process/np.hpp"   // IWYU pragma: export
-#include "metalearn/algorithms/protonet.hpp"            // IWYU pragma: export
-#include "metalearn/algorithms/reptile.hpp"             // IWYU pragma: export
+#include "metalearn/algorithms/common.hpp"                 // IWYU pragma: export
+#include "metalearn/algorithms/maml.hpp"                   // IWYU pragma: export
+#include "metalearn/algorithms/matching/attention.hpp"     // IWYU pragma: export
+#include "metalearn/algorithms/matching/matching_net.hpp"  // IWYU pragma: export
+#include "metalearn/algorithms/meta_learner.hpp"           // IWYU pragma: export
+#include "metalearn/algorithms/neural_process/cnp.hpp"     // IWYU pragma: export
+#include "metalearn/algorithms/neural_process/np.hpp"      // IWYU pragma: export
+#include "metalearn/algorithms/protonet.hpp"               // IWYU pragma: export
+#include "metalearn/algorithms/reptile.hpp"                // IWYU pragma: export

@@ -135,4 +135,111 @@ TEST(MatchingLogProbs, RejectBadLabelsAndShapes) {
                ml::ShapeError);
 }
 
+// ---- MatchingNet ----------------------------------------------------------------
+
+alg::MatchingNet<double> small_matching_net(std::uint64_t seed) {
+  ml::Generator gen(seed);
+  return alg::MatchingNet<double>(
+      gen, alg::MatchingNetOptions<double>{}.scale(5.0).embedding(
+               ml::nn::ConvNet4Options{}.hidden(4).image_size(16).batch_norm(
+                   ml::nn::BatchNormOptions{}.mode(ml::nn::BatchNormMode::kRunning))));
+}
+
+ml::data::Task<double> glyph_episode(std::uint64_t seed, ml::Index ways, ml::Index shots) {
+  ml::data::ProceduralGlyphs glyphs({.split = ml::data::Split::test, .image_size = 16});
+  ml::data::EpisodicSampler<double> episodes(glyphs, {.ways = ways, .shots = shots, .queries = 3});
+  ml::Generator gen(seed);
+  return episodes.sample(gen);
+}
+
+TEST(MatchingNet, LossIsTheCrossEntropyOfTheRuleOnTheEmbeddings) {
+  const auto net = small_matching_net(1);
+  const auto task = glyph_episode(2, 4, 2);
+  double accuracy = -1;
+  const double loss = net.loss(task, &accuracy).item();
+  const auto support = net.embed(task.support_x);
+  const auto query = net.embed(task.query_x);
+  const auto logp = alg::matching_log_probs(query, support, ml::to_labels(task.support_y), 4,
+                                            ml::Distance::kCosine, 5.0);
+  const auto labels = ml::to_labels(task.query_y);
+  // Embedded one batch at a time instead of together: equal in evaluation mode.
+  EXPECT_NEAR(loss, ml::cross_entropy(logp, labels).item(), 1e-12);
+  EXPECT_DOUBLE_EQ(accuracy, ml::accuracy(logp, labels));
+  // The deployable classifier gives the same probabilities.
+  const auto clf = net.adapt(task);
+  const auto from_clf = net.predict(clf, task.query_x);
+  for (ml::Index i = 0; i < logp.numel(); ++i) {
+    EXPECT_NEAR(from_clf.data()[i], logp.data()[i], 1e-12);
+  }
+  EXPECT_EQ(clf.classify(task.query_x), ml::argmax(logp, 1));
+  EXPECT_EQ(clf.ways(), 4);
+}
+
+TEST(MatchingNet, IsInvariantToTheOrderOfClassesAndOfSupports) {
+  const auto net = small_matching_net(3);
+  const auto task = glyph_episode(4, 3, 2);
+  const auto base = net.predict(task.support_x, task.support_y, task.query_x);
+  // Rename the classes k -> perm[k] in the support labels: the columns follow.
+  const std::vector<ml::Index> perm = {2, 0, 1};
+  std::vector<double> renamed;
+  for (const auto k : ml::to_labels(task.support_y)) {
+    renamed.push_back(static_cast<double>(perm[static_cast<std::size_t>(k)]));
+  }
+  const auto relabelled =
+      net.predict(task.support_x, ml::from_vector<double>(renamed), task.query_x);
+  // Reverse the supports with their labels: nothing changes.
+  std::vector<ml::Index> reverse(static_cast<std::size_t>(task.support_x.size(0)));
+  std::iota(reverse.rbegin(), reverse.rend(), 0);
+  const auto reversed = net.predict(ml::index_select(task.support_x, 0, reverse),
+                                    ml::index_select(task.support_y, 0, reverse), task.query_x);
+  for (ml::Index r = 0; r < base.size(0); ++r) {
+    for (ml::Index k = 0; k < 3; ++k) {
+      EXPECT_NEAR(relabelled.at(r, perm[static_cast<std::size_t>(k)]), base.at(r, k), 1e-12);
+      EXPECT_NEAR(reversed.at(r, k), base.at(r, k), 1e-12);
+    }
+  }
+}
+
+TEST(MatchingNet, EpisodeLossPassesGradcheckThroughTheEmbedding) {
+  // A small MLP embedding on vectors, so the whole episode is cheap to differentiate
+  // numerically: gradient of the loss w.r.t. the embedding's weights, first and
+  // second order.
+  ml::Generator gen(5);
+  ml::nn::MLP<double> embedding({3, 4, 3}, gen, ml::nn::Activation::kTanh);
+  const alg::MatchingNet<double> net(embedding, alg::MatchingNetOptions<double>{}.scale(3.0));
+  ml::data::Task<double> task;
+  task.support_x = ml::randn<double>({4, 3}, gen);
+  task.support_y = ml::from_vector<double>({0, 1, 0, 1});
+  task.query_x = ml::randn<double>({3, 3}, gen);
+  task.query_y = ml::from_vector<double>({1, 0, 1});
+  task.ways = 2;
+  const auto named = embedding.named_parameters();
+  std::vector<ml::Tensor<double>> inputs;
+  for (const auto& t : named.values()) inputs.push_back(t.detach());
+  auto f = [&](const std::vector<ml::Tensor<double>>& w) {
+    const auto fast = named.with_values(w);
+    const ml::Index ns = task.support_x.size(0);
+    const auto e = embedding.forward(ml::concat<double>({task.support_x, task.query_x}, 0), fast);
+    return ml::cross_entropy(
+        alg::matching_log_probs(ml::slice(e, 0, ns, e.size(0)), ml::slice(e, 0, 0, ns),
+                                ml::to_labels(task.support_y), 2, ml::Distance::kCosine, 3.0),
+        ml::to_labels(task.query_y));
+  };
+  EXPECT_NEAR(f(inputs).item(), net.loss(task).item(), 1e-14);
+  EXPECT_TRUE(ml::testing::check_gradients_at(f, inputs));
+}
+
+TEST(MatchingNet, RejectsEpisodesWithoutQueriesAndBadOptions) {
+  auto net = small_matching_net(6);
+  auto task = glyph_episode(7, 2, 1);
+  task.query_x = ml::zeros<double>({0, 1, 16, 16});
+  task.query_y = ml::zeros<double>({0});
+  EXPECT_THROW((void)net.loss(task), ml::ValueError);
+  ml::Generator gen(8);
+  EXPECT_THROW(alg::MatchingNet<double>(gen, alg::MatchingNetOptions<double>{}.scale(0.0)),
+               ml::ValueError);
+  EXPECT_THROW(alg::MatchingNet<double>(gen, alg::MatchingNetOptions<double>{}.lr(-1.0)),
+               ml::ValueError);
+}
+
 }  // namespace

@@ -89,6 +89,21 @@ struct Case<alg::ProtoNet<float>> {
 };
 
 template <>
+struct Case<alg::MatchingNet<float>> {
+  std::unique_ptr<alg::MatchingNet<float>> learner;
+  explicit Case(std::uint64_t seed, bool /*carry*/ = true) {
+    ml::Generator gen(seed);
+    learner = std::make_unique<alg::MatchingNet<float>>(
+        gen, alg::MatchingNetOptions<float>{}.lr(2e-3).lr_decay(0.5, 2).scale(5.0f).embedding(
+                 ml::nn::ConvNet4Options{}.hidden(4).image_size(16).batch_norm(
+                     ml::nn::BatchNormOptions{}.mode(ml::nn::BatchNormMode::kRunning))));
+  }
+  static std::vector<ml::data::TaskBatch<float>> stream(int n, ml::Index batch) {
+    return Case<alg::ProtoNet<float>>::stream(n, batch);
+  }
+};
+
+template <>
 struct Case<alg::ConditionalNeuralProcess<float>> {
   std::unique_ptr<alg::ConditionalNeuralProcess<float>> learner;
   explicit Case(std::uint64_t seed, bool /*carry*/ = true) {
@@ -146,7 +161,8 @@ template <class L>
 class MetaLearnerContract : public ::testing::Test {};
 
 using Learners = ::testing::Types<alg::Maml<float>, alg::Reptile<float>, alg::ProtoNet<float>,
-                                  alg::ConditionalNeuralProcess<float>, alg::NeuralProcess<float>>;
+                                  alg::MatchingNet<float>, alg::ConditionalNeuralProcess<float>,
+                                  alg::NeuralProcess<float>>;
 TYPED_TEST_SUITE(MetaLearnerContract, Learners);
 
 TYPED_TEST(MetaLearnerContract, MetaGradientChangesNothingAndApplyIsMetaStep) {

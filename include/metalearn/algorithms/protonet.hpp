@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "metalearn/algorithms/common.hpp"
+#include "metalearn/algorithms/episodic.hpp"
 #include "metalearn/algorithms/meta_learner.hpp"
 #include "metalearn/core/random.hpp"
 #include "metalearn/core/thread_pool.hpp"
@@ -66,80 +67,9 @@ Tensor<T> prototype_loss(const Tensor<T>& support_embeddings,
 /// ways/shots/queries (the paper trains Omniglot 60-way 5-shot) and evaluate()
 /// episodes of any other configuration.
 template <class T = float>
-class ProtoNetOptions {
+class ProtoNetOptions : public detail::EpisodicOptions<ProtoNetOptions<T>, T> {
  public:
-  ProtoNetOptions() {
-    embedding_.batch_norm(nn::BatchNormOptions{}.mode(nn::BatchNormMode::kRunning));
-  }
-  /// Distance between embeddings and prototypes.
-  ProtoNetOptions& distance(Distance v) {
-    distance_ = v;
-    return *this;
-  }
-  [[nodiscard]] Distance distance() const { return distance_; }
-  /// Logits are -scale * distance (a temperature; useful with the cosine distance,
-  /// whose range is [0, 2]).
-  ProtoNetOptions& scale(T v) {
-    scale_ = v;
-    return *this;
-  }
-  [[nodiscard]] T scale() const { return scale_; }
-  /// Adam learning rate.
-  ProtoNetOptions& lr(double v) {
-    lr_ = v;
-    return *this;
-  }
-  [[nodiscard]] double lr() const { return lr_; }
-  /// Multiply the learning rate by `factor` every `every` meta-steps (every = 0: never).
-  ProtoNetOptions& lr_decay(double factor, std::int64_t every) {
-    lr_decay_ = factor;
-    lr_decay_every_ = every;
-    return *this;
-  }
-  [[nodiscard]] double lr_decay() const { return lr_decay_; }
-  [[nodiscard]] std::int64_t lr_decay_every() const { return lr_decay_every_; }
-  /// The ConvNet4 that ProtoNet builds when it is not given an embedding (no head;
-  /// batch norm with running statistics by default, as in the paper's code).
-  ProtoNetOptions& embedding(const nn::ConvNet4Options& v) {
-    embedding_ = v;
-    return *this;
-  }
-  [[nodiscard]] const nn::ConvNet4Options& embedding() const { return embedding_; }
-  /// Threads running the episodes of a meta-batch and evaluation episodes; a
-  /// meta-batch of one episode, or an episode left over after the last whole round,
-  /// spreads its convolutions over them (IntraOpScope).
-  ProtoNetOptions& threads(int v) {
-    threads_ = v;
-    return *this;
-  }
-  [[nodiscard]] int threads() const { return threads_; }
-  /// Seed of evaluation episodes.
-  /// Check every meta-step for NaN or infinite values (on by default): when the
-  /// meta-gradient or the updated parameters are not finite, meta_step() throws
-  /// NonFiniteError naming the first such tensor and leaves the parameters and the
-  /// optimizer state as they were before the step. Costs one pass over the
-  /// gradients and one copy of the parameters and optimizer state per step.
-  ProtoNetOptions& check_finite(bool v) {
-    check_finite_ = v;
-    return *this;
-  }
-  [[nodiscard]] bool check_finite() const { return check_finite_; }
-  ProtoNetOptions& seed(std::uint64_t v) {
-    seed_ = v;
-    return *this;
-  }
-  [[nodiscard]] std::uint64_t seed() const { return seed_; }
-
- private:
-  Distance distance_ = Distance::kSquaredEuclidean;
-  T scale_ = T(1);
-  double lr_ = 1e-3;
-  double lr_decay_ = 0.5;
-  std::int64_t lr_decay_every_ = 2000;
-  nn::ConvNet4Options embedding_;
-  int threads_ = 1;
-  std::uint64_t seed_ = 0;
-  bool check_finite_ = true;
+  ProtoNetOptions() : detail::EpisodicOptions<ProtoNetOptions<T>, T>(Distance::kSquaredEuclidean) {}
 };
 
 /// A classifier fixed by one support set: an independent copy of the embedding
@@ -247,12 +177,14 @@ class ProtoNet {
                                     std::size_t episodes) const;
 
   /// The parameters the outer optimizer updates: the embedding's.
-  [[nodiscard]] nn::ParamDict<T> meta_parameters() const { return model_->named_parameters(); }
+  [[nodiscard]] nn::ParamDict<T> meta_parameters() const {
+    return trainer_.model().named_parameters();
+  }
 
   [[nodiscard]] const ProtoNetOptions<T>& options() const { return options_; }
-  [[nodiscard]] nn::Module<T>& model() const { return *model_; }
-  [[nodiscard]] std::int64_t steps_taken() const { return steps_taken_; }
-  [[nodiscard]] double current_lr() const { return outer_->lr(); }
+  [[nodiscard]] nn::Module<T>& model() const { return trainer_.model(); }
+  [[nodiscard]] std::int64_t steps_taken() const { return trainer_.steps_taken(); }
+  [[nodiscard]] double current_lr() const { return trainer_.current_lr(); }
 
   /// The whole training state: the embedding's parameters and buffers, the Adam
   /// state (moments, step count, the current learning rate of the decay schedule)
@@ -265,17 +197,8 @@ class ProtoNet {
   void load_state(const LearnerState<T>& state);
 
  private:
-  void init();
-
-  std::shared_ptr<nn::Module<T>> owned_;
-  nn::Module<T>* model_;
   ProtoNetOptions<T> options_;
-  std::unique_ptr<optim::Adam<T>> outer_;
-  mutable ThreadPool pool_;
-  std::int64_t steps_taken_ = 0;
-  /// apply() under a finite check made by the caller; `caller` names it in messages.
-  void apply_checked(const MetaGradient<T>& gradient, const detail::FiniteStepGuard<T>& finite,
-                     const char* caller);
+  detail::EpisodicTrainer<T> trainer_;
 };
 
 }  // namespace metalearn::algorithms

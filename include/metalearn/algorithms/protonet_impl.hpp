@@ -14,29 +14,6 @@
 
 namespace metalearn::algorithms {
 
-namespace detail {
-
-/// Number of classes of integral labels 0..ways-1 (the largest label plus one).
-inline Index count_ways(const std::vector<Index>& labels, const char* function) {
-  METALEARN_CHECK(!labels.empty(), ValueError, function, ": empty support set");
-  return *std::max_element(labels.begin(), labels.end()) + 1;
-}
-
-/// Switches a module to training mode for a scope and back to evaluation mode.
-template <class T>
-class TrainingScope {
- public:
-  explicit TrainingScope(nn::Module<T>& m) : m_(m) { m_.train(); }
-  ~TrainingScope() { m_.eval(); }
-  TrainingScope(const TrainingScope&) = delete;
-  TrainingScope& operator=(const TrainingScope&) = delete;
-
- private:
-  nn::Module<T>& m_;
-};
-
-}  // namespace detail
-
 template <class T>
 Tensor<T> class_prototypes(const Tensor<T>& embeddings, const std::vector<Index>& labels,
                            Index ways) {
@@ -118,56 +95,27 @@ std::vector<Index> PrototypeClassifier<T>::classify(const Tensor<T>& x) const {
 
 template <class T>
 ProtoNet<T>::ProtoNet(nn::Module<T>& embedding, ProtoNetOptions<T> options)
-    : model_(&embedding),
-      options_(std::move(options)),
-      pool_(thread_count(options_.threads(), "ProtoNet")) {
-  init();
-}
+    : options_(std::move(options)), trainer_(nullptr, &embedding, options_, "ProtoNet") {}
 
 template <class T>
 ProtoNet<T>::ProtoNet(Generator& gen, ProtoNetOptions<T> options)
-    : owned_(std::make_shared<nn::ConvNet4<T>>(options.embedding(), gen)),
-      model_(owned_.get()),
-      options_(std::move(options)),
-      pool_(thread_count(options_.threads(), "ProtoNet")) {
-  init();
-}
-
-template <class T>
-void ProtoNet<T>::init() {
-  METALEARN_CHECK(options_.lr() > 0.0, ValueError, "ProtoNet: learning rate must be positive, got ",
-                  options_.lr());
-  METALEARN_CHECK(
-      options_.lr_decay() > 0.0 && options_.lr_decay() <= 1.0 && options_.lr_decay_every() >= 0,
-      ValueError, "ProtoNet: lr_decay factor ", options_.lr_decay(),
-      " must be in (0, 1] and its period ", options_.lr_decay_every(), " non-negative");
-  METALEARN_CHECK(options_.scale() > T(0), ValueError, "ProtoNet: scale must be positive, got ",
-                  options_.scale());
-  outer_ = std::make_unique<optim::Adam<T>>(model_->parameters(),
-                                            optim::AdamOptions{}.lr(options_.lr()));
-  model_->eval();
-}
+    : options_(std::move(options)),
+      trainer_(std::make_shared<nn::ConvNet4<T>>(options_.embedding(), gen), nullptr, options_,
+               "ProtoNet") {}
 
 template <class T>
 LearnerState<T> ProtoNet<T>::state() const {
-  return detail::make_state(model_->named_parameters(), model_->named_buffers(),
-                            std::optional(outer_->state()), steps_taken_);
+  return trainer_.state();
 }
 
 template <class T>
 void ProtoNet<T>::load_state(const LearnerState<T>& state) {
-  const char* function = "ProtoNet::load_state";
-  detail::check_state(state, function, /*optimizer=*/true, /*inner=*/false, /*buffers=*/true);
-  const detail::StateLoad<T> load(model_->named_parameters(), model_->named_buffers(), state,
-                                  function);
-  outer_->load_state(*state.optimizer);  // checks everything before it changes anything
-  load.commit();
-  steps_taken_ = state.steps;
+  trainer_.load_state(state);
 }
 
 template <class T>
 Tensor<T> ProtoNet<T>::embed(const Tensor<T>& x) const {
-  Tensor<T> e = model_->forward(x);
+  Tensor<T> e = trainer_.model().forward(x);
   METALEARN_CHECK(e.dim() == 2, ShapeError, "ProtoNet::embed: the embedding network returned ",
                   e.shape(), "; expected [N, D]");
   return e;
@@ -191,42 +139,19 @@ Tensor<T> ProtoNet<T>::loss(const data::Task<T>& task, double* accuracy) const {
 
 template <class T>
 MetaGradient<T> ProtoNet<T>::meta_gradient(const data::TaskBatch<T>& batch) const {
-  METALEARN_CHECK(!batch.empty(), ValueError, "ProtoNet::meta_gradient: empty task batch");
-  const detail::TrainingScope<T> training(*model_);
-  // One episode (the paper's setting) has its convolutions split over the pool.
-  return detail::sum_task_gradients(
-      pool_, batch, model_->named_parameters(),
-      [&](std::size_t i, double* accuracy) { return loss(batch[i], accuracy); });
-}
-
-template <class T>
-void ProtoNet<T>::apply_checked(const MetaGradient<T>& gradient,
-                                const detail::FiniteStepGuard<T>& finite, const char* caller) {
-  const std::string function =
-      std::string(caller) + " (meta-step " + std::to_string(steps_taken_) + ")";
-  detail::descend(*outer_, gradient, finite, function);
-  ++steps_taken_;
-  if (options_.lr_decay_every() > 0 && steps_taken_ % options_.lr_decay_every() == 0) {
-    outer_->set_lr(outer_->lr() * options_.lr_decay());
-  }
+  return trainer_.meta_gradient(
+      batch, [&](const data::Task<T>& task, double* accuracy) { return loss(task, accuracy); });
 }
 
 template <class T>
 void ProtoNet<T>::apply(const MetaGradient<T>& gradient) {
-  const nn::ParamDict<T> named = model_->named_parameters();
-  detail::check_meta_gradient(gradient, named, "ProtoNet::apply");
-  const detail::FiniteStepGuard<T> finite(options_.check_finite(), named, outer_.get());
-  apply_checked(gradient, finite, "ProtoNet::apply");
+  trainer_.apply(gradient);
 }
 
 template <class T>
 StepStats ProtoNet<T>::meta_step(const data::TaskBatch<T>& batch) {
-  const detail::FiniteStepGuard<T> finite(options_.check_finite(), model_->named_parameters(),
-                                          outer_.get(), model_->named_buffers());
-  const MetaGradient<T> gradient =
-      detail::gradient_or_restore(finite, [&] { return meta_gradient(batch); });
-  apply_checked(gradient, finite, "ProtoNet::meta_step");
-  return gradient.stats;
+  return trainer_.meta_step(
+      batch, [&](const data::Task<T>& task, double* accuracy) { return loss(task, accuracy); });
 }
 
 template <class T>
@@ -256,21 +181,16 @@ Tensor<T> ProtoNet<T>::predict(const Tensor<T>& support_x, const Tensor<T>& supp
 template <class T>
 PrototypeClassifier<T> ProtoNet<T>::classifier(const Tensor<T>& support_x,
                                                const Tensor<T>& support_y) const {
-  return PrototypeClassifier<T>(*model_, support_x, support_y, options_.distance(),
+  return PrototypeClassifier<T>(trainer_.model(), support_x, support_y, options_.distance(),
                                 options_.scale());
 }
 
 template <class T>
 EvalResult ProtoNet<T>::evaluate(const data::AnyTaskSampler<T>& sampler,
                                  std::size_t episodes) const {
-  std::vector<double> values(episodes);
-  pool_.run(episodes, [&](std::size_t i) {
-    Generator gen = episode_generator(options_.seed(), i);
-    const data::Task<T> task = sampler.sample(gen);
-    const Tensor<T> logp = predict(task.support_x, task.support_y, task.query_x);
-    values[i] = accuracy(logp, to_labels(task.query_y));
+  return trainer_.evaluate(sampler, episodes, options_.seed(), [&](const data::Task<T>& task) {
+    return accuracy(predict(task.support_x, task.support_y, task.query_x), to_labels(task.query_y));
   });
-  return EvalResult::from_values(std::move(values));
 }
 
 static_assert(MetaLearner<ProtoNet<float>> && MetaLearner<ProtoNet<double>>);

@@ -67,7 +67,8 @@ Tensor<T> matching_log_probs(const Tensor<T>& query, const Tensor<T>& support,
     order.reserve(labels.size());
     for (const auto& m : members) order.insert(order.end(), m.begin(), m.end());
     const auto shots = static_cast<Index>(members[0].size());
-    per_class = logsumexp(reshape(index_select(logits, 1, order), std::vector<Index>{q, ways, shots}), 2);
+    per_class =
+        logsumexp(reshape(index_select(logits, 1, order), std::vector<Index>{q, ways, shots}), 2);
   } else {
     std::vector<Tensor<T>> columns;
     columns.reserve(members.size());

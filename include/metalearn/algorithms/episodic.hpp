@@ -1,0 +1,252 @@
+#pragma once
+/// @file
+/// What the metric meta-learners (Prototypical Networks, Matching Networks) share:
+/// their common options and the outer loop that trains an embedding network end to
+/// end on the query loss of episodes with Adam and a step decay of its learning rate.
+// SPDX-License-Identifier: MIT
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "metalearn/algorithms/common.hpp"
+#include "metalearn/algorithms/meta_learner.hpp"
+#include "metalearn/core/random.hpp"
+#include "metalearn/core/thread_pool.hpp"
+#include "metalearn/data/task.hpp"
+#include "metalearn/data/task_sampler.hpp"
+#include "metalearn/nn/module.hpp"
+#include "metalearn/nn/modules/batch_norm.hpp"
+#include "metalearn/nn/modules/convnet.hpp"
+#include "metalearn/optim/adam.hpp"
+#include "metalearn/tensor/ops/distance.hpp"
+#include "metalearn/tensor/tensor.hpp"
+
+namespace metalearn::algorithms {
+
+namespace detail {
+
+/// The options every metric learner has, as chained setters returning `Derived&`.
+template <class Derived, class T>
+class EpisodicOptions {
+ public:
+  /// Distance between embeddings.
+  Derived& distance(Distance v) {
+    distance_ = v;
+    return self();
+  }
+  [[nodiscard]] Distance distance() const { return distance_; }
+  /// Logits are -scale * distance (a temperature; useful with the cosine distance,
+  /// whose range is [0, 2]).
+  Derived& scale(T v) {
+    scale_ = v;
+    return self();
+  }
+  [[nodiscard]] T scale() const { return scale_; }
+  /// Adam learning rate.
+  Derived& lr(double v) {
+    lr_ = v;
+    return self();
+  }
+  [[nodiscard]] double lr() const { return lr_; }
+  /// Multiply the learning rate by `factor` every `every` meta-steps (every = 0: never).
+  Derived& lr_decay(double factor, std::int64_t every) {
+    lr_decay_ = factor;
+    lr_decay_every_ = every;
+    return self();
+  }
+  [[nodiscard]] double lr_decay() const { return lr_decay_; }
+  [[nodiscard]] std::int64_t lr_decay_every() const { return lr_decay_every_; }
+  /// The ConvNet4 that the learner builds when it is not given an embedding (no head;
+  /// batch norm with running statistics by default, as in the papers' code).
+  Derived& embedding(const nn::ConvNet4Options& v) {
+    embedding_ = v;
+    return self();
+  }
+  [[nodiscard]] const nn::ConvNet4Options& embedding() const { return embedding_; }
+  /// Threads running the episodes of a meta-batch and evaluation episodes; a
+  /// meta-batch of one episode, or an episode left over after the last whole round,
+  /// spreads its convolutions over them (IntraOpScope).
+  Derived& threads(int v) {
+    threads_ = v;
+    return self();
+  }
+  [[nodiscard]] int threads() const { return threads_; }
+  /// Check every meta-step for NaN or infinite values (on by default): when the
+  /// meta-gradient or the updated parameters are not finite, meta_step() throws
+  /// NonFiniteError naming the first such tensor and leaves the parameters and the
+  /// optimizer state as they were before the step. Costs one pass over the
+  /// gradients and one copy of the parameters and optimizer state per step.
+  Derived& check_finite(bool v) {
+    check_finite_ = v;
+    return self();
+  }
+  [[nodiscard]] bool check_finite() const { return check_finite_; }
+  /// Seed of evaluation episodes.
+  Derived& seed(std::uint64_t v) {
+    seed_ = v;
+    return self();
+  }
+  [[nodiscard]] std::uint64_t seed() const { return seed_; }
+
+ protected:
+  explicit EpisodicOptions(Distance distance) : distance_(distance) {
+    embedding_.batch_norm(nn::BatchNormOptions{}.mode(nn::BatchNormMode::kRunning));
+  }
+
+ private:
+  Derived& self() { return static_cast<Derived&>(*this); }
+
+  Distance distance_;
+  T scale_ = T(1);
+  double lr_ = 1e-3;
+  double lr_decay_ = 0.5;
+  std::int64_t lr_decay_every_ = 2000;
+  nn::ConvNet4Options embedding_;
+  int threads_ = 1;
+  std::uint64_t seed_ = 0;
+  bool check_finite_ = true;
+};
+
+/// Number of classes of integral labels 0..ways-1 (the largest label plus one).
+inline Index count_ways(const std::vector<Index>& labels, const char* function) {
+  METALEARN_CHECK(!labels.empty(), ValueError, function, ": empty support set");
+  return *std::max_element(labels.begin(), labels.end()) + 1;
+}
+
+/// Switches a module to training mode for a scope and back to evaluation mode.
+template <class T>
+class TrainingScope {
+ public:
+  explicit TrainingScope(nn::Module<T>& m) : m_(m) { m_.train(); }
+  ~TrainingScope() { m_.eval(); }
+  TrainingScope(const TrainingScope&) = delete;
+  TrainingScope& operator=(const TrainingScope&) = delete;
+
+ private:
+  nn::Module<T>& m_;
+};
+
+/// The outer loop of a metric learner named `name`: an embedding network (used, or
+/// owned), Adam over its parameters with a step decay, a thread pool for the episodes
+/// and the step count. The learner supplies the episode loss and the evaluation
+/// accuracy; error messages name `<name>::<function>`.
+template <class T>
+class EpisodicTrainer {
+ public:
+  template <class Options>
+  EpisodicTrainer(std::shared_ptr<nn::Module<T>> owned, nn::Module<T>* model,
+                  const Options& options, std::string name)
+      : owned_(std::move(owned)),
+        model_(model != nullptr ? model : owned_.get()),
+        name_(std::move(name)),
+        lr_decay_(options.lr_decay()),
+        lr_decay_every_(options.lr_decay_every()),
+        check_finite_(options.check_finite()),
+        pool_(thread_count(options.threads(), name_.c_str())) {
+    METALEARN_CHECK(options.lr() > 0.0, ValueError, name_, ": learning rate must be positive, got ",
+                    options.lr());
+    METALEARN_CHECK(lr_decay_ > 0.0 && lr_decay_ <= 1.0 && lr_decay_every_ >= 0, ValueError, name_,
+                    ": lr_decay factor ", lr_decay_, " must be in (0, 1] and its period ",
+                    lr_decay_every_, " non-negative");
+    METALEARN_CHECK(options.scale() > T(0), ValueError, name_, ": scale must be positive, got ",
+                    options.scale());
+    outer_ = std::make_unique<optim::Adam<T>>(model_->parameters(),
+                                              optim::AdamOptions{}.lr(options.lr()));
+    model_->eval();
+  }
+
+  /// The sum over the episodes of `batch` of the gradient of loss(task, &accuracy),
+  /// in training mode.
+  template <class Loss>
+  [[nodiscard]] MetaGradient<T> meta_gradient(const data::TaskBatch<T>& batch,
+                                              const Loss& loss) const {
+    METALEARN_CHECK(!batch.empty(), ValueError, name_, "::meta_gradient: empty task batch");
+    const TrainingScope<T> training(*model_);
+    // One episode (the papers' setting) has its convolutions split over the pool.
+    return sum_task_gradients(
+        pool_, batch, model_->named_parameters(),
+        [&](std::size_t i, double* accuracy) { return loss(batch[i], accuracy); });
+  }
+
+  /// One Adam step along sum / tasks, then the learning-rate decay when due.
+  void apply(const MetaGradient<T>& gradient) {
+    const std::string function = name_ + "::apply";
+    const nn::ParamDict<T> named = model_->named_parameters();
+    check_meta_gradient(gradient, named, function);
+    const FiniteStepGuard<T> finite(check_finite_, named, outer_.get());
+    apply_checked(gradient, finite, function);
+  }
+
+  /// apply(meta_gradient(batch, loss)); the running statistics the step's forward
+  /// passes moved are rolled back too when it throws.
+  template <class Loss>
+  StepStats meta_step(const data::TaskBatch<T>& batch, const Loss& loss) {
+    const FiniteStepGuard<T> finite(check_finite_, model_->named_parameters(), outer_.get(),
+                                    model_->named_buffers());
+    const MetaGradient<T> gradient =
+        gradient_or_restore(finite, [&] { return meta_gradient(batch, loss); });
+    apply_checked(gradient, finite, name_ + "::meta_step");
+    return gradient.stats;
+  }
+
+  /// Mean and 95% interval of accuracy(task) over `episodes` tasks of `sampler`,
+  /// episode i drawn from episode_generator(seed, i) on the pool.
+  template <class Accuracy>
+  [[nodiscard]] EvalResult evaluate(const data::AnyTaskSampler<T>& sampler, std::size_t episodes,
+                                    std::uint64_t seed, const Accuracy& accuracy) const {
+    std::vector<double> values(episodes);
+    pool_.run(episodes, [&](std::size_t i) {
+      Generator gen = episode_generator(seed, i);
+      values[i] = accuracy(sampler.sample(gen));
+    });
+    return EvalResult::from_values(std::move(values));
+  }
+
+  [[nodiscard]] LearnerState<T> state() const {
+    return make_state(model_->named_parameters(), model_->named_buffers(),
+                      std::optional(outer_->state()), steps_taken_);
+  }
+
+  void load_state(const LearnerState<T>& state) {
+    const std::string function = name_ + "::load_state";
+    check_state(state, function.c_str(), /*optimizer=*/true, /*inner=*/false, /*buffers=*/true);
+    const StateLoad<T> load(model_->named_parameters(), model_->named_buffers(), state,
+                            function.c_str());
+    outer_->load_state(*state.optimizer);  // checks everything before it changes anything
+    load.commit();
+    steps_taken_ = state.steps;
+  }
+
+  [[nodiscard]] nn::Module<T>& model() const { return *model_; }
+  [[nodiscard]] std::int64_t steps_taken() const { return steps_taken_; }
+  [[nodiscard]] double current_lr() const { return outer_->lr(); }
+
+ private:
+  void apply_checked(const MetaGradient<T>& gradient, const FiniteStepGuard<T>& finite,
+                     const std::string& caller) {
+    const std::string function = caller + " (meta-step " + std::to_string(steps_taken_) + ")";
+    descend(*outer_, gradient, finite, function);
+    ++steps_taken_;
+    if (lr_decay_every_ > 0 && steps_taken_ % lr_decay_every_ == 0) {
+      outer_->set_lr(outer_->lr() * lr_decay_);
+    }
+  }
+
+  std::shared_ptr<nn::Module<T>> owned_;
+  nn::Module<T>* model_;
+  std::string name_;
+  double lr_decay_;
+  std::int64_t lr_decay_every_;
+  bool check_finite_;
+  std::unique_ptr<optim::Adam<T>> outer_;
+  mutable ThreadPool pool_;
+  std::int64_t steps_taken_ = 0;
+};
+
+}  // namespace detail
+
+}  // namespace metalearn::algorithms

@@ -1,0 +1,229 @@
+#pragma once
+/// @file
+/// Matching Networks (Vinyals, Blundell, Lillicrap, Kavukcuoglu & Wierstra, NeurIPS
+/// 2016): a query's label distribution is the attention-weighted sum of the support
+/// labels (see attention.hpp), with the attention a softmax over the supports of the
+/// cosine between embeddings, trained end to end by the query cross-entropy of
+/// N-way K-shot episodes. Adapting to a new task is a forward pass over its support
+/// set, so a MatchingClassifier built once classifies any number of queries.
+// SPDX-License-Identifier: MIT
+
+#include <cstdint>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "metalearn/algorithms/common.hpp"
+#include "metalearn/algorithms/episodic.hpp"
+#include "metalearn/algorithms/matching/attention.hpp"
+#include "metalearn/algorithms/meta_learner.hpp"
+#include "metalearn/autograd/grad_mode.hpp"
+#include "metalearn/core/random.hpp"
+#include "metalearn/data/task.hpp"
+#include "metalearn/data/task_sampler.hpp"
+#include "metalearn/nn/module.hpp"
+#include "metalearn/nn/modules/convnet.hpp"
+#include "metalearn/tensor/ops.hpp"
+#include "metalearn/tensor/tensor.hpp"
+
+namespace metalearn::algorithms {
+
+/// Options of MatchingNet: the cosine attention of the paper, Adam 1e-3 halved every
+/// 2000 episodes, the 4-block 64-channel ConvNet with running batch-norm statistics.
+/// Chained setters: `MatchingNetOptions<float>{}.scale(10.f).threads(2)`.
+template <class T = float>
+class MatchingNetOptions : public detail::EpisodicOptions<MatchingNetOptions<T>, T> {
+ public:
+  MatchingNetOptions() : detail::EpisodicOptions<MatchingNetOptions<T>, T>(Distance::kCosine) {}
+};
+
+/// A classifier fixed by one support set: an independent copy of the embedding
+/// network (in evaluation mode), the support embeddings and their labels. Built
+/// once, it classifies any number of queries from any number of threads; later
+/// training of the MatchingNet does not change it.
+template <class T = float>
+class MatchingClassifier {
+ public:
+  /// Embeds the support set with a copy of `embedding`.
+  /// @throws ShapeError / ValueError as matching_log_probs (a label outside
+  /// 0..ways-1, a class without examples, mismatched sizes).
+  MatchingClassifier(const nn::Module<T>& embedding, const Tensor<T>& support_x,
+                     const Tensor<T>& support_y, Distance distance = Distance::kCosine,
+                     T scale = T(1))
+      : embedding_(embedding.clone()),
+        labels_(to_labels(support_y)),
+        ways_(detail::count_ways(labels_, "MatchingClassifier")),
+        distance_(distance),
+        scale_(scale) {
+    embedding_->eval();
+    autograd::NoGradGuard no_grad;
+    support_ = embedding_->forward(support_x).detach();
+    // Checks the labels and shapes once, here, rather than at the first query.
+    (void)matching_log_probs(support_, support_, labels_, ways_, distance_, scale_);
+  }
+
+  /// log p(y = k | x), [N, ways].
+  [[nodiscard]] Tensor<T> log_probs(const Tensor<T>& x) const {
+    autograd::NoGradGuard no_grad;
+    return matching_log_probs(embedding_->forward(x), support_, labels_, ways_, distance_, scale_);
+  }
+  /// The most probable label of every row of `x`.
+  [[nodiscard]] std::vector<Index> classify(const Tensor<T>& x) const {
+    return argmax(log_probs(x), 1);
+  }
+
+  /// The support embeddings [S, D] and their labels.
+  [[nodiscard]] const Tensor<T>& support_embeddings() const { return support_; }
+  [[nodiscard]] const std::vector<Index>& labels() const { return labels_; }
+  [[nodiscard]] Index ways() const { return ways_; }
+
+ private:
+  std::shared_ptr<nn::Module<T>> embedding_;
+  Tensor<T> support_;
+  std::vector<Index> labels_;
+  Index ways_;
+  Distance distance_;
+  T scale_;
+};
+
+/// Matching Networks over any embedding nn::Module (outputs [N, D]), the same
+/// network embedding the supports and the queries.
+///
+/// As ProtoNet: the module is in training mode only inside meta_step(); an episode's
+/// supports and queries are embedded in one batch; the episodes of a meta-batch run
+/// on a thread pool and their gradients are reduced in task order, so parameters
+/// equal the serial run bit for bit.
+///
+/// @code
+/// Generator gen(0);
+/// algorithms::MatchingNet<float> matching(gen);        // ConvNet4 embedding
+/// data::EpisodicSampler<float> train(glyphs, {.ways = 5, .shots = 1, .queries = 15});
+/// for (int s = 0; s < 5000; ++s) matching.meta_step({train.sample(gen)});
+/// auto acc = matching.evaluate(test_episodes, 600);    // mean +- 95% CI
+/// @endcode
+template <class T = float>
+class MatchingNet {
+ public:
+  using value_type = T;
+  /// What adapt() returns: a classifier fixed by the task's support set.
+  using Adapted = MatchingClassifier<T>;
+
+  /// Uses `embedding` (which must outlive the MatchingNet); its parameters are trained.
+  MatchingNet(nn::Module<T>& embedding, MatchingNetOptions<T> options = {})
+      : options_(std::move(options)), trainer_(nullptr, &embedding, options_, "MatchingNet") {}
+  /// Builds and owns a ConvNet4 embedding from options.embedding(), initialised by `gen`.
+  explicit MatchingNet(Generator& gen, MatchingNetOptions<T> options = {})
+      : options_(std::move(options)),
+        trainer_(std::make_shared<nn::ConvNet4<T>>(options_.embedding(), gen), nullptr, options_,
+                 "MatchingNet") {}
+
+  /// Embeddings [N, D] of inputs `x` (with the module's current mode).
+  [[nodiscard]] Tensor<T> embed(const Tensor<T>& x) const {
+    Tensor<T> e = trainer_.model().forward(x);
+    METALEARN_CHECK(e.dim() == 2, ShapeError, "MatchingNet::embed: the embedding network returned ",
+                    e.shape(), "; expected [N, D]");
+    return e;
+  }
+
+  /// log p(y | x) [Q, ways] of `query_x` given a labelled support set (labels
+  /// 0..ways-1), differentiable; supports and queries are embedded in one batch.
+  [[nodiscard]] Tensor<T> log_probs(const Tensor<T>& support_x, const Tensor<T>& support_y,
+                                    const Tensor<T>& query_x, Index ways = 0) const {
+    const std::vector<Index> labels = to_labels(support_y);
+    if (ways <= 0) ways = detail::count_ways(labels, "MatchingNet");
+    const Index ns = support_x.shape()[0];
+    const Tensor<T> e = embed(concat<T>({support_x, query_x}, 0));
+    return matching_log_probs(slice(e, 0, ns, e.shape()[0]), slice(e, 0, 0, ns), labels, ways,
+                              options_.distance(), options_.scale());
+  }
+
+  /// The differentiable query loss (cross-entropy) of one episode; `accuracy`
+  /// receives the query accuracy when non-null.
+  [[nodiscard]] Tensor<T> loss(const data::Task<T>& task, double* accuracy = nullptr) const {
+    METALEARN_CHECK(task.query_x.defined() && task.query_x.shape()[0] > 0, ValueError,
+                    "MatchingNet::loss: the episode has no query examples");
+    const std::vector<Index> q_labels = to_labels(task.query_y);
+    const Tensor<T> logp = log_probs(task.support_x, task.support_y, task.query_x, task.ways);
+    if (accuracy != nullptr) *accuracy = metalearn::accuracy(logp, q_labels);
+    return cross_entropy(logp, q_labels);
+  }
+
+  /// The gradient of the query losses of the episodes of `batch` w.r.t. the
+  /// embedding's parameters, summed over the episodes; nothing applied.
+  [[nodiscard]] MetaGradient<T> meta_gradient(const data::TaskBatch<T>& batch) const {
+    return trainer_.meta_gradient(
+        batch, [&](const data::Task<T>& task, double* accuracy) { return loss(task, accuracy); });
+  }
+
+  /// One Adam step along sum / tasks, then the learning-rate decay when due.
+  /// @throws ValueError / ShapeError when `gradient` does not fit the parameters,
+  /// NonFiniteError (with check_finite()) when it or the updated parameters are not
+  /// finite; nothing changes then.
+  void apply(const MetaGradient<T>& gradient) { trainer_.apply(gradient); }
+
+  /// apply(meta_gradient(batch)).
+  StepStats meta_step(const data::TaskBatch<T>& batch) {
+    return trainer_.meta_step(
+        batch, [&](const data::Task<T>& task, double* accuracy) { return loss(task, accuracy); });
+  }
+
+  /// The classifier of `task`'s support set (see classifier()).
+  [[nodiscard]] Adapted adapt(const data::Task<T>& task) const {
+    return classifier(task.support_x, task.support_y);
+  }
+
+  /// log p(y | x) [N, ways] of inputs `x` under the classifier `adapted`.
+  [[nodiscard]] Tensor<T> predict(const Adapted& adapted, const Tensor<T>& x) const {
+    return adapted.log_probs(x);
+  }
+
+  /// log p(y | x) [Q, ways] of `query_x` given a labelled support set, without a graph.
+  [[nodiscard]] Tensor<T> predict(const Tensor<T>& support_x, const Tensor<T>& support_y,
+                                  const Tensor<T>& query_x) const {
+    autograd::NoGradGuard no_grad;
+    return log_probs(support_x, support_y, query_x);
+  }
+
+  /// A classifier fixed by the support set (see MatchingClassifier).
+  [[nodiscard]] MatchingClassifier<T> classifier(const Tensor<T>& support_x,
+                                                 const Tensor<T>& support_y) const {
+    return MatchingClassifier<T>(trainer_.model(), support_x, support_y, options_.distance(),
+                                 options_.scale());
+  }
+
+  /// Mean and 95% interval of the query accuracy over `episodes` tasks of `sampler`.
+  [[nodiscard]] EvalResult evaluate(const data::AnyTaskSampler<T>& sampler,
+                                    std::size_t episodes) const {
+    return trainer_.evaluate(sampler, episodes, options_.seed(), [&](const data::Task<T>& task) {
+      return accuracy(predict(task.support_x, task.support_y, task.query_x),
+                      to_labels(task.query_y));
+    });
+  }
+
+  /// The parameters the outer optimizer updates: the embedding's.
+  [[nodiscard]] nn::ParamDict<T> meta_parameters() const {
+    return trainer_.model().named_parameters();
+  }
+
+  [[nodiscard]] const MatchingNetOptions<T>& options() const { return options_; }
+  [[nodiscard]] nn::Module<T>& model() const { return trainer_.model(); }
+  [[nodiscard]] std::int64_t steps_taken() const { return trainer_.steps_taken(); }
+  [[nodiscard]] double current_lr() const { return trainer_.current_lr(); }
+
+  /// The whole training state: the embedding's parameters and buffers, the Adam
+  /// state and steps_taken().
+  [[nodiscard]] LearnerState<T> state() const { return trainer_.state(); }
+
+  /// Continues from a state(): all or nothing (every name and shape is checked
+  /// before anything changes). An empty `buffers` leaves the model's buffers alone.
+  /// @throws ValueError / ShapeError naming the offending entry.
+  void load_state(const LearnerState<T>& state) { trainer_.load_state(state); }
+
+ private:
+  MatchingNetOptions<T> options_;
+  detail::EpisodicTrainer<T> trainer_;
+};
+
+static_assert(MetaLearner<MatchingNet<float>> && MetaLearner<MatchingNet<double>>);
+
+}  // namespace metalearn::algorithms
