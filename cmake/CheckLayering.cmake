@@ -1,6 +1,7 @@
 # Run as: cmake -DROOT=<source dir> -P CheckLayering.cmake
 # Fails when a header or source of a lower layer includes a higher layer, or when
-# one algorithm includes another.
+# one algorithm includes another (the shared common, meta_learner and episodic headers
+# are not algorithms).
 set(_layers core tensor autograd nn optim data algorithms io train)
 file(GLOB_RECURSE _files "${ROOT}/include/metalearn/*.hpp")
 set(_errors "")
@@ -29,7 +30,7 @@ foreach(_file IN LISTS _files)
       string(REGEX MATCH "^algorithms/[^/.]+" _b "${_target}")
       string(REGEX REPLACE "_impl$" "" _a "${_a}")
       string(REGEX REPLACE "_impl$" "" _b "${_b}")
-      if(NOT _a STREQUAL _b AND NOT _b MATCHES "^algorithms/(common|meta_learner|detail)")
+      if(NOT _a STREQUAL _b AND NOT _b MATCHES "^algorithms/(common|meta_learner|episodic|detail)")
         string(APPEND _errors "  ${_rel} includes another algorithm: metalearn/${_target}\n")
       endif()
     endif()
