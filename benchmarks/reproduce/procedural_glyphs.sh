@@ -9,7 +9,7 @@
 # Target (20-way 1-shot): untrained <= 60%, trained >= 90%.
 #
 # Environment: BUILD (build dir, default build/glyphs; configured and built here when
-# needed), STEPS (training episodes, 1500; about 20 minutes of one core),
+# needed), STEPS (training episodes, 1500: 8-13 minutes of one shared Xeon core),
 # TRAIN_WAYS (classes per training episode, 20; 5 shots and 5 queries), DECAY_EVERY
 # (episodes between halvings of the Adam rate 1e-3, 500), EPISODES (test episodes per
 # configuration, 600), THREADS (1), SEED (1), OUT. Pin it to a core for steady
