@@ -3,14 +3,13 @@
 /// GRUCell: one step of a gated recurrent unit.
 // SPDX-License-Identifier: MIT
 
-#include <cmath>
 #include <string>
 
 #include "metalearn/core/export.hpp"
 #include "metalearn/core/random.hpp"
 #include "metalearn/nn/functional.hpp"
-#include "metalearn/nn/init.hpp"
 #include "metalearn/nn/module.hpp"
+#include "metalearn/nn/modules/recurrent_cell.hpp"
 #include "metalearn/tensor/factory.hpp"
 
 namespace metalearn::nn {
@@ -19,33 +18,19 @@ namespace metalearn::nn {
 /// [3H, H], `bias_ih` [3H], `bias_hh` [3H] (gates r, z, n), all initialised from
 /// U(+-1/sqrt(H)). See functional::gru_cell for the equations.
 template <class T = float>
-class METALEARN_API GRUCell : public Cloneable<GRUCell<T>, T> {
+class METALEARN_API GRUCell : public RecurrentCell<GRUCell<T>, T, 3> {
  public:
   using Module<T>::forward;
 
   GRUCell(Index input_size, Index hidden_size, Generator& gen, bool bias = true)
-      : input_(input_size), hidden_(hidden_size), bias_(bias) {
-    METALEARN_CHECK(input_size > 0 && hidden_size > 0, ValueError, "GRUCell: sizes ", input_size,
-                    " and ", hidden_size, " must be positive");
-    const double bound = 1.0 / std::sqrt(static_cast<double>(hidden_size));
-    auto make = [&](Shape s) {
-      auto t = zeros<T>(s);
-      init::uniform(t, gen, -bound, bound);
-      return t;
-    };
-    this->register_parameter("weight_ih", make(Shape{3 * hidden_size, input_size}));
-    this->register_parameter("weight_hh", make(Shape{3 * hidden_size, hidden_size}));
-    if (bias) {
-      this->register_parameter("bias_ih", make(Shape{3 * hidden_size}));
-      this->register_parameter("bias_hh", make(Shape{3 * hidden_size}));
-    }
+      : RecurrentCell<GRUCell<T>, T, 3>(input_size, hidden_size, bias, "GRUCell") {
+    this->register_weights(gen);
   }
 
   /// One step from hidden state h [N, H] with input x [N, I]; returns h' [N, H].
   Tensor<T> step(const Tensor<T>& x, const Tensor<T>& h, const ParamDict<T>& params) const {
-    return functional::gru_cell(x, h, this->param(params, 0), this->param(params, 1),
-                                bias_ ? this->param(params, 2) : Tensor<T>(),
-                                bias_ ? this->param(params, 3) : Tensor<T>());
+    return functional::gru_cell(x, h, this->weight_ih(params), this->weight_hh(params),
+                                this->bias_ih(params), this->bias_hh(params));
   }
   Tensor<T> step(const Tensor<T>& x, const Tensor<T>& h) const {
     return step(x, h, this->named_parameters());
@@ -53,22 +38,12 @@ class METALEARN_API GRUCell : public Cloneable<GRUCell<T>, T> {
 
   /// One step from the zero hidden state.
   Tensor<T> forward(const Tensor<T>& x, const ParamDict<T>& params) const override {
-    METALEARN_CHECK(x.dim() == 2, ShapeError, "GRUCell::forward: expected input [N, ", input_,
+    METALEARN_CHECK(x.dim() == 2, ShapeError, "GRUCell::forward: expected input [N, ", this->input_,
                     "], got ", x.shape());
-    return step(x, zeros<T>(Shape{x.shape()[0], hidden_}), params);
+    return step(x, zeros<T>(Shape{x.shape()[0], this->hidden_}), params);
   }
 
   [[nodiscard]] std::string type_name() const override { return "GRUCell"; }
-  [[nodiscard]] std::string extra_repr() const override {
-    return "input=" + std::to_string(input_) + ", hidden=" + std::to_string(hidden_) +
-           ", bias=" + (bias_ ? "true" : "false");
-  }
-  [[nodiscard]] Index input_size() const noexcept { return input_; }
-  [[nodiscard]] Index hidden_size() const noexcept { return hidden_; }
-
- private:
-  Index input_, hidden_;
-  bool bias_;
 };
 
 extern template class GRUCell<float>;
