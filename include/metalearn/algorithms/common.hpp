@@ -211,10 +211,10 @@ LossFunction<T> make_loss(LossKind kind, const char* owner = "loss") {
   if (kind == LossKind::kCrossEntropy) {
     return [owner](const Tensor<T>& logits, const Tensor<T>& labels) {
       METALEARN_CHECK(
-          logits.dim() == 2 && labels.dim() == 1 && labels.size(0) == logits.size(0), ShapeError,
+          logits.dim() == 2 && logits.size(1) > 1 && labels.numel() == logits.size(0), ShapeError,
           owner,
           ": the loss is cross-entropy (LossKind::kCrossEntropy), which takes logits [N, C] "
-          "and class labels [N], but the model gives ",
+          "and N class labels, but the model gives ",
           logits.shape(), " for labels ", labels.shape(),
           "; for regression targets set .loss(LossKind::kMse) in the options");
       return cross_entropy(logits, labels);
