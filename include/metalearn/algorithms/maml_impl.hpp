@@ -208,11 +208,7 @@ MetaGradient<T> Maml<T>::meta_gradient_of(const Tensor<T>& loss, std::size_t tas
   out.tasks = tasks;
   out.stats.tasks = tasks;
   out.stats.meta_loss = static_cast<double>(loss.item()) / static_cast<double>(tasks);
-  std::size_t j = 0;
-  for (const auto& [name, p] : meta) {
-    out.sum.insert(name, grads[j].defined() ? std::move(grads[j]) : zeros<T>(p.shape()));
-    ++j;
-  }
+  out.sum = detail::gradient_sums(meta, std::move(grads));
   return out;
 }
 
@@ -324,11 +320,7 @@ MetaGradient<T> Maml<T>::meta_gradient(const data::TaskBatch<T>& batch) const {
     s.pre_accuracy = classifying() && options_.pre_adaptation_stats() ? pre_acc / n : -1.0;
     s.post_accuracy = classifying() ? post_acc / n : -1.0;
   }
-  std::size_t j = 0;
-  for (const auto& [name, p] : meta) {
-    out.sum.insert(name, grads[j].defined() ? std::move(grads[j]) : zeros<T>(p.shape()));
-    ++j;
-  }
+  out.sum = detail::gradient_sums(meta, std::move(grads));
   return out;
 }
 

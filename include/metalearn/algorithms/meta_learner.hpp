@@ -238,6 +238,19 @@ MetaGradient<T> gradient_or_restore(const FiniteStepGuard<T>& finite, const Comp
   }
 }
 
+/// `grads` (aligned with `named`) as a dict named like it, an undefined gradient (a
+/// parameter the loss does not reach) replaced by zeros of the parameter's shape.
+template <class T>
+nn::ParamDict<T> gradient_sums(const nn::ParamDict<T>& named, std::vector<Tensor<T>> grads) {
+  nn::ParamDict<T> out;
+  std::size_t j = 0;
+  for (const auto& [name, p] : named) {
+    out.insert(name, grads[j].defined() ? std::move(grads[j]) : zeros<T>(p.shape()));
+    ++j;
+  }
+  return out;
+}
+
 /// The sum over the tasks of `batch` of the gradient of loss(i, &accuracy) w.r.t.\ `named`,
 /// the tasks run on `pool` and folded in task order (so the sums do not depend
 /// on the thread count). Statistics: meta_loss (= pre_loss = post_loss) the mean loss;
@@ -277,11 +290,7 @@ MetaGradient<T> sum_task_gradients(ThreadPool& pool, const data::TaskBatch<T>& b
   s.meta_loss /= n;
   s.pre_loss = s.post_loss = s.meta_loss;
   if (measured) s.pre_accuracy = s.post_accuracy = acc / n;
-  std::size_t j = 0;
-  for (const auto& [name, p] : named) {
-    out.sum.insert(name, grads[j].defined() ? std::move(grads[j]) : zeros<T>(p.shape()));
-    ++j;
-  }
+  out.sum = gradient_sums(named, std::move(grads));
   return out;
 }
 
