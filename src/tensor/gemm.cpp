@@ -7,6 +7,9 @@
 // Eigen's is faster. The sequential OpenBLAS keeps one threading layer (ours): a call
 // never starts threads, and calls from the intra-op pool or from the tasks of a
 // meta-batch run side by side.
+//
+// Our kernel takes every product instead when the library GEMM at hand would run
+// narrower vectors than the CPU has (see own_kernel_takes_all).
 
 #include "metalearn/tensor/gemm.hpp"
 
@@ -20,6 +23,14 @@
 
 #include "metalearn/tensor/tensor.hpp"
 #include "src/tensor/ordered_gemm.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <string>
+#include <string_view>
+
+#include "metalearn/core/simd.hpp"
 
 #ifdef METALEARN_WITH_OPENBLAS
 #include <cblas.h>
@@ -78,12 +89,52 @@ void blas_gemm(bool ta, bool tb, Index m, Index n, Index k, const double* a, Ind
 }
 #endif
 
+#ifdef METALEARN_WITH_OPENBLAS
+/// Whether OpenBLAS runs one of its generic kernels: it names the core it chose, and
+/// one that it does not recognise (Debian 12's OpenBLAS 0.3.21 on a family 6 model 207
+/// Xeon, say) gets the SSE3 "Prescott" kernels.
+bool blas_core_is_generic() {
+  std::string core = openblas_get_corename();
+  std::transform(core.begin(), core.end(), core.begin(),
+                 [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+  static constexpr std::array<std::string_view, 11> kGeneric = {
+      "prescott", "core2",      "penryn",    "dunnington", "nehalem", "atom",
+      "katmai",   "coppermine", "northwood", "banias",     "unknown"};
+  return std::find(kGeneric.begin(), kGeneric.end(), core) != kGeneric.end();
+}
+#endif
+
+/// Whether our kernel takes every product: the kernels run AVX2 or AVX-512 on this
+/// CPU while the library GEMM would not, because OpenBLAS runs generic SSE3 kernels
+/// (2-3x slower than ours on the ConvNet4 products of such a CPU) or, without
+/// OpenBLAS, Eigen was compiled for baseline x86-64 (no AVX). Decided once per
+/// process; it depends on the CPU, the build and METALEARN_SIMD only.
+bool own_kernel_takes_all() {
+  static const bool all = [] {
+    const bool wide = simd_target().substr(0, 3) == "AVX";
+#ifdef METALEARN_WITH_OPENBLAS
+    return wide && blas_core_is_generic();
+#elif defined(EIGEN_VECTORIZE_AVX)
+    return false;
+#else
+    return wide;
+#endif
+  }();
+  return all;
+}
+
 template <class T>
 void gemm_impl(bool ta, bool tb, Index m, Index n, Index k, const T* a, Index lda, const T* b,
                Index ldb, T* c, Index ldc) {
   if (m <= 0 || n <= 0) return;
   if (k <= 0) {
     for (Index i = 0; i < m; ++i) std::fill_n(c + i * ldc, n, T(0));
+    return;
+  }
+  if (own_kernel_takes_all()) {
+    detail::ordered_gemm(
+        {.trans_a = ta, .trans_b = tb, .m = m, .n = n, .k = k, .lda = lda, .ldb = ldb, .ldc = ldc},
+        a, b, c);
     return;
   }
   if (!tb && detail::ordered_gemm_takes(m, k, sizeof(T))) {
@@ -134,6 +185,16 @@ void gemm_batched_impl(const T* a, Index a_rows, Index a_cols, Index a_stride, b
 }  // namespace
 
 std::string_view gemm_backend() noexcept {
+  try {
+    if (own_kernel_takes_all()) {
+#ifdef METALEARN_WITH_OPENBLAS
+      return "metalearn (OpenBLAS runs generic kernels on this CPU)";
+#else
+      return "metalearn (Eigen built without AVX)";
+#endif
+    }
+  } catch (...) {  // an invalid METALEARN_SIMD: the kernels report it when they run
+  }
 #ifdef METALEARN_WITH_OPENBLAS
   return openblas_get_parallel() == 0 ? "openblas (sequential)" : "openblas (threaded)";
 #else

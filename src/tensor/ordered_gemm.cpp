@@ -25,19 +25,48 @@ constexpr Index kTileRows = 6;
 /// Inner dimensions at least this long have each panel of b copied into a contiguous
 /// buffer first (it is then read once per block of a).
 constexpr Index kPackFrom = 64;
+/// Bytes of a packed panel of b: the inner dimension is taken in slices whose panel
+/// fits this (with the 6-row slice of a, well inside a 32 KiB L1 data cache). A slice
+/// continues from the partial sums stored by the previous one, so every element is
+/// still one chain of multiply-adds over k in order.
+constexpr std::size_t kPanelBytes = 24 << 10;
+/// Bytes of a packed a that the panels of b stream past (see ordered_gemm_takes).
+constexpr std::size_t kPackedABytes = 192 << 10;
 
 /// One kTileRows x 2*Lanes tile: c[r][0, width) = sum over kk in order of
 /// pa[kk * 6 + r] * pb[kk * pitch + 0..2*Lanes), twelve accumulators in registers
-/// (named, not an array: an array of vectors passed around is kept on the stack). Only
-/// the first `rows` rows and `width` columns are stored.
+/// (named, not an array: an array of vectors passed around is kept on the stack),
+/// starting from zero or, with `accumulate`, from the values in c. Only the first
+/// `rows` rows and `width` columns are read and stored.
 template <class D>
 HWY_INLINE void tile(D d, const hn::TFromD<D>* HWY_RESTRICT pa,
                      const hn::TFromD<D>* HWY_RESTRICT pb, Index pitch, Index k, hn::TFromD<D>* c,
-                     Index ldc, Index rows, Index width) {
+                     Index ldc, Index rows, Index width, bool accumulate) {
   using T = hn::TFromD<D>;
   const auto lanes = static_cast<Index>(hn::Lanes(d));
   auto c00 = hn::Zero(d), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   auto c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  if (accumulate) {
+    const auto load = [&](Index r, decltype(c00)& v0, decltype(c00)& v1) {
+      if (r >= rows) return;
+      const T* src = c + r * ldc;
+      if (width == 2 * lanes) {
+        v0 = hn::LoadU(d, src);
+        v1 = hn::LoadU(d, src + lanes);
+      } else {
+        HWY_ALIGN T buf[2 * hn::MaxLanes(d)] = {};
+        std::memcpy(buf, src, static_cast<std::size_t>(width) * sizeof(T));
+        v0 = hn::Load(d, buf);
+        v1 = hn::Load(d, buf + lanes);
+      }
+    };
+    load(0, c00, c01);
+    load(1, c10, c11);
+    load(2, c20, c21);
+    load(3, c30, c31);
+    load(4, c40, c41);
+    load(5, c50, c51);
+  }
   for (Index kk = 0; kk < k; ++kk, pa += kTileRows, pb += pitch) {
     const auto b0 = hn::LoadU(d, pb);
     const auto b1 = hn::LoadU(d, pb + lanes);
@@ -100,26 +129,33 @@ void ordered_gemm_impl(bool trans_a, bool trans_b, Index m, Index n, Index k, co
       }
     }
   }
-  const std::shared_ptr<T[]> bpack = detail::allocate<T>(k * cols);
-  for (Index j = 0; j < n; j += cols) {
+  // The slice of k whose panel fits kPanelBytes (at least kPackFrom, so that short
+  // inner dimensions stay one slice and may be read in place).
+  const Index slice = std::max(
+      kPackFrom, static_cast<Index>(kPanelBytes / (sizeof(T) * static_cast<std::size_t>(cols))));
+  const Index kc_max = std::min(k, slice);
+  const std::shared_ptr<T[]> bpack = detail::allocate<T>(kc_max * cols);
+  // Multiplies the slice [k0, k0 + kc) of every row block by columns [j, j + width) of b.
+  const auto product = [&](Index j, Index k0) {
     const Index width = std::min(cols, n - j);
-    const T* panel = b + j;
+    const Index kc = std::min(kc_max, k - k0);
+    const T* panel = b + k0 * ldb + j;
     Index pitch = ldb;
     // A panel is read in place when it is whole, untransposed and short; otherwise it
-    // is copied into [k][cols], zero past the last column (those lanes are computed and
-    // not stored, so every stored element is the same chain of multiply-adds).
+    // is copied into [kc][cols], zero past the last column (those lanes are computed
+    // and not stored, so every stored element is the same chain of multiply-adds).
     if (trans_b || width < cols || k >= kPackFrom) {
       T* dst = bpack.get();
       if (trans_b) {
         for (Index t = 0; t < width; ++t) {
-          const T* src = b + (j + t) * ldb;
-          for (Index kk = 0; kk < k; ++kk) dst[kk * cols + t] = src[kk];
+          const T* src = b + (j + t) * ldb + k0;
+          for (Index kk = 0; kk < kc; ++kk) dst[kk * cols + t] = src[kk];
         }
-        for (Index kk = 0; kk < k; ++kk)
+        for (Index kk = 0; kk < kc; ++kk)
           std::fill(dst + kk * cols + width, dst + (kk + 1) * cols, T(0));
       } else {
-        for (Index kk = 0; kk < k; ++kk) {
-          const T* src = b + kk * ldb + j;
+        for (Index kk = 0; kk < kc; ++kk) {
+          const T* src = b + (k0 + kk) * ldb + j;
           std::copy_n(src, width, dst + kk * cols);
           std::fill(dst + kk * cols + width, dst + (kk + 1) * cols, T(0));
         }
@@ -128,8 +164,22 @@ void ordered_gemm_impl(bool trans_a, bool trans_b, Index m, Index n, Index k, co
       pitch = cols;
     }
     for (Index ib = 0; ib < blocks; ++ib) {
-      tile(d, apack.get() + ib * kTileRows * k, panel, pitch, k, c + ib * kTileRows * ldc + j, ldc,
-           std::min(kTileRows, m - ib * kTileRows), width);
+      tile(d, apack.get() + ib * kTileRows * k + k0 * kTileRows, panel, pitch, kc,
+           c + ib * kTileRows * ldc + j, ldc, std::min(kTileRows, m - ib * kTileRows), width,
+           k0 > 0);
+    }
+  };
+  // Either order adds the slices of every element in order. A packed a that stays in
+  // L2 is read once per panel of columns, c written once; a larger one (a weight
+  // gradient's long inner dimension) is read once, slice by slice, while c, then
+  // small, takes the partial sums.
+  if (static_cast<std::size_t>(m * k) * sizeof(T) <= kPackedABytes) {
+    for (Index j = 0; j < n; j += cols) {
+      for (Index k0 = 0; k0 < k; k0 += kc_max) product(j, k0);
+    }
+  } else {
+    for (Index k0 = 0; k0 < k; k0 += kc_max) {
+      for (Index j = 0; j < n; j += cols) product(j, k0);
     }
   }
 }

@@ -96,11 +96,13 @@ TYPED_TEST(Gemm, EmptyInnerDimensionGivesZeros) {
 // element in one order whatever its position, on every target (see gemm.hpp): equal
 // columns of b, wherever they sit (first, middle or last columns, within or past the
 // last full panel), give bit-equal columns of c, with a stored as is or transposed. Shapes cover
-// short and long inner dimensions and rows that do not fill the last block of six.
+// short and long inner dimensions (taken in several slices, with a small or a large a) and
+// rows that do not fill the last block of six.
 TEST(Gemm, EqualColumnsGiveBitEqualColumnsWhenBIsNotTransposed) {
   std::mt19937 rng(13);
   const std::vector<std::tuple<Index, Index, Index>> shapes{
-      {64, 980, 576}, {64, 45, 576}, {37, 77, 9}, {5, 33, 130}, {64, 3920, 9}, {576, 50, 64}};
+      {64, 980, 576}, {64, 45, 576}, {37, 77, 9},    {5, 33, 130},
+      {64, 3920, 9},  {576, 50, 64}, {16, 70, 1000}, {200, 40, 1200}};
   for (const auto& [m, n, k] : shapes) {
     for (const bool ta : {false, true}) {
       const Strided<float> a(ta ? k : m, ta ? m : k, 1, rng);
@@ -155,8 +157,12 @@ TEST(Gemm, ConcurrentCallsGiveTheBitsOfSerialOnes) {
 TEST(Gemm, BackendIsSequential) {
   // A threaded OpenBLAS in place of the sequential one (the loader found another
   // variant's libopenblas.so.0) would start threads inside our threads.
+  // Where OpenBLAS runs generic kernels on this CPU, or Eigen was built without AVX,
+  // the library's own kernel takes every product and starts no threads either.
   const std::string_view backend = ml::gemm_backend();
-  EXPECT_TRUE(backend == "eigen" || backend == "openblas (sequential)") << backend;
+  EXPECT_TRUE(backend == "eigen" || backend == "openblas (sequential)" ||
+              backend.substr(0, 11) == "metalearn (")
+      << backend;
 }
 
 }  // namespace
