@@ -1,7 +1,7 @@
 // Side-by-side comparison with PyTorch: the metalearn half.
 //
 // The workloads here are the ones of benchmarks/pytorch/workloads.py, built with the
-// library's public API (algorithms::Maml, Reptile, ProtoNet, nn::MLP, nn::ConvNet4,
+// library's public API (algorithms::Maml, Reptile, ProtoNet, MatchingNet, nn::MLP, nn::ConvNet4,
 // data samplers), so the numbers are what a user of the library gets. The sinusoid
 // MAML workloads run with MamlOptions::batch_tasks (the meta-batch as one graph, the
 // library's fastest form for an MLP, as the batched PyTorch form is PyTorch's);
@@ -182,6 +182,38 @@ class ProtoRunner : public Runner<T> {
   alg::ProtoNet<T> protonet_;
 };
 
+/// One Matching Networks training episode: algorithms::MatchingNet (cosine
+/// attention, Adam 1e-3), with full context embeddings of `fce_steps` attention
+/// steps over the 64-wide ConvNet4 embedding when fce_steps > 0.
+template <class T>
+class MatchingRunner : public Runner<T> {
+ public:
+  MatchingRunner(std::unique_ptr<ml::nn::Module<T>> model, int threads, int fce_steps,
+                 ml::data::Task<T> episode)
+      : model_(std::move(model)), matching_(*model_, options(threads, fce_steps)) {
+    this->batch_.push_back(std::move(episode));
+  }
+  void step() override { benchmark::DoNotOptimize(matching_.meta_step(this->batch_).meta_loss); }
+  std::vector<Tensor<T>> gradient() override {
+    return ml::autograd::grad({matching_.loss(this->batch_[0])},
+                              matching_.meta_parameters().values());
+  }
+  [[nodiscard]] ml::nn::ParamDict<T> parameters() const override {
+    return matching_.meta_parameters();
+  }
+
+ private:
+  static alg::MatchingNetOptions<T> options(int threads, int fce_steps) {
+    auto o = alg::MatchingNetOptions<T>{}.lr(1e-3).threads(threads).seed(kContextSeed);
+    if (fce_steps > 0) o.full_context(64, fce_steps);
+    return o;
+  }
+  static constexpr std::uint64_t kContextSeed = 11;
+
+  std::unique_ptr<ml::nn::Module<T>> model_;
+  alg::MatchingNet<T> matching_;
+};
+
 // ---- the workload table -------------------------------------------------------------
 
 constexpr std::uint64_t kSeed = 7;
@@ -323,6 +355,26 @@ std::vector<std::pair<std::string, Factory<T>>> workloads() {
        [](int threads) {
          return std::make_unique<ProtoRunner<T>>(convnet4<T>(0), threads,
                                                  glyph_batch<T>(1, 5, 1, 15)[0]);
+       }},
+      {"matching_5w1s",
+       [](int threads) {
+         return std::make_unique<MatchingRunner<T>>(convnet4<T>(0), threads, 0,
+                                                    glyph_batch<T>(1, 5, 1, 15)[0]);
+       }},
+      {"matching_20w1s",
+       [](int threads) {
+         return std::make_unique<MatchingRunner<T>>(convnet4<T>(0), threads, 0,
+                                                    glyph_batch<T>(1, 20, 1, 5)[0]);
+       }},
+      {"matching_fce_5w1s",
+       [](int threads) {
+         return std::make_unique<MatchingRunner<T>>(convnet4<T>(0), threads, 5,
+                                                    glyph_batch<T>(1, 5, 1, 15)[0]);
+       }},
+      {"matching_fce_20w1s",
+       [](int threads) {
+         return std::make_unique<MatchingRunner<T>>(convnet4<T>(0), threads, 5,
+                                                    glyph_batch<T>(1, 20, 1, 5)[0]);
        }},
   };
 }

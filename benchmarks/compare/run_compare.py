@@ -75,6 +75,10 @@ TARGETS = {  # workload -> (min speed-up vs loop, min speed-up vs best batched f
     "omniglot_maml_torchbench": (1.5, 1.5),
     "protonet_60w5s": (1.5, 1.5),
     "protonet_5w1s": (1.5, 1.5),
+    "matching_5w1s": (2.0, 2.0),
+    "matching_20w1s": (2.0, 2.0),
+    "matching_fce_5w1s": (2.0, 2.0),
+    "matching_fce_20w1s": (2.0, 2.0),
 }
 
 

@@ -10,7 +10,10 @@ Two forms of every meta-learning workload:
              [T, ...] (an expand of theta), torch.baddbmm for linear layers, grouped
              convolutions (groups = T) for the ConvNet, per-task losses summed so one
              autograd.grad call yields every task's inner gradient.
-ProtoNet has a single episode per step, so it has only the loop form.
+ProtoNet and Matching Networks have a single episode per step, so they have only the
+loop form. Matching Networks' full context embeddings run PyTorch's fused LSTM kernels
+(torch._VF.lstm, what nn.LSTM(bidirectional=True) runs, over the supports; torch.lstm_cell,
+what nn.LSTMCell runs, for the attention steps).
 
 Usage:
   workloads.py list
@@ -266,25 +269,80 @@ def proto_loss(params, episode, spec):
     return F.cross_entropy(-dist, qy)
 
 
+FCE_PARAMS = 12  # three LSTM cells: weight_ih, weight_hh, bias_ih, bias_hh
+
+
+def fce_params(dim):
+    """Full context embeddings' parameters in metalearn's order: the support LSTM's
+    forward and backward cells (dim -> dim), then the attention cell (2 dim -> dim)."""
+    bound = 1.0 / math.sqrt(dim)
+    out = []
+    for inputs in (dim, dim, 2 * dim):
+        for shape in ((4 * dim, inputs), (4 * dim, dim), (4 * dim,), (4 * dim,)):
+            out.append(torch.empty(shape).uniform_(-bound, bound))
+    return out
+
+
+def full_context(g, f, c, steps):
+    """g' [S, D], f' [Q, D] -> g, f of full context embeddings (metalearn's
+    algorithms/matching/full_context.hpp): a bidirectional LSTM over the supports in
+    their order, added to them; K attention steps from a zero state for the queries."""
+    d = g.shape[1]
+    zeros = g.new_zeros(2, 1, d)
+    out = torch._VF.lstm(g.unsqueeze(1), (zeros, zeros), c[0:8], True, 1, 0.0, True, True,
+                         False)[0]
+    g = g + out[:, 0, :d] + out[:, 0, d:]
+    h, cell = f.new_zeros(f.shape), f.new_zeros(f.shape)
+    for _ in range(steps):
+        read = torch.softmax(h @ g.t(), 1) @ g
+        h, cell = torch.lstm_cell(torch.cat([f, read], 1), (h, cell), *c[8:12])
+        h = h + f
+    return g, h
+
+
+def matching_loss(params, episode, spec, steps):
+    """Matching Networks' episode loss: log p(k | x) = logsumexp of the cosines to class
+    k's supports minus that over all supports; cross-entropy of the queries."""
+    sx, sy, qx, qy, ways, _ = episode
+    ns = sx.shape[0]
+    n_embed = len(params) - (FCE_PARAMS if steps else 0)
+    emb = spec.forward(params[:n_embed], torch.cat([sx, qx], 0))
+    g, f = emb[:ns], emb[ns:]
+    if steps:
+        g, f = full_context(g, f, params[n_embed:], steps)
+    logits = F.cosine_similarity(f.unsqueeze(1), g.unsqueeze(0), dim=-1)  # [Q, S]
+    outside = ~F.one_hot(sy, ways).t().bool()  # [ways, S]: not of class k
+    per_class = torch.logsumexp(logits.unsqueeze(1).masked_fill(outside, -math.inf), 2)
+    return F.nll_loss(per_class - torch.logsumexp(logits, 1, keepdim=True), qy)
+
+
 # ---- workloads -------------------------------------------------------------------------------
+
+EPISODIC = ("proto", "matching")
 
 
 class Workload:
     def __init__(self, name, kind, make_params, fwd, fwd_b, loss, loss_b, steps, lr,
-                 second_order, make_data, spec=None):
+                 second_order, make_data, spec=None, fce_steps=0):
         self.name, self.kind = name, kind
+        self.fce_steps = fce_steps
         self.make_params, self.fwd, self.fwd_b = make_params, fwd, fwd_b
         self.loss, self.loss_b = loss, loss_b
         self.steps, self.lr, self.second_order = steps, lr, second_order
         self.make_data, self.spec = make_data, spec
 
     def forms(self):
-        return ["loop"] if self.kind == "proto" else ["loop", "batched"]
+        return ["loop"] if self.kind in EPISODIC else ["loop", "batched"]
+
+    def episode_loss(self, params, episode):
+        if self.kind == "proto":
+            return proto_loss(params, episode, self.spec)
+        return matching_loss(params, episode, self.spec, self.fce_steps)
 
     # -- the gradient one training step applies, for a batch of tasks --
     def gradient(self, params, tasks, form):
-        if self.kind == "proto":
-            return torch.autograd.grad(proto_loss(params, tasks, self.spec), params)
+        if self.kind in EPISODIC:
+            return torch.autograd.grad(self.episode_loss(params, tasks), params)
         if self.kind == "reptile":
             if form == "loop":
                 return reptile_loop_delta(params, tasks, self.fwd, self.loss, self.steps, self.lr)
@@ -301,10 +359,10 @@ class Workload:
     # -- a training step closure (meta-gradient + Adam; Reptile: outer step 1) --
     def stepper(self, params, tasks, form):
         opt = torch.optim.Adam(params, lr=1e-3)
-        if self.kind == "proto":
+        if self.kind in EPISODIC:
             def step():
                 opt.zero_grad()
-                proto_loss(params, tasks, self.spec).backward()
+                self.episode_loss(params, tasks).backward()
                 opt.step()
         elif self.kind == "reptile":
             batch = stack_tasks(tasks)
@@ -389,6 +447,16 @@ def _workloads():
                  False, lambda: proto_episode(60, 5, 5), spec=embed),
         Workload("protonet_5w1s", "proto", embed.params, None, None, None, None, 0, 0.0,
                  False, lambda: proto_episode(5, 1, 15), spec=embed),
+        Workload("matching_5w1s", "matching", embed.params, None, None, None, None, 0, 0.0,
+                 False, lambda: proto_episode(5, 1, 15), spec=embed),
+        Workload("matching_20w1s", "matching", embed.params, None, None, None, None, 0, 0.0,
+                 False, lambda: proto_episode(20, 1, 5), spec=embed),
+        Workload("matching_fce_5w1s", "matching", lambda: embed.params() + fce_params(64), None,
+                 None, None, None, 0, 0.0, False, lambda: proto_episode(5, 1, 15), spec=embed,
+                 fce_steps=5),
+        Workload("matching_fce_20w1s", "matching", lambda: embed.params() + fce_params(64), None,
+                 None, None, None, 0, 0.0, False, lambda: proto_episode(20, 1, 5), spec=embed,
+                 fce_steps=5),
     ]
     return {x.name: x for x in w}
 
@@ -426,9 +494,9 @@ def selection_values(wl, params, tasks, fn):
     loop form's forward passes is made on, per ReLU / block, in order. Runs the inner
     loops (first order: the values are the same), not the meta-gradient."""
     with observing(fn):
-        if wl.kind == "proto":
+        if wl.kind in EPISODIC:
             with torch.no_grad():
-                proto_loss(params, tasks, wl.spec)
+                wl.episode_loss(params, tasks)
         elif wl.kind == "reptile":
             reptile_loop_delta(params, tasks, wl.fwd, wl.loss, wl.steps, wl.lr)
         else:
@@ -477,7 +545,7 @@ def near_ties(kind, values, delta):
 
 def input_records(wl, tasks):
     """forward input -> function(sample) -> (dump record, row) the sample comes from."""
-    if wl.kind == "proto":
+    if wl.kind in EPISODIC:
         ns = tasks[0].shape[0]
         return lambda inp: (lambda n: ("task.0.support_x", n) if n < ns
                             else ("task.0.query_x", n - ns))
@@ -661,7 +729,7 @@ def dumped_inputs(wl, dump, dtype):
     grads = [dump.get(f"grad.{i}") for i in range(len(names))]
     tasks = []
     t = 0
-    classify = wl.kind == "proto" or wl.loss is ce
+    classify = wl.kind in EPISODIC or wl.loss is ce
     while f"task.{t}.support_x" in dump:
         sx, sy, qx, qy = (dump.get(f"task.{t}.{k}", torch.zeros(0)) for k in (
             "support_x", "support_y", "query_x", "query_y"))
@@ -671,7 +739,7 @@ def dumped_inputs(wl, dump, dtype):
             sy, qy = sy.to(dtype), qy.to(dtype)
         tasks.append((sx.to(dtype), sy, qx.to(dtype), qy))
         t += 1
-    if wl.kind == "proto":
+    if wl.kind in EPISODIC:
         sx, sy, qx, qy = tasks[0]
         ways = int(sy.max().item()) + 1
         tasks = (sx, sy, qx, qy, ways, sx.shape[0] // ways)

@@ -5,6 +5,7 @@
 #include "metalearn/algorithms/common.hpp"                 // IWYU pragma: export
 #include "metalearn/algorithms/maml.hpp"                   // IWYU pragma: export
 #include "metalearn/algorithms/matching/attention.hpp"     // IWYU pragma: export
+#include "metalearn/algorithms/matching/full_context.hpp"  // IWYU pragma: export
 #include "metalearn/algorithms/matching/matching_net.hpp"  // IWYU pragma: export
 #include "metalearn/algorithms/meta_learner.hpp"           // IWYU pragma: export
 #include "metalearn/algorithms/neural_process/cnp.hpp"     // IWYU pragma: export

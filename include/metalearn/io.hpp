@@ -1,7 +1,8 @@
 #pragma once
 /// @file
-/// Umbrella of the io layer: checkpoints and metrics logs.
+/// Umbrella of the io layer: checkpoints, saved classifiers and metrics logs.
 
 #include "metalearn/io/checkpoint.hpp"   // IWYU pragma: export
+#include "metalearn/io/classifier.hpp"   // IWYU pragma: export
 #include "metalearn/io/metrics_log.hpp"  // IWYU pragma: export
 #include "metalearn/io/safetensors.hpp"  // IWYU pragma: export

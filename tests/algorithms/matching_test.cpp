@@ -1,7 +1,8 @@
 // Matching Networks' classification rule: the attention against a hand-computed
 // softmax of cosines, the class probabilities as sums of it, invariance to the
 // order of the supports and of the classes, the unequal-shots path, gradients of
-// first and second order, and the errors.
+// first and second order, and the errors; full context embeddings against a
+// step-by-step reference (tests/reference/matching_reference.py).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -9,6 +10,7 @@
 #include <numeric>
 #include <vector>
 
+#include "reference/matching_reference.hpp"
 #include "support/gradients.hpp"
 
 namespace ml = metalearn;
@@ -240,6 +242,182 @@ TEST(MatchingNet, RejectsEpisodesWithoutQueriesAndBadOptions) {
                ml::ValueError);
   EXPECT_THROW(alg::MatchingNet<double>(gen, alg::MatchingNetOptions<double>{}.lr(-1.0)),
                ml::ValueError);
+}
+
+// ---- Full context embeddings ----------------------------------------------------
+
+namespace ref = matching_reference;
+
+ml::Tensor<double> reference_tensor(const std::vector<double>& values, ml::Index rows) {
+  return ml::from_vector<double>(values, {rows, static_cast<ml::Index>(values.size()) / rows});
+}
+
+// The reference case's parameters, loaded into a FullContextEmbedding.
+alg::FullContextEmbedding<double> reference_context() {
+  ml::Generator gen(0);
+  alg::FullContextEmbedding<double> context(ref::kDim, ref::kSteps, gen);
+  ml::nn::ParamDict<double> values;
+  const auto named = context.named_parameters();
+  for (const auto& [name, flat] : ref::kParams) {
+    values.insert(name, ml::from_vector<double>(flat, named.at(name).shape()));
+  }
+  context.load_state_dict(values);
+  return context;
+}
+
+TEST(FullContextEmbedding, EqualsAStepByStepReference) {
+  const auto context = reference_context();
+  const auto support = reference_tensor(ref::kSupport, ref::kSupports);
+  const auto query = reference_tensor(ref::kQuery, ref::kQueries);
+  const auto g = context.encode_support(support);
+  const auto f = context.encode_query(query, g);
+  ASSERT_EQ(g.shape(), ml::Shape({ref::kSupports, ref::kDim}));
+  ASSERT_EQ(f.shape(), ml::Shape({ref::kQueries, ref::kDim}));
+  for (ml::Index i = 0; i < g.numel(); ++i) {
+    EXPECT_NEAR(g.data()[i], ref::kEncodedSupport[static_cast<std::size_t>(i)], 1e-14) << i;
+  }
+  for (ml::Index i = 0; i < f.numel(); ++i) {
+    EXPECT_NEAR(f.data()[i], ref::kEncodedQuery[static_cast<std::size_t>(i)], 1e-14) << i;
+  }
+  std::vector<ml::Index> labels;
+  for (const double v : ref::kLabels) labels.push_back(static_cast<ml::Index>(v));
+  const auto logp = alg::matching_log_probs(f, g, labels, 2);
+  for (ml::Index i = 0; i < logp.numel(); ++i) {
+    EXPECT_NEAR(logp.data()[i], ref::kLogProbs[static_cast<std::size_t>(i)], 1e-14) << i;
+  }
+  // Each query is encoded on its own: one row alone gives the same row.
+  const auto second = context.encode_query(ml::slice(query, 0, 1, 2), g);
+  for (ml::Index j = 0; j < ref::kDim; ++j) EXPECT_NEAR(second.at(0, j), f.at(1, j), 1e-15);
+  // The supports' order matters (an LSTM reads them): reversed, g changes.
+  std::vector<ml::Index> reverse(static_cast<std::size_t>(ref::kSupports));
+  std::iota(reverse.rbegin(), reverse.rend(), 0);
+  const auto g_reversed = context.encode_support(ml::index_select(support, 0, reverse));
+  EXPECT_GT(std::abs(g_reversed.at(ref::kSupports - 1, 0) - g.at(0, 0)), 1e-6);
+}
+
+TEST(FullContextEmbedding, RejectsBadSizes) {
+  ml::Generator gen(1);
+  EXPECT_THROW(alg::FullContextEmbedding<double>(0, 2, gen), ml::ValueError);
+  EXPECT_THROW(alg::FullContextEmbedding<double>(3, 0, gen), ml::ValueError);
+  const alg::FullContextEmbedding<double> context(3, 2, gen);
+  EXPECT_THROW((void)context.encode_support(ml::zeros<double>({4, 2})), ml::ShapeError);
+  EXPECT_THROW((void)context.encode_support(ml::zeros<double>({0, 3})), ml::ShapeError);
+  EXPECT_THROW((void)context.encode_query(ml::zeros<double>({2, 3}), ml::zeros<double>({4, 5})),
+               ml::ShapeError);
+  EXPECT_EQ(context.named_parameters().size(), 12U);
+}
+
+// A MatchingNet with full context embeddings over a small MLP embedding on vectors.
+struct FullContextCase {
+  ml::Generator gen{11};
+  ml::nn::MLP<double> embedding{{3, 4, 3}, gen, ml::nn::Activation::kTanh};
+  alg::MatchingNet<double> net{
+      embedding, alg::MatchingNetOptions<double>{}.scale(3.0).full_context(3, 2).seed(12)};
+  ml::data::Task<double> task;
+  FullContextCase() {
+    task.support_x = ml::randn<double>({4, 3}, gen);
+    task.support_y = ml::from_vector<double>({0, 1, 0, 1});
+    task.query_x = ml::randn<double>({3, 3}, gen);
+    task.query_y = ml::from_vector<double>({1, 0, 1});
+    task.ways = 2;
+  }
+};
+
+TEST(MatchingNet, FullContextLossPassesGradcheck) {
+  FullContextCase c;
+  const auto named = c.net.meta_parameters();
+  ASSERT_EQ(named.size(), c.embedding.named_parameters().size() + 12);
+  EXPECT_TRUE(named.contains("context.query_attention.weight_ih"));
+  std::vector<ml::Tensor<double>> inputs;
+  for (const auto& t : named.values()) inputs.push_back(t.detach());
+  const auto* context = c.net.full_context();
+  ASSERT_NE(context, nullptr);
+  auto f = [&](const std::vector<ml::Tensor<double>>& w) {
+    const auto fast = named.with_values(w);
+    const auto ctx = fast.sub("context.");
+    const ml::Index ns = c.task.support_x.size(0);
+    const auto e =
+        c.embedding.forward(ml::concat<double>({c.task.support_x, c.task.query_x}, 0), fast);
+    const auto g = context->encode_support(ml::slice(e, 0, 0, ns), ctx);
+    const auto q = context->encode_query(ml::slice(e, 0, ns, e.size(0)), g, ctx);
+    return ml::cross_entropy(alg::matching_log_probs(q, g, ml::to_labels(c.task.support_y), 2,
+                                                     ml::Distance::kCosine, 3.0),
+                             ml::to_labels(c.task.query_y));
+  };
+  EXPECT_NEAR(f(inputs).item(), c.net.loss(c.task).item(), 1e-14);
+  EXPECT_TRUE(ml::testing::check_gradients_at(f, inputs));
+  // meta_gradient() is the autograd gradient of the same loss, every context entry included.
+  const auto gradient = c.net.meta_gradient({c.task});
+  std::vector<ml::Tensor<double>> leaves;
+  for (const auto& t : inputs) leaves.push_back(t.clone().requires_grad(true));
+  const auto grads = ml::autograd::grad(std::vector{f(leaves)}, leaves);
+  ASSERT_EQ(gradient.sum.size(), named.size());
+  for (std::size_t i = 0; i < grads.size(); ++i) {
+    const auto& mine = gradient.sum.at(named.names()[i]);
+    for (ml::Index j = 0; j < mine.numel(); ++j) {
+      EXPECT_NEAR(mine.data()[j], grads[i].data()[j], 1e-13) << named.names()[i];
+    }
+  }
+}
+
+TEST(MatchingNet, FullContextIsInvariantToClassNamesAndQueryOrder) {
+  FullContextCase c;
+  const auto base = c.net.predict(c.task.support_x, c.task.support_y, c.task.query_x);
+  // Renaming the classes (the supports keep their order) permutes the columns.
+  const auto swapped =
+      c.net.predict(c.task.support_x, ml::from_vector<double>({1, 0, 1, 0}), c.task.query_x);
+  // Reversing the queries reverses the rows.
+  const std::vector<ml::Index> reverse = {2, 1, 0};
+  const auto reversed = c.net.predict(c.task.support_x, c.task.support_y,
+                                      ml::index_select(c.task.query_x, 0, reverse));
+  for (ml::Index r = 0; r < 3; ++r) {
+    for (ml::Index k = 0; k < 2; ++k) {
+      EXPECT_NEAR(swapped.at(r, 1 - k), base.at(r, k), 1e-14);
+      EXPECT_NEAR(reversed.at(2 - r, k), base.at(r, k), 1e-14);
+    }
+  }
+  // The deployable classifier carries the context: the same probabilities.
+  const auto clf = c.net.adapt(c.task);
+  const auto from_clf = c.net.predict(clf, c.task.query_x);
+  for (ml::Index i = 0; i < base.numel(); ++i) {
+    EXPECT_NEAR(from_clf.data()[i], base.data()[i], 1e-14);
+  }
+}
+
+TEST(MatchingNet, FullContextTrainsAndRestoresItsState) {
+  FullContextCase c;
+  const auto before = c.net.loss(c.task).item();
+  const auto state = c.net.state();
+  EXPECT_TRUE(state.parameters.contains("context.support_forward.weight_hh"));
+  for (int s = 0; s < 30; ++s) (void)c.net.meta_step({c.task});
+  EXPECT_LT(c.net.loss(c.task).item(), before);
+  // A fresh learner loaded from the state computes what the first did before training.
+  FullContextCase d;
+  d.net.load_state(state);
+  EXPECT_NEAR(d.net.loss(c.task).item(), before, 1e-14);
+  // The learner's context is its own: another seed gives other values.
+  ml::nn::MLP<double> embedding({3, 4, 3}, c.gen, ml::nn::Activation::kTanh);
+  const alg::MatchingNet<double> other(
+      embedding, alg::MatchingNetOptions<double>{}.full_context(3, 2).seed(13));
+  EXPECT_NE(other.full_context()->named_parameters().at("query_attention.bias_hh").data()[0],
+            c.net.full_context()->named_parameters().at("query_attention.bias_hh").data()[0]);
+}
+
+TEST(MatchingNet, FullContextNamesAWidthMismatch) {
+  ml::Generator gen(14);
+  ml::nn::MLP<double> embedding({3, 4, 5}, gen, ml::nn::Activation::kTanh);
+  const alg::MatchingNet<double> net(embedding,
+                                     alg::MatchingNetOptions<double>{}.full_context(3, 2));
+  FullContextCase c;
+  try {
+    (void)net.loss(c.task);
+    FAIL() << "expected a ShapeError";
+  } catch (const ml::ShapeError& e) {
+    EXPECT_NE(std::string(e.what()).find(".full_context(5)"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(
+      alg::MatchingNet<double>(embedding, alg::MatchingNetOptions<double>{}.full_context(-1, 2)),
+      ml::ValueError);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -131,17 +132,20 @@ class TrainingScope {
 };
 
 /// The outer loop of a metric learner named `name`: an embedding network (used, or
-/// owned), Adam over its parameters with a step decay, a thread pool for the episodes
-/// and the step count. The learner supplies the episode loss and the evaluation
-/// accuracy; error messages name `<name>::<function>`.
+/// owned), optionally an owned context module trained with it (its parameters and
+/// buffers named `context.<name>`), Adam over their parameters with a step decay, a
+/// thread pool for the episodes and the step count. The learner supplies the episode
+/// loss and the evaluation accuracy; error messages name `<name>::<function>`.
 template <class T>
 class EpisodicTrainer {
  public:
   template <class Options>
   EpisodicTrainer(std::shared_ptr<nn::Module<T>> owned, nn::Module<T>* model,
-                  const Options& options, std::string name)
+                  const Options& options, std::string name,
+                  std::shared_ptr<nn::Module<T>> context = nullptr)
       : owned_(std::move(owned)),
         model_(model != nullptr ? model : owned_.get()),
+        context_(std::move(context)),
         name_(std::move(name)),
         lr_decay_(options.lr_decay()),
         lr_decay_every_(options.lr_decay_every()),
@@ -154,9 +158,10 @@ class EpisodicTrainer {
                     lr_decay_every_, " non-negative");
     METALEARN_CHECK(options.scale() > T(0), ValueError, name_, ": scale must be positive, got ",
                     options.scale());
-    outer_ = std::make_unique<optim::Adam<T>>(model_->parameters(),
+    outer_ = std::make_unique<optim::Adam<T>>(named_parameters().values(),
                                               optim::AdamOptions{}.lr(options.lr()));
     model_->eval();
+    if (context_ != nullptr) context_->eval();
   }
 
   /// The sum over the episodes of `batch` of the gradient of loss(task, &accuracy),
@@ -166,16 +171,19 @@ class EpisodicTrainer {
                                               const Loss& loss) const {
     METALEARN_CHECK(!batch.empty(), ValueError, name_, "::meta_gradient: empty task batch");
     const TrainingScope<T> training(*model_);
+    const std::optional<TrainingScope<T>> context_training =
+        context_ != nullptr ? std::optional<TrainingScope<T>>(std::in_place, *context_)
+                            : std::nullopt;
     // One episode (the papers' setting) has its convolutions split over the pool.
     return sum_task_gradients(
-        pool_, batch, model_->named_parameters(),
+        pool_, batch, named_parameters(),
         [&](std::size_t i, double* accuracy) { return loss(batch[i], accuracy); });
   }
 
   /// One Adam step along sum / tasks, then the learning-rate decay when due.
   void apply(const MetaGradient<T>& gradient) {
     const std::string function = name_ + "::apply";
-    const nn::ParamDict<T> named = model_->named_parameters();
+    const nn::ParamDict<T> named = named_parameters();
     check_meta_gradient(gradient, named, function);
     const FiniteStepGuard<T> finite(check_finite_, named, outer_.get());
     apply_checked(gradient, finite, function);
@@ -185,8 +193,8 @@ class EpisodicTrainer {
   /// passes moved are rolled back too when it throws.
   template <class Loss>
   StepStats meta_step(const data::TaskBatch<T>& batch, const Loss& loss) {
-    const FiniteStepGuard<T> finite(check_finite_, model_->named_parameters(), outer_.get(),
-                                    model_->named_buffers());
+    const FiniteStepGuard<T> finite(check_finite_, named_parameters(), outer_.get(),
+                                    named_buffers());
     const MetaGradient<T> gradient =
         gradient_or_restore(finite, [&] { return meta_gradient(batch, loss); });
     apply_checked(gradient, finite, name_ + "::meta_step");
@@ -207,21 +215,33 @@ class EpisodicTrainer {
   }
 
   [[nodiscard]] LearnerState<T> state() const {
-    return make_state(model_->named_parameters(), model_->named_buffers(),
-                      std::optional(outer_->state()), steps_taken_);
+    return make_state(named_parameters(), named_buffers(), std::optional(outer_->state()),
+                      steps_taken_);
   }
 
   void load_state(const LearnerState<T>& state) {
     const std::string function = name_ + "::load_state";
     check_state(state, function.c_str(), /*optimizer=*/true, /*inner=*/false, /*buffers=*/true);
-    const StateLoad<T> load(model_->named_parameters(), model_->named_buffers(), state,
-                            function.c_str());
+    const StateLoad<T> load(named_parameters(), named_buffers(), state, function.c_str());
     outer_->load_state(*state.optimizer);  // checks everything before it changes anything
     load.commit();
     steps_taken_ = state.steps;
   }
 
   [[nodiscard]] nn::Module<T>& model() const { return *model_; }
+  /// The context module (nullptr without one).
+  [[nodiscard]] nn::Module<T>* context() const { return context_.get(); }
+
+  /// The trained parameters: the model's, then the context module's as `context.<name>`.
+  [[nodiscard]] nn::ParamDict<T> named_parameters() const {
+    return with_context(model_->named_parameters(),
+                        context_ != nullptr ? context_->named_parameters() : nn::ParamDict<T>());
+  }
+  /// The buffers, named as named_parameters().
+  [[nodiscard]] nn::ParamDict<T> named_buffers() const {
+    return with_context(model_->named_buffers(),
+                        context_ != nullptr ? context_->named_buffers() : nn::ParamDict<T>());
+  }
   [[nodiscard]] std::int64_t steps_taken() const { return steps_taken_; }
   [[nodiscard]] double current_lr() const { return outer_->lr(); }
 
@@ -236,8 +256,14 @@ class EpisodicTrainer {
     }
   }
 
+  static nn::ParamDict<T> with_context(nn::ParamDict<T> named, const nn::ParamDict<T>& context) {
+    for (const auto& [key, tensor] : context) named.insert("context." + std::string(key), tensor);
+    return named;
+  }
+
   std::shared_ptr<nn::Module<T>> owned_;
   nn::Module<T>* model_;
+  std::shared_ptr<nn::Module<T>> context_;
   std::string name_;
   double lr_decay_;
   std::int64_t lr_decay_every_;

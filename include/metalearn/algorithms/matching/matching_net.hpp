@@ -5,7 +5,9 @@
 /// labels (see attention.hpp), with the attention a softmax over the supports of the
 /// cosine between embeddings, trained end to end by the query cross-entropy of
 /// N-way K-shot episodes. Adapting to a new task is a forward pass over its support
-/// set, so a MatchingClassifier built once classifies any number of queries.
+/// set, so a MatchingClassifier built once classifies any number of queries. With
+/// full context embeddings (full_context.hpp) the supports are read together by a
+/// bidirectional LSTM and each query attends over them for K steps.
 // SPDX-License-Identifier: MIT
 
 #include <cstdint>
@@ -16,6 +18,7 @@
 #include "metalearn/algorithms/common.hpp"
 #include "metalearn/algorithms/episodic.hpp"
 #include "metalearn/algorithms/matching/attention.hpp"
+#include "metalearn/algorithms/matching/full_context.hpp"
 #include "metalearn/algorithms/meta_learner.hpp"
 #include "metalearn/autograd/grad_mode.hpp"
 #include "metalearn/core/random.hpp"
@@ -29,12 +32,28 @@
 namespace metalearn::algorithms {
 
 /// Options of MatchingNet: the cosine attention of the paper, Adam 1e-3 halved every
-/// 2000 episodes, the 4-block 64-channel ConvNet with running batch-norm statistics.
-/// Chained setters: `MatchingNetOptions<float>{}.scale(10.f).threads(2)`.
+/// 2000 episodes, the 4-block 64-channel ConvNet with running batch-norm statistics,
+/// no full context embeddings. Chained setters:
+/// `MatchingNetOptions<float>{}.scale(10.f).full_context(64).threads(2)`.
 template <class T = float>
 class MatchingNetOptions : public detail::EpisodicOptions<MatchingNetOptions<T>, T> {
  public:
   MatchingNetOptions() : detail::EpisodicOptions<MatchingNetOptions<T>, T>(Distance::kCosine) {}
+
+  /// Full context embeddings (FullContextEmbedding) over embeddings of width `dim`
+  /// (64 for ConvNet4 on 28 x 28 images) with `steps` attention steps; dim = 0 turns
+  /// them off. Their parameters are trained with the embedding's, named `context.*`.
+  MatchingNetOptions& full_context(Index dim, int steps = 5) {
+    context_dim_ = dim;
+    context_steps_ = steps;
+    return *this;
+  }
+  [[nodiscard]] Index full_context_dim() const { return context_dim_; }
+  [[nodiscard]] int full_context_steps() const { return context_steps_; }
+
+ private:
+  Index context_dim_ = 0;
+  int context_steps_ = 5;
 };
 
 /// A classifier fixed by one support set: an independent copy of the embedding
@@ -47,10 +66,13 @@ class MatchingClassifier {
   /// Embeds the support set with a copy of `embedding`.
   /// @throws ShapeError / ValueError as matching_log_probs (a label outside
   /// 0..ways-1, a class without examples, mismatched sizes).
+  /// `context` (optional) adds full context embeddings: the supports are encoded
+  /// together here and every query attends over them.
   MatchingClassifier(const nn::Module<T>& embedding, const Tensor<T>& support_x,
                      const Tensor<T>& support_y, Distance distance = Distance::kCosine,
-                     T scale = T(1))
+                     T scale = T(1), const FullContextEmbedding<T>* context = nullptr)
       : embedding_(embedding.clone()),
+        context_(context != nullptr ? context->deep_copy() : nullptr),
         labels_(to_labels(support_y)),
         ways_(detail::count_ways(labels_, "MatchingClassifier")),
         distance_(distance),
@@ -58,27 +80,68 @@ class MatchingClassifier {
     embedding_->eval();
     autograd::NoGradGuard no_grad;
     support_ = embedding_->forward(support_x).detach();
+    if (context_ != nullptr) {
+      context_->eval();
+      support_ = context_->encode_support(support_);
+    }
     // Checks the labels and shapes once, here, rather than at the first query.
+    (void)matching_log_probs(support_, support_, labels_, ways_, distance_, scale_);
+  }
+
+  /// A classifier from its parts, as io::load_matching_classifier() reads them:
+  /// `embedding` and `context` (may be null) are used as given (put in evaluation
+  /// mode), `support` [S, D] are the (encoded) support embeddings.
+  /// @throws ShapeError / ValueError as matching_log_probs, and when the context's
+  /// width differs from the supports'.
+  MatchingClassifier(std::shared_ptr<nn::Module<T>> embedding,
+                     std::shared_ptr<FullContextEmbedding<T>> context, Tensor<T> support,
+                     std::vector<Index> labels, Distance distance, T scale)
+      : embedding_(std::move(embedding)),
+        context_(std::move(context)),
+        support_(std::move(support)),
+        labels_(std::move(labels)),
+        ways_(detail::count_ways(labels_, "MatchingClassifier")),
+        distance_(distance),
+        scale_(scale) {
+    METALEARN_CHECK(embedding_ != nullptr, ValueError, "MatchingClassifier: no embedding network");
+    METALEARN_CHECK(scale_ > T(0), ValueError, "MatchingClassifier: scale must be positive, got ",
+                    scale_);
+    embedding_->eval();
+    if (context_ != nullptr) {
+      context_->eval();
+      METALEARN_CHECK(support_.dim() == 2 && support_.shape()[1] == context_->dim(), ShapeError,
+                      "MatchingClassifier: support embeddings ", support_.shape(),
+                      " do not fit full context embeddings of width ", context_->dim());
+    }
     (void)matching_log_probs(support_, support_, labels_, ways_, distance_, scale_);
   }
 
   /// log p(y = k | x), [N, ways].
   [[nodiscard]] Tensor<T> log_probs(const Tensor<T>& x) const {
     autograd::NoGradGuard no_grad;
-    return matching_log_probs(embedding_->forward(x), support_, labels_, ways_, distance_, scale_);
+    Tensor<T> query = embedding_->forward(x);
+    if (context_ != nullptr) query = context_->encode_query(query, support_);
+    return matching_log_probs(query, support_, labels_, ways_, distance_, scale_);
   }
   /// The most probable label of every row of `x`.
   [[nodiscard]] std::vector<Index> classify(const Tensor<T>& x) const {
     return argmax(log_probs(x), 1);
   }
 
-  /// The support embeddings [S, D] and their labels.
+  /// The support embeddings [S, D] (with full context embeddings, encoded) and their labels.
   [[nodiscard]] const Tensor<T>& support_embeddings() const { return support_; }
   [[nodiscard]] const std::vector<Index>& labels() const { return labels_; }
   [[nodiscard]] Index ways() const { return ways_; }
+  [[nodiscard]] Distance distance() const { return distance_; }
+  [[nodiscard]] T scale() const { return scale_; }
+  /// The classifier's own copy of the embedding network.
+  [[nodiscard]] const nn::Module<T>& embedding() const { return *embedding_; }
+  /// Its full context embeddings (nullptr without).
+  [[nodiscard]] const FullContextEmbedding<T>* context() const { return context_.get(); }
 
  private:
   std::shared_ptr<nn::Module<T>> embedding_;
+  std::shared_ptr<FullContextEmbedding<T>> context_;
   Tensor<T> support_;
   std::vector<Index> labels_;
   Index ways_;
@@ -109,13 +172,15 @@ class MatchingNet {
   using Adapted = MatchingClassifier<T>;
 
   /// Uses `embedding` (which must outlive the MatchingNet); its parameters are trained.
+  /// Full context embeddings, when set in the options, are initialised from
+  /// Generator(options.seed()).
   MatchingNet(nn::Module<T>& embedding, MatchingNetOptions<T> options = {})
-      : options_(std::move(options)), trainer_(nullptr, &embedding, options_, "MatchingNet") {}
-  /// Builds and owns a ConvNet4 embedding from options.embedding(), initialised by `gen`.
-  explicit MatchingNet(Generator& gen, MatchingNetOptions<T> options = {})
       : options_(std::move(options)),
-        trainer_(std::make_shared<nn::ConvNet4<T>>(options_.embedding(), gen), nullptr, options_,
-                 "MatchingNet") {}
+        trainer_(nullptr, &embedding, options_, "MatchingNet", make_context(options_, nullptr)) {}
+  /// Builds and owns a ConvNet4 embedding from options.embedding(), then the full
+  /// context embeddings when set, initialised by `gen` in that order.
+  explicit MatchingNet(Generator& gen, const MatchingNetOptions<T>& options = {})
+      : MatchingNet(std::make_shared<nn::ConvNet4<T>>(options.embedding(), gen), gen, options) {}
 
   /// Embeddings [N, D] of inputs `x` (with the module's current mode).
   [[nodiscard]] Tensor<T> embed(const Tensor<T>& x) const {
@@ -133,8 +198,14 @@ class MatchingNet {
     if (ways <= 0) ways = detail::count_ways(labels, "MatchingNet");
     const Index ns = support_x.shape()[0];
     const Tensor<T> e = embed(concat<T>({support_x, query_x}, 0));
-    return matching_log_probs(slice(e, 0, ns, e.shape()[0]), slice(e, 0, 0, ns), labels, ways,
-                              options_.distance(), options_.scale());
+    Tensor<T> support = slice(e, 0, 0, ns);
+    Tensor<T> query = slice(e, 0, ns, e.shape()[0]);
+    if (const auto* context = full_context(); context != nullptr) {
+      check_context_width(support);
+      support = context->encode_support(support);
+      query = context->encode_query(query, support);
+    }
+    return matching_log_probs(query, support, labels, ways, options_.distance(), options_.scale());
   }
 
   /// The differentiable query loss (cross-entropy) of one episode; `accuracy`
@@ -188,7 +259,7 @@ class MatchingNet {
   [[nodiscard]] MatchingClassifier<T> classifier(const Tensor<T>& support_x,
                                                  const Tensor<T>& support_y) const {
     return MatchingClassifier<T>(trainer_.model(), support_x, support_y, options_.distance(),
-                                 options_.scale());
+                                 options_.scale(), full_context());
   }
 
   /// Mean and 95% interval of the query accuracy over `episodes` tasks of `sampler`.
@@ -200,18 +271,21 @@ class MatchingNet {
     });
   }
 
-  /// The parameters the outer optimizer updates: the embedding's.
-  [[nodiscard]] nn::ParamDict<T> meta_parameters() const {
-    return trainer_.model().named_parameters();
-  }
+  /// The parameters the outer optimizer updates: the embedding's, then the full
+  /// context embeddings' as `context.*`.
+  [[nodiscard]] nn::ParamDict<T> meta_parameters() const { return trainer_.named_parameters(); }
 
   [[nodiscard]] const MatchingNetOptions<T>& options() const { return options_; }
   [[nodiscard]] nn::Module<T>& model() const { return trainer_.model(); }
+  /// The full context embeddings (nullptr when off).
+  [[nodiscard]] FullContextEmbedding<T>* full_context() const {
+    return static_cast<FullContextEmbedding<T>*>(trainer_.context());
+  }
   [[nodiscard]] std::int64_t steps_taken() const { return trainer_.steps_taken(); }
   [[nodiscard]] double current_lr() const { return trainer_.current_lr(); }
 
-  /// The whole training state: the embedding's parameters and buffers, the Adam
-  /// state and steps_taken().
+  /// The whole training state: the embedding's (and full context embeddings')
+  /// parameters and buffers, the Adam state and steps_taken().
   [[nodiscard]] LearnerState<T> state() const { return trainer_.state(); }
 
   /// Continues from a state(): all or nothing (every name and shape is checked
@@ -220,6 +294,37 @@ class MatchingNet {
   void load_state(const LearnerState<T>& state) { trainer_.load_state(state); }
 
  private:
+  // The embedding is drawn from `gen` before the context (a delegating constructor
+  // sequences the two draws; two arguments of one call would not be).
+  MatchingNet(std::shared_ptr<nn::Module<T>> owned, Generator& gen,
+              const MatchingNetOptions<T>& options)
+      : options_(options),
+        trainer_(std::move(owned), nullptr, options_, "MatchingNet", make_context(options_, &gen)) {
+  }
+
+  static std::shared_ptr<nn::Module<T>> make_context(const MatchingNetOptions<T>& options,
+                                                     Generator* gen) {
+    if (options.full_context_dim() == 0) return nullptr;
+    METALEARN_CHECK(options.full_context_dim() > 0 && options.full_context_steps() > 0, ValueError,
+                    "MatchingNet: full_context(", options.full_context_dim(), ", ",
+                    options.full_context_steps(),
+                    "): the embedding width and the attention steps must be positive");
+    if (gen != nullptr) {
+      return std::make_shared<FullContextEmbedding<T>>(options.full_context_dim(),
+                                                       options.full_context_steps(), *gen);
+    }
+    Generator seeded(options.seed());
+    return std::make_shared<FullContextEmbedding<T>>(options.full_context_dim(),
+                                                     options.full_context_steps(), seeded);
+  }
+
+  void check_context_width(const Tensor<T>& embeddings) const {
+    METALEARN_CHECK(embeddings.shape()[1] == options_.full_context_dim(), ShapeError,
+                    "MatchingNet: the embedding network returns width ", embeddings.shape()[1],
+                    " but the full context embeddings were built for ", options_.full_context_dim(),
+                    "; set .full_context(", embeddings.shape()[1], ")");
+  }
+
   MatchingNetOptions<T> options_;
   detail::EpisodicTrainer<T> trainer_;
 };
