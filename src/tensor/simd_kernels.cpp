@@ -1,4 +1,4 @@
-// The element loops of conv2d, max_pool2d and Adam (declared in
+// The element loops of conv2d, max_pool2d, batch norm and Adam (declared in
 // metalearn/tensor/detail/simd_kernels.hpp), compiled once per instruction set by
 // Highway's foreach_target and dispatched at run time. Everything between
 // HWY_BEFORE_NAMESPACE and HWY_AFTER_NAMESPACE is compiled for each target with that
@@ -493,6 +493,152 @@ void sqrt_f64(double* v, Index n) {
   sqrt_impl(v, n);
 }
 
+// ---- batch-norm reductions ---------------------------------------------------------
+//
+// Per channel, over its n rows of s values: sums in double, each row's values taken
+// eight at a time into two four-lane accumulators (generic vectors: the same additions
+// in the same order whatever the target's width, which only changes how many
+// instructions carry them out), the lanes added in a fixed order, then the tail one by
+// one, and the row's total added to the channel's. This file is compiled without
+// multiply-add contraction, so every target gives the bits of the portable one.
+
+using Lanes4 = double __attribute__((vector_size(4 * sizeof(double))));
+
+/// p[0..4) as doubles minus m (out by reference: no vector type crosses a call, whose
+/// ABI would depend on the target).
+template <class T>
+HWY_INLINE void load4(const T* p, double m, Lanes4& out) {
+  if constexpr (std::is_same_v<T, float>) {
+    using F4 = float __attribute__((vector_size(4 * sizeof(float))));
+    F4 v;
+    std::memcpy(&v, p, sizeof v);
+    out = __builtin_convertvector(v, Lanes4) - m;
+  } else {
+    std::memcpy(&out, p, sizeof out);
+    out -= m;
+  }
+}
+
+HWY_INLINE double lane_sum(const Lanes4& v) {
+  return (v[0] + v[2]) + (v[1] + v[3]);
+}
+
+template <class T>
+double square_sums_impl(const T* x, Index n, Index stride, Index s, T mu) {
+  const double m = static_cast<double>(mu);
+  double sq = 0.0;
+  for (Index b = 0; b < n; ++b) {
+    const T* row = x + b * stride;
+    Lanes4 a0{}, a1{}, x0, x1;
+    Index i = 0;
+    for (; i + 8 <= s; i += 8) {
+      load4(row + i, m, x0);
+      load4(row + i + 4, m, x1);
+      a0 += x0 * x0;
+      a1 += x1 * x1;
+    }
+    double total = lane_sum(a0 + a1);
+    for (; i < s; ++i) {
+      const double d = static_cast<double>(row[i]) - m;
+      total += d * d;
+    }
+    sq += total;
+  }
+  return sq;
+}
+
+template <class T>
+void backward_sums_impl(const T* x, const T* g, Index n, Index stride, Index s, T mu,
+                        double* sums) {
+  const double m = static_cast<double>(mu);
+  double sg = 0.0, sgx = 0.0;
+  for (Index b = 0; b < n; ++b) {
+    const T* xr = x + b * stride;
+    const T* gr = g + b * stride;
+    Lanes4 g0{}, g1{}, gx0{}, gx1{}, gv0, gv1, xv0, xv1;
+    Index i = 0;
+    for (; i + 8 <= s; i += 8) {
+      load4(gr + i, 0.0, gv0);
+      load4(gr + i + 4, 0.0, gv1);
+      load4(xr + i, m, xv0);
+      load4(xr + i + 4, m, xv1);
+      g0 += gv0;
+      g1 += gv1;
+      gx0 += gv0 * xv0;
+      gx1 += gv1 * xv1;
+    }
+    double tg = lane_sum(g0 + g1), tgx = lane_sum(gx0 + gx1);
+    for (; i < s; ++i) {
+      const double gi = static_cast<double>(gr[i]);
+      tg += gi;
+      tgx += gi * (static_cast<double>(xr[i]) - m);
+    }
+    sg += tg;
+    sgx += tgx;
+  }
+  sums[0] = sg;
+  sums[1] = sgx;
+}
+
+template <class T>
+void second_order_sums_impl(const T* x, const T* g, const T* a, Index n, Index stride, Index s,
+                            T mu, double* sums) {
+  const double m = static_cast<double>(mu);
+  double out[5] = {};
+  for (Index b = 0; b < n; ++b) {
+    const T* xr = x + b * stride;
+    const T* gr = g + b * stride;
+    const T* ar = a + b * stride;
+    Lanes4 sg{}, sgx{}, sa{}, sax{}, sag{}, xv, gv, av;
+    Index i = 0;
+    for (; i + 4 <= s; i += 4) {
+      load4(xr + i, m, xv);
+      load4(gr + i, 0.0, gv);
+      load4(ar + i, 0.0, av);
+      sg += gv;
+      sgx += gv * xv;
+      sa += av;
+      sax += av * xv;
+      sag += av * gv;
+    }
+    double t[5] = {lane_sum(sg), lane_sum(sgx), lane_sum(sa), lane_sum(sax), lane_sum(sag)};
+    for (; i < s; ++i) {
+      const double xi = static_cast<double>(xr[i]) - m;
+      const double gi = static_cast<double>(gr[i]), ai = static_cast<double>(ar[i]);
+      t[0] += gi;
+      t[1] += gi * xi;
+      t[2] += ai;
+      t[3] += ai * xi;
+      t[4] += ai * gi;
+    }
+    for (int k = 0; k < 5; ++k) out[k] += t[k];
+  }
+  for (int k = 0; k < 5; ++k) sums[k] = out[k];
+}
+
+double square_sums_f32(const float* x, Index n, Index stride, Index s, float mu) {
+  return square_sums_impl(x, n, stride, s, mu);
+}
+double square_sums_f64(const double* x, Index n, Index stride, Index s, double mu) {
+  return square_sums_impl(x, n, stride, s, mu);
+}
+void backward_sums_f32(const float* x, const float* g, Index n, Index stride, Index s, float mu,
+                       double* sums) {
+  backward_sums_impl(x, g, n, stride, s, mu, sums);
+}
+void backward_sums_f64(const double* x, const double* g, Index n, Index stride, Index s,
+                       double mu, double* sums) {
+  backward_sums_impl(x, g, n, stride, s, mu, sums);
+}
+void second_order_sums_f32(const float* x, const float* g, const float* a, Index n, Index stride,
+                           Index s, float mu, double* sums) {
+  second_order_sums_impl(x, g, a, n, stride, s, mu, sums);
+}
+void second_order_sums_f64(const double* x, const double* g, const double* a, Index n,
+                           Index stride, Index s, double mu, double* sums) {
+  second_order_sums_impl(x, g, a, n, stride, s, mu, sums);
+}
+
 }  // namespace metalearn::detail::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
@@ -515,6 +661,12 @@ HWY_EXPORT(scatter_f32_ix);
 HWY_EXPORT(scatter_f64_ix);
 HWY_EXPORT(sqrt_f32);
 HWY_EXPORT(sqrt_f64);
+HWY_EXPORT(square_sums_f32);
+HWY_EXPORT(square_sums_f64);
+HWY_EXPORT(backward_sums_f32);
+HWY_EXPORT(backward_sums_f64);
+HWY_EXPORT(second_order_sums_f32);
+HWY_EXPORT(second_order_sums_f64);
 
 // Each entry point settles the target once (simd_ready reads METALEARN_SIMD on first
 // use), then calls the chosen target's code through Highway's table.
@@ -575,6 +727,28 @@ void sqrt_in_place(float* v, Index n) {
 }
 void sqrt_in_place(double* v, Index n) {
   METALEARN_DISPATCH(sqrt_f64)(v, n);
+}
+double bn_square_sum(const float* x, Index n, Index stride, Index s, float mu) {
+  return METALEARN_DISPATCH(square_sums_f32)(x, n, stride, s, mu);
+}
+double bn_square_sum(const double* x, Index n, Index stride, Index s, double mu) {
+  return METALEARN_DISPATCH(square_sums_f64)(x, n, stride, s, mu);
+}
+void bn_backward_sums(const float* x, const float* g, Index n, Index stride, Index s, float mu,
+                      double* sums) {
+  METALEARN_DISPATCH(backward_sums_f32)(x, g, n, stride, s, mu, sums);
+}
+void bn_backward_sums(const double* x, const double* g, Index n, Index stride, Index s, double mu,
+                      double* sums) {
+  METALEARN_DISPATCH(backward_sums_f64)(x, g, n, stride, s, mu, sums);
+}
+void bn_second_order_sums(const float* x, const float* g, const float* a, Index n, Index stride,
+                          Index s, float mu, double* sums) {
+  METALEARN_DISPATCH(second_order_sums_f32)(x, g, a, n, stride, s, mu, sums);
+}
+void bn_second_order_sums(const double* x, const double* g, const double* a, Index n,
+                          Index stride, Index s, double mu, double* sums) {
+  METALEARN_DISPATCH(second_order_sums_f64)(x, g, a, n, stride, s, mu, sums);
 }
 
 #undef METALEARN_DISPATCH

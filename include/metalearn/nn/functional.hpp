@@ -16,6 +16,7 @@
 #include "metalearn/core/error.hpp"
 #include "metalearn/core/thread_pool.hpp"
 #include "metalearn/tensor/detail/kernels.hpp"
+#include "metalearn/tensor/detail/simd_kernels.hpp"
 #include "metalearn/tensor/grad_mode.hpp"
 #include "metalearn/tensor/ops.hpp"
 #include "metalearn/tensor/tensor.hpp"
@@ -84,129 +85,6 @@ Tensor<T> flatten(const Tensor<T>& x, Index start = 1, Index end = -1) {
 
 namespace detail {
 
-/// Four partial sums in double, held in one vector register (a GCC/Clang vector
-/// type): the per-channel sums below convert float rows to double four at a time,
-/// with two such accumulators per sum, and add their lanes in a fixed order.
-using DoubleLanes = double __attribute__((vector_size(4 * sizeof(double))));
-using FloatLanes = float __attribute__((vector_size(4 * sizeof(float))));
-
-/// p[0..4) as doubles (out by reference: no vector type crosses a call).
-template <class T>
-inline void load_lanes(const T* p, DoubleLanes& out) {
-  if constexpr (std::is_same_v<T, float>) {
-    FloatLanes v;
-    std::memcpy(&v, p, sizeof v);
-    out = __builtin_convertvector(v, DoubleLanes);
-  } else {
-    std::memcpy(&out, p, sizeof out);
-  }
-}
-
-/// p[0..8) as doubles, in two registers.
-template <class T>
-inline void load_eight(const T* p, DoubleLanes& lo, DoubleLanes& hi) {
-  load_lanes(p, lo);
-  load_lanes(p + 4, hi);
-}
-
-/// The lanes of one accumulator added in a fixed order.
-inline double lane_sum(const DoubleLanes& v) {
-  return (v[0] + v[2]) + (v[1] + v[3]);
-}
-
-/// The lanes of two accumulators added in a fixed order.
-inline double lanes_total(const DoubleLanes& a, const DoubleLanes& b) {
-  return lane_sum(a + b);
-}
-
-/// Sum of (x[i] - mu)^2 over a row, in double.
-template <class T>
-double centered_square_sum(const T* x, Index s, T mu) {
-  DoubleLanes a0{}, a1{}, x0, x1;
-  const double m = static_cast<double>(mu);
-  Index i = 0;
-  for (; i + 8 <= s; i += 8) {
-    load_eight(x + i, x0, x1);
-    x0 -= m;
-    x1 -= m;
-    a0 += x0 * x0;
-    a1 += x1 * x1;
-  }
-  double total = lanes_total(a0, a1);
-  for (; i < s; ++i) {
-    const double d = static_cast<double>(x[i]) - m;
-    total += d * d;
-  }
-  return total;
-}
-
-/// The two sums of batch norm's backward over a row, sum g and sum g*(x-mu), in
-/// double: they nearly cancel over the batch (the gradient behind a normalisation
-/// has little mean), so float partial sums would lose their leading digits.
-template <class T>
-void backward_row_sums(const T* x, const T* g, Index s, T mu, double& sg, double& sgx) {
-  DoubleLanes g0{}, g1{}, gx0{}, gx1{}, xv0, xv1, gv0, gv1;
-  const double m = static_cast<double>(mu);
-  Index i = 0;
-  for (; i + 8 <= s; i += 8) {
-    load_eight(x + i, xv0, xv1);
-    load_eight(g + i, gv0, gv1);
-    g0 += gv0;
-    g1 += gv1;
-    gx0 += gv0 * (xv0 - m);
-    gx1 += gv1 * (xv1 - m);
-  }
-  double tg = lanes_total(g0, g1), tgx = lanes_total(gx0, gx1);
-  for (; i < s; ++i) {
-    const double gi = static_cast<double>(g[i]);
-    tg += gi;
-    tgx += gi * (static_cast<double>(x[i]) - m);
-  }
-  sg += tg;
-  sgx += tgx;
-}
-
-/// The five sums of the input gradient's backward over a row, in one pass over x,
-/// g and the upstream a: sum g, sum g*(x-mu), sum a, sum a*(x-mu), sum a*g.
-struct SecondOrderSums {
-  double g = 0.0, gx = 0.0, a = 0.0, ax = 0.0, ag = 0.0;
-};
-
-template <class T>
-void second_order_row_sums(const T* x, const T* g, const T* a, Index s, T mu,
-                           SecondOrderSums& out) {
-  DoubleLanes sg{}, sgx{}, sa{}, sax{}, sag{}, xv, gv, av;
-  const double m = static_cast<double>(mu);
-  Index i = 0;
-  for (; i + 4 <= s; i += 4) {
-    load_lanes(x + i, xv);
-    load_lanes(g + i, gv);
-    load_lanes(a + i, av);
-    xv -= m;
-    sg += gv;
-    sgx += gv * xv;
-    sa += av;
-    sax += av * xv;
-    sag += av * gv;
-  }
-  double tg = lane_sum(sg), tgx = lane_sum(sgx), ta = lane_sum(sa), tax = lane_sum(sax);
-  double tag = lane_sum(sag);
-  for (; i < s; ++i) {
-    const double xi = static_cast<double>(x[i]) - m;
-    const double gi = static_cast<double>(g[i]), ai = static_cast<double>(a[i]);
-    tg += gi;
-    tgx += gi * xi;
-    ta += ai;
-    tax += ai * xi;
-    tag += ai * gi;
-  }
-  out.g += tg;
-  out.gx += tgx;
-  out.a += ta;
-  out.ax += tax;
-  out.ag += tag;
-}
-
 /// What the backward passes of a training-mode batch norm share: x's layout as
 /// n x c x s (batch, channels, values per plane) and the forward's per-channel mean
 /// and biased variance, so no backward pass recomputes them.
@@ -241,13 +119,12 @@ struct BatchNormStats {
 template <class T>
 void channel_sums(const BatchNormStats<T>& st, const T* x, const T* g, Index ch, double& sg,
                   double& sgx) {
-  sg = 0.0;
-  sgx = 0.0;
-  const T mu = st.mean[static_cast<std::size_t>(ch)];
-  for (Index b = 0; b < st.n; ++b) {
-    const Index at = st.row(b, ch);
-    backward_row_sums(x + at, g + at, st.s, mu, sg, sgx);
-  }
+  double sums[2];
+  const Index at = st.row(0, ch);
+  metalearn::detail::bn_backward_sums(x + at, g + at, st.n, st.c * st.s, st.s,
+                                      st.mean[static_cast<std::size_t>(ch)], sums);
+  sg = sums[0];
+  sgx = sums[1];
 }
 
 /// The dimensions a batch norm reduces over: all but the channel dimension 1.
@@ -409,13 +286,12 @@ Tensor<T> batch_norm_input_grad(const std::shared_ptr<const BatchNormStats<T>>& 
         const T* pg = g.data();
         const T* pa = a.data();
         st->for_channels([&](Index ch) {
-          SecondOrderSums sums;
           const T mu = st->mean[static_cast<std::size_t>(ch)];
-          for (Index b = 0; b < st->n; ++b) {
-            const Index at = st->row(b, ch);
-            second_order_row_sums(px + at, pg + at, pa + at, st->s, mu, sums);
-          }
-          const double sg = sums.g, sgx = sums.gx, sa = sums.a, sax = sums.ax, sag = sums.ag;
+          double sums[5];
+          const Index at = st->row(0, ch);
+          metalearn::detail::bn_second_order_sums(px + at, pg + at, pa + at, st->n, st->c * st->s,
+                                                  st->s, mu, sums);
+          const double sg = sums[0], sgx = sums[1], sa = sums[2], sax = sums[3], sag = sums[4];
           const double m = st->count();
           const double inv = st->inv(ch);
           const double gamma = weight.defined() ? static_cast<double>(weight.data()[ch]) : 1.0;
@@ -563,8 +439,8 @@ std::shared_ptr<const BatchNormStats<T>> batch_norm_stats(const Tensor<T>& x, T 
     for (Index b = 0; b < st->n; ++b)
       acc += metalearn::detail::sum_contiguous<double>(px + st->row(b, ch), st->s);
     const T mu = static_cast<T>(acc / st->count());
-    double sq = 0.0;
-    for (Index b = 0; b < st->n; ++b) sq += centered_square_sum(px + st->row(b, ch), st->s, mu);
+    const double sq = metalearn::detail::bn_square_sum(px + st->row(0, ch), st->n, st->c * st->s,
+                                                       st->s, mu);
     st->mean[static_cast<std::size_t>(ch)] = mu;
     st->var[static_cast<std::size_t>(ch)] = static_cast<T>(sq / st->count());
   });

@@ -1,6 +1,7 @@
 #pragma once
-// The loops of conv2d, max_pool2d and Adam that run over every element: im2col, col2im,
-// channel gathers, window maxima, the max-pool backward scatter and square roots. They are compiled
+// The loops of conv2d, max_pool2d, batch norm and Adam that run over every element: im2col,
+// col2im, channel gathers, window maxima, the max-pool backward scatter, batch norm's per-channel
+// sums and square roots. They are compiled
 // into the library once per instruction set (src/tensor/simd_kernels.cpp) and the best
 // one the CPU has is chosen at run time (see metalearn/core/simd.hpp); this header
 // only declares them. Every target gives the same bits: these loops copy, compare
@@ -73,6 +74,25 @@ METALEARN_API void scatter_2x2_plane(const double* g, const Index* code, Index h
 /// does not depend on the target).
 METALEARN_API void sqrt_in_place(float* v, Index n);
 METALEARN_API void sqrt_in_place(double* v, Index n);
+
+/// Batch norm's per-channel sums over n rows of s values (row b at x + b * stride), in
+/// double, each row summed in a fixed order (eight values at a time into two four-lane
+/// accumulators, whose lanes are added in a fixed order, then the tail) and added to
+/// the channel's total; no multiply-add is fused, so every target gives the same bits.
+/// bn_square_sum: sum (x - mu)^2.
+METALEARN_API double bn_square_sum(const float* x, Index n, Index stride, Index s, float mu);
+METALEARN_API double bn_square_sum(const double* x, Index n, Index stride, Index s, double mu);
+/// sums[0] = sum g, sums[1] = sum g * (x - mu) (the backward's two sums).
+METALEARN_API void bn_backward_sums(const float* x, const float* g, Index n, Index stride, Index s,
+                                    float mu, double* sums);
+METALEARN_API void bn_backward_sums(const double* x, const double* g, Index n, Index stride,
+                                    Index s, double mu, double* sums);
+/// The second-order backward's five sums, four values at a time: sums[0..5) = sum g,
+/// sum g * (x - mu), sum a, sum a * (x - mu), sum a * g.
+METALEARN_API void bn_second_order_sums(const float* x, const float* g, const float* a, Index n,
+                                        Index stride, Index s, float mu, double* sums);
+METALEARN_API void bn_second_order_sums(const double* x, const double* g, const double* a, Index n,
+                                        Index stride, Index s, double mu, double* sums);
 
 }  // namespace detail
 }  // namespace metalearn
