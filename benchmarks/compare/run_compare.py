@@ -30,12 +30,15 @@ Called by benchmarks/compare.sh (which installs PyTorch and builds bench_compare
    computation whose rounding stays below delta makes float64's choices, so its
    gradient differs from the float64 one by rounding alone, whichever side's rounding
    would have broken a tie.
-   Untie stops after 100 rounds; choices still within delta make the verdict
-   "UNDECIDED". Verdict per workload ("agree"): no choice within delta at the inputs,
-   metalearn's float32 gradient within 1e-4 (relative) of PyTorch's float64 one, and
-   metalearn's float64 gradient within 1e-8 of every PyTorch float64 form. Anything
-   else is "disagree": a wrong gradient, or a float32 kernel whose rounding exceeds
-   delta. PyTorch's own float32 errors are shown beside it as the yardstick.
+   Untie stops after 100 rounds. Verdict per workload ("agree"): metalearn's float32
+   gradient within 1e-4 (relative) of PyTorch's float64 one, and metalearn's float64
+   gradient within 1e-8 of every PyTorch float64 form. Choices that untie left within
+   delta do not change an "agree": a choice flipped by float32 rounding adds a jump to
+   one side, which can make correct gradients differ but not make a wrong gradient
+   match (the table counts them). Where the gradients differ with choices left within
+   delta, the verdict is "UNDECIDED" (the flips may be the difference); with none left,
+   "DISAGREE": a wrong gradient, or a float32 kernel whose rounding exceeds delta.
+   PyTorch's own float32 errors are shown beside it as the yardstick.
 2. Timing: rounds x workloads x thread counts; in each cell the sides run one after
    the other in fresh processes, in an order rotated every round. Each process runs
    one warm-up step, then steps until it has at least --min-iters steps and
@@ -164,7 +167,8 @@ def untied_inputs(driver, py, wl, tmp, cache):
 
 
 def verdict(res):
-    """agree / DISAGREE, or UNDECIDED where untie left choices within the margin."""
+    """agree / DISAGREE, or UNDECIDED where the gradients differ and untie left choices
+    within the margin."""
     if res["ok"]:
         return "agree"
     return "UNDECIDED" if res["selections"]["near"] else "DISAGREE"
