@@ -626,16 +626,16 @@ void backward_sums_f32(const float* x, const float* g, Index n, Index stride, In
                        double* sums) {
   backward_sums_impl(x, g, n, stride, s, mu, sums);
 }
-void backward_sums_f64(const double* x, const double* g, Index n, Index stride, Index s,
-                       double mu, double* sums) {
+void backward_sums_f64(const double* x, const double* g, Index n, Index stride, Index s, double mu,
+                       double* sums) {
   backward_sums_impl(x, g, n, stride, s, mu, sums);
 }
 void second_order_sums_f32(const float* x, const float* g, const float* a, Index n, Index stride,
                            Index s, float mu, double* sums) {
   second_order_sums_impl(x, g, a, n, stride, s, mu, sums);
 }
-void second_order_sums_f64(const double* x, const double* g, const double* a, Index n,
-                           Index stride, Index s, double mu, double* sums) {
+void second_order_sums_f64(const double* x, const double* g, const double* a, Index n, Index stride,
+                           Index s, double mu, double* sums) {
   second_order_sums_impl(x, g, a, n, stride, s, mu, sums);
 }
 
@@ -746,8 +746,8 @@ void bn_second_order_sums(const float* x, const float* g, const float* a, Index 
                           Index s, float mu, double* sums) {
   METALEARN_DISPATCH(second_order_sums_f32)(x, g, a, n, stride, s, mu, sums);
 }
-void bn_second_order_sums(const double* x, const double* g, const double* a, Index n,
-                          Index stride, Index s, double mu, double* sums) {
+void bn_second_order_sums(const double* x, const double* g, const double* a, Index n, Index stride,
+                          Index s, double mu, double* sums) {
   METALEARN_DISPATCH(second_order_sums_f64)(x, g, a, n, stride, s, mu, sums);
 }
 

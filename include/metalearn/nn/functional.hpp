@@ -439,8 +439,8 @@ std::shared_ptr<const BatchNormStats<T>> batch_norm_stats(const Tensor<T>& x, T 
     for (Index b = 0; b < st->n; ++b)
       acc += metalearn::detail::sum_contiguous<double>(px + st->row(b, ch), st->s);
     const T mu = static_cast<T>(acc / st->count());
-    const double sq = metalearn::detail::bn_square_sum(px + st->row(0, ch), st->n, st->c * st->s,
-                                                       st->s, mu);
+    const double sq =
+        metalearn::detail::bn_square_sum(px + st->row(0, ch), st->n, st->c * st->s, st->s, mu);
     st->mean[static_cast<std::size_t>(ch)] = mu;
     st->var[static_cast<std::size_t>(ch)] = static_cast<T>(sq / st->count());
   });
