@@ -42,7 +42,8 @@ class MatchingNetOptions : public detail::EpisodicOptions<MatchingNetOptions<T>,
 
   /// Full context embeddings (FullContextEmbedding) over embeddings of width `dim`
   /// (64 for ConvNet4 on 28 x 28 images) with `steps` attention steps; dim = 0 turns
-  /// them off. Their parameters are trained with the embedding's, named `context.*`.
+  /// them off. Their parameters are trained with the embedding's (names prefixed with
+  /// "context.").
   MatchingNetOptions& full_context(Index dim, int steps = 5) {
     context_dim_ = dim;
     context_steps_ = steps;
@@ -272,7 +273,7 @@ class MatchingNet {
   }
 
   /// The parameters the outer optimizer updates: the embedding's, then the full
-  /// context embeddings' as `context.*`.
+  /// context embeddings' (their names prefixed with "context.").
   [[nodiscard]] nn::ParamDict<T> meta_parameters() const { return trainer_.named_parameters(); }
 
   [[nodiscard]] const MatchingNetOptions<T>& options() const { return options_; }
