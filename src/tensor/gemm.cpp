@@ -14,23 +14,20 @@
 #include "metalearn/tensor/gemm.hpp"
 
 #include <algorithm>
+#include <array>
+#include <cctype>
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <string>
+#include <string_view>
 #include <type_traits>
 
 #include "metalearn/core/eigen.hpp"
 
+#include "metalearn/core/simd.hpp"
 #include "metalearn/tensor/tensor.hpp"
 #include "src/tensor/ordered_gemm.hpp"
-
-#include <algorithm>
-#include <array>
-#include <cctype>
-#include <string>
-#include <string_view>
-
-#include "metalearn/core/simd.hpp"
 
 #ifdef METALEARN_WITH_OPENBLAS
 #include <cblas.h>
