@@ -118,17 +118,23 @@ inline Index count_ways(const std::vector<Index>& labels, const char* function) 
   return *std::max_element(labels.begin(), labels.end()) + 1;
 }
 
-/// Switches a module to training mode for a scope and back to evaluation mode.
+/// Switches a module (none when null) to training mode for a scope and back to
+/// evaluation mode.
 template <class T>
 class TrainingScope {
  public:
-  explicit TrainingScope(nn::Module<T>& m) : m_(m) { m_.train(); }
-  ~TrainingScope() { m_.eval(); }
+  explicit TrainingScope(nn::Module<T>* m) : m_(m) {
+    if (m_ != nullptr) m_->train();
+  }
+  explicit TrainingScope(nn::Module<T>& m) : TrainingScope(&m) {}
+  ~TrainingScope() {
+    if (m_ != nullptr) m_->eval();
+  }
   TrainingScope(const TrainingScope&) = delete;
   TrainingScope& operator=(const TrainingScope&) = delete;
 
  private:
-  nn::Module<T>& m_;
+  nn::Module<T>* m_;
 };
 
 /// The outer loop of a metric learner named `name`: an embedding network (used, or
@@ -171,9 +177,7 @@ class EpisodicTrainer {
                                               const Loss& loss) const {
     METALEARN_CHECK(!batch.empty(), ValueError, name_, "::meta_gradient: empty task batch");
     const TrainingScope<T> training(*model_);
-    const std::optional<TrainingScope<T>> context_training =
-        context_ != nullptr ? std::optional<TrainingScope<T>>(std::in_place, *context_)
-                            : std::nullopt;
+    const TrainingScope<T> context_training(context_.get());
     // One episode (the papers' setting) has its convolutions split over the pool.
     return sum_task_gradients(
         pool_, batch, named_parameters(),
