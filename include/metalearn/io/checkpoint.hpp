@@ -52,6 +52,13 @@ struct SaveOptions {
 };
 
 namespace detail {
+/// A double as text that reads back exactly (17 significant digits).
+inline std::string exact_decimal(double v) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.17g", v);
+  return text;
+}
+
 /// NonFiniteError naming the file and the first NaN or infinite element of `t`.
 template <class T>
 void check_finite_tensor(const std::filesystem::path& path, std::string_view name,
@@ -95,10 +102,8 @@ void save_checkpoint(const std::filesystem::path& path, const TrainingCheckpoint
                     "save_checkpoint(", path.string(), "): optimizer step ", s.step,
                     " and learning rate ", s.lr, " must be non-negative and finite");
     for (const auto& [key, t] : s.buffers) tensors.insert(std::string(prefix).append(key), t);
-    char lr[32];
-    std::snprintf(lr, sizeof lr, "%.17g", s.lr);  // round-trips a double exactly
     metadata.emplace(std::string(prefix) + "step", std::to_string(s.step));
-    metadata.emplace(std::string(prefix) + "lr", lr);
+    metadata.emplace(std::string(prefix) + "lr", detail::exact_decimal(s.lr));
   }
   if (!options.allow_non_finite) {
     for (const auto& [name, t] : tensors) detail::check_finite_tensor(path, name, t);

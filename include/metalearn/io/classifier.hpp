@@ -12,7 +12,6 @@
 // SPDX-License-Identifier: MIT
 
 #include <cstdint>
-#include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <stdexcept>
@@ -42,13 +41,6 @@ nn::ParamDict<T> entries_under(const nn::ParamDict<T>& all, std::string_view pre
     if (name.substr(0, prefix.size()) == prefix) out.insert(name.substr(prefix.size()), t);
   }
   return out;
-}
-
-/// A double written so that it reads back exactly.
-inline std::string exact_decimal(double v) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.17g", v);
-  return text;
 }
 
 inline const std::string& metadata_entry(const Metadata& metadata, const std::string& key,
