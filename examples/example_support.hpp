@@ -81,6 +81,20 @@ CLI::Option* add_positive(CLI::App& app, const std::string& name, V& value,
 }
 
 /// --data DIR, falling back to METALEARN_OMNIGLOT_DIR (empty: the embedded glyphs).
+/// Writes `text` to the results file `path` and says so; prints why not to stderr and
+/// returns false when the file cannot be opened.
+inline bool write_results(const std::string& path, const std::string& text) {
+  std::FILE* f = std::fopen(path.c_str(), "w");
+  if (f == nullptr) {
+    fmt::print(stderr, "cannot write {}\n", path);
+    return false;
+  }
+  fmt::print(f, "{}", text);
+  std::fclose(f);
+  fmt::print("wrote {}\n", path);
+  return true;
+}
+
 inline void add_data_option(CLI::App& app, std::string& data) {
   app.add_option("--data", data,
                  "Omniglot folder holding images_background/ and images_evaluation/ "

@@ -295,24 +295,21 @@ int main(int argc, char** argv) {
       "time of this run {:.1f} s\n",
       result.steps, result.train_seconds, result.steps - result.start_step, rate, status, total);
   if (!args.out.empty()) {
-    std::FILE* f = std::fopen(args.out.c_str(), "w");
-    if (f == nullptr) {
-      fmt::print(stderr, "cannot write {}\n", args.out);
+    if (!examples::write_results(
+            args.out,
+            fmt::format(
+                "dataset: {}\ntraining: {}-way {}-shot {}-query, {}, {} episodes, {:.1f} s ({} in "
+                "this run, {:.2f} episodes/s), threads {}, seed {}\nstatus: {}\ntotal wall time of "
+                "this run: {:.1f} s\n\n"
+                "| test episodes | accuracy (%) | paper (%) | chance (%) | eval episodes/s |\n"
+                "|---|---|---|---|---|\n"
+                "| {} | {:.2f} +- {:.2f} | {} | {:.1f} | {:.1f} |\n",
+                classes.train->name(), args.ways, args.shots, args.queries, fce, result.steps,
+                result.train_seconds, result.steps - result.start_step, rate, args.threads,
+                args.seed, status, total, name, 100 * r.mean, 100 * r.ci95, paper_text,
+                100.0 / static_cast<double>(args.ways), eval_rate))) {
       return 1;
     }
-    fmt::print(f,
-               "dataset: {}\ntraining: {}-way {}-shot {}-query, {}, {} episodes, {:.1f} s ({} in "
-               "this run, {:.2f} episodes/s), threads {}, seed {}\nstatus: {}\ntotal wall time of "
-               "this run: {:.1f} s\n\n"
-               "| test episodes | accuracy (%) | paper (%) | chance (%) | eval episodes/s |\n"
-               "|---|---|---|---|---|\n"
-               "| {} | {:.2f} +- {:.2f} | {} | {:.1f} | {:.1f} |\n",
-               classes.train->name(), args.ways, args.shots, args.queries, fce, result.steps,
-               result.train_seconds, result.steps - result.start_step, rate, args.threads,
-               args.seed, status, total, name, 100 * r.mean, 100 * r.ci95, paper_text,
-               100.0 / static_cast<double>(args.ways), eval_rate);
-    std::fclose(f);
-    fmt::print("wrote {}\n", args.out);
   }
   return 0;
 }

@@ -225,19 +225,16 @@ int main(int argc, char** argv) {
       "this run {:.1f} s\n",
       done, train_seconds, done - start, rate, total);
   if (!args.out.empty()) {
-    std::FILE* f = std::fopen(args.out.c_str(), "w");
-    if (f == nullptr) {
-      fmt::print(stderr, "cannot write {}\n", args.out);
+    if (!examples::write_results(
+            args.out,
+            fmt::format(
+                "dataset: {}\ntraining: {}-way {}-shot {}-query, {} episodes, {:.1f} s ({} in this "
+                "run, {:.2f} episodes/s), threads {}, seed {}\ntotal wall time of this run: {:.1f} "
+                "s\n\n{}",
+                train_set->name(), args.train_ways, args.train_shots, args.train_queries, done,
+                train_seconds, done - start, rate, args.threads, args.seed, total, table))) {
       return 1;
     }
-    fmt::print(f,
-               "dataset: {}\ntraining: {}-way {}-shot {}-query, {} episodes, {:.1f} s ({} in this "
-               "run, {:.2f} episodes/s), threads {}, seed {}\ntotal wall time of this run: {:.1f} "
-               "s\n\n{}",
-               train_set->name(), args.train_ways, args.train_shots, args.train_queries, done,
-               train_seconds, done - start, rate, args.threads, args.seed, total, table);
-    std::fclose(f);
-    fmt::print("wrote {}\n", args.out);
   }
   return 0;
 }

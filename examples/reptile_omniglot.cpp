@@ -258,20 +258,19 @@ int main(int argc, char** argv) {
       "time of this run {:.1f} s\n",
       done, train_seconds, done - start, rate, total);
   if (!args.out.empty()) {
-    std::FILE* f = std::fopen(args.out.c_str(), "w");
-    if (f == nullptr) {
-      fmt::print(stderr, "cannot write {}\n", args.out);
+    if (!examples::write_results(
+            args.out,
+            fmt::format(
+                "dataset: {}{}\ntraining: {}-way {}-shot, {} of {} meta-steps, {:.1f} s ({} in "
+                "this "
+                "run, {:.2f} meta-steps/s), {} inner Adam state, threads {}, seed {}\ntotal wall "
+                "time of this run: {:.1f} s\n\n{}",
+                train_set->name(), omniglot ? "" : " (paper numbers are for Omniglot)", args.ways,
+                args.train_shots, done, args.steps, train_seconds, done - start, rate,
+                args.fresh_inner_state ? "fresh" : "carried", args.threads, args.seed, total,
+                table))) {
       return 1;
     }
-    fmt::print(f,
-               "dataset: {}{}\ntraining: {}-way {}-shot, {} of {} meta-steps, {:.1f} s ({} in this "
-               "run, {:.2f} meta-steps/s), {} inner Adam state, threads {}, seed {}\ntotal wall "
-               "time of this run: {:.1f} s\n\n{}",
-               train_set->name(), omniglot ? "" : " (paper numbers are for Omniglot)", args.ways,
-               args.train_shots, done, args.steps, train_seconds, done - start, rate,
-               args.fresh_inner_state ? "fresh" : "carried", args.threads, args.seed, total, table);
-    std::fclose(f);
-    fmt::print("wrote {}\n", args.out);
   }
   return 0;
 }
