@@ -89,7 +89,7 @@ class MatchingClassifier {
     (void)matching_log_probs(support_, support_, labels_, ways_, distance_, scale_);
   }
 
-  /// A classifier from its parts, as io::load_matching_classifier() reads them:
+  /// A classifier from its parts, as train::load_matching_classifier() reads them:
   /// `embedding` and `context` (may be null) are used as given (put in evaluation
   /// mode), `support` [S, D] are the (encoded) support embeddings.
   /// @throws ShapeError / ValueError as matching_log_probs, and when the context's

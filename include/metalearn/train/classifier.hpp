@@ -28,7 +28,7 @@
 #include "metalearn/nn/module.hpp"
 #include "metalearn/tensor/factory.hpp"
 
-namespace metalearn::io {
+namespace metalearn::train {
 
 namespace detail {
 inline constexpr std::string_view kMatchingClassifierFormat = "metalearn.MatchingClassifier";
@@ -43,7 +43,7 @@ nn::ParamDict<T> entries_under(const nn::ParamDict<T>& all, std::string_view pre
   return out;
 }
 
-inline const std::string& metadata_entry(const Metadata& metadata, const std::string& key,
+inline const std::string& metadata_entry(const io::Metadata& metadata, const std::string& key,
                                          const std::filesystem::path& path) {
   const auto it = metadata.find(key);
   METALEARN_CHECK(it != metadata.end(), IoError, "load_matching_classifier: ", path.string(),
@@ -61,11 +61,11 @@ void save_classifier(const algorithms::MatchingClassifier<T>& classifier,
   for (const auto& [name, t] : classifier.embedding().state_dict()) {
     tensors.insert("embedding." + std::string(name), t);
   }
-  Metadata metadata{
+  io::Metadata metadata{
       {"format", std::string(detail::kMatchingClassifierFormat)},
       {"embedding", classifier.embedding().type_name()},
       {"distance", classifier.distance() == Distance::kCosine ? "cosine" : "squared_euclidean"},
-      {"scale", detail::exact_decimal(static_cast<double>(classifier.scale()))},
+      {"scale", io::detail::exact_decimal(static_cast<double>(classifier.scale()))},
       {"ways", std::to_string(classifier.ways())},
       {"context.dim", "0"},
       {"context.steps", "0"}};
@@ -80,8 +80,8 @@ void save_classifier(const algorithms::MatchingClassifier<T>& classifier,
   std::vector<T> labels;
   for (const Index v : classifier.labels()) labels.push_back(static_cast<T>(v));
   tensors.insert("labels", from_vector<T>(labels));
-  for (const auto& [name, t] : tensors) detail::check_finite_tensor(path, name, t);
-  save_safetensors(path, tensors, metadata);
+  for (const auto& [name, t] : tensors) io::detail::check_finite_tensor(path, name, t);
+  io::save_safetensors(path, tensors, metadata);
 }
 
 /// Reads a classifier written by save_classifier(): the embedding is a copy of
@@ -92,8 +92,8 @@ void save_classifier(const algorithms::MatchingClassifier<T>& classifier,
 template <class T>
 algorithms::MatchingClassifier<T> load_matching_classifier(const std::filesystem::path& path,
                                                            const nn::Module<T>& architecture) {
-  Metadata metadata;
-  const nn::ParamDict<T> all = load_safetensors<T>(path, &metadata);
+  io::Metadata metadata;
+  const nn::ParamDict<T> all = io::load_safetensors<T>(path, &metadata);
   METALEARN_CHECK(
       metadata.count("format") == 1 && metadata.at("format") == detail::kMatchingClassifierFormat,
       IoError, "load_matching_classifier: ", path.string(),
@@ -145,4 +145,4 @@ algorithms::MatchingClassifier<T> load_matching_classifier(const std::filesystem
                                            static_cast<T>(scale));
 }
 
-}  // namespace metalearn::io
+}  // namespace metalearn::train

@@ -57,10 +57,10 @@ TEST_F(SavedClassifier, RoundTripsWithAndWithoutFullContext) {
     const auto task = episode(2);
     const auto clf = net->adapt(task);
     const fs::path path = dir_ / "clf.safetensors";
-    ml::io::save_classifier(clf, path);
+    ml::train::save_classifier(clf, path);
     ml::Generator other(99);  // the architecture's own values do not matter
     const ml::nn::ConvNet4<double> architecture(small(), other);
-    const auto loaded = ml::io::load_matching_classifier<double>(path, architecture);
+    const auto loaded = ml::train::load_matching_classifier<double>(path, architecture);
     EXPECT_EQ(loaded.ways(), clf.ways());
     EXPECT_EQ(loaded.labels(), clf.labels());
     EXPECT_EQ(loaded.context() != nullptr, context);
@@ -76,18 +76,18 @@ TEST_F(SavedClassifier, RefusesOtherFilesAndArchitectures) {
   const auto net = trained(gen, true);
   const auto clf = net->adapt(episode(4));
   const fs::path path = dir_ / "clf.safetensors";
-  ml::io::save_classifier(clf, path);
+  ml::train::save_classifier(clf, path);
   // Another architecture: a different type, then the same type with other sizes.
   const ml::nn::MLP<double> mlp({4, 4}, gen);
-  EXPECT_THROW((void)ml::io::load_matching_classifier<double>(path, mlp), ml::ValueError);
+  EXPECT_THROW((void)ml::train::load_matching_classifier<double>(path, mlp), ml::ValueError);
   const ml::nn::ConvNet4<double> wider(small().hidden(8), gen);
-  EXPECT_THROW((void)ml::io::load_matching_classifier<double>(path, wider), ml::Error);
+  EXPECT_THROW((void)ml::train::load_matching_classifier<double>(path, wider), ml::Error);
   // A safetensors file that is not a classifier.
   const fs::path params = dir_ / "params.safetensors";
   ml::io::save(net->model(), params);
   const ml::nn::ConvNet4<double> architecture(small(), gen);
   try {
-    (void)ml::io::load_matching_classifier<double>(params, architecture);
+    (void)ml::train::load_matching_classifier<double>(params, architecture);
     FAIL() << "expected an IoError";
   } catch (const ml::IoError& e) {
     EXPECT_NE(std::string(e.what()).find("params.safetensors"), std::string::npos) << e.what();
@@ -95,7 +95,7 @@ TEST_F(SavedClassifier, RefusesOtherFilesAndArchitectures) {
   // A damaged file.
   std::ofstream(dir_ / "cut.safetensors", std::ios::binary) << "\x10\x00\x00";
   EXPECT_THROW(
-      (void)ml::io::load_matching_classifier<double>(dir_ / "cut.safetensors", architecture),
+      (void)ml::train::load_matching_classifier<double>(dir_ / "cut.safetensors", architecture),
       ml::IoError);
 }
 
@@ -104,17 +104,17 @@ TEST_F(SavedClassifier, NeverWritesNonFiniteValuesOverAGoodFile) {
   const auto net = trained(gen, false);
   const auto task = episode(6);
   const fs::path path = dir_ / "clf.safetensors";
-  ml::io::save_classifier(net->adapt(task), path);
+  ml::train::save_classifier(net->adapt(task), path);
   const auto size = fs::file_size(path);
   // A classifier whose support embeddings hold a NaN.
   auto support = net->adapt(task).support_embeddings().clone();
   support.data()[0] = std::numeric_limits<double>::quiet_NaN();
   const alg::MatchingClassifier<double> bad(net->model().clone(), nullptr, support,
                                             net->adapt(task).labels(), ml::Distance::kCosine, 4.0);
-  EXPECT_THROW(ml::io::save_classifier(bad, path), ml::NonFiniteError);
+  EXPECT_THROW(ml::train::save_classifier(bad, path), ml::NonFiniteError);
   EXPECT_EQ(fs::file_size(path), size);
   const ml::nn::ConvNet4<double> architecture(small(), gen);
-  EXPECT_NO_THROW((void)ml::io::load_matching_classifier<double>(path, architecture));
+  EXPECT_NO_THROW((void)ml::train::load_matching_classifier<double>(path, architecture));
 }
 
 }  // namespace
