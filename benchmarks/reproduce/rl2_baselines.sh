@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Reproduces the baseline columns of Duan et al. (2016), "RL^2: Fast Reinforcement
+# Learning via Slow Reinforcement Learning", Table 1 (Bernoulli bandits, k = 5, 10, 50
+# arms, n = 10, 100, 500 pulls) and Table 2 (random tabular MDPs, 10 to 100 episodes),
+# with 95% intervals, beside the paper's values. A few minutes on 2 cores.
+# Usage: benchmarks/reproduce/rl2_baselines.sh [extra rl2_baselines flags, e.g. --trials 1000]
+# METALEARN_THREADS sets the threads (default: all cores); the numbers do not depend on it.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+"$root/scripts/install-deps"
+build="$root/build/release"
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DMETALEARN_BUILD_TESTS=OFF \
+  -DMETALEARN_BUILD_BENCHMARKS=OFF -DMETALEARN_BUILD_EXAMPLES=ON >/dev/null
+cmake --build "$build" --target rl2_baselines -j"$(nproc)"
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $(date -u +%FT%TZ)"
+echo "commit: $(git -C "$root" rev-parse --short HEAD)"
+"$build/examples/rl2_baselines" --trials 1000 --seed 1 --arms 5 10 50 --pulls 10 100 500 \
+  --episodes 10 25 50 75 100 --threads "${METALEARN_THREADS:-$(nproc)}" "$@"
