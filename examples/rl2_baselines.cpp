@@ -10,8 +10,12 @@
 // family's own prior. As in the paper's code, the tuned constants are chosen on the
 // evaluation trials themselves.
 //
+// With --curves DIR it also writes the mean cumulative regret of every agent after every
+// pull (DIR/bandit_k<K>_n<N>.csv) and after every episode (DIR/mdp_n<N>.csv), against the
+// best arm and the optimal policy of the same environments.
+//
 // Usage: rl2_baselines [--trials 1000] [--seed 1] [--threads N] [--arms 5 10]
-//                      [--pulls 10 100] [--episodes 10 25 50 75 100]
+//                      [--pulls 10 100] [--episodes 10 25 50 75 100] [--curves DIR]
 
 #include <fmt/format.h>
 
@@ -19,6 +23,8 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <metalearn/env.hpp>
@@ -83,6 +89,36 @@ std::pair<me::Score, double> tuned(const std::vector<double>& grid, Make&& run) 
   return best;
 }
 
+/// Writes one CSV of mean cumulative regret: a row per `group` steps of the trial (1: every
+/// pull; the horizon: every episode), a column per agent; regret after row j is
+/// j * best - the mean reward summed over the first j * group steps.
+void write_regret(const std::filesystem::path& path, double best, ml::Index group,
+                  const std::vector<std::pair<std::string, const me::Score*>>& agents) {
+  std::FILE* f = std::fopen(path.c_str(), "w");
+  if (f == nullptr) {
+    fmt::print(stderr, "rl2_baselines: cannot write {}\n", path.string());
+    std::exit(1);
+  }
+  fmt::print(f, "{}", group == 1 ? "pull" : "episode");
+  for (const auto& [name, score] : agents) fmt::print(f, ",{}", name);
+  fmt::print(f, "\n");
+  const std::size_t steps = agents.front().second->mean_rewards.size();
+  const auto g = static_cast<std::size_t>(group);
+  std::vector<double> sums(agents.size(), 0.0);
+  for (std::size_t t = 0; t < steps; ++t) {
+    for (std::size_t a = 0; a < agents.size(); ++a) sums[a] += agents[a].second->mean_rewards[t];
+    if ((t + 1) % g != 0) continue;
+    const double rows = static_cast<double>((t + 1) / g);
+    fmt::print(f, "{}", (t + 1) / g);
+    for (double s : sums) fmt::print(f, ",{:.6f}", rows * best - s);
+    fmt::print(f, "\n");
+  }
+  if (std::fclose(f) != 0) {
+    fmt::print(stderr, "rl2_baselines: cannot write {}\n", path.string());
+    std::exit(1);
+  }
+}
+
 std::vector<double> grid(double from, double to, double step) {
   std::vector<double> out;
   for (int i = 0; from + i * step <= to + 1e-9; ++i) out.push_back(from + i * step);
@@ -105,6 +141,8 @@ int main(int argc, char** argv) {
   app.add_option("--arms", arms, "Bandit arms k (0 skips the bandits)");
   app.add_option("--pulls", pulls, "Bandit pulls per trial n");
   app.add_option("--episodes", episodes, "MDP episodes per trial (0 skips the MDPs)");
+  std::string curves;
+  app.add_option("--curves", curves, "Directory for cumulative regret curves (CSV)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -113,6 +151,7 @@ int main(int argc, char** argv) {
   const me::EvalOptions eval{
       .trials = trials, .seed = seed, .split = me::Split::test, .threads = threads};
   const auto t0 = std::chrono::steady_clock::now();
+  if (!curves.empty()) std::filesystem::create_directories(curves);
   fmt::print(
       "Mean total reward per trial ± 95% interval over {} trials (seed {}, test split); "
       "the paper's value in parentheses.\n\n",
@@ -150,6 +189,20 @@ int main(int argc, char** argv) {
             have ? fmt::format("{:.1f}", p.gittins) : "-",
             have ? fmt::format("{:.1f}", p.ots) : "-", have ? fmt::format("{:.1f}", p.rl2) : "-");
         std::fflush(stdout);
+        if (!curves.empty()) {
+          double best = 0.0;  // mean over the same bandits of the best arm's probability
+          for (ml::Index m = 0; m < trials; ++m) {
+            best += family.make(seed, me::Split::test, static_cast<std::uint64_t>(m)).best_mean();
+          }
+          write_regret(std::filesystem::path(curves) / fmt::format("bandit_k{}_n{}.csv", k, n),
+                       best / static_cast<double>(trials), 1,
+                       {{"random", &random},
+                        {"thompson", &ts},
+                        {fmt::format("ucb1_c{:.1f}", c), &ucb},
+                        {"ucb1_textbook", &textbook},
+                        {fmt::format("eps_greedy_{:.1f}", e), &eps},
+                        {"greedy", &greedy}});
+        }
       }
     }
     fmt::print("\n");
@@ -177,10 +230,21 @@ int main(int argc, char** argv) {
       const auto psrl1 = me::evaluate(family, me::Psrl({.prior = {.reward_mean = 1.0}}), eval);
       // The expected return of the optimal policy of each MDP, over the same MDPs.
       std::vector<double> optimal(static_cast<std::size_t>(trials));
+      double optimal_episode = 0.0;
       for (ml::Index m = 0; m < trials; ++m) {
-        optimal[static_cast<std::size_t>(m)] =
-            n * family.make(seed, me::Split::test, static_cast<std::uint64_t>(m))
-                    .optimal_episode_value();
+        const double v = family.make(seed, me::Split::test, static_cast<std::uint64_t>(m))
+                             .optimal_episode_value();
+        optimal[static_cast<std::size_t>(m)] = n * v;
+        optimal_episode += v / static_cast<double>(trials);
+      }
+      if (!curves.empty()) {
+        write_regret(std::filesystem::path(curves) / fmt::format("mdp_n{}.csv", n), optimal_episode,
+                     family.spec().horizon,
+                     {{"random", &random},
+                      {"psrl", &psrl},
+                      {"greedy", &greedy},
+                      {fmt::format("eps_greedy_{:.1f}", e), &eps},
+                      {"psrl_prior_mean_1", &psrl1}});
       }
       fmt::print(
           "| {} | {} | {} | {} | {}, eps = {:.1f} | {} | {} | {} | {} | {} | {} |\n", n,

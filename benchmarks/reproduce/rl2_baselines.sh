@@ -5,6 +5,8 @@
 # with 95% intervals, beside the paper's values. A few minutes on 2 cores.
 # Usage: benchmarks/reproduce/rl2_baselines.sh [extra rl2_baselines flags, e.g. --trials 1000]
 # METALEARN_THREADS sets the threads (default: all cores); the numbers do not depend on it.
+# Cumulative regret curves (CSV, one per table row) go to build/reproduce/rl2_baselines/ (or
+# METALEARN_REPRODUCE_OUT).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 "$root/scripts/install-deps"
@@ -15,4 +17,5 @@ cmake --build "$build" --target rl2_baselines -j"$(nproc)"
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $(date -u +%FT%TZ)"
 echo "commit: $(git -C "$root" rev-parse --short HEAD)"
 "$build/examples/rl2_baselines" --trials 1000 --seed 1 --arms 5 10 50 --pulls 10 100 500 \
-  --episodes 10 25 50 75 100 --threads "${METALEARN_THREADS:-$(nproc)}" "$@"
+  --episodes 10 25 50 75 100 --threads "${METALEARN_THREADS:-$(nproc)}" \
+  --curves "${METALEARN_REPRODUCE_OUT:-$root/build/reproduce/rl2_baselines}" "$@"
