@@ -224,6 +224,18 @@ void broadcast_state(L& learner, const Communicator& comm, int root = 0) {
   learner.load_state(detail::unpack_state<T>(bytes));
 }
 
+/// What the last step's collective moved and how long this rank spent in it (the
+/// wait for the slowest rank included).
+struct CollectiveStats {
+  /// Bytes this rank contributed: the all-reduce buffer, or its share of the
+  /// all-gather (deterministic).
+  std::size_t bytes = 0;
+  /// Bytes this rank received: the buffer again, or the whole all-gather.
+  std::size_t received = 0;
+  /// Seconds in the MPI call.
+  double seconds = 0.0;
+};
+
 /// Data-parallel meta-training of `L` (any algorithms::MetaLearner) over the ranks of
 /// a communicator. Every rank builds the same learner (same model, options and seed),
 /// wraps it in a trainer and calls the same methods in the same order.
@@ -287,6 +299,8 @@ class DistributedTrainer {
     return guarded([&] { return fit_impl(batches, options, eval); });
   }
 
+  /// What the last step's collective moved and how long it took on this rank.
+  [[nodiscard]] const CollectiveStats& last_collective() const { return last_; }
   /// The communicator.
   [[nodiscard]] const Communicator& communicator() const { return comm_; }
   /// The options.
@@ -386,7 +400,10 @@ class DistributedTrainer {
       }
     }
     buffer[params + kStop] = stop ? T(1) : T(0);
+    const auto t0 = std::chrono::steady_clock::now();
     comm_.allreduce_sum(std::span<T>(buffer));
+    last_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    last_.bytes = last_.received = buffer.size() * sizeof(T);
     const T* s = buffer.data() + params;
     METALEARN_CHECK(static_cast<std::size_t>(s[kTasks]) == batch, ValueError,
                     "distributed::DistributedTrainer::meta_gradient: the ranks summed ",
@@ -444,7 +461,11 @@ class DistributedTrainer {
       detail::append_value(local, s);
     }
     std::vector<std::byte> all(total);
+    const auto t0 = std::chrono::steady_clock::now();
     comm_.allgather(local, all, counts);
+    last_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    last_.bytes = local.size();
+    last_.received = total;
 
     Reduced out;
     std::vector<T> sums(params);
@@ -621,6 +642,7 @@ class DistributedTrainer {
   L& learner_;
   Communicator comm_;
   DistributedOptions options_;
+  mutable CollectiveStats last_;  // of the last reduce(); a trainer is used by one thread
 };
 
 }  // namespace metalearn::distributed
