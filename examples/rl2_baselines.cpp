@@ -137,12 +137,15 @@ int main(int argc, char** argv) {
   std::vector<int> episodes = {10, 25, 50, 75, 100};
   app.add_option("--trials", trials, "Trials (environments) per entry")->check(CLI::PositiveNumber);
   app.add_option("--seed", seed, "Seed of the run (environments and agents)");
-  app.add_option("--threads", threads, "Threads running trials")->check(CLI::PositiveNumber);
+  app.add_option("--threads", threads, "Threads running trials")
+      ->check(CLI::PositiveNumber)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("--arms", arms, "Bandit arms k (0 skips the bandits)");
   app.add_option("--pulls", pulls, "Bandit pulls per trial n");
   app.add_option("--episodes", episodes, "MDP episodes per trial (0 skips the MDPs)");
   std::string curves;
-  app.add_option("--curves", curves, "Directory for cumulative regret curves (CSV)");
+  app.add_option("--curves", curves, "Directory for cumulative regret curves (CSV)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

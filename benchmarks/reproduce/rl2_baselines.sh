@@ -3,7 +3,7 @@
 # Learning via Slow Reinforcement Learning", Table 1 (Bernoulli bandits, k = 5, 10, 50
 # arms, n = 10, 100, 500 pulls) and Table 2 (random tabular MDPs, 10 to 100 episodes),
 # with 95% intervals, beside the paper's values. A few minutes on 2 cores.
-# Usage: benchmarks/reproduce/rl2_baselines.sh [extra rl2_baselines flags, e.g. --trials 1000]
+# Usage: benchmarks/reproduce/rl2_baselines.sh [rl2_baselines flags]
 # METALEARN_THREADS sets the threads (default: all cores); the numbers do not depend on it.
 # Cumulative regret curves (CSV, one per table row) go to build/reproduce/rl2_baselines/ (or
 # METALEARN_REPRODUCE_OUT).
@@ -16,6 +16,9 @@ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DMETALEARN_BUILD_TESTS=
 cmake --build "$build" --target rl2_baselines -j"$(nproc)"
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $(date -u +%FT%TZ)"
 echo "commit: $(git -C "$root" rev-parse --short HEAD)"
-"$build/examples/rl2_baselines" --trials 1000 --seed 1 --arms 5 10 50 --pulls 10 100 500 \
-  --episodes 10 25 50 75 100 --threads "${METALEARN_THREADS:-$(nproc)}" \
+# Arguments replace the default table (for example: --trials 200 --arms 5 --pulls 10).
+if [ $# -eq 0 ]; then
+  set -- --trials 1000 --seed 1 --arms 5 10 50 --pulls 10 100 500 --episodes 10 25 50 75 100
+fi
+"$build/examples/rl2_baselines" --threads "${METALEARN_THREADS:-$(nproc)}" \
   --curves "${METALEARN_REPRODUCE_OUT:-$root/build/reproduce/rl2_baselines}" "$@"
