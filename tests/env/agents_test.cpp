@@ -196,3 +196,43 @@ TEST(PaperBaselines, TabularMdpsTable2TenEpisodes) {
   EXPECT_NEAR(psrl.mean, 138.1, 0.05 * 138.1);
   EXPECT_NEAR(greedy.mean, 134.8, 0.05 * 134.8);
 }
+
+TEST(MdpAgents, PlanPerEpisodeAndRejectMisuse) {
+  const me::EnvSpec spec{.observations = 3, .actions = 2, .horizon = 2, .episodes = 4};
+  me::Psrl psrl;
+  EXPECT_THROW((void)psrl.act(0), ml::ValueError);  // no trial
+  psrl.begin_trial(spec, ml::Generator(1));
+  EXPECT_THROW((void)psrl.act(0), ml::ValueError);  // no episode
+  psrl.begin_episode();
+  EXPECT_THROW((void)psrl.act(3), ml::ValueError);  // state out of range
+  const ml::Index a = psrl.act(0);
+  EXPECT_TRUE(a == 0 || a == 1);
+  psrl.observe(0, a, 1.0, 2, false);
+  psrl.observe(2, psrl.act(2), 0.5, 1, true);
+  EXPECT_THROW((void)psrl.act(1), ml::ValueError);                  // past the horizon
+  EXPECT_THROW(psrl.observe(0, 2, 0.0, 0, false), ml::ValueError);  // action out of range
+
+  // Certainty-equivalent planning on a posterior that has seen one rewarding action: with
+  // a prior mean of 0 it takes that action again.
+  me::CertaintyEquivalent ce;
+  ce.begin_trial(spec, ml::Generator(2));
+  ce.begin_episode();
+  ce.observe(0, 1, 5.0, 0, false);
+  ce.observe(0, 1, 5.0, 0, true);
+  ce.begin_episode();
+  EXPECT_EQ(ce.act(0), 1);
+  EXPECT_THROW(me::CertaintyEquivalent({.epsilon = -0.5}), ml::ValueError);
+  EXPECT_THROW(me::Psrl({.prior = {.reward_precision = 0.0}}), ml::ValueError);
+
+  // The posterior: Normal update of the reward mean, Dirichlet counts.
+  me::TabularPosterior post(3, 2, {});
+  post.update(0, 1, 2.0, 2);
+  post.update(0, 1, 4.0, 2);
+  std::vector<double> r;
+  std::vector<double> p;
+  post.mean(r, p);
+  EXPECT_DOUBLE_EQ(r[1], 6.0 / 3.0);          // (0 * 1 + 2 + 4) / (1 + 2)
+  EXPECT_DOUBLE_EQ(p[1 * 3 + 2], 3.0 / 5.0);  // Dirichlet(1, 1, 3)
+  EXPECT_EQ(post.visits(0, 1), 2);
+  EXPECT_EQ(post.visits(1, 0), 0);
+}

@@ -48,4 +48,6 @@ class METALEARN_API RandomAgent {
   Generator gen_;
 };
 
+static_assert(Agent<RandomAgent>);
+
 }  // namespace metalearn::env

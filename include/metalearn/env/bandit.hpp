@@ -81,4 +81,6 @@ class METALEARN_API BernoulliBandits {
   BanditOptions options_;
 };
 
+static_assert(Environment<BernoulliBandit> && EnvFamily<BernoulliBandits>);
+
 }  // namespace metalearn::env

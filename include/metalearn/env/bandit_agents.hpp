@@ -12,6 +12,7 @@
 #include "metalearn/core/export.hpp"
 #include "metalearn/core/random.hpp"
 #include "metalearn/core/shape.hpp"
+#include "metalearn/env/agent.hpp"
 #include "metalearn/env/environment.hpp"
 
 namespace metalearn::env {
@@ -161,5 +162,8 @@ class METALEARN_API ThompsonSampling {
   detail::ArmCounts counts_;
   Generator gen_;
 };
+
+static_assert(Agent<GreedyBandit> && Agent<EpsilonGreedyBandit> && Agent<Ucb1> &&
+              Agent<ThompsonSampling>);
 
 }  // namespace metalearn::env

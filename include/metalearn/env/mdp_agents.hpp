@@ -15,6 +15,7 @@
 #include "metalearn/core/export.hpp"
 #include "metalearn/core/random.hpp"
 #include "metalearn/core/shape.hpp"
+#include "metalearn/env/agent.hpp"
 #include "metalearn/env/environment.hpp"
 
 namespace metalearn::env {
@@ -133,5 +134,7 @@ class METALEARN_API CertaintyEquivalent {
   Index t_ = 0;
   Generator gen_;
 };
+
+static_assert(Agent<Psrl> && Agent<CertaintyEquivalent>);
 
 }  // namespace metalearn::env

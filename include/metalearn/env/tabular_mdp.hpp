@@ -119,4 +119,6 @@ class METALEARN_API TabularMdps {
   TabularMdpOptions options_;
 };
 
+static_assert(Environment<TabularMdp> && EnvFamily<TabularMdps>);
+
 }  // namespace metalearn::env
