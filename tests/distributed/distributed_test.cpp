@@ -291,6 +291,37 @@ TEST(DistributedTrainer, ResumesOnAnotherNumberOfRanks) {
   }
 }
 
+TEST(DistributedTrainer, ARankPastTheTimeLimitStopsEveryRankAfterTheSameStep) {
+  const dist::Communicator world;
+  MamlCase<float> c(11);
+  dist::ShardedBatches<float> batches(MamlCase<float>::tasks(), {.batch = 5, .seed = 3},
+                                      world.rank(), world.size());
+  dist::DistributedTrainer trainer(*c.learner, world);
+  // Only the last rank has a limit, one it passes before its first step's collective.
+  const bool limited = world.rank() == world.size() - 1;
+  const auto r =
+      trainer.fit(batches, {.steps = 10, .time_limit = limited ? 1e-12 : 0.0, .progress = false});
+  EXPECT_EQ(r.steps, 1);
+  EXPECT_TRUE(r.out_of_time);
+  EXPECT_EQ(c.learner->steps_taken(), 1);
+}
+
+TEST(DistributedTrainer, RankZeroEvaluates) {
+  const dist::Communicator world;
+  MamlCase<float> c(11);
+  dist::ShardedBatches<float> batches(MamlCase<float>::tasks(), {.batch = 5, .seed = 3},
+                                      world.rank(), world.size());
+  dist::DistributedTrainer trainer(*c.learner, world);
+  const ml::data::AnyTaskSampler<float> eval(MamlCase<float>::tasks());
+  const auto r = trainer.fit(batches, {.steps = 1, .eval_episodes = 3, .progress = false},
+                             world.rank() == 0 ? &eval : nullptr);
+  EXPECT_EQ(r.last_eval.has_value(), world.rank() == 0);
+  if (r.last_eval) {
+    EXPECT_EQ(r.last_eval->episodes, 3U);
+    EXPECT_EQ(r.last_eval->mean, c.learner->evaluate(eval, 3).mean);
+  }
+}
+
 TEST(DistributedTrainer, RefusesWhatCannotBeSharded) {
   const dist::Communicator world;
   // Every rank throws alike, so without abort_on_error the error reaches the caller.
