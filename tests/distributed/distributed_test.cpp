@@ -68,13 +68,13 @@ struct ReptileCase {
   using Learner = alg::Reptile<T>;
   std::unique_ptr<ml::nn::MLP<T>> model;
   std::unique_ptr<alg::Reptile<T>> learner;
-  explicit ReptileCase(std::uint64_t init, bool carry = false) {
+  explicit ReptileCase(std::uint64_t init, bool carry = false, ml::Index inner_batch = 0) {
     ml::Generator gen(init);
     model = std::make_unique<ml::nn::MLP<T>>(std::vector<ml::Index>{1, 8, 8, 1}, gen);
     learner = std::make_unique<alg::Reptile<T>>(*model, alg::ReptileOptions<T>{}
                                                             .loss(alg::LossKind::kMse)
                                                             .inner_steps(3)
-                                                            .inner_batch(0)
+                                                            .inner_batch(inner_batch)
                                                             .carry_inner_state(carry)
                                                             .threads(2)
                                                             .seed(4));
@@ -338,6 +338,16 @@ TEST(DistributedTrainer, RefusesWhatCannotBeSharded) {
   } else {
     EXPECT_EQ(trainer.meta_gradient(all, all.size()).tasks, all.size());
   }
+  // Inner mini-batches of 2 from support sets of 5 are drawn by the task's position in
+  // the batch one process computes; mini-batches as large as the support set are not.
+  dist::ShardedBatches<float> shards(ReptileCase<float>::tasks(), {.batch = 7, .seed = 3},
+                                     world.rank(), world.size());
+  ReptileCase<float> mini(11, false, /*inner_batch=*/2);
+  dist::DistributedTrainer mini_trainer(*mini.learner, world, {.abort_on_error = false});
+  EXPECT_THROW(static_cast<void>(mini_trainer.step(shards)), ml::ValueError);
+  ReptileCase<float> whole(11, false, /*inner_batch=*/5);
+  dist::DistributedTrainer whole_trainer(*whole.learner, world, {.abort_on_error = false});
+  EXPECT_EQ(whole_trainer.step(shards).tasks, 7U);
 }
 
 int main(int argc, char** argv) {

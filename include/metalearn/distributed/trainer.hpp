@@ -185,19 +185,37 @@ algorithms::LearnerState<T> unpack_state(std::span<const std::byte> bytes) {
 template <class L>
 void check_shardable(const L& /*learner*/) {}
 
-/// Reptile carries no state between the tasks of a shard and draws inner mini-batches
-/// by the task's position in the batch meta_gradient() sees, which sharding changes.
+/// Reptile with carry_inner_state() passes the inner optimizer's state from task to
+/// task, in order.
 template <class T>
 void check_shardable(const algorithms::Reptile<T>& learner) {
   METALEARN_CHECK(!learner.options().carry_inner_state(), ValueError,
                   "distributed::DistributedTrainer: Reptile with carry_inner_state() passes the "
                   "inner optimizer's state from task to task, in order, which ranks working side "
                   "by side cannot; turn it off for data-parallel training");
-  METALEARN_CHECK(learner.options().inner_batch() <= 0, ValueError,
-                  "distributed::DistributedTrainer: Reptile's inner mini-batches (inner_batch ",
-                  learner.options().inner_batch(),
-                  ") are drawn by each task's position in the meta-batch one process computes, "
-                  "which sharding changes; use inner_batch(0) (the whole support set each step)");
+}
+
+/// Checks that the tasks of `shard` give the gradients they give in the whole
+/// meta-batch: nothing to check in general.
+template <class L, class T>
+void check_shard(const L& /*learner*/, const data::TaskBatch<T>& /*shard*/) {}
+
+/// Reptile draws inner mini-batches (a support set larger than inner_batch) by the
+/// task's position in the batch meta_gradient() sees, which sharding changes.
+template <class T>
+void check_shard(const algorithms::Reptile<T>& learner, const data::TaskBatch<T>& shard) {
+  const Index size = learner.options().inner_batch();
+  if (size <= 0) return;
+  for (const auto& task : shard) {
+    const Index n =
+        task.support_x.defined() && task.support_x.dim() > 0 ? task.support_x.shape()[0] : 0;
+    METALEARN_CHECK(n <= size, ValueError,
+                    "distributed::DistributedTrainer: Reptile draws inner mini-batches of ", size,
+                    " from a support set of ", n,
+                    " by each task's position in the meta-batch one process computes, which "
+                    "sharding changes; use inner_batch(0) (the whole support set each step) or "
+                    "an inner_batch of at least the support set's size");
+  }
 }
 
 /// Statistics of one task as the deterministic reduction sends them.
@@ -241,7 +259,8 @@ struct CollectiveStats {
 /// wraps it in a trainer and calls the same methods in the same order.
 ///
 /// Algorithms whose meta_gradient() is not the sum of its shards' are refused with
-/// ValueError: Reptile with carry_inner_state() or inner mini-batches.
+/// ValueError: Reptile with carry_inner_state(), or drawing inner mini-batches (a
+/// support set larger than inner_batch).
 template <class L>
 class DistributedTrainer {
   static_assert(algorithms::MetaLearner<L>,
@@ -367,6 +386,7 @@ class DistributedTrainer {
     METALEARN_CHECK(shard.size() == mine, ValueError, function, ": rank ", rank, " of ", ranks,
                     " holds ", shard.size(), " tasks of a meta-batch of ", batch,
                     " but its share is ", mine, " (tasks rank, rank + ranks, ...)");
+    detail::check_shard(learner_, shard);
     return options_.deterministic ? reduce_ordered(shard, batch, stop)
                                   : reduce_summed(shard, batch, stop);
   }
