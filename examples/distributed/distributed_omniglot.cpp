@@ -75,6 +75,7 @@ int train(L& learner, const Args& a, const Classes& classes, const dist::Communi
   double total = 0.0;
   double collective = 0.0;
   int timed = 0;
+  std::int64_t first_step = -1;
   ml::train::FitOptions options{.steps = a.steps,
                                 .eval_episodes = a.eval_episodes,
                                 .checkpoint_every = a.run_dir.empty() ? 0 : 100,
@@ -86,11 +87,12 @@ int train(L& learner, const Args& a, const Classes& classes, const dist::Communi
                       {"meta_batch", std::to_string(a.meta_batch)}};
   options.on_step = [&](std::int64_t step, const alg::StepStats& s) {
     const auto now = Clock::now();
+    if (first_step < 0) first_step = step;
     const double seconds = std::chrono::duration<double>(now - last).count();
     last = now;
     const dist::CollectiveStats& c = trainer.last_collective();
-    // The first step builds buffers and caches: left out of the means.
-    if (step > 1) {
+    // The first step of the call builds buffers and caches: left out of the means.
+    if (step > first_step) {
       total += seconds;
       collective += c.seconds;
       ++timed;
@@ -105,8 +107,10 @@ int train(L& learner, const Args& a, const Classes& classes, const dist::Communi
   };
   const ml::train::FitResult r = trainer.fit(batches, options, root ? &test_tasks : nullptr);
   if (root && timed > 0) {
-    std::printf("mean over steps 2-%lld: %.1f ms a step, %.2f ms of it in the collective\n",
-                static_cast<long long>(r.steps), 1e3 * total / timed, 1e3 * collective / timed);
+    std::printf(
+        "mean over %d step(s) (the first of this call left out): %.1f ms a step, %.2f ms "
+        "of it in the collective\n",
+        timed, 1e3 * total / timed, 1e3 * collective / timed);
   }
   if (root && r.last_eval) {
     std::printf("test accuracy %.2f +- %.2f %% (%zu episodes)\n", 100 * r.last_eval->mean,
