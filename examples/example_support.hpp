@@ -10,13 +10,12 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <filesystem>
 #include <functional>
 #include <memory>
 #include <metalearn/metalearn.hpp>
-#include <optional>
 #include <string>
-#include <string_view>
 #include <vector>
 
 namespace examples {
@@ -102,83 +101,60 @@ inline void add_data_option(CLI::App& app, std::string& data) {
       ->envname("METALEARN_OMNIGLOT_DIR");
 }
 
-/// Where and how often a long training run saves its state, and whether it continues
-/// from it: --checkpoint FILE, --checkpoint-every N, --resume.
+/// The run folder of a long training run (train::fit's run_dir), how often it saves
+/// the learner's state there, and whether it continues from it: --checkpoint DIR,
+/// --checkpoint-every N, --resume.
 struct CheckpointArgs {
-  std::string file;
+  std::string dir;
   int every = 1000;
   bool resume = false;
 };
 
-inline void add_checkpoint_options(CLI::App& app, CheckpointArgs& c, const std::string& what) {
-  app.add_option("--checkpoint", c.file, "file for " + what);
-  add_at_least(app, "--checkpoint-every", c.every, "training steps between checkpoints", 1);
-  app.add_flag("--resume", c.resume, "continue from --checkpoint when it exists")
+/// --checkpoint DIR, --checkpoint-every N (in `unit`s of training) and --resume.
+/// --checkpoint refuses an existing file: checkpoint files of earlier versions of the
+/// examples continue when moved to DIR/checkpoint.safetensors.
+inline void add_checkpoint_options(CLI::App& app, CheckpointArgs& c, const std::string& unit) {
+  app.add_option("--checkpoint", c.dir,
+                 "run folder: checkpoint.safetensors (the learner's whole state, with the run's "
+                 "settings) and metrics.jsonl")
+      ->check(CLI::Validator(
+          [](std::string& value) {
+            return std::filesystem::is_regular_file(value)
+                       ? value +
+                             " is a file; --checkpoint names a run folder (to continue from a "
+                             "checkpoint file of an earlier version, move it to "
+                             "FOLDER/checkpoint.safetensors)"
+                       : std::string();
+          },
+          "DIR"));
+  add_at_least(app, "--checkpoint-every", c.every, unit + " between checkpoints", 1);
+  app.add_flag("--resume", c.resume, "continue from the checkpoint in --checkpoint when it exists")
       ->needs(app.get_option("--checkpoint"));
 }
 
-/// Whether the checkpoint `path`, whose metadata is `saved`, was written by a run with
-/// the same `settings`; prints the first difference when not.
-inline bool same_run_settings(const std::string& path, const ml::io::Metadata& saved,
-                              const ml::io::Metadata& settings) {
-  for (const auto& [key, value] : settings) {
-    const auto it = saved.find(key);
-    if (it == saved.end() || it->second != value) {
-      const std::string_view was = it == saved.end() ? "(missing)" : std::string_view(it->second);
-      fmt::print(stderr, "error: {} was written with {} = {}, this run has {}\n", path, key, was,
-                 value);
-      return false;
-    }
-  }
-  return true;
-}
-
-/// Where a resumed run continues: its step count and seconds of training so far.
-struct ResumePoint {
-  int step = 0;
-  double train_seconds = 0.0;
-};
-
-/// Continues from the checkpoint at --checkpoint when --resume is given and the file
-/// exists: checks that it was written with the same `settings`, hands it to
-/// `restore` (which loads the model and optimizer from it) and prints where the run
-/// continues, counting in `unit`s. Exits with a message when the file cannot be
-/// read, was written with other settings, lacks its step or train_seconds entry, or
-/// does not fit the model. Without a checkpoint to resume, the run starts at step 0.
-inline ResumePoint resume_or_exit(
-    const CheckpointArgs& c, const ml::io::Metadata& settings, const char* unit,
-    const std::function<void(const ml::io::TrainingCheckpoint<float>&)>& restore) {
-  ResumePoint at;
-  if (!c.resume || !std::filesystem::exists(c.file)) return at;
+/// train::fit(learner, batches, options), or the error on stderr and exit code 1 (a
+/// checkpoint written with other settings, a run folder that cannot be written, a
+/// training step that failed). Says where a resumed run continued and when the time
+/// limit stopped the run, counting in `unit`s.
+template <class L, class B>
+ml::train::FitResult fit_or_exit(L& learner, B& batches, const ml::train::FitOptions& options,
+                                 const std::string& unit) {
+  ml::train::FitResult result;
   try {
-    const auto saved = ml::io::load_checkpoint<float>(c.file);
-    if (!same_run_settings(c.file, saved.metadata, settings)) std::exit(1);
-    at.step = std::stoi(saved.metadata.at("step"));
-    at.train_seconds = std::stod(saved.metadata.at("train_seconds"));
-    restore(saved);
-  } catch (const ml::Error& e) {
+    result = ml::train::fit(learner, batches, options);
+  } catch (const std::exception& e) {
     fmt::print(stderr, "error: {}\n", e.what());
     std::exit(1);
-  } catch (const std::exception&) {
-    fmt::print(stderr, "error: {} lacks a valid step or train_seconds entry\n", c.file);
-    std::exit(1);
   }
-  fmt::print("resumed from {} at {} {} ({:.0f} s of training so far)\n", c.file, unit, at.step,
-             at.train_seconds);
-  return at;
-}
-
-/// Writes a run's checkpoint to `file` atomically (nothing when `file` is empty): the
-/// learner's whole state, and `settings` together with the step count, the seconds of
-/// training and the dataset's name.
-inline void save_run_checkpoint(const std::string& file, ml::io::Metadata settings, int step,
-                                double seconds, const std::string& dataset,
-                                const ml::algorithms::LearnerState<float>& state) {
-  if (file.empty()) return;
-  settings["step"] = std::to_string(step);
-  settings["train_seconds"] = std::to_string(seconds);
-  settings["dataset"] = dataset;
-  ml::io::save_checkpoint(file, ml::train::to_checkpoint(state, std::move(settings)));
+  if (result.start_step > 0) {
+    fmt::print(
+        "this run continued from {} {} of the checkpoint in {} ({:.0f} s of training before it)\n",
+        unit, result.start_step, options.run_dir.string(), result.train_seconds - result.seconds);
+  }
+  if (result.out_of_time) {
+    fmt::print("time limit reached after {} {}s; continue with --resume\n", result.steps, unit);
+  }
+  return result;
 }
 
 /// --threads (of the per-task loop), --seed, --out and --quiet, as the sinusoid

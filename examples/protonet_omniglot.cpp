@@ -10,21 +10,23 @@
 // Without --data (or METALEARN_OMNIGLOT_DIR) it runs on the embedded procedural glyphs,
 // so it works on a fresh machine; the paper's numbers then do not apply. --steps 0
 // evaluates the untrained network.
-// With --checkpoint FILE it saves the network (parameters and batch-norm statistics),
-// the Adam state and the episode count there (atomically) every --checkpoint-every
-// episodes and when training stops; --resume continues from that file exactly, so a
-// long schedule can be trained in several runs.
+//
+// Trains with train::fit. With --checkpoint DIR it keeps DIR/checkpoint.safetensors (the
+// learner's whole state: network, batch-norm statistics, Adam state and episode count,
+// with the run's settings) every --checkpoint-every episodes and when training stops,
+// and DIR/metrics.jsonl; --resume continues from it exactly (a checkpoint written with
+// other settings is refused), so a long schedule can be trained in several
+// --time-limit runs, each evaluating the network it reached.
 //
 // Usage: protonet_omniglot [--data DIR] [--steps N] [--time-limit MIN] [--train-ways N]
 //          [--train-shots K] [--train-queries Q] [--test-queries Q] [--episodes N]
 //          [--lr X] [--decay-every N] [--threads N] [--seed S] [--log-every N] [--out FILE]
-//          [--checkpoint FILE] [--checkpoint-every N] [--resume]
+//          [--checkpoint DIR] [--checkpoint-every N] [--resume]
 
 #include <fmt/format.h>
 
-#include <chrono>
+#include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <iterator>
 #include <memory>
 #include <metalearn/metalearn.hpp>
@@ -34,6 +36,7 @@
 #include "example_support.hpp"
 
 namespace ml = metalearn;
+namespace alg = metalearn::algorithms;
 using examples::Clock;
 using examples::seconds_since;
 
@@ -42,7 +45,7 @@ namespace {
 struct Args {
   std::string data;
   int steps = 20000;
-  double time_limit = 0.0;  // minutes of training; 0: no limit
+  double time_limit = 0.0;  // minutes of training in this run; 0: no limit
   ml::Index train_ways = 60, train_shots = 5, train_queries = 5, test_queries = 15;
   int episodes = 1000;
   double lr = 1e-3;
@@ -60,7 +63,8 @@ Args parse(int argc, char** argv) {
                "protonet_omniglot");
   examples::add_data_option(app, a.data);
   examples::add_at_least(app, "--steps", a.steps, "training episodes", 0);
-  examples::add_at_least(app, "--time-limit", a.time_limit, "minutes of training (0: none)", 0);
+  examples::add_at_least(app, "--time-limit", a.time_limit,
+                         "minutes of training in this run (0: none); continue with --resume", 0);
   app.add_option("--train-ways", a.train_ways, "classes per training episode")
       ->capture_default_str()
       ->check(CLI::Range(2, 100000));
@@ -79,21 +83,9 @@ Args parse(int argc, char** argv) {
   app.add_option("--seed", a.seed, "seed")->capture_default_str();
   examples::add_at_least(app, "--log-every", a.log_every, "episodes between log lines", 1);
   app.add_option("--out", a.out, "markdown file for the results");
-  examples::add_checkpoint_options(app, a.checkpoint,
-                                   "the network, the Adam state and the episode count");
+  examples::add_checkpoint_options(app, a.checkpoint, "episodes");
   examples::parse_or_exit(app, argc, argv);
   return a;
-}
-
-// The settings a resumed run must share with the run that wrote its checkpoint (the
-// number of episodes may grow: the learning-rate schedule does not depend on it).
-ml::io::Metadata run_settings(const Args& a) {
-  return {{"seed", std::to_string(a.seed)},
-          {"train_ways", std::to_string(a.train_ways)},
-          {"train_shots", std::to_string(a.train_shots)},
-          {"train_queries", std::to_string(a.train_queries)},
-          {"lr", fmt::format("{:.17g}", a.lr)},
-          {"decay_every", std::to_string(a.decay_every)}};
 }
 
 }  // namespace
@@ -111,12 +103,12 @@ int main(int argc, char** argv) {
 
   // ---- model ------------------------------------------------------------------
   ml::Generator gen(args.seed);
-  const auto options = ml::algorithms::ProtoNetOptions<float>{}
+  const auto options = alg::ProtoNetOptions<float>{}
                            .lr(args.lr)
                            .lr_decay(0.5, args.decay_every)
                            .threads(args.threads)
                            .seed(args.seed + 1000);
-  ml::algorithms::ProtoNet<float> protonet(gen, options);
+  alg::ProtoNet<float> protonet(gen, options);
 
   std::unique_ptr<ml::data::EpisodicSampler<float>> train;
   try {
@@ -130,22 +122,6 @@ int main(int argc, char** argv) {
   }
   ml::data::MetaBatchSampler<float> batches(*train, {.batch = 1, .seed = args.seed, .prefetch = 2});
 
-  // ---- checkpoint -------------------------------------------------------------
-  const auto resumed =
-      examples::resume_or_exit(args.checkpoint, run_settings(args), "episode",
-                               [&](const ml::io::TrainingCheckpoint<float>& saved) {
-                                 protonet.load_state(ml::train::to_state(
-                                     saved, protonet.state().buffers, args.checkpoint.file));
-                               });
-  const int start = resumed.step;
-  const double trained_before = resumed.train_seconds;  // seconds of training in earlier runs
-  batches.set_position(static_cast<std::uint64_t>(start));
-  auto save = [&](int step, double seconds) {
-    examples::save_run_checkpoint(args.checkpoint.file, run_settings(args), step, seconds,
-                                  train_set->name(), protonet.state());
-  };
-
-  // ---- training ---------------------------------------------------------------
   const std::string limit =
       args.time_limit > 0 ? fmt::format(", time limit {:g} min", args.time_limit) : "";
   fmt::print(
@@ -154,34 +130,41 @@ int main(int argc, char** argv) {
       args.train_ways, args.train_shots, args.train_queries, args.lr, args.decay_every, args.steps,
       limit);
   std::fflush(stdout);
-  const auto t0 = Clock::now();
-  double loss = 0.0, acc = 0.0;
-  int done = start;
-  for (int step = start + 1; step <= args.steps; ++step) {
-    const auto stats = protonet.meta_step(batches.next());
-    const bool first = step == start + 1;
-    loss = first ? stats.meta_loss : 0.98 * loss + 0.02 * stats.meta_loss;
-    acc = first ? stats.post_accuracy : 0.98 * acc + 0.02 * stats.post_accuracy;
-    done = step;
-    const double elapsed = seconds_since(t0);
-    const bool out_of_time = args.time_limit > 0 && elapsed > 60.0 * args.time_limit;
-    if (step % args.log_every == 0 || step == args.steps || out_of_time) {
-      fmt::print(
-          "step {}/{}  loss {:.4f}  train acc {:.4f}  lr {:.2e}  {:.2f} episodes/s  {:.0f} s\n",
-          step, args.steps, loss, acc, protonet.current_lr(), (step - start) / elapsed,
-          trained_before + elapsed);
-      std::fflush(stdout);
-    }
-    if (step % args.checkpoint.every == 0 || step == args.steps || out_of_time)
-      save(step, trained_before + elapsed);
-    if (out_of_time) {
-      fmt::print("time limit reached after {} episodes\n", step);
-      break;
-    }
-  }
-  const double run_seconds = seconds_since(t0);
-  const double train_seconds = trained_before + run_seconds;
-  const double rate = done > start ? (done - start) / run_seconds : 0.0;
+
+  // ---- training ---------------------------------------------------------------
+  double loss = 0.0, acc = 0.0;  // moving averages over the training episodes of this run
+  bool started = false;
+  const ml::train::FitOptions fit{
+      .steps = args.steps,
+      .time_limit = 60.0 * args.time_limit,
+      .checkpoint_every = args.checkpoint.every,
+      .log_every = args.log_every,
+      .run_dir = args.checkpoint.dir,
+      .resume = args.checkpoint.resume,
+      .progress = false,
+      // What a resumed run must share with the run that wrote its checkpoint (the number
+      // of episodes may grow: the learning-rate schedule does not depend on it).
+      .settings = {{"dataset", train_set->name()},
+                   {"seed", std::to_string(args.seed)},
+                   {"train_ways", std::to_string(args.train_ways)},
+                   {"train_shots", std::to_string(args.train_shots)},
+                   {"train_queries", std::to_string(args.train_queries)},
+                   {"lr", fmt::format("{:.17g}", args.lr)},
+                   {"decay_every", std::to_string(args.decay_every)}},
+      .on_step = [&](std::int64_t step, const alg::StepStats& s) {
+        loss = started ? 0.98 * loss + 0.02 * s.meta_loss : s.meta_loss;
+        acc = started ? 0.98 * acc + 0.02 * s.post_accuracy : s.post_accuracy;
+        started = true;
+        if (step % args.log_every == 0 || step == args.steps) {
+          fmt::print("step {}/{}  loss {:.4f}  train acc {:.4f}  lr {:.2e}\n", step, args.steps,
+                     loss, acc, protonet.current_lr());
+          std::fflush(stdout);
+        }
+      }};
+  const auto result = examples::fit_or_exit(protonet, batches, fit, "episode");
+  const double rate = result.steps > result.start_step
+                          ? static_cast<double>(result.steps - result.start_step) / result.seconds
+                          : 0.0;
 
   // ---- evaluation -------------------------------------------------------------
   struct Config {
@@ -192,7 +175,7 @@ int main(int argc, char** argv) {
   // The baseline: prototypes and squared distances of the raw pixels, on the same
   // episodes (the same evaluation seed).
   ml::nn::Flatten<float> pixels;
-  const ml::algorithms::ProtoNet<float> pixel_protonet(pixels, options);
+  const alg::ProtoNet<float> pixel_protonet(pixels, options);
   fmt::print("\nTest accuracy over {} episodes ({} queries per class), mean +- 95% CI\n",
              args.episodes, args.test_queries);
   fmt::print("{:<16} {:>18} {:>18} {:>10} {:>14}\n", "episodes", "accuracy (%)", "raw pixels (%)",
@@ -200,7 +183,6 @@ int main(int argc, char** argv) {
   std::string table =
       "| test episodes | accuracy (%) | raw pixels (%) | paper (%) | eval episodes/s |\n"
       "|---|---|---|---|---|\n";
-  std::vector<double> means;
   for (const auto& c : configs) {
     const auto t_eval = Clock::now();
     ml::data::EpisodicSampler<float> test(
@@ -217,13 +199,12 @@ int main(int argc, char** argv) {
     fmt::format_to(std::back_inserter(table),
                    "| {} | {:.2f} +- {:.2f} | {:.2f} +- {:.2f} | {} | {:.1f} |\n", name,
                    100 * r.mean, 100 * r.ci95, 100 * raw.mean, 100 * raw.ci95, paper, eps);
-    means.push_back(r.mean);
   }
   const double total = seconds_since(t_start);
   fmt::print(
       "\ntraining: {} episodes in {:.1f} s ({} in this run, {:.2f} episodes/s); total wall time of "
       "this run {:.1f} s\n",
-      done, train_seconds, done - start, rate, total);
+      result.steps, result.train_seconds, result.steps - result.start_step, rate, total);
   if (!args.out.empty()) {
     if (!examples::write_results(
             args.out,
@@ -231,8 +212,9 @@ int main(int argc, char** argv) {
                 "dataset: {}\ntraining: {}-way {}-shot {}-query, {} episodes, {:.1f} s ({} in this "
                 "run, {:.2f} episodes/s), threads {}, seed {}\ntotal wall time of this run: {:.1f} "
                 "s\n\n{}",
-                train_set->name(), args.train_ways, args.train_shots, args.train_queries, done,
-                train_seconds, done - start, rate, args.threads, args.seed, total, table))) {
+                train_set->name(), args.train_ways, args.train_shots, args.train_queries,
+                result.steps, result.train_seconds, result.steps - result.start_step, rate,
+                args.threads, args.seed, total, table))) {
       return 1;
     }
   }

@@ -14,23 +14,23 @@
 // degrees; test characters are not (as in the paper's code).
 //
 // Without --data (or METALEARN_OMNIGLOT_DIR) it runs on the embedded procedural glyphs.
-// With --checkpoint FILE it saves theta, the carried Adam state and the meta-step
-// count there (atomically)
-// every --checkpoint-every steps and when training stops; --resume continues from
-// that file, so a long schedule can be trained in several runs and ends where an
-// uninterrupted run would (the step size schedule and mini-batch order follow the
-// step count).
+//
+// Trains with train::fit. With --checkpoint DIR it keeps DIR/checkpoint.safetensors
+// (the learner's whole state: theta, the carried Adam state and the meta-step count,
+// with the run's settings) every --checkpoint-every steps and when training stops, and
+// DIR/metrics.jsonl; --resume continues from it, so a long schedule can be trained in
+// several --time-limit runs and ends where an uninterrupted run would (the step size
+// schedule and mini-batch order follow the step count).
 //
 // Usage: reptile_omniglot [--data DIR] [--steps N] [--time-limit MIN] [--ways N]
 //          [--train-shots K] [--meta-batch N] [--inner-steps N] [--eval-steps N]
 //          [--episodes N] [--threads N] [--seed S] [--log-every N] [--out FILE]
-//          [--fresh-inner-state] [--checkpoint FILE] [--checkpoint-every N] [--resume]
+//          [--fresh-inner-state] [--checkpoint DIR] [--checkpoint-every N] [--resume]
 
 #include <fmt/format.h>
 
-#include <chrono>
+#include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <iterator>
 #include <memory>
 #include <metalearn/metalearn.hpp>
@@ -40,6 +40,7 @@
 #include "example_support.hpp"
 
 namespace ml = metalearn;
+namespace alg = metalearn::algorithms;
 using examples::Clock;
 using examples::seconds_since;
 
@@ -48,7 +49,7 @@ namespace {
 struct Args {
   std::string data;
   int steps = 100000;
-  double time_limit = 0.0;
+  double time_limit = 0.0;  // minutes of training in this run; 0: no limit
   ml::Index ways = 5, train_shots = 10, meta_batch = 5;
   int inner_steps = 5, eval_steps = 50;
   int episodes = 1000;
@@ -65,7 +66,8 @@ Args parse(int argc, char** argv) {
   CLI::App app("Reptile on Omniglot (Nichol, Achiam & Schulman 2018)", "reptile_omniglot");
   examples::add_data_option(app, a.data);
   examples::add_at_least(app, "--steps", a.steps, "meta-steps (epsilon anneals to 0 over them)", 0);
-  examples::add_at_least(app, "--time-limit", a.time_limit, "minutes of training (0: none)", 0);
+  examples::add_at_least(app, "--time-limit", a.time_limit,
+                         "minutes of training in this run (0: none); continue with --resume", 0);
   app.add_option("--ways", a.ways, "classes per task")
       ->capture_default_str()
       ->check(CLI::Range(2, 1000));
@@ -85,21 +87,9 @@ Args parse(int argc, char** argv) {
   app.add_option("--out", a.out, "markdown file for the results");
   app.add_flag("--fresh-inner-state", a.fresh_inner_state,
                "start every task with a new Adam (default: carry its moments from task to task)");
-  examples::add_checkpoint_options(app, a.checkpoint,
-                                   "theta, the carried Adam state and the meta-step count");
+  examples::add_checkpoint_options(app, a.checkpoint, "meta-steps");
   examples::parse_or_exit(app, argc, argv);
   return a;
-}
-
-// The settings a resumed run must share with the run that wrote its checkpoint.
-ml::io::Metadata run_settings(const Args& a) {
-  return {{"steps", std::to_string(a.steps)},
-          {"seed", std::to_string(a.seed)},
-          {"ways", std::to_string(a.ways)},
-          {"train_shots", std::to_string(a.train_shots)},
-          {"meta_batch", std::to_string(a.meta_batch)},
-          {"inner_steps", std::to_string(a.inner_steps)},
-          {"inner_state", a.fresh_inner_state ? "fresh" : "carried"}};
 }
 
 // The network of the paper: strided convolutions instead of max-pooling.
@@ -133,8 +123,8 @@ int main(int argc, char** argv) {
 
   ml::Generator gen(args.seed);
   auto model = make_model(args.ways, train_set->example_shape()[1], gen);
-  const auto options = ml::algorithms::ReptileOptions<float>{}
-                           .inner_optimizer(ml::algorithms::InnerOptimizer::kAdam)
+  const auto options = alg::ReptileOptions<float>{}
+                           .inner_optimizer(alg::InnerOptimizer::kAdam)
                            .inner_lr(1e-3f)
                            .adam_betas(0.0, 0.999)
                            .carry_inner_state(!args.fresh_inner_state)
@@ -145,11 +135,11 @@ int main(int argc, char** argv) {
                            .outer_step(1.0f)
                            .anneal(0.0f, args.steps)
                            .meta_batch(args.meta_batch)
-                           .loss(ml::algorithms::LossKind::kCrossEntropy)
+                           .loss(alg::LossKind::kCrossEntropy)
                            .transductive(false)
                            .threads(args.threads)
                            .seed(args.seed + 1000);
-  ml::algorithms::Reptile<float> reptile(*model, options);
+  alg::Reptile<float> reptile(*model, options);
 
   std::unique_ptr<ml::data::EpisodicSampler<float>> train;
   try {
@@ -163,20 +153,6 @@ int main(int argc, char** argv) {
   ml::data::MetaBatchSampler<float> batches(
       *train, {.batch = options.meta_batch(), .seed = args.seed, .prefetch = 2});
 
-  const auto resumed =
-      examples::resume_or_exit(args.checkpoint, run_settings(args), "meta-step",
-                               [&](const ml::io::TrainingCheckpoint<float>& saved) {
-                                 reptile.load_state(ml::train::to_state(
-                                     saved, reptile.state().buffers, args.checkpoint.file));
-                               });
-  const int start = resumed.step;
-  const double trained_before = resumed.train_seconds;  // seconds of training in earlier runs
-  batches.set_position(static_cast<std::uint64_t>(start));
-  auto save = [&](int step, double seconds) {
-    examples::save_run_checkpoint(args.checkpoint.file, run_settings(args), step, seconds,
-                                  train_set->name(), reptile.state());
-  };
-
   fmt::print(
       "Reptile: 4x[conv stride 2, 64, BN, ReLU] + linear, {}-way {}-shot training tasks, "
       "{} inner Adam steps on batches of 10 ({} state), meta-batch {}, epsilon 1 -> 0 over {} "
@@ -184,32 +160,40 @@ int main(int argc, char** argv) {
       args.ways, args.train_shots, args.inner_steps, args.fresh_inner_state ? "fresh" : "carried",
       args.meta_batch, args.steps, args.threads);
   std::fflush(stdout);
-  const auto t0 = Clock::now();
-  double loss = 0.0;
-  int done = start;
-  for (int step = start + 1; step <= args.steps; ++step) {
-    const auto stats = reptile.meta_step(batches.next());
-    loss = step == start + 1 ? stats.post_loss : 0.98 * loss + 0.02 * stats.post_loss;
-    done = step;
-    const double elapsed = seconds_since(t0);
-    const bool out_of_time = args.time_limit > 0 && elapsed > 60.0 * args.time_limit;
-    if (step % args.log_every == 0 || step == args.steps || out_of_time) {
-      fmt::print(
-          "step {}/{}  last inner loss {:.4f}  epsilon {:.3f}  {:.2f} meta-steps/s  {:.0f} s\n",
-          step, args.steps, loss, static_cast<double>(reptile.current_outer_step()),
-          (step - start) / elapsed, trained_before + elapsed);
-      std::fflush(stdout);
-    }
-    if (step % args.checkpoint.every == 0 || step == args.steps || out_of_time)
-      save(step, trained_before + elapsed);
-    if (out_of_time) {
-      fmt::print("time limit reached after {} meta-steps (epsilon was still {:.3f})\n", step,
-                 static_cast<double>(reptile.current_outer_step()));
-      break;
-    }
-  }
-  const double run_seconds = seconds_since(t0);
-  const double train_seconds = trained_before + run_seconds;
+
+  double loss = 0.0;  // moving average over the meta-steps of this run
+  bool started = false;
+  const ml::train::FitOptions fit{
+      .steps = args.steps,
+      .time_limit = 60.0 * args.time_limit,
+      .checkpoint_every = args.checkpoint.every,
+      .log_every = args.log_every,
+      .run_dir = args.checkpoint.dir,
+      .resume = args.checkpoint.resume,
+      .progress = false,
+      // What a resumed run must share with the run that wrote its checkpoint (epsilon
+      // anneals over --steps, so they are one of them).
+      .settings = {{"dataset", train_set->name()},
+                   {"steps", std::to_string(args.steps)},
+                   {"seed", std::to_string(args.seed)},
+                   {"ways", std::to_string(args.ways)},
+                   {"train_shots", std::to_string(args.train_shots)},
+                   {"meta_batch", std::to_string(args.meta_batch)},
+                   {"inner_steps", std::to_string(args.inner_steps)},
+                   {"inner_state", args.fresh_inner_state ? "fresh" : "carried"}},
+      .on_step = [&](std::int64_t step, const alg::StepStats& s) {
+        loss = started ? 0.98 * loss + 0.02 * s.post_loss : s.post_loss;
+        started = true;
+        if (step % args.log_every == 0 || step == args.steps) {
+          fmt::print("step {}/{}  last inner loss {:.4f}  epsilon {:.3f}\n", step, args.steps, loss,
+                     static_cast<double>(reptile.current_outer_step()));
+          std::fflush(stdout);
+        }
+      }};
+  const auto result = examples::fit_or_exit(reptile, batches, fit, "meta-step");
+  const double rate = result.steps > result.start_step
+                          ? static_cast<double>(result.steps - result.start_step) / result.seconds
+                          : 0.0;
 
   // Evaluation: adapt once per episode, then classify the queries both ways.
   struct Config {
@@ -232,14 +216,14 @@ int main(int argc, char** argv) {
     std::vector<double> plain(static_cast<std::size_t>(args.episodes));
     std::vector<double> trans(plain.size());
     pool.run(plain.size(), [&](std::size_t i) {
-      ml::Generator g = ml::algorithms::episode_generator(args.seed + 2000, i);
+      ml::Generator g = alg::episode_generator(args.seed + 2000, i);
       const auto task = test.sample(g);
       const auto fast = reptile.adapt(task, std::nullopt, std::nullopt, i);
-      plain[i] = ml::algorithms::label_accuracy(reptile.predict_query(task, fast), task.query_y);
-      trans[i] = ml::algorithms::label_accuracy(reptile.predict(fast, task.query_x), task.query_y);
+      plain[i] = alg::label_accuracy(reptile.predict_query(task, fast), task.query_y);
+      trans[i] = alg::label_accuracy(reptile.predict(fast, task.query_x), task.query_y);
     });
-    const auto p = ml::algorithms::EvalResult::from_values(plain);
-    const auto t = ml::algorithms::EvalResult::from_values(trans);
+    const auto p = alg::EvalResult::from_values(plain);
+    const auto t = alg::EvalResult::from_values(trans);
     const double eps = args.episodes / seconds_since(t_eval);
     const std::string name = fmt::format("{}-way {}-shot", args.ways, c.shots);
     fmt::print("{:<14} {:>10.2f} +- {:>5.2f} {:>8.2f} {:>10.2f} +- {:>5.2f} {:>8.2f} {:>12.1f}\n",
@@ -252,11 +236,10 @@ int main(int argc, char** argv) {
                    c.paper_transductive, eps);
   }
   const double total = seconds_since(t_start);
-  const double rate = done > start ? (done - start) / run_seconds : 0.0;
   fmt::print(
       "\ntraining: {} meta-steps in {:.1f} s ({} in this run, {:.2f} meta-steps/s); total wall "
       "time of this run {:.1f} s\n",
-      done, train_seconds, done - start, rate, total);
+      result.steps, result.train_seconds, result.steps - result.start_step, rate, total);
   if (!args.out.empty()) {
     if (!examples::write_results(
             args.out,
@@ -266,7 +249,8 @@ int main(int argc, char** argv) {
                 "run, {:.2f} meta-steps/s), {} inner Adam state, threads {}, seed {}\ntotal wall "
                 "time of this run: {:.1f} s\n\n{}",
                 train_set->name(), omniglot ? "" : " (paper numbers are for Omniglot)", args.ways,
-                args.train_shots, done, args.steps, train_seconds, done - start, rate,
+                args.train_shots, result.steps, args.steps, result.train_seconds,
+                result.steps - result.start_step, rate,
                 args.fresh_inner_state ? "fresh" : "carried", args.threads, args.seed, total,
                 table))) {
       return 1;

@@ -11,13 +11,15 @@
 # THREADS (2; a training episode's convolutions and the evaluation episodes run on them),
 # DECAY_EVERY (lr halving period, 2000),
 # TEST_QUERIES (queries per class in test episodes, 15), TRAIN_WAYS (classes per
-# training episode, 60 as in the paper), SEED (1), LOG, OUT, CHECKPOINT (default
-# $BUILD/protonet_omniglot.ckpt.safetensors).
+# training episode, 60 as in the paper), SEED (1), LOG, OUT, CHECKPOINT (the run folder,
+# default $BUILD/protonet_omniglot.run).
 #
-# Training resumes from CHECKPOINT when it exists (same seed, episode shape, rate and
-# decay period): the network, the Adam state and the episode count are saved every 500
-# episodes and when training stops, so the paper's schedule can be trained in several
-# time-limited runs; each evaluates the network it reached.
+# Training resumes from CHECKPOINT/checkpoint.safetensors when it exists (same seed,
+# episode shape, rate and decay period): the learner's whole state (network, Adam state,
+# episode count) is saved there every 500 episodes and when training stops, with
+# CHECKPOINT/metrics.jsonl beside it, so the paper's schedule can be trained in several
+# time-limited runs; each evaluates the network it reached. A checkpoint file of an
+# earlier version at $BUILD/protonet_omniglot.ckpt.safetensors moves into the folder.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=${BUILD:-$ROOT/build-alg}
@@ -32,7 +34,7 @@ TEST_QUERIES=${TEST_QUERIES:-15}
 SEED=${SEED:-1}
 LOG=${LOG:-$BUILD/protonet_omniglot.log}
 OUT=${OUT:-$ROOT/benchmarks/results/protonet_omniglot.md}
-CHECKPOINT=${CHECKPOINT:-$BUILD/protonet_omniglot.ckpt.safetensors}
+CHECKPOINT=${CHECKPOINT:-$BUILD/protonet_omniglot.run}
 
 if [[ "${1:-}" != "--foreground" ]]; then
   mkdir -p "$(dirname "$LOG")"
@@ -48,6 +50,10 @@ BIN="$BUILD/examples/protonet_omniglot"
 export GLIBC_TUNABLES=${GLIBC_TUNABLES:-glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=4294967296}
 export METALEARN_CACHE_DIR=${METALEARN_CACHE_DIR:-$BUILD/cache}
 mkdir -p "$METALEARN_CACHE_DIR" "$(dirname "$OUT")"
+# The checkpoint file earlier versions of the example wrote continues from the run folder.
+if [[ -f "$BUILD/protonet_omniglot.ckpt.safetensors" && ! -e "$CHECKPOINT/checkpoint.safetensors" ]]; then
+  mkdir -p "$CHECKPOINT" && mv "$BUILD/protonet_omniglot.ckpt.safetensors" "$CHECKPOINT/checkpoint.safetensors"
+fi
 CMD=("$BIN" --data "$DATA" --steps "$STEPS" --time-limit "$TIME_LIMIT" --train-ways "$TRAIN_WAYS"
      --train-shots 5 --train-queries 5 --test-queries "$TEST_QUERIES" --decay-every "$DECAY_EVERY" --episodes "$EPISODES"
      --threads "$THREADS" --seed "$SEED" --log-every 50 --out "$OUT.part"

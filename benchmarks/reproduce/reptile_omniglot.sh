@@ -11,12 +11,15 @@
 # Environment: BUILD (build dir, default build-alg), METALEARN_OMNIGLOT_DIR (required:
 # the Omniglot folder), STEPS (meta-steps, default 100000; epsilon anneals to 0 over them), TIME_LIMIT
 # (minutes of training, 0 = none), EPISODES (test episodes per configuration, 1000),
-# THREADS (2), SEED (1), LOG, OUT, CHECKPOINT (default $BUILD/reptile_omniglot.ckpt.safetensors),
-# EXTRA (further options of the example, e.g. --fresh-inner-state).
+# THREADS (2), SEED (1), LOG, OUT, CHECKPOINT (the run folder, default
+# $BUILD/reptile_omniglot.run), EXTRA (further options of the example, e.g.
+# --fresh-inner-state).
 #
-# Training resumes from CHECKPOINT when it exists (same STEPS and SEED), so the paper's
-# schedule can be trained in several time-limited runs: each run continues where the
-# last one stopped and evaluates the meta-parameters it reached.
+# Training resumes from CHECKPOINT/checkpoint.safetensors when it exists (same STEPS and
+# SEED; CHECKPOINT/metrics.jsonl beside it), so the paper's schedule can be trained in
+# several time-limited runs: each run continues where the last one stopped and evaluates
+# the meta-parameters it reached. A checkpoint file of an earlier version at
+# $BUILD/reptile_omniglot.ckpt.safetensors moves into the folder.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=${BUILD:-$ROOT/build-alg}
@@ -28,7 +31,7 @@ THREADS=${THREADS:-2}
 SEED=${SEED:-1}
 LOG=${LOG:-$BUILD/reptile_omniglot.log}
 OUT=${OUT:-$ROOT/benchmarks/results/reptile_omniglot.md}
-CHECKPOINT=${CHECKPOINT:-$BUILD/reptile_omniglot.ckpt.safetensors}
+CHECKPOINT=${CHECKPOINT:-$BUILD/reptile_omniglot.run}
 
 if [[ "${1:-}" != "--foreground" ]]; then
   mkdir -p "$(dirname "$LOG")"
@@ -44,6 +47,10 @@ BIN="$BUILD/examples/reptile_omniglot"
 export GLIBC_TUNABLES=${GLIBC_TUNABLES:-glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=4294967296}
 export METALEARN_CACHE_DIR=${METALEARN_CACHE_DIR:-$BUILD/cache}
 mkdir -p "$METALEARN_CACHE_DIR" "$(dirname "$OUT")"
+# The checkpoint file earlier versions of the example wrote continues from the run folder.
+if [[ -f "$BUILD/reptile_omniglot.ckpt.safetensors" && ! -e "$CHECKPOINT/checkpoint.safetensors" ]]; then
+  mkdir -p "$CHECKPOINT" && mv "$BUILD/reptile_omniglot.ckpt.safetensors" "$CHECKPOINT/checkpoint.safetensors"
+fi
 read -ra EXTRA_ARGS <<<"${EXTRA:-}"
 CMD=("$BIN" --data "$DATA" --steps "$STEPS" --time-limit "$TIME_LIMIT" --ways 5
      --train-shots 10 --meta-batch 5 --inner-steps 5 --eval-steps 50 --episodes "$EPISODES"
