@@ -10,15 +10,15 @@
 // pretrained on the same tasks by ordinary regression. Writes the table as CSV.
 // (With 0.02, ten full-batch steps on 5 points diverge on high-amplitude tasks.)
 //
-// The tasks of a meta-batch train together (ReptileOptions::batch_tasks); --loop
-// trains them one by one instead, --threads of them in parallel.
+// Meta-trains with train::fit (a progress line on a terminal; nothing written). The
+// tasks of a meta-batch train together (ReptileOptions::batch_tasks); --loop trains
+// them one by one instead, --threads of them in parallel.
 //
 // Usage: reptile_sinusoid [--steps N] [--meta-batch N] [--inner-steps N] [--inner-lr X]
 //          [--loop] [--threads N] [--seed S] [--out DIR] [--quiet]
 
 #include <fmt/format.h>
 
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -29,7 +29,6 @@
 #include "example_support.hpp"
 
 namespace ml = metalearn;
-using examples::Clock;
 
 namespace {
 
@@ -103,18 +102,8 @@ int main(int argc, char** argv) {
       args.meta_batch, args.inner_steps, static_cast<double>(args.inner_lr), args.steps,
       args.loop ? fmt::format("tasks one by one, {} thread(s)", args.threads)
                 : "the tasks of a meta-batch together");
-  const auto t0 = Clock::now();
-  double running = 0.0;
-  const int every = std::max(1, args.steps / 200);
-  for (int step = 1; step <= args.steps; ++step) {
-    const auto stats = reptile.meta_step(batches.next());
-    running = step == 1 ? stats.post_loss : 0.98 * running + 0.02 * stats.post_loss;
-    if (step % every == 0 || step == args.steps) {
-      examples::progress(step, args.steps, "inner loss", running, examples::seconds_since(t0),
-                         args.quiet);
-    }
-  }
-  const double train_seconds = examples::seconds_since(t0);
+  const double train_seconds =
+      ml::train::fit(reptile, batches, {.steps = args.steps, .progress = !args.quiet}).seconds;
 
   // ---- baseline: the same network pretrained on the same tasks by regression --
   examples::pretrain_on_tasks(baseline, family, options.meta_batch(), args.seed, args.steps);
