@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <metalearn/algorithms/rl2/rl2.hpp>
 #include <metalearn/autograd/gradcheck.hpp>
 #include <metalearn/env/bandit.hpp>
@@ -123,6 +124,39 @@ TEST(Rl2Ppo, LossGradientPassesGradcheck) {
   }
   // The value: row 0 by hand, -r A + 0.5 * 0.5 (V - R)^2 - 0.1 H.
   EXPECT_THROW((void)ma::ppo_loss(logits, values, ma::PpoTargets{}, c, 1.0), ml::ShapeError);
+}
+
+TEST(Rl2Ppo, TrialLossGradientThroughTheGruPassesGradcheck) {
+  // The update's loss of whole trials (back-propagated through every GRU step of two
+  // trials of two episodes) w.r.t. the recurrent weights and the policy head.
+  ml::Generator gen(9);
+  ma::Rl2<me::TabularMdps, double> rl2(small_mdps(), gen,
+                                       {.hidden = 3, .trials = 2, .minibatches = 1});
+  const ma::TrialBatch batch = rl2.collect_step(0);
+  const auto [advantages, returns] = rl2.advantages(batch);
+  const std::vector<ml::Index> trials{0, 1};
+  ma::PpoTargets targets;
+  for (ml::Index t = 0; t < batch.steps(); ++t) {
+    for (ml::Index m : trials) {
+      const std::size_t k = batch.at(m, t);
+      targets.actions.push_back(batch.actions[k]);
+      targets.old_log_probs.push_back(batch.log_probs[k] + 0.01 * static_cast<double>(k % 3));
+      targets.advantages.push_back(advantages[k]);
+      targets.returns.push_back(returns[k]);
+    }
+  }
+  const ml::nn::ParamDict<double> named = rl2.meta_parameters();
+  const auto f = [&](const std::vector<ml::Tensor<double>>& x) {
+    ml::nn::ParamDict<double> params = named;
+    params.set("gru.weight_hh", x[0]);
+    params.set("gru.weight_ih", x[1]);
+    params.set("policy.weight", x[2]);
+    const auto out = rl2.trial_outputs(batch, trials, params);
+    return ma::ppo_loss(out.logits, out.values, targets, {}, 1.0 / 12.0).loss;
+  };
+  const auto r = ml::autograd::gradcheck(
+      f, {named.at("gru.weight_hh"), named.at("gru.weight_ih"), named.at("policy.weight")});
+  EXPECT_TRUE(r.ok) << r.message;
 }
 
 TEST(Rl2Policy, HiddenStateCarriesAcrossEpisodesAndResetsBetweenTrials) {
@@ -270,17 +304,14 @@ TEST(Rl2, RejectsInvalidOptionsAndFamilies) {
 
 TEST(Rl2, TrainingOnFiveArmBanditsBeatsTheUntrainedPolicy) {
   // 5 arms, 10 pulls: random play scores 5.0 per trial, greedy 6.5 (benchmarks/results/
-  // rl2_baselines.md). A short run must lift the policy clearly above where it started.
+  // rl2_baselines.md). 150 short meta-steps (64 trials each) must lift the policy clearly
+  // above where it started (with seeds 1, 2, 3 of this configuration: 6.51, 6.07, 6.29 on
+  // 500 trials whose 95% intervals are +-0.2).
   const me::BernoulliBandits family({.arms = 5, .pulls = 10});
   ml::Generator gen(2);
-  ma::Rl2<me::BernoulliBandits> rl2(family, gen,
-                                    {.hidden = 32,
-                                     .trials = 64,
-                                     .epochs = 4,
-                                     .minibatches = 2,
-                                     .lr = 3e-3,
-                                     .threads = 2,
-                                     .seed = 1});
+  ma::Rl2<me::BernoulliBandits> rl2(
+      family, gen,
+      {.hidden = 16, .trials = 64, .epochs = 4, .minibatches = 2, .lr = 1e-2, .seed = 1});
   const ma::EvalResult before = rl2.evaluate(500);
   const auto start = std::chrono::steady_clock::now();
   for (int s = 0; s < 150; ++s) (void)rl2.meta_step();
@@ -289,7 +320,7 @@ TEST(Rl2, TrainingOnFiveArmBanditsBeatsTheUntrainedPolicy) {
   const ma::EvalResult after = rl2.evaluate(500);
   std::printf("RL^2 5x10 bandits: %.2f +- %.2f untrained, %.2f +- %.2f after 150 steps (%.1f s)\n",
               before.mean, before.ci95, after.mean, after.ci95, seconds);
-  EXPECT_LT(before.mean, 5.6);
-  EXPECT_GT(after.mean, before.mean + 0.8);
-  EXPECT_GT(after.mean, 6.0);
+  EXPECT_LT(before.mean, 5.4);
+  EXPECT_GT(after.mean, 5.9);
+  EXPECT_GT(after.mean - before.mean, 0.7);
 }
