@@ -2,6 +2,7 @@
 /// @file
 /// Umbrella of the nn layer: modules, ParamDict, layers, functional ops, initialisers.
 
+#include "metalearn/nn/forward_context.hpp"         // IWYU pragma: export
 #include "metalearn/nn/functional.hpp"              // IWYU pragma: export
 #include "metalearn/nn/init.hpp"                    // IWYU pragma: export
 #include "metalearn/nn/module.hpp"                  // IWYU pragma: export
@@ -17,3 +18,4 @@
 #include "metalearn/nn/modules/recurrent_cell.hpp"  // IWYU pragma: export
 #include "metalearn/nn/modules/sequential.hpp"      // IWYU pragma: export
 #include "metalearn/nn/param_dict.hpp"              // IWYU pragma: export
+#include "metalearn/nn/task_batched.hpp"            // IWYU pragma: export

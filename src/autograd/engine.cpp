@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "metalearn/autograd/grad.hpp"
+#include "metalearn/autograd/node.hpp"
 #include "metalearn/tensor/factory.hpp"
 #include "metalearn/tensor/ops/elementwise.hpp"
 #include "metalearn/tensor/tensor.hpp"
@@ -271,6 +272,8 @@ void Tensor<T>::backward(const Tensor<T>& grad_output, BackwardOptions options) 
       autograd::GradOptions{options.retain_graph, options.create_graph, true});
 }
 
+// With autograd/node.hpp included, these also give the library the float and double
+// instances of the members defined there (requires_grad, set_requires_grad).
 template class Tensor<float>;
 template class Tensor<double>;
 

@@ -49,12 +49,12 @@ class EnterPool {
 
 }  // namespace
 
-ThreadPool::ThreadPool(std::size_t threads) {
+ThreadPool::ThreadPool(std::size_t threads, const char* who) {
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
   workers_.reserve(threads - 1);
   try {
     for (std::size_t i = 1; i < threads; ++i) {
-      workers_.push_back(detail::start_thread("ThreadPool", [this, i] { worker_loop(i); }));
+      workers_.push_back(detail::start_thread(who, [this, i] { worker_loop(i); }));
     }
   } catch (...) {
     stop_workers();

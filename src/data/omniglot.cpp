@@ -23,7 +23,7 @@
 #include "metalearn/core/checked.hpp"
 #include "metalearn/core/error.hpp"
 #include "metalearn/core/random.hpp"
-#include "metalearn/core/thread.hpp"
+#include "metalearn/core/thread_pool.hpp"
 #include "metalearn/data/png.hpp"
 
 namespace metalearn::data {
@@ -246,21 +246,10 @@ Folder decode_folder(const Listing& listing, Index size, int threads) {
       failed = true;
     }
   };
-  std::vector<std::thread> pool;
-  pool.reserve(nthreads - 1);  // so that adding a started thread cannot throw
-  try {
-    for (std::size_t t = 1; t < nthreads; ++t) {
-      pool.push_back(::metalearn::detail::start_thread("OmniglotDataset: PNG decoding threads",
-                                                       [&work, t] { work(t); }));
-    }
-  } catch (...) {
-    // ResourceError from start_thread: stop and join the threads already started.
-    failed = true;
-    for (auto& th : pool) th.join();
-    throw;
-  }
-  work(0);
-  for (auto& th : pool) th.join();
+  // ResourceError when the system refuses a thread, after the pool has stopped and
+  // joined the ones it started.
+  ThreadPool pool(nthreads, "OmniglotDataset: PNG decoding threads");
+  pool.run(nthreads, work);
   for (auto& e : errors) {
     if (e) std::rethrow_exception(e);
   }

@@ -158,7 +158,7 @@ TEST(Maml, AnilAdaptsOnlyTheHeadAndItsMetaGradientMatches) {
   const auto theta = model.named_parameters();
   for (const auto& [name, t] : theta) {
     const bool head = std::string(name).rfind("4.", 0) == 0;
-    const auto& f = fast.at(name);
+    const auto& f = fast.weights.at(name);
     double diff = 0;
     for (ml::Index i = 0; i < t.numel(); ++i) diff += std::abs(f.data()[i] - t.data()[i]);
     if (head) {

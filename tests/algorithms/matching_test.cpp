@@ -157,8 +157,10 @@ ml::data::Task<double> glyph_episode(std::uint64_t seed, ml::Index ways, ml::Ind
 TEST(MatchingNet, LossIsTheCrossEntropyOfTheRuleOnTheEmbeddings) {
   const auto net = small_matching_net(1);
   const auto task = glyph_episode(2, 4, 2);
-  double accuracy = -1;
-  const double loss = net.loss(task, &accuracy).item();
+  const auto result = net.episode_loss(task);
+  const double loss = result.loss.item();
+  ASSERT_TRUE(result.accuracy.has_value());
+  const double accuracy = *result.accuracy;
   const auto support = net.embed(task.support_x);
   const auto query = net.embed(task.query_x);
   const auto logp = alg::matching_log_probs(query, support, ml::to_labels(task.support_y), 4,

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include <cmath>
 #include <metalearn/autograd.hpp>
 #include <metalearn/nn.hpp>
@@ -86,12 +88,19 @@ TEST(BatchNorm, PerStepModeSelectsTheRowOfTheStep) {
   auto x = ml::randn<double>(ml::Shape{4, 2, 2, 2}, gen);
   // Without a step index the forward pass refuses to guess.
   EXPECT_THROW(bn.forward(x), ml::ValueError);
-  EXPECT_THROW(bn.forward(x, p.with_step(3)), ml::ValueError);
+  {
+    const nn::ForwardScope step3({.step = 3});
+    EXPECT_THROW(bn.forward(x, p), ml::ValueError);
+  }
   // Step 1 uses row 1 of weight/bias and updates only row 1 of the running stats.
   auto w = ml::from_vector<double>({1, 1, 2, 3, 1, 1}, ml::Shape{3, 2});
   auto b = ml::from_vector<double>({0, 0, -1, 4, 0, 0}, ml::Shape{3, 2});
   nn::ParamDict<double> fast{{"weight", w}, {"bias", b}};
-  auto y = bn.forward(x, fast.with_step(1));
+  const auto step1 = [&] {
+    const nn::ForwardScope scope({.step = 1});
+    return bn.forward(x, fast);
+  };
+  auto y = step1();
   auto ref = nn::functional::batch_norm<double>(x, ml::from_vector<double>({2, 3}),
                                                 ml::from_vector<double>({-1, 4}),
                                                 ml::Tensor<double>(), ml::Tensor<double>(), true);
@@ -105,12 +114,12 @@ TEST(BatchNorm, PerStepModeSelectsTheRowOfTheStep) {
   EXPECT_EQ(rm[5], 0.0);
   // Evaluation uses the running statistics of the step.
   bn.eval();
-  auto ye = bn.forward(x, fast.with_step(1));
+  auto ye = step1();
   const auto rv = bn.running_var().to_vector();
   EXPECT_NEAR(ye.data()[0], 2.0 * (x.data()[0] - rm[2]) / std::sqrt(rv[2] + 1e-5) - 1.0, 1e-12);
 }
 
-TEST(BatchNorm, PerStepStepReachesNestedModules) {
+TEST(BatchNorm, PerStepStepReachesNestedModulesOfThisThread) {
   ml::Generator gen(4);
   auto bn_opts = nn::BatchNormOptions{}.mode(nn::BatchNormMode::kPerStep).steps(2);
   nn::ConvNet4<float> net(nn::ConvNet4Options{}.hidden(4).batch_norm(bn_opts).ways(2), gen);
@@ -118,8 +127,20 @@ TEST(BatchNorm, PerStepStepReachesNestedModules) {
   EXPECT_THROW(net.forward(x), ml::ValueError);
   auto p = net.named_parameters();
   EXPECT_EQ(p.at("features.1.weight").shape(), (ml::Shape{2, 4}));
-  EXPECT_EQ(net.forward(x, p.with_step(0)).shape(), (ml::Shape{2, 2}));
-  EXPECT_EQ(net.forward(x, p.with_step(1)).shape(), (ml::Shape{2, 2}));
+  for (int k : {0, 1}) {
+    const nn::ForwardScope scope({.step = k});
+    EXPECT_EQ(net.forward(x, p).shape(), (ml::Shape{2, 2}));
+    // The scope belongs to this thread: a forward pass on another thread has no step.
+    std::thread other([&] { EXPECT_THROW(net.forward(x, p), ml::ValueError); });
+    other.join();
+  }
+  // Scopes nest, and the outer step comes back when the inner one ends.
+  const nn::ForwardScope outer({.step = 1});
+  {
+    const nn::ForwardScope inner({.step = 0});
+    EXPECT_EQ(nn::forward_context().step, 0);
+  }
+  EXPECT_EQ(nn::forward_context().step, 1);
 }
 
 TEST(BatchNorm, FunctionalChecks) {

@@ -27,7 +27,9 @@ void check_module(const nn::Module<double>& m, const TensorD& x, int step = -1) 
   Inputs in{x};
   for (const auto& t : named.values()) in.push_back(t.detach());
   auto f = [&m, named, step](const Inputs& args) {
-    auto fast = named.with_values(Inputs(args.begin() + 1, args.end())).with_step(step);
+    auto fast = named.with_values(Inputs(args.begin() + 1, args.end()));
+    if (step < 0) return m.forward(args[0], fast);
+    const nn::ForwardScope scope({.step = step});
     return m.forward(args[0], fast);
   };
   expect_grad_and_gradgrad(f, in);
@@ -90,7 +92,7 @@ TEST(Gradcheck, BatchNormFunctionalTraining) {
 // fused backward, the second-order one the differentiable formulas recorded when that
 // backward is itself differentiated.
 TEST(Gradcheck, BatchNormBackwardOps) {
-  namespace D = metalearn::nn::functional::detail;
+  namespace D = metalearn::detail;
   ml::Generator gen(14);
   for (const ml::Shape& s : {ml::Shape{5, 2}, ml::Shape{3, 2, 3}, ml::Shape{3, 2, 2, 3}}) {
     auto x = ml::randn<double>(s, gen);
@@ -233,7 +235,7 @@ TEST(Gradcheck, MLPAndSequential) {
                ml::randn<double>(ml::Shape{4, 3}, gen));
 }
 
-// forward_tasks: B tasks, each with its own weights. Slice b of the output is
+// TaskBatched: B tasks, each with its own weights. Slice b of the output is
 // forward(x[b], params[b]), and the whole map passes gradcheck/gradgradcheck with
 // the task-batched weights as inputs.
 TEST(Gradcheck, TaskBatchedForwardOfMLPAndSequential) {
@@ -245,7 +247,7 @@ TEST(Gradcheck, TaskBatchedForwardOfMLPAndSequential) {
   seq.push_back(std::make_shared<nn::Linear<double>>(4, 2, gen, false));
   for (const nn::Module<double>* m : {static_cast<const nn::Module<double>*>(&mlp),
                                       static_cast<const nn::Module<double>*>(&seq)}) {
-    ASSERT_TRUE(m->supports_task_batch());
+    ASSERT_TRUE(nn::TaskBatched<double>(*m).fused());
     const ml::Index tasks = 3;
     const auto named = m->named_parameters();
     Inputs in{ml::randn<double>(ml::Shape{tasks, 4, 3}, gen)};
@@ -255,7 +257,8 @@ TEST(Gradcheck, TaskBatchedForwardOfMLPAndSequential) {
       in.push_back(ml::randn<double>(ml::Shape(dims), gen));
     }
     auto f = [m, named](const Inputs& args) {
-      return m->forward_tasks(args[0], named.with_values(Inputs(args.begin() + 1, args.end())));
+      return nn::TaskBatched<double>(*m).forward(
+          args[0], named.with_values(Inputs(args.begin() + 1, args.end())));
     };
     const TensorD y = f(in);
     ASSERT_EQ(y.shape(), (ml::Shape{tasks, 4, 2}));
@@ -272,15 +275,53 @@ TEST(Gradcheck, TaskBatchedForwardOfMLPAndSequential) {
     }
     expect_grad_and_gradgrad(f, in);
   }
-  nn::ConvNet4<double> convnet(nn::ConvNet4Options{}.hidden(2).image_size(16).ways(2), gen);
-  EXPECT_FALSE(convnet.supports_task_batch());
-  EXPECT_THROW((void)convnet.forward_tasks(ml::zeros<double>(ml::Shape{1, 1, 1, 16, 16}),
-                                           convnet.named_parameters()),
-               ml::ValueError);
   nn::Linear<double> lin(3, 2, gen);
-  EXPECT_THROW(
-      (void)lin.forward_tasks(ml::zeros<double>(ml::Shape{2, 4, 3}), lin.named_parameters()),
-      ml::ShapeError);  // weights without the task dimension
+  EXPECT_THROW((void)nn::TaskBatched<double>(lin).forward(ml::zeros<double>(ml::Shape{2, 4, 3}),
+                                                          lin.named_parameters()),
+               ml::ShapeError);  // weights without the task dimension
+  EXPECT_THROW((void)nn::TaskBatched<double>(lin).forward(ml::zeros<double>(ml::Shape{3}),
+                                                          lin.named_parameters()),
+               ml::ShapeError);  // no task dimension
+}
+
+// A module without a batched rule (ConvNet4: convolutions, batch norm, pooling) runs
+// task by task under TaskBatched: each slice equals its own forward pass, with batch
+// statistics per task, and gradients flow to every task's weights.
+TEST(Gradcheck, TaskBatchedFallsBackTaskByTask) {
+  ml::Generator gen(12);
+  nn::ConvNet4<double> convnet(nn::ConvNet4Options{}.hidden(2).image_size(16).ways(2), gen);
+  const nn::TaskBatched<double> batched(convnet);
+  EXPECT_FALSE(batched.fused());
+  const ml::Index tasks = 2;
+  const auto named = convnet.named_parameters();
+  Inputs stacked;
+  for (const auto& t : named.values()) {
+    std::vector<ml::Index> dims{tasks};
+    for (ml::Index d : t.shape().dims()) dims.push_back(d);
+    stacked.push_back(ml::randn<double>(ml::Shape(dims), gen).requires_grad(true));
+  }
+  const TensorD x = ml::randn<double>(ml::Shape{tasks, 3, 1, 16, 16}, gen);
+  const TensorD y = batched.forward(x, named.with_values(stacked));
+  ASSERT_EQ(y.shape(), (ml::Shape{tasks, 3, 2}));
+  for (ml::Index b = 0; b < tasks; ++b) {
+    Inputs slice;
+    for (const auto& t : stacked) slice.push_back(ml::select(t, 0, b).detach());
+    const TensorD yb = convnet.forward(ml::select(x, 0, b), named.with_values(slice));
+    for (ml::Index i = 0; i < yb.numel(); ++i) {
+      EXPECT_EQ(y.data()[b * yb.numel() + i], yb.data()[i]);
+    }
+  }
+  // Every task's weights get a gradient (a convolution's bias under batch norm gets
+  // zero, as it should: the normalisation removes it).
+  const auto grads = ml::autograd::grad({ml::sum(ml::square(y))}, stacked);
+  for (ml::Index b = 0; b < tasks; ++b) {
+    double total = 0.0;
+    for (const auto& g : grads) {
+      ASSERT_TRUE(g.defined());
+      total += ml::sum(ml::abs(ml::select(g, 0, b))).item();
+    }
+    EXPECT_GT(total, 0.0) << "task " << b;
+  }
 }
 
 TEST(Gradcheck, ConvNet4Small) {

@@ -156,7 +156,8 @@ TEST(ModuleRegistry, KeyMapLoadsWeightsSavedUnderOtherNames) {
   ml::Generator gen(6);
   Net source(gen);
   nn::ParamDict<double> foreign;  // e.g. a PyTorch model's names
-  for (const auto& [name, t] : source.state_dict()) foreign.insert("model." + std::string(name), t.clone());
+  for (const auto& [name, t] : source.state_dict())
+    foreign.insert("model." + std::string(name), t.clone());
   Net target(gen);
   EXPECT_THROW(target.load_state_dict(foreign), ml::ValueError);
   target.load_state_dict(foreign, nn::LoadMode::kStrict,

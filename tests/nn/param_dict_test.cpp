@@ -93,16 +93,6 @@ TEST(ParamDict, CopiesAreIndependentAndShareKeys) {
   EXPECT_THROW((void)d.with_values({vec({1})}), ml::ValueError);
 }
 
-TEST(ParamDict, StepTravelsWithViewsAndCopies) {
-  ParamDict<float> d{{"x.w", vec({1})}};
-  EXPECT_EQ(d.step(), -1);
-  auto s = d.with_step(3);
-  EXPECT_EQ(s.step(), 3);
-  EXPECT_EQ(s.sub("x.").step(), 3);
-  EXPECT_EQ(d.step(), -1);
-  EXPECT_EQ(s.map([](const ml::Tensor<float>& t) { return t; }).step(), 3);
-}
-
 TEST(ParamDict, DetachAndClone) {
   ParamDict<double> d{{"w", ml::ones<double>(ml::Shape{2}).requires_grad(true)}};
   auto det = d.detach();

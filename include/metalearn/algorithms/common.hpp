@@ -20,6 +20,7 @@
 #include "metalearn/data/task_sampler.hpp"
 #include "metalearn/nn/module.hpp"
 #include "metalearn/nn/param_dict.hpp"
+#include "metalearn/nn/task_batched.hpp"
 #include "metalearn/optim/optimizer.hpp"
 #include "metalearn/tensor/ops/elementwise.hpp"
 #include "metalearn/tensor/ops/loss.hpp"
@@ -254,7 +255,7 @@ double label_accuracy(const Tensor<T>& logits, const Tensor<T>& labels) {
 }
 
 /// The tasks of a meta-batch stacked for a task-batched forward
-/// (nn::Module::forward_tasks): inputs [tasks, n, ...], targets flattened to
+/// (nn::TaskBatched): inputs [tasks, n, ...], targets flattened to
 /// [tasks * n, ...], so that a built-in loss over all rows is the mean of the
 /// tasks' losses. tasks == 0 marks a single task stored as is.
 template <class T>
@@ -263,15 +264,18 @@ struct StackedTasks {
   Index tasks = 0;
 };
 
-/// Checks that `model` and `loss` allow a batch_tasks option: a task-batched
-/// forward and a built-in loss (whose value over stacked tasks is the mean of theirs).
+/// Checks that `model` and `loss` allow a batch_tasks option: a model whose every
+/// module has a batched rule (nn::TaskBatched::fused(); otherwise the option would
+/// run the tasks one by one in a single graph, slower than without it) and a
+/// built-in loss (whose value over stacked tasks is the mean of theirs).
 /// @throws ValueError naming `who` otherwise.
 template <class T>
 void check_task_batching(const char* who, const nn::Module<T>& model,
                          const LossFunction<T>& custom_loss) {
-  METALEARN_CHECK(model.supports_task_batch(), ValueError, who,
-                  ": batch_tasks needs a model with a task-batched forward; ", model.type_name(),
-                  " has none (supports_task_batch() is false)");
+  METALEARN_CHECK(nn::TaskBatched<T>(model).fused(), ValueError, who,
+                  ": batch_tasks needs a model made of modules with a batched rule (Linear, "
+                  "the elementwise activations, Sequential or MLP of them); ",
+                  model.type_name(), " is not");
   METALEARN_CHECK(!custom_loss, ValueError, who,
                   ": batch_tasks needs a built-in loss (the loss of the stacked tasks must be the "
                   "mean of their losses)");
@@ -327,7 +331,7 @@ template <class T>
 Tensor<T> model_outputs(const nn::Module<T>& model, const Tensor<T>& x,
                         const nn::ParamDict<T>& params, Index tasks) {
   if (tasks == 0) return model.forward(x, params);
-  return flatten(model.forward_tasks(x, params), 0, 1);
+  return flatten(nn::TaskBatched<T>(model).forward(x, params), 0, 1);
 }
 
 /// Folds the results of a meta-batch's tasks in task order as the tasks finish, on
@@ -381,11 +385,12 @@ void add_gradients(std::vector<Tensor<T>>& sums, std::vector<Tensor<T>>& grads) 
   }
 }
 
-/// The generator of evaluation episode i: independent of training streams and of
-/// how many episodes were drawn before.
+/// The generator of evaluation episode i: task i of the test stream of `seed`
+/// (data::task_generator), the seeding of every other task of the library, so the
+/// episodes are those a data::MetaBatchSampler of batch 1 over the test split draws,
+/// independent of how many episodes were drawn before.
 inline Generator episode_generator(std::uint64_t seed, std::size_t episode) {
-  return Generator(derive_seed({seed, static_cast<std::uint64_t>(data::Split::test),
-                                0x65'76'61'6CULL, static_cast<std::uint64_t>(episode)}));
+  return data::task_generator(seed, data::Split::test, episode);
 }
 
 }  // namespace metalearn::algorithms

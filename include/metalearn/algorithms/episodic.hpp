@@ -170,8 +170,8 @@ class EpisodicTrainer {
     if (context_ != nullptr) context_->eval();
   }
 
-  /// The sum over the episodes of `batch` of the gradient of loss(task, &accuracy),
-  /// in training mode.
+  /// The sum over the episodes of `batch` of the gradient of loss(task).loss (loss
+  /// returns a TaskLoss with the accuracy), in training mode.
   template <class Loss>
   [[nodiscard]] MetaGradient<T> meta_gradient(const data::TaskBatch<T>& batch,
                                               const Loss& loss) const {
@@ -179,9 +179,8 @@ class EpisodicTrainer {
     const TrainingScope<T> training(*model_);
     const TrainingScope<T> context_training(context_.get());
     // One episode (the papers' setting) has its convolutions split over the pool.
-    return sum_task_gradients(
-        pool_, batch, named_parameters(),
-        [&](std::size_t i, double* accuracy) { return loss(batch[i], accuracy); });
+    return sum_task_gradients(pool_, batch, named_parameters(),
+                              [&](std::size_t i) { return loss(batch[i]); });
   }
 
   /// One Adam step along sum / tasks, then the learning-rate decay when due.

@@ -65,6 +65,16 @@ struct MetaGradient {
   }
 };
 
+/// One task's differentiable loss and, for a classifier, its accuracy (what
+/// ProtoNet::episode_loss and MatchingNet::episode_loss return).
+template <class T = float>
+struct TaskLoss {
+  Tensor<T> loss;
+  /// The fraction of the task's queries classified correctly; empty for a learner
+  /// that does not classify.
+  std::optional<double> accuracy{};
+};
+
 /// Everything a run needs to continue exactly where it stopped, for one checkpoint
 /// file: the meta-parameters (named as meta_parameters(): the model's parameters and
 /// any learned learning rates), the model's buffers (batch-norm running statistics),
@@ -251,16 +261,17 @@ nn::ParamDict<T> gradient_sums(const nn::ParamDict<T>& named, std::vector<Tensor
   return out;
 }
 
-/// The sum over the tasks of `batch` of the gradient of loss(i, &accuracy) w.r.t.\ `named`,
-/// the tasks run on `pool` and folded in task order (so the sums do not depend
-/// on the thread count). Statistics: meta_loss (= pre_loss = post_loss) the mean loss;
-/// the accuracies the mean of those loss() reports (>= 0), else -1.
+/// The sum over the tasks of `batch` of the gradient of loss(i).loss (loss returns a
+/// TaskLoss) w.r.t.\ `named`, the tasks run on `pool` and folded in task order (so
+/// the sums do not depend on the thread count). Statistics: meta_loss (= pre_loss =
+/// post_loss) the mean loss; the accuracies the mean of those loss() reports, else -1.
 template <class T, class Loss>
 MetaGradient<T> sum_task_gradients(ThreadPool& pool, const data::TaskBatch<T>& batch,
                                    const nn::ParamDict<T>& named, const Loss& loss) {
   struct Result {
     std::vector<Tensor<T>> grads;
-    double loss = 0.0, accuracy = -1.0;
+    double loss = 0.0;
+    std::optional<double> accuracy;
   };
   const std::vector<Tensor<T>> params = named.values();
   std::vector<Tensor<T>> grads(params.size());
@@ -273,17 +284,18 @@ MetaGradient<T> sum_task_gradients(ThreadPool& pool, const data::TaskBatch<T>& b
   OrderedFold<Result> fold(batch.size(), [&](Result&& r) {
     add_gradients(grads, r.grads);
     s.meta_loss += r.loss;
-    if (r.accuracy >= 0.0) {
-      acc += r.accuracy;
+    if (r.accuracy) {
+      acc += *r.accuracy;
       measured = true;
     }
   });
   run_tasks(pool, batch.size(), [&](std::size_t i) {
     autograd::EnableGradGuard grad_on;
+    const TaskLoss<T> l = loss(i);
     Result r;
-    const Tensor<T> l = loss(i, &r.accuracy);
-    r.loss = static_cast<double>(l.item());
-    r.grads = autograd::grad({l}, params, autograd::GradOptions{.allow_unused = true});
+    r.accuracy = l.accuracy;
+    r.loss = static_cast<double>(l.loss.item());
+    r.grads = autograd::grad({l.loss}, params, autograd::GradOptions{.allow_unused = true});
     fold.put(i, std::move(r));
   });
   const double n = static_cast<double>(batch.size());

@@ -35,9 +35,9 @@ class METALEARN_API ThreadPool {
  public:
   /// A pool with `threads` workers in total, counting the calling thread; 0 means
   /// std::thread::hardware_concurrency(). With 1, run() is a plain loop. Throws
-  /// ResourceError when the system refuses a thread (the ones already started are
-  /// stopped and joined first).
-  explicit ThreadPool(std::size_t threads = 1);
+  /// ResourceError naming `who` (a string literal: what the threads are for) when the
+  /// system refuses a thread (the ones already started are stopped and joined first).
+  explicit ThreadPool(std::size_t threads = 1, const char* who = "ThreadPool");
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;

@@ -2,6 +2,7 @@
 /// @file
 /// MetaBatchSampler: reproducible meta-batches of tasks, optionally parallel and prefetched.
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -16,6 +17,7 @@
 #include "metalearn/core/export.hpp"
 #include "metalearn/core/random.hpp"
 #include "metalearn/core/thread.hpp"
+#include "metalearn/core/thread_pool.hpp"
 #include "metalearn/data/task.hpp"
 #include "metalearn/data/task_sampler.hpp"
 
@@ -39,48 +41,30 @@ struct MetaBatchOptions {
 namespace detail {
 
 /// Draws batch `position`: task j is sampled from a generator seeded by
-/// derive_seed({seed, split, position * batch + j}).
+/// derive_seed({seed, split, position * batch + j}), on `pool` when given (the
+/// tasks do not depend on it).
 template <class T>
 TaskBatch<T> draw_meta_batch(const AnyTaskSampler<T>& sampler, const MetaBatchOptions& options,
-                             std::uint64_t position) {
+                             std::uint64_t position, ThreadPool* pool) {
   const auto n = static_cast<std::size_t>(options.batch);
   TaskBatch<T> batch(n);
   const std::uint64_t first = position * static_cast<std::uint64_t>(options.batch);
   auto draw = [&](std::size_t j) {
-    Generator gen(derive_seed({options.seed, static_cast<std::uint64_t>(options.split),
-                               first + static_cast<std::uint64_t>(j)}));
+    Generator gen = task_generator(options.seed, options.split, first + j);
     batch[j] = sampler.sample(gen);
   };
-  const auto threads = static_cast<std::size_t>(options.threads);
-  if (threads <= 1 || n <= 1) {
+  if (pool == nullptr || pool->size() <= 1 || n <= 1) {
     for (std::size_t j = 0; j < n; ++j) draw(j);
     return batch;
   }
-  const std::size_t used = threads < n ? threads : n;
   std::vector<std::exception_ptr> errors(n);
-  std::vector<std::thread> pool;
-  pool.reserve(used);
-  const auto drawer = [&](std::size_t t) {
-    return [&, t] {
-      for (std::size_t j = t; j < n; j += used) {
-        try {
-          draw(j);
-        } catch (...) {
-          errors[j] = std::current_exception();
-        }
-      }
-    };
-  };
-  try {
-    for (std::size_t t = 0; t < used; ++t) {
-      pool.push_back(
-          metalearn::detail::start_thread("MetaBatchSampler: sampling threads", drawer(t)));
+  pool->run(n, [&](std::size_t j) {
+    try {
+      draw(j);
+    } catch (...) {
+      errors[j] = std::current_exception();
     }
-  } catch (...) {
-    for (auto& th : pool) th.join();  // the started ones still read this frame
-    throw;
-  }
-  for (auto& th : pool) th.join();
+  });
   for (auto& e : errors) {
     if (e) std::rethrow_exception(e);  // the error of the lowest task index, as when serial
   }
@@ -91,8 +75,10 @@ TaskBatch<T> draw_meta_batch(const AnyTaskSampler<T>& sampler, const MetaBatchOp
 template <class T>
 class Prefetcher {
  public:
-  Prefetcher(AnyTaskSampler<T> sampler, MetaBatchOptions options, std::uint64_t start)
-      : sampler_(std::move(sampler)), options_(options), next_(start) {
+  /// Draws on `pool` (null: serially), which must outlive the prefetcher.
+  Prefetcher(AnyTaskSampler<T> sampler, MetaBatchOptions options, std::uint64_t start,
+             ThreadPool* pool)
+      : sampler_(std::move(sampler)), options_(options), next_(start), pool_(pool) {
     worker_ = metalearn::detail::start_thread("MetaBatchSampler: prefetch", [this] { run(); });
   }
   Prefetcher(const Prefetcher&) = delete;
@@ -134,7 +120,7 @@ class Prefetcher {
       }
       Slot slot;
       try {
-        slot.batch = draw_meta_batch(sampler_, options_, next_);
+        slot.batch = draw_meta_batch(sampler_, options_, next_, pool_);
       } catch (...) {
         slot.error = std::current_exception();
       }
@@ -150,6 +136,7 @@ class Prefetcher {
   AnyTaskSampler<T> sampler_;
   MetaBatchOptions options_;
   std::uint64_t next_;
+  ThreadPool* pool_;
   std::mutex mutex_;
   std::condition_variable cv_;
   std::deque<Slot> queue_;
@@ -167,8 +154,10 @@ class Prefetcher {
 /// many batches were drawn before a resume. Save `position()` with a checkpoint and call
 /// `set_position()` after loading it to continue the same stream.
 ///
-/// Threads the system refuses to create (for `threads` or `prefetch`) are a ResourceError
-/// from next(), with no thread left running.
+/// The tasks of a batch are sampled on a core::ThreadPool of `threads` owned by this
+/// object. Threads the system refuses to create are a ResourceError from the
+/// constructor (for `threads`) or from next() (for `prefetch`), with no thread left
+/// running.
 ///
 /// With `prefetch > 0` a background std::thread owned by this object keeps up to `prefetch`
 /// batches ready; it is stopped and joined by the destructor and by set_position().
@@ -193,6 +182,11 @@ class METALEARN_API MetaBatchSampler {
                     "MetaBatchSampler: threads must be >= 1, got ", options_.threads);
     METALEARN_CHECK(options_.prefetch >= 0, ValueError,
                     "MetaBatchSampler: prefetch must be >= 0, got ", options_.prefetch);
+    if (options_.threads > 1 && options_.batch > 1) {
+      pool_ = std::make_unique<ThreadPool>(
+          static_cast<std::size_t>(std::min<Index>(options_.threads, options_.batch)),
+          "MetaBatchSampler: sampling threads");
+    }
   }
 
   MetaBatchSampler(const MetaBatchSampler&) = delete;
@@ -206,11 +200,12 @@ class METALEARN_API MetaBatchSampler {
     TaskBatch<T> out;
     if (options_.prefetch > 0) {
       if (!prefetcher_) {
-        prefetcher_ = std::make_unique<detail::Prefetcher<T>>(sampler_, options_, position_);
+        prefetcher_ =
+            std::make_unique<detail::Prefetcher<T>>(sampler_, options_, position_, pool_.get());
       }
       out = prefetcher_->pop();
     } else {
-      out = detail::draw_meta_batch(sampler_, options_, position_);
+      out = detail::draw_meta_batch(sampler_, options_, position_, pool_.get());
     }
     ++position_;
     return out;
@@ -218,7 +213,7 @@ class METALEARN_API MetaBatchSampler {
 
   /// Batch `position` of the run, without changing the sampler's position.
   [[nodiscard]] TaskBatch<T> batch_at(std::uint64_t position) const {
-    return detail::draw_meta_batch(sampler_, options_, position);
+    return detail::draw_meta_batch(sampler_, options_, position, pool_.get());
   }
 
   /// Number of batches drawn so far (the index of the batch next() returns).
@@ -256,6 +251,7 @@ class METALEARN_API MetaBatchSampler {
   AnyTaskSampler<T> sampler_;
   MetaBatchOptions options_;
   std::uint64_t position_ = 0;
+  std::unique_ptr<ThreadPool> pool_;  // before prefetcher_, which draws on it
   std::unique_ptr<detail::Prefetcher<T>> prefetcher_;
 };
 

@@ -9,13 +9,13 @@
 
 #include "metalearn/core/error.hpp"
 #include "metalearn/core/shape.hpp"
+#include "metalearn/core/split.hpp"
 #include "metalearn/tensor/tensor.hpp"
 
 namespace metalearn::data {
 
-/// Which stream of tasks a sampler draws from. Part of the seed of every task, so the
-/// training, validation and test streams of one run never share a task.
-enum class Split : std::uint64_t { train = 0, validation = 1, test = 2 };
+/// Which stream of tasks a sampler draws from (core/split.hpp).
+using metalearn::Split;
 
 /// One few-shot task: a support set to adapt on and a query set to evaluate on.
 ///

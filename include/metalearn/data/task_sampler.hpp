@@ -3,6 +3,7 @@
 /// The TaskSampler concept and AnyTaskSampler<T>, its type-erased form.
 
 #include <concepts>
+#include <cstdint>
 #include <memory>
 #include <type_traits>
 #include <utility>
@@ -28,7 +29,7 @@ struct IsTask<Task<T>> : std::true_type {};
 /// task is a pure function of its generator's seed. Every family of this layer satisfies it.
 template <class S>
 concept TaskSampler = requires(const S& s, Generator& gen) {
-  {s.sample(gen)};
+  { s.sample(gen) };
   requires detail::IsTask<std::remove_cvref_t<decltype(s.sample(gen))>>::value;
 };
 
@@ -54,9 +55,9 @@ class METALEARN_API AnyTaskSampler {
 
   /// Wraps a copy of `sampler`.
   template <TaskSampler S>
-  requires(!std::same_as<std::remove_cvref_t<S>, AnyTaskSampler> &&
-           std::same_as<sampler_value_t<S>, T>)
-      AnyTaskSampler(S sampler)  // NOLINT(google-explicit-constructor): implicit by design
+    requires(!std::same_as<std::remove_cvref_t<S>, AnyTaskSampler> &&
+             std::same_as<sampler_value_t<S>, T>)
+  AnyTaskSampler(S sampler)  // NOLINT(google-explicit-constructor): implicit by design
       : impl_(std::make_shared<Model<S>>(std::move(sampler))) {}
 
   /// Draws one task using `gen`. Throws ValueError on an empty AnyTaskSampler.
@@ -81,5 +82,14 @@ class METALEARN_API AnyTaskSampler {
   };
   std::shared_ptr<const Concept> impl_;
 };
+
+/// The generator of task `index` of the stream (seed, split). Every task the library
+/// draws comes from one: task j of meta-batch `position` is task position * batch + j
+/// of its MetaBatchSampler's stream, and evaluation episode i (Maml::evaluate and
+/// the other learners') is task i of the test stream of the learner's seed.
+[[nodiscard]] inline Generator task_generator(std::uint64_t seed, Split split,
+                                              std::uint64_t index) {
+  return Generator(derive_seed({seed, static_cast<std::uint64_t>(split), index}));
+}
 
 }  // namespace metalearn::data

@@ -22,12 +22,13 @@
 #include "metalearn/core/error.hpp"
 #include "metalearn/core/random.hpp"
 #include "metalearn/core/shape.hpp"
+#include "metalearn/core/split.hpp"
 
 namespace metalearn::env {
 
-/// Stream of environments. Numbered as the task splits of the data layer, so an
-/// environment and a task of the same (seed, split, index) come from the same seed.
-enum class Split : std::uint64_t { train = 0, validation = 1, test = 2 };
+/// Which stream of environments a family draws from (core/split.hpp, shared with the
+/// task samplers of the data layer).
+using metalearn::Split;
 
 /// The seed of environment `index` of a run: derive_seed({seed, split, index}), the
 /// rule of the supervised task samplers.

@@ -14,10 +14,10 @@
 #include <utility>
 #include <vector>
 
+#include "metalearn/autograd/grad_mode.hpp"
 #include "metalearn/core/error.hpp"
 #include "metalearn/core/export.hpp"
 #include "metalearn/nn/param_dict.hpp"
-#include "metalearn/tensor/grad_mode.hpp"
 #include "metalearn/tensor/tensor.hpp"
 
 namespace metalearn::nn {
@@ -145,7 +145,7 @@ class Child {
 /// on several threads. `forward(x)` is `forward(x, named_parameters())`.
 ///
 /// Batch normalisation is explicit: see BatchNormMode. The per-step mode reads the
-/// inner-loop step index from `params.step()` (ParamDict::with_step()).
+/// inner-loop step from the forward context (nn::ForwardScope).
 ///
 /// Concrete modules derive from Cloneable<Derived, T> and keep their state only in
 /// the registered parameters, buffers and submodules (plus plain configuration
@@ -171,25 +171,6 @@ class METALEARN_API Module {
   Tensor<T> operator()(const Tensor<T>& x) const { return forward(x); }
   Tensor<T> operator()(const Tensor<T>& x, const ParamDict<T>& params) const {
     return forward(x, params);
-  }
-
-  /// Whether forward_tasks() is available (true for Linear, MLP, the elementwise
-  /// activations and a Sequential made only of such modules).
-  [[nodiscard]] virtual bool supports_task_batch() const { return false; }
-
-  /// The task-batched forward pass: `x` has a leading task dimension [B, n, ...]
-  /// and every parameter in `params` a leading task dimension [B, ...its shape];
-  /// slice b of the result is forward(x[b], params[b]). This runs B tasks, each
-  /// with its own (fast) weights, as one graph (Maml's batch_tasks option).
-  /// @throws ValueError when the module has no task-batched forward
-  /// (supports_task_batch() is false); ShapeError on mismatched shapes.
-  virtual Tensor<T> forward_tasks(const Tensor<T>& x, const ParamDict<T>& params) const {
-    (void)x;
-    (void)params;
-    metalearn::detail::throw_error<ValueError>(
-        type_name(),
-        "::forward_tasks: this module has no task-batched forward "
-        "(supports_task_batch() is false)");
   }
 
   /// A deep copy: new parameter and buffer storage, cloned submodules, no grads.
@@ -482,43 +463,12 @@ class METALEARN_API Module {
     }
     return *t;
   }
-  /// The i-th own parameter as given in `params` for forward_tasks(): checked to
-  /// have the module's parameter shape behind a leading task dimension of `tasks`.
-  [[nodiscard]] const Tensor<T>& task_param(const ParamDict<T>& params, std::size_t i,
-                                            Index tasks) const {
-    const Slot& s = params_[i];
-    const Tensor<T>* t = params.find(s.name);
-    if (t == nullptr) [[unlikely]] {
-      missing(params, s.name, "forward_tasks");
-    }
-    std::vector<Index> expected{tasks};
-    for (Index d : s.tensor.shape().dims()) expected.push_back(d);
-    if (t->shape() != Shape(expected)) [[unlikely]] {
-      wrong_shape(params, s.name, *t, Shape(expected), "forward_tasks");
-    }
-    return *t;
-  }
-  /// forward_tasks() of the i-th submodule with its view of `params`.
-  [[nodiscard]] Tensor<T> forward_child_tasks(std::size_t i, const Tensor<T>& x,
-                                              const ParamDict<T>& params) const {
-    return children_[i].module->forward_tasks(x, params.sub(children_[i].prefix));
-  }
-  /// The submodules applied one after the other (forward() or, with `tasks`,
-  /// forward_tasks() of each): the forward pass of chains such as Sequential.
-  [[nodiscard]] Tensor<T> forward_chain(const Tensor<T>& x, const ParamDict<T>& params,
-                                        bool tasks) const {
+  /// The submodules applied one after the other: the forward pass of chains such as
+  /// Sequential.
+  [[nodiscard]] Tensor<T> forward_chain(const Tensor<T>& x, const ParamDict<T>& params) const {
     Tensor<T> h = x;
-    for (std::size_t i = 0; i < children_.size(); ++i) {
-      h = tasks ? forward_child_tasks(i, h, params) : forward_child(i, h, params);
-    }
+    for (std::size_t i = 0; i < children_.size(); ++i) h = forward_child(i, h, params);
     return h;
-  }
-  /// Whether every submodule supports forward_tasks() (true without submodules).
-  [[nodiscard]] bool children_support_task_batch() const {
-    for (const auto& c : children_) {
-      if (!c.module->supports_task_batch()) return false;
-    }
-    return true;
   }
   /// The module's own i-th parameter and buffer, and i-th submodule (by position; a
   /// Child handle names a submodule by position and type).

@@ -73,9 +73,6 @@ METALEARN_API void check_key(std::string_view name, const char* function);
 /// iteration and size() then see only names starting with the prefix, with the
 /// prefix removed. Modules use views to hand each child its own parameters.
 ///
-/// A ParamDict also carries the inner-loop step index used by per-step batch
-/// normalisation (MAML++); see with_step().
-///
 /// @code
 /// nn::ParamDict<float> p;
 /// p.insert("fc.weight", w);
@@ -183,7 +180,6 @@ class METALEARN_API ParamDict {
                     " tensors for ", size(), " entries");
     if (!prefix_.empty()) {
       ParamDict out;
-      out.step_ = step_;
       std::size_t i = 0;
       for (const auto& [name, t] : *this) out.insert(name, std::move(values[i++]));
       return out;
@@ -191,7 +187,6 @@ class METALEARN_API ParamDict {
     ParamDict out;
     out.keys_ = keys_;
     out.values_ = std::make_shared<std::vector<Tensor<T>>>(std::move(values));
-    out.step_ = step_;
     return out;
   }
 
@@ -210,18 +205,6 @@ class METALEARN_API ParamDict {
   /// Deep copies of the values, cut from the graph.
   [[nodiscard]] ParamDict clone() const {
     return map([](const Tensor<T>& t) { return t.clone(); });
-  }
-
-  /// The inner-loop step index carried to the modules (-1 when unset). Per-step
-  /// batch normalisation (BatchNormMode::kPerStep) uses the statistics and affine
-  /// parameters of this step.
-  [[nodiscard]] int step() const noexcept { return step_; }
-  void set_step(int step) noexcept { step_ = step; }
-  /// A copy (sharing keys and values) carrying step index `step`.
-  [[nodiscard]] ParamDict with_step(int step) const {
-    ParamDict out = *this;
-    out.step_ = step;
-    return out;
   }
 
   /// True when both dicts share one key set (e.g. parameters and their update).
@@ -300,7 +283,6 @@ class METALEARN_API ParamDict {
   std::shared_ptr<detail::ParamKeys> keys_;
   std::shared_ptr<std::vector<Tensor<T>>> values_;
   std::string prefix_;
-  int step_ = -1;
 };
 
 /// Prints `{name: shape, ...}`.

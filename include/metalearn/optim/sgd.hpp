@@ -9,7 +9,7 @@
 #include "metalearn/nn/module.hpp"
 #include "metalearn/optim/optimizer.hpp"
 #include "metalearn/tensor/factory.hpp"
-#include "metalearn/tensor/grad_mode.hpp"
+#include "metalearn/autograd/grad_mode.hpp"
 
 namespace metalearn::optim {
 

@@ -232,7 +232,9 @@ class METALEARN_API Tensor {
   // ---- autograd metadata ---------------------------------------------------
   [[nodiscard]] bool requires_grad() const { return checked().requires_grad; }
 
-  /// Marks a leaf as needing gradients; returns *this for chaining.
+  /// Marks a leaf as needing gradients; returns *this for chaining. Defined with the
+  /// graph nodes in the autograd layer (autograd/node.hpp); the library holds the
+  /// float and double instances.
   Tensor& requires_grad(bool value) &;
   Tensor requires_grad(bool value) && { return std::move(set_requires_grad(value)); }
   /// Same as requires_grad(value).
@@ -304,6 +306,3 @@ std::ostream& operator<<(std::ostream& os, const Tensor<T>& t) {
 }
 
 }  // namespace metalearn
-
-// Graph nodes need the complete Tensor type; every user of Tensor gets them.
-#include "metalearn/tensor/node.hpp"  // IWYU pragma: export

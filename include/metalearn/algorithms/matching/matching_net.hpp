@@ -209,22 +209,23 @@ class MatchingNet {
     return matching_log_probs(query, support, labels, ways, options_.distance(), options_.scale());
   }
 
-  /// The differentiable query loss (cross-entropy) of one episode; `accuracy`
-  /// receives the query accuracy when non-null.
-  [[nodiscard]] Tensor<T> loss(const data::Task<T>& task, double* accuracy = nullptr) const {
+  /// The differentiable query loss (cross-entropy) of one episode and its query
+  /// accuracy.
+  [[nodiscard]] TaskLoss<T> episode_loss(const data::Task<T>& task) const {
     METALEARN_CHECK(task.query_x.defined() && task.query_x.shape()[0] > 0, ValueError,
                     "MatchingNet::loss: the episode has no query examples");
     const std::vector<Index> q_labels = to_labels(task.query_y);
     const Tensor<T> logp = log_probs(task.support_x, task.support_y, task.query_x, task.ways);
-    if (accuracy != nullptr) *accuracy = metalearn::accuracy(logp, q_labels);
-    return cross_entropy(logp, q_labels);
+    return {cross_entropy(logp, q_labels), metalearn::accuracy(logp, q_labels)};
   }
+  /// The differentiable query loss (cross-entropy) of one episode.
+  [[nodiscard]] Tensor<T> loss(const data::Task<T>& task) const { return episode_loss(task).loss; }
 
   /// The gradient of the query losses of the episodes of `batch` w.r.t. the
   /// embedding's parameters, summed over the episodes; nothing applied.
   [[nodiscard]] MetaGradient<T> meta_gradient(const data::TaskBatch<T>& batch) const {
-    return trainer_.meta_gradient(
-        batch, [&](const data::Task<T>& task, double* accuracy) { return loss(task, accuracy); });
+    return trainer_.meta_gradient(batch,
+                                  [&](const data::Task<T>& task) { return episode_loss(task); });
   }
 
   /// One Adam step along sum / tasks, then the learning-rate decay when due.
@@ -235,8 +236,7 @@ class MatchingNet {
 
   /// apply(meta_gradient(batch)).
   StepStats meta_step(const data::TaskBatch<T>& batch) {
-    return trainer_.meta_step(
-        batch, [&](const data::Task<T>& task, double* accuracy) { return loss(task, accuracy); });
+    return trainer_.meta_step(batch, [&](const data::Task<T>& task) { return episode_loss(task); });
   }
 
   /// The classifier of `task`'s support set (see classifier()).

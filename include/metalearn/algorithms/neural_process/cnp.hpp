@@ -247,8 +247,8 @@ MetaGradient<T> ConditionalNeuralProcess<T>::meta_gradient(const data::TaskBatch
   METALEARN_CHECK(!batch.empty(), ValueError,
                   "ConditionalNeuralProcess::meta_gradient: empty task batch");
   const nn::ParamDict<T> named = meta_parameters();
-  return detail::sum_task_gradients(pool_, batch, named, [&](std::size_t i, double*) {
-    return neg(log_likelihood(batch[i], named));
+  return detail::sum_task_gradients(pool_, batch, named, [&](std::size_t i) {
+    return TaskLoss<T>{neg(log_likelihood(batch[i], named))};
   });
 }
 

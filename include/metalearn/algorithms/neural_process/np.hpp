@@ -405,11 +405,11 @@ template <class T>
 MetaGradient<T> NeuralProcess<T>::meta_gradient(const data::TaskBatch<T>& batch) const {
   METALEARN_CHECK(!batch.empty(), ValueError, "NeuralProcess::meta_gradient: empty task batch");
   const nn::ParamDict<T> named = meta_parameters();
-  return detail::sum_task_gradients(pool_, batch, named, [&](std::size_t i, double*) {
+  return detail::sum_task_gradients(pool_, batch, named, [&](std::size_t i) {
     Generator gen(
         derive_seed({options_.seed, detail::kNpTrainTag, static_cast<std::uint64_t>(steps_taken_),
                      detail::task_fingerprint(batch[i])}));
-    return loss(batch[i], named, randn<T>(Shape{1, options_.latent}, gen));
+    return TaskLoss<T>{loss(batch[i], named, randn<T>(Shape{1, options_.latent}, gen))};
   });
 }
 

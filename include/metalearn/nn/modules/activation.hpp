@@ -14,19 +14,8 @@
 
 namespace metalearn::nn {
 
-/// Base of the elementwise layers: a leading task dimension changes nothing, so
-/// their task-batched forward is their forward.
-template <class Derived, class T>
-class Elementwise : public Cloneable<Derived, T> {
- public:
-  [[nodiscard]] bool supports_task_batch() const override { return true; }
-  Tensor<T> forward_tasks(const Tensor<T>& x, const ParamDict<T>& params) const override {
-    return this->forward(x, params);
-  }
-};
-
 template <class T = float>
-class METALEARN_API ReLU : public Elementwise<ReLU<T>, T> {
+class METALEARN_API ReLU : public Cloneable<ReLU<T>, T> {
  public:
   using Module<T>::forward;
   Tensor<T> forward(const Tensor<T>& x, const ParamDict<T>&) const override {
@@ -36,7 +25,7 @@ class METALEARN_API ReLU : public Elementwise<ReLU<T>, T> {
 };
 
 template <class T = float>
-class METALEARN_API Tanh : public Elementwise<Tanh<T>, T> {
+class METALEARN_API Tanh : public Cloneable<Tanh<T>, T> {
  public:
   using Module<T>::forward;
   Tensor<T> forward(const Tensor<T>& x, const ParamDict<T>&) const override {
@@ -46,7 +35,7 @@ class METALEARN_API Tanh : public Elementwise<Tanh<T>, T> {
 };
 
 template <class T = float>
-class METALEARN_API Sigmoid : public Elementwise<Sigmoid<T>, T> {
+class METALEARN_API Sigmoid : public Cloneable<Sigmoid<T>, T> {
  public:
   using Module<T>::forward;
   Tensor<T> forward(const Tensor<T>& x, const ParamDict<T>&) const override {
@@ -56,7 +45,7 @@ class METALEARN_API Sigmoid : public Elementwise<Sigmoid<T>, T> {
 };
 
 template <class T = float>
-class METALEARN_API LeakyReLU : public Elementwise<LeakyReLU<T>, T> {
+class METALEARN_API LeakyReLU : public Cloneable<LeakyReLU<T>, T> {
  public:
   using Module<T>::forward;
   explicit LeakyReLU(double negative_slope = 0.01) : slope_(negative_slope) {}

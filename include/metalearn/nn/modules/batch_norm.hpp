@@ -5,10 +5,12 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <string>
 
 #include "metalearn/core/export.hpp"
+#include "metalearn/nn/forward_context.hpp"
 #include "metalearn/nn/functional.hpp"
 #include "metalearn/nn/module.hpp"
 #include "metalearn/tensor/factory.hpp"
@@ -26,9 +28,9 @@ enum class BatchNormMode {
   /// `running_var`); in evaluation (Module::eval()) the running statistics normalise.
   kRunning,
   /// MAML++ per-step batch norm: `weight`, `bias`, `running_mean` and `running_var`
-  /// have one row per inner-loop step ([steps, C]); step k (ParamDict::step(), set
-  /// with ParamDict::with_step(k)) uses row k, with the training/evaluation
-  /// behaviour of kRunning. A forward pass without a step index throws.
+  /// have one row per inner-loop step ([steps, C]); step k (the forward context's
+  /// step, set with nn::ForwardScope) uses row k, with the training/evaluation
+  /// behaviour of kRunning. A forward pass without a step throws.
   kPerStep,
 };
 
@@ -130,10 +132,14 @@ class BatchNormBase : public Cloneable<Derived, T> {
                                       eps);
       }
       case BatchNormMode::kPerStep: {
-        const int s = params.step();
+        const std::optional<int> step = forward_context().step;
+        METALEARN_CHECK(step.has_value(), ValueError, type_name(),
+                        "::forward: per-step batch norm needs the inner-loop step (run the "
+                        "forward pass inside an nn::ForwardScope({.step = k}))");
+        const int s = *step;
         METALEARN_CHECK(s >= 0 && s < options_.steps(), ValueError, type_name(),
-                        "::forward: per-step batch norm needs a step index in [0, ",
-                        options_.steps(), "), got ", s, " (pass params.with_step(k) to forward)");
+                        "::forward: per-step batch norm has ", options_.steps(), " steps [0, ",
+                        options_.steps(), "), the forward context's step is ", s);
         if (options_.affine()) {
           w = reshape(slice(w, 0, s, s + 1), std::vector<Index>{features_});
           b = reshape(slice(b, 0, s, s + 1), std::vector<Index>{features_});

@@ -48,17 +48,6 @@ class METALEARN_API Linear : public Cloneable<Linear<T>, T> {
                               bias_ ? this->param(params, 1) : Tensor<T>());
   }
 
-  [[nodiscard]] bool supports_task_batch() const override { return true; }
-  /// x [B, n, in] with weight [B, out, in] and bias [B, out]: [B, n, out].
-  Tensor<T> forward_tasks(const Tensor<T>& x, const ParamDict<T>& params) const override {
-    METALEARN_CHECK(x.dim() == 3 && x.shape()[2] == in_, ShapeError,
-                    "Linear::forward_tasks: input ", x.shape(), " is not [tasks, n, ", in_, "]");
-    const Index tasks = x.shape()[0];
-    Tensor<T> y = mm(x, this->task_param(params, 0, tasks), false, true);
-    if (bias_) y = add(y, reshape(this->task_param(params, 1, tasks), Shape{tasks, 1, out_}));
-    return y;
-  }
-
   [[nodiscard]] std::string type_name() const override { return "Linear"; }
   [[nodiscard]] std::string extra_repr() const override {
     return "in=" + std::to_string(in_) + ", out=" + std::to_string(out_) +

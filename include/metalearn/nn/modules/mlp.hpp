@@ -48,14 +48,7 @@ class METALEARN_API MLP : public Cloneable<MLP<T>, T> {
   }
 
   Tensor<T> forward(const Tensor<T>& x, const ParamDict<T>& params) const override {
-    return this->forward_chain(x, params, false);
-  }
-  /// True when every submodule supports it.
-  [[nodiscard]] bool supports_task_batch() const override {
-    return this->children_support_task_batch();
-  }
-  Tensor<T> forward_tasks(const Tensor<T>& x, const ParamDict<T>& params) const override {
-    return this->forward_chain(x, params, true);
+    return this->forward_chain(x, params);
   }
 
   [[nodiscard]] std::string type_name() const override { return "MLP"; }

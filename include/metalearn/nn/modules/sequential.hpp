@@ -48,14 +48,7 @@ class METALEARN_API Sequential : public Cloneable<Sequential<T>, T> {
   }
 
   Tensor<T> forward(const Tensor<T>& x, const ParamDict<T>& params) const override {
-    return chain(x, params, false);
-  }
-  /// True when every submodule supports it.
-  [[nodiscard]] bool supports_task_batch() const override {
-    return this->children_support_task_batch();
-  }
-  Tensor<T> forward_tasks(const Tensor<T>& x, const ParamDict<T>& params) const override {
-    return chain(x, params, true);
+    return chain(x, params);
   }
 
   [[nodiscard]] std::size_t size() const noexcept { return this->num_children(); }
@@ -65,9 +58,9 @@ class METALEARN_API Sequential : public Cloneable<Sequential<T>, T> {
   [[nodiscard]] std::string type_name() const override { return "Sequential"; }
 
  private:
-  Tensor<T> chain(const Tensor<T>& x, const ParamDict<T>& params, bool tasks) const {
+  Tensor<T> chain(const Tensor<T>& x, const ParamDict<T>& params) const {
     const auto run = [&](std::size_t i, const Tensor<T>& h) {
-      return tasks ? this->forward_child_tasks(i, h, params) : this->forward_child(i, h, params);
+      return this->forward_child(i, h, params);
     };
     Tensor<T> h = x;
     const std::size_t n = this->num_children();

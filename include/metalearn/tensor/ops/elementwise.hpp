@@ -9,9 +9,9 @@
 #include <memory>
 #include <vector>
 
+#include "metalearn/autograd/node.hpp"
 #include "metalearn/tensor/detail/kernels.hpp"
 #include "metalearn/tensor/factory.hpp"
-#include "metalearn/tensor/grad_mode.hpp"
 #include "metalearn/tensor/ops/shape_ops.hpp"
 #include "metalearn/tensor/tensor.hpp"
 
@@ -28,10 +28,11 @@ Tensor<T> constant_map(const Tensor<T>& x, F f) {
 template <class T>
 Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b) {
   Tensor<T> out = detail::map_binary(a, b, "add", [](T x, T y) { return x + y; });
-  detail::record(out, "add", {&a, &b}, [sa = a.shape(), sb = b.shape()](Node<T>& self, const Tensor<T>& g) {
-    return std::vector<Tensor<T>>{self.needs_input_grad(0) ? sum_to(g, sa) : Tensor<T>(),
-                                  self.needs_input_grad(1) ? sum_to(g, sb) : Tensor<T>()};
-  });
+  detail::record(
+      out, "add", {&a, &b}, [sa = a.shape(), sb = b.shape()](Node<T>& self, const Tensor<T>& g) {
+        return std::vector<Tensor<T>>{self.needs_input_grad(0) ? sum_to(g, sa) : Tensor<T>(),
+                                      self.needs_input_grad(1) ? sum_to(g, sb) : Tensor<T>()};
+      });
   return out;
 }
 
@@ -61,10 +62,11 @@ void add_to(Tensor<T>& acc, const Tensor<T>& g) {
 template <class T>
 Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b) {
   Tensor<T> out = detail::map_binary(a, b, "sub", [](T x, T y) { return x - y; });
-  detail::record(out, "sub", {&a, &b}, [sa = a.shape(), sb = b.shape()](Node<T>& self, const Tensor<T>& g) {
-    return std::vector<Tensor<T>>{self.needs_input_grad(0) ? sum_to(g, sa) : Tensor<T>(),
-                                  self.needs_input_grad(1) ? sum_to(neg(g), sb) : Tensor<T>()};
-  });
+  detail::record(
+      out, "sub", {&a, &b}, [sa = a.shape(), sb = b.shape()](Node<T>& self, const Tensor<T>& g) {
+        return std::vector<Tensor<T>>{self.needs_input_grad(0) ? sum_to(g, sa) : Tensor<T>(),
+                                      self.needs_input_grad(1) ? sum_to(neg(g), sb) : Tensor<T>()};
+      });
   return out;
 }
 
@@ -173,7 +175,9 @@ Tensor<T> exp(const Tensor<T>& a) {
   Tensor<T> out = detail::map_unary(a, [](T x) { return std::exp(x); });
   detail::record(
       out, "exp", {&a},
-      [](Node<T>& self, const Tensor<T>& g) { return std::vector<Tensor<T>>{mul(g, self.output())}; },
+      [](Node<T>& self, const Tensor<T>& g) {
+        return std::vector<Tensor<T>>{mul(g, self.output())};
+      },
       detail::SaveOutput::kYes);
   return out;
 }
@@ -181,9 +185,8 @@ Tensor<T> exp(const Tensor<T>& a) {
 template <class T>
 Tensor<T> log(const Tensor<T>& a) {
   Tensor<T> out = detail::map_unary(a, [](T x) { return std::log(x); });
-  detail::record(out, "log", {&a}, [a](Node<T>&, const Tensor<T>& g) {
-    return std::vector<Tensor<T>>{div(g, a)};
-  });
+  detail::record(out, "log", {&a},
+                 [a](Node<T>&, const Tensor<T>& g) { return std::vector<Tensor<T>>{div(g, a)}; });
   return out;
 }
 
@@ -257,9 +260,11 @@ Tensor<T> relu(const Tensor<T>& a) {
 
 template <class T>
 Tensor<T> leaky_relu(const Tensor<T>& a, T negative_slope = T(0.01)) {
-  Tensor<T> out = detail::map_unary(a, [negative_slope](T x) { return x > T(0) ? x : negative_slope * x; });
+  Tensor<T> out =
+      detail::map_unary(a, [negative_slope](T x) { return x > T(0) ? x : negative_slope * x; });
   detail::record(out, "leaky_relu", {&a}, [a, negative_slope](Node<T>&, const Tensor<T>& g) {
-    auto slope = detail::constant_map(a, [negative_slope](T x) { return x > T(0) ? T(1) : negative_slope; });
+    auto slope =
+        detail::constant_map(a, [negative_slope](T x) { return x > T(0) ? T(1) : negative_slope; });
     return std::vector<Tensor<T>>{mul(g, slope)};
   });
   return out;

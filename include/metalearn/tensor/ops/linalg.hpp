@@ -6,6 +6,7 @@
 
 #include <vector>
 
+#include "metalearn/autograd/node.hpp"
 #include "metalearn/tensor/gemm.hpp"
 #include "metalearn/tensor/ops/reduction.hpp"
 #include "metalearn/tensor/ops/shape_ops.hpp"

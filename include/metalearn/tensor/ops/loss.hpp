@@ -28,8 +28,9 @@ Tensor<T> cross_entropy(const Tensor<T>& logits, const std::vector<Index>& targe
                   logits.shape());
   const Index n = logits.shape()[0];
   const Index c = logits.shape()[1];
-  METALEARN_CHECK(static_cast<Index>(targets.size()) == n, ShapeError, "cross_entropy: ",
-                  targets.size(), " targets for logits of shape ", logits.shape());
+  METALEARN_CHECK(static_cast<Index>(targets.size()) == n, ShapeError,
+                  "cross_entropy: ", targets.size(), " targets for logits of shape ",
+                  logits.shape());
   METALEARN_CHECK(n > 0, ShapeError, "cross_entropy: empty batch");
   auto idx = std::make_shared<std::vector<Index>>(targets.size());
   for (Index i = 0; i < n; ++i) {
@@ -72,8 +73,8 @@ Tensor<T> gaussian_nll_loss(const Tensor<T>& mean_, const Tensor<T>& variance,
                   mean_.shape(), " and target ", target.shape(), " differ");
   broadcast_shapes(variance.shape(), mean_.shape(), "gaussian_nll_loss");
   for (Index i = 0; i < variance.numel(); ++i) {
-    METALEARN_CHECK(variance.data()[i] >= T(0), ValueError,
-                    "gaussian_nll_loss: negative variance ", variance.data()[i], " at position ", i);
+    METALEARN_CHECK(variance.data()[i] >= T(0), ValueError, "gaussian_nll_loss: negative variance ",
+                    variance.data()[i], " at position ", i);
   }
   Tensor<T> var = clamp(variance, eps, std::numeric_limits<T>::max());
   Tensor<T> r = sub(target, mean_);

@@ -6,6 +6,7 @@
 #include <limits>
 #include <vector>
 
+#include "metalearn/autograd/node.hpp"
 #include "metalearn/tensor/detail/kernels.hpp"
 #include "metalearn/tensor/ops/elementwise.hpp"
 #include "metalearn/tensor/ops/shape_ops.hpp"

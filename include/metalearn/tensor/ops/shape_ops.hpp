@@ -7,6 +7,7 @@
 #include <numeric>
 #include <vector>
 
+#include "metalearn/autograd/node.hpp"
 #include "metalearn/core/checked.hpp"
 #include "metalearn/tensor/detail/kernels.hpp"
 #include "metalearn/tensor/factory.hpp"

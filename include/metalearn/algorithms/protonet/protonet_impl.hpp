@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#include "metalearn/algorithms/protonet.hpp"
+#include "metalearn/algorithms/protonet/protonet.hpp"
 #include "metalearn/autograd/grad.hpp"
 #include "metalearn/tensor/factory.hpp"
 #include "metalearn/tensor/ops.hpp"
@@ -122,7 +122,7 @@ Tensor<T> ProtoNet<T>::embed(const Tensor<T>& x) const {
 }
 
 template <class T>
-Tensor<T> ProtoNet<T>::loss(const data::Task<T>& task, double* accuracy) const {
+TaskLoss<T> ProtoNet<T>::episode_loss(const data::Task<T>& task) const {
   const std::vector<Index> s_labels = to_labels(task.support_y);
   const std::vector<Index> q_labels = to_labels(task.query_y);
   const Index ways = task.ways > 0 ? task.ways : detail::count_ways(s_labels, "ProtoNet::loss");
@@ -133,14 +133,13 @@ Tensor<T> ProtoNet<T>::loss(const data::Task<T>& task, double* accuracy) const {
   const Tensor<T> protos = class_prototypes(slice(e, 0, 0, ns), s_labels, ways);
   const Tensor<T> logits =
       prototype_logits(slice(e, 0, ns, ns + nq), protos, options_.distance(), options_.scale());
-  if (accuracy != nullptr) *accuracy = metalearn::accuracy(logits, q_labels);
-  return cross_entropy(logits, q_labels);
+  return {cross_entropy(logits, q_labels), metalearn::accuracy(logits, q_labels)};
 }
 
 template <class T>
 MetaGradient<T> ProtoNet<T>::meta_gradient(const data::TaskBatch<T>& batch) const {
-  return trainer_.meta_gradient(
-      batch, [&](const data::Task<T>& task, double* accuracy) { return loss(task, accuracy); });
+  return trainer_.meta_gradient(batch,
+                                [&](const data::Task<T>& task) { return episode_loss(task); });
 }
 
 template <class T>
@@ -150,8 +149,7 @@ void ProtoNet<T>::apply(const MetaGradient<T>& gradient) {
 
 template <class T>
 StepStats ProtoNet<T>::meta_step(const data::TaskBatch<T>& batch) {
-  return trainer_.meta_step(
-      batch, [&](const data::Task<T>& task, double* accuracy) { return loss(task, accuracy); });
+  return trainer_.meta_step(batch, [&](const data::Task<T>& task) { return episode_loss(task); });
 }
 
 template <class T>

@@ -25,6 +25,7 @@
 #include "metalearn/core/thread_pool.hpp"
 #include "metalearn/data/task.hpp"
 #include "metalearn/data/task_sampler.hpp"
+#include "metalearn/nn/forward_context.hpp"
 #include "metalearn/nn/module.hpp"
 #include "metalearn/nn/param_dict.hpp"
 #include "metalearn/optim/adam.hpp"
@@ -151,11 +152,12 @@ class MamlOptions {
   [[nodiscard]] bool threads_within_tasks() const { return threads_within_tasks_; }
   /// Run the meta-batch as one graph (meta-training only): the tasks' data are
   /// stacked along a leading task dimension, theta is broadcast to one copy per
-  /// task and the model's forward_tasks() runs all tasks' fast weights at once, so
+  /// task and nn::TaskBatched runs all tasks' fast weights at once, so
   /// a meta-step records as many nodes as one task instead of one set per task.
   /// Far faster for small models (the sinusoid MLP), where per-op overhead
-  /// dominates. Needs a model with supports_task_batch() (Linear, MLP, Sequential
-  /// of those and activations), a built-in loss and tasks of equal shapes; the
+  /// dominates. Needs a model whose modules all have a batched rule
+  /// (nn::TaskBatched::fused(): Linear, MLP, Sequential of those and activations), a
+  /// built-in loss and tasks of equal shapes; the
   /// result equals the per-task loop up to rounding. threads() is then unused.
   MamlOptions& batch_tasks(bool v) {
     batch_tasks_ = v;
@@ -222,8 +224,13 @@ template <class T = float>
 class Maml {
  public:
   using value_type = T;
-  /// What adapt() returns: the fast weights after the inner steps, detached.
-  using Adapted = nn::ParamDict<T>;
+  /// What adapt() returns: the fast weights after `steps` inner steps, detached, and
+  /// that step count (the forward context of predict(): per-step batch norm uses
+  /// the statistics of step `steps`).
+  struct Adapted {
+    nn::ParamDict<T> weights;
+    int steps = 0;
+  };
 
   Maml(nn::Module<T>& model, MamlOptions<T> options = {});
 
@@ -375,4 +382,4 @@ class Maml {
 
 }  // namespace metalearn::algorithms
 
-#include "metalearn/algorithms/maml_impl.hpp"  // IWYU pragma: export
+#include "metalearn/algorithms/maml/maml_impl.hpp"  // IWYU pragma: export

@@ -135,9 +135,10 @@ class ProtoNet {
   /// Embeddings [N, D] of inputs `x` (with the module's current mode).
   [[nodiscard]] Tensor<T> embed(const Tensor<T>& x) const;
 
-  /// The differentiable query loss of one episode; `accuracy` receives the query
-  /// accuracy when non-null.
-  [[nodiscard]] Tensor<T> loss(const data::Task<T>& task, double* accuracy = nullptr) const;
+  /// The differentiable query loss of one episode and its query accuracy.
+  [[nodiscard]] TaskLoss<T> episode_loss(const data::Task<T>& task) const;
+  /// The differentiable query loss of one episode.
+  [[nodiscard]] Tensor<T> loss(const data::Task<T>& task) const { return episode_loss(task).loss; }
 
   using value_type = T;
   /// What adapt() returns: a classifier fixed by the task's support set.
@@ -203,4 +204,4 @@ class ProtoNet {
 
 }  // namespace metalearn::algorithms
 
-#include "metalearn/algorithms/protonet_impl.hpp"  // IWYU pragma: export
+#include "metalearn/algorithms/protonet/protonet_impl.hpp"  // IWYU pragma: export

@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#include "metalearn/algorithms/maml.hpp"
+#include "metalearn/algorithms/maml/maml.hpp"
 #include "metalearn/autograd/grad.hpp"
 #include "metalearn/tensor/ops.hpp"
 
@@ -122,8 +122,11 @@ nn::ParamDict<T> Maml<T>::inner_loop(const Episode& episode, const nn::ParamDict
   const Index tasks = episode.tasks;
   nn::ParamDict<T> fast = theta;
   for (int k = 0; k < steps; ++k) {
-    Tensor<T> loss = task_loss(model_outputs(model_, episode.support_x, fast.with_step(k), tasks),
-                               episode.support_y);
+    Tensor<T> loss;
+    {
+      const nn::ForwardScope step_k({.step = k});
+      loss = task_loss(model_outputs(model_, episode.support_x, fast, tasks), episode.support_y);
+    }
     // Stacked tasks: the sum of their losses, whose gradient w.r.t. each task's copy
     // of the weights is that task's own gradient.
     if (tasks > 0) loss = mul_scalar(loss, static_cast<T>(tasks));
@@ -135,8 +138,9 @@ nn::ParamDict<T> Maml<T>::inner_loop(const Episode& episode, const nn::ParamDict
       fast = fast.with_values(std::move(cut));
     }
     if (query_losses != nullptr && k + 1 < steps) {
-      query_losses->push_back(task_loss(
-          model_outputs(model_, episode.query_x, fast.with_step(k + 1), tasks), episode.query_y));
+      const nn::ForwardScope step_k1({.step = k + 1});
+      query_losses->push_back(
+          task_loss(model_outputs(model_, episode.query_x, fast, tasks), episode.query_y));
     }
   }
   return fast;
@@ -170,7 +174,8 @@ nn::ParamDict<T> Maml<T>::inner_step(const nn::ParamDict<T>& fast, const Tensor<
 
 template <class T>
 Tensor<T> Maml<T>::Learner::operator()(const Tensor<T>& x) const {
-  return maml_->model_.forward(x, fast_.with_step(steps_));
+  const nn::ForwardScope step({.step = steps_});
+  return maml_->model_.forward(x, fast_);
 }
 
 template <class T>
@@ -243,7 +248,8 @@ typename Maml<T>::TaskResult Maml<T>::run_task(const Episode& episode) const {
   const bool msl = options_.multi_step_loss() && options_.inner_steps() > 1;
   if (options_.pre_adaptation_stats()) {
     autograd::NoGradGuard no_grad;
-    Tensor<T> pre = model_outputs(model_, episode.query_x, theta.with_step(0), tasks);
+    const nn::ForwardScope step_0({.step = 0});
+    Tensor<T> pre = model_outputs(model_, episode.query_x, theta, tasks);
     r.pre_loss = static_cast<double>(task_loss(pre, episode.query_y).item());
     if (classifying()) r.pre_acc = label_accuracy(pre, episode.query_y);
   } else {
@@ -252,8 +258,11 @@ typename Maml<T>::TaskResult Maml<T>::run_task(const Episode& episode) const {
   std::vector<Tensor<T>> step_losses;
   nn::ParamDict<T> fast =
       inner_loop(episode, theta, options_.inner_steps(), true, msl ? &step_losses : nullptr);
-  Tensor<T> query_pred =
-      model_outputs(model_, episode.query_x, fast.with_step(options_.inner_steps()), tasks);
+  Tensor<T> query_pred;
+  {
+    const nn::ForwardScope step_last({.step = options_.inner_steps()});
+    query_pred = model_outputs(model_, episode.query_x, fast, tasks);
+  }
   Tensor<T> query_loss = task_loss(query_pred, episode.query_y);
   r.post_loss = static_cast<double>(query_loss.item());
   if (classifying()) r.post_acc = label_accuracy(query_pred, episode.query_y);
@@ -360,13 +369,14 @@ typename Maml<T>::Adapted Maml<T>::adapt(const data::Task<T>& task,
   nn::ParamDict<T> fast = inner_loop(single(task), model_.named_parameters(), k, false, nullptr);
   nn::ParamDict<T> out;
   for (const auto& [name, t] : fast) out.insert(name, t.detach());
-  return out.with_step(k);
+  return {std::move(out), k};
 }
 
 template <class T>
 Tensor<T> Maml<T>::predict(const Adapted& adapted, const Tensor<T>& x) const {
   autograd::NoGradGuard no_grad;
-  return model_.forward(x, adapted);
+  const nn::ForwardScope step({.step = adapted.steps});
+  return model_.forward(x, adapted.weights);
 }
 
 template <class T>

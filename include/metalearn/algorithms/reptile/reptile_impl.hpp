@@ -9,8 +9,9 @@
 #include <utility>
 #include <vector>
 
-#include "metalearn/algorithms/reptile.hpp"
+#include "metalearn/algorithms/reptile/reptile.hpp"
 #include "metalearn/autograd/grad.hpp"
+#include "metalearn/nn/modules/batch_norm.hpp"
 #include "metalearn/optim/adam.hpp"
 #include "metalearn/optim/optimizer.hpp"
 #include "metalearn/optim/sgd.hpp"
@@ -62,7 +63,10 @@ class MiniBatchStream {
 /// composition of a batch changes the outputs of its examples.
 template <class T>
 bool has_batch_norm(const nn::Module<T>& m) {
-  if (m.type_name().rfind("BatchNorm", 0) == 0) return true;
+  if (dynamic_cast<const nn::BatchNorm1d<T>*>(&m) != nullptr ||
+      dynamic_cast<const nn::BatchNorm2d<T>*>(&m) != nullptr) {
+    return true;
+  }
   for (const auto& [name, child] : m.named_children()) {
     if (has_batch_norm(*child)) return true;
   }

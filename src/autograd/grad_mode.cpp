@@ -1,4 +1,4 @@
-#include "metalearn/tensor/grad_mode.hpp"
+#include "metalearn/autograd/grad_mode.hpp"
 
 namespace metalearn::autograd {
 namespace {

@@ -161,10 +161,11 @@ class ReptileOptions {
   [[nodiscard]] int threads() const { return threads_; }
   /// Train the meta-batch's tasks together (meta-training only): their data are
   /// stacked along a leading task dimension and each inner step is one forward and
-  /// backward pass of the model's forward_tasks() over all tasks' weights, which
+  /// backward pass of the model run by nn::TaskBatched over all tasks' weights, which
   /// the inner optimizer updates elementwise as it would each task's alone. Far
-  /// faster for small models (the sinusoid MLP). Needs a model with
-  /// supports_task_batch(), a built-in loss and tasks of equal shapes; mini-batch
+  /// faster for small models (the sinusoid MLP). Needs a model whose modules all
+  /// have a batched rule (nn::TaskBatched::fused()), a built-in loss and tasks of
+  /// equal shapes; mini-batch
   /// orders are those of the per-task run, and the result equals it up to
   /// rounding. threads() is then unused.
   ReptileOptions& batch_tasks(bool v) {
@@ -345,4 +346,4 @@ class Reptile {
 
 }  // namespace metalearn::algorithms
 
-#include "metalearn/algorithms/reptile_impl.hpp"  // IWYU pragma: export
+#include "metalearn/algorithms/reptile/reptile_impl.hpp"  // IWYU pragma: export
