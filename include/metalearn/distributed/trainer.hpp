@@ -30,16 +30,11 @@
 /// loss (training normalises with batch statistics), so parameters are unaffected.
 // SPDX-License-Identifier: MIT
 
-#include <algorithm>
 #include <chrono>
-#include <cinttypes>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
 #include <cstring>
-#include <filesystem>
-#include <optional>
 #include <span>
 #include <string>
 #include <utility>
@@ -51,8 +46,6 @@
 #include "metalearn/data/task_sampler.hpp"
 #include "metalearn/distributed/communicator.hpp"
 #include "metalearn/distributed/sharded_batches.hpp"
-#include "metalearn/io/checkpoint.hpp"
-#include "metalearn/io/metrics_log.hpp"
 #include "metalearn/train.hpp"
 
 namespace metalearn::distributed {
@@ -532,7 +525,6 @@ class DistributedTrainer {
 
   train::FitResult fit_impl(ShardedBatches<T>& batches, const train::FitOptions& options,
                             const data::AnyTaskSampler<T>* eval) {
-    using Clock = std::chrono::steady_clock;
     const char* function = "distributed::DistributedTrainer::fit";
     METALEARN_CHECK(batches.ranks() == comm_.size() && batches.rank() == comm_.rank(), ValueError,
                     function, ": the batches are rank ", batches.rank(), " of ", batches.ranks(),
@@ -547,116 +539,23 @@ class DistributedTrainer {
     METALEARN_CHECK(!root || options.eval_episodes == 0 || eval != nullptr, ValueError, function,
                     ": eval_episodes is ", options.eval_episodes,
                     " but rank 0 has no evaluation sampler");
-    const bool files = root && !options.run_dir.empty();
-    const std::filesystem::path checkpoint = options.run_dir / "checkpoint.safetensors";
-    const std::filesystem::path metrics = options.run_dir / "metrics.jsonl";
-    train::FitResult result;
-    double trained_before = 0.0;
-    bool resumed = false;
-    if (files) {
-      std::filesystem::create_directories(options.run_dir);
-      if (options.resume && std::filesystem::exists(checkpoint)) {
-        const io::TrainingCheckpoint<T> saved = io::load_checkpoint<T>(checkpoint);
-        for (const auto& [key, value] : options.settings) {
-          const auto it = saved.metadata.find(key);
-          METALEARN_CHECK(it != saved.metadata.end() && it->second == value, ValueError, function,
-                          ": ", checkpoint.string(), " was written with ", key, " = ",
-                          it == saved.metadata.end() ? std::string("(missing)") : it->second,
-                          ", this run has ", value,
-                          "; use another run directory or resume = false to start over");
-        }
-        io::Metadata metadata;
-        learner_.load_state(
-            train::to_state(saved, learner_.state().buffers, checkpoint, &metadata));
-        const auto seconds = metadata.find("train_seconds");
-        if (seconds != metadata.end()) trained_before = std::stod(seconds->second);
-        resumed = true;
-      }
-      if (resumed) train::detail::truncate_metrics(metrics, learner_.steps_taken());
-    }
+    train::detail::RunDirectory<L> run(learner_, options, eval, function, root);
     // Every rank continues from rank 0's state (a resumed one, or its own).
     broadcast_state(learner_, comm_);
-    result.start_step = learner_.steps_taken();
-    batches.set_position(static_cast<std::uint64_t>(result.start_step));
-    std::optional<io::MetricsLog> log;
-    if (files) log.emplace(metrics, /*append=*/resumed);
+    const std::int64_t start_step = learner_.steps_taken();
+    batches.set_position(static_cast<std::uint64_t>(start_step));
+    run.start(start_step);
 
-    const auto t0 = Clock::now();
-    const auto elapsed = [&] { return std::chrono::duration<double>(Clock::now() - t0).count(); };
-    const bool progress = root && options.progress && train::detail::stderr_is_terminal();
-    const auto save = [&](std::int64_t step) {
-      if (!files) return;
-      io::Metadata metadata = options.settings;
-      char seconds[32];
-      std::snprintf(seconds, sizeof seconds, "%.17g", trained_before + elapsed());
-      metadata["train_seconds"] = seconds;
-      metadata["step"] = std::to_string(step);
-      train::save_checkpoint(checkpoint, learner_, std::move(metadata));
-      if (std::find(options.keep.begin(), options.keep.end(), step) != options.keep.end()) {
-        std::filesystem::copy_file(
-            checkpoint,
-            options.run_dir / ("checkpoint_step" + std::to_string(step) + ".safetensors"),
-            std::filesystem::copy_options::overwrite_existing);
-      }
-    };
-    const auto evaluate = [&](std::int64_t step, bool last) {
-      if (!root || options.eval_episodes == 0) return;
-      const std::size_t episodes = last && options.final_eval_episodes > 0
-                                       ? options.final_eval_episodes
-                                       : options.eval_episodes;
-      algorithms::EvalResult r = learner_.evaluate(*eval, episodes);
-      if (log) {
-        log->write({{"step", static_cast<double>(step)},
-                    {"eval_mean", r.mean},
-                    {"eval_ci95", r.ci95},
-                    {"eval_episodes", static_cast<double>(r.episodes)},
-                    {"seconds", trained_before + elapsed()}});
-      }
-      if (options.on_eval) options.on_eval(step, r);
-      result.last_eval = std::move(r);
-    };
-
-    std::int64_t step = result.start_step;
+    std::int64_t step = start_step;
     while (step < options.steps) {
       const data::TaskBatch<T> shard = batches.next();
-      const bool late = options.time_limit > 0.0 && elapsed() > options.time_limit;
+      const bool late = options.time_limit > 0.0 && run.elapsed() > options.time_limit;
       const Reduced reduced = reduce(shard, batches.batch_size(), late);
       learner_.apply(reduced.gradient);
-      const algorithms::StepStats& stats = reduced.gradient.stats;
       step = learner_.steps_taken();
-      const double now = elapsed();
-      if (options.on_step) options.on_step(step, stats);
-      if (progress) {
-        std::fprintf(stderr, "\rstep %" PRId64 "/%" PRId64 "  meta-loss %.4f  %.2f steps/s   ",
-                     step, options.steps, stats.meta_loss,
-                     static_cast<double>(step - result.start_step) / (now > 0 ? now : 1.0));
-      }
-      if (log && options.log_every > 0 && step % options.log_every == 0) {
-        io::MetricsLog::Record record{{"step", static_cast<double>(step)},
-                                      {"meta_loss", stats.meta_loss},
-                                      {"seconds", trained_before + now}};
-        if (stats.post_accuracy >= 0.0) record.emplace_back("accuracy", stats.post_accuracy);
-        log->write(record);
-      }
-      const bool last = step >= options.steps;
-      result.out_of_time = !last && reduced.stop;
-      if (last || (options.eval_every > 0 && step % options.eval_every == 0)) {
-        if (progress) std::fprintf(stderr, "\n");
-        evaluate(step, last);
-      }
-      const bool kept =
-          std::find(options.keep.begin(), options.keep.end(), step) != options.keep.end();
-      if (last || result.out_of_time || kept ||
-          (options.checkpoint_every > 0 && step % options.checkpoint_every == 0)) {
-        save(step);
-      }
-      if (result.out_of_time) break;
+      if (run.after_step(step, reduced.gradient.stats, run.elapsed(), reduced.stop)) break;
     }
-    if (progress && step > result.start_step) std::fprintf(stderr, "\n");
-    result.steps = learner_.steps_taken();
-    result.seconds = elapsed();
-    result.train_seconds = trained_before + result.seconds;
-    return result;
+    return run.finish(step);
   }
 
   L& learner_;

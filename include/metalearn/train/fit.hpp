@@ -134,6 +134,159 @@ inline bool stderr_is_terminal() {
 #endif
 }
 
+/// The run-directory side of a training loop, shared by train::fit and
+/// distributed::DistributedTrainer: resuming from run_dir/checkpoint.safetensors,
+/// checkpoints (with "train_seconds" and "step" in their metadata, kept steps copied to
+/// checkpoint_step<N>.safetensors), metrics.jsonl records, evaluations, the progress
+/// line and the FitResult of the call. Only the root process (rank 0, or the one
+/// process of fit) writes files, evaluates and prints.
+template <class L>
+class RunDirectory {
+ public:
+  /// The learner's scalar type.
+  using T = typename L::value_type;
+
+  /// Creates run_dir and resumes `learner` from its checkpoint when `options` say so
+  /// (on the root only). `function` names the caller in error messages.
+  /// @throws ValueError when the checkpoint was written with other settings.
+  RunDirectory(L& learner, const FitOptions& options, const data::AnyTaskSampler<T>* eval,
+               const char* function, bool root)
+      : learner_(learner),
+        options_(options),
+        eval_(eval),
+        root_(root),
+        files_(root && !options.run_dir.empty()),
+        checkpoint_(options.run_dir / "checkpoint.safetensors"),
+        metrics_(options.run_dir / "metrics.jsonl") {
+    if (!files_) return;
+    std::filesystem::create_directories(options_.run_dir);
+    if (options_.resume && std::filesystem::exists(checkpoint_)) {
+      // Read once; check the settings before anything is loaded into the learner.
+      const io::TrainingCheckpoint<T> saved = io::load_checkpoint<T>(checkpoint_);
+      for (const auto& [key, value] : options_.settings) {
+        const auto it = saved.metadata.find(key);
+        METALEARN_CHECK(it != saved.metadata.end() && it->second == value, ValueError, function,
+                        ": ", checkpoint_.string(), " was written with ", key, " = ",
+                        it == saved.metadata.end() ? std::string("(missing)") : it->second,
+                        ", this run has ", value,
+                        "; use another run directory or resume = false to start over");
+      }
+      io::Metadata metadata;
+      learner_.load_state(to_state(saved, learner_.state().buffers, checkpoint_, &metadata));
+      const auto seconds = metadata.find("train_seconds");
+      if (seconds != metadata.end()) trained_before_ = std::stod(seconds->second);
+      resumed_ = true;
+    }
+    if (resumed_) truncate_metrics(metrics_, learner_.steps_taken());
+  }
+
+  /// Begins the call at meta-step `start_step`: opens metrics.jsonl (appending after a
+  /// resume) and starts the clock.
+  void start(std::int64_t start_step) {
+    result_.start_step = start_step;
+    if (files_) log_.emplace(metrics_, /*append=*/resumed_);
+    t0_ = Clock::now();
+    progress_ = root_ && options_.progress && stderr_is_terminal();
+  }
+
+  /// Seconds since start().
+  [[nodiscard]] double elapsed() const {
+    return std::chrono::duration<double>(Clock::now() - t0_).count();
+  }
+
+  /// Everything after meta-step `step` (its statistics `stats`, taken `now` seconds
+  /// into the call): on_step, the progress line, the log record, the evaluation and
+  /// the checkpoint. `time_up`: the time limit has passed. Returns whether the loop
+  /// stops for lack of time.
+  bool after_step(std::int64_t step, const algorithms::StepStats& stats, double now, bool time_up) {
+    if (options_.on_step) options_.on_step(step, stats);
+    if (progress_) {
+      std::fprintf(stderr, "\rstep %" PRId64 "/%" PRId64 "  meta-loss %.4f  %.2f steps/s   ", step,
+                   options_.steps, stats.meta_loss,
+                   static_cast<double>(step - result_.start_step) / (now > 0 ? now : 1.0));
+    }
+    if (log_ && options_.log_every > 0 && step % options_.log_every == 0) {
+      io::MetricsLog::Record record{{"step", static_cast<double>(step)},
+                                    {"meta_loss", stats.meta_loss},
+                                    {"seconds", trained_before_ + now}};
+      if (stats.post_accuracy >= 0.0) record.emplace_back("accuracy", stats.post_accuracy);
+      log_->write(record);
+    }
+    const bool last = step >= options_.steps;
+    result_.out_of_time = !last && time_up;
+    if (last || (options_.eval_every > 0 && step % options_.eval_every == 0)) {
+      if (progress_) std::fprintf(stderr, "\n");
+      evaluate(step, last);
+    }
+    const bool kept =
+        std::find(options_.keep.begin(), options_.keep.end(), step) != options_.keep.end();
+    if (last || result_.out_of_time || kept ||
+        (options_.checkpoint_every > 0 && step % options_.checkpoint_every == 0)) {
+      save(step);
+    }
+    return result_.out_of_time;
+  }
+
+  /// Ends the call after meta-step `step` and returns what it did.
+  FitResult finish(std::int64_t step) {
+    if (progress_ && step > result_.start_step) std::fprintf(stderr, "\n");
+    result_.steps = learner_.steps_taken();
+    result_.seconds = elapsed();
+    result_.train_seconds = trained_before_ + result_.seconds;
+    return std::move(result_);
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+
+  void save(std::int64_t step) {
+    if (!files_) return;
+    io::Metadata metadata = options_.settings;
+    char seconds[32];
+    std::snprintf(seconds, sizeof seconds, "%.17g", trained_before_ + elapsed());
+    metadata["train_seconds"] = seconds;
+    metadata["step"] = std::to_string(step);
+    save_checkpoint(checkpoint_, learner_, std::move(metadata));
+    if (std::find(options_.keep.begin(), options_.keep.end(), step) != options_.keep.end()) {
+      std::filesystem::copy_file(
+          checkpoint_,
+          options_.run_dir / ("checkpoint_step" + std::to_string(step) + ".safetensors"),
+          std::filesystem::copy_options::overwrite_existing);
+    }
+  }
+
+  void evaluate(std::int64_t step, bool last) {
+    if (!root_ || options_.eval_episodes == 0) return;
+    const std::size_t episodes = last && options_.final_eval_episodes > 0
+                                     ? options_.final_eval_episodes
+                                     : options_.eval_episodes;
+    algorithms::EvalResult r = learner_.evaluate(*eval_, episodes);
+    if (log_) {
+      log_->write({{"step", static_cast<double>(step)},
+                   {"eval_mean", r.mean},
+                   {"eval_ci95", r.ci95},
+                   {"eval_episodes", static_cast<double>(r.episodes)},
+                   {"seconds", trained_before_ + elapsed()}});
+    }
+    if (options_.on_eval) options_.on_eval(step, r);
+    result_.last_eval = std::move(r);
+  }
+
+  L& learner_;
+  const FitOptions& options_;
+  const data::AnyTaskSampler<T>* eval_;
+  bool root_;
+  bool files_;
+  std::filesystem::path checkpoint_;
+  std::filesystem::path metrics_;
+  double trained_before_ = 0.0;
+  bool resumed_ = false;
+  bool progress_ = false;
+  std::optional<io::MetricsLog> log_;
+  Clock::time_point t0_{};
+  FitResult result_;
+};
+
 }  // namespace detail
 
 /// Meta-trains `learner` on meta-batches from `batches` (a fresh stream: fit()
@@ -153,7 +306,6 @@ FitResult fit(L& learner, B& batches, const FitOptions& options,
                 "train::fit: the batch source must provide next() returning "
                 "data::TaskBatch<T> and set_position(std::uint64_t), as data::MetaBatchSampler "
                 "does");
-  using Clock = std::chrono::steady_clock;
   METALEARN_CHECK(options.steps >= 0 && options.eval_every >= 0 && options.checkpoint_every >= 0 &&
                       options.log_every >= 0 && options.time_limit >= 0.0,
                   ValueError, "train::fit: steps (", options.steps, "), eval_every (",
@@ -163,110 +315,21 @@ FitResult fit(L& learner, B& batches, const FitOptions& options,
   METALEARN_CHECK(options.eval_episodes == 0 || eval != nullptr, ValueError,
                   "train::fit: eval_episodes is ", options.eval_episodes,
                   " but no evaluation sampler was given");
-  const bool files = !options.run_dir.empty();
-  const std::filesystem::path checkpoint = options.run_dir / "checkpoint.safetensors";
-  const std::filesystem::path metrics = options.run_dir / "metrics.jsonl";
-  FitResult result;
-  double trained_before = 0.0;
-  bool resumed = false;
-  if (files) {
-    std::filesystem::create_directories(options.run_dir);
-    if (options.resume && std::filesystem::exists(checkpoint)) {
-      // Read once; check the settings before anything is loaded into the learner.
-      const io::TrainingCheckpoint<typename L::value_type> saved =
-          io::load_checkpoint<typename L::value_type>(checkpoint);
-      for (const auto& [key, value] : options.settings) {
-        const auto it = saved.metadata.find(key);
-        METALEARN_CHECK(it != saved.metadata.end() && it->second == value, ValueError,
-                        "train::fit: ", checkpoint.string(), " was written with ", key, " = ",
-                        it == saved.metadata.end() ? std::string("(missing)") : it->second,
-                        ", this run has ", value,
-                        "; use another run directory or resume = false to start over");
-      }
-      io::Metadata metadata;
-      learner.load_state(to_state(saved, learner.state().buffers, checkpoint, &metadata));
-      const auto seconds = metadata.find("train_seconds");
-      if (seconds != metadata.end()) trained_before = std::stod(seconds->second);
-      resumed = true;
-    }
-    if (resumed) detail::truncate_metrics(metrics, learner.steps_taken());
-  }
-  result.start_step = learner.steps_taken();
-  batches.set_position(static_cast<std::uint64_t>(result.start_step));
-  std::optional<io::MetricsLog> log;
-  if (files) log.emplace(metrics, /*append=*/resumed);
+  detail::RunDirectory<L> run(learner, options, eval, "train::fit", /*root=*/true);
+  const std::int64_t start_step = learner.steps_taken();
+  batches.set_position(static_cast<std::uint64_t>(start_step));
+  run.start(start_step);
 
-  const auto t0 = Clock::now();
-  const auto elapsed = [&] { return std::chrono::duration<double>(Clock::now() - t0).count(); };
-  const bool progress = options.progress && detail::stderr_is_terminal();
-  const auto save = [&](std::int64_t step) {
-    if (!files) return;
-    io::Metadata metadata = options.settings;
-    char seconds[32];
-    std::snprintf(seconds, sizeof seconds, "%.17g", trained_before + elapsed());
-    metadata["train_seconds"] = seconds;
-    metadata["step"] = std::to_string(step);
-    save_checkpoint(checkpoint, learner, std::move(metadata));
-    if (std::find(options.keep.begin(), options.keep.end(), step) != options.keep.end()) {
-      std::filesystem::copy_file(
-          checkpoint, options.run_dir / ("checkpoint_step" + std::to_string(step) + ".safetensors"),
-          std::filesystem::copy_options::overwrite_existing);
-    }
-  };
-  const auto evaluate = [&](std::int64_t step, bool last) {
-    if (options.eval_episodes == 0) return;
-    const std::size_t episodes = last && options.final_eval_episodes > 0
-                                     ? options.final_eval_episodes
-                                     : options.eval_episodes;
-    algorithms::EvalResult r = learner.evaluate(*eval, episodes);
-    if (log) {
-      log->write({{"step", static_cast<double>(step)},
-                  {"eval_mean", r.mean},
-                  {"eval_ci95", r.ci95},
-                  {"eval_episodes", static_cast<double>(r.episodes)},
-                  {"seconds", trained_before + elapsed()}});
-    }
-    if (options.on_eval) options.on_eval(step, r);
-    result.last_eval = std::move(r);
-  };
-
-  std::int64_t step = result.start_step;
+  std::int64_t step = start_step;
   while (step < options.steps) {
     const algorithms::StepStats stats = learner.meta_step(batches.next());
     step = learner.steps_taken();
-    const double now = elapsed();
-    if (options.on_step) options.on_step(step, stats);
-    if (progress) {
-      std::fprintf(stderr, "\rstep %" PRId64 "/%" PRId64 "  meta-loss %.4f  %.2f steps/s   ", step,
-                   options.steps, stats.meta_loss,
-                   static_cast<double>(step - result.start_step) / (now > 0 ? now : 1.0));
+    const double now = run.elapsed();
+    if (run.after_step(step, stats, now, options.time_limit > 0.0 && now > options.time_limit)) {
+      break;
     }
-    if (log && options.log_every > 0 && step % options.log_every == 0) {
-      io::MetricsLog::Record record{{"step", static_cast<double>(step)},
-                                    {"meta_loss", stats.meta_loss},
-                                    {"seconds", trained_before + now}};
-      if (stats.post_accuracy >= 0.0) record.emplace_back("accuracy", stats.post_accuracy);
-      log->write(record);
-    }
-    const bool last = step >= options.steps;
-    result.out_of_time = !last && options.time_limit > 0.0 && now > options.time_limit;
-    if (last || (options.eval_every > 0 && step % options.eval_every == 0)) {
-      if (progress) std::fprintf(stderr, "\n");
-      evaluate(step, last);
-    }
-    const bool kept =
-        std::find(options.keep.begin(), options.keep.end(), step) != options.keep.end();
-    if (last || result.out_of_time || kept ||
-        (options.checkpoint_every > 0 && step % options.checkpoint_every == 0)) {
-      save(step);
-    }
-    if (result.out_of_time) break;
   }
-  if (progress && step > result.start_step) std::fprintf(stderr, "\n");
-  result.steps = learner.steps_taken();
-  result.seconds = elapsed();
-  result.train_seconds = trained_before + result.seconds;
-  return result;
+  return run.finish(step);
 }
 
 }  // namespace metalearn::train
