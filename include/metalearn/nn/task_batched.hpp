@@ -11,8 +11,8 @@
 ///
 /// Linear, the elementwise activations and chains of them (Sequential, MLP) have a
 /// batched rule: all tasks run as batched products, which is where the speed of a
-/// task-batched meta-step comes from (benchmarks/bench_algorithms.cpp, the batched
-/// sinusoid rows). Any other module runs task by task on its slices and the results
+/// task-batched meta-step comes from (benchmarks/bench_maml.cpp, BM_MamlSinusoidMetaStep
+/// with batch_tasks). Any other module runs task by task on its slices and the results
 /// are stacked: the same values, one graph, no speed-up. Modules stay unaware of the
 /// adapter; it asks for their kinds by type.
 // SPDX-License-Identifier: MIT
