@@ -166,7 +166,7 @@ class ProtoRunner : public Runner<T> {
  public:
   ProtoRunner(std::unique_ptr<ml::nn::Module<T>> model, int threads, ml::data::Task<T> episode)
       : model_(std::move(model)),
-        protonet_(*model_, alg::ProtoNetOptions<T>{}.lr(1e-3).threads(threads)) {
+        protonet_(*model_, alg::ProtoNetOptions<T>{.lr = 1e-3, .threads = threads}) {
     this->batch_.push_back(std::move(episode));
   }
   void step() override { benchmark::DoNotOptimize(protonet_.meta_step(this->batch_).meta_loss); }
@@ -204,8 +204,11 @@ class MatchingRunner : public Runner<T> {
 
  private:
   static alg::MatchingNetOptions<T> options(int threads, int fce_steps) {
-    auto o = alg::MatchingNetOptions<T>{}.lr(1e-3).threads(threads).seed(kContextSeed);
-    if (fce_steps > 0) o.full_context(64, fce_steps);
+    auto o = alg::MatchingNetOptions<T>{.lr = 1e-3, .threads = threads, .seed = kContextSeed};
+    if (fce_steps > 0) {
+      o.full_context_dim = 64;
+      o.full_context_steps = fce_steps;
+    }
     return o;
   }
   static constexpr std::uint64_t kContextSeed = 11;
@@ -244,8 +247,9 @@ template <class T>
 std::unique_ptr<ml::nn::Module<T>> convnet4(Index ways) {
   ml::Generator gen(kSeed);
   return std::make_unique<ml::nn::ConvNet4<T>>(
-      ml::nn::ConvNet4Options{}.ways(ways).batch_norm(
-          ml::nn::BatchNormOptions{}.mode(ml::nn::BatchNormMode::kTransductive)),
+      ml::nn::ConvNet4Options{
+          .ways = ways,
+          .batch_norm = ml::nn::BatchNormOptions{.mode = ml::nn::BatchNormMode::kTransductive}},
       gen);
 }
 
@@ -273,77 +277,94 @@ using Factory = std::function<std::unique_ptr<Runner<T>>(int threads)>;
 
 template <class T>
 std::vector<std::pair<std::string, Factory<T>>> workloads() {
-  const auto maml = [](T lr, int steps, int threads) {
-    return alg::MamlOptions<T>{}.inner_lr(lr).inner_steps(steps).outer_lr(T(1e-3)).threads(threads);
+  // The workloads' MAML: SGD inner steps at `lr`, Adam 1e-3 outside; MSE unless
+  // classifying.
+  struct MamlConfig {
+    bool classify = false;
+    bool first_order = false;
+    bool batch_tasks = false;
+    bool within = false;
   };
-  const auto reptile = [](int threads) {
-    return alg::ReptileOptions<T>{}
-        .inner_optimizer(alg::InnerOptimizer::kSgd)
-        .inner_lr(T(0.01))
-        .inner_steps(5)
-        .inner_batch(0)
-        .outer_step(T(1))
-        .loss(alg::LossKind::kMse)
-        .threads(threads);
+  const auto maml = [](T lr, int steps, int threads, MamlConfig c) {
+    return alg::MamlOptions<T>{
+        .inner_lr = lr,
+        .inner_steps = steps,
+        .first_order = c.first_order,
+        .outer_lr = T(1e-3),
+        .loss = c.classify ? alg::LossKind::kCrossEntropy : alg::LossKind::kMse,
+        .threads = threads,
+        .threads_within_tasks = c.within,
+        .batch_tasks = c.batch_tasks};
+  };
+  const auto reptile = [](int threads, bool batch_tasks) {
+    return alg::ReptileOptions<T>{.inner_optimizer = alg::InnerOptimizer::kSgd,
+                                  .inner_lr = T(0.01),
+                                  .inner_steps = 5,
+                                  .inner_batch = 0,
+                                  .outer_step = T(1),
+                                  .loss = alg::LossKind::kMse,
+                                  .threads = threads,
+                                  .batch_tasks = batch_tasks};
   };
   return {
       {"sinusoid_maml2",
        [=](int threads) {
-         return std::make_unique<MamlRunner<T>>(
-             sinusoid_mlp<T>(), maml(T(0.01), 1, threads).batch_tasks(true), sinusoid_batch<T>());
+         return std::make_unique<MamlRunner<T>>(sinusoid_mlp<T>(),
+                                                maml(T(0.01), 1, threads, {.batch_tasks = true}),
+                                                sinusoid_batch<T>());
        }},
       {"sinusoid_maml1",
        [=](int threads) {
          return std::make_unique<MamlRunner<T>>(
-             sinusoid_mlp<T>(), maml(T(0.01), 1, threads).first_order(true).batch_tasks(true),
+             sinusoid_mlp<T>(),
+             maml(T(0.01), 1, threads, {.first_order = true, .batch_tasks = true}),
              sinusoid_batch<T>());
        }},
       {"sinusoid_maml2_loop",
        [=](int threads) {
-         return std::make_unique<MamlRunner<T>>(sinusoid_mlp<T>(), maml(T(0.01), 1, threads),
+         return std::make_unique<MamlRunner<T>>(sinusoid_mlp<T>(), maml(T(0.01), 1, threads, {}),
                                                 sinusoid_batch<T>());
        }},
       {"sinusoid_maml1_loop",
        [=](int threads) {
-         return std::make_unique<MamlRunner<T>>(
-             sinusoid_mlp<T>(), maml(T(0.01), 1, threads).first_order(true), sinusoid_batch<T>());
+         return std::make_unique<MamlRunner<T>>(sinusoid_mlp<T>(),
+                                                maml(T(0.01), 1, threads, {.first_order = true}),
+                                                sinusoid_batch<T>());
        }},
       {"sinusoid_reptile5",
        [=](int threads) {
-         return std::make_unique<ReptileRunner<T>>(
-             sinusoid_mlp<T>(), reptile(threads).batch_tasks(true), sinusoid_batch<T>());
+         return std::make_unique<ReptileRunner<T>>(sinusoid_mlp<T>(), reptile(threads, true),
+                                                   sinusoid_batch<T>());
        }},
       {"sinusoid_reptile5_loop",
        [=](int threads) {
-         return std::make_unique<ReptileRunner<T>>(sinusoid_mlp<T>(), reptile(threads),
+         return std::make_unique<ReptileRunner<T>>(sinusoid_mlp<T>(), reptile(threads, false),
                                                    sinusoid_batch<T>());
        }},
       {"omniglot_maml_paper",
        [=](int threads) {
-         return std::make_unique<MamlRunner<T>>(
-             convnet4<T>(5), maml(T(0.4), 1, threads).loss(alg::LossKind::kCrossEntropy),
-             glyph_batch<T>(32, 5, 1, 1));
+         return std::make_unique<MamlRunner<T>>(convnet4<T>(5),
+                                                maml(T(0.4), 1, threads, {.classify = true}),
+                                                glyph_batch<T>(32, 5, 1, 1));
        }},
       {"omniglot_maml_torchbench",
        [=](int threads) {
-         return std::make_unique<MamlRunner<T>>(
-             torchbench_net<T>(), maml(T(0.1), 5, threads).loss(alg::LossKind::kCrossEntropy),
-             glyph_batch<T>(5, 5, 5, 15));
+         return std::make_unique<MamlRunner<T>>(torchbench_net<T>(),
+                                                maml(T(0.1), 5, threads, {.classify = true}),
+                                                glyph_batch<T>(5, 5, 5, 15));
        }},
       // The same two MAML workloads with the threads inside each task (one task's
       // graph alive at a time): Maml's threads_within_tasks().
       {"omniglot_maml_paper_within",
        [=](int threads) {
          return std::make_unique<MamlRunner<T>>(
-             convnet4<T>(5),
-             maml(T(0.4), 1, threads).loss(alg::LossKind::kCrossEntropy).threads_within_tasks(true),
+             convnet4<T>(5), maml(T(0.4), 1, threads, {.classify = true, .within = true}),
              glyph_batch<T>(32, 5, 1, 1));
        }},
       {"omniglot_maml_torchbench_within",
        [=](int threads) {
          return std::make_unique<MamlRunner<T>>(
-             torchbench_net<T>(),
-             maml(T(0.1), 5, threads).loss(alg::LossKind::kCrossEntropy).threads_within_tasks(true),
+             torchbench_net<T>(), maml(T(0.1), 5, threads, {.classify = true, .within = true}),
              glyph_batch<T>(5, 5, 5, 15));
        }},
       {"protonet_60w5s",

@@ -25,7 +25,7 @@ bool have_omniglot() {
 
 const md::OmniglotDataset& omniglot_train() {
   static const auto ds = std::make_unique<md::OmniglotDataset>(
-      md::OmniglotOptions{.split = md::OmniglotSplit::vinyals_train, .rotations = true});
+      md::OmniglotOptions{.split = md::OmniglotSplit::kVinyalsTrain, .rotations = true});
   return *ds;
 }
 
@@ -98,7 +98,7 @@ void BM_OmniglotLoadCold(benchmark::State& state) {
     state.PauseTiming();
     fs::remove_all(dir);
     state.ResumeTiming();
-    md::OmniglotDataset ds({.split = md::OmniglotSplit::all, .cache_dir = dir});
+    md::OmniglotDataset ds({.split = md::OmniglotSplit::kAll, .cache_dir = dir});
     if (ds.loaded_from_cache()) state.SkipWithError("unexpectedly read a cache");
     benchmark::DoNotOptimize(ds.num_classes());
   }
@@ -112,9 +112,9 @@ void BM_OmniglotLoadCached(benchmark::State& state) {
     state.SkipWithError("METALEARN_OMNIGLOT_DIR is not set");
     return;
   }
-  (void)md::OmniglotDataset({.split = md::OmniglotSplit::all});
+  (void)md::OmniglotDataset({.split = md::OmniglotSplit::kAll});
   for (auto _ : state) {
-    md::OmniglotDataset ds({.split = md::OmniglotSplit::all});
+    md::OmniglotDataset ds({.split = md::OmniglotSplit::kAll});
     if (!ds.loaded_from_cache()) state.SkipWithError("the cache was not used");
     benchmark::DoNotOptimize(ds.num_classes());
   }

@@ -23,12 +23,11 @@ void BM_MamlSinusoidMetaStep(benchmark::State& state) {
   const bool batched = state.range(4) != 0;
   ml::Generator gen(1);
   ml::nn::MLP<float> model({1, 40, 40, 1}, gen);
-  alg::Maml<float> maml(model, alg::MamlOptions<float>{}
-                                   .inner_lr(0.01f)
-                                   .inner_steps(steps)
-                                   .first_order(first_order)
-                                   .threads(threads)
-                                   .batch_tasks(batched));
+  alg::Maml<float> maml(model, alg::MamlOptions<float>{.inner_lr = 0.01f,
+                                                       .inner_steps = steps,
+                                                       .first_order = first_order,
+                                                       .threads = threads,
+                                                       .batch_tasks = batched});
   ml::data::SinusoidTasks<float> family({.shots = 10, .queries = 10});
   ml::data::MetaBatchSampler<float> batches(family, {.batch = batch, .seed = 1});
   const auto tasks = batches.next();
@@ -77,13 +76,12 @@ void BM_MamlConvNetMetaStep(benchmark::State& state) {
   const int threads = static_cast<int>(state.range(3));
   const auto queries = state.range(4);
   ml::Generator gen(3);
-  ml::nn::ConvNet4<float> model(ml::nn::ConvNet4Options{}.ways(5), gen);
-  alg::Maml<float> maml(model, alg::MamlOptions<float>{}
-                                   .loss(alg::LossKind::kCrossEntropy)
-                                   .inner_lr(0.4f)
-                                   .inner_steps(steps)
-                                   .first_order(first_order)
-                                   .threads(threads));
+  ml::nn::ConvNet4<float> model(ml::nn::ConvNet4Options{.ways = 5}, gen);
+  alg::Maml<float> maml(model, alg::MamlOptions<float>{.inner_lr = 0.4f,
+                                                       .inner_steps = steps,
+                                                       .first_order = first_order,
+                                                       .loss = alg::LossKind::kCrossEntropy,
+                                                       .threads = threads});
   auto glyphs = std::make_shared<ml::data::ProceduralGlyphs>();
   ml::data::EpisodicSampler<float> episodes(glyphs, {.ways = 5, .shots = 1, .queries = queries});
   ml::data::MetaBatchSampler<float> batches(episodes, {.batch = batch, .seed = 1});

@@ -83,7 +83,7 @@ double convnet_flops(ml::Index n, ml::Index in_channels, ml::Index hidden, ml::I
 /// `images` 1x28x28 images, with a `ways`-way head (0: no head).
 void convnet_step(benchmark::State& state, ml::Index images, ml::Index ways) {
   ml::Generator gen(0);
-  ml::nn::ConvNet4<float> net(ml::nn::ConvNet4Options{}.ways(ways), gen);
+  ml::nn::ConvNet4<float> net(ml::nn::ConvNet4Options{.ways = ways}, gen);
   auto x = ml::randn<float>(ml::Shape{images, 1, 28, 28}, gen);
   const auto params = net.named_parameters();
   const auto leaves = params.values();

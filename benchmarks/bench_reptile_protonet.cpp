@@ -25,15 +25,15 @@ void BM_ReptileSinusoidMetaStep(benchmark::State& state) {
   const auto batch = state.range(0);
   ml::Generator gen(1);
   ml::nn::MLP<float> model({1, 40, 40, 1}, gen);
-  alg::Reptile<float> reptile(model, alg::ReptileOptions<float>{}
-                                         .inner_optimizer(alg::InnerOptimizer::kSgd)
-                                         .inner_lr(0.02f)
-                                         .inner_steps(static_cast<int>(state.range(1)))
-                                         .inner_batch(0)
-                                         .outer_step(0.1f)
-                                         .loss(alg::LossKind::kMse)
-                                         .threads(static_cast<int>(state.range(2)))
-                                         .batch_tasks(state.range(3) != 0));
+  alg::Reptile<float> reptile(
+      model, alg::ReptileOptions<float>{.inner_optimizer = alg::InnerOptimizer::kSgd,
+                                        .inner_lr = 0.02f,
+                                        .inner_steps = static_cast<int>(state.range(1)),
+                                        .inner_batch = 0,
+                                        .outer_step = 0.1f,
+                                        .loss = alg::LossKind::kMse,
+                                        .threads = static_cast<int>(state.range(2)),
+                                        .batch_tasks = state.range(3) != 0});
   ml::data::SinusoidTasks<float> family({.shots = 10, .queries = 0});
   ml::data::MetaBatchSampler<float> batches(family, {.batch = batch, .seed = 1});
   const auto tasks = batches.next();
@@ -66,8 +66,8 @@ void BM_ReptileOmniglotMetaStep(benchmark::State& state) {
   net->push_back(std::make_shared<ml::nn::Flatten<float>>());
   net->push_back(std::make_shared<ml::nn::Linear<float>>(64 * 2 * 2, 5, gen));
   alg::Reptile<float> reptile(
-      *net, alg::ReptileOptions<float>{}.threads(static_cast<int>(state.range(0))));
-  ml::data::ProceduralGlyphs glyphs({.split = ml::data::Split::train});
+      *net, alg::ReptileOptions<float>{.threads = static_cast<int>(state.range(0))});
+  ml::data::ProceduralGlyphs glyphs({.split = ml::data::Split::kTrain});
   ml::data::EpisodicSampler<float> episodes(glyphs, {.ways = 5, .shots = 10, .queries = 0});
   ml::data::MetaBatchSampler<float> batches(episodes, {.batch = 5, .seed = 1});
   const auto tasks = batches.next();
@@ -86,8 +86,8 @@ void BM_ProtoNetTrainEpisode(benchmark::State& state) {
   ml::Generator gen(3);
   const auto batch = state.range(3);
   alg::ProtoNet<float> protonet(
-      gen, alg::ProtoNetOptions<float>{}.threads(static_cast<int>(state.range(4))));
-  ml::data::ProceduralGlyphs glyphs({.split = ml::data::Split::train});
+      gen, alg::ProtoNetOptions<float>{.threads = static_cast<int>(state.range(4))});
+  ml::data::ProceduralGlyphs glyphs({.split = ml::data::Split::kTrain});
   ml::data::EpisodicSampler<float> episodes(
       glyphs, {.ways = state.range(0), .shots = state.range(1), .queries = state.range(2)});
   ml::data::MetaBatchSampler<float> batches(episodes, {.batch = batch, .seed = 1});
@@ -108,7 +108,7 @@ BENCHMARK(BM_ProtoNetTrainEpisode)
 void BM_ProtoNetTestEpisode(benchmark::State& state) {
   ml::Generator gen(4);
   alg::ProtoNet<float> protonet(gen);
-  ml::data::ProceduralGlyphs glyphs({.split = ml::data::Split::test});
+  ml::data::ProceduralGlyphs glyphs({.split = ml::data::Split::kTest});
   ml::data::EpisodicSampler<float> episodes(
       glyphs, {.ways = state.range(0), .shots = state.range(1), .queries = 15});
   const auto task = episodes.sample(gen);
@@ -127,7 +127,7 @@ BENCHMARK(BM_ProtoNetTestEpisode)
 void BM_PrototypeClassifierQueries(benchmark::State& state) {
   ml::Generator gen(5);
   alg::ProtoNet<float> protonet(gen);
-  ml::data::ProceduralGlyphs glyphs({.split = ml::data::Split::test});
+  ml::data::ProceduralGlyphs glyphs({.split = ml::data::Split::kTest});
   ml::data::EpisodicSampler<float> episodes(glyphs, {.ways = 5, .shots = 5, .queries = 15});
   const auto task = episodes.sample(gen);
   const auto clf = protonet.classifier(task.support_x, task.support_y);

@@ -197,17 +197,17 @@ inline ClassData load_class_data(const std::string& root, bool test_rotations) {
   if (d.omniglot) {
     fmt::print("loading Omniglot from {} ...\n", root);
     std::fflush(stdout);
-    ml::data::OmniglotDataset all({.root = root, .split = ml::data::OmniglotSplit::all});
+    ml::data::OmniglotDataset all({.root = root, .split = ml::data::OmniglotSplit::kAll});
     d.train = std::make_shared<ml::data::OmniglotDataset>(
-        all.with_split(ml::data::OmniglotSplit::vinyals_train, true));
+        all.with_split(ml::data::OmniglotSplit::kVinyalsTrain, true));
     d.test = std::make_shared<ml::data::OmniglotDataset>(
-        all.with_split(ml::data::OmniglotSplit::vinyals_test, test_rotations));
+        all.with_split(ml::data::OmniglotSplit::kVinyalsTest, test_rotations));
   } else {
     fmt::print("no --data and no METALEARN_OMNIGLOT_DIR: using the embedded procedural glyphs\n");
     d.train = std::make_shared<ml::data::ProceduralGlyphs>(
-        ml::data::ProceduralGlyphsOptions{.split = ml::data::Split::train});
+        ml::data::ProceduralGlyphsOptions{.split = ml::data::Split::kTrain});
     d.test = std::make_shared<ml::data::ProceduralGlyphs>(
-        ml::data::ProceduralGlyphsOptions{.split = ml::data::Split::test});
+        ml::data::ProceduralGlyphsOptions{.split = ml::data::Split::kTest});
   }
   fmt::print("{}: {} training classes, {} test classes ({:.1f} s)\n", d.train->name(),
              d.train->num_classes(), d.test->num_classes(), seconds_since(t0));
@@ -229,7 +229,7 @@ inline ClassData load_class_data_or_exit(const std::string& root, bool test_rota
 inline void pretrain_on_tasks(ml::nn::Module<float>& net,
                               const ml::data::SinusoidTasks<float>& family, ml::Index batch,
                               std::uint64_t seed, int steps) {
-  ml::optim::Adam<float> opt(net.parameters(), ml::optim::AdamOptions{}.lr(1e-3));
+  ml::optim::Adam<float> opt(net.parameters(), ml::optim::AdamOptions{.lr = 1e-3});
   ml::data::MetaBatchSampler<float> same(family, {.batch = batch, .seed = seed});
   for (int step = 1; step <= steps; ++step) {
     std::vector<ml::Tensor<float>> xs, ys;

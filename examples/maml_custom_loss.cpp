@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
 
   ml::data::SinusoidTasks<float> family({.shots = 10, .queries = 10});
   const auto options =
-      ml::algorithms::MamlOptions<float>{}.inner_lr(0.01f).inner_steps(1).outer_lr(1e-3f);
+      ml::algorithms::MamlOptions<float>{.inner_lr = 0.01f, .inner_steps = 1, .outer_lr = 1e-3f};
   fmt::print(
       "MAML on sinusoids with one corrupted support label per task: 1-40-40-1 ReLU MLP, K=10, "
       "meta-batch 25, one inner step of 0.01, Adam 1e-3, {} meta-steps per run\n",
@@ -105,7 +105,7 @@ int main(int argc, char** argv) {
       ml::Tensor<float> total;
       for (const auto& task : batch) {
         auto query = adapted_query_loss(maml, task, corrupted(task.support_y, noise), run.inner,
-                                        options.inner_steps());
+                                        options.inner_steps);
         total = total.defined() ? total + query : query;
       }
       const auto gradient = maml.meta_gradient_of(total, batch.size());
@@ -123,7 +123,7 @@ int main(int argc, char** argv) {
     std::vector<double> losses;
     for (const auto& task : test.next()) {
       const auto loss = adapted_query_loss(maml, task, corrupted(task.support_y, test_noise),
-                                           run.inner, options.inner_steps());
+                                           run.inner, options.inner_steps);
       losses.push_back(loss.item());
     }
     results.push_back(ml::algorithms::EvalResult::from_values(std::move(losses)));

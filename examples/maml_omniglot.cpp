@@ -99,16 +99,16 @@ int main(int argc, char** argv) {
                        : "embedded procedural glyphs (no --data or METALEARN_OMNIGLOT_DIR given)";
 
   ml::Generator gen(args.seed);
-  ml::nn::ConvNet4<float> model(ml::nn::ConvNet4Options{}.ways(args.ways), gen);
-  ml::algorithms::Maml<float> maml(model, alg::MamlOptions<float>{}
-                                              .loss(alg::LossKind::kCrossEntropy)
-                                              .inner_lr(args.inner_lr)
-                                              .inner_steps(args.inner_steps)
-                                              .eval_inner_steps(args.eval_steps)
-                                              .outer_lr(args.outer_lr)
-                                              .first_order(args.first_order)
-                                              .threads(args.threads)
-                                              .seed(args.seed + 7));
+  ml::nn::ConvNet4<float> model(ml::nn::ConvNet4Options{.ways = args.ways}, gen);
+  ml::algorithms::Maml<float> maml(model,
+                                   alg::MamlOptions<float>{.inner_lr = args.inner_lr,
+                                                           .inner_steps = args.inner_steps,
+                                                           .eval_inner_steps = args.eval_steps,
+                                                           .first_order = args.first_order,
+                                                           .outer_lr = args.outer_lr,
+                                                           .loss = alg::LossKind::kCrossEntropy,
+                                                           .threads = args.threads,
+                                                           .seed = args.seed + 7});
   ml::data::EpisodicSampler<float> train_episodes(
       train, {.ways = args.ways, .shots = args.shots, .queries = args.queries});
   ml::data::EpisodicSampler<float> test_episodes(
@@ -145,7 +145,7 @@ int main(int argc, char** argv) {
       .on_step =
           [&](std::int64_t, const alg::StepStats& stats) {
             loss_sum += stats.meta_loss;
-            acc_sum += stats.post_accuracy;
+            acc_sum += stats.post_accuracy.value_or(0.0);
             ++window;
           },
       .on_eval =

@@ -103,13 +103,12 @@ int main(int argc, char** argv) {
   ml::nn::MLP<float> baseline({1, 40, 40, 1}, gen);
   baseline.load_parameters(model.named_parameters());  // same initialisation
 
-  const auto options = ml::algorithms::MamlOptions<float>{}
-                           .inner_lr(0.01f)
-                           .inner_steps(1)
-                           .outer_lr(1e-3f)
-                           .threads(args.threads)
-                           .batch_tasks(!args.loop)
-                           .seed(args.seed + 1000);
+  const auto options = ml::algorithms::MamlOptions<float>{.inner_lr = 0.01f,
+                                                          .inner_steps = 1,
+                                                          .outer_lr = 1e-3f,
+                                                          .threads = args.threads,
+                                                          .batch_tasks = !args.loop,
+                                                          .seed = args.seed + 1000};
   ml::algorithms::Maml<float> maml(model, options);
 
   ml::data::SinusoidTasks<float> family({.shots = 10, .queries = 10});

@@ -71,9 +71,7 @@ struct Args {
   std::uint64_t seed = 1;
   double time_limit = 0.0;  // minutes of training in this run; 0: no limit
   int log_every = 100;
-  std::string checkpoint;  // run folder of train::fit
-  int checkpoint_every = 500;
-  bool resume = false;
+  examples::CheckpointArgs checkpoint{.dir = {}, .every = 500, .resume = false};
   std::string out;
 };
 
@@ -109,13 +107,7 @@ Args parse(int argc, char** argv) {
   examples::add_at_least(app, "--time-limit", a.time_limit,
                          "minutes of training in this run (0: none); continue with --resume", 0);
   examples::add_at_least(app, "--log-every", a.log_every, "episodes between log lines", 1);
-  app.add_option("--checkpoint", a.checkpoint,
-                 "run folder of the learner's checkpoint (checkpoint.safetensors) and "
-                 "metrics.jsonl");
-  examples::add_at_least(app, "--checkpoint-every", a.checkpoint_every,
-                         "training episodes between checkpoints", 1);
-  app.add_flag("--resume", a.resume, "continue from the checkpoint in --checkpoint when it exists")
-      ->needs(app.get_option("--checkpoint"));
+  examples::add_checkpoint_options(app, a.checkpoint, "training episodes");
   app.add_option("--out", a.out, "markdown file for the results");
   examples::parse_or_exit(app, argc, argv);
   return a;
@@ -164,14 +156,14 @@ int main(int argc, char** argv) {
   }
 
   // ---- model ------------------------------------------------------------------
-  auto options = alg::MatchingNetOptions<float>{}
-                     .lr(args.lr)
-                     .lr_decay(0.5, args.decay_every)
-                     .threads(args.threads)
-                     .seed(args.seed + 1000);
-  ml::nn::ConvNet4Options convnet = options.embedding();
-  convnet.in_channels(image[0]).image_size(image[1]);
-  options.embedding(convnet);
+  auto options = alg::MatchingNetOptions<float>{.lr = args.lr,
+                                                .lr_decay = 0.5,
+                                                .lr_decay_every = args.decay_every,
+                                                .threads = args.threads,
+                                                .seed = args.seed + 1000};
+  options.embedding.in_channels = image[0];
+  options.embedding.image_size = image[1];
+  const ml::nn::ConvNet4Options& convnet = options.embedding;
   ml::Index width = 0;
   try {
     width = embedding_width(convnet, *classes.train);
@@ -179,7 +171,10 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "error: {}\n", e.what());
     return 1;
   }
-  if (args.fce) options.full_context(width, args.fce_steps);
+  if (args.fce) {
+    options.full_context_dim = width;
+    options.full_context_steps = args.fce_steps;
+  }
 
   std::unique_ptr<alg::MatchingNet<float>> matching;
   std::unique_ptr<ml::data::EpisodicSampler<float>> train, test;
@@ -219,10 +214,10 @@ int main(int argc, char** argv) {
   ml::train::FitOptions fit{
       .steps = args.steps,
       .time_limit = 60.0 * args.time_limit,
-      .checkpoint_every = args.checkpoint_every,
+      .checkpoint_every = args.checkpoint.every,
       .log_every = args.log_every,
-      .run_dir = args.checkpoint,
-      .resume = args.resume,
+      .run_dir = args.checkpoint.dir,
+      .resume = args.checkpoint.resume,
       .progress = false,
       // A checkpoint written with other values is not resumed; the number of episodes
       // may grow (the learning-rate schedule does not depend on it).
@@ -238,12 +233,11 @@ int main(int argc, char** argv) {
       .on_step = [&](std::int64_t step, const alg::StepStats& stats) {
         if (first < 0) {
           first = step - 1;
-          if (first > 0) fmt::print("resumed from {} at episode {}\n", args.checkpoint, first);
           loss = stats.meta_loss;
-          acc = stats.post_accuracy;
+          acc = stats.post_accuracy.value_or(0.0);
         } else {
           loss = 0.98 * loss + 0.02 * stats.meta_loss;
-          acc = 0.98 * acc + 0.02 * stats.post_accuracy;
+          acc = 0.98 * acc + 0.02 * stats.post_accuracy.value_or(0.0);
         }
         if (step % args.log_every == 0 || step == args.steps) {
           const double elapsed = seconds_since(t_train);
@@ -253,17 +247,7 @@ int main(int argc, char** argv) {
           std::fflush(stdout);
         }
       }};
-  ml::train::FitResult result;
-  try {
-    result = ml::train::fit(*matching, batches, fit);
-  } catch (const ml::Error& e) {
-    fmt::print(stderr, "error: {}\n", e.what());
-    return 1;
-  }
-  if (result.start_step > 0 && result.steps == result.start_step) {
-    fmt::print("resumed from {} at episode {}: nothing left to train\n", args.checkpoint,
-               result.start_step);
-  }
+  const auto result = examples::fit_or_exit(*matching, batches, fit, "episode");
   const double rate = result.steps > result.start_step
                           ? static_cast<double>(result.steps - result.start_step) / result.seconds
                           : 0.0;
@@ -272,7 +256,6 @@ int main(int argc, char** argv) {
           ? "complete"
           : fmt::format("stopped by the time limit at episode {} of {}; continue with --resume",
                         result.steps, args.steps);
-  if (result.out_of_time) fmt::print("time limit reached after {} episodes\n", result.steps);
 
   // ---- evaluation -------------------------------------------------------------
   const auto t_eval = Clock::now();

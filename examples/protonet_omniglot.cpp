@@ -103,11 +103,11 @@ int main(int argc, char** argv) {
 
   // ---- model ------------------------------------------------------------------
   ml::Generator gen(args.seed);
-  const auto options = alg::ProtoNetOptions<float>{}
-                           .lr(args.lr)
-                           .lr_decay(0.5, args.decay_every)
-                           .threads(args.threads)
-                           .seed(args.seed + 1000);
+  const auto options = alg::ProtoNetOptions<float>{.lr = args.lr,
+                                                   .lr_decay = 0.5,
+                                                   .lr_decay_every = args.decay_every,
+                                                   .threads = args.threads,
+                                                   .seed = args.seed + 1000};
   alg::ProtoNet<float> protonet(gen, options);
 
   std::unique_ptr<ml::data::EpisodicSampler<float>> train;
@@ -153,7 +153,8 @@ int main(int argc, char** argv) {
                    {"decay_every", std::to_string(args.decay_every)}},
       .on_step = [&](std::int64_t step, const alg::StepStats& s) {
         loss = started ? 0.98 * loss + 0.02 * s.meta_loss : s.meta_loss;
-        acc = started ? 0.98 * acc + 0.02 * s.post_accuracy : s.post_accuracy;
+        const double step_acc = s.post_accuracy.value_or(0.0);
+        acc = started ? 0.98 * acc + 0.02 * step_acc : step_acc;
         started = true;
         if (step % args.log_every == 0 || step == args.steps) {
           fmt::print("step {}/{}  loss {:.4f}  train acc {:.4f}  lr {:.2e}\n", step, args.steps,

@@ -123,22 +123,23 @@ int main(int argc, char** argv) {
 
   ml::Generator gen(args.seed);
   auto model = make_model(args.ways, train_set->example_shape()[1], gen);
-  const auto options = alg::ReptileOptions<float>{}
-                           .inner_optimizer(alg::InnerOptimizer::kAdam)
-                           .inner_lr(1e-3f)
-                           .adam_betas(0.0, 0.999)
-                           .carry_inner_state(!args.fresh_inner_state)
-                           .inner_steps(args.inner_steps)
-                           .inner_batch(10)
-                           .eval_inner_steps(args.eval_steps)
-                           .eval_inner_batch(5)
-                           .outer_step(1.0f)
-                           .anneal(0.0f, args.steps)
-                           .meta_batch(args.meta_batch)
-                           .loss(alg::LossKind::kCrossEntropy)
-                           .transductive(false)
-                           .threads(args.threads)
-                           .seed(args.seed + 1000);
+  const auto options = alg::ReptileOptions<float>{.inner_optimizer = alg::InnerOptimizer::kAdam,
+                                                  .inner_lr = 1e-3f,
+                                                  .adam_beta1 = 0.0,
+                                                  .adam_beta2 = 0.999,
+                                                  .carry_inner_state = !args.fresh_inner_state,
+                                                  .inner_steps = args.inner_steps,
+                                                  .inner_batch = 10,
+                                                  .eval_inner_steps = args.eval_steps,
+                                                  .eval_inner_batch = 5,
+                                                  .outer_step = 1.0f,
+                                                  .outer_step_final = 0.0f,
+                                                  .anneal_steps = args.steps,
+                                                  .meta_batch = args.meta_batch,
+                                                  .loss = alg::LossKind::kCrossEntropy,
+                                                  .transductive = false,
+                                                  .threads = args.threads,
+                                                  .seed = args.seed + 1000};
   alg::Reptile<float> reptile(*model, options);
 
   std::unique_ptr<ml::data::EpisodicSampler<float>> train;
@@ -151,7 +152,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   ml::data::MetaBatchSampler<float> batches(
-      *train, {.batch = options.meta_batch(), .seed = args.seed, .prefetch = 2});
+      *train, {.batch = options.meta_batch, .seed = args.seed, .prefetch = 2});
 
   fmt::print(
       "Reptile: 4x[conv stride 2, 64, BN, ReLU] + linear, {}-way {}-shot training tasks, "

@@ -77,23 +77,24 @@ int main(int argc, char** argv) {
   ml::nn::MLP<float> baseline({1, 40, 40, 1}, gen);
   baseline.load_parameters(model.named_parameters());  // same initialisation
 
-  const auto options = ml::algorithms::ReptileOptions<float>{}
-                           .inner_optimizer(ml::algorithms::InnerOptimizer::kSgd)
-                           .inner_lr(args.inner_lr)
-                           .inner_steps(args.inner_steps)
-                           .inner_batch(0)
-                           .outer_step(0.1f)
-                           .anneal(0.0f, args.steps)
-                           .meta_batch(args.meta_batch)
-                           .loss(ml::algorithms::LossKind::kMse)
-                           .threads(args.threads)
-                           .batch_tasks(!args.loop)
-                           .seed(args.seed + 1000);
+  const auto options =
+      ml::algorithms::ReptileOptions<float>{.inner_optimizer = ml::algorithms::InnerOptimizer::kSgd,
+                                            .inner_lr = args.inner_lr,
+                                            .inner_steps = args.inner_steps,
+                                            .inner_batch = 0,
+                                            .outer_step = 0.1f,
+                                            .outer_step_final = 0.0f,
+                                            .anneal_steps = args.steps,
+                                            .meta_batch = args.meta_batch,
+                                            .loss = ml::algorithms::LossKind::kMse,
+                                            .threads = args.threads,
+                                            .batch_tasks = !args.loop,
+                                            .seed = args.seed + 1000};
   ml::algorithms::Reptile<float> reptile(model, options);
 
   ml::data::SinusoidTasks<float> family({.shots = 10, .queries = 10});
   ml::data::MetaBatchSampler<float> batches(family,
-                                            {.batch = options.meta_batch(), .seed = args.seed});
+                                            {.batch = options.meta_batch, .seed = args.seed});
 
   // ---- meta-training --------------------------------------------------------
   fmt::print(
@@ -106,7 +107,7 @@ int main(int argc, char** argv) {
       ml::train::fit(reptile, batches, {.steps = args.steps, .progress = !args.quiet}).seconds;
 
   // ---- baseline: the same network pretrained on the same tasks by regression --
-  examples::pretrain_on_tasks(baseline, family, options.meta_batch(), args.seed, args.steps);
+  examples::pretrain_on_tasks(baseline, family, options.meta_batch, args.seed, args.steps);
   ml::algorithms::Reptile<float> finetune(baseline, options);
 
   // ---- evaluation on 1,000 unseen tasks (the MAML example's table) ------------

@@ -67,9 +67,8 @@ int run(const Config& c) {
   const fs::path checkpoint = dir / "checkpoint.safetensors";
   const ml::io::Metadata expected = run_metadata(c);
   if (fs::exists(checkpoint)) {
-    ml::io::Metadata saved;
-    const auto state = ml::train::to_state(ml::io::load_checkpoint<float>(checkpoint),
-                                           ml::nn::ParamDict<float>(), checkpoint, &saved);
+    const auto [state, saved] = ml::train::to_state(ml::io::load_checkpoint<float>(checkpoint),
+                                                    ml::nn::ParamDict<float>(), checkpoint);
     for (const auto& [key, value] : expected) {
       const auto it = saved.find(key);
       if (it == saved.end() || it->second != value) {

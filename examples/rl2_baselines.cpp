@@ -152,7 +152,7 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   const me::EvalOptions eval{
-      .trials = trials, .seed = seed, .split = me::Split::test, .threads = threads};
+      .trials = trials, .seed = seed, .split = me::Split::kTest, .threads = threads};
   const auto t0 = std::chrono::steady_clock::now();
   if (!curves.empty()) std::filesystem::create_directories(curves);
   fmt::print(
@@ -195,7 +195,7 @@ int main(int argc, char** argv) {
         if (!curves.empty()) {
           double best = 0.0;  // mean over the same bandits of the best arm's probability
           for (ml::Index m = 0; m < trials; ++m) {
-            best += family.make(seed, me::Split::test, static_cast<std::uint64_t>(m)).best_mean();
+            best += family.make(seed, me::Split::kTest, static_cast<std::uint64_t>(m)).best_mean();
           }
           write_regret(std::filesystem::path(curves) / fmt::format("bandit_k{}_n{}.csv", k, n),
                        best / static_cast<double>(trials), 1,
@@ -235,7 +235,7 @@ int main(int argc, char** argv) {
       std::vector<double> optimal(static_cast<std::size_t>(trials));
       double optimal_episode = 0.0;
       for (ml::Index m = 0; m < trials; ++m) {
-        const double v = family.make(seed, me::Split::test, static_cast<std::uint64_t>(m))
+        const double v = family.make(seed, me::Split::kTest, static_cast<std::uint64_t>(m))
                              .optimal_episode_value();
         optimal[static_cast<std::size_t>(m)] = n * v;
         optimal_episode += v / static_cast<double>(trials);

@@ -43,15 +43,15 @@ struct Classes {
 Classes load(const std::string& root) {
   if (root.empty()) {
     return {std::make_shared<ml::data::ProceduralGlyphs>(
-                ml::data::ProceduralGlyphsOptions{.split = ml::data::Split::train}),
+                ml::data::ProceduralGlyphsOptions{.split = ml::data::Split::kTrain}),
             std::make_shared<ml::data::ProceduralGlyphs>(
-                ml::data::ProceduralGlyphsOptions{.split = ml::data::Split::test})};
+                ml::data::ProceduralGlyphsOptions{.split = ml::data::Split::kTest})};
   }
-  ml::data::OmniglotDataset all({.root = root, .split = ml::data::OmniglotSplit::all});
+  ml::data::OmniglotDataset all({.root = root, .split = ml::data::OmniglotSplit::kAll});
   return {std::make_shared<ml::data::OmniglotDataset>(
-              all.with_split(ml::data::OmniglotSplit::vinyals_train, true)),
+              all.with_split(ml::data::OmniglotSplit::kVinyalsTrain, true)),
           std::make_shared<ml::data::OmniglotDataset>(
-              all.with_split(ml::data::OmniglotSplit::vinyals_test, false))};
+              all.with_split(ml::data::OmniglotSplit::kVinyalsTest, false))};
 }
 
 template <class L>
@@ -100,8 +100,8 @@ int train(L& learner, const Args& a, const Classes& classes, const dist::Communi
     if (root) {
       std::printf(
           "step %lld  loss %.4f  acc %.3f  %.1f ms  (collective %zu B out, %zu B in, %.2f ms)\n",
-          static_cast<long long>(step), s.meta_loss, s.post_accuracy, 1e3 * seconds, c.bytes,
-          c.received, 1e3 * c.seconds);
+          static_cast<long long>(step), s.meta_loss, s.post_accuracy.value_or(0.0), 1e3 * seconds,
+          c.bytes, c.received, 1e3 * c.seconds);
       std::fflush(stdout);
     }
   };
@@ -153,19 +153,18 @@ int main(int argc, char** argv) {
     const Classes classes = load(a.data);
     ml::Generator gen(a.seed);
     if (maml) {
-      ml::nn::ConvNet4<float> model(ml::nn::ConvNet4Options{}.ways(a.ways), gen);
-      alg::Maml<float> learner(model, alg::MamlOptions<float>{}
-                                          .loss(alg::LossKind::kCrossEntropy)
-                                          .inner_lr(0.4f)
-                                          .inner_steps(1)
-                                          .eval_inner_steps(3)
-                                          .outer_lr(1e-3f)
-                                          .threads(a.threads)
-                                          .seed(a.seed + 7));
+      ml::nn::ConvNet4<float> model(ml::nn::ConvNet4Options{.ways = a.ways}, gen);
+      alg::Maml<float> learner(model, alg::MamlOptions<float>{.inner_lr = 0.4f,
+                                                              .inner_steps = 1,
+                                                              .eval_inner_steps = 3,
+                                                              .outer_lr = 1e-3f,
+                                                              .loss = alg::LossKind::kCrossEntropy,
+                                                              .threads = a.threads,
+                                                              .seed = a.seed + 7});
       return train(learner, a, classes, world);
     }
     alg::ProtoNet<float> learner(gen,
-                                 alg::ProtoNetOptions<float>{}.threads(a.threads).seed(a.seed));
+                                 alg::ProtoNetOptions<float>{.threads = a.threads, .seed = a.seed});
     return train(learner, a, classes, world);
   });
 }

@@ -482,8 +482,8 @@ OmniglotDataset::OmniglotDataset(OmniglotOptions options) : options_(std::move(o
                   root.string(), "' does not exist or is not a directory");
 
   std::vector<std::string> names;
-  if (o.split != OmniglotSplit::evaluation) names.emplace_back(kBackground);
-  if (o.split != OmniglotSplit::background) names.emplace_back(kEvaluation);
+  if (o.split != OmniglotSplit::kEvaluation) names.emplace_back(kBackground);
+  if (o.split != OmniglotSplit::kBackground) names.emplace_back(kEvaluation);
 
   const auto [dirs, strict] = cache_dirs(o, root);
   for (const std::string& name : names) {
@@ -532,12 +532,12 @@ OmniglotDataset OmniglotDataset::with_split(OmniglotSplit split, bool rotations)
   for (const char* folder : {kBackground, kEvaluation}) {
     const bool background = std::string_view(folder) == kBackground;
     const bool needed =
-        background ? split != OmniglotSplit::evaluation : split != OmniglotSplit::background;
+        background ? split != OmniglotSplit::kEvaluation : split != OmniglotSplit::kBackground;
     if (!needed) continue;
     const auto it = std::find(folder_names_.begin(), folder_names_.end(), folder);
     METALEARN_CHECK(it != folder_names_.end(), ValueError,
                     "OmniglotDataset::with_split: the split needs ", folder, ", which ", name(),
-                    " did not load (load OmniglotSplit::all)");
+                    " did not load (load OmniglotSplit::kAll)");
     out.folders_.push_back(folders_[static_cast<std::size_t>(it - folder_names_.begin())]);
     out.folder_names_.emplace_back(folder);
   }
@@ -558,11 +558,11 @@ void OmniglotDataset::select_characters() {
   std::stable_sort(characters_.begin(), characters_.end(),
                    [&](const CharacterRef& a, const CharacterRef& b) { return key(a) < key(b); });
   constexpr std::size_t kVinyalsTrain = 1200;
-  if (o.split == OmniglotSplit::vinyals_train || o.split == OmniglotSplit::vinyals_test) {
+  if (o.split == OmniglotSplit::kVinyalsTrain || o.split == OmniglotSplit::kVinyalsTest) {
     METALEARN_CHECK(characters_.size() > kVinyalsTrain, ValueError,
                     "OmniglotDataset: the Vinyals split needs more than ", kVinyalsTrain,
                     " characters, ", name(), " has ", characters_.size());
-    if (o.split == OmniglotSplit::vinyals_train) {
+    if (o.split == OmniglotSplit::kVinyalsTrain) {
       characters_.resize(kVinyalsTrain);
     } else {
       characters_.erase(characters_.begin(), characters_.begin() + kVinyalsTrain);

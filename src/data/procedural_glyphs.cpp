@@ -236,15 +236,15 @@ ProceduralGlyphs::ProceduralGlyphs(ProceduralGlyphsOptions options) : options_(o
   METALEARN_CHECK(std::isfinite(o.distortion) && o.distortion >= 0.0, ValueError,
                   "ProceduralGlyphs: distortion must be finite and >= 0, got ", o.distortion);
   switch (o.split) {
-    case Split::train:
+    case Split::kTrain:
       first_class_ = 0;
       num_classes_ = o.train_classes;
       break;
-    case Split::validation:
+    case Split::kValidation:
       first_class_ = o.train_classes;
       num_classes_ = o.validation_classes;
       break;
-    case Split::test:
+    case Split::kTest:
       first_class_ = o.train_classes + o.validation_classes;
       num_classes_ = o.test_classes;
       break;
@@ -281,9 +281,9 @@ void ProceduralGlyphs::load(Index c, Index i, std::span<float> out) const {
 }
 
 std::string ProceduralGlyphs::name() const {
-  const char* split = options_.split == Split::train        ? "train"
-                      : options_.split == Split::validation ? "validation"
-                                                            : "test";
+  const char* split = options_.split == Split::kTrain        ? "train"
+                      : options_.split == Split::kValidation ? "validation"
+                                                             : "test";
   return std::string("ProceduralGlyphs(") + split + ")";
 }
 

@@ -160,7 +160,7 @@ void write_safetensors(const std::filesystem::path& path, const std::vector<RawT
   sync_directory(dir);
 }
 
-std::vector<StoredTensor> read_safetensors(const std::filesystem::path& path, Metadata* metadata) {
+StoredFile read_safetensors(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path, "cannot open the file");
   std::error_code ec;
@@ -210,7 +210,8 @@ std::vector<StoredTensor> read_safetensors(const std::filesystem::path& path, Me
   in.read(data.data(), static_cast<std::streamsize>(data_size));
   if (!in) fail(path, "file is truncated");
 
-  std::vector<StoredTensor> out;
+  StoredFile file;
+  std::vector<StoredTensor>& out = file.tensors;
   struct Range {
     std::uint64_t begin, end;
     std::string name;
@@ -224,7 +225,7 @@ std::vector<StoredTensor> read_safetensors(const std::filesystem::path& path, Me
       } catch (const std::exception&) {
         fail(path, "__metadata__ must map strings to strings");
       }
-      if (metadata != nullptr) *metadata = std::move(parsed);
+      file.metadata = std::move(parsed);
       continue;
     }
     const std::string tensor = "tensor '" + name + "' ";
@@ -324,7 +325,7 @@ std::vector<StoredTensor> read_safetensors(const std::filesystem::path& path, Me
     fail(path, std::to_string(data_size - covered) +
                    " trailing bytes after the last tensor; the file is corrupt or was appended to");
   }
-  return out;
+  return file;
 }
 
 }  // namespace metalearn::io::detail

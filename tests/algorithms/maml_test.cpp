@@ -78,7 +78,7 @@ TEST_P(MamlFiniteDifferences, SecondOrderMetaGradientMatchesWholeMap) {
   const int steps = GetParam();
   ml::Generator gen(10 + static_cast<std::uint64_t>(steps));
   ml::nn::MLP<double> model({1, 5, 1}, gen, ml::nn::Activation::kTanh);
-  alg::Maml<double> maml(model, alg::MamlOptions<double>{}.inner_lr(0.3).inner_steps(steps));
+  alg::Maml<double> maml(model, alg::MamlOptions<double>{.inner_lr = 0.3, .inner_steps = steps});
   ml::data::TaskBatch<double> batch{regression_task(gen, 6, 7), regression_task(gen, 6, 7)};
   const auto analytic = flatten(mean_gradient(maml, batch));
   const auto numeric = numeric_meta_gradient(maml, batch);
@@ -87,7 +87,7 @@ TEST_P(MamlFiniteDifferences, SecondOrderMetaGradientMatchesWholeMap) {
 
   // First order differs (the Hessian terms are missing).
   alg::Maml<double> fo(
-      model, alg::MamlOptions<double>{}.inner_lr(0.3).inner_steps(steps).first_order(true));
+      model, alg::MamlOptions<double>{.inner_lr = 0.3, .inner_steps = steps, .first_order = true});
   EXPECT_GT(relative_error(flatten(mean_gradient(fo, batch)), numeric), 1e-3);
 }
 
@@ -100,8 +100,8 @@ TEST(Maml, FirstOrderDiffersByTheHessianTerm) {
   ml::nn::Linear<double> model(1, 1, gen);
   const double alpha = 0.1;
   auto task = regression_task(gen, 5, 8);
-  alg::Maml<double> so(model, alg::MamlOptions<double>{}.inner_lr(alpha));
-  alg::Maml<double> fo(model, alg::MamlOptions<double>{}.inner_lr(alpha).first_order(true));
+  alg::Maml<double> so(model, alg::MamlOptions<double>{.inner_lr = alpha});
+  alg::Maml<double> fo(model, alg::MamlOptions<double>{.inner_lr = alpha, .first_order = true});
   const auto g_so = flatten(mean_gradient(so, ml::data::TaskBatch<double>{task}));
   const auto g_fo = flatten(mean_gradient(fo, ml::data::TaskBatch<double>{task}));
   ASSERT_EQ(g_so.size(), 2u);  // weight, bias
@@ -125,7 +125,7 @@ TEST(Maml, MetaSgdLearningRateGradientMatchesFiniteDifferences) {
   ml::Generator gen(4);
   ml::nn::MLP<double> model({1, 4, 1}, gen, ml::nn::Activation::kTanh);
   alg::Maml<double> maml(
-      model, alg::MamlOptions<double>{}.inner_lr(0.2).inner_steps(2).learn_inner_lr(true));
+      model, alg::MamlOptions<double>{.inner_lr = 0.2, .inner_steps = 2, .learn_inner_lr = true});
   const auto meta = maml.meta_parameters();
   EXPECT_EQ(meta.size(), 2 * model.named_parameters().size());
   EXPECT_TRUE(meta.contains("lr.0.weight"));
@@ -137,10 +137,11 @@ TEST(Maml, MetaSgdLearningRateGradientMatchesFiniteDifferences) {
 TEST(Maml, PerStepLearningRatesAndMultiStepLossMatchFiniteDifferences) {
   ml::Generator gen(5);
   ml::nn::MLP<double> model({1, 4, 1}, gen, ml::nn::Activation::kTanh);
-  alg::Maml<double> maml(
-      model,
-      alg::MamlOptions<double>{}.inner_lr(0.2).inner_steps(3).per_step_lr(true).multi_step_loss(
-          true, 10));
+  alg::Maml<double> maml(model, alg::MamlOptions<double>{.inner_lr = 0.2,
+                                                         .inner_steps = 3,
+                                                         .per_step_lr = true,
+                                                         .multi_step_loss = true,
+                                                         .msl_anneal_steps = 10});
   EXPECT_TRUE(maml.meta_parameters().contains("lr.0.weight.step2"));
   ml::data::TaskBatch<double> batch{regression_task(gen, 5, 5)};
   EXPECT_LT(relative_error(flatten(mean_gradient(maml, batch)), numeric_meta_gradient(maml, batch)),
@@ -152,7 +153,7 @@ TEST(Maml, AnilAdaptsOnlyTheHeadAndItsMetaGradientMatches) {
   ml::nn::MLP<double> model({1, 4, 4, 1}, gen, ml::nn::Activation::kTanh);
   // Children: 0 Linear, 1 Tanh, 2 Linear, 3 Tanh, 4 Linear (the head).
   alg::Maml<double> maml(
-      model, alg::MamlOptions<double>{}.inner_lr(0.3).inner_steps(2).adapt_only({"4."}));
+      model, alg::MamlOptions<double>{.inner_lr = 0.3, .inner_steps = 2, .adapt_only = {"4."}});
   auto task = regression_task(gen, 5, 5);
   const auto fast = maml.adapt(task, 2);
   const auto theta = model.named_parameters();
@@ -184,8 +185,8 @@ std::vector<float> train_sinusoid(const alg::MamlOptions<float>& options) {
 }
 
 TEST(Maml, ParallelTasksEqualSerialBitForBit) {
-  EXPECT_EQ(train_sinusoid(alg::MamlOptions<float>{}.threads(1)),
-            train_sinusoid(alg::MamlOptions<float>{}.threads(2)));
+  EXPECT_EQ(train_sinusoid(alg::MamlOptions<float>{.threads = 1}),
+            train_sinusoid(alg::MamlOptions<float>{.threads = 2}));
 }
 
 // Threads within tasks (one task at a time, its convolutions, batch norms and pools
@@ -194,29 +195,29 @@ TEST(Maml, ParallelTasksEqualSerialBitForBit) {
 // side by side with one task left over (3 on 2 threads, 4 on 3) run that task alone
 // over the pool, also bit for bit.
 TEST(Maml, ThreadsWithinTasksEqualOneThreadBitForBit) {
-  ml::data::ProceduralGlyphs glyphs({.split = ml::data::Split::train, .image_size = 28});
+  ml::data::ProceduralGlyphs glyphs({.split = ml::data::Split::kTrain, .image_size = 28});
   ml::data::EpisodicSampler<float> episodes(glyphs, {.ways = 5, .shots = 4, .queries = 4});
-  auto run = [&](const alg::MamlOptions<float>& options, ml::Index batch = 3) {
+  auto run = [&](alg::MamlOptions<float> options, ml::Index batch = 3) {
     ml::Generator gen(12);
-    ml::nn::ConvNet4<float> net(ml::nn::ConvNet4Options{}.hidden(8).ways(5), gen);
-    alg::Maml<float> maml(net, alg::MamlOptions<float>(options)
-                                   .loss(alg::LossKind::kCrossEntropy)
-                                   .inner_lr(0.4f)
-                                   .inner_steps(2));
+    ml::nn::ConvNet4<float> net(ml::nn::ConvNet4Options{.hidden = 8, .ways = 5}, gen);
+    options.inner_lr = 0.4f;
+    options.inner_steps = 2;
+    options.loss = alg::LossKind::kCrossEntropy;
+    alg::Maml<float> maml(net, options);
     ml::data::MetaBatchSampler<float> batches(episodes, {.batch = batch, .seed = 5});
     for (int step = 0; step < 2; ++step) (void)maml.meta_step(batches.next());
     return flatten(net.parameters());
   };
-  const auto serial = run(alg::MamlOptions<float>{}.threads(1));
-  EXPECT_EQ(run(alg::MamlOptions<float>{}.threads(2).threads_within_tasks(true)), serial);
-  EXPECT_EQ(run(alg::MamlOptions<float>{}.threads(2)), serial);
-  EXPECT_EQ(run(alg::MamlOptions<float>{}.threads(3), 4),
-            run(alg::MamlOptions<float>{}.threads(1), 4));
+  const auto serial = run(alg::MamlOptions<float>{.threads = 1});
+  EXPECT_EQ(run(alg::MamlOptions<float>{.threads = 2, .threads_within_tasks = true}), serial);
+  EXPECT_EQ(run(alg::MamlOptions<float>{.threads = 2}), serial);
+  EXPECT_EQ(run(alg::MamlOptions<float>{.threads = 3}, 4),
+            run(alg::MamlOptions<float>{.threads = 1}, 4));
 }
 
 TEST(Maml, ResumingFromItsStateContinuesBitForBit) {
   // Meta-SGD, so the learned learning rates are part of the state too.
-  const auto options = alg::MamlOptions<float>{}.learn_inner_lr(true).seed(4);
+  const auto options = alg::MamlOptions<float>{.learn_inner_lr = true, .seed = 4};
   ml::data::SinusoidTasks<float> family({.shots = 5, .queries = 5});
   ml::data::MetaBatchSampler<float> batches(family, {.batch = 4, .seed = 2});
   std::vector<ml::data::TaskBatch<float>> stream;
@@ -245,7 +246,7 @@ TEST(Maml, ResumingFromItsStateContinuesBitForBit) {
 TEST(Maml, SinusoidMetaTrainingMakesOneStepAdaptationWork) {
   ml::Generator gen(8);
   ml::nn::MLP<float> model({1, 40, 40, 1}, gen);
-  alg::Maml<float> maml(model, alg::MamlOptions<float>{}.inner_lr(0.01f).seed(99));
+  alg::Maml<float> maml(model, alg::MamlOptions<float>{.inner_lr = 0.01f, .seed = 99});
   ml::data::SinusoidTasks<float> family({.shots = 10, .queries = 10});
   ml::data::MetaBatchSampler<float> batches(family, {.batch = 25, .seed = 1});
   for (int i = 0; i < 1500; ++i) (void)maml.meta_step(batches.next());
@@ -261,19 +262,34 @@ TEST(Maml, SinusoidMetaTrainingMakesOneStepAdaptationWork) {
 class MamlBatchedTasks : public ::testing::TestWithParam<int> {};
 
 alg::MamlOptions<double> batched_variant(int variant) {
-  auto o = alg::MamlOptions<double>{}.inner_lr(0.3).inner_steps(2).pre_adaptation_stats(true);
+  auto o =
+      alg::MamlOptions<double>{.inner_lr = 0.3, .inner_steps = 2, .pre_adaptation_stats = true};
   switch (variant) {
     case 1:
-      return o.first_order(true);
+      o.first_order = true;
+      break;
     case 2:
-      return o.learn_inner_lr(true);
+      o.learn_inner_lr = true;
+      break;
     case 3:
-      return o.inner_steps(3).per_step_lr(true).multi_step_loss(true, 10);
+      o.inner_steps = 3;
+      o.per_step_lr = true;
+      o.multi_step_loss = true;
+      o.msl_anneal_steps = 10;
+      break;
     case 4:
-      return o.adapt_only({"4."});
+      o.adapt_only = {"4."};
+      break;
     default:
-      return o;
+      break;
   }
+  return o;
+}
+
+// `options` with batch_tasks on.
+alg::MamlOptions<double> batched(alg::MamlOptions<double> options) {
+  options.batch_tasks = true;
+  return options;
 }
 
 TEST_P(MamlBatchedTasks, MetaGradientAndStatisticsEqualThePerTaskLoop) {
@@ -282,14 +298,14 @@ TEST_P(MamlBatchedTasks, MetaGradientAndStatisticsEqualThePerTaskLoop) {
   ml::data::TaskBatch<double> batch;
   for (int i = 0; i < 4; ++i) batch.push_back(regression_task(gen, 5, 7));
   alg::Maml<double> loop(model, batched_variant(GetParam()));
-  alg::Maml<double> one_graph(model, batched_variant(GetParam()).batch_tasks(true));
+  alg::Maml<double> one_graph(model, batched(batched_variant(GetParam())));
   alg::StepStats a, b;
   const auto expected = flatten(mean_gradient(loop, batch, &a));
   const auto got = flatten(mean_gradient(one_graph, batch, &b));
   ASSERT_EQ(got.size(), expected.size());
   EXPECT_LT(relative_error(got, expected), 1e-12);
   EXPECT_NEAR(b.meta_loss, a.meta_loss, 1e-12);
-  EXPECT_NEAR(b.pre_loss, a.pre_loss, 1e-12);
+  EXPECT_NEAR(b.pre_loss.value(), a.pre_loss.value(), 1e-12);
   EXPECT_NEAR(b.post_loss, a.post_loss, 1e-12);
   EXPECT_EQ(b.tasks, a.tasks);
   // And the whole map's finite differences, for the second-order variants.
@@ -325,33 +341,35 @@ TEST(Maml, BatchedTasksReportTheLoopsAccuracyForClassification) {
   ml::Generator gen(22);
   ml::nn::MLP<double> model({3, 8, 4}, gen);
   const ml::data::TaskBatch<double> batch = four_way_tasks(gen, 12);
-  const auto options = alg::MamlOptions<double>{}
-                           .loss(alg::LossKind::kCrossEntropy)
-                           .inner_lr(0.5)
-                           .pre_adaptation_stats(true);
+  const auto options = alg::MamlOptions<double>{
+      .inner_lr = 0.5, .loss = alg::LossKind::kCrossEntropy, .pre_adaptation_stats = true};
   alg::Maml<double> loop(model, options);
-  alg::Maml<double> one_graph(model, alg::MamlOptions<double>(options).batch_tasks(true));
+  alg::Maml<double> one_graph(model, batched(options));
   alg::StepStats a, b;
   const auto expected = flatten(mean_gradient(loop, batch, &a));
   EXPECT_LT(relative_error(flatten(mean_gradient(one_graph, batch, &b)), expected), 1e-12);
-  EXPECT_NEAR(b.post_accuracy, a.post_accuracy, 1e-12);
-  EXPECT_NEAR(b.pre_accuracy, a.pre_accuracy, 1e-12);
-  EXPECT_GE(b.post_accuracy, 0.0);
+  EXPECT_NEAR(b.post_accuracy.value(), a.post_accuracy.value(), 1e-12);
+  EXPECT_NEAR(b.pre_accuracy.value(), a.pre_accuracy.value(), 1e-12);
+  EXPECT_GE(b.post_accuracy.value(), 0.0);
 }
 
 TEST(Maml, PreAdaptationStatisticsAreMeasuredOnlyWhenAskedFor) {
   ml::Generator gen(23);
   ml::nn::MLP<double> model({3, 8, 4}, gen);
   const ml::data::TaskBatch<double> batch = four_way_tasks(gen, 8);
-  const auto options = alg::MamlOptions<double>{}.loss(alg::LossKind::kCrossEntropy).inner_lr(0.5);
-  EXPECT_FALSE(options.pre_adaptation_stats());
+  const auto options =
+      alg::MamlOptions<double>{.inner_lr = 0.5, .loss = alg::LossKind::kCrossEntropy};
+  EXPECT_FALSE(options.pre_adaptation_stats);
   alg::Maml<double> plain(model, options);
-  alg::Maml<double> measured(model, alg::MamlOptions<double>(options).pre_adaptation_stats(true));
+  auto measuring = options;
+  measuring.pre_adaptation_stats = true;
+  alg::Maml<double> measured(model, measuring);
   alg::StepStats a, b;
   const auto expected = flatten(mean_gradient(plain, batch, &a));
   EXPECT_EQ(flatten(mean_gradient(measured, batch, &b)), expected);
-  EXPECT_TRUE(std::isnan(a.pre_loss));
-  EXPECT_EQ(a.pre_accuracy, -1.0);
+  EXPECT_FALSE(a.pre_loss.has_value());
+  EXPECT_FALSE(a.pre_accuracy.has_value());
+  EXPECT_TRUE(a.post_accuracy.has_value());
   EXPECT_EQ(b.post_loss, a.post_loss);
   EXPECT_EQ(b.post_accuracy, a.post_accuracy);
   // Measured: the unadapted model's mean query loss and accuracy over the tasks.
@@ -361,31 +379,32 @@ TEST(Maml, PreAdaptationStatisticsAreMeasuredOnlyWhenAskedFor) {
     loss += ml::cross_entropy(logits, t.query_y).item() / 3.0;
     acc += alg::label_accuracy(logits, t.query_y) / 3.0;
   }
-  EXPECT_NEAR(b.pre_loss, loss, 1e-12);
-  EXPECT_NEAR(b.pre_accuracy, acc, 1e-12);
-  EXPECT_NE(b.pre_loss, b.post_loss);
+  EXPECT_NEAR(b.pre_loss.value(), loss, 1e-12);
+  EXPECT_NEAR(b.pre_accuracy.value(), acc, 1e-12);
+  EXPECT_NE(b.pre_loss.value(), b.post_loss);
 }
 
 TEST(Maml, BatchedTasksRejectModelsLossesAndShapesTheyCannotRun) {
   ml::Generator gen(23);
-  ml::nn::ConvNet4<double> convnet(ml::nn::ConvNet4Options{}.ways(5), gen);
-  EXPECT_THROW(alg::Maml<double>(convnet, alg::MamlOptions<double>{}.batch_tasks(true)),
+  ml::nn::ConvNet4<double> convnet(ml::nn::ConvNet4Options{.ways = 5}, gen);
+  EXPECT_THROW(alg::Maml<double>(convnet, alg::MamlOptions<double>{.batch_tasks = true}),
                ml::ValueError);
   ml::nn::MLP<double> model({1, 4, 1}, gen);
   const alg::LossFunction<double> custom = [](const ml::Tensor<double>& p,
                                               const ml::Tensor<double>& y) {
     return ml::sum(ml::square(ml::sub(p, y)));
   };
-  EXPECT_THROW(alg::Maml<double>(model, alg::MamlOptions<double>{}.loss(custom).batch_tasks(true)),
+  EXPECT_THROW(alg::Maml<double>(
+                   model, alg::MamlOptions<double>{.custom_loss = custom, .batch_tasks = true}),
                ml::ValueError);
-  alg::Maml<double> maml(model, alg::MamlOptions<double>{}.batch_tasks(true));
+  alg::Maml<double> maml(model, alg::MamlOptions<double>{.batch_tasks = true});
   ml::data::TaskBatch<double> uneven{regression_task(gen, 5, 5), regression_task(gen, 6, 5)};
   EXPECT_THROW((void)maml.meta_step(uneven), ml::ShapeError);
 }
 
 TEST(Maml, BatchedTasksTrainTheSinusoidMlpLikeTheLoop) {
   const auto loop = train_sinusoid(alg::MamlOptions<float>{});
-  const auto batched = train_sinusoid(alg::MamlOptions<float>{}.batch_tasks(true));
+  const auto batched = train_sinusoid(alg::MamlOptions<float>{.batch_tasks = true});
   ASSERT_EQ(loop.size(), batched.size());
   for (std::size_t i = 0; i < loop.size(); ++i) EXPECT_NEAR(batched[i], loop[i], 1e-5) << i;
 }
@@ -407,9 +426,9 @@ TEST(Maml, EvaluateReportsAMeanAndAnInterval) {
 TEST(Maml, RejectsBadOptionsAndEmptyBatches) {
   ml::Generator gen(10);
   ml::nn::MLP<float> model({1, 4, 1}, gen);
-  EXPECT_THROW(alg::Maml<float>(model, alg::MamlOptions<float>{}.inner_steps(-1)), ml::ValueError);
+  EXPECT_THROW(alg::Maml<float>(model, alg::MamlOptions<float>{.inner_steps = -1}), ml::ValueError);
   EXPECT_THROW(
-      alg::Maml<float>(model, alg::MamlOptions<float>{}.learn_inner_lr(true).per_step_lr(true)),
+      alg::Maml<float>(model, alg::MamlOptions<float>{.learn_inner_lr = true, .per_step_lr = true}),
       ml::ValueError);
   alg::Maml<float> maml(model);
   EXPECT_THROW((void)maml.meta_step({}), ml::ValueError);
@@ -435,14 +454,14 @@ TEST(Maml, ALossThatDoesNotFitTheTargetsNamesTheOptionToSet) {
   alg::Maml<double> regression(classifier);  // LossKind::kMse by default
   EXPECT_NE(message_of([&] {
               (void)regression.meta_gradient({labelled});
-            }).find("set .loss(LossKind::kCrossEntropy)"),
+            }).find("set .loss = LossKind::kCrossEntropy"),
             std::string::npos);
   ml::nn::MLP<double> regressor({1, 4, 1}, gen);
   alg::Maml<double> classification(regressor,
-                                   alg::MamlOptions<double>{}.loss(alg::LossKind::kCrossEntropy));
+                                   alg::MamlOptions<double>{.loss = alg::LossKind::kCrossEntropy});
   EXPECT_NE(message_of([&] {
               (void)classification.meta_gradient({regression_task(gen, 5, 5)});
-            }).find("set .loss(LossKind::kMse)"),
+            }).find("set .loss = LossKind::kMse"),
             std::string::npos);
 }
 
@@ -461,10 +480,10 @@ TEST_P(MamlCloneLearner, CloneAdaptAndMetaGradientOfEqualTheBuiltInMetaGradient)
   ml::Tensor<double> total;
   for (const auto& task : batch) {
     auto learner = maml.clone();
-    for (int k = 0; k < maml.options().inner_steps(); ++k) {
+    for (int k = 0; k < maml.options().inner_steps; ++k) {
       learner.adapt(ml::mse_loss(learner(task.support_x), task.support_y));
     }
-    EXPECT_EQ(learner.steps(), maml.options().inner_steps());
+    EXPECT_EQ(learner.steps(), maml.options().inner_steps);
     auto query = ml::mse_loss(learner(task.query_x), task.query_y);
     total = total.defined() ? total + query : query;
   }
@@ -480,7 +499,7 @@ INSTANTIATE_TEST_SUITE_P(Variants, MamlCloneLearner, ::testing::Values(0, 1, 2, 
 TEST(Maml, CloneLearnerAppliesAndRejectsLossesItCannotUse) {
   ml::Generator gen(24);
   ml::nn::MLP<double> model({1, 4, 1}, gen, ml::nn::Activation::kTanh);
-  alg::Maml<double> maml(model, alg::MamlOptions<double>{}.inner_lr(0.1).per_step_lr(true));
+  alg::Maml<double> maml(model, alg::MamlOptions<double>{.inner_lr = 0.1, .per_step_lr = true});
   const auto task = regression_task(gen, 5, 5);
   auto learner = maml.clone();
   // A custom loss: mean absolute error on the support set.

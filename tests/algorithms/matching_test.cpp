@@ -142,13 +142,16 @@ TEST(MatchingLogProbs, RejectBadLabelsAndShapes) {
 alg::MatchingNet<double> small_matching_net(std::uint64_t seed) {
   ml::Generator gen(seed);
   return alg::MatchingNet<double>(
-      gen, alg::MatchingNetOptions<double>{}.scale(5.0).embedding(
-               ml::nn::ConvNet4Options{}.hidden(4).image_size(16).batch_norm(
-                   ml::nn::BatchNormOptions{}.mode(ml::nn::BatchNormMode::kRunning))));
+      gen, alg::MatchingNetOptions<double>{
+               .scale = 5.0,
+               .embedding = ml::nn::ConvNet4Options{.hidden = 4,
+                                                    .image_size = 16,
+                                                    .batch_norm = ml::nn::BatchNormOptions{
+                                                        .mode = ml::nn::BatchNormMode::kRunning}}});
 }
 
 ml::data::Task<double> glyph_episode(std::uint64_t seed, ml::Index ways, ml::Index shots) {
-  ml::data::ProceduralGlyphs glyphs({.split = ml::data::Split::test, .image_size = 16});
+  ml::data::ProceduralGlyphs glyphs({.split = ml::data::Split::kTest, .image_size = 16});
   ml::data::EpisodicSampler<double> episodes(glyphs, {.ways = ways, .shots = shots, .queries = 3});
   ml::Generator gen(seed);
   return episodes.sample(gen);
@@ -210,7 +213,7 @@ TEST(MatchingNet, EpisodeLossPassesGradcheckThroughTheEmbedding) {
   // second order.
   ml::Generator gen(5);
   ml::nn::MLP<double> embedding({3, 4, 3}, gen, ml::nn::Activation::kTanh);
-  const alg::MatchingNet<double> net(embedding, alg::MatchingNetOptions<double>{}.scale(3.0));
+  const alg::MatchingNet<double> net(embedding, alg::MatchingNetOptions<double>{.scale = 3.0});
   ml::data::Task<double> task;
   task.support_x = ml::randn<double>({4, 3}, gen);
   task.support_y = ml::from_vector<double>({0, 1, 0, 1});
@@ -240,9 +243,9 @@ TEST(MatchingNet, RejectsEpisodesWithoutQueriesAndBadOptions) {
   task.query_y = ml::zeros<double>({0});
   EXPECT_THROW((void)net.loss(task), ml::ValueError);
   ml::Generator gen(8);
-  EXPECT_THROW(alg::MatchingNet<double>(gen, alg::MatchingNetOptions<double>{}.scale(0.0)),
+  EXPECT_THROW(alg::MatchingNet<double>(gen, alg::MatchingNetOptions<double>{.scale = 0.0}),
                ml::ValueError);
-  EXPECT_THROW(alg::MatchingNet<double>(gen, alg::MatchingNetOptions<double>{}.lr(-1.0)),
+  EXPECT_THROW(alg::MatchingNet<double>(gen, alg::MatchingNetOptions<double>{.lr = -1.0}),
                ml::ValueError);
 }
 
@@ -314,7 +317,8 @@ struct FullContextCase {
   ml::Generator gen{11};
   ml::nn::MLP<double> embedding{{3, 4, 3}, gen, ml::nn::Activation::kTanh};
   alg::MatchingNet<double> net{
-      embedding, alg::MatchingNetOptions<double>{}.scale(3.0).full_context(3, 2).seed(12)};
+      embedding, alg::MatchingNetOptions<double>{
+                     .scale = 3.0, .seed = 12, .full_context_dim = 3, .full_context_steps = 2}};
   ml::data::Task<double> task;
   FullContextCase() {
     task.support_x = ml::randn<double>({4, 3}, gen);
@@ -400,7 +404,8 @@ TEST(MatchingNet, FullContextTrainsAndRestoresItsState) {
   // The learner's context is its own: another seed gives other values.
   ml::nn::MLP<double> embedding({3, 4, 3}, c.gen, ml::nn::Activation::kTanh);
   const alg::MatchingNet<double> other(
-      embedding, alg::MatchingNetOptions<double>{}.full_context(3, 2).seed(13));
+      embedding,
+      alg::MatchingNetOptions<double>{.seed = 13, .full_context_dim = 3, .full_context_steps = 2});
   EXPECT_NE(other.full_context()->named_parameters().at("query_attention.bias_hh").data()[0],
             c.net.full_context()->named_parameters().at("query_attention.bias_hh").data()[0]);
 }
@@ -408,17 +413,18 @@ TEST(MatchingNet, FullContextTrainsAndRestoresItsState) {
 TEST(MatchingNet, FullContextNamesAWidthMismatch) {
   ml::Generator gen(14);
   ml::nn::MLP<double> embedding({3, 4, 5}, gen, ml::nn::Activation::kTanh);
-  const alg::MatchingNet<double> net(embedding,
-                                     alg::MatchingNetOptions<double>{}.full_context(3, 2));
+  const alg::MatchingNet<double> net(
+      embedding, alg::MatchingNetOptions<double>{.full_context_dim = 3, .full_context_steps = 2});
   FullContextCase c;
   try {
     (void)net.loss(c.task);
     FAIL() << "expected a ShapeError";
   } catch (const ml::ShapeError& e) {
-    EXPECT_NE(std::string(e.what()).find(".full_context(5)"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(".full_context_dim = 5"), std::string::npos) << e.what();
   }
   EXPECT_THROW(
-      alg::MatchingNet<double>(embedding, alg::MatchingNetOptions<double>{}.full_context(-1, 2)),
+      alg::MatchingNet<double>(embedding, alg::MatchingNetOptions<double>{.full_context_dim = -1,
+                                                                          .full_context_steps = 2}),
       ml::ValueError);
 }
 

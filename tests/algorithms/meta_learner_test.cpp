@@ -31,7 +31,7 @@ struct Case<alg::Maml<float>> {
     model = std::make_unique<ml::nn::MLP<float>>(std::vector<ml::Index>{1, 8, 8, 1}, gen);
     // Meta-SGD, so learned learning rates are meta-parameters too.
     learner = std::make_unique<alg::Maml<float>>(
-        *model, alg::MamlOptions<float>{}.learn_inner_lr(true).inner_steps(2).seed(3));
+        *model, alg::MamlOptions<float>{.inner_steps = 2, .learn_inner_lr = true, .seed = 3});
   }
   static std::vector<ml::data::TaskBatch<float>> stream(int n, ml::Index batch) {
     ml::data::SinusoidTasks<float> family({.shots = 5, .queries = 5});
@@ -52,15 +52,15 @@ struct Case<alg::Reptile<float>> {
     ml::Generator gen(seed);
     model = std::make_unique<ml::nn::MLP<float>>(std::vector<ml::Index>{1, 8, 8, 1}, gen);
     // The carried Adam state and the annealed step size are part of the state.
-    learner = std::make_unique<alg::Reptile<float>>(*model,
-                                                    alg::ReptileOptions<float>{}
-                                                        .loss(alg::LossKind::kMse)
-                                                        .inner_optimizer(alg::InnerOptimizer::kAdam)
-                                                        .carry_inner_state(carry)
-                                                        .inner_steps(3)
-                                                        .inner_batch(5)
-                                                        .anneal(0.1f, 8)
-                                                        .seed(4));
+    learner = std::make_unique<alg::Reptile<float>>(
+        *model, alg::ReptileOptions<float>{.inner_optimizer = alg::InnerOptimizer::kAdam,
+                                           .carry_inner_state = carry,
+                                           .inner_steps = 3,
+                                           .inner_batch = 5,
+                                           .outer_step_final = 0.1f,
+                                           .anneal_steps = 8,
+                                           .loss = alg::LossKind::kMse,
+                                           .seed = 4});
   }
   static std::vector<ml::data::TaskBatch<float>> stream(int n, ml::Index batch) {
     return Case<alg::Maml<float>>::stream(n, batch);
@@ -74,12 +74,18 @@ struct Case<alg::ProtoNet<float>> {
     ml::Generator gen(seed);
     // Running batch-norm statistics (buffers) and a decaying learning rate.
     learner = std::make_unique<alg::ProtoNet<float>>(
-        gen, alg::ProtoNetOptions<float>{}.lr(2e-3).lr_decay(0.5, 2).embedding(
-                 ml::nn::ConvNet4Options{}.hidden(4).image_size(16).batch_norm(
-                     ml::nn::BatchNormOptions{}.mode(ml::nn::BatchNormMode::kRunning))));
+        gen,
+        alg::ProtoNetOptions<float>{
+            .lr = 2e-3,
+            .lr_decay = 0.5,
+            .lr_decay_every = 2,
+            .embedding = ml::nn::ConvNet4Options{
+                .hidden = 4,
+                .image_size = 16,
+                .batch_norm = ml::nn::BatchNormOptions{.mode = ml::nn::BatchNormMode::kRunning}}});
   }
   static std::vector<ml::data::TaskBatch<float>> stream(int n, ml::Index batch) {
-    ml::data::ProceduralGlyphs glyphs({.split = ml::data::Split::train, .image_size = 16});
+    ml::data::ProceduralGlyphs glyphs({.split = ml::data::Split::kTrain, .image_size = 16});
     ml::data::EpisodicSampler<float> episodes(glyphs, {.ways = 3, .shots = 2, .queries = 2});
     ml::data::MetaBatchSampler<float> batches(episodes, {.batch = batch, .seed = 5});
     std::vector<ml::data::TaskBatch<float>> out;
@@ -94,9 +100,16 @@ struct Case<alg::MatchingNet<float>> {
   explicit Case(std::uint64_t seed, bool /*carry*/ = true) {
     ml::Generator gen(seed);
     learner = std::make_unique<alg::MatchingNet<float>>(
-        gen, alg::MatchingNetOptions<float>{}.lr(2e-3).lr_decay(0.5, 2).scale(5.0f).embedding(
-                 ml::nn::ConvNet4Options{}.hidden(4).image_size(16).batch_norm(
-                     ml::nn::BatchNormOptions{}.mode(ml::nn::BatchNormMode::kRunning))));
+        gen,
+        alg::MatchingNetOptions<float>{
+            .scale = 5.0f,
+            .lr = 2e-3,
+            .lr_decay = 0.5,
+            .lr_decay_every = 2,
+            .embedding = ml::nn::ConvNet4Options{
+                .hidden = 4,
+                .image_size = 16,
+                .batch_norm = ml::nn::BatchNormOptions{.mode = ml::nn::BatchNormMode::kRunning}}});
   }
   static std::vector<ml::data::TaskBatch<float>> stream(int n, ml::Index batch) {
     return Case<alg::ProtoNet<float>>::stream(n, batch);

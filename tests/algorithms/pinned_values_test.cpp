@@ -79,8 +79,10 @@ std::uint64_t primitives_fingerprint() {
   {
     ml::Generator gen(3);
     ml::nn::ConvNet4<float> net(
-        ml::nn::ConvNet4Options{}.hidden(6).image_size(16).batch_norm(
-            ml::nn::BatchNormOptions{}.mode(ml::nn::BatchNormMode::kRunning)),
+        ml::nn::ConvNet4Options{
+            .hidden = 6,
+            .image_size = 16,
+            .batch_norm = ml::nn::BatchNormOptions{.mode = ml::nn::BatchNormMode::kRunning}},
         gen);
     net.train();
     const auto x = ml::uniform<float>({6, 1, 16, 16}, gen, 0.f, 1.f);
@@ -128,27 +130,30 @@ std::uint64_t maml_run(const alg::MamlOptions<T>& options, int batch) {
 
 TEST(Pinned, MamlSecondOrder) {
   SKIP_UNLESS_PINS_APPLY();
-  expect_pin("maml2", maml_run(alg::MamlOptions<float>{}.inner_lr(0.01f), 4),
+  expect_pin("maml2", maml_run(alg::MamlOptions<float>{.inner_lr = 0.01f}, 4),
              0x0519f8a6cf8a9932ULL);
-  expect_pin("maml2_double", maml_run(alg::MamlOptions<double>{}.inner_lr(0.01).inner_steps(2), 3),
+  expect_pin("maml2_double",
+             maml_run(alg::MamlOptions<double>{.inner_lr = 0.01, .inner_steps = 2}, 3),
              0x1cde19d758ce4237ULL);
 }
 
 TEST(Pinned, MamlVariants) {
   SKIP_UNLESS_PINS_APPLY();
-  expect_pin("fomaml", maml_run(alg::MamlOptions<float>{}.first_order(true).inner_steps(2), 4),
+  expect_pin("fomaml", maml_run(alg::MamlOptions<float>{.inner_steps = 2, .first_order = true}, 4),
              0xaa6cf011a912c88bULL);
-  expect_pin("metasgd", maml_run(alg::MamlOptions<float>{}.learn_inner_lr(true), 4),
+  expect_pin("metasgd", maml_run(alg::MamlOptions<float>{.learn_inner_lr = true}, 4),
              0xae0e78514d405827ULL);
-  expect_pin(
-      "mamlpp",
-      maml_run(alg::MamlOptions<float>{}.per_step_lr(true).inner_steps(2).multi_step_loss(true, 2),
-               4),
-      0xadc127d100b300f5ULL);
-  expect_pin("maml_batched", maml_run(alg::MamlOptions<float>{}.batch_tasks(true), 4),
+  expect_pin("mamlpp",
+             maml_run(alg::MamlOptions<float>{.inner_steps = 2,
+                                              .per_step_lr = true,
+                                              .multi_step_loss = true,
+                                              .msl_anneal_steps = 2},
+                      4),
+             0xadc127d100b300f5ULL);
+  expect_pin("maml_batched", maml_run(alg::MamlOptions<float>{.batch_tasks = true}, 4),
              0x0519f8a6cf8a9932ULL);
   expect_pin("maml_sgd",
-             maml_run(alg::MamlOptions<float>{}.outer_optimizer(alg::OuterOptimizer::kSgd), 5),
+             maml_run(alg::MamlOptions<float>{.outer_optimizer = alg::OuterOptimizer::kSgd}, 5),
              0x810252244f932c4cULL);
 }
 
@@ -163,28 +168,33 @@ TEST(Pinned, Reptile) {
     for (int s = 0; s < 3; ++s) reptile.meta_step(batches.next());
     return state_hash(model);
   };
-  const auto base = alg::ReptileOptions<float>{}
-                        .loss(alg::LossKind::kMse)
-                        .inner_lr(0.02f)
-                        .inner_steps(4)
-                        .inner_batch(5)
-                        .anneal(0.5f, 10);
+  const auto base = alg::ReptileOptions<float>{.inner_lr = 0.02f,
+                                               .inner_steps = 4,
+                                               .inner_batch = 5,
+                                               .outer_step_final = 0.5f,
+                                               .anneal_steps = 10,
+                                               .loss = alg::LossKind::kMse};
   expect_pin("reptile_sgd", run(base), 0x5075860eaaafe6fcULL);
-  expect_pin("reptile_adam_carry",
-             run(alg::ReptileOptions<float>(base)
-                     .inner_optimizer(alg::InnerOptimizer::kAdam)
-                     .carry_inner_state(true)),
-             0x628c91748c5d30e6ULL);
-  expect_pin("reptile_batched", run(alg::ReptileOptions<float>(base).batch_tasks(true)),
-             0xd7c23766f7f4b548ULL);
+  auto adam_carry = base;
+  adam_carry.inner_optimizer = alg::InnerOptimizer::kAdam;
+  adam_carry.carry_inner_state = true;
+  expect_pin("reptile_adam_carry", run(adam_carry), 0x628c91748c5d30e6ULL);
+  auto batched = base;
+  batched.batch_tasks = true;
+  expect_pin("reptile_batched", run(batched), 0xd7c23766f7f4b548ULL);
 }
 
 TEST(Pinned, ProtoNet) {
   SKIP_UNLESS_PINS_APPLY();
-  const auto options = alg::ProtoNetOptions<float>{}.lr(2e-3).lr_decay(0.5, 2).embedding(
-      ml::nn::ConvNet4Options{}.hidden(6).image_size(16).batch_norm(
-          ml::nn::BatchNormOptions{}.mode(ml::nn::BatchNormMode::kRunning)));
-  ml::data::ProceduralGlyphs glyphs({.split = ml::data::Split::train, .image_size = 16});
+  const auto options = alg::ProtoNetOptions<float>{
+      .lr = 2e-3,
+      .lr_decay = 0.5,
+      .lr_decay_every = 2,
+      .embedding = ml::nn::ConvNet4Options{
+          .hidden = 6,
+          .image_size = 16,
+          .batch_norm = ml::nn::BatchNormOptions{.mode = ml::nn::BatchNormMode::kRunning}}};
+  ml::data::ProceduralGlyphs glyphs({.split = ml::data::Split::kTrain, .image_size = 16});
   ml::data::EpisodicSampler<float> episodes(glyphs, {.ways = 4, .shots = 2, .queries = 2});
   ml::Generator gen(31);
   alg::ProtoNet<float> protonet(gen, options);

@@ -87,13 +87,13 @@ TEST(Reptile, SgdMetaStepMatchesClosedFormInnerSolution) {
   const ml::data::TaskBatch<double> batch{line_task(gen, 6), line_task(gen, 6), line_task(gen, 6)};
   const double lr = 0.1, eps = 0.5;
   const int steps = 4;
-  alg::Reptile<double> reptile(model, alg::ReptileOptions<double>{}
-                                          .inner_optimizer(alg::InnerOptimizer::kSgd)
-                                          .inner_lr(lr)
-                                          .inner_steps(steps)
-                                          .inner_batch(0)
-                                          .outer_step(eps)
-                                          .loss(alg::LossKind::kMse));
+  alg::Reptile<double> reptile(
+      model, alg::ReptileOptions<double>{.inner_optimizer = alg::InnerOptimizer::kSgd,
+                                         .inner_lr = lr,
+                                         .inner_steps = steps,
+                                         .inner_batch = 0,
+                                         .outer_step = eps,
+                                         .loss = alg::LossKind::kMse});
   double mw = 0, mb = 0;
   for (const auto& t : batch) {
     const auto [w, b] = sgd_by_hand(t, w0, b0, lr, steps);
@@ -105,8 +105,8 @@ TEST(Reptile, SgdMetaStepMatchesClosedFormInnerSolution) {
   EXPECT_NEAR(model.named_parameters().at("bias").item(), b0 + eps * mb, 1e-12);
   // No query set: pre/post are the first and last inner losses, which fall.
   EXPECT_EQ(stats.tasks, 3u);
-  EXPECT_LT(stats.post_loss, stats.pre_loss);
-  EXPECT_EQ(stats.post_accuracy, -1.0);
+  EXPECT_LT(stats.post_loss, stats.pre_loss.value());
+  EXPECT_FALSE(stats.post_accuracy.has_value());
   EXPECT_EQ(reptile.steps_taken(), 1);
 }
 
@@ -116,13 +116,13 @@ TEST(Reptile, SerialStepWithFullOuterStepLandsOnTaskSolution) {
   const double w0 = model.named_parameters().at("weight").item();
   const double b0 = model.named_parameters().at("bias").item();
   const auto task = line_task(gen, 5);
-  alg::Reptile<double> reptile(model, alg::ReptileOptions<double>{}
-                                          .inner_optimizer(alg::InnerOptimizer::kSgd)
-                                          .inner_lr(0.05)
-                                          .inner_steps(7)
-                                          .inner_batch(0)
-                                          .outer_step(1.0)
-                                          .loss(alg::LossKind::kMse));
+  alg::Reptile<double> reptile(
+      model, alg::ReptileOptions<double>{.inner_optimizer = alg::InnerOptimizer::kSgd,
+                                         .inner_lr = 0.05,
+                                         .inner_steps = 7,
+                                         .inner_batch = 0,
+                                         .outer_step = 1.0,
+                                         .loss = alg::LossKind::kMse});
   reptile.meta_step({task});
   const auto [w, b] = sgd_by_hand(task, w0, b0, 0.05, 7);
   EXPECT_NEAR(model.named_parameters().at("weight").item(), w, 1e-12);
@@ -137,12 +137,11 @@ TEST(Reptile, AdamInnerStepMovesEachParameterByItsLearningRate) {
   const double w0 = model.named_parameters().at("weight").item();
   const double b0 = model.named_parameters().at("bias").item();
   const auto task = line_task(gen, 8);
-  alg::Reptile<double> reptile(model, alg::ReptileOptions<double>{}
-                                          .inner_lr(0.1)
-                                          .inner_steps(1)
-                                          .inner_batch(0)
-                                          .outer_step(1.0)
-                                          .loss(alg::LossKind::kMse));
+  alg::Reptile<double> reptile(model, alg::ReptileOptions<double>{.inner_lr = 0.1,
+                                                                  .inner_steps = 1,
+                                                                  .inner_batch = 0,
+                                                                  .outer_step = 1.0,
+                                                                  .loss = alg::LossKind::kMse});
   reptile.meta_step({task});
   const auto [gw, gb] = line_gradient(task, w0, b0);
   EXPECT_NEAR(model.named_parameters().at("weight").item(), w0 - 0.1 * gw / (std::abs(gw) + 1e-8),
@@ -161,15 +160,15 @@ TEST(Reptile, CarriedInnerStateContinuesAdamFromTaskToTask) {
     ml::Generator gen(21);
     ml::nn::Linear<double> model(1, 1, gen);
     const auto batch = ml::data::TaskBatch<double>{line_task(gen, 6), line_task(gen, 7)};
-    alg::Reptile<double> reptile(model, alg::ReptileOptions<double>{}
-                                            .inner_lr(lr)
-                                            .adam_betas(0.0, beta2)
-                                            .inner_steps(1)
-                                            .inner_batch(0)
-                                            .outer_step(1.0)
-                                            .carry_inner_state(carry)
-                                            .threads(threads)
-                                            .loss(alg::LossKind::kMse));
+    alg::Reptile<double> reptile(model, alg::ReptileOptions<double>{.inner_lr = lr,
+                                                                    .adam_beta1 = 0.0,
+                                                                    .adam_beta2 = beta2,
+                                                                    .carry_inner_state = carry,
+                                                                    .inner_steps = 1,
+                                                                    .inner_batch = 0,
+                                                                    .outer_step = 1.0,
+                                                                    .loss = alg::LossKind::kMse,
+                                                                    .threads = threads});
     const double w0 = model.named_parameters().at("weight").item();
     const double b0 = model.named_parameters().at("bias").item();
     reptile.meta_step(batch);
@@ -210,8 +209,10 @@ TEST(Reptile, AdaptationStartsFromTheCarriedStateWithoutChangingIt) {
   ml::nn::MLP<double> model({2, 8, 3}, gen);
   ml::Generator data_gen(23);
   const auto stream = labelled_batches(data_gen, 3, 2);
-  const auto options = alg::ReptileOptions<double>{}.inner_steps(3).inner_batch(4).seed(3);
-  alg::Reptile<double> carried(model, alg::ReptileOptions<double>(options).carry_inner_state(true));
+  const auto options = alg::ReptileOptions<double>{.inner_steps = 3, .inner_batch = 4, .seed = 3};
+  auto carrying = options;
+  carrying.carry_inner_state = true;
+  alg::Reptile<double> carried(model, carrying);
   for (const auto& batch : stream) carried.meta_step(batch);
   const auto before = inner_of(carried);
   EXPECT_EQ(before.step, 3 * 2 * 3);
@@ -241,12 +242,12 @@ TEST(Reptile, AdaptationStartsFromTheCarriedStateWithoutChangingIt) {
 }
 
 TEST(Reptile, ResumingWithTheCarriedInnerStateContinuesBitForBit) {
-  const auto options = alg::ReptileOptions<double>{}
-                           .inner_steps(3)
-                           .inner_batch(4)
-                           .anneal(0.0, 6)
-                           .carry_inner_state(true)
-                           .seed(6);
+  const auto options = alg::ReptileOptions<double>{.carry_inner_state = true,
+                                                   .inner_steps = 3,
+                                                   .inner_batch = 4,
+                                                   .outer_step_final = 0.0,
+                                                   .anneal_steps = 6,
+                                                   .seed = 6};
   ml::Generator data_gen(24);
   const auto stream = labelled_batches(data_gen, 6, 3);
   ml::Generator gen(25);
@@ -281,7 +282,7 @@ TEST(Reptile, RejectsACarriedStateOfOtherParametersAndBatchedTasks) {
   ml::nn::MLP<double> wider({2, 9, 3}, gen);
   ml::Generator data_gen(27);
   const auto stream = labelled_batches(data_gen, 1, 2);
-  const auto options = alg::ReptileOptions<double>{}.carry_inner_state(true);
+  const auto options = alg::ReptileOptions<double>{.carry_inner_state = true};
   alg::Reptile<double> narrow(model, options);
   narrow.meta_step(stream[0]);
   alg::Reptile<double> wide(wider, options);
@@ -301,19 +302,20 @@ TEST(Reptile, RejectsACarriedStateOfOtherParametersAndBatchedTasks) {
   EXPECT_EQ(inner_of(narrow).step, step);
   EXPECT_EQ(values_of(model), theta);
   ml::nn::Linear<double> line(1, 1, gen);
-  EXPECT_THROW(alg::Reptile<double>(line, alg::ReptileOptions<double>{}
-                                              .loss(alg::LossKind::kMse)
-                                              .carry_inner_state(true)
-                                              .batch_tasks(true)),
+  EXPECT_THROW(alg::Reptile<double>(line, alg::ReptileOptions<double>{.carry_inner_state = true,
+                                                                      .loss = alg::LossKind::kMse,
+                                                                      .batch_tasks = true}),
                ml::ValueError);
 }
 
 TEST(Reptile, OuterStepAnnealsLinearly) {
   ml::Generator gen(6);
   ml::nn::Linear<double> model(1, 1, gen);
-  alg::Reptile<double> reptile(
-      model, alg::ReptileOptions<double>{}.outer_step(1.0).anneal(0.2, 4).inner_steps(1).loss(
-                 alg::LossKind::kMse));
+  alg::Reptile<double> reptile(model, alg::ReptileOptions<double>{.inner_steps = 1,
+                                                                  .outer_step = 1.0,
+                                                                  .outer_step_final = 0.2,
+                                                                  .anneal_steps = 4,
+                                                                  .loss = alg::LossKind::kMse});
   const std::vector<double> expected{1.0, 0.8, 0.6, 0.4, 0.2, 0.2};
   for (double e : expected) {
     EXPECT_NEAR(reptile.current_outer_step(), e, 1e-12);
@@ -326,8 +328,8 @@ TEST(Reptile, ParallelTasksEqualSerialBitForBit) {
     ml::Generator gen(7);
     ml::nn::MLP<double> model({2, 8, 3}, gen);
     alg::Reptile<double> reptile(
-        model,
-        alg::ReptileOptions<double>{}.inner_steps(4).inner_batch(4).threads(threads).seed(9));
+        model, alg::ReptileOptions<double>{
+                   .inner_steps = 4, .inner_batch = 4, .threads = threads, .seed = 9});
     ml::Generator data_gen(11);
     for (const auto& batch : labelled_batches(data_gen, 3, 5)) reptile.meta_step(batch);
     return values_of(model);
@@ -347,8 +349,8 @@ TEST(Reptile, ParallelTasksEqualSerialBitForBit) {
 TEST(Reptile, ResumingFromParametersAndStepCountContinuesBitForBit) {
   // Annealed step size and mini-batches of the support set: both depend on the step
   // counter, so a resumed run must restore it along with theta.
-  const auto options =
-      alg::ReptileOptions<double>{}.inner_steps(3).inner_batch(4).anneal(0.0, 6).seed(5);
+  const auto options = alg::ReptileOptions<double>{
+      .inner_steps = 3, .inner_batch = 4, .outer_step_final = 0.0, .anneal_steps = 6, .seed = 5};
   ml::Generator data_gen(12);
   const auto stream = labelled_batches(data_gen, 6, 3);
   ml::Generator gen(13);
@@ -382,15 +384,19 @@ TEST(Reptile, BatchedTasksEqualThePerTaskRun) {
   };
   const std::vector<Case> cases{
       // Full-batch SGD on regression, with a query set.
-      {alg::ReptileOptions<double>{}
-           .inner_optimizer(alg::InnerOptimizer::kSgd)
-           .inner_lr(0.05)
-           .inner_steps(4)
-           .inner_batch(0)
-           .loss(alg::LossKind::kMse),
+      {alg::ReptileOptions<double>{.inner_optimizer = alg::InnerOptimizer::kSgd,
+                                   .inner_lr = 0.05,
+                                   .inner_steps = 4,
+                                   .inner_batch = 0,
+                                   .loss = alg::LossKind::kMse},
        true},
       // Adam on mini-batches of 4 of 9 examples, classification, no query set.
-      {alg::ReptileOptions<double>{}.inner_steps(5).inner_batch(4).anneal(0.0, 3).seed(8), false},
+      {alg::ReptileOptions<double>{.inner_steps = 5,
+                                   .inner_batch = 4,
+                                   .outer_step_final = 0.0,
+                                   .anneal_steps = 3,
+                                   .seed = 8},
+       false},
   };
   for (std::size_t c = 0; c < cases.size(); ++c) {
     const bool classify = c == 1;
@@ -415,8 +421,9 @@ TEST(Reptile, BatchedTasksEqualThePerTaskRun) {
     auto run = [&](bool batched, std::vector<alg::StepStats>& stats) {
       ml::Generator gen(31);
       ml::nn::MLP<double> model({2, 8, 3}, gen, ml::nn::Activation::kTanh);
-      alg::Reptile<double> reptile(
-          model, alg::ReptileOptions<double>(cases[c].options).batch_tasks(batched));
+      auto options = cases[c].options;
+      options.batch_tasks = batched;
+      alg::Reptile<double> reptile(model, options);
       for (const auto& batch : stream) stats.push_back(reptile.meta_step(batch));
       return values_of(model);
     };
@@ -429,42 +436,43 @@ TEST(Reptile, BatchedTasksEqualThePerTaskRun) {
     }
     for (std::size_t k = 0; k < loop_stats.size(); ++k) {
       EXPECT_NEAR(batched_stats[k].meta_loss, loop_stats[k].meta_loss, 1e-12) << c;
-      EXPECT_NEAR(batched_stats[k].pre_loss, loop_stats[k].pre_loss, 1e-12) << c;
+      EXPECT_NEAR(batched_stats[k].pre_loss.value(), loop_stats[k].pre_loss.value(), 1e-12) << c;
       EXPECT_NEAR(batched_stats[k].post_loss, loop_stats[k].post_loss, 1e-12) << c;
       EXPECT_EQ(batched_stats[k].tasks, loop_stats[k].tasks);
     }
-    EXPECT_NE(loop_stats.back().pre_loss, loop_stats.back().post_loss);
+    EXPECT_NE(loop_stats.back().pre_loss.value(), loop_stats.back().post_loss);
   }
 }
 
 TEST(Reptile, BatchedTasksRejectModelsLossesAndShapesTheyCannotRun) {
   ml::Generator gen(32);
-  ml::nn::ConvNet4<double> convnet(ml::nn::ConvNet4Options{}.ways(5), gen);
-  EXPECT_THROW(alg::Reptile<double>(convnet, alg::ReptileOptions<double>{}.batch_tasks(true)),
+  ml::nn::ConvNet4<double> convnet(ml::nn::ConvNet4Options{.ways = 5}, gen);
+  EXPECT_THROW(alg::Reptile<double>(convnet, alg::ReptileOptions<double>{.batch_tasks = true}),
                ml::ValueError);
   ml::nn::Linear<double> model(1, 1, gen);
   const alg::LossFunction<double> custom = [](const ml::Tensor<double>& p,
                                               const ml::Tensor<double>& y) {
     return ml::sum(ml::square(ml::sub(p, y)));
   };
-  EXPECT_THROW(
-      alg::Reptile<double>(model, alg::ReptileOptions<double>{}.loss(custom).batch_tasks(true)),
-      ml::ValueError);
+  EXPECT_THROW(alg::Reptile<double>(
+                   model, alg::ReptileOptions<double>{.custom_loss = custom, .batch_tasks = true}),
+               ml::ValueError);
   alg::Reptile<double> reptile(
-      model, alg::ReptileOptions<double>{}.loss(alg::LossKind::kMse).batch_tasks(true));
+      model, alg::ReptileOptions<double>{.loss = alg::LossKind::kMse, .batch_tasks = true});
   EXPECT_THROW(reptile.meta_step({line_task(gen, 4), line_task(gen, 5)}), ml::ShapeError);
 }
 
 TEST(Reptile, NonTransductivePredictionSeesOnlySupportAndItself) {
   ml::Generator gen(12);
-  ml::nn::ConvNet4<double> net(ml::nn::ConvNet4Options{}.hidden(4).image_size(16).ways(3), gen);
+  ml::nn::ConvNet4<double> net(ml::nn::ConvNet4Options{.hidden = 4, .image_size = 16, .ways = 3},
+                               gen);
   ml::data::Task<double> task;
   task.support_x = ml::randn<double>({3, 1, 16, 16}, gen);
   task.support_y = ml::from_vector<double>({0, 1, 2}, {3});
   task.query_x = ml::randn<double>({4, 1, 16, 16}, gen);
   task.query_y = ml::from_vector<double>({0, 1, 2, 0}, {4});
   task.ways = 3;
-  alg::Reptile<double> reptile(net, alg::ReptileOptions<double>{}.transductive(false));
+  alg::Reptile<double> reptile(net, alg::ReptileOptions<double>{.transductive = false});
   const auto theta = net.named_parameters();
   const auto out = reptile.predict_query(task, theta);
   ASSERT_EQ(out.shape(), (ml::Shape{4, 3}));
@@ -473,7 +481,7 @@ TEST(Reptile, NonTransductivePredictionSeesOnlySupportAndItself) {
         net.forward(ml::concat<double>({task.support_x, ml::slice(task.query_x, 0, q, q + 1)}, 0));
     for (ml::Index c = 0; c < 3; ++c) EXPECT_NEAR(out.at(q, c), alone.at(3, c), 1e-12);
   }
-  alg::Reptile<double> trans(net, alg::ReptileOptions<double>{}.transductive(true));
+  alg::Reptile<double> trans(net, alg::ReptileOptions<double>{.transductive = true});
   const auto batched = trans.predict_query(task, theta);
   double diff = 0;
   for (ml::Index i = 0; i < batched.numel(); ++i) {
@@ -485,11 +493,11 @@ TEST(Reptile, NonTransductivePredictionSeesOnlySupportAndItself) {
 TEST(Reptile, RejectsBadOptionsAndEmptyBatches) {
   ml::Generator gen(13);
   ml::nn::Linear<double> model(1, 1, gen);
-  EXPECT_THROW(alg::Reptile<double>(model, alg::ReptileOptions<double>{}.inner_steps(-1)),
+  EXPECT_THROW(alg::Reptile<double>(model, alg::ReptileOptions<double>{.inner_steps = -1}),
                ml::ValueError);
-  EXPECT_THROW(alg::Reptile<double>(model, alg::ReptileOptions<double>{}.inner_batch(-2)),
+  EXPECT_THROW(alg::Reptile<double>(model, alg::ReptileOptions<double>{.inner_batch = -2}),
                ml::ValueError);
-  EXPECT_THROW(alg::Reptile<double>(model, alg::ReptileOptions<double>{}.outer_step(-1.0)),
+  EXPECT_THROW(alg::Reptile<double>(model, alg::ReptileOptions<double>{.outer_step = -1.0}),
                ml::ValueError);
   alg::Reptile<double> reptile(model);
   EXPECT_THROW(reptile.meta_step({}), ml::ValueError);
@@ -506,17 +514,17 @@ TEST(Reptile, RejectsBadOptionsAndEmptyBatches) {
 TEST(Reptile, ShortSinusoidRunLowersPostAdaptationLoss) {
   ml::Generator gen(1);
   ml::nn::MLP<float> model({1, 32, 32, 1}, gen);
-  const auto options = alg::ReptileOptions<float>{}
-                           .inner_optimizer(alg::InnerOptimizer::kSgd)
-                           .inner_lr(0.02f)
-                           .inner_steps(8)
-                           .inner_batch(0)
-                           .eval_inner_steps(8)
-                           .outer_step(0.5f)
-                           .anneal(0.05f, 400)
-                           .loss(alg::LossKind::kMse)
-                           .transductive(true)
-                           .seed(2);
+  const auto options = alg::ReptileOptions<float>{.inner_optimizer = alg::InnerOptimizer::kSgd,
+                                                  .inner_lr = 0.02f,
+                                                  .inner_steps = 8,
+                                                  .inner_batch = 0,
+                                                  .eval_inner_steps = 8,
+                                                  .outer_step = 0.5f,
+                                                  .outer_step_final = 0.05f,
+                                                  .anneal_steps = 400,
+                                                  .loss = alg::LossKind::kMse,
+                                                  .transductive = true,
+                                                  .seed = 2};
   alg::Reptile<float> reptile(model, options);
   ml::data::SinusoidTasks<float> family({.shots = 10, .queries = 20});
   ml::data::MetaBatchSampler<float> batches(family, {.batch = 4, .seed = 3});

@@ -252,7 +252,7 @@ TEST(Rl2, CollectionAndStepsAreBitIdenticalOnOneAndTwoThreads) {
   expect_same_bits(one.meta_parameters(), two.meta_parameters());
   EXPECT_EQ(one.evaluate(50).mean, two.evaluate(50).mean);
   // The trials of a step are those of the stream at step * trials.
-  const ma::TrialBatch later = one.collect(family, o.seed, me::Split::train, 3 * 40, 40);
+  const ma::TrialBatch later = one.collect(family, o.seed, me::Split::kTrain, 3 * 40, 40);
   expect_same_batch(later, one.collect_step(3));
 }
 
@@ -296,7 +296,7 @@ TEST(Rl2, RejectsInvalidOptionsAndFamilies) {
   L rl2(family, gen, {.hidden = 8, .trials = 4, .minibatches = 2});
   const me::BernoulliBandits ten({.arms = 10, .pulls = 10});
   EXPECT_THROW((void)rl2.evaluate(ten, 10), ml::ValueError);
-  EXPECT_THROW((void)rl2.collect(family, 0, me::Split::train, 0, 0), ml::ValueError);
+  EXPECT_THROW((void)rl2.collect(family, 0, me::Split::kTrain, 0, 0), ml::ValueError);
   // Another number of pulls is fine: the policy sees observations and actions only.
   const me::BernoulliBandits longer({.arms = 5, .pulls = 20});
   EXPECT_EQ(rl2.evaluate(longer, 4).episodes, 4U);

@@ -163,14 +163,14 @@ TEST(EpisodicSampler, TooManyWaysOrExamplesThrowNamingTheClass) {
 
 TEST(ProceduralGlyphs, DefaultsLikeOmniglot) {
   md::ProceduralGlyphs train;
-  md::ProceduralGlyphs test({.split = md::Split::test});
+  md::ProceduralGlyphs test({.split = md::Split::kTest});
   EXPECT_EQ(train.num_classes(), 1200);
   EXPECT_EQ(test.num_classes(), 400);
   EXPECT_EQ(train.examples_per_class(0), 20);
   EXPECT_EQ(train.example_shape(), (ml::Shape{1, 28, 28}));
   EXPECT_EQ(test.global_class(0), 1200);
-  EXPECT_THROW(md::ProceduralGlyphs({.split = md::Split::validation}), ml::ValueError);
-  md::ProceduralGlyphs val({.split = md::Split::validation, .validation_classes = 50});
+  EXPECT_THROW(md::ProceduralGlyphs({.split = md::Split::kValidation}), ml::ValueError);
+  md::ProceduralGlyphs val({.split = md::Split::kValidation, .validation_classes = 50});
   EXPECT_EQ(val.num_classes(), 50);
   EXPECT_EQ(val.global_class(0), 1200);
 }
@@ -256,7 +256,7 @@ TEST(ProceduralGlyphs, DistortionScalesTheVariationAndIsValidated) {
 // visibly helps on it.
 TEST(ProceduralGlyphs, RawPixelNearestPrototypeIsFarFromPerfect) {
   auto pixel_accuracy = [](double distortion) {
-    md::ProceduralGlyphs test({.split = md::Split::test, .distortion = distortion});
+    md::ProceduralGlyphs test({.split = md::Split::kTest, .distortion = distortion});
     md::EpisodicSampler<float> episodes(test, {.ways = 20, .shots = 1, .queries = 5});
     ml::Generator gen(11);
     int right = 0;

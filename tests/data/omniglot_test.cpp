@@ -65,7 +65,7 @@ class FakeOmniglot : public ::testing::Test {
     fs::remove_all(root_, ec);
   }
 
-  md::OmniglotOptions options(md::OmniglotSplit split = md::OmniglotSplit::background) const {
+  md::OmniglotOptions options(md::OmniglotSplit split = md::OmniglotSplit::kBackground) const {
     return {.root = root_, .split = split, .cache_dir = cache_};
   }
 
@@ -112,30 +112,30 @@ TEST_F(FakeOmniglot, LoadsLayoutResizesAndInverts) {
     EXPECT_FLOAT_EQ(img[static_cast<std::size_t>(y * 28 + 14)], 0.0f);
     EXPECT_FLOAT_EQ(img[static_cast<std::size_t>(y * 28 + 27)], 0.0f);
   }
-  md::OmniglotDataset ev(options(md::OmniglotSplit::evaluation));
+  md::OmniglotDataset ev(options(md::OmniglotSplit::kEvaluation));
   EXPECT_EQ(ev.num_characters(), 1);
   EXPECT_EQ(ev.class_name(0), "Gamma/character01");
-  md::OmniglotDataset all(options(md::OmniglotSplit::all));
+  md::OmniglotDataset all(options(md::OmniglotSplit::kAll));
   EXPECT_EQ(all.num_characters(), 4);
   EXPECT_EQ(all.class_name(3), "Gamma/character01");
-  EXPECT_THROW(md::OmniglotDataset(options(md::OmniglotSplit::vinyals_train)), ml::ValueError);
+  EXPECT_THROW(md::OmniglotDataset(options(md::OmniglotSplit::kVinyalsTrain)), ml::ValueError);
   EXPECT_THROW((void)image(bg, 3, 0), ml::ValueError);
   EXPECT_THROW((void)image(bg, 0, 3), ml::ValueError);
 }
 
 TEST_F(FakeOmniglot, WithSplitSharesTheLoadedImages) {
-  md::OmniglotDataset all(options(md::OmniglotSplit::all));
-  const md::OmniglotDataset bg = all.with_split(md::OmniglotSplit::background, false);
+  md::OmniglotDataset all(options(md::OmniglotSplit::kAll));
+  const md::OmniglotDataset bg = all.with_split(md::OmniglotSplit::kBackground, false);
   const md::OmniglotDataset direct(options());
   ASSERT_EQ(bg.num_classes(), direct.num_classes());
   for (ml::Index c = 0; c < 3; ++c) {
     EXPECT_EQ(bg.class_name(c), direct.class_name(c));
     EXPECT_EQ(image(bg, c, 1), image(direct, c, 1));
   }
-  const md::OmniglotDataset ev = all.with_split(md::OmniglotSplit::evaluation, true);
+  const md::OmniglotDataset ev = all.with_split(md::OmniglotSplit::kEvaluation, true);
   EXPECT_EQ(ev.num_classes(), 4);
   EXPECT_EQ(ev.class_name(3), "Gamma/character01");
-  EXPECT_THROW((void)direct.with_split(md::OmniglotSplit::evaluation, false), ml::ValueError);
+  EXPECT_THROW((void)direct.with_split(md::OmniglotSplit::kEvaluation, false), ml::ValueError);
 }
 
 TEST_F(FakeOmniglot, RotationsGiveFourClassesPerCharacter) {
@@ -251,7 +251,7 @@ TEST_F(FakeOmniglot, CorruptOrTruncatedCacheIsRebuilt) {
 TEST_F(FakeOmniglot, MissingFolderThrowsIoError) {
   fs::remove_all(root_ / "images_evaluation");
   EXPECT_NO_THROW(md::OmniglotDataset{options()});
-  expect_io_error([&] { md::OmniglotDataset ds(options(md::OmniglotSplit::evaluation)); },
+  expect_io_error([&] { md::OmniglotDataset ds(options(md::OmniglotSplit::kEvaluation)); },
                   "images_evaluation");
   auto o = options();
   o.root = root_ / "nowhere";
@@ -316,15 +316,15 @@ class RealOmniglot : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     if (omniglot_dir() == nullptr) return;
-    const md::OmniglotDataset all({.split = md::OmniglotSplit::all});
-    background_ =
-        std::make_unique<md::OmniglotDataset>(all.with_split(md::OmniglotSplit::background, false));
-    evaluation_ =
-        std::make_unique<md::OmniglotDataset>(all.with_split(md::OmniglotSplit::evaluation, false));
+    const md::OmniglotDataset all({.split = md::OmniglotSplit::kAll});
+    background_ = std::make_unique<md::OmniglotDataset>(
+        all.with_split(md::OmniglotSplit::kBackground, false));
+    evaluation_ = std::make_unique<md::OmniglotDataset>(
+        all.with_split(md::OmniglotSplit::kEvaluation, false));
     vinyals_train_ = std::make_unique<md::OmniglotDataset>(
-        all.with_split(md::OmniglotSplit::vinyals_train, true));
+        all.with_split(md::OmniglotSplit::kVinyalsTrain, true));
     vinyals_test_ = std::make_unique<md::OmniglotDataset>(
-        all.with_split(md::OmniglotSplit::vinyals_test, false));
+        all.with_split(md::OmniglotSplit::kVinyalsTest, false));
   }
   static void TearDownTestSuite() {
     background_.reset();

@@ -188,7 +188,7 @@ TEST(MetaBatchSampler, DeterministicPerSeedAndSplit) {
   md::MetaBatchSampler a(family, {.batch = 4, .seed = 1});
   md::MetaBatchSampler b(family, {.batch = 4, .seed = 1});
   md::MetaBatchSampler c(family, {.batch = 4, .seed = 2});
-  md::MetaBatchSampler d(family, {.batch = 4, .seed = 1, .split = md::Split::test});
+  md::MetaBatchSampler d(family, {.batch = 4, .seed = 1, .split = md::Split::kTest});
   static_assert(std::is_same_v<decltype(a), md::MetaBatchSampler<float>>);
   for (int step = 0; step < 3; ++step) {
     const auto ba = a.next();

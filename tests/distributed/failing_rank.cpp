@@ -17,7 +17,7 @@ int main(int argc, char** argv) {
   const dist::Communicator world;
   ml::Generator gen(1);
   ml::nn::MLP<float> model({1, 8, 1}, gen);
-  alg::Maml<float> maml(model, alg::MamlOptions<float>{}.inner_steps(1));
+  alg::Maml<float> maml(model, alg::MamlOptions<float>{.inner_steps = 1});
   dist::ShardedBatches<float> batches(ml::data::SinusoidTasks<float>({.shots = 4, .queries = 4}),
                                       {.batch = 4, .seed = 1}, world.rank(), world.size());
   dist::DistributedTrainer trainer(maml, world);

@@ -16,7 +16,7 @@ TEST(BernoulliBandits, ArmMeansAreUniformOnTheUnitInterval) {
   me::BernoulliBandits family({.arms = 5, .pulls = 10});
   std::vector<double> all;
   for (std::uint64_t i = 0; i < 4000; ++i) {
-    const auto bandit = family.make(3, me::Split::train, i);
+    const auto bandit = family.make(3, me::Split::kTrain, i);
     ASSERT_EQ(bandit.probabilities().size(), 5u);
     for (double p : bandit.probabilities()) {
       ASSERT_GE(p, 0.0);
@@ -40,7 +40,7 @@ TEST(BernoulliBandits, ArmMeansAreUniformOnTheUnitInterval) {
     EXPECT_NEAR(static_cast<double>(b) / static_cast<double>(all.size()), 0.1, 0.01);
   // The best of 5 arms has mean 5/6.
   double best = 0.0;
-  for (std::uint64_t i = 0; i < 4000; ++i) best += family.make(3, me::Split::train, i).best_mean();
+  for (std::uint64_t i = 0; i < 4000; ++i) best += family.make(3, me::Split::kTrain, i).best_mean();
   EXPECT_NEAR(best / 4000.0, 5.0 / 6.0, 0.01);
 }
 
@@ -75,18 +75,18 @@ std::vector<double> pulls_of(me::BernoulliBandit bandit, int n) {
 
 TEST(BernoulliBandits, SeedSplitAndIndexDetermineTheBandit) {
   me::BernoulliBandits family({.arms = 4, .pulls = 50});
-  const auto a = family.make(11, me::Split::train, 7);
-  const auto b = family.make(11, me::Split::train, 7);
+  const auto a = family.make(11, me::Split::kTrain, 7);
+  const auto b = family.make(11, me::Split::kTrain, 7);
   EXPECT_EQ(a.probabilities(), b.probabilities());
   EXPECT_EQ(pulls_of(a, 200), pulls_of(b, 200));  // the outcome stream too
   // make() is sample() on the generator of environment_seed(seed, split, index).
-  ml::Generator gen(me::environment_seed(11, me::Split::train, 7));
+  ml::Generator gen(me::environment_seed(11, me::Split::kTrain, 7));
   EXPECT_EQ(family.sample(gen).probabilities(), a.probabilities());
-  EXPECT_NE(family.make(11, me::Split::train, 8).probabilities(), a.probabilities());
-  EXPECT_NE(family.make(12, me::Split::train, 7).probabilities(), a.probabilities());
+  EXPECT_NE(family.make(11, me::Split::kTrain, 8).probabilities(), a.probabilities());
+  EXPECT_NE(family.make(12, me::Split::kTrain, 7).probabilities(), a.probabilities());
   // Splits are disjoint streams: no bandit of one split is a bandit of another.
   std::set<std::vector<double>> seen;
-  for (auto split : {me::Split::train, me::Split::validation, me::Split::test}) {
+  for (auto split : {me::Split::kTrain, me::Split::kValidation, me::Split::kTest}) {
     for (std::uint64_t i = 0; i < 300; ++i) {
       EXPECT_TRUE(seen.insert(family.make(11, split, i).probabilities()).second)
           << "split " << static_cast<int>(split) << " index " << i;
@@ -98,7 +98,7 @@ TEST(BernoulliBandits, EveryPullIsOneEpisode) {
   me::BernoulliBandits family({.arms = 3, .pulls = 7});
   EXPECT_EQ(family.spec(),
             (me::EnvSpec{.observations = 1, .actions = 3, .horizon = 1, .episodes = 7}));
-  auto bandit = family.make(0, me::Split::test, 0);
+  auto bandit = family.make(0, me::Split::kTest, 0);
   EXPECT_EQ(bandit.spec(), family.spec());
   EXPECT_THROW((void)bandit.step(0), ml::ValueError);  // no episode started
   EXPECT_EQ(bandit.reset(), 0);

@@ -36,7 +36,7 @@ std::vector<Trace> one_by_one(const F& family, ml::Index envs,
                               const std::vector<std::vector<ml::Index>>& actions) {
   std::vector<Trace> traces(static_cast<std::size_t>(envs));
   for (ml::Index i = 0; i < envs; ++i) {
-    auto env = family.make(9, me::Split::train, 100 + static_cast<std::uint64_t>(i));
+    auto env = family.make(9, me::Split::kTrain, 100 + static_cast<std::uint64_t>(i));
     auto& tr = traces[static_cast<std::size_t>(i)];
     tr.observations.push_back(env.reset());
     for (std::size_t t = 0; t < actions.size(); ++t) {
@@ -54,7 +54,7 @@ template <class F>
 void expect_batch_equals_one_by_one(const F& family) {
   const ml::Index envs = 6;
   const auto actions = random_actions(family.spec(), envs, 4);
-  auto batch = me::make_batch(family, 9, me::Split::train, 100, envs);
+  auto batch = me::make_batch(family, 9, me::Split::kTrain, 100, envs);
   ASSERT_EQ(batch.size(), envs);
   std::vector<Trace> traces(static_cast<std::size_t>(envs));
   const auto& first = batch.reset();
@@ -87,7 +87,7 @@ TEST(EnvBatch, MdpBatchStepsAsEachMdpAlone) {
 TEST(EnvBatch, DoneFlagsMarkEpisodesAndTrialDoneTheLastStep) {
   me::TabularMdps family(
       {.states = 3, .actions = 2, .horizon = 4, .episodes = 3, .start_state = 1});
-  auto batch = me::make_batch(family, 2, me::Split::test, 0, 5);
+  auto batch = me::make_batch(family, 2, me::Split::kTest, 0, 5);
   const std::vector<ml::Index> actions(5, 1);
   EXPECT_THROW((void)batch.step(actions), ml::ValueError);  // no trial started
   for (int trial = 0; trial < 2; ++trial) {
@@ -112,7 +112,7 @@ TEST(EnvBatch, DoneFlagsMarkEpisodesAndTrialDoneTheLastStep) {
 
 TEST(EnvBatch, BanditTrialIsPullsEpisodesOfOneStep) {
   auto batch =
-      me::make_batch(me::BernoulliBandits({.arms = 2, .pulls = 3}), 0, me::Split::train, 0, 4);
+      me::make_batch(me::BernoulliBandits({.arms = 2, .pulls = 3}), 0, me::Split::kTrain, 0, 4);
   batch.reset();
   const std::vector<ml::Index> actions = {0, 1, 0, 1};
   for (int t = 1; t <= 3; ++t) {
@@ -128,6 +128,6 @@ TEST(EnvBatch, RejectsEnvironmentsOfDifferentSpecs) {
   envs.push_back(me::BernoulliBandit({0.5, 0.5, 0.5}, 3, ml::Generator(1)));
   EXPECT_THROW(me::EnvBatch<me::BernoulliBandit>(std::move(envs)), ml::ValueError);
   EXPECT_THROW(me::EnvBatch<me::BernoulliBandit>({}), ml::ValueError);
-  EXPECT_THROW((void)me::make_batch(me::BernoulliBandits{}, 0, me::Split::train, 0, 0),
+  EXPECT_THROW((void)me::make_batch(me::BernoulliBandits{}, 0, me::Split::kTrain, 0, 0),
                ml::ValueError);
 }

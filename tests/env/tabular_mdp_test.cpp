@@ -17,7 +17,7 @@ TEST(TabularMdps, TransitionRowsAreDirichletOneDistributions) {
   double sum_sq = 0.0;
   std::size_t n = 0;
   for (std::uint64_t i = 0; i < 200; ++i) {
-    const auto mdp = family.make(1, me::Split::train, i);
+    const auto mdp = family.make(1, me::Split::kTrain, i);
     for (ml::Index s = 0; s < 10; ++s) {
       for (ml::Index a = 0; a < 5; ++a) {
         const auto row = mdp.transition(s, a);
@@ -46,7 +46,7 @@ TEST(TabularMdps, MeanRewardsAreNormalAroundOne) {
   me::TabularMdps family;
   std::vector<double> r;
   for (std::uint64_t i = 0; i < 400; ++i) {
-    const auto mdp = family.make(2, me::Split::train, i);
+    const auto mdp = family.make(2, me::Split::kTrain, i);
     r.insert(r.end(), mdp.reward_means().begin(), mdp.reward_means().end());
   }
   double mean = 0.0;
@@ -66,7 +66,7 @@ TEST(TabularMdps, MeanRewardsAreNormalAroundOne) {
 
 TEST(TabularMdps, StepsDrawRewardNoiseAndTransitionsFromTheModel) {
   me::TabularMdps family({.states = 4, .actions = 2, .horizon = 1, .episodes = 1});
-  auto mdp = family.make(3, me::Split::test, 0);
+  auto mdp = family.make(3, me::Split::kTest, 0);
   std::vector<double> next(4, 0.0);
   double sum = 0.0;
   double sum_sq = 0.0;
@@ -92,7 +92,7 @@ TEST(TabularMdps, EpisodesLastTheHorizonFromTheStartState) {
   me::TabularMdps family({.horizon = 10, .episodes = 3, .start_state = 4});
   EXPECT_EQ(family.spec(),
             (me::EnvSpec{.observations = 10, .actions = 5, .horizon = 10, .episodes = 3}));
-  auto mdp = family.make(0, me::Split::train, 0);
+  auto mdp = family.make(0, me::Split::kTrain, 0);
   EXPECT_THROW((void)mdp.step(0), ml::ValueError);  // no episode yet
   for (int episode = 0; episode < 3; ++episode) {
     EXPECT_EQ(mdp.reset(), 4);
@@ -110,8 +110,8 @@ TEST(TabularMdps, EpisodesLastTheHorizonFromTheStartState) {
 
 TEST(TabularMdps, SeedSplitAndIndexDetermineTheMdp) {
   me::TabularMdps family;
-  const auto a = family.make(5, me::Split::validation, 3);
-  const auto b = family.make(5, me::Split::validation, 3);
+  const auto a = family.make(5, me::Split::kValidation, 3);
+  const auto b = family.make(5, me::Split::kValidation, 3);
   EXPECT_EQ(a.reward_means(), b.reward_means());
   EXPECT_EQ(a.transitions(), b.transitions());
   auto run = [](me::TabularMdp m) {
@@ -125,11 +125,11 @@ TEST(TabularMdps, SeedSplitAndIndexDetermineTheMdp) {
     return out;
   };
   EXPECT_EQ(run(a), run(b));
-  ml::Generator gen(me::environment_seed(5, me::Split::validation, 3));
+  ml::Generator gen(me::environment_seed(5, me::Split::kValidation, 3));
   EXPECT_EQ(family.sample(gen).reward_means(), a.reward_means());
-  EXPECT_NE(family.make(5, me::Split::validation, 4).reward_means(), a.reward_means());
+  EXPECT_NE(family.make(5, me::Split::kValidation, 4).reward_means(), a.reward_means());
   std::set<std::vector<double>> seen;
-  for (auto split : {me::Split::train, me::Split::validation, me::Split::test}) {
+  for (auto split : {me::Split::kTrain, me::Split::kValidation, me::Split::kTest}) {
     for (std::uint64_t i = 0; i < 100; ++i) {
       EXPECT_TRUE(seen.insert(family.make(5, split, i).reward_means()).second);
     }

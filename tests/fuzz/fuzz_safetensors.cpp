@@ -10,8 +10,7 @@
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const auto path = metalearn::fuzz::input_file("input.safetensors", data, size);
   try {
-    metalearn::io::Metadata metadata;
-    const auto f = metalearn::io::load_safetensors<float>(path, &metadata);
+    const auto [f, metadata] = metalearn::io::load_safetensors_file<float>(path);
     const auto d = metalearn::io::load_safetensors<double>(path);
     // Whatever loads must be whole: every element of every tensor readable.
     double sum = 0.0;

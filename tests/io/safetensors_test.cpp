@@ -58,8 +58,7 @@ TEST_F(Safetensors, RoundTripKeepsNamesOrderShapesAndValues) {
   const auto p = sample();
   const auto path = dir_ / "ckpt.safetensors";
   ml::io::save_safetensors(path, p, {{"step", "42"}});
-  ml::io::Metadata meta;
-  const auto q = ml::io::load_safetensors<float>(path, &meta);
+  const auto [q, meta] = ml::io::load_safetensors_file<float>(path);
   EXPECT_EQ(meta.at("step"), "42");
   ASSERT_EQ(q.names(), p.names());
   for (const auto& name : p.names()) {
@@ -75,7 +74,7 @@ TEST_F(Safetensors, DoublesAreStoredAsF64AndConvertOnLoad) {
   p.insert("w", ml::from_vector<double>({0.1, 1e-300, -3.0}));
   const auto path = dir_ / "d.safetensors";
   ml::io::save_safetensors(path, p);
-  const auto stored = ml::io::inspect_safetensors(path);
+  const auto stored = ml::io::inspect_safetensors(path).tensors;
   ASSERT_EQ(stored.size(), 1u);
   EXPECT_EQ(stored[0].dtype, ml::io::DType::kF64);
   EXPECT_EQ(ml::io::load_safetensors<double>(path).at("w").to_vector(), p.at("w").to_vector());
@@ -139,7 +138,7 @@ TEST_F(Safetensors, RejectsDuplicateNames) {
 TEST_F(Safetensors, TrainingCheckpointKeepsParametersOptimizerStateAndMetadata) {
   ml::Generator gen(3);
   ml::nn::MLP<double> model({2, 4, 1}, gen);
-  ml::optim::Adam<double> adam(model.parameters(), ml::optim::AdamOptions{}.lr(0.1));
+  ml::optim::Adam<double> adam(model.parameters(), ml::optim::AdamOptions{.lr = 0.1});
   for (auto& p : model.parameters()) p.set_grad(ml::ones_like(p));
   adam.step();
   adam.set_lr(0.1 / 3.0);  // not exactly representable in decimal

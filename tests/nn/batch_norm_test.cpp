@@ -57,7 +57,7 @@ TEST(BatchNorm, TransductiveUsesBatchStatisticsAlways) {
 TEST(BatchNorm, RunningModeUpdatesAndUsesRunningStatistics) {
   ml::Generator gen(2);
   nn::BatchNorm2d<double> bn(
-      2, nn::BatchNormOptions{}.mode(nn::BatchNormMode::kRunning).momentum(0.25));
+      2, nn::BatchNormOptions{.mode = nn::BatchNormMode::kRunning, .momentum = 0.25});
   EXPECT_EQ(bn.named_buffers().names(), (std::vector<std::string>{"running_mean", "running_var"}));
   auto x = ml::add_scalar(ml::randn<double>(ml::Shape{3, 2, 2, 2}, gen), 2.0);
   auto [bm, bv] = channel_stats(x);
@@ -81,7 +81,8 @@ TEST(BatchNorm, RunningModeUpdatesAndUsesRunningStatistics) {
 
 TEST(BatchNorm, PerStepModeSelectsTheRowOfTheStep) {
   ml::Generator gen(3);
-  nn::BatchNorm2d<double> bn(2, nn::BatchNormOptions{}.mode(nn::BatchNormMode::kPerStep).steps(3));
+  nn::BatchNorm2d<double> bn(2,
+                             nn::BatchNormOptions{.mode = nn::BatchNormMode::kPerStep, .steps = 3});
   auto p = bn.named_parameters();
   EXPECT_EQ(p.at("weight").shape(), (ml::Shape{3, 2}));
   EXPECT_EQ(bn.running_mean().shape(), (ml::Shape{3, 2}));
@@ -121,8 +122,8 @@ TEST(BatchNorm, PerStepModeSelectsTheRowOfTheStep) {
 
 TEST(BatchNorm, PerStepStepReachesNestedModulesOfThisThread) {
   ml::Generator gen(4);
-  auto bn_opts = nn::BatchNormOptions{}.mode(nn::BatchNormMode::kPerStep).steps(2);
-  nn::ConvNet4<float> net(nn::ConvNet4Options{}.hidden(4).batch_norm(bn_opts).ways(2), gen);
+  auto bn_opts = nn::BatchNormOptions{.mode = nn::BatchNormMode::kPerStep, .steps = 2};
+  nn::ConvNet4<float> net(nn::ConvNet4Options{.hidden = 4, .ways = 2, .batch_norm = bn_opts}, gen);
   auto x = ml::randn<float>(ml::Shape{2, 1, 28, 28}, gen);
   EXPECT_THROW(net.forward(x), ml::ValueError);
   auto p = net.named_parameters();

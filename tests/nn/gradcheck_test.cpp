@@ -178,7 +178,7 @@ TEST(Gradcheck, BatchNormModules) {
   auto x2 = ml::randn<double>(ml::Shape{4, 3}, gen);
   check_module(nn::BatchNorm1d<double>(3), x2);
   nn::BatchNorm2d<double> per_step(
-      2, nn::BatchNormOptions{}.mode(nn::BatchNormMode::kPerStep).steps(3));
+      2, nn::BatchNormOptions{.mode = nn::BatchNormMode::kPerStep, .steps = 3});
   per_step.eval();  // use (constant) running statistics of step 1
   check_module(per_step, x4, 1);
 }
@@ -289,7 +289,7 @@ TEST(Gradcheck, TaskBatchedForwardOfMLPAndSequential) {
 // statistics per task, and gradients flow to every task's weights.
 TEST(Gradcheck, TaskBatchedFallsBackTaskByTask) {
   ml::Generator gen(12);
-  nn::ConvNet4<double> convnet(nn::ConvNet4Options{}.hidden(2).image_size(16).ways(2), gen);
+  nn::ConvNet4<double> convnet(nn::ConvNet4Options{.hidden = 2, .image_size = 16, .ways = 2}, gen);
   const nn::TaskBatched<double> batched(convnet);
   EXPECT_FALSE(batched.fused());
   const ml::Index tasks = 2;
@@ -326,6 +326,6 @@ TEST(Gradcheck, TaskBatchedFallsBackTaskByTask) {
 
 TEST(Gradcheck, ConvNet4Small) {
   ml::Generator gen(10);
-  nn::ConvNet4<double> net(nn::ConvNet4Options{}.hidden(2).image_size(16).ways(2), gen);
+  nn::ConvNet4<double> net(nn::ConvNet4Options{.hidden = 2, .image_size = 16, .ways = 2}, gen);
   check_module(net, ml::randn<double>(ml::Shape{2, 1, 16, 16}, gen));
 }

@@ -23,7 +23,7 @@ class Net : public nn::Cloneable<Net, double> {
       : fc_(register_module("fc", std::make_shared<nn::Linear<double>>(3, 4, gen))),
         bn_(register_module("bn",
                             std::make_shared<nn::BatchNorm1d<double>>(
-                                4, nn::BatchNormOptions().mode(nn::BatchNormMode::kRunning)))),
+                                4, nn::BatchNormOptions{.mode = nn::BatchNormMode::kRunning}))),
         out_(register_module("out", std::make_shared<nn::Linear<double>>(4, 2, gen))) {}
 
   TD forward(const TD& x, const nn::ParamDict<double>& params) const override {
@@ -90,7 +90,7 @@ TEST(ModuleRegistry, SubmoduleReferencedFromElsewhereIsRefused) {
 
 TEST(ModuleRegistry, NamedModulesAndLookupByPath) {
   ml::Generator gen(3);
-  nn::ConvNet4 net(nn::ConvNet4Options().image_size(28).ways(5), gen);
+  nn::ConvNet4 net(nn::ConvNet4Options{.image_size = 28, .ways = 5}, gen);
   const auto all = net.named_modules();
   ASSERT_GE(all.size(), 3U);
   EXPECT_EQ(all[0].first, "");

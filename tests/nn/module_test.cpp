@@ -80,7 +80,7 @@ TEST(Module, NamedParametersOrderAndSharing) {
 
 TEST(Module, ConvNet4Names) {
   ml::Generator gen(2);
-  nn::ConvNet4 net(nn::ConvNet4Options{}.ways(5), gen);
+  nn::ConvNet4 net(nn::ConvNet4Options{.ways = 5}, gen);
   auto names = net.named_parameters().names();
   ASSERT_EQ(names.size(), 4u * 4u + 2u);
   EXPECT_EQ(names[0], "features.0.weight");
@@ -96,9 +96,9 @@ TEST(Module, ConvNet4Names) {
   EXPECT_EQ(net.embed(x).shape(), (ml::Shape{3, 64}));
   nn::ConvNet4 backbone(gen);
   EXPECT_EQ(backbone.forward(x).shape(), (ml::Shape{3, 64}));
-  nn::ConvNet4 mini(nn::ConvNet4Options{}.in_channels(3).hidden(8).image_size(84), gen);
+  nn::ConvNet4 mini(nn::ConvNet4Options{.in_channels = 3, .hidden = 8, .image_size = 84}, gen);
   EXPECT_EQ(mini.feature_dim(), 8 * 5 * 5);
-  EXPECT_THROW(nn::ConvNet4(nn::ConvNet4Options{}.image_size(8), gen), ml::ValueError);
+  EXPECT_THROW(nn::ConvNet4(nn::ConvNet4Options{.image_size = 8}, gen), ml::ValueError);
 }
 
 TEST(Module, CloneIsIndependent) {
@@ -133,7 +133,7 @@ TEST(Module, CloneIsIndependent) {
 
 TEST(Module, ConvNetCloneMatchesOriginal) {
   ml::Generator gen(4);
-  nn::ConvNet4<double> net(nn::ConvNet4Options{}.hidden(4).ways(3), gen);
+  nn::ConvNet4<double> net(nn::ConvNet4Options{.hidden = 4, .ways = 3}, gen);
   auto copy = net.deep_copy();
   auto x = ml::randn<double>(ml::Shape{2, 1, 28, 28}, gen);
   EXPECT_EQ(net.forward(x).to_vector(), copy->forward(x).to_vector());
@@ -166,7 +166,7 @@ std::vector<float> value_and_derivative_bits(const ml::Tensor<float>& out,
 // written out in the usual order must give the same logits and derivatives.
 TEST(Module, ConvNet4MatchesItsBlocksWrittenOut) {
   ml::Generator gen(14);
-  nn::ConvNet4<float> net(nn::ConvNet4Options{}.hidden(6).ways(3), gen);
+  nn::ConvNet4<float> net(nn::ConvNet4Options{.hidden = 6, .ways = 3}, gen);
   const auto p = net.named_parameters();
   const auto x = ml::randn<float>(ml::Shape{5, 1, 28, 28}, gen);
   namespace F = nn::functional;
@@ -280,9 +280,9 @@ TEST(Module, LoadParametersCopiesValues) {
 
 TEST(Module, SameSeedSameModel) {
   ml::Generator g1(42), g2(42), g3(43);
-  nn::ConvNet4<float> a(nn::ConvNet4Options{}.hidden(8).ways(5), g1);
-  nn::ConvNet4<float> b(nn::ConvNet4Options{}.hidden(8).ways(5), g2);
-  nn::ConvNet4<float> c(nn::ConvNet4Options{}.hidden(8).ways(5), g3);
+  nn::ConvNet4<float> a(nn::ConvNet4Options{.hidden = 8, .ways = 5}, g1);
+  nn::ConvNet4<float> b(nn::ConvNet4Options{.hidden = 8, .ways = 5}, g2);
+  nn::ConvNet4<float> c(nn::ConvNet4Options{.hidden = 8, .ways = 5}, g3);
   const auto pa = a.parameters(), pb = b.parameters(), pc = c.parameters();
   bool any_diff = false;
   for (std::size_t i = 0; i < pa.size(); ++i) {
@@ -329,7 +329,7 @@ TEST(Module, SequentialComposes) {
 
 TEST(Module, TrainEvalPropagates) {
   ml::Generator gen(11);
-  nn::ConvNet4<float> net(nn::ConvNet4Options{}.hidden(4), gen);
+  nn::ConvNet4<float> net(nn::ConvNet4Options{.hidden = 4}, gen);
   EXPECT_TRUE(net.is_training());
   net.eval();
   for (const auto& [name, child] : net.named_children()) EXPECT_FALSE(child->is_training()) << name;

@@ -56,7 +56,8 @@ void expect_trajectory(const Factory& make, const double (&expected)[ref::kSteps
 TEST(OptimReference, SgdPlain) {
   expect_trajectory(
       [](ml::Tensor<double> x) {
-        return std::make_unique<ml::optim::SGD<double>>(std::vector{x}, ml::optim::SGDOptions(0.1));
+        return std::make_unique<ml::optim::SGD<double>>(std::vector{x},
+                                                        ml::optim::SGDOptions{.lr = 0.1});
       },
       ref::kSgdPlain);
 }
@@ -64,7 +65,7 @@ TEST(OptimReference, SgdPlain) {
 TEST(OptimReference, SgdFirstStepIsClosedForm) {
   // x1 = x0 - lr (A x0 - b), written out by hand.
   auto x = start();
-  ml::optim::SGD<double> opt({x}, ml::optim::SGDOptions(0.1));
+  ml::optim::SGD<double> opt({x}, ml::optim::SGDOptions{.lr = 0.1});
   quadratic_backward(x);
   opt.step();
   for (int i = 0; i < 3; ++i) {
@@ -77,8 +78,8 @@ TEST(OptimReference, SgdFirstStepIsClosedForm) {
 TEST(OptimReference, SgdMomentum) {
   expect_trajectory(
       [](ml::Tensor<double> x) {
-        return std::make_unique<ml::optim::SGD<double>>(std::vector{x},
-                                                        ml::optim::SGDOptions(0.1).momentum(0.9));
+        return std::make_unique<ml::optim::SGD<double>>(
+            std::vector{x}, ml::optim::SGDOptions{.lr = 0.1, .momentum = 0.9});
       },
       ref::kSgdMomentum);
 }
@@ -88,7 +89,8 @@ TEST(OptimReference, SgdDampeningWeightDecay) {
       [](ml::Tensor<double> x) {
         return std::make_unique<ml::optim::SGD<double>>(
             std::vector{x},
-            ml::optim::SGDOptions(0.05).momentum(0.8).dampening(0.3).weight_decay(0.01));
+            ml::optim::SGDOptions{
+                .lr = 0.05, .momentum = 0.8, .dampening = 0.3, .weight_decay = 0.01});
       },
       ref::kSgdDampening);
 }
@@ -98,7 +100,8 @@ TEST(OptimReference, SgdNesterov) {
       [](ml::Tensor<double> x) {
         return std::make_unique<ml::optim::SGD<double>>(
             std::vector{x},
-            ml::optim::SGDOptions(0.1).momentum(0.9).nesterov(true).weight_decay(0.01));
+            ml::optim::SGDOptions{
+                .lr = 0.1, .momentum = 0.9, .weight_decay = 0.01, .nesterov = true});
       },
       ref::kSgdNesterov);
 }
@@ -107,7 +110,7 @@ TEST(OptimReference, Adam) {
   expect_trajectory(
       [](ml::Tensor<double> x) {
         return std::make_unique<ml::optim::Adam<double>>(std::vector{x},
-                                                         ml::optim::AdamOptions(0.1));
+                                                         ml::optim::AdamOptions{.lr = 0.1});
       },
       ref::kAdam);
 }
@@ -115,7 +118,7 @@ TEST(OptimReference, Adam) {
 TEST(OptimReference, AdamFirstStepMovesByLr) {
   // With bias correction the first Adam step is lr * sign(g) (up to eps).
   auto x = start();
-  ml::optim::Adam<double> opt({x}, ml::optim::AdamOptions(0.1));
+  ml::optim::Adam<double> opt({x}, ml::optim::AdamOptions{.lr = 0.1});
   quadratic_backward(x);
   const auto g = x.grad().to_vector();
   opt.step();
@@ -129,7 +132,8 @@ TEST(OptimReference, AdamWeightDecay) {
   expect_trajectory(
       [](ml::Tensor<double> x) {
         return std::make_unique<ml::optim::Adam<double>>(
-            std::vector{x}, ml::optim::AdamOptions(0.1).betas(0.8, 0.99).weight_decay(0.1));
+            std::vector{x},
+            ml::optim::AdamOptions{.lr = 0.1, .beta1 = 0.8, .beta2 = 0.99, .weight_decay = 0.1});
       },
       ref::kAdamWeightDecay);
 }
@@ -138,7 +142,7 @@ TEST(OptimReference, AdamW) {
   expect_trajectory(
       [](ml::Tensor<double> x) {
         return std::make_unique<ml::optim::AdamW<double>>(
-            std::vector{x}, ml::optim::AdamOptions(0.1).weight_decay(0.1));
+            std::vector{x}, ml::optim::AdamOptions{.lr = 0.1, .weight_decay = 0.1});
       },
       ref::kAdamW);
 }
@@ -146,7 +150,7 @@ TEST(OptimReference, AdamW) {
 TEST(Optimizer, SkipsParametersWithoutGradAndZeroGradClears) {
   auto x = start();
   auto y = ml::from_vector<double>({1.0, 2.0}).requires_grad(true);
-  ml::optim::Adam<double> opt({x, y}, ml::optim::AdamOptions(0.1));
+  ml::optim::Adam<double> opt({x, y}, ml::optim::AdamOptions{.lr = 0.1});
   quadratic_backward(x);
   opt.step();
   EXPECT_EQ(y.to_vector(), (std::vector<double>{1.0, 2.0}));
@@ -160,17 +164,18 @@ TEST(Optimizer, SkipsParametersWithoutGradAndZeroGradClears) {
 TEST(Optimizer, RejectsNonLeafAndBadOptions) {
   auto x = start();
   auto nonleaf = ml::mul_scalar(x, 2.0);
-  EXPECT_THROW(ml::optim::SGD<double>({nonleaf}, ml::optim::SGDOptions(0.1)), ml::ValueError);
-  EXPECT_THROW(ml::optim::SGD<double>({x}, ml::optim::SGDOptions(-1.0)), ml::ValueError);
-  EXPECT_THROW(ml::optim::SGD<double>({x}, ml::optim::SGDOptions(0.1).nesterov(true)),
+  EXPECT_THROW(ml::optim::SGD<double>({nonleaf}, ml::optim::SGDOptions{.lr = 0.1}), ml::ValueError);
+  EXPECT_THROW(ml::optim::SGD<double>({x}, ml::optim::SGDOptions{.lr = -1.0}), ml::ValueError);
+  EXPECT_THROW(ml::optim::SGD<double>({x}, ml::optim::SGDOptions{.lr = 0.1, .nesterov = true}),
                ml::ValueError);
-  EXPECT_THROW(ml::optim::Adam<double>({x}, ml::optim::AdamOptions(0.1).betas(1.0, 0.9)),
-               ml::ValueError);
+  EXPECT_THROW(
+      ml::optim::Adam<double>({x}, ml::optim::AdamOptions{.lr = 0.1, .beta1 = 1.0, .beta2 = 0.9}),
+      ml::ValueError);
 }
 
 TEST(Optimizer, SetLrChangesTheNextStep) {
   auto x = start();
-  ml::optim::SGD<double> opt({x}, ml::optim::SGDOptions(0.1));
+  ml::optim::SGD<double> opt({x}, ml::optim::SGDOptions{.lr = 0.1});
   opt.set_lr(0.0);
   quadratic_backward(x);
   opt.step();
@@ -216,18 +221,18 @@ void check_state_roundtrip(const Options& options) {
 }
 
 TEST(OptimizerState, AdamRestoresBitExactly) {
-  check_state_roundtrip<ml::optim::Adam<float>>(ml::optim::AdamOptions(0.01));
+  check_state_roundtrip<ml::optim::Adam<float>>(ml::optim::AdamOptions{.lr = 0.01});
 }
 TEST(OptimizerState, AdamWRestoresBitExactly) {
-  check_state_roundtrip<ml::optim::AdamW<float>>(ml::optim::AdamOptions(0.01));
+  check_state_roundtrip<ml::optim::AdamW<float>>(ml::optim::AdamOptions{.lr = 0.01});
 }
 TEST(OptimizerState, SgdMomentumRestoresBitExactly) {
-  check_state_roundtrip<ml::optim::SGD<float>>(ml::optim::SGDOptions(0.05).momentum(0.9));
+  check_state_roundtrip<ml::optim::SGD<float>>(ml::optim::SGDOptions{.lr = 0.05, .momentum = 0.9});
 }
 
 TEST(OptimizerState, StateIsADeepCopyAndForeignStateIsRejected) {
   auto x = start();
-  ml::optim::Adam<double> opt({x}, ml::optim::AdamOptions(0.1));
+  ml::optim::Adam<double> opt({x}, ml::optim::AdamOptions{.lr = 0.1});
   quadratic_backward(x);
   opt.step();
   auto s = opt.state();
@@ -238,10 +243,10 @@ TEST(OptimizerState, StateIsADeepCopyAndForeignStateIsRejected) {
   opt.step();
   EXPECT_EQ(s.buffers.at("0.exp_avg").data()[0], before);
 
-  ml::optim::SGD<double> sgd({x}, ml::optim::SGDOptions(0.1).momentum(0.9));
+  ml::optim::SGD<double> sgd({x}, ml::optim::SGDOptions{.lr = 0.1, .momentum = 0.9});
   EXPECT_THROW(sgd.load_state(s), ml::ValueError);
   auto y = ml::zeros<double>(ml::Shape{2}).requires_grad(true);
-  ml::optim::Adam<double> other({y}, ml::optim::AdamOptions(0.1));
+  ml::optim::Adam<double> other({y}, ml::optim::AdamOptions{.lr = 0.1});
   EXPECT_THROW(other.load_state(s), ml::ShapeError);
 }
 
@@ -266,7 +271,7 @@ TEST(Schedule, ConstantStepCosine) {
 
 TEST(Schedule, ApplyScheduleFollowsStepCount) {
   auto x = start();
-  ml::optim::SGD<double> opt({x}, ml::optim::SGDOptions(1.0));
+  ml::optim::SGD<double> opt({x}, ml::optim::SGDOptions{.lr = 1.0});
   ml::optim::StepLr st(1.0, 2, 0.5);
   std::vector<double> seen;
   for (int s = 0; s < 5; ++s) {
@@ -280,7 +285,7 @@ TEST(Schedule, ApplyScheduleFollowsStepCount) {
 TEST(Optimizer, DeducesScalarFromModuleAndTrains) {
   ml::Generator gen(4);
   ml::nn::MLP model({1, 16, 1}, gen);
-  ml::optim::Adam opt(model, ml::optim::AdamOptions(1e-2));
+  ml::optim::Adam opt(model, ml::optim::AdamOptions{.lr = 1e-2});
   static_assert(std::is_same_v<decltype(opt), ml::optim::Adam<float>>);
   auto x = ml::randn<float>(ml::Shape{32, 1}, gen);
   auto y = ml::tanh(ml::mul_scalar(x, 2.0f));
@@ -328,14 +333,15 @@ TEST(OptimizerUpdate, EveryValueMovesAsItDoesAlone) {
   using ml::optim::AdamW;
   using ml::optim::SGD;
   using ml::optim::SGDOptions;
-  expect_same_update_alone_and_in_bulk<Adam<float>, float>(AdamOptions(0.01));
-  expect_same_update_alone_and_in_bulk<Adam<double>, double>(AdamOptions(0.01));
-  expect_same_update_alone_and_in_bulk<Adam<float>, float>(AdamOptions(0.01).weight_decay(0.1));
-  expect_same_update_alone_and_in_bulk<AdamW<float>, float>(AdamOptions(0.01));
-  expect_same_update_alone_and_in_bulk<SGD<float>, float>(SGDOptions(0.05));
-  expect_same_update_alone_and_in_bulk<SGD<double>, double>(SGDOptions(0.05));
+  expect_same_update_alone_and_in_bulk<Adam<float>, float>(AdamOptions{.lr = 0.01});
+  expect_same_update_alone_and_in_bulk<Adam<double>, double>(AdamOptions{.lr = 0.01});
+  expect_same_update_alone_and_in_bulk<Adam<float>, float>(
+      AdamOptions{.lr = 0.01, .weight_decay = 0.1});
+  expect_same_update_alone_and_in_bulk<AdamW<float>, float>(AdamOptions{.lr = 0.01});
+  expect_same_update_alone_and_in_bulk<SGD<float>, float>(SGDOptions{.lr = 0.05});
+  expect_same_update_alone_and_in_bulk<SGD<double>, double>(SGDOptions{.lr = 0.05});
   expect_same_update_alone_and_in_bulk<SGD<float>, float>(
-      SGDOptions(0.05).momentum(0.9).weight_decay(0.01));
+      SGDOptions{.lr = 0.05, .momentum = 0.9, .weight_decay = 0.01});
 }
 
 // step(grads) is step() without .grad(): the same update from the same values, an
@@ -355,13 +361,13 @@ TEST(OptimizerGivenGradients, EqualsStepFromGradAndChecksFirst) {
     auto b = make();
     std::unique_ptr<ml::optim::Optimizer<double>> by_grad, given;
     if (kind == 0) {
-      by_grad = std::make_unique<ml::optim::Adam<double>>(a, ml::optim::AdamOptions(0.1));
-      given = std::make_unique<ml::optim::Adam<double>>(b, ml::optim::AdamOptions(0.1));
+      by_grad = std::make_unique<ml::optim::Adam<double>>(a, ml::optim::AdamOptions{.lr = 0.1});
+      given = std::make_unique<ml::optim::Adam<double>>(b, ml::optim::AdamOptions{.lr = 0.1});
     } else {
       by_grad = std::make_unique<ml::optim::SGD<double>>(
-          a, ml::optim::SGDOptions{}.lr(0.1).momentum(0.9));
+          a, ml::optim::SGDOptions{.lr = 0.1, .momentum = 0.9});
       given = std::make_unique<ml::optim::SGD<double>>(
-          b, ml::optim::SGDOptions{}.lr(0.1).momentum(0.9));
+          b, ml::optim::SGDOptions{.lr = 0.1, .momentum = 0.9});
     }
     for (int step = 0; step < 3; ++step) {
       for (std::size_t i = 0; i < a.size(); ++i) a[i].set_grad(grads[i]);

@@ -83,7 +83,8 @@ class OmniglotThreads : public reliability::ScratchDir {
     }
   }
   md::OmniglotOptions options() const {
-    return {.root = dir_, .split = md::OmniglotSplit::background, .use_cache = false, .threads = 4};
+    return {
+        .root = dir_, .split = md::OmniglotSplit::kBackground, .use_cache = false, .threads = 4};
   }
 };
 

@@ -109,8 +109,10 @@ TEST(AllOrNothingLoad, NonStrictStillRejectsAWrongShapeAndChangesNothing) {
 }
 
 TEST(AllOrNothingLoad, ParametersAndBuffersLoadFromOneDict) {
-  ml::nn::BatchNorm1d<float> a(3, ml::nn::BatchNormOptions{}.mode(ml::nn::BatchNormMode::kRunning));
-  ml::nn::BatchNorm1d<float> b(3, ml::nn::BatchNormOptions{}.mode(ml::nn::BatchNormMode::kRunning));
+  ml::nn::BatchNorm1d<float> a(3,
+                               ml::nn::BatchNormOptions{.mode = ml::nn::BatchNormMode::kRunning});
+  ml::nn::BatchNorm1d<float> b(3,
+                               ml::nn::BatchNormOptions{.mode = ml::nn::BatchNormMode::kRunning});
   auto both = filled(a.named_parameters(), 2.f);
   for (const auto& [name, t] : filled(a.named_buffers(), 3.f)) both.insert(std::string(name), t);
   b.load_parameters(both);
@@ -121,7 +123,7 @@ TEST(AllOrNothingLoad, ParametersAndBuffersLoadFromOneDict) {
 
 TEST(AllOrNothingLoad, BuffersWithAMissingEntryChangeNothing) {
   ml::nn::BatchNorm1d<float> bn(3,
-                                ml::nn::BatchNormOptions{}.mode(ml::nn::BatchNormMode::kRunning));
+                                ml::nn::BatchNormOptions{.mode = ml::nn::BatchNormMode::kRunning});
   const auto before = values_of(bn);
   const auto values = without(filled(bn.named_buffers(), 5.f), "running_var");
   expect_error<ml::ValueError>([&] { bn.load_buffers(values); }, "buffer 'running_var' is missing");
@@ -130,7 +132,7 @@ TEST(AllOrNothingLoad, BuffersWithAMissingEntryChangeNothing) {
 
 TEST(AllOrNothingLoad, BuffersWithAnUnknownEntryChangeNothing) {
   ml::nn::BatchNorm1d<float> bn(3,
-                                ml::nn::BatchNormOptions{}.mode(ml::nn::BatchNormMode::kRunning));
+                                ml::nn::BatchNormOptions{.mode = ml::nn::BatchNormMode::kRunning});
   const auto before = values_of(bn);
   auto values = filled(bn.named_buffers(), 5.f);
   values.insert("running_std", ml::ones<float>({3}));
@@ -155,7 +157,7 @@ TEST(AllOrNothingLoad, CheckpointOfAnotherModelChangesNothing) {
 struct MetaSgd {
   ml::Generator gen{6};
   ml::nn::MLP<float> model{{1, 4, 1}, gen};
-  alg::Maml<float> maml{model, alg::MamlOptions<float>{}.learn_inner_lr(true)};
+  alg::Maml<float> maml{model, alg::MamlOptions<float>{.learn_inner_lr = true}};
 };
 
 TEST(AllOrNothingLoad, MamlMissingLearnedRateChangesNoWeight) {
@@ -215,7 +217,7 @@ TEST(AllOrNothingLoad, MamlOuterStateOfOtherParametersChangesNothing) {
 TEST(AllOrNothingLoad, ProtoNetModelLoadIsAllOrNothing) {
   ml::Generator gen(12);
   ml::nn::MLP<float> embedding({4, 8, 5}, gen);
-  alg::ProtoNet<float> net(embedding, alg::ProtoNetOptions<float>{}.lr(0.05));
+  alg::ProtoNet<float> net(embedding, alg::ProtoNetOptions<float>{.lr = 0.05});
   const auto before = values_of(net.model());
   const auto values = without(filled(net.model().named_parameters(), 1.f), "2.weight");
   expect_error<ml::ValueError>([&] { net.model().load_parameters(values); }, "2.weight");

@@ -141,7 +141,7 @@ TEST(Options, MamlRejectsANegativeInnerLr) {
   ml::Generator gen(1);
   ml::nn::MLP<float> model({1, 4, 1}, gen);
   expect_error<ml::ValueError>(
-      [&] { alg::Maml<float>(model, alg::MamlOptions<float>{}.inner_lr(-0.1f)); },
+      [&] { alg::Maml<float>(model, alg::MamlOptions<float>{.inner_lr = -0.1f}); },
       "Maml: inner_lr must be finite and >= 0, got -0.1");
 }
 
@@ -149,29 +149,29 @@ TEST(Options, MamlRejectsANanInnerLr) {
   ml::Generator gen(1);
   ml::nn::MLP<float> model({1, 4, 1}, gen);
   expect_error<ml::ValueError>(
-      [&] { alg::Maml<float>(model, alg::MamlOptions<float>{}.inner_lr(kNan)); }, "inner_lr");
+      [&] { alg::Maml<float>(model, alg::MamlOptions<float>{.inner_lr = kNan}); }, "inner_lr");
 }
 
 TEST(Options, MamlRejectsAnInfiniteOuterLr) {
   ml::Generator gen(1);
   ml::nn::MLP<float> model({1, 4, 1}, gen);
   expect_error<ml::ValueError>(
-      [&] { alg::Maml<float>(model, alg::MamlOptions<float>{}.outer_lr(kInf)); }, "outer_lr");
+      [&] { alg::Maml<float>(model, alg::MamlOptions<float>{.outer_lr = kInf}); }, "outer_lr");
 }
 
 TEST(Options, MamlRejectsNegativeEvalInnerSteps) {
   ml::Generator gen(1);
   ml::nn::MLP<float> model({1, 4, 1}, gen);
   expect_error<ml::ValueError>(
-      [&] { alg::Maml<float>(model, alg::MamlOptions<float>{}.eval_inner_steps(-2)); },
-      "MamlOptions::eval_inner_steps: -2");
+      [&] { alg::Maml<float>(model, alg::MamlOptions<float>{.eval_inner_steps = -2}); },
+      "eval_inner_steps (-2) must be >= 0");
 }
 
 TEST(Options, MamlRejectsNegativeThreads) {
   ml::Generator gen(1);
   ml::nn::MLP<float> model({1, 4, 1}, gen);
   expect_error<ml::ValueError>(
-      [&] { alg::Maml<float>(model, alg::MamlOptions<float>{}.threads(-3)); },
+      [&] { alg::Maml<float>(model, alg::MamlOptions<float>{.threads = -3}); },
       "Maml: threads must be >= 0");
 }
 
@@ -180,7 +180,9 @@ TEST(Options, MamlRejectsANegativeAnnealingPeriod) {
   ml::nn::MLP<float> model({1, 4, 1}, gen);
   expect_error<ml::ValueError>(
       [&] {
-        alg::Maml<float>(model, alg::MamlOptions<float>{}.inner_steps(2).multi_step_loss(true, -5));
+        alg::Maml<float>(model,
+                         alg::MamlOptions<float>{
+                             .inner_steps = 2, .multi_step_loss = true, .msl_anneal_steps = -5});
       },
       "negative number of steps -5");
 }
@@ -189,7 +191,7 @@ TEST(Options, ReptileRejectsNegativeThreads) {
   ml::Generator gen(1);
   ml::nn::MLP<float> model({1, 4, 1}, gen);
   expect_error<ml::ValueError>(
-      [&] { alg::Reptile<float>(model, alg::ReptileOptions<float>{}.threads(-1)); },
+      [&] { alg::Reptile<float>(model, alg::ReptileOptions<float>{.threads = -1}); },
       "Reptile: threads must be >= 0");
 }
 
@@ -197,7 +199,7 @@ TEST(Options, ReptileRejectsAnInfiniteInnerLr) {
   ml::Generator gen(1);
   ml::nn::MLP<float> model({1, 4, 1}, gen);
   expect_error<ml::ValueError>(
-      [&] { alg::Reptile<float>(model, alg::ReptileOptions<float>{}.inner_lr(kInf)); },
+      [&] { alg::Reptile<float>(model, alg::ReptileOptions<float>{.inner_lr = kInf}); },
       "must be finite and non-negative");
 }
 
@@ -205,7 +207,7 @@ TEST(Options, ProtoNetRejectsNegativeThreads) {
   ml::Generator gen(1);
   ml::nn::MLP<float> embedding({4, 8, 5}, gen);
   expect_error<ml::ValueError>(
-      [&] { alg::ProtoNet<float>(embedding, alg::ProtoNetOptions<float>{}.threads(-2)); },
+      [&] { alg::ProtoNet<float>(embedding, alg::ProtoNetOptions<float>{.threads = -2}); },
       "ProtoNet: threads must be >= 0");
 }
 
@@ -232,7 +234,7 @@ TEST(Options, OuterStateWithAnInfiniteLearningRateIsRejected) {
 TEST(Options, OptimizerRejectsANanLearningRate) {
   ml::Generator gen(1);
   ml::nn::MLP<float> model({1, 4, 1}, gen);
-  ml::optim::SGD<float> sgd(model.parameters(), ml::optim::SGDOptions{}.lr(0.1));
+  ml::optim::SGD<float> sgd(model.parameters(), ml::optim::SGDOptions{.lr = 0.1});
   expect_error<ml::ValueError>([&] { sgd.set_lr(std::nan("")); }, "SGD::set_lr: invalid");
   EXPECT_EQ(sgd.lr(), 0.1);
 }
@@ -261,7 +263,8 @@ TEST(FiniteMetaStep, MamlUpdateThatOverflowsIsRolledBack) {
   ml::Generator gen(2);
   ml::nn::MLP<float> model({1, 8, 1}, gen);
   alg::Maml<float> maml(
-      model, alg::MamlOptions<float>{}.outer_optimizer(alg::OuterOptimizer::kSgd).outer_lr(3e38f));
+      model,
+      alg::MamlOptions<float>{.outer_lr = 3e38f, .outer_optimizer = alg::OuterOptimizer::kSgd});
   const auto params = values_of(maml.meta_parameters());
   const auto state = state_of(*maml.state().optimizer);
   expect_error<ml::NonFiniteError>([&] { (void)maml.meta_step({regression_task(gen)}); },
@@ -274,7 +277,7 @@ TEST(FiniteMetaStep, MamlUpdateThatOverflowsIsRolledBack) {
 TEST(FiniteMetaStep, MamlWithoutTheCheckLetsNanThrough) {
   ml::Generator gen(2);
   ml::nn::MLP<float> model({1, 8, 1}, gen);
-  alg::Maml<float> maml(model, alg::MamlOptions<float>{}.check_finite(false));
+  alg::Maml<float> maml(model, alg::MamlOptions<float>{.check_finite = false});
   (void)maml.meta_step({regression_task(gen, true)});
   EXPECT_TRUE(std::isnan(model.named_parameters().find("0.weight")->data()[0]));
 }
@@ -283,7 +286,7 @@ TEST(FiniteMetaStep, ReptileNanTargetLeavesParametersUnchanged) {
   ml::Generator gen(3);
   ml::nn::MLP<float> model({1, 8, 1}, gen);
   alg::Reptile<float> reptile(
-      model, alg::ReptileOptions<float>{}.loss(alg::LossKind::kMse).inner_steps(2));
+      model, alg::ReptileOptions<float>{.inner_steps = 2, .loss = alg::LossKind::kMse});
   const auto params = values_of(model);
   auto task = regression_task(gen);
   task.support_y.data()[0] = kNan;
@@ -300,8 +303,8 @@ TEST(FiniteMetaStep, ReptileBatchedTasksNanLeavesParametersUnchanged) {
   ml::Generator gen(3);
   ml::nn::MLP<float> model({1, 8, 1}, gen);
   alg::Reptile<float> reptile(
-      model,
-      alg::ReptileOptions<float>{}.loss(alg::LossKind::kMse).inner_steps(2).batch_tasks(true));
+      model, alg::ReptileOptions<float>{
+                 .inner_steps = 2, .loss = alg::LossKind::kMse, .batch_tasks = true});
   const auto params = values_of(model);
   auto task = regression_task(gen);
   task.support_y.data()[4] = kNan;
@@ -317,7 +320,7 @@ TEST(FiniteMetaStep, ReptileBatchedTasksNanLeavesParametersUnchanged) {
 TEST(FiniteMetaStep, MamlBatchedTasksNanLeavesParametersUnchanged) {
   ml::Generator gen(5);
   ml::nn::MLP<float> model({1, 8, 1}, gen);
-  alg::Maml<float> maml(model, alg::MamlOptions<float>{}.batch_tasks(true));
+  alg::Maml<float> maml(model, alg::MamlOptions<float>{.batch_tasks = true});
   const auto params = values_of(maml.meta_parameters());
   const auto state = state_of(*maml.state().optimizer);
   expect_error<ml::NonFiniteError>(
@@ -332,10 +335,9 @@ TEST(FiniteMetaStep, MamlBatchedTasksNanLeavesParametersUnchanged) {
 TEST(FiniteMetaStep, ReptileCarriedStateIsKeptOnNan) {
   ml::Generator gen(3);
   ml::nn::MLP<float> model({1, 8, 1}, gen);
-  alg::Reptile<float> reptile(model, alg::ReptileOptions<float>{}
-                                         .loss(alg::LossKind::kMse)
-                                         .inner_steps(2)
-                                         .carry_inner_state(true));
+  alg::Reptile<float> reptile(
+      model, alg::ReptileOptions<float>{
+                 .carry_inner_state = true, .inner_steps = 2, .loss = alg::LossKind::kMse});
   reptile.meta_step({regression_task(gen)});
   const auto params = values_of(model);
   const auto state = state_of(*reptile.state().inner_optimizer);
@@ -349,7 +351,7 @@ TEST(FiniteMetaStep, ReptileCarriedStateIsKeptOnNan) {
 TEST(FiniteMetaStep, ProtoNetNanInputLeavesParametersAndOptimizerUnchanged) {
   ml::Generator gen(4);
   ml::nn::MLP<float> embedding({4, 8, 5}, gen);
-  alg::ProtoNet<float> net(embedding, alg::ProtoNetOptions<float>{}.lr(0.05));
+  alg::ProtoNet<float> net(embedding, alg::ProtoNetOptions<float>{.lr = 0.05});
   (void)net.meta_step({labelled_task(gen)});
   const auto params = values_of(net.model());
   const auto state = state_of(*net.state().optimizer);
@@ -369,7 +371,7 @@ namespace bn_restore {
 void build_running_stats_model(ml::nn::Sequential<float>& net, ml::Generator& gen) {
   net.push_back(std::make_shared<ml::nn::Linear<float>>(4, 8, gen));
   net.push_back(std::make_shared<ml::nn::BatchNorm1d<float>>(
-      8, ml::nn::BatchNormOptions().mode(ml::nn::BatchNormMode::kRunning)));
+      8, ml::nn::BatchNormOptions{.mode = ml::nn::BatchNormMode::kRunning}));
   net.push_back(std::make_shared<ml::nn::ReLU<float>>());
   net.push_back(std::make_shared<ml::nn::Linear<float>>(8, 3, gen));
 }
@@ -378,7 +380,7 @@ TEST(FiniteMetaStep, MamlNanInputLeavesRunningStatisticsUnchanged) {
   ml::Generator gen(5);
   ml::nn::Sequential<float> model;
   build_running_stats_model(model, gen);
-  alg::Maml<float> maml(model, alg::MamlOptions<float>{}.loss(alg::LossKind::kCrossEntropy));
+  alg::Maml<float> maml(model, alg::MamlOptions<float>{.loss = alg::LossKind::kCrossEntropy});
   (void)maml.meta_step({labelled_task(gen), labelled_task(gen)});
   const auto before = values_of(model);  // parameters and running statistics
   expect_error<ml::NonFiniteError>(
@@ -410,7 +412,7 @@ TEST(FiniteMetaStep, ReptileNanInputLeavesRunningStatisticsUnchanged) {
   ml::nn::Sequential<float> model;
   build_running_stats_model(model, gen);
   alg::Reptile<float> reptile(
-      model, alg::ReptileOptions<float>{}.loss(alg::LossKind::kCrossEntropy).inner_steps(2));
+      model, alg::ReptileOptions<float>{.inner_steps = 2, .loss = alg::LossKind::kCrossEntropy});
   reptile.meta_step({labelled_task(gen)});
   const auto before = values_of(model);
   expect_error<ml::NonFiniteError>([&] { reptile.meta_step({labelled_task(gen, true)}); },

@@ -120,7 +120,7 @@ TEST_F(OmniglotCache, DatasetRebuildsAForgedCache) {
   for (std::size_t i = 0; i < 105 * 30; ++i) img.pixels[i] = 0;  // ink on the top rows
   md::write_png_gray(dir / "a_01.png", img);
   const md::OmniglotOptions options{
-      .root = root, .split = md::OmniglotSplit::background, .cache_dir = dir_ / "cache"};
+      .root = root, .split = md::OmniglotSplit::kBackground, .cache_dir = dir_ / "cache"};
   const md::OmniglotDataset first(options);
   ASSERT_EQ(first.cache_files().size(), 1u);
   const fs::path cache = first.cache_files()[0];

@@ -99,7 +99,7 @@ std::string with_declared_size(std::string png, std::uint32_t width, std::uint32
 /// The mean of the first drawing of the Omniglot layout at `root` (decoded, no cache).
 double omniglot_mean(const fs::path& root) {
   md::OmniglotDataset ds(
-      {.root = root, .split = md::OmniglotSplit::background, .use_cache = false, .threads = 1});
+      {.root = root, .split = md::OmniglotSplit::kBackground, .use_cache = false, .threads = 1});
   std::vector<float> out(28 * 28);
   ds.load(0, 0, out);
   return std::accumulate(out.begin(), out.end(), 0.0) / static_cast<double>(out.size());
@@ -245,7 +245,7 @@ TEST_F(PngFiles, OmniglotListsUpperCaseExtensions) {
   write_bytes(dir / "notes.txt", "not an image");
   write_bytes(dir / "a_04.pngx", "not an image either");
   md::OmniglotDataset ds(
-      {.root = omniglot_root(), .split = md::OmniglotSplit::background, .use_cache = false});
+      {.root = omniglot_root(), .split = md::OmniglotSplit::kBackground, .use_cache = false});
   ASSERT_EQ(ds.examples_per_class(0), 3);
   std::vector<float> out(28 * 28);
   ds.load(0, 1, out);  // a_02.PNG, sorted between a_01.png and a_03.Png

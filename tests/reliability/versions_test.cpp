@@ -33,7 +33,7 @@ TEST(Versions, WriteIntoASavedOutputMakesBackwardThrow) {
 TEST(Versions, OptimizerStepBetweenForwardAndBackwardIsCaught) {
   ml::Generator gen(1);
   ml::nn::Linear<double> layer(3, 2, gen);
-  ml::optim::SGD<double> sgd(layer.parameters(), ml::optim::SGDOptions(0.1));
+  ml::optim::SGD<double> sgd(layer.parameters(), ml::optim::SGDOptions{.lr = 0.1});
   TD x = ml::full<double>({4, 3}, 1.0);
   TD loss = ml::sum(ml::mul(layer.forward(x), layer.forward(x)));
   ml::sum(layer.forward(x)).backward();

@@ -29,19 +29,24 @@ class SavedClassifier : public ::testing::Test {
   void TearDown() override { fs::remove_all(dir_); }
 
   static ml::nn::ConvNet4Options small() {
-    return ml::nn::ConvNet4Options{}.hidden(4).image_size(16).batch_norm(
-        ml::nn::BatchNormOptions{}.mode(ml::nn::BatchNormMode::kRunning));
+    return ml::nn::ConvNet4Options{
+        .hidden = 4,
+        .image_size = 16,
+        .batch_norm = ml::nn::BatchNormOptions{.mode = ml::nn::BatchNormMode::kRunning}};
   }
   static ml::data::Task<double> episode(std::uint64_t seed) {
-    ml::data::ProceduralGlyphs glyphs({.split = ml::data::Split::test, .image_size = 16});
+    ml::data::ProceduralGlyphs glyphs({.split = ml::data::Split::kTest, .image_size = 16});
     ml::data::EpisodicSampler<double> episodes(glyphs, {.ways = 3, .shots = 2, .queries = 3});
     ml::Generator gen(seed);
     return episodes.sample(gen);
   }
   // A trained-looking learner: a few steps move the parameters and the running statistics.
   static std::unique_ptr<alg::MatchingNet<double>> trained(ml::Generator& gen, bool context) {
-    auto options = alg::MatchingNetOptions<double>{}.scale(4.0).embedding(small());
-    if (context) options.full_context(4, 3);
+    auto options = alg::MatchingNetOptions<double>{.scale = 4.0, .embedding = small()};
+    if (context) {
+      options.full_context_dim = 4;
+      options.full_context_steps = 3;
+    }
     auto net = std::make_unique<alg::MatchingNet<double>>(gen, options);
     for (std::uint64_t s = 0; s < 3; ++s) (void)net->meta_step({episode(10 + s)});
     return net;
@@ -80,7 +85,9 @@ TEST_F(SavedClassifier, RefusesOtherFilesAndArchitectures) {
   // Another architecture: a different type, then the same type with other sizes.
   const ml::nn::MLP<double> mlp({4, 4}, gen);
   EXPECT_THROW((void)ml::train::load_matching_classifier<double>(path, mlp), ml::ValueError);
-  const ml::nn::ConvNet4<double> wider(small().hidden(8), gen);
+  auto wider_options = small();
+  wider_options.hidden = 8;
+  const ml::nn::ConvNet4<double> wider(wider_options, gen);
   EXPECT_THROW((void)ml::train::load_matching_classifier<double>(path, wider), ml::Error);
   // A safetensors file that is not a classifier.
   const fs::path params = dir_ / "params.safetensors";

@@ -25,7 +25,7 @@ struct Trainee {
   ml::data::MetaBatchSampler<float> batches{family, {.batch = 3, .seed = 9}};
   ml::data::AnyTaskSampler<float> test{family};
   explicit Trainee(std::uint64_t seed)
-      : gen(seed), model({1, 8, 8, 1}, gen), maml(model, alg::MamlOptions<float>{}.seed(2)) {}
+      : gen(seed), model({1, 8, 8, 1}, gen), maml(model, alg::MamlOptions<float>{.seed = 2}) {}
 };
 
 std::vector<float> values(const alg::Maml<float>& m) {

@@ -162,14 +162,15 @@ class FiniteStepGuard {
 /// Statistics of one meta-step, averaged over the tasks of the meta-batch.
 struct StepStats {
   double meta_loss = 0.0;  ///< the loss that was differentiated (query, after adaptation)
-  /// Query loss before adaptation. Maml measures it only with
-  /// MamlOptions::pre_adaptation_stats(true), else reports NaN.
-  double pre_loss = 0.0;
   double post_loss = 0.0;  ///< query loss after adaptation
-  /// Query accuracy before adaptation (-1: regression, or not measured).
-  double pre_accuracy = -1.0;
-  double post_accuracy = -1.0;  ///< query accuracy after adaptation (-1: regression)
-  std::size_t tasks = 0;        ///< tasks in the meta-batch
+  /// Query loss before adaptation; empty when not measured (Maml measures it only
+  /// with MamlOptions::pre_adaptation_stats).
+  std::optional<double> pre_loss;
+  /// Query accuracy before adaptation; empty for regression or when not measured.
+  std::optional<double> pre_accuracy;
+  /// Query accuracy after adaptation; empty for regression.
+  std::optional<double> post_accuracy;
+  std::size_t tasks = 0;  ///< tasks in the meta-batch
 };
 
 /// Mean of a per-episode metric with the half-width of its 95% confidence interval
@@ -217,7 +218,7 @@ LossFunction<T> make_loss(LossKind kind, const char* owner = "loss") {
           ": the loss is cross-entropy (LossKind::kCrossEntropy), which takes logits [N, C] "
           "and N class labels, but the model gives ",
           logits.shape(), " for labels ", labels.shape(),
-          "; for regression targets set .loss(LossKind::kMse) in the options");
+          "; for regression targets set .loss = LossKind::kMse in the options");
       return cross_entropy(logits, labels);
     };
   }
@@ -227,7 +228,7 @@ LossFunction<T> make_loss(LossKind kind, const char* owner = "loss") {
                     "predictions of the targets' shape, but the model gives ",
                     pred.shape(), " for targets ", target.shape(),
                     target.dim() == 1 && pred.dim() == 2
-                        ? "; for class labels set .loss(LossKind::kCrossEntropy) in the options"
+                        ? "; for class labels set .loss = LossKind::kCrossEntropy in the options"
                         : "");
     return mse_loss(pred, target);
   };
@@ -390,7 +391,7 @@ void add_gradients(std::vector<Tensor<T>>& sums, std::vector<Tensor<T>>& grads) 
 /// episodes are those a data::MetaBatchSampler of batch 1 over the test split draws,
 /// independent of how many episodes were drawn before.
 inline Generator episode_generator(std::uint64_t seed, std::size_t episode) {
-  return data::task_generator(seed, data::Split::test, episode);
+  return data::task_generator(seed, data::Split::kTest, episode);
 }
 
 }  // namespace metalearn::algorithms

@@ -30,88 +30,6 @@ namespace metalearn::algorithms {
 
 namespace detail {
 
-/// The options every metric learner has, as chained setters returning `Derived&`.
-template <class Derived, class T>
-class EpisodicOptions {
- public:
-  /// Distance between embeddings.
-  Derived& distance(Distance v) {
-    distance_ = v;
-    return self();
-  }
-  [[nodiscard]] Distance distance() const { return distance_; }
-  /// Logits are -scale * distance (a temperature; useful with the cosine distance,
-  /// whose range is [0, 2]).
-  Derived& scale(T v) {
-    scale_ = v;
-    return self();
-  }
-  [[nodiscard]] T scale() const { return scale_; }
-  /// Adam learning rate.
-  Derived& lr(double v) {
-    lr_ = v;
-    return self();
-  }
-  [[nodiscard]] double lr() const { return lr_; }
-  /// Multiply the learning rate by `factor` every `every` meta-steps (every = 0: never).
-  Derived& lr_decay(double factor, std::int64_t every) {
-    lr_decay_ = factor;
-    lr_decay_every_ = every;
-    return self();
-  }
-  [[nodiscard]] double lr_decay() const { return lr_decay_; }
-  [[nodiscard]] std::int64_t lr_decay_every() const { return lr_decay_every_; }
-  /// The ConvNet4 that the learner builds when it is not given an embedding (no head;
-  /// batch norm with running statistics by default, as in the papers' code).
-  Derived& embedding(const nn::ConvNet4Options& v) {
-    embedding_ = v;
-    return self();
-  }
-  [[nodiscard]] const nn::ConvNet4Options& embedding() const { return embedding_; }
-  /// Threads running the episodes of a meta-batch and evaluation episodes; a
-  /// meta-batch of one episode, or an episode left over after the last whole round,
-  /// spreads its convolutions over them (IntraOpScope).
-  Derived& threads(int v) {
-    threads_ = v;
-    return self();
-  }
-  [[nodiscard]] int threads() const { return threads_; }
-  /// Check every meta-step for NaN or infinite values (on by default): when the
-  /// meta-gradient or the updated parameters are not finite, meta_step() throws
-  /// NonFiniteError naming the first such tensor and leaves the parameters and the
-  /// optimizer state as they were before the step. Costs one pass over the
-  /// gradients and one copy of the parameters and optimizer state per step.
-  Derived& check_finite(bool v) {
-    check_finite_ = v;
-    return self();
-  }
-  [[nodiscard]] bool check_finite() const { return check_finite_; }
-  /// Seed of evaluation episodes.
-  Derived& seed(std::uint64_t v) {
-    seed_ = v;
-    return self();
-  }
-  [[nodiscard]] std::uint64_t seed() const { return seed_; }
-
- protected:
-  explicit EpisodicOptions(Distance distance) : distance_(distance) {
-    embedding_.batch_norm(nn::BatchNormOptions{}.mode(nn::BatchNormMode::kRunning));
-  }
-
- private:
-  Derived& self() { return static_cast<Derived&>(*this); }
-
-  Distance distance_;
-  T scale_ = T(1);
-  double lr_ = 1e-3;
-  double lr_decay_ = 0.5;
-  std::int64_t lr_decay_every_ = 2000;
-  nn::ConvNet4Options embedding_;
-  int threads_ = 1;
-  std::uint64_t seed_ = 0;
-  bool check_finite_ = true;
-};
-
 /// Number of classes of integral labels 0..ways-1 (the largest label plus one).
 inline Index count_ways(const std::vector<Index>& labels, const char* function) {
   METALEARN_CHECK(!labels.empty(), ValueError, function, ": empty support set");
@@ -153,19 +71,19 @@ class EpisodicTrainer {
         model_(model != nullptr ? model : owned_.get()),
         context_(std::move(context)),
         name_(std::move(name)),
-        lr_decay_(options.lr_decay()),
-        lr_decay_every_(options.lr_decay_every()),
-        check_finite_(options.check_finite()),
-        pool_(thread_count(options.threads(), name_.c_str())) {
-    METALEARN_CHECK(options.lr() > 0.0, ValueError, name_, ": learning rate must be positive, got ",
-                    options.lr());
+        lr_decay_(options.lr_decay),
+        lr_decay_every_(options.lr_decay_every),
+        check_finite_(options.check_finite),
+        pool_(thread_count(options.threads, name_.c_str())) {
+    METALEARN_CHECK(options.lr > 0.0, ValueError, name_, ": learning rate must be positive, got ",
+                    options.lr);
     METALEARN_CHECK(lr_decay_ > 0.0 && lr_decay_ <= 1.0 && lr_decay_every_ >= 0, ValueError, name_,
                     ": lr_decay factor ", lr_decay_, " must be in (0, 1] and its period ",
                     lr_decay_every_, " non-negative");
-    METALEARN_CHECK(options.scale() > T(0), ValueError, name_, ": scale must be positive, got ",
-                    options.scale());
+    METALEARN_CHECK(options.scale > T(0), ValueError, name_, ": scale must be positive, got ",
+                    options.scale);
     outer_ = std::make_unique<optim::Adam<T>>(named_parameters().values(),
-                                              optim::AdamOptions{}.lr(options.lr()));
+                                              optim::AdamOptions{.lr = options.lr});
     model_->eval();
     if (context_ != nullptr) context_->eval();
   }

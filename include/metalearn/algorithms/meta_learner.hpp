@@ -300,8 +300,8 @@ MetaGradient<T> sum_task_gradients(ThreadPool& pool, const data::TaskBatch<T>& b
   });
   const double n = static_cast<double>(batch.size());
   s.meta_loss /= n;
-  s.pre_loss = s.post_loss = s.meta_loss;
-  if (measured) s.pre_accuracy = s.post_accuracy = acc / n;
+  s.post_loss = s.meta_loss;
+  if (measured) s.post_accuracy = acc / n;
   out.sum = gradient_sums(named, std::move(grads));
   return out;
 }

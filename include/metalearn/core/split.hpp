@@ -11,6 +11,6 @@ namespace metalearn {
 /// of every task and environment (derive_seed({seed, split, index})), so the
 /// training, validation and test streams of one run never share one, and a task and
 /// an environment of the same (seed, split, index) come from the same seed.
-enum class Split : std::uint64_t { train = 0, validation = 1, test = 2 };
+enum class Split : std::uint64_t { kTrain = 0, kValidation = 1, kTest = 2 };
 
 }  // namespace metalearn

@@ -59,7 +59,7 @@ inline std::vector<Index> choose_distinct(Index n, Index k, Generator& gen) {
 /// ownership, or from a reference when the dataset is known to outlive the sampler.
 ///
 /// @code
-/// data::ProceduralGlyphs glyphs({.split = data::Split::train});
+/// data::ProceduralGlyphs glyphs({.split = data::Split::kTrain});
 /// data::EpisodicSampler<float> episodes(glyphs, {.ways = 5, .shots = 1, .queries = 15});
 /// @endcode
 template <class T>

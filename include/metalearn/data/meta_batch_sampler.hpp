@@ -30,7 +30,7 @@ struct MetaBatchOptions {
   /// Seed of the run.
   std::uint64_t seed = 0;
   /// Stream of tasks (train / validation / test); part of every task's seed.
-  Split split = Split::train;
+  Split split = Split::kTrain;
   /// Threads sampling the tasks of one batch (1: serial). Does not change the tasks.
   int threads = 1;
   /// Batches a background thread keeps ready (0: no background thread). Does not

@@ -27,14 +27,14 @@ namespace metalearn::data {
 ///   (30 alphabets) of images_background and the 659 characters (20 alphabets) of
 ///   images_evaluation, each sorted by "<alphabet>/<character>".
 /// - `all`: all 1623 characters in the sorted order.
-enum class OmniglotSplit { vinyals_train, vinyals_test, background, evaluation, all };
+enum class OmniglotSplit { kVinyalsTrain, kVinyalsTest, kBackground, kEvaluation, kAll };
 
 /// Options of OmniglotDataset (designated-initializer friendly).
 struct OmniglotOptions {
   /// Folder holding images_background/ and images_evaluation/. Empty: the
   /// METALEARN_OMNIGLOT_DIR environment variable.
   std::filesystem::path root = {};
-  OmniglotSplit split = OmniglotSplit::vinyals_train;
+  OmniglotSplit split = OmniglotSplit::kVinyalsTrain;
   /// When true every character gives 4 classes, rotated by 0, 90, 180 and 270 degrees
   /// counter-clockwise: class 4*k + r is character k rotated by r*90 degrees.
   bool rotations = false;
@@ -70,7 +70,7 @@ struct OmniglotOptions {
 /// holds no PNG, or a PNG is unreadable, corrupt or not 105x105.
 ///
 /// @code
-/// data::OmniglotDataset train({.split = data::OmniglotSplit::vinyals_train, .rotations = true});
+/// data::OmniglotDataset train({.split = data::OmniglotSplit::kVinyalsTrain, .rotations = true});
 /// data::EpisodicSampler<float> episodes(train, {.ways = 5, .shots = 1, .queries = 15});
 /// @endcode
 class METALEARN_API OmniglotDataset final : public ClassDataset {
@@ -101,7 +101,7 @@ class METALEARN_API OmniglotDataset final : public ClassDataset {
   [[nodiscard]] int rotation_of(Index c) const;
 
   /// The same data seen through another split or rotation setting, sharing the decoded
-  /// images (no file is read). Load OmniglotSplit::all once and derive the splits from it.
+  /// images (no file is read). Load OmniglotSplit::kAll once and derive the splits from it.
   /// @throws ValueError when the split needs a folder this dataset did not load.
   [[nodiscard]] OmniglotDataset with_split(OmniglotSplit split, bool rotations) const;
 

@@ -19,7 +19,7 @@ struct ProceduralGlyphsOptions {
   std::uint64_t seed = 0;
   /// Which classes this object exposes: train classes come first, then validation,
   /// then test classes; the splits never share a class.
-  Split split = Split::train;
+  Split split = Split::kTrain;
   Index train_classes = 1200;
   Index validation_classes = 0;
   Index test_classes = 400;
@@ -56,7 +56,7 @@ struct ProceduralGlyphsOptions {
 /// construction is free, memory use is constant and load() is thread-safe.
 ///
 /// @code
-/// data::ProceduralGlyphs train({.split = data::Split::train});
+/// data::ProceduralGlyphs train({.split = data::Split::kTrain});
 /// data::EpisodicSampler<float> episodes(train, {.ways = 5, .shots = 1});
 /// @endcode
 class METALEARN_API ProceduralGlyphs final : public ClassDataset {

@@ -35,6 +35,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <limits>
+#include <optional>
 #include <span>
 #include <string>
 #include <utility>
@@ -182,7 +184,7 @@ void check_shardable(const L& /*learner*/) {}
 /// task, in order.
 template <class T>
 void check_shardable(const algorithms::Reptile<T>& learner) {
-  METALEARN_CHECK(!learner.options().carry_inner_state(), ValueError,
+  METALEARN_CHECK(!learner.options().carry_inner_state, ValueError,
                   "distributed::DistributedTrainer: Reptile with carry_inner_state() passes the "
                   "inner optimizer's state from task to task, in order, which ranks working side "
                   "by side cannot; turn it off for data-parallel training");
@@ -197,7 +199,7 @@ void check_shard(const L& /*learner*/, const data::TaskBatch<T>& /*shard*/) {}
 /// task's position in the batch meta_gradient() sees, which sharding changes.
 template <class T>
 void check_shard(const algorithms::Reptile<T>& learner, const data::TaskBatch<T>& shard) {
-  const Index size = learner.options().inner_batch();
+  const Index size = learner.options().inner_batch;
   if (size <= 0) return;
   for (const auto& task : shard) {
     const Index n =
@@ -211,10 +213,20 @@ void check_shard(const algorithms::Reptile<T>& learner, const data::TaskBatch<T>
   }
 }
 
-/// Statistics of one task as the deterministic reduction sends them.
+/// Statistics of one task as the deterministic reduction sends them: a statistic
+/// not measured is sent as NaN.
 struct TaskStats {
   double meta_loss, pre_loss, post_loss, pre_accuracy, post_accuracy;
 };
+
+/// A statistic on the wire: NaN when not measured.
+inline double wire(const std::optional<double>& v) {
+  return v.value_or(std::numeric_limits<double>::quiet_NaN());
+}
+/// A statistic off the wire: empty when NaN.
+inline std::optional<double> unwire(double v) {
+  return std::isnan(v) ? std::nullopt : std::optional<double>(v);
+}
 
 }  // namespace detail
 
@@ -401,14 +413,14 @@ class DistributedTrainer {
       T* s = buffer.data() + params;
       s[kTasks] = static_cast<T>(g.tasks);
       s[kMetaLoss] = static_cast<T>(g.stats.meta_loss * n);
-      s[kPreLoss] = static_cast<T>(g.stats.pre_loss * n);
+      s[kPreLoss] = static_cast<T>(detail::wire(g.stats.pre_loss) * n);
       s[kPostLoss] = static_cast<T>(g.stats.post_loss * n);
-      if (g.stats.pre_accuracy >= 0.0) {
-        s[kPreAccuracy] = static_cast<T>(g.stats.pre_accuracy * n);
+      if (g.stats.pre_accuracy) {
+        s[kPreAccuracy] = static_cast<T>(*g.stats.pre_accuracy * n);
         s[kPreMeasured] = static_cast<T>(g.tasks);
       }
-      if (g.stats.post_accuracy >= 0.0) {
-        s[kPostAccuracy] = static_cast<T>(g.stats.post_accuracy * n);
+      if (g.stats.post_accuracy) {
+        s[kPostAccuracy] = static_cast<T>(*g.stats.post_accuracy * n);
         s[kPostMeasured] = static_cast<T>(g.tasks);
       }
     }
@@ -430,14 +442,15 @@ class DistributedTrainer {
     algorithms::StepStats& st = g.stats;
     st.tasks = batch;
     st.meta_loss = static_cast<double>(s[kMetaLoss]) / n;
-    st.pre_loss = static_cast<double>(s[kPreLoss]) / n;
+    st.pre_loss = detail::unwire(static_cast<double>(s[kPreLoss]) / n);
     st.post_loss = static_cast<double>(s[kPostLoss]) / n;
-    st.pre_accuracy = s[kPreMeasured] > T(0) ? static_cast<double>(s[kPreAccuracy]) /
-                                                   static_cast<double>(s[kPreMeasured])
-                                             : -1.0;
-    st.post_accuracy = s[kPostMeasured] > T(0) ? static_cast<double>(s[kPostAccuracy]) /
-                                                     static_cast<double>(s[kPostMeasured])
-                                               : -1.0;
+    if (s[kPreMeasured] > T(0)) {
+      st.pre_accuracy = static_cast<double>(s[kPreAccuracy]) / static_cast<double>(s[kPreMeasured]);
+    }
+    if (s[kPostMeasured] > T(0)) {
+      st.post_accuracy =
+          static_cast<double>(s[kPostAccuracy]) / static_cast<double>(s[kPostMeasured]);
+    }
     return out;
   }
 
@@ -469,8 +482,9 @@ class DistributedTrainer {
       for (const auto& [name, t] : g.sum) {
         detail::append_bytes(local, t.data(), static_cast<std::size_t>(t.numel()) * sizeof(T));
       }
-      const detail::TaskStats s{g.stats.meta_loss, g.stats.pre_loss, g.stats.post_loss,
-                                g.stats.pre_accuracy, g.stats.post_accuracy};
+      const detail::TaskStats s{g.stats.meta_loss, detail::wire(g.stats.pre_loss),
+                                g.stats.post_loss, detail::wire(g.stats.pre_accuracy),
+                                detail::wire(g.stats.post_accuracy)};
       detail::append_value(local, s);
     }
     std::vector<std::byte> all(total);
@@ -506,8 +520,8 @@ class DistributedTrainer {
       sum.post_loss += s.post_loss;
       sum.pre_accuracy += s.pre_accuracy;
       sum.post_accuracy += s.post_accuracy;
-      pre_measured = pre_measured && s.pre_accuracy >= 0.0;
-      post_measured = post_measured && s.post_accuracy >= 0.0;
+      pre_measured = pre_measured && !std::isnan(s.pre_accuracy);
+      post_measured = post_measured && !std::isnan(s.post_accuracy);
     }
     algorithms::MetaGradient<T>& gradient = out.gradient;
     gradient.tasks = batch;
@@ -516,10 +530,10 @@ class DistributedTrainer {
     algorithms::StepStats& st = gradient.stats;
     st.tasks = batch;
     st.meta_loss = sum.meta_loss / n;
-    st.pre_loss = sum.pre_loss / n;
+    st.pre_loss = detail::unwire(sum.pre_loss / n);
     st.post_loss = sum.post_loss / n;
-    st.pre_accuracy = pre_measured ? sum.pre_accuracy / n : -1.0;
-    st.post_accuracy = post_measured ? sum.post_accuracy / n : -1.0;
+    if (pre_measured) st.pre_accuracy = sum.pre_accuracy / n;
+    if (post_measured) st.post_accuracy = sum.post_accuracy / n;
     return out;
   }
 

@@ -56,7 +56,7 @@ class METALEARN_API BernoulliBandit {
 ///
 /// @code
 /// env::BernoulliBandits family({.arms = 10, .pulls = 100});
-/// env::BernoulliBandit bandit = family.make(/*seed=*/1, env::Split::test, /*index=*/7);
+/// env::BernoulliBandit bandit = family.make(/*seed=*/1, env::Split::kTest, /*index=*/7);
 /// bandit.reset();
 /// double r = bandit.step(3).reward;
 /// @endcode

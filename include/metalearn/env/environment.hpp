@@ -87,7 +87,7 @@ concept EnvFamily = requires(const F& f, Generator& gen, std::uint64_t seed, Spl
 
 /// The environment type of a family.
 template <EnvFamily F>
-using family_env_t = decltype(std::declval<const F&>().make(0, Split::train, 0));
+using family_env_t = decltype(std::declval<const F&>().make(0, Split::kTrain, 0));
 
 /// What one step of a batch returns, one entry per environment.
 struct BatchStep {
@@ -113,7 +113,7 @@ struct BatchStep {
 ///
 /// @code
 /// env::BernoulliBandits family({.arms = 5, .pulls = 10});
-/// auto batch = env::make_batch(family, /*seed=*/1, env::Split::train, /*first=*/0, 64);
+/// auto batch = env::make_batch(family, /*seed=*/1, env::Split::kTrain, /*first=*/0, 64);
 /// std::vector<Index> obs = batch.reset();
 /// std::vector<Index> actions(64, 0);
 /// while (!batch.step(actions).trial_done) { /* choose the next actions */ }

@@ -56,7 +56,7 @@ struct EvalOptions {
   /// Seed of the run.
   std::uint64_t seed = 0;
   /// Stream of environments.
-  Split split = Split::test;
+  Split split = Split::kTest;
   /// Threads running trials (1: serial). Does not change the result.
   std::size_t threads = 1;
 };

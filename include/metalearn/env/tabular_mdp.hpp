@@ -92,7 +92,7 @@ class METALEARN_API TabularMdp {
 ///
 /// @code
 /// env::TabularMdps family({.episodes = 25});
-/// env::TabularMdp mdp = family.make(/*seed=*/1, env::Split::test, /*index=*/0);
+/// env::TabularMdp mdp = family.make(/*seed=*/1, env::Split::kTest, /*index=*/0);
 /// Index s = mdp.reset();
 /// env::Step step = mdp.step(2);
 /// @endcode

@@ -117,8 +117,9 @@ void save_checkpoint(const std::filesystem::path& path, const TrainingCheckpoint
 template <class T>
 TrainingCheckpoint<T> load_checkpoint(const std::filesystem::path& path) {
   const std::string prefix(detail::kOptimizerPrefix);
-  Metadata metadata;
-  const nn::ParamDict<T> tensors = load_safetensors<T>(path, &metadata);
+  LoadedFile<T> file = load_safetensors_file<T>(path);
+  const nn::ParamDict<T>& tensors = file.tensors;
+  Metadata& metadata = file.metadata;
   TrainingCheckpoint<T> out;
   const auto step = metadata.find(prefix + "step");
   const auto lr = metadata.find(prefix + "lr");

@@ -35,6 +35,19 @@ struct StoredTensor {
 /// Free-form string metadata stored under "__metadata__".
 using Metadata = std::map<std::string, std::string>;
 
+/// A whole safetensors file as stored: its tensors in file order and its metadata.
+struct StoredFile {
+  std::vector<StoredTensor> tensors;
+  Metadata metadata;
+};
+
+/// A safetensors file loaded as T: its tensors in file order and its metadata.
+template <class T>
+struct LoadedFile {
+  nn::ParamDict<T> tensors;
+  Metadata metadata;
+};
+
 namespace detail {
 struct RawTensor {
   std::string name;
@@ -48,8 +61,7 @@ METALEARN_API void write_safetensors(const std::filesystem::path& path,
                                      const std::vector<RawTensor>& tensors,
                                      const Metadata& metadata);
 /// Reads and validates a whole file. Implemented in src/io/safetensors.cpp.
-METALEARN_API std::vector<StoredTensor> read_safetensors(const std::filesystem::path& path,
-                                                         Metadata* metadata);
+METALEARN_API StoredFile read_safetensors(const std::filesystem::path& path);
 }  // namespace detail
 
 /// Saves every tensor of `tensors` (in order) with its name.
@@ -59,16 +71,19 @@ void save_safetensors(const std::filesystem::path& path, const nn::ParamDict<T>&
   std::vector<detail::RawTensor> raw;
   for (const auto& [name, t] : tensors) {
     raw.push_back({std::string(name), std::is_same_v<T, float> ? DType::kF32 : DType::kF64,
-                   t.shape().to_vector(), t.data(), static_cast<std::size_t>(t.numel()) * sizeof(T)});
+                   t.shape().to_vector(), t.data(),
+                   static_cast<std::size_t>(t.numel()) * sizeof(T)});
   }
   detail::write_safetensors(path, raw, metadata);
 }
 
-/// Loads every tensor of a safetensors file, converted to T, in file order.
+/// Loads every tensor of a safetensors file, converted to T, in file order, with the
+/// file's metadata.
 template <class T>
-nn::ParamDict<T> load_safetensors(const std::filesystem::path& path, Metadata* metadata = nullptr) {
-  nn::ParamDict<T> out;
-  for (auto& s : detail::read_safetensors(path, metadata)) {
+LoadedFile<T> load_safetensors_file(const std::filesystem::path& path) {
+  StoredFile stored = detail::read_safetensors(path);
+  LoadedFile<T> out{.tensors = {}, .metadata = std::move(stored.metadata)};
+  for (auto& s : stored.tensors) {
     Tensor<T> t = Tensor<T>::empty(Shape(s.shape));
     for (Index i = 0; i < t.numel(); ++i) {
       const double v = s.values[static_cast<std::size_t>(i)];
@@ -79,15 +94,20 @@ nn::ParamDict<T> load_safetensors(const std::filesystem::path& path, Metadata* m
                       ", which does not fit the requested type; load it as "
                       "double");
     }
-    out.insert(s.name, t);
+    out.tensors.insert(s.name, t);
   }
   return out;
 }
 
-/// Reads a checkpoint without converting (names, dtypes, shapes, values).
-inline std::vector<StoredTensor> inspect_safetensors(const std::filesystem::path& path,
-                                                     Metadata* metadata = nullptr) {
-  return detail::read_safetensors(path, metadata);
+/// Loads every tensor of a safetensors file, converted to T, in file order.
+template <class T>
+nn::ParamDict<T> load_safetensors(const std::filesystem::path& path) {
+  return load_safetensors_file<T>(path).tensors;
+}
+
+/// Reads a checkpoint without converting (names, dtypes, shapes, values, metadata).
+inline StoredFile inspect_safetensors(const std::filesystem::path& path) {
+  return detail::read_safetensors(path);
 }
 
 }  // namespace metalearn::io

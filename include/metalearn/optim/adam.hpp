@@ -5,54 +5,25 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <vector>
 
+#include "metalearn/autograd/grad_mode.hpp"
 #include "metalearn/core/export.hpp"
 #include "metalearn/nn/module.hpp"
 #include "metalearn/optim/optimizer.hpp"
 #include "metalearn/tensor/factory.hpp"
-#include "metalearn/autograd/grad_mode.hpp"
 
 namespace metalearn::optim {
 
-/// Options of Adam / AdamW with chained setters: `AdamOptions(1e-3).betas(0.9, 0.99)`.
-class AdamOptions {
- public:
-  explicit AdamOptions(double lr = 1e-3) : lr_(lr) {}
-  AdamOptions& lr(double v) {
-    lr_ = v;
-    return *this;
-  }
-  AdamOptions& betas(double beta1, double beta2) {
-    beta1_ = beta1;
-    beta2_ = beta2;
-    return *this;
-  }
-  AdamOptions& eps(double v) {
-    eps_ = v;
-    return *this;
-  }
-  AdamOptions& weight_decay(double v) {
-    weight_decay_ = v;
-    weight_decay_set_ = true;
-    return *this;
-  }
-  [[nodiscard]] double lr() const noexcept { return lr_; }
-  [[nodiscard]] double beta1() const noexcept { return beta1_; }
-  [[nodiscard]] double beta2() const noexcept { return beta2_; }
-  [[nodiscard]] double eps() const noexcept { return eps_; }
-  /// The weight decay; `fallback` when never set (0 for Adam, 0.01 for AdamW).
-  [[nodiscard]] double weight_decay(double fallback = 0.0) const noexcept {
-    return weight_decay_set_ ? weight_decay_ : fallback;
-  }
-
- private:
-  double lr_;
-  double beta1_ = 0.9;
-  double beta2_ = 0.999;
-  double eps_ = 1e-8;
-  double weight_decay_ = 0.0;
-  bool weight_decay_set_ = false;
+/// Options of Adam / AdamW: `AdamOptions{.lr = 1e-3, .beta2 = 0.99}`.
+struct AdamOptions {
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  /// L2 penalty (Adam) or decoupled decay (AdamW); unset: 0 for Adam, 0.01 for AdamW.
+  std::optional<double> weight_decay{};
 };
 
 /// Adam (Kingma & Ba) with PyTorch's update rule, at step t (from 1):
@@ -138,11 +109,11 @@ class METALEARN_API Adam : public Optimizer<T> {
 
  protected:
   Adam(std::vector<Tensor<T>> params, const AdamOptions& options, bool decoupled, const char* name)
-      : Optimizer<T>(std::move(params), options.lr(), name, {"exp_avg", "exp_avg_sq"}),
-        beta1_(options.beta1()),
-        beta2_(options.beta2()),
-        eps_(options.eps()),
-        weight_decay_(options.weight_decay(decoupled ? 0.01 : 0.0)),
+      : Optimizer<T>(std::move(params), options.lr, name, {"exp_avg", "exp_avg_sq"}),
+        beta1_(options.beta1),
+        beta2_(options.beta2),
+        eps_(options.eps),
+        weight_decay_(options.weight_decay.value_or(decoupled ? 0.01 : 0.0)),
         decoupled_(decoupled) {
     METALEARN_CHECK(beta1_ >= 0.0 && beta1_ < 1.0 && beta2_ >= 0.0 && beta2_ < 1.0, ValueError,
                     name, ": betas (", beta1_, ", ", beta2_, ") must lie in [0, 1)");

@@ -5,50 +5,21 @@
 
 #include <vector>
 
+#include "metalearn/autograd/grad_mode.hpp"
 #include "metalearn/core/export.hpp"
 #include "metalearn/nn/module.hpp"
 #include "metalearn/optim/optimizer.hpp"
 #include "metalearn/tensor/factory.hpp"
-#include "metalearn/autograd/grad_mode.hpp"
 
 namespace metalearn::optim {
 
-/// Options of SGD with chained setters: `SGDOptions(0.1).momentum(0.9).nesterov(true)`.
-class SGDOptions {
- public:
-  explicit SGDOptions(double lr = 0.01) : lr_(lr) {}
-  SGDOptions& lr(double v) {
-    lr_ = v;
-    return *this;
-  }
-  SGDOptions& momentum(double v) {
-    momentum_ = v;
-    return *this;
-  }
-  SGDOptions& dampening(double v) {
-    dampening_ = v;
-    return *this;
-  }
-  SGDOptions& weight_decay(double v) {
-    weight_decay_ = v;
-    return *this;
-  }
-  SGDOptions& nesterov(bool v) {
-    nesterov_ = v;
-    return *this;
-  }
-  [[nodiscard]] double lr() const noexcept { return lr_; }
-  [[nodiscard]] double momentum() const noexcept { return momentum_; }
-  [[nodiscard]] double dampening() const noexcept { return dampening_; }
-  [[nodiscard]] double weight_decay() const noexcept { return weight_decay_; }
-  [[nodiscard]] bool nesterov() const noexcept { return nesterov_; }
-
- private:
-  double lr_;
-  double momentum_ = 0.0;
-  double dampening_ = 0.0;
-  double weight_decay_ = 0.0;
-  bool nesterov_ = false;
+/// Options of SGD: `SGDOptions{.lr = 0.1, .momentum = 0.9, .nesterov = true}`.
+struct SGDOptions {
+  double lr = 0.01;
+  double momentum = 0.0;
+  double dampening = 0.0;
+  double weight_decay = 0.0;
+  bool nesterov = false;
 };
 
 /// Stochastic gradient descent, with PyTorch's update rule:
@@ -63,12 +34,11 @@ template <class T = float>
 class METALEARN_API SGD : public Optimizer<T> {
  public:
   SGD(std::vector<Tensor<T>> params, const SGDOptions& options)
-      : Optimizer<T>(std::move(params), options.lr(), "SGD", {"momentum_buffer"}),
-        options_(options) {
-    METALEARN_CHECK(options.momentum() >= 0.0 && options.weight_decay() >= 0.0, ValueError,
-                    "SGD: momentum ", options.momentum(), " and weight decay ",
-                    options.weight_decay(), " must be non-negative");
-    METALEARN_CHECK(!options.nesterov() || (options.momentum() > 0.0 && options.dampening() == 0.0),
+      : Optimizer<T>(std::move(params), options.lr, "SGD", {"momentum_buffer"}), options_(options) {
+    METALEARN_CHECK(options.momentum >= 0.0 && options.weight_decay >= 0.0, ValueError,
+                    "SGD: momentum ", options.momentum, " and weight decay ", options.weight_decay,
+                    " must be non-negative");
+    METALEARN_CHECK(!options.nesterov || (options.momentum > 0.0 && options.dampening == 0.0),
                     ValueError, "SGD: Nesterov momentum needs momentum > 0 and dampening 0");
   }
   SGD(const nn::Module<T>& module, const SGDOptions& options) : SGD(module.parameters(), options) {}
@@ -78,9 +48,9 @@ class METALEARN_API SGD : public Optimizer<T> {
     this->check_gradients(grads);
     autograd::NoGradGuard no_grad;
     const T lr = static_cast<T>(this->lr());
-    const T mom = static_cast<T>(options_.momentum());
-    const T damp = static_cast<T>(options_.dampening());
-    const T wd = static_cast<T>(options_.weight_decay());
+    const T mom = static_cast<T>(options_.momentum);
+    const T damp = static_cast<T>(options_.dampening);
+    const T wd = static_cast<T>(options_.weight_decay);
     const auto& ps = this->parameters();
     for (std::size_t i = 0; i < ps.size(); ++i) {
       const Tensor<T>& g = grads[i];
@@ -104,7 +74,7 @@ class METALEARN_API SGD : public Optimizer<T> {
         T d = wd != T(0) ? pg[k] + wd * p[k] : pg[k];
         if (pb != nullptr) {
           pb[k] = first ? d : mom * pb[k] + (T(1) - damp) * d;
-          d = options_.nesterov() ? d + mom * pb[k] : pb[k];
+          d = options_.nesterov ? d + mom * pb[k] : pb[k];
         }
         p[k] -= lr * d;
       }

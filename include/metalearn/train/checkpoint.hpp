@@ -95,15 +95,22 @@ io::TrainingCheckpoint<T> to_checkpoint(const algorithms::LearnerState<T>& state
   return out;
 }
 
-/// The learner state a checkpoint holds. `buffer_names` says which tensors are
-/// buffers (those of the learner's state()); `metadata`, when non-null, receives the
-/// checkpoint's metadata without the entries of the state. Throws IoError naming
-/// `path` when the inner-optimizer metadata or the step count is malformed.
+/// A learner state read from a checkpoint, and the checkpoint's metadata without the
+/// entries of the state.
 template <class T>
-algorithms::LearnerState<T> to_state(const io::TrainingCheckpoint<T>& checkpoint,
-                                     const nn::ParamDict<T>& buffer_names,
-                                     const std::filesystem::path& path = {},
-                                     io::Metadata* metadata = nullptr) {
+struct RestoredState {
+  algorithms::LearnerState<T> state;
+  io::Metadata metadata;
+};
+
+/// The learner state a checkpoint holds, with the rest of its metadata.
+/// `buffer_names` says which tensors are buffers (those of the learner's state()).
+/// Throws IoError naming `path` when the inner-optimizer metadata or the step count
+/// is malformed.
+template <class T>
+RestoredState<T> to_state(const io::TrainingCheckpoint<T>& checkpoint,
+                          const nn::ParamDict<T>& buffer_names,
+                          const std::filesystem::path& path = {}) {
   algorithms::LearnerState<T> out;
   io::Metadata rest = checkpoint.metadata;
   const std::string inner_step = std::string(detail::kInnerPrefix) + "step";
@@ -152,8 +159,7 @@ algorithms::LearnerState<T> to_state(const io::TrainingCheckpoint<T>& checkpoint
   }
   METALEARN_CHECK(out.steps >= 0, IoError, "train::load_checkpoint(", path.string(),
                   "): negative step count ", out.steps);
-  if (metadata != nullptr) *metadata = std::move(rest);
-  return out;
+  return {.state = std::move(out), .metadata = std::move(rest)};
 }
 
 /// Saves `learner`'s whole state and `metadata` to `path` atomically. Throws
@@ -175,11 +181,9 @@ template <class L>
   requires algorithms::MetaLearner<L>
 io::Metadata load_checkpoint(const std::filesystem::path& path, L& learner) {
   using T = typename L::value_type;
-  io::Metadata metadata;
-  const algorithms::LearnerState<T> state =
-      to_state(io::load_checkpoint<T>(path), learner.state().buffers, path, &metadata);
-  learner.load_state(state);
-  return metadata;
+  RestoredState<T> restored = to_state(io::load_checkpoint<T>(path), learner.state().buffers, path);
+  learner.load_state(restored.state);
+  return std::move(restored.metadata);
 }
 
 }  // namespace metalearn::train

@@ -92,8 +92,7 @@ void save_classifier(const algorithms::MatchingClassifier<T>& classifier,
 template <class T>
 algorithms::MatchingClassifier<T> load_matching_classifier(const std::filesystem::path& path,
                                                            const nn::Module<T>& architecture) {
-  io::Metadata metadata;
-  const nn::ParamDict<T> all = io::load_safetensors<T>(path, &metadata);
+  const auto [all, metadata] = io::load_safetensors_file<T>(path);
   METALEARN_CHECK(
       metadata.count("format") == 1 && metadata.at("format") == detail::kMatchingClassifierFormat,
       IoError, "load_matching_classifier: ", path.string(),

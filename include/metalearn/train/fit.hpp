@@ -171,8 +171,8 @@ class RunDirectory {
                         ", this run has ", value,
                         "; use another run directory or resume = false to start over");
       }
-      io::Metadata metadata;
-      learner_.load_state(to_state(saved, learner_.state().buffers, checkpoint_, &metadata));
+      const auto [state, metadata] = to_state(saved, learner_.state().buffers, checkpoint_);
+      learner_.load_state(state);
       const auto seconds = metadata.find("train_seconds");
       if (seconds != metadata.end()) trained_before_ = std::stod(seconds->second);
       resumed_ = true;
@@ -209,7 +209,7 @@ class RunDirectory {
       io::MetricsLog::Record record{{"step", static_cast<double>(step)},
                                     {"meta_loss", stats.meta_loss},
                                     {"seconds", trained_before_ + now}};
-      if (stats.post_accuracy >= 0.0) record.emplace_back("accuracy", stats.post_accuracy);
+      if (stats.post_accuracy) record.emplace_back("accuracy", *stats.post_accuracy);
       log_->write(record);
     }
     const bool last = step >= options_.steps;

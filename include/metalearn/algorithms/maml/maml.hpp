@@ -40,116 +40,55 @@ namespace metalearn::algorithms {
 enum class OuterOptimizer { kAdam, kSgd };
 
 /// Options of Maml, with the literature's defaults (sinusoid regression in the
-/// MAML paper: inner lr 0.01, one step, Adam 1e-3). Chained setters:
-/// `MamlOptions<float>{}.inner_lr(0.4f).inner_steps(1).eval_inner_steps(3)`.
+/// MAML paper: inner lr 0.01, one step, Adam 1e-3):
+/// `MamlOptions<float>{.inner_lr = 0.4f, .inner_steps = 1, .eval_inner_steps = 3}`.
+/// Maml's constructor checks them and throws ValueError naming the field.
 template <class T = float>
-class MamlOptions {
- public:
+struct MamlOptions {
   /// Step size alpha of the inner SGD updates (initial value when learned).
-  MamlOptions& inner_lr(T v) {
-    inner_lr_ = v;
-    return *this;
-  }
-  [[nodiscard]] T inner_lr() const { return inner_lr_; }
+  T inner_lr = T(0.01);
   /// Inner steps during meta-training.
-  MamlOptions& inner_steps(int v) {
-    inner_steps_ = v;
-    return *this;
-  }
-  [[nodiscard]] int inner_steps() const { return inner_steps_; }
-  /// Inner steps when adapting for evaluation (0: same as inner_steps).
-  MamlOptions& eval_inner_steps(int v) {
-    METALEARN_CHECK(v >= 0, ValueError, "MamlOptions::eval_inner_steps: ", v,
-                    " steps; pass 0 to use inner_steps, or a positive count");
-    eval_inner_steps_ = v;
-    return *this;
-  }
-  [[nodiscard]] int eval_inner_steps() const {
-    return eval_inner_steps_ > 0 ? eval_inner_steps_ : inner_steps_;
-  }
+  int inner_steps = 1;
+  /// Inner steps when adapting for evaluation; unset: inner_steps.
+  std::optional<int> eval_inner_steps{};
   /// Drop the second-order terms (FOMAML): inner gradients are constants.
-  MamlOptions& first_order(bool v) {
-    first_order_ = v;
-    return *this;
-  }
-  [[nodiscard]] bool first_order() const { return first_order_; }
+  bool first_order = false;
   /// Outer-loop learning rate.
-  MamlOptions& outer_lr(T v) {
-    outer_lr_ = v;
-    return *this;
-  }
-  [[nodiscard]] T outer_lr() const { return outer_lr_; }
+  T outer_lr = T(1e-3);
   /// Outer-loop optimizer (Adam by default, as in the MAML reference code).
-  MamlOptions& outer_optimizer(OuterOptimizer v) {
-    outer_optimizer_ = v;
-    return *this;
-  }
-  [[nodiscard]] OuterOptimizer outer_optimizer() const { return outer_optimizer_; }
+  OuterOptimizer outer_optimizer = OuterOptimizer::kAdam;
   /// Task loss: MSE (default) or cross-entropy.
-  MamlOptions& loss(LossKind v) {
-    loss_kind_ = v;
-    loss_ = nullptr;
-    return *this;
-  }
-  /// A custom task loss (prediction, target) -> scalar; accuracy is then not reported.
-  MamlOptions& loss(LossFunction<T> f) {
-    loss_ = std::move(f);
-    return *this;
-  }
-  [[nodiscard]] LossKind loss_kind() const { return loss_kind_; }
-  [[nodiscard]] const LossFunction<T>& custom_loss() const { return loss_; }
+  LossKind loss = LossKind::kMse;
+  /// A custom task loss (prediction, target) -> scalar, used instead of `loss` when
+  /// set; accuracy is then not reported.
+  LossFunction<T> custom_loss{};
   /// Meta-SGD: a learnable inner learning rate per parameter element, meta-learned
   /// with theta (initialised to inner_lr).
-  MamlOptions& learn_inner_lr(bool v) {
-    learn_inner_lr_ = v;
-    return *this;
-  }
-  [[nodiscard]] bool learn_inner_lr() const { return learn_inner_lr_; }
+  bool learn_inner_lr = false;
   /// MAML++ LSLR: a learnable scalar learning rate per parameter tensor and per
   /// inner step (initialised to inner_lr).
-  MamlOptions& per_step_lr(bool v) {
-    per_step_lr_ = v;
-    return *this;
-  }
-  [[nodiscard]] bool per_step_lr() const { return per_step_lr_; }
+  bool per_step_lr = false;
   /// MAML++ multi-step loss: the meta-loss is a weighted sum of the query losses
   /// after every inner step; the weights start uniform and anneal linearly to the
-  /// last step over `anneal_steps` meta-steps.
-  MamlOptions& multi_step_loss(bool v, int anneal_steps = 100) {
-    multi_step_loss_ = v;
-    msl_anneal_steps_ = anneal_steps;
-    return *this;
-  }
-  [[nodiscard]] bool multi_step_loss() const { return multi_step_loss_; }
-  [[nodiscard]] int msl_anneal_steps() const { return msl_anneal_steps_; }
+  /// last step over `msl_anneal_steps` meta-steps.
+  bool multi_step_loss = false;
+  int msl_anneal_steps = 100;
   /// ANIL: only parameters whose dotted name starts with one of these prefixes
   /// adapt in the inner loop (e.g.\ {"head."}); empty adapts all.
-  MamlOptions& adapt_only(std::vector<std::string> prefixes) {
-    adapt_only_ = std::move(prefixes);
-    return *this;
-  }
-  [[nodiscard]] const std::vector<std::string>& adapt_only() const { return adapt_only_; }
+  std::vector<std::string> adapt_only{};
   /// Threads adapting the tasks of a meta-batch in parallel (results equal serial).
   /// Tasks run side by side, one per thread; a task left over after the last whole
   /// round (a meta-batch of 5 on 2 threads) has its operations split over the threads,
-  /// as with threads_within_tasks().
-  MamlOptions& threads(int v) {
-    threads_ = v;
-    return *this;
-  }
-  [[nodiscard]] int threads() const { return threads_; }
+  /// as with threads_within_tasks.
+  int threads = 1;
   /// Spend the threads inside each task instead of across tasks (meta-training): the
   /// tasks of a meta-batch run one after another and each one's large operations
   /// (the image chunks of convolutions and their gradients, batch-norm channels,
-  /// max-pool planes, large elementwise maps) spread over threads(). A meta-step then
-  /// holds one task's graph at a time instead of threads() graphs, and tasks with
+  /// max-pool planes, large elementwise maps) spread over `threads`. A meta-step then
+  /// holds one task's graph at a time instead of `threads` graphs, and tasks with
   /// large batches (tens of images) keep every thread busy even when the meta-batch
-  /// is small or not a multiple of threads(). Results are bit for bit the default's.
-  MamlOptions& threads_within_tasks(bool v) {
-    threads_within_tasks_ = v;
-    return *this;
-  }
-  [[nodiscard]] bool threads_within_tasks() const { return threads_within_tasks_; }
+  /// is small or not a multiple of `threads`. Results are bit for bit the default's.
+  bool threads_within_tasks = false;
   /// Run the meta-batch as one graph (meta-training only): the tasks' data are
   /// stacked along a leading task dimension, theta is broadcast to one copy per
   /// task and nn::TaskBatched runs all tasks' fast weights at once, so
@@ -158,58 +97,24 @@ class MamlOptions {
   /// dominates. Needs a model whose modules all have a batched rule
   /// (nn::TaskBatched::fused(): Linear, MLP, Sequential of those and activations), a
   /// built-in loss and tasks of equal shapes; the
-  /// result equals the per-task loop up to rounding. threads() is then unused.
-  MamlOptions& batch_tasks(bool v) {
-    batch_tasks_ = v;
-    return *this;
-  }
-  [[nodiscard]] bool batch_tasks() const { return batch_tasks_; }
+  /// result equals the per-task loop up to rounding. `threads` is then unused.
+  bool batch_tasks = false;
   /// Also report the query loss and accuracy before adaptation in StepStats
   /// (pre_loss, pre_accuracy). It costs one more forward pass over every task's
   /// query set per meta-step (about 8% of a MAML-paper Omniglot meta-step), so it is
   /// off unless asked for; pre_loss is then NaN and pre_accuracy -1.
-  MamlOptions& pre_adaptation_stats(bool v) {
-    pre_adaptation_stats_ = v;
-    return *this;
-  }
-  [[nodiscard]] bool pre_adaptation_stats() const { return pre_adaptation_stats_; }
+  bool pre_adaptation_stats = false;
   /// Check every meta-step for NaN or infinite values (on by default): when the
   /// meta-gradient or the updated parameters are not finite, meta_step() throws
   /// NonFiniteError naming the first such tensor and leaves the parameters and the
   /// optimizer state as they were before the step. Costs one pass over the
   /// gradients and one copy of the parameters and optimizer state per step.
-  MamlOptions& check_finite(bool v) {
-    check_finite_ = v;
-    return *this;
-  }
-  [[nodiscard]] bool check_finite() const { return check_finite_; }
+  bool check_finite = true;
   /// Seed of evaluation episodes.
-  MamlOptions& seed(std::uint64_t v) {
-    seed_ = v;
-    return *this;
-  }
-  [[nodiscard]] std::uint64_t seed() const { return seed_; }
+  std::uint64_t seed = 0;
 
- private:
-  T inner_lr_ = T(0.01);
-  int inner_steps_ = 1;
-  int eval_inner_steps_ = 0;
-  bool first_order_ = false;
-  T outer_lr_ = T(1e-3);
-  OuterOptimizer outer_optimizer_ = OuterOptimizer::kAdam;
-  LossKind loss_kind_ = LossKind::kMse;
-  LossFunction<T> loss_;
-  bool learn_inner_lr_ = false;
-  bool per_step_lr_ = false;
-  bool multi_step_loss_ = false;
-  int msl_anneal_steps_ = 100;
-  std::vector<std::string> adapt_only_;
-  int threads_ = 1;
-  bool threads_within_tasks_ = false;
-  bool batch_tasks_ = false;
-  bool pre_adaptation_stats_ = false;
-  std::uint64_t seed_ = 0;
-  bool check_finite_ = true;
+  /// Inner steps when adapting for evaluation.
+  [[nodiscard]] int eval_steps() const { return eval_inner_steps.value_or(inner_steps); }
 };
 
 /// MAML over any nn::Module. The module's parameters are theta; Maml updates them

@@ -17,48 +17,47 @@ template <class T>
 Maml<T>::Maml(nn::Module<T>& model, MamlOptions<T> options)
     : model_(model),
       options_(std::move(options)),
-      loss_(select_loss<T>(options_.custom_loss(), options_.loss_kind(), "Maml")),
-      pool_(thread_count(options_.threads(), "Maml")) {
-  METALEARN_CHECK(options_.inner_steps() >= 0 && options_.eval_inner_steps() >= 0, ValueError,
-                  "Maml: inner_steps (", options_.inner_steps(), ") and eval_inner_steps (",
-                  options_.eval_inner_steps(), ") must be >= 0");
-  METALEARN_CHECK(std::isfinite(options_.inner_lr()) && options_.inner_lr() >= T(0), ValueError,
-                  "Maml: inner_lr must be finite and >= 0, got ", options_.inner_lr());
-  METALEARN_CHECK(std::isfinite(options_.outer_lr()) && options_.outer_lr() >= T(0), ValueError,
-                  "Maml: outer_lr must be finite and >= 0, got ", options_.outer_lr());
-  METALEARN_CHECK(!options_.multi_step_loss() || options_.msl_anneal_steps() >= 0, ValueError,
+      loss_(select_loss<T>(options_.custom_loss, options_.loss, "Maml")),
+      pool_(thread_count(options_.threads, "Maml")) {
+  METALEARN_CHECK(options_.inner_steps >= 0 && options_.eval_steps() >= 0, ValueError,
+                  "Maml: inner_steps (", options_.inner_steps, ") and eval_inner_steps (",
+                  options_.eval_steps(), ") must be >= 0");
+  METALEARN_CHECK(std::isfinite(options_.inner_lr) && options_.inner_lr >= T(0), ValueError,
+                  "Maml: inner_lr must be finite and >= 0, got ", options_.inner_lr);
+  METALEARN_CHECK(std::isfinite(options_.outer_lr) && options_.outer_lr >= T(0), ValueError,
+                  "Maml: outer_lr must be finite and >= 0, got ", options_.outer_lr);
+  METALEARN_CHECK(!options_.multi_step_loss || options_.msl_anneal_steps >= 0, ValueError,
                   "Maml: multi_step_loss anneals over a negative number of steps ",
-                  options_.msl_anneal_steps());
-  METALEARN_CHECK(!(options_.learn_inner_lr() && options_.per_step_lr()), ValueError,
+                  options_.msl_anneal_steps);
+  METALEARN_CHECK(!(options_.learn_inner_lr && options_.per_step_lr), ValueError,
                   "Maml: learn_inner_lr (Meta-SGD) and per_step_lr (MAML++) are exclusive");
-  if (options_.batch_tasks()) check_task_batching("Maml", model_, options_.custom_loss());
+  if (options_.batch_tasks) check_task_batching("Maml", model_, options_.custom_loss);
   const nn::ParamDict<T> theta = model_.named_parameters();
-  if (options_.learn_inner_lr() || options_.per_step_lr()) {
-    const int sets = options_.learn_inner_lr()
-                         ? 1
-                         : std::max(options_.inner_steps(), options_.eval_inner_steps());
+  if (options_.learn_inner_lr || options_.per_step_lr) {
+    const int sets =
+        options_.learn_inner_lr ? 1 : std::max(options_.inner_steps, options_.eval_steps());
     lrs_.resize(static_cast<std::size_t>(sets));
     for (auto& dict : lrs_) {
       for (const auto& [name, p] : theta) {
-        const Shape shape = options_.learn_inner_lr() ? p.shape() : Shape{};
-        dict.insert(name, full<T>(shape, options_.inner_lr()).requires_grad(true));
+        const Shape shape = options_.learn_inner_lr ? p.shape() : Shape{};
+        dict.insert(name, full<T>(shape, options_.inner_lr).requires_grad(true));
       }
     }
   }
   std::vector<Tensor<T>> params = meta_parameters().values();
-  if (options_.outer_optimizer() == OuterOptimizer::kAdam) {
+  if (options_.outer_optimizer == OuterOptimizer::kAdam) {
     outer_ = std::make_unique<optim::Adam<T>>(
-        params, optim::AdamOptions{}.lr(static_cast<double>(options_.outer_lr())));
+        params, optim::AdamOptions{.lr = static_cast<double>(options_.outer_lr)});
   } else {
     outer_ = std::make_unique<optim::SGD<T>>(
-        params, optim::SGDOptions{}.lr(static_cast<double>(options_.outer_lr())));
+        params, optim::SGDOptions{.lr = static_cast<double>(options_.outer_lr)});
   }
 }
 
 template <class T>
 bool Maml<T>::adapts(const std::string& name) const {
-  if (options_.adapt_only().empty()) return true;
-  for (const auto& prefix : options_.adapt_only()) {
+  if (options_.adapt_only.empty()) return true;
+  for (const auto& prefix : options_.adapt_only) {
     if (name.compare(0, prefix.size(), prefix) == 0) return true;
   }
   return false;
@@ -66,7 +65,7 @@ bool Maml<T>::adapts(const std::string& name) const {
 
 template <class T>
 bool Maml<T>::classifying() const {
-  return reports_accuracy<T>(options_.custom_loss(), options_.loss_kind());
+  return reports_accuracy<T>(options_.custom_loss, options_.loss);
 }
 
 template <class T>
@@ -78,7 +77,7 @@ template <class T>
 nn::ParamDict<T> Maml<T>::meta_parameters() const {
   nn::ParamDict<T> all = model_.named_parameters();
   for (std::size_t k = 0; k < lrs_.size(); ++k) {
-    const std::string suffix = options_.per_step_lr() ? ".step" + std::to_string(k) : "";
+    const std::string suffix = options_.per_step_lr ? ".step" + std::to_string(k) : "";
     for (const auto& [name, t] : lrs_[k]) all.insert("lr." + std::string(name) + suffix, t);
   }
   return all;
@@ -118,7 +117,7 @@ template <class T>
 nn::ParamDict<T> Maml<T>::inner_loop(const Episode& episode, const nn::ParamDict<T>& theta,
                                      int steps, bool record,
                                      std::vector<Tensor<T>>* query_losses) const {
-  const bool create = record && !options_.first_order();
+  const bool create = record && !options_.first_order;
   const Index tasks = episode.tasks;
   nn::ParamDict<T> fast = theta;
   for (int k = 0; k < steps; ++k) {
@@ -164,8 +163,8 @@ nn::ParamDict<T> Maml<T>::inner_step(const nn::ParamDict<T>& fast, const Tensor<
   for (std::size_t i = 0, j = 0; i < values.size(); ++i) {
     if (adapted[i]) grads[i] = std::move(partial[j++]);
   }
-  if (lrs_.empty()) return optim::sgd_update(fast, grads, options_.inner_lr());
-  const std::size_t set = options_.per_step_lr() ? static_cast<std::size_t>(k) : 0;
+  if (lrs_.empty()) return optim::sgd_update(fast, grads, options_.inner_lr);
+  const std::size_t set = options_.per_step_lr ? static_cast<std::size_t>(k) : 0;
   METALEARN_CHECK(set < lrs_.size(), ValueError, caller, ": inner step ", k,
                   " has no learned learning rate (per_step_lr learns ", lrs_.size(),
                   "; raise inner_steps or eval_inner_steps)");
@@ -187,8 +186,8 @@ void Maml<T>::Learner::adapt(const Tensor<T>& loss) {
   METALEARN_CHECK(loss.requires_grad(), ValueError,
                   "Maml::Learner::adapt: the loss does not depend on the fast weights (compute "
                   "it from this learner's outputs, with gradients enabled)");
-  fast_ = maml_->inner_step(fast_, loss, steps_, !maml_->options_.first_order(),
-                            "Maml::Learner::adapt");
+  fast_ =
+      maml_->inner_step(fast_, loss, steps_, !maml_->options_.first_order, "Maml::Learner::adapt");
   ++steps_;
 }
 
@@ -219,14 +218,13 @@ MetaGradient<T> Maml<T>::meta_gradient_of(const Tensor<T>& loss, std::size_t tas
 
 template <class T>
 std::vector<T> Maml<T>::msl_weights() const {
-  const int n = options_.inner_steps();
+  const int n = options_.inner_steps;
   std::vector<T> w(static_cast<std::size_t>(n), T(1) / static_cast<T>(n));
   if (n <= 1) return std::vector<T>(static_cast<std::size_t>(std::max(n, 1)), T(1));
   // Anneal from uniform to all weight on the last step (MAML++): the earlier
   // weights decay linearly to a small floor, the last takes the rest.
-  const T progress =
-      std::min<T>(T(1), static_cast<T>(steps_taken_) /
-                            static_cast<T>(std::max(1, options_.msl_anneal_steps())));
+  const T progress = std::min<T>(
+      T(1), static_cast<T>(steps_taken_) / static_cast<T>(std::max(1, options_.msl_anneal_steps)));
   const T floor = T(0.03) / static_cast<T>(n);
   T rest = T(0);
   for (int i = 0; i + 1 < n; ++i) {
@@ -245,8 +243,8 @@ typename Maml<T>::TaskResult Maml<T>::run_task(const Episode& episode) const {
   // One copy of theta per stacked task; the meta-gradient flows back through them.
   if (tasks > 0) theta = per_task_copies(theta, tasks);
   const nn::ParamDict<T> meta = meta_parameters();
-  const bool msl = options_.multi_step_loss() && options_.inner_steps() > 1;
-  if (options_.pre_adaptation_stats()) {
+  const bool msl = options_.multi_step_loss && options_.inner_steps > 1;
+  if (options_.pre_adaptation_stats) {
     autograd::NoGradGuard no_grad;
     const nn::ForwardScope step_0({.step = 0});
     Tensor<T> pre = model_outputs(model_, episode.query_x, theta, tasks);
@@ -257,10 +255,10 @@ typename Maml<T>::TaskResult Maml<T>::run_task(const Episode& episode) const {
   }
   std::vector<Tensor<T>> step_losses;
   nn::ParamDict<T> fast =
-      inner_loop(episode, theta, options_.inner_steps(), true, msl ? &step_losses : nullptr);
+      inner_loop(episode, theta, options_.inner_steps, true, msl ? &step_losses : nullptr);
   Tensor<T> query_pred;
   {
-    const nn::ForwardScope step_last({.step = options_.inner_steps()});
+    const nn::ForwardScope step_last({.step = options_.inner_steps});
     query_pred = model_outputs(model_, episode.query_x, fast, tasks);
   }
   Tensor<T> query_loss = task_loss(query_pred, episode.query_y);
@@ -291,30 +289,33 @@ MetaGradient<T> Maml<T>::meta_gradient(const data::TaskBatch<T>& batch) const {
   StepStats& s = out.stats;
   s.tasks = batch.size();
   std::vector<Tensor<T>> grads;
-  if (options_.batch_tasks()) {
+  if (options_.batch_tasks) {
     // One graph for the whole batch: its statistics are already means.
     TaskResult r = run_task(stack_tasks(batch, "Maml (batch_tasks)"));
     grads = std::move(r.grads);
     s.meta_loss = r.meta_loss;
-    s.pre_loss = r.pre_loss;
     s.post_loss = r.post_loss;
-    s.pre_accuracy = r.pre_acc;
-    s.post_accuracy = r.post_acc;
+    if (options_.pre_adaptation_stats) s.pre_loss = r.pre_loss;
+    if (classifying()) {
+      s.post_accuracy = r.post_acc;
+      if (options_.pre_adaptation_stats) s.pre_accuracy = r.pre_acc;
+    }
   } else {
     // Results are folded in task order as they finish, so the sum does not depend on
     // the thread count and only the results waiting on an earlier task are held.
     grads.resize(meta.size());
+    double pre_loss = 0.0;
     double pre_acc = 0.0;
     double post_acc = 0.0;
     OrderedFold<TaskResult> fold(batch.size(), [&](TaskResult&& r) {
       add_gradients(grads, r.grads);
       s.meta_loss += r.meta_loss;
-      s.pre_loss += r.pre_loss;
+      pre_loss += r.pre_loss;
       s.post_loss += r.post_loss;
       pre_acc += r.pre_acc;
       post_acc += r.post_acc;
     });
-    if (options_.threads_within_tasks()) {
+    if (options_.threads_within_tasks) {
       // One task at a time, its operations split over the pool: one graph alive.
       const IntraOpScope intra_op(&pool_);
       for (std::size_t i = 0; i < batch.size(); ++i) fold.put(i, run_task(single(batch[i])));
@@ -324,10 +325,12 @@ MetaGradient<T> Maml<T>::meta_gradient(const data::TaskBatch<T>& batch) const {
     }
     const double n = static_cast<double>(batch.size());
     s.meta_loss /= n;
-    s.pre_loss /= n;
     s.post_loss /= n;
-    s.pre_accuracy = classifying() && options_.pre_adaptation_stats() ? pre_acc / n : -1.0;
-    s.post_accuracy = classifying() ? post_acc / n : -1.0;
+    if (options_.pre_adaptation_stats) s.pre_loss = pre_loss / n;
+    if (classifying()) {
+      s.post_accuracy = post_acc / n;
+      if (options_.pre_adaptation_stats) s.pre_accuracy = pre_acc / n;
+    }
   }
   out.sum = detail::gradient_sums(meta, std::move(grads));
   return out;
@@ -346,14 +349,14 @@ template <class T>
 void Maml<T>::apply(const MetaGradient<T>& gradient) {
   const nn::ParamDict<T> meta = meta_parameters();
   detail::check_meta_gradient(gradient, meta, "Maml::apply");
-  const detail::FiniteStepGuard<T> finite(options_.check_finite(), meta, outer_.get());
+  const detail::FiniteStepGuard<T> finite(options_.check_finite, meta, outer_.get());
   apply_checked(gradient, finite, "Maml::apply");
 }
 
 template <class T>
 StepStats Maml<T>::meta_step(const data::TaskBatch<T>& batch) {
   const nn::ParamDict<T> meta = meta_parameters();
-  const detail::FiniteStepGuard<T> finite(options_.check_finite(), meta, outer_.get(),
+  const detail::FiniteStepGuard<T> finite(options_.check_finite, meta, outer_.get(),
                                           model_.named_buffers());
   const MetaGradient<T> gradient =
       detail::gradient_or_restore(finite, [&] { return meta_gradient(batch); });
@@ -364,7 +367,7 @@ StepStats Maml<T>::meta_step(const data::TaskBatch<T>& batch) {
 template <class T>
 typename Maml<T>::Adapted Maml<T>::adapt(const data::Task<T>& task,
                                          std::optional<int> steps) const {
-  const int k = steps.value_or(options_.eval_inner_steps());
+  const int k = steps.value_or(options_.eval_steps());
   METALEARN_CHECK(k >= 0, ValueError, "Maml::adapt: ", k, " inner steps (must be >= 0)");
   nn::ParamDict<T> fast = inner_loop(single(task), model_.named_parameters(), k, false, nullptr);
   nn::ParamDict<T> out;
@@ -384,7 +387,7 @@ EvalResult Maml<T>::evaluate(const data::AnyTaskSampler<T>& sampler, std::size_t
                              std::optional<int> steps) const {
   std::vector<double> values(episodes);
   pool_.run(episodes, [&](std::size_t i) {
-    Generator gen = episode_generator(options_.seed(), i);
+    Generator gen = episode_generator(options_.seed, i);
     data::Task<T> task = sampler.sample(gen);
     const Adapted fast = adapt(task, steps);
     const Tensor<T> pred = predict(fast, task.query_x);

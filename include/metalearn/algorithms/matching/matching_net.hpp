@@ -33,28 +33,42 @@ namespace metalearn::algorithms {
 
 /// Options of MatchingNet: the cosine attention of the paper, Adam 1e-3 halved every
 /// 2000 episodes, the 4-block 64-channel ConvNet with running batch-norm statistics,
-/// no full context embeddings. Chained setters:
-/// `MatchingNetOptions<float>{}.scale(10.f).full_context(64).threads(2)`.
+/// no full context embeddings:
+/// `MatchingNetOptions<float>{.scale = 10.f, .threads = 2, .full_context_dim = 64}`.
+/// The fields up to `seed` are those of every metric learner (as in ProtoNetOptions).
 template <class T = float>
-class MatchingNetOptions : public detail::EpisodicOptions<MatchingNetOptions<T>, T> {
- public:
-  MatchingNetOptions() : detail::EpisodicOptions<MatchingNetOptions<T>, T>(Distance::kCosine) {}
-
-  /// Full context embeddings (FullContextEmbedding) over embeddings of width `dim`
-  /// (64 for ConvNet4 on 28 x 28 images) with `steps` attention steps; dim = 0 turns
-  /// them off. Their parameters are trained with the embedding's (names prefixed with
-  /// "context.").
-  MatchingNetOptions& full_context(Index dim, int steps = 5) {
-    context_dim_ = dim;
-    context_steps_ = steps;
-    return *this;
-  }
-  [[nodiscard]] Index full_context_dim() const { return context_dim_; }
-  [[nodiscard]] int full_context_steps() const { return context_steps_; }
-
- private:
-  Index context_dim_ = 0;
-  int context_steps_ = 5;
+struct MatchingNetOptions {
+  /// Distance between query and support embeddings.
+  Distance distance = Distance::kCosine;
+  /// Logits are -scale * distance (a temperature; useful with the cosine distance,
+  /// whose range is [0, 2]).
+  T scale = T(1);
+  /// Adam learning rate.
+  double lr = 1e-3;
+  /// Multiply the learning rate by `lr_decay` every `lr_decay_every` meta-steps
+  /// (lr_decay_every = 0: never).
+  double lr_decay = 0.5;
+  std::int64_t lr_decay_every = 2000;
+  /// The ConvNet4 that the learner builds when it is not given an embedding (no head;
+  /// batch norm with running statistics, as in the papers' code).
+  nn::ConvNet4Options embedding{.batch_norm = {.mode = nn::BatchNormMode::kRunning}};
+  /// Threads running the episodes of a meta-batch and evaluation episodes; a
+  /// meta-batch of one episode, or an episode left over after the last whole round,
+  /// spreads its convolutions over them (IntraOpScope).
+  int threads = 1;
+  /// Check every meta-step for NaN or infinite values (on by default): when the
+  /// meta-gradient or the updated parameters are not finite, meta_step() throws
+  /// NonFiniteError naming the first such tensor and leaves the parameters and the
+  /// optimizer state as they were before the step.
+  bool check_finite = true;
+  /// Seed of evaluation episodes.
+  std::uint64_t seed = 0;
+  /// Full context embeddings (FullContextEmbedding) over embeddings of width
+  /// `full_context_dim` (64 for ConvNet4 on 28 x 28 images) with `full_context_steps`
+  /// attention steps; full_context_dim = 0 turns them off. Their parameters are
+  /// trained with the embedding's (names prefixed with "context.").
+  Index full_context_dim = 0;
+  int full_context_steps = 5;
 };
 
 /// A classifier fixed by one support set: an independent copy of the embedding
@@ -174,14 +188,14 @@ class MatchingNet {
 
   /// Uses `embedding` (which must outlive the MatchingNet); its parameters are trained.
   /// Full context embeddings, when set in the options, are initialised from
-  /// Generator(options.seed()).
+  /// Generator(options.seed).
   MatchingNet(nn::Module<T>& embedding, MatchingNetOptions<T> options = {})
       : options_(std::move(options)),
         trainer_(nullptr, &embedding, options_, "MatchingNet", make_context(options_, nullptr)) {}
-  /// Builds and owns a ConvNet4 embedding from options.embedding(), then the full
+  /// Builds and owns a ConvNet4 embedding from options.embedding, then the full
   /// context embeddings when set, initialised by `gen` in that order.
   explicit MatchingNet(Generator& gen, const MatchingNetOptions<T>& options = {})
-      : MatchingNet(std::make_shared<nn::ConvNet4<T>>(options.embedding(), gen), gen, options) {}
+      : MatchingNet(std::make_shared<nn::ConvNet4<T>>(options.embedding, gen), gen, options) {}
 
   /// Embeddings [N, D] of inputs `x` (with the module's current mode).
   [[nodiscard]] Tensor<T> embed(const Tensor<T>& x) const {
@@ -206,7 +220,7 @@ class MatchingNet {
       support = context->encode_support(support);
       query = context->encode_query(query, support);
     }
-    return matching_log_probs(query, support, labels, ways, options_.distance(), options_.scale());
+    return matching_log_probs(query, support, labels, ways, options_.distance, options_.scale);
   }
 
   /// The differentiable query loss (cross-entropy) of one episode and its query
@@ -259,14 +273,14 @@ class MatchingNet {
   /// A classifier fixed by the support set (see MatchingClassifier).
   [[nodiscard]] MatchingClassifier<T> classifier(const Tensor<T>& support_x,
                                                  const Tensor<T>& support_y) const {
-    return MatchingClassifier<T>(trainer_.model(), support_x, support_y, options_.distance(),
-                                 options_.scale(), full_context());
+    return MatchingClassifier<T>(trainer_.model(), support_x, support_y, options_.distance,
+                                 options_.scale, full_context());
   }
 
   /// Mean and 95% interval of the query accuracy over `episodes` tasks of `sampler`.
   [[nodiscard]] EvalResult evaluate(const data::AnyTaskSampler<T>& sampler,
                                     std::size_t episodes) const {
-    return trainer_.evaluate(sampler, episodes, options_.seed(), [&](const data::Task<T>& task) {
+    return trainer_.evaluate(sampler, episodes, options_.seed, [&](const data::Task<T>& task) {
       return accuracy(predict(task.support_x, task.support_y, task.query_x),
                       to_labels(task.query_y));
     });
@@ -305,25 +319,25 @@ class MatchingNet {
 
   static std::shared_ptr<nn::Module<T>> make_context(const MatchingNetOptions<T>& options,
                                                      Generator* gen) {
-    if (options.full_context_dim() == 0) return nullptr;
-    METALEARN_CHECK(options.full_context_dim() > 0 && options.full_context_steps() > 0, ValueError,
-                    "MatchingNet: full_context(", options.full_context_dim(), ", ",
-                    options.full_context_steps(),
+    if (options.full_context_dim == 0) return nullptr;
+    METALEARN_CHECK(options.full_context_dim > 0 && options.full_context_steps > 0, ValueError,
+                    "MatchingNet: full_context(", options.full_context_dim, ", ",
+                    options.full_context_steps,
                     "): the embedding width and the attention steps must be positive");
     if (gen != nullptr) {
-      return std::make_shared<FullContextEmbedding<T>>(options.full_context_dim(),
-                                                       options.full_context_steps(), *gen);
+      return std::make_shared<FullContextEmbedding<T>>(options.full_context_dim,
+                                                       options.full_context_steps, *gen);
     }
-    Generator seeded(options.seed());
-    return std::make_shared<FullContextEmbedding<T>>(options.full_context_dim(),
-                                                     options.full_context_steps(), seeded);
+    Generator seeded(options.seed);
+    return std::make_shared<FullContextEmbedding<T>>(options.full_context_dim,
+                                                     options.full_context_steps, seeded);
   }
 
   void check_context_width(const Tensor<T>& embeddings) const {
-    METALEARN_CHECK(embeddings.shape()[1] == options_.full_context_dim(), ShapeError,
+    METALEARN_CHECK(embeddings.shape()[1] == options_.full_context_dim, ShapeError,
                     "MatchingNet: the embedding network returns width ", embeddings.shape()[1],
-                    " but the full context embeddings were built for ", options_.full_context_dim(),
-                    "; set .full_context(", embeddings.shape()[1], ")");
+                    " but the full context embeddings were built for ", options_.full_context_dim,
+                    "; set .full_context_dim = ", embeddings.shape()[1]);
   }
 
   MatchingNetOptions<T> options_;

@@ -178,7 +178,7 @@ ConditionalNeuralProcess<T>::ConditionalNeuralProcess(Index x_dim, Index y_dim, 
     detail::glorot_init(*decoder_, gen);
   }
   outer_ = std::make_unique<optim::Adam<T>>(meta_parameters().values(),
-                                            optim::AdamOptions{}.lr(options_.lr));
+                                            optim::AdamOptions{.lr = options_.lr});
 }
 
 template <class T>

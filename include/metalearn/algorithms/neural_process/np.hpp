@@ -272,7 +272,7 @@ NeuralProcess<T>::NeuralProcess(Index x_dim, Index y_dim, Generator& gen, NpOpti
     }
   }
   outer_ = std::make_unique<optim::Adam<T>>(meta_parameters().values(),
-                                            optim::AdamOptions{}.lr(options_.lr));
+                                            optim::AdamOptions{.lr = options_.lr});
 }
 
 template <class T>

@@ -62,14 +62,39 @@ Tensor<T> prototype_loss(const Tensor<T>& support_embeddings,
                          T scale = T(1));
 
 /// Options of ProtoNet, with the paper's defaults (Adam 1e-3, halved every 2000
-/// episodes, squared Euclidean distance, the 4-block 64-channel ConvNet).
+/// episodes, squared Euclidean distance, the 4-block 64-channel ConvNet):
+/// `ProtoNetOptions<float>{.lr = 1e-3, .threads = 2}`.
 /// Training and test episodes are independent: meta_step() takes episodes of any
 /// ways/shots/queries (the paper trains Omniglot 60-way 5-shot) and evaluate()
-/// episodes of any other configuration.
+/// episodes of any other configuration. The fields up to `seed` are those of every
+/// metric learner (MatchingNetOptions has them too).
 template <class T = float>
-class ProtoNetOptions : public detail::EpisodicOptions<ProtoNetOptions<T>, T> {
- public:
-  ProtoNetOptions() : detail::EpisodicOptions<ProtoNetOptions<T>, T>(Distance::kSquaredEuclidean) {}
+struct ProtoNetOptions {
+  /// Distance between embeddings and prototypes.
+  Distance distance = Distance::kSquaredEuclidean;
+  /// Logits are -scale * distance (a temperature; useful with the cosine distance,
+  /// whose range is [0, 2]).
+  T scale = T(1);
+  /// Adam learning rate.
+  double lr = 1e-3;
+  /// Multiply the learning rate by `lr_decay` every `lr_decay_every` meta-steps
+  /// (lr_decay_every = 0: never).
+  double lr_decay = 0.5;
+  std::int64_t lr_decay_every = 2000;
+  /// The ConvNet4 that the learner builds when it is not given an embedding (no head;
+  /// batch norm with running statistics, as in the papers' code).
+  nn::ConvNet4Options embedding{.batch_norm = {.mode = nn::BatchNormMode::kRunning}};
+  /// Threads running the episodes of a meta-batch and evaluation episodes; a
+  /// meta-batch of one episode, or an episode left over after the last whole round,
+  /// spreads its convolutions over them (IntraOpScope).
+  int threads = 1;
+  /// Check every meta-step for NaN or infinite values (on by default): when the
+  /// meta-gradient or the updated parameters are not finite, meta_step() throws
+  /// NonFiniteError naming the first such tensor and leaves the parameters and the
+  /// optimizer state as they were before the step.
+  bool check_finite = true;
+  /// Seed of evaluation episodes.
+  std::uint64_t seed = 0;
 };
 
 /// A classifier fixed by one support set: an independent copy of the embedding
@@ -129,7 +154,7 @@ class ProtoNet {
  public:
   /// Uses `embedding` (which must outlive the ProtoNet); its parameters are trained.
   ProtoNet(nn::Module<T>& embedding, ProtoNetOptions<T> options = {});
-  /// Builds and owns a ConvNet4 embedding from options.embedding(), initialised by `gen`.
+  /// Builds and owns a ConvNet4 embedding from options.embedding, initialised by `gen`.
   explicit ProtoNet(Generator& gen, ProtoNetOptions<T> options = {});
 
   /// Embeddings [N, D] of inputs `x` (with the module's current mode).

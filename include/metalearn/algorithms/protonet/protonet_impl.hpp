@@ -100,7 +100,7 @@ ProtoNet<T>::ProtoNet(nn::Module<T>& embedding, ProtoNetOptions<T> options)
 template <class T>
 ProtoNet<T>::ProtoNet(Generator& gen, ProtoNetOptions<T> options)
     : options_(std::move(options)),
-      trainer_(std::make_shared<nn::ConvNet4<T>>(options_.embedding(), gen), nullptr, options_,
+      trainer_(std::make_shared<nn::ConvNet4<T>>(options_.embedding, gen), nullptr, options_,
                "ProtoNet") {}
 
 template <class T>
@@ -132,7 +132,7 @@ TaskLoss<T> ProtoNet<T>::episode_loss(const data::Task<T>& task) const {
   const Tensor<T> e = embed(concat<T>({task.support_x, task.query_x}, 0));
   const Tensor<T> protos = class_prototypes(slice(e, 0, 0, ns), s_labels, ways);
   const Tensor<T> logits =
-      prototype_logits(slice(e, 0, ns, ns + nq), protos, options_.distance(), options_.scale());
+      prototype_logits(slice(e, 0, ns, ns + nq), protos, options_.distance, options_.scale);
   return {cross_entropy(logits, q_labels), metalearn::accuracy(logits, q_labels)};
 }
 
@@ -171,22 +171,22 @@ Tensor<T> ProtoNet<T>::predict(const Tensor<T>& support_x, const Tensor<T>& supp
   const Index ns = support_x.shape()[0];
   const Tensor<T> e = embed(concat<T>({support_x, query_x}, 0));
   const Tensor<T> protos = class_prototypes(slice(e, 0, 0, ns), labels, ways);
-  const Tensor<T> logits = prototype_logits(slice(e, 0, ns, e.shape()[0]), protos,
-                                            options_.distance(), options_.scale());
+  const Tensor<T> logits =
+      prototype_logits(slice(e, 0, ns, e.shape()[0]), protos, options_.distance, options_.scale);
   return log_softmax(logits, 1);
 }
 
 template <class T>
 PrototypeClassifier<T> ProtoNet<T>::classifier(const Tensor<T>& support_x,
                                                const Tensor<T>& support_y) const {
-  return PrototypeClassifier<T>(trainer_.model(), support_x, support_y, options_.distance(),
-                                options_.scale());
+  return PrototypeClassifier<T>(trainer_.model(), support_x, support_y, options_.distance,
+                                options_.scale);
 }
 
 template <class T>
 EvalResult ProtoNet<T>::evaluate(const data::AnyTaskSampler<T>& sampler,
                                  std::size_t episodes) const {
-  return trainer_.evaluate(sampler, episodes, options_.seed(), [&](const data::Task<T>& task) {
+  return trainer_.evaluate(sampler, episodes, options_.seed, [&](const data::Task<T>& task) {
     return accuracy(predict(task.support_x, task.support_y, task.query_x), to_labels(task.query_y));
   });
 }

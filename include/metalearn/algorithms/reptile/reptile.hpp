@@ -37,180 +37,83 @@ enum class InnerOptimizer { kSgd, kAdam };
 
 /// Options of Reptile, with the paper's Omniglot defaults (Nichol et al.\ 2018,
 /// table 3: Adam 1e-3 with beta1 = 0, 5 inner steps on mini-batches of 10, outer
-/// step size 1 annealed linearly to 0, meta-batch 5, 50 evaluation steps).
-/// Chained setters: `ReptileOptions<float>{}.inner_lr(0.02f).inner_steps(32)`.
+/// step size 1 annealed linearly to 0, meta-batch 5, 50 evaluation steps):
+/// `ReptileOptions<float>{.inner_lr = 0.02f, .inner_steps = 32}`.
+/// Reptile's constructor checks them and throws ValueError naming the field.
 template <class T = float>
-class ReptileOptions {
- public:
+struct ReptileOptions {
   /// Inner optimizer: Adam (default) or plain SGD.
-  ReptileOptions& inner_optimizer(InnerOptimizer v) {
-    inner_optimizer_ = v;
-    return *this;
-  }
-  [[nodiscard]] InnerOptimizer inner_optimizer() const { return inner_optimizer_; }
+  InnerOptimizer inner_optimizer = InnerOptimizer::kAdam;
   /// Learning rate of the inner optimizer.
-  ReptileOptions& inner_lr(T v) {
-    inner_lr_ = v;
-    return *this;
-  }
-  [[nodiscard]] T inner_lr() const { return inner_lr_; }
+  T inner_lr = T(1e-3);
   /// Adam's moment decay rates in the inner loop (the paper uses beta1 = 0).
-  ReptileOptions& adam_betas(double beta1, double beta2) {
-    beta1_ = beta1;
-    beta2_ = beta2;
-    return *this;
-  }
-  [[nodiscard]] double adam_beta1() const { return beta1_; }
-  [[nodiscard]] double adam_beta2() const { return beta2_; }
+  double adam_beta1 = 0.0;
+  double adam_beta2 = 0.999;
   /// Carry the inner optimizer's state (Adam's moments and step count) from each task
   /// to the next instead of starting every task afresh, as the paper's code does: it
   /// saves and restores only the model's weights around a task, so its Adam scales
   /// each step by the squared gradients of all the tasks before. The tasks of a
   /// meta-batch then run one after another in batch order, each continuing the state
-  /// the one before it left (threads() parallelises evaluation only), and every
+  /// the one before it left (`threads` parallelises evaluation only), and every
   /// adaptation for evaluation starts from the state training reached without
   /// changing it. The state is part of a checkpoint (Reptile::state()). Not
-  /// with batch_tasks().
-  ReptileOptions& carry_inner_state(bool v) {
-    carry_inner_state_ = v;
-    return *this;
-  }
-  [[nodiscard]] bool carry_inner_state() const { return carry_inner_state_; }
+  /// with batch_tasks.
+  bool carry_inner_state = false;
   /// Inner steps per task during meta-training.
-  ReptileOptions& inner_steps(int v) {
-    inner_steps_ = v;
-    return *this;
-  }
-  [[nodiscard]] int inner_steps() const { return inner_steps_; }
+  int inner_steps = 5;
   /// Support examples per inner step; 0 takes the whole support set every step.
   /// Mini-batches walk through a random permutation of the support set, which is
   /// reshuffled whenever it is used up.
-  ReptileOptions& inner_batch(Index v) {
-    inner_batch_ = v;
-    return *this;
-  }
-  [[nodiscard]] Index inner_batch() const { return inner_batch_; }
-  /// Inner steps when adapting for evaluation (0: inner_steps).
-  ReptileOptions& eval_inner_steps(int v) {
-    eval_inner_steps_ = v;
-    return *this;
-  }
-  [[nodiscard]] int eval_inner_steps() const {
-    return eval_inner_steps_ > 0 ? eval_inner_steps_ : inner_steps_;
-  }
-  /// Mini-batch size when adapting for evaluation (-1: inner_batch, 0: whole set).
-  ReptileOptions& eval_inner_batch(Index v) {
-    eval_inner_batch_ = v;
-    return *this;
-  }
-  [[nodiscard]] Index eval_inner_batch() const {
-    return eval_inner_batch_ >= 0 ? eval_inner_batch_ : inner_batch_;
-  }
+  Index inner_batch = 10;
+  /// Inner steps when adapting for evaluation.
+  int eval_inner_steps = 50;
+  /// Mini-batch size when adapting for evaluation (0: whole set); unset: inner_batch.
+  std::optional<Index> eval_inner_batch{};
   /// Outer step size epsilon at the first meta-step.
-  ReptileOptions& outer_step(T v) {
-    outer_step_ = v;
-    return *this;
-  }
-  [[nodiscard]] T outer_step() const { return outer_step_; }
-  /// Linear annealing of epsilon: from outer_step at meta-step 0 to `final_value` at
-  /// meta-step `over_steps` (and constant after). over_steps = 0: no annealing.
-  ReptileOptions& anneal(T final_value, std::int64_t over_steps) {
-    outer_step_final_ = final_value;
-    anneal_steps_ = over_steps;
-    return *this;
-  }
-  [[nodiscard]] T outer_step_final() const { return outer_step_final_; }
-  [[nodiscard]] std::int64_t anneal_steps() const { return anneal_steps_; }
+  T outer_step = T(1);
+  /// Linear annealing of epsilon: from outer_step at meta-step 0 to
+  /// `outer_step_final` at meta-step `anneal_steps` (and constant after);
+  /// anneal_steps = 0: no annealing.
+  T outer_step_final = T(0);
+  std::int64_t anneal_steps = 0;
   /// Tasks per meta-batch the training loop should draw (meta_step accepts any
   /// size; 1 is serial Reptile).
-  ReptileOptions& meta_batch(Index v) {
-    meta_batch_ = v;
-    return *this;
-  }
-  [[nodiscard]] Index meta_batch() const { return meta_batch_; }
+  Index meta_batch = 5;
   /// Task loss: cross-entropy (default) or MSE.
-  ReptileOptions& loss(LossKind v) {
-    loss_kind_ = v;
-    loss_ = nullptr;
-    return *this;
-  }
-  /// A custom task loss (prediction, target) -> scalar; accuracy is then not reported.
-  ReptileOptions& loss(LossFunction<T> f) {
-    loss_ = std::move(f);
-    return *this;
-  }
-  [[nodiscard]] LossKind loss_kind() const { return loss_kind_; }
-  [[nodiscard]] const LossFunction<T>& custom_loss() const { return loss_; }
+  LossKind loss = LossKind::kCrossEntropy;
+  /// A custom task loss (prediction, target) -> scalar, used instead of `loss` when
+  /// set; accuracy is then not reported.
+  LossFunction<T> custom_loss{};
   /// Evaluation of the query set after adaptation. Transductive: all queries in one
   /// batch (batch-norm statistics are shared across the query set). Not transductive
   /// (default, the paper's main results): each query example is classified in a
   /// batch made of the support set plus that one example, so no query sees another.
   /// Models without batch statistics give the same result either way.
-  ReptileOptions& transductive(bool v) {
-    transductive_ = v;
-    return *this;
-  }
-  [[nodiscard]] bool transductive() const { return transductive_; }
+  bool transductive = false;
   /// Threads running the tasks of a meta-batch (and evaluation episodes) in
   /// parallel; results equal the serial run bit for bit. A task left over after the
   /// last whole round of a meta-batch has its operations split over the threads.
-  ReptileOptions& threads(int v) {
-    threads_ = v;
-    return *this;
-  }
-  [[nodiscard]] int threads() const { return threads_; }
+  int threads = 1;
   /// Train the meta-batch's tasks together (meta-training only): their data are
   /// stacked along a leading task dimension and each inner step is one forward and
   /// backward pass of the model run by nn::TaskBatched over all tasks' weights, which
   /// the inner optimizer updates elementwise as it would each task's alone. Far
   /// faster for small models (the sinusoid MLP). Needs a model whose modules all
   /// have a batched rule (nn::TaskBatched::fused()), a built-in loss and tasks of
-  /// equal shapes; mini-batch
-  /// orders are those of the per-task run, and the result equals it up to
-  /// rounding. threads() is then unused.
-  ReptileOptions& batch_tasks(bool v) {
-    batch_tasks_ = v;
-    return *this;
-  }
-  [[nodiscard]] bool batch_tasks() const { return batch_tasks_; }
-  /// Seed of the mini-batch order and of evaluation episodes.
+  /// equal shapes; mini-batch orders are those of the per-task run, and the result
+  /// equals it up to rounding. `threads` is then unused.
+  bool batch_tasks = false;
   /// Check every meta-step for NaN or infinite values (on by default): when the
   /// meta-gradient or the updated parameters are not finite, meta_step() throws
   /// NonFiniteError naming the first such tensor and leaves the parameters and the
   /// optimizer state as they were before the step. Costs one pass over the
   /// gradients and one copy of the parameters and optimizer state per step.
-  ReptileOptions& check_finite(bool v) {
-    check_finite_ = v;
-    return *this;
-  }
-  [[nodiscard]] bool check_finite() const { return check_finite_; }
-  ReptileOptions& seed(std::uint64_t v) {
-    seed_ = v;
-    return *this;
-  }
-  [[nodiscard]] std::uint64_t seed() const { return seed_; }
+  bool check_finite = true;
+  /// Seed of the mini-batch order and of evaluation episodes.
+  std::uint64_t seed = 0;
 
- private:
-  InnerOptimizer inner_optimizer_ = InnerOptimizer::kAdam;
-  T inner_lr_ = T(1e-3);
-  double beta1_ = 0.0;
-  double beta2_ = 0.999;
-  bool carry_inner_state_ = false;
-  int inner_steps_ = 5;
-  Index inner_batch_ = 10;
-  int eval_inner_steps_ = 50;
-  Index eval_inner_batch_ = -1;
-  T outer_step_ = T(1);
-  T outer_step_final_ = T(0);
-  std::int64_t anneal_steps_ = 0;
-  Index meta_batch_ = 5;
-  LossKind loss_kind_ = LossKind::kCrossEntropy;
-  LossFunction<T> loss_;
-  bool transductive_ = false;
-  int threads_ = 1;
-  bool batch_tasks_ = false;
-  std::uint64_t seed_ = 0;
-  bool check_finite_ = true;
+  /// Mini-batch size when adapting for evaluation (0: whole set).
+  [[nodiscard]] Index eval_batch() const { return eval_inner_batch.value_or(inner_batch); }
 };
 
 /// Reptile over any nn::Module. The module's parameters are theta; meta_step()
@@ -227,9 +130,10 @@ class ReptileOptions {
 ///
 /// @code
 /// nn::MLP<float> net({1, 64, 64, 1}, gen);
-/// algorithms::Reptile<float> reptile(net, algorithms::ReptileOptions<float>{}
-///     .inner_optimizer(algorithms::InnerOptimizer::kSgd).inner_lr(0.02f)
-///     .inner_steps(32).loss(algorithms::LossKind::kMse).anneal(0.f, 30000));
+/// algorithms::Reptile<float> reptile(
+///     net, {.inner_optimizer = algorithms::InnerOptimizer::kSgd, .inner_lr = 0.02f,
+///           .inner_steps = 32, .outer_step_final = 0.f, .anneal_steps = 30000,
+///           .loss = algorithms::LossKind::kMse});
 /// for (int s = 0; s < 30000; ++s) reptile.meta_step(batches.next());
 /// auto fast = reptile.adapt(task);                       // ParamDict of fast weights
 /// auto y = reptile.predict(fast, task.query_x);

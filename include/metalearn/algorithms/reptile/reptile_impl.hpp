@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <memory>
 #include <numeric>
+#include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -77,12 +79,13 @@ bool has_batch_norm(const nn::Module<T>& m) {
 template <class T>
 std::unique_ptr<optim::Optimizer<T>> make_inner_optimizer(const ReptileOptions<T>& options,
                                                           const std::vector<Tensor<T>>& phi) {
-  const double lr = static_cast<double>(options.inner_lr());
-  if (options.inner_optimizer() == InnerOptimizer::kAdam) {
+  const double lr = static_cast<double>(options.inner_lr);
+  if (options.inner_optimizer == InnerOptimizer::kAdam) {
     return std::make_unique<optim::Adam<T>>(
-        phi, optim::AdamOptions{}.lr(lr).betas(options.adam_beta1(), options.adam_beta2()));
+        phi,
+        optim::AdamOptions{.lr = lr, .beta1 = options.adam_beta1, .beta2 = options.adam_beta2});
   }
-  return std::make_unique<optim::SGD<T>>(phi, optim::SGDOptions{}.lr(lr));
+  return std::make_unique<optim::SGD<T>>(phi, optim::SGDOptions{.lr = lr});
 }
 
 /// One step of `opt` along the gradient of `loss` w.r.t. `phi` (its parameters).
@@ -102,26 +105,26 @@ template <class T>
 Reptile<T>::Reptile(nn::Module<T>& model, ReptileOptions<T> options)
     : model_(model),
       options_(std::move(options)),
-      loss_(select_loss<T>(options_.custom_loss(), options_.loss_kind(), "Reptile")),
-      pool_(thread_count(options_.threads(), "Reptile")) {
-  METALEARN_CHECK(options_.inner_steps() >= 0 && options_.eval_inner_steps() >= 0, ValueError,
-                  "Reptile: inner_steps (", options_.inner_steps(), ") and eval_inner_steps (",
-                  options_.eval_inner_steps(), ") must be >= 0");
-  METALEARN_CHECK(options_.inner_batch() >= 0 && options_.eval_inner_batch() >= 0, ValueError,
-                  "Reptile: inner_batch (", options_.inner_batch(), ") and eval_inner_batch (",
-                  options_.eval_inner_batch(), ") must be >= 0 (0: the whole support set)");
+      loss_(select_loss<T>(options_.custom_loss, options_.loss, "Reptile")),
+      pool_(thread_count(options_.threads, "Reptile")) {
+  METALEARN_CHECK(options_.inner_steps >= 0 && options_.eval_inner_steps >= 0, ValueError,
+                  "Reptile: inner_steps (", options_.inner_steps, ") and eval_inner_steps (",
+                  options_.eval_inner_steps, ") must be >= 0");
+  METALEARN_CHECK(options_.inner_batch >= 0 && options_.eval_batch() >= 0, ValueError,
+                  "Reptile: inner_batch (", options_.inner_batch, ") and eval_inner_batch (",
+                  options_.eval_batch(), ") must be >= 0 (0: the whole support set)");
   METALEARN_CHECK(
-      options_.inner_lr() >= T(0) && options_.outer_step() >= T(0) &&
-          options_.outer_step_final() >= T(0) && std::isfinite(options_.inner_lr()) &&
-          std::isfinite(options_.outer_step()) && std::isfinite(options_.outer_step_final()),
-      ValueError, "Reptile: inner_lr ", options_.inner_lr(), ", outer_step ", options_.outer_step(),
-      " and the annealed step ", options_.outer_step_final(), " must be finite and non-negative");
-  METALEARN_CHECK(options_.anneal_steps() >= 0, ValueError,
-                  "Reptile: anneal over a negative number of steps ", options_.anneal_steps());
-  METALEARN_CHECK(!(options_.batch_tasks() && options_.carry_inner_state()), ValueError,
+      options_.inner_lr >= T(0) && options_.outer_step >= T(0) &&
+          options_.outer_step_final >= T(0) && std::isfinite(options_.inner_lr) &&
+          std::isfinite(options_.outer_step) && std::isfinite(options_.outer_step_final),
+      ValueError, "Reptile: inner_lr ", options_.inner_lr, ", outer_step ", options_.outer_step,
+      " and the annealed step ", options_.outer_step_final, " must be finite and non-negative");
+  METALEARN_CHECK(options_.anneal_steps >= 0, ValueError,
+                  "Reptile: anneal over a negative number of steps ", options_.anneal_steps);
+  METALEARN_CHECK(!(options_.batch_tasks && options_.carry_inner_state), ValueError,
                   "Reptile: carry_inner_state runs the tasks of a meta-batch one after another "
                   "and cannot be combined with batch_tasks");
-  if (options_.batch_tasks()) check_task_batching("Reptile", model_, options_.custom_loss());
+  if (options_.batch_tasks) check_task_batching("Reptile", model_, options_.custom_loss);
 }
 
 template <class T>
@@ -137,7 +140,7 @@ template <class T>
 LearnerState<T> Reptile<T>::state() const {
   LearnerState<T> out = detail::make_state(model_.named_parameters(), model_.named_buffers(),
                                            std::optional<optim::OptimizerState<T>>(), steps_taken_);
-  if (options_.carry_inner_state()) {
+  if (options_.carry_inner_state) {
     optim::OptimizerState<T> inner = inner_state_;
     inner.buffers = detail::defined_copies(inner_state_.buffers);
     out.inner_optimizer = std::move(inner);
@@ -148,7 +151,7 @@ LearnerState<T> Reptile<T>::state() const {
 template <class T>
 void Reptile<T>::load_state(const LearnerState<T>& state) {
   const char* function = "Reptile::load_state";
-  detail::check_state(state, function, /*optimizer=*/false, options_.carry_inner_state(),
+  detail::check_state(state, function, /*optimizer=*/false, options_.carry_inner_state,
                       /*buffers=*/true);
   const detail::StateLoad<T> load(model_.named_parameters(), model_.named_buffers(), state,
                                   function);
@@ -161,7 +164,7 @@ void Reptile<T>::load_state(const LearnerState<T>& state) {
 
 template <class T>
 bool Reptile<T>::classifying() const {
-  return reports_accuracy<T>(options_.custom_loss(), options_.loss_kind());
+  return reports_accuracy<T>(options_.custom_loss, options_.loss);
 }
 
 template <class T>
@@ -172,17 +175,17 @@ Tensor<T> Reptile<T>::task_loss(const Tensor<T>& pred, const Tensor<T>& target) 
 template <class T>
 Generator Reptile<T>::train_generator(std::size_t index) const {
   return Generator(
-      derive_seed({options_.seed(), detail::kReptileTrainTag,
+      derive_seed({options_.seed, detail::kReptileTrainTag,
                    static_cast<std::uint64_t>(steps_taken_), static_cast<std::uint64_t>(index)}));
 }
 
 template <class T>
 T Reptile<T>::current_outer_step() const {
-  if (options_.anneal_steps() <= 0) return options_.outer_step();
-  const double frac = std::min(
-      1.0, static_cast<double>(steps_taken_) / static_cast<double>(options_.anneal_steps()));
-  return static_cast<T>((1.0 - frac) * static_cast<double>(options_.outer_step()) +
-                        frac * static_cast<double>(options_.outer_step_final()));
+  if (options_.anneal_steps <= 0) return options_.outer_step;
+  const double frac =
+      std::min(1.0, static_cast<double>(steps_taken_) / static_cast<double>(options_.anneal_steps));
+  return static_cast<T>((1.0 - frac) * static_cast<double>(options_.outer_step) +
+                        frac * static_cast<double>(options_.outer_step_final));
 }
 
 template <class T>
@@ -204,7 +207,7 @@ nn::ParamDict<T> Reptile<T>::inner_loop(const data::Task<T>& task, const nn::Par
   const auto opt = detail::make_inner_optimizer(options_, phi);
   if (state != nullptr) {
     opt->load_state(*state);
-    opt->set_lr(static_cast<double>(options_.inner_lr()));
+    opt->set_lr(static_cast<double>(options_.inner_lr));
   }
   const bool full = batch <= 0 || batch >= n;
   detail::MiniBatchStream stream(n, full ? n : batch, gen);
@@ -235,7 +238,7 @@ Tensor<T> Reptile<T>::predict(const Adapted& adapted, const Tensor<T>& x) const 
 template <class T>
 Tensor<T> Reptile<T>::predict_query(const data::Task<T>& task, const Adapted& fast) const {
   autograd::NoGradGuard no_grad;
-  if (options_.transductive() || !detail::has_batch_norm(model_)) {
+  if (options_.transductive || !detail::has_batch_norm(model_)) {
     return model_.forward(task.query_x, fast);
   }
   // Each query example in a batch with the support set: its output depends on the
@@ -274,8 +277,7 @@ typename Reptile<T>::TaskResult Reptile<T>::run_task(const data::Task<T>& task, 
     if (classifying()) r.pre_acc = acc;
   }
   std::vector<double> losses;
-  r.phi =
-      inner_loop(task, theta, options_.inner_steps(), options_.inner_batch(), gen, &losses, state);
+  r.phi = inner_loop(task, theta, options_.inner_steps, options_.inner_batch, gen, &losses, state);
   for (double l : losses) r.meta_loss += l;
   if (!losses.empty()) r.meta_loss /= static_cast<double>(losses.size());
   if (query) {
@@ -293,33 +295,36 @@ nn::ParamDict<T> Reptile<T>::run_stacked(const data::TaskBatch<T>& batch, StepSt
   const StackedTasks<T> st = stack_tasks(batch, "Reptile (batch_tasks)");
   const Index tasks = st.tasks;
   const Index n = st.support_x.dim() > 1 ? st.support_x.shape()[1] : 0;
-  const int steps = options_.inner_steps();
+  const int steps = options_.inner_steps;
   METALEARN_CHECK(steps == 0 || n > 0, ValueError,
                   "Reptile::meta_step: the tasks have empty support sets; cannot take ", steps,
                   " inner step(s)");
   const nn::ParamDict<T> theta = model_.named_parameters();
   const bool query = st.query_x.defined() && st.query_x.dim() > 1 && st.query_x.shape()[1] > 0;
-  const auto measure = [&](const nn::ParamDict<T>& w, double& loss, double& acc) {
+  // The query loss of weights `w` and, when classifying, their accuracy.
+  const auto measure = [&](const nn::ParamDict<T>& w) {
     autograd::NoGradGuard no_grad;
     const Tensor<T> pred = model_outputs(model_, st.query_x, w, tasks);
-    loss = static_cast<double>(task_loss(pred, st.query_y).item());
-    if (classifying()) acc = label_accuracy(pred, st.query_y);
+    std::pair<double, std::optional<double>> out{
+        static_cast<double>(task_loss(pred, st.query_y).item()), std::nullopt};
+    if (classifying()) out.second = label_accuracy(pred, st.query_y);
+    return out;
   };
   std::vector<Tensor<T>> phi;
   {
     autograd::NoGradGuard no_grad;
     const nn::ParamDict<T> copies = per_task_copies(theta, tasks);
-    if (query) measure(copies, s.pre_loss, s.pre_accuracy);
+    if (query) std::tie(s.pre_loss, s.pre_accuracy) = measure(copies);
     for (const auto& t : copies.values()) phi.push_back(t.detach().requires_grad(true));
   }
   const nn::ParamDict<T> fast = theta.with_values(phi);
   if (steps == 0) {
-    if (query) measure(fast, s.post_loss, s.post_accuracy);
+    if (query) std::tie(s.post_loss, s.post_accuracy) = measure(fast);
     return fast;
   }
 
   // Each task's mini-batch order comes from the generator its per-task run would use.
-  const Index size = options_.inner_batch();
+  const Index size = options_.inner_batch;
   const bool full = size <= 0 || size >= n;
   std::vector<Generator> gens;
   std::vector<detail::MiniBatchStream> streams;
@@ -355,7 +360,7 @@ nn::ParamDict<T> Reptile<T>::run_stacked(const data::TaskBatch<T>& batch, StepSt
   for (double l : losses) s.meta_loss += l;
   s.meta_loss /= static_cast<double>(losses.size());
   if (query) {
-    measure(fast, s.post_loss, s.post_accuracy);
+    std::tie(s.post_loss, s.post_accuracy) = measure(fast);
   } else {
     s.pre_loss = losses.front();
     s.post_loss = losses.back();
@@ -387,7 +392,7 @@ MetaGradient<T> Reptile<T>::meta_gradient(const data::TaskBatch<T>& batch) const
       ++j;
     }
   };
-  if (options_.batch_tasks()) {
+  if (options_.batch_tasks) {
     out.stats.tasks = batch.size();
     const std::vector<Tensor<T>> phi = run_stacked(batch, out.stats).values();
     const std::vector<Tensor<T>> params = theta.values();
@@ -400,7 +405,7 @@ MetaGradient<T> Reptile<T>::meta_gradient(const data::TaskBatch<T>& batch) const
   std::vector<TaskResult> results(batch.size());
   // The carried state advances on a copy, which apply() makes the learner's.
   optim::OptimizerState<T> state = inner_state_;
-  if (options_.carry_inner_state()) {
+  if (options_.carry_inner_state) {
     for (std::size_t i = 0; i < batch.size(); ++i) results[i] = run_task(batch[i], i, &state);
     out.carried = std::move(state);
   } else {
@@ -409,7 +414,7 @@ MetaGradient<T> Reptile<T>::meta_gradient(const data::TaskBatch<T>& batch) const
   }
   std::vector<std::vector<Tensor<T>>> phis;
   for (const auto& r : results) phis.push_back(r.phi.values());
-  if (options_.check_finite()) {
+  if (options_.check_finite) {
     // Name the task whose adapted weights are not finite (the sum would hide it).
     std::vector<std::string> names;
     for (const auto& [name, p] : theta) names.emplace_back(name);
@@ -424,22 +429,24 @@ MetaGradient<T> Reptile<T>::meta_gradient(const data::TaskBatch<T>& batch) const
 
   StepStats& s = out.stats;
   s.tasks = batch.size();
+  double pre_loss = 0.0;
   double pre_acc = 0.0;
   double post_acc = 0.0;
   for (const auto& r : results) {
     s.meta_loss += r.meta_loss;
-    s.pre_loss += r.pre_loss;
+    pre_loss += r.pre_loss;
     s.post_loss += r.post_loss;
     pre_acc += r.pre_acc;
     post_acc += r.post_acc;
   }
   const double n = static_cast<double>(batch.size());
   s.meta_loss /= n;
-  s.pre_loss /= n;
+  s.pre_loss = pre_loss / n;
   s.post_loss /= n;
-  const bool accuracy = classifying() && results.front().pre_acc >= 0.0;
-  s.pre_accuracy = accuracy ? pre_acc / n : -1.0;
-  s.post_accuracy = accuracy ? post_acc / n : -1.0;
+  if (classifying() && results.front().pre_acc >= 0.0) {
+    s.pre_accuracy = pre_acc / n;
+    s.post_accuracy = post_acc / n;
+  }
   return out;
 }
 
@@ -448,10 +455,10 @@ void Reptile<T>::apply_checked(const MetaGradient<T>& gradient,
                                const detail::FiniteStepGuard<T>& finite, const char* caller) {
   const std::string function =
       std::string(caller) + " (meta-step " + std::to_string(steps_taken_) + ")";
-  METALEARN_CHECK(gradient.carried.has_value() == options_.carry_inner_state(), ValueError,
-                  function, ": the meta-gradient ", gradient.carried ? "carries" : "lacks",
+  METALEARN_CHECK(gradient.carried.has_value() == options_.carry_inner_state, ValueError, function,
+                  ": the meta-gradient ", gradient.carried ? "carries" : "lacks",
                   " an inner-optimizer state but carry_inner_state() is ",
-                  options_.carry_inner_state() ? "on" : "off");
+                  options_.carry_inner_state ? "on" : "off");
   optim::OptimizerState<T> carried;
   if (gradient.carried) carried = validated_inner_state(*gradient.carried);
   finite.check_gradients(gradient.sum.values(), function, "the Reptile direction of");
@@ -478,14 +485,14 @@ template <class T>
 void Reptile<T>::apply(const MetaGradient<T>& gradient) {
   const nn::ParamDict<T> theta = model_.named_parameters();
   detail::check_meta_gradient(gradient, theta, "Reptile::apply");
-  const detail::FiniteStepGuard<T> finite(options_.check_finite(), theta, nullptr);
+  const detail::FiniteStepGuard<T> finite(options_.check_finite, theta, nullptr);
   apply_checked(gradient, finite, "Reptile::apply");
 }
 
 template <class T>
 StepStats Reptile<T>::meta_step(const data::TaskBatch<T>& batch) {
-  const detail::FiniteStepGuard<T> finite(options_.check_finite(), model_.named_parameters(),
-                                          nullptr, model_.named_buffers());
+  const detail::FiniteStepGuard<T> finite(options_.check_finite, model_.named_parameters(), nullptr,
+                                          model_.named_buffers());
   const MetaGradient<T> gradient =
       detail::gradient_or_restore(finite, [&] { return meta_gradient(batch); });
   apply_checked(gradient, finite, "Reptile::meta_step");
@@ -496,14 +503,14 @@ template <class T>
 typename Reptile<T>::Adapted Reptile<T>::adapt(const data::Task<T>& task, std::optional<int> steps,
                                                std::optional<Index> batch,
                                                std::uint64_t stream) const {
-  const int k = steps.value_or(options_.eval_inner_steps());
+  const int k = steps.value_or(options_.eval_inner_steps);
   METALEARN_CHECK(k >= 0, ValueError, "Reptile::adapt: ", k, " inner steps (must be >= 0)");
-  Generator gen(derive_seed({options_.seed(), detail::kReptileAdaptTag, stream}));
+  Generator gen(derive_seed({options_.seed, detail::kReptileAdaptTag, stream}));
   // A carried state is copied: every adaptation starts from the state training reached.
   optim::OptimizerState<T> state = inner_state_;
   nn::ParamDict<T> fast =
-      inner_loop(task, model_.named_parameters(), k, batch.value_or(options_.eval_inner_batch()),
-                 gen, nullptr, options_.carry_inner_state() ? &state : nullptr);
+      inner_loop(task, model_.named_parameters(), k, batch.value_or(options_.eval_batch()), gen,
+                 nullptr, options_.carry_inner_state ? &state : nullptr);
   std::vector<Tensor<T>> out;
   for (const auto& t : fast.values()) out.push_back(t.detach());
   return fast.with_values(std::move(out));
@@ -514,7 +521,7 @@ EvalResult Reptile<T>::evaluate(const data::AnyTaskSampler<T>& sampler, std::siz
                                 std::optional<int> steps) const {
   std::vector<double> values(episodes);
   pool_.run(episodes, [&](std::size_t i) {
-    Generator gen = episode_generator(options_.seed(), i);
+    Generator gen = episode_generator(options_.seed, i);
     data::Task<T> task = sampler.sample(gen);
     const Adapted fast = adapt(task, steps, std::nullopt, static_cast<std::uint64_t>(i));
     values[i] = query_metric(task, fast, nullptr);

@@ -275,7 +275,7 @@ Rl2<F, T>::Rl2(F family, Generator& gen, Rl2Options options)
   const env::EnvSpec spec = family_.spec();
   policy_ = std::make_unique<Rl2Policy<T>>(spec.observations, spec.actions, o.hidden, gen);
   outer_ = std::make_unique<optim::Adam<T>>(meta_parameters().values(),
-                                            optim::AdamOptions{}.lr(o.lr).eps(o.adam_eps));
+                                            optim::AdamOptions{.lr = o.lr, .eps = o.adam_eps});
 }
 
 template <env::EnvFamily F, class T>
@@ -360,7 +360,7 @@ TrialBatch Rl2<F, T>::collect(const F& family, std::uint64_t seed, env::Split sp
 template <env::EnvFamily F, class T>
 TrialBatch Rl2<F, T>::collect_step(std::int64_t step) const {
   METALEARN_CHECK(step >= 0, ValueError, "Rl2::collect_step: negative step ", step);
-  return collect(family_, options_.seed, env::Split::train,
+  return collect(family_, options_.seed, env::Split::kTrain,
                  static_cast<std::uint64_t>(step) * static_cast<std::uint64_t>(options_.trials),
                  options_.trials);
 }
@@ -568,7 +568,7 @@ template <env::EnvFamily F, class T>
 EvalResult Rl2<F, T>::evaluate(const F& family, std::size_t trials) const {
   METALEARN_CHECK(trials >= 1, ValueError, "Rl2::evaluate: trials must be >= 1");
   const TrialBatch batch =
-      collect(family, options_.seed, env::Split::test, 0, static_cast<Index>(trials));
+      collect(family, options_.seed, env::Split::kTest, 0, static_cast<Index>(trials));
   return EvalResult::from_values(batch.trial_returns());
 }
 

@@ -34,44 +34,17 @@ enum class BatchNormMode {
   kPerStep,
 };
 
-/// Options of BatchNorm1d / BatchNorm2d, with chained setters:
-/// `BatchNormOptions{}.mode(BatchNormMode::kPerStep).steps(5)`.
-class BatchNormOptions {
- public:
-  BatchNormOptions& mode(BatchNormMode m) {
-    mode_ = m;
-    return *this;
-  }
-  BatchNormOptions& momentum(double m) {
-    momentum_ = m;
-    return *this;
-  }
-  BatchNormOptions& eps(double e) {
-    eps_ = e;
-    return *this;
-  }
+/// Options of BatchNorm1d / BatchNorm2d:
+/// `BatchNormOptions{.mode = BatchNormMode::kPerStep, .steps = 5}`.
+struct BatchNormOptions {
+  BatchNormMode mode = BatchNormMode::kTransductive;
+  /// Weight of the batch statistics in the running statistics' update.
+  double momentum = 0.1;
+  double eps = 1e-5;
   /// Learnable per-channel scale and shift (weight initialised to 1, bias to 0).
-  BatchNormOptions& affine(bool a) {
-    affine_ = a;
-    return *this;
-  }
+  bool affine = true;
   /// Number of inner-loop steps for BatchNormMode::kPerStep.
-  BatchNormOptions& steps(int s) {
-    steps_ = s;
-    return *this;
-  }
-  [[nodiscard]] BatchNormMode mode() const noexcept { return mode_; }
-  [[nodiscard]] double momentum() const noexcept { return momentum_; }
-  [[nodiscard]] double eps() const noexcept { return eps_; }
-  [[nodiscard]] bool affine() const noexcept { return affine_; }
-  [[nodiscard]] int steps() const noexcept { return steps_; }
-
- private:
-  BatchNormMode mode_ = BatchNormMode::kTransductive;
-  double momentum_ = 0.1;
-  double eps_ = 1e-5;
-  bool affine_ = true;
-  int steps_ = 1;
+  int steps = 1;
 };
 
 namespace detail {
@@ -92,18 +65,18 @@ class BatchNormBase : public Cloneable<Derived, T> {
   BatchNormBase(Index features, BatchNormOptions options) : features_(features), options_(options) {
     METALEARN_CHECK(features > 0, ValueError, "BatchNorm: feature count ", features,
                     " must be positive");
-    METALEARN_CHECK(options.steps() >= 1, ValueError, "BatchNorm: steps ", options.steps(),
+    METALEARN_CHECK(options.steps >= 1, ValueError, "BatchNorm: steps ", options.steps,
                     " must be >= 1");
-    METALEARN_CHECK(options.momentum() >= 0.0 && options.momentum() <= 1.0 && options.eps() > 0.0,
-                    ValueError, "BatchNorm: momentum ", options.momentum(),
-                    " must be in [0, 1] and eps ", options.eps(), " positive");
-    const bool per_step = options.mode() == BatchNormMode::kPerStep;
-    const Shape shape = per_step ? Shape{options.steps(), features} : Shape{features};
-    if (options.affine()) {
+    METALEARN_CHECK(options.momentum >= 0.0 && options.momentum <= 1.0 && options.eps > 0.0,
+                    ValueError, "BatchNorm: momentum ", options.momentum,
+                    " must be in [0, 1] and eps ", options.eps, " positive");
+    const bool per_step = options.mode == BatchNormMode::kPerStep;
+    const Shape shape = per_step ? Shape{options.steps, features} : Shape{features};
+    if (options.affine) {
       this->register_parameter("weight", ones<T>(shape));
       this->register_parameter("bias", zeros<T>(shape));
     }
-    if (options.mode() != BatchNormMode::kTransductive) {
+    if (options.mode != BatchNormMode::kTransductive) {
       this->register_buffer("running_mean", zeros<T>(shape));
       this->register_buffer("running_var", ones<T>(shape));
     }
@@ -114,14 +87,14 @@ class BatchNormBase : public Cloneable<Derived, T> {
                     type_name(), "::forward: expected ",
                     MinDim == 4 ? "[N, C, H, W]" : "[N, C] or [N, C, L]", " with C = ", features_,
                     ", got ", x.shape());
-    const T momentum = static_cast<T>(options_.momentum());
-    const T eps = static_cast<T>(options_.eps());
+    const T momentum = static_cast<T>(options_.momentum);
+    const T eps = static_cast<T>(options_.eps);
     Tensor<T> w, b;
-    if (options_.affine()) {
+    if (options_.affine) {
       w = this->param(params, 0);
       b = this->param(params, 1);
     }
-    switch (options_.mode()) {
+    switch (options_.mode) {
       case BatchNormMode::kTransductive:
         return functional::batch_norm(x, w, b, Tensor<T>(), Tensor<T>(), true, momentum, eps);
       case BatchNormMode::kRunning: {
@@ -137,10 +110,10 @@ class BatchNormBase : public Cloneable<Derived, T> {
                         "::forward: per-step batch norm needs the inner-loop step (run the "
                         "forward pass inside an nn::ForwardScope({.step = k}))");
         const int s = *step;
-        METALEARN_CHECK(s >= 0 && s < options_.steps(), ValueError, type_name(),
-                        "::forward: per-step batch norm has ", options_.steps(), " steps [0, ",
-                        options_.steps(), "), the forward context's step is ", s);
-        if (options_.affine()) {
+        METALEARN_CHECK(s >= 0 && s < options_.steps, ValueError, type_name(),
+                        "::forward: per-step batch norm has ", options_.steps, " steps [0, ",
+                        options_.steps, "), the forward context's step is ", s);
+        if (options_.affine) {
           w = reshape(slice(w, 0, s, s + 1), std::vector<Index>{features_});
           b = reshape(slice(b, 0, s, s + 1), std::vector<Index>{features_});
         }
@@ -160,12 +133,12 @@ class BatchNormBase : public Cloneable<Derived, T> {
   [[nodiscard]] std::string extra_repr() const override {
     std::ostringstream os;
     os << features_ << ", mode="
-       << (options_.mode() == BatchNormMode::kTransductive
+       << (options_.mode == BatchNormMode::kTransductive
                ? "transductive"
-               : (options_.mode() == BatchNormMode::kRunning ? "running" : "per_step"));
-    if (options_.mode() == BatchNormMode::kPerStep) os << ", steps=" << options_.steps();
-    os << ", momentum=" << options_.momentum() << ", eps=" << options_.eps()
-       << ", affine=" << (options_.affine() ? "true" : "false");
+               : (options_.mode == BatchNormMode::kRunning ? "running" : "per_step"));
+    if (options_.mode == BatchNormMode::kPerStep) os << ", steps=" << options_.steps;
+    os << ", momentum=" << options_.momentum << ", eps=" << options_.eps
+       << ", affine=" << (options_.affine ? "true" : "false");
     return os.str();
   }
 
@@ -173,10 +146,10 @@ class BatchNormBase : public Cloneable<Derived, T> {
   [[nodiscard]] const BatchNormOptions& options() const noexcept { return options_; }
   /// Running statistics (undefined in transductive mode); [C] or [steps, C].
   [[nodiscard]] Tensor<T> running_mean() const {
-    return options_.mode() == BatchNormMode::kTransductive ? Tensor<T>() : this->buffer(0);
+    return options_.mode == BatchNormMode::kTransductive ? Tensor<T>() : this->buffer(0);
   }
   [[nodiscard]] Tensor<T> running_var() const {
-    return options_.mode() == BatchNormMode::kTransductive ? Tensor<T>() : this->buffer(1);
+    return options_.mode == BatchNormMode::kTransductive ? Tensor<T>() : this->buffer(1);
   }
 
  private:
