@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Trains RL^2 (Duan et al. 2016) on random tabular MDPs (10 states, 5 actions, horizon
+# 10) with PPO and evaluates it on 1,000 fresh test MDPs, for the RL^2 column of Table 2
+# (issue #30 asks for >= 150 at n = 10 episodes; paper 156.2, PSRL 138.1 in
+# benchmarks/results/rl2_baselines.md).
+# Usage: benchmarks/reproduce/rl2_mdps.sh [rl2_mdps flags, e.g. --episodes 25]
+# Resumable: the run folder build/reproduce/rl2_mdps_n<N>/ (or METALEARN_REPRODUCE_OUT)
+# keeps checkpoint.safetensors and log.csv; running the script again continues from the
+# last checkpoint, bit for bit. For a long run, in the background:
+#   nohup benchmarks/reproduce/rl2_mdps.sh > rl2_mdps.log 2>&1 &
+# METALEARN_THREADS sets the threads (default: all cores); the numbers do not depend on it.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+"$root/scripts/install-deps"
+build="$root/build/release"
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DMETALEARN_BUILD_TESTS=OFF \
+  -DMETALEARN_BUILD_BENCHMARKS=OFF -DMETALEARN_BUILD_EXAMPLES=ON >/dev/null
+cmake --build "$build" --target rl2_mdps -j"$(nproc)"
+episodes=10
+args=("$@")
+for ((i = 0; i < ${#args[@]}; ++i)); do
+  case "${args[i]}" in
+    --episodes) episodes="${args[i + 1]}" ;;
+  esac
+done
+out="${METALEARN_REPRODUCE_OUT:-$root/build/reproduce/rl2_mdps_n${episodes}}"
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $(date -u +%FT%TZ)"
+echo "commit: $(git -C "$root" rev-parse --short HEAD)"
+start=$(date +%s)
+# The paper's GRU (256 units), gamma 0.99 and lambda 0.3 (the defaults of Rl2Options);
+# PPO with 128 trials per step, Adam 1e-3. Later flags override these.
+"$build/examples/rl2_mdps" --hidden 256 --trials 128 --lr 1e-3 --steps 3000 --seed 1 \
+  --eval-every 100 --eval-trials 1000 --threads "${METALEARN_THREADS:-$(nproc)}" \
+  --out "$out" "$@"
+echo "wall time: $(( $(date +%s) - start )) s"
