@@ -10,13 +10,9 @@
 # (default: all cores).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-"$root/scripts/install-deps"
-build="$root/build/release"
-cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DMETALEARN_BUILD_TESTS=OFF \
-  -DMETALEARN_BUILD_BENCHMARKS=OFF >/dev/null
-cmake --build "$build" --target maml_omniglot -j"$(nproc)"
+. "$root/benchmarks/reproduce/build_example.sh"
+build_example maml_omniglot
 out="${METALEARN_REPRODUCE_OUT:-$root/build/reproduce/maml_omniglot}"
-echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $(date -u +%FT%TZ)"
 start=$(date +%s)
 "$build/examples/maml_omniglot" --ways 5 --shots 1 --meta-batch 32 --inner-lr 0.4 \
   --inner-steps 1 --eval-steps 3 --steps 60000 --eval-every 500 --eval-episodes 600 \

@@ -12,13 +12,9 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 model="${1:-cnp}"
 [ $# -gt 0 ] && shift
-"$root/scripts/install-deps"
-build="$root/build/release"
-cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DMETALEARN_BUILD_TESTS=OFF \
-  -DMETALEARN_BUILD_BENCHMARKS=OFF >/dev/null
-cmake --build "$build" --target neural_process_gp -j"$(nproc)"
+. "$root/benchmarks/reproduce/build_example.sh"
+build_example neural_process_gp
 out="${METALEARN_REPRODUCE_OUT:-$root/build/reproduce/neural_process_gp_$model}"
-echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $(date -u +%FT%TZ)"
 start=$(date +%s)
 "$build/examples/neural_process_gp" --model "$model" --steps 80000 --batch 64 \
   --eval-every 10000 --eval-episodes 32000 --threads "${METALEARN_THREADS:-$(nproc)}" \

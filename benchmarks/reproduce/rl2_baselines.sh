@@ -9,13 +9,8 @@
 # METALEARN_REPRODUCE_OUT).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-"$root/scripts/install-deps"
-build="$root/build/release"
-cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DMETALEARN_BUILD_TESTS=OFF \
-  -DMETALEARN_BUILD_BENCHMARKS=OFF -DMETALEARN_BUILD_EXAMPLES=ON >/dev/null
-cmake --build "$build" --target rl2_baselines -j"$(nproc)"
-echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $(date -u +%FT%TZ)"
-echo "commit: $(git -C "$root" rev-parse --short HEAD)"
+. "$root/benchmarks/reproduce/build_example.sh"
+build_example rl2_baselines
 # Arguments replace the default table (for example: --trials 200 --arms 5 --pulls 10).
 if [ $# -eq 0 ]; then
   set -- --trials 1000 --seed 1 --arms 5 10 50 --pulls 10 100 500 --episodes 10 25 50 75 100

@@ -11,11 +11,8 @@
 # METALEARN_THREADS sets the threads (default: all cores); the numbers do not depend on it.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-"$root/scripts/install-deps"
-build="$root/build/release"
-cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DMETALEARN_BUILD_TESTS=OFF \
-  -DMETALEARN_BUILD_BENCHMARKS=OFF -DMETALEARN_BUILD_EXAMPLES=ON >/dev/null
-cmake --build "$build" --target rl2_mdps -j"$(nproc)"
+. "$root/benchmarks/reproduce/build_example.sh"
+build_example rl2_mdps
 episodes=10
 args=("$@")
 for ((i = 0; i < ${#args[@]}; ++i)); do
@@ -24,8 +21,6 @@ for ((i = 0; i < ${#args[@]}; ++i)); do
   esac
 done
 out="${METALEARN_REPRODUCE_OUT:-$root/build/reproduce/rl2_mdps_n${episodes}}"
-echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $(date -u +%FT%TZ)"
-echo "commit: $(git -C "$root" rev-parse --short HEAD)"
 start=$(date +%s)
 # The paper's GRU (256 units), gamma 0.99 and lambda 0.3 (the defaults of Rl2Options);
 # PPO with 128 trials per step, Adam 1e-3. Later flags override these.
