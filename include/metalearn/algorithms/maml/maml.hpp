@@ -102,7 +102,7 @@ struct MamlOptions {
   /// Also report the query loss and accuracy before adaptation in StepStats
   /// (pre_loss, pre_accuracy). It costs one more forward pass over every task's
   /// query set per meta-step (about 8% of a MAML-paper Omniglot meta-step), so it is
-  /// off unless asked for; pre_loss is then NaN and pre_accuracy -1.
+  /// off unless asked for; pre_loss and pre_accuracy are then empty.
   bool pre_adaptation_stats = false;
   /// Check every meta-step for NaN or infinite values (on by default): when the
   /// meta-gradient or the updated parameters are not finite, meta_step() throws

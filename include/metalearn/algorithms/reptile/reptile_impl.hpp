@@ -88,15 +88,11 @@ std::unique_ptr<optim::Optimizer<T>> make_inner_optimizer(const ReptileOptions<T
   return std::make_unique<optim::SGD<T>>(phi, optim::SGDOptions{.lr = lr});
 }
 
-/// One step of `opt` along the gradient of `loss` w.r.t. `phi` (its parameters).
+/// One step of `opt` along the gradient of `loss` w.r.t. `phi` (its parameters; a
+/// parameter the loss does not use is left alone).
 template <class T>
 void descend(optim::Optimizer<T>& opt, const std::vector<Tensor<T>>& phi, const Tensor<T>& loss) {
-  auto grads = autograd::grad({loss}, phi, autograd::GradOptions{.allow_unused = true});
-  opt.zero_grad();
-  for (std::size_t i = 0; i < phi.size(); ++i) {
-    if (grads[i].defined()) phi[i].set_grad(grads[i]);
-  }
-  opt.step();
+  opt.step(autograd::grad({loss}, phi, autograd::GradOptions{.allow_unused = true}));
 }
 
 }  // namespace detail
@@ -224,7 +220,6 @@ nn::ParamDict<T> Reptile<T>::inner_loop(const data::Task<T>& task, const nn::Par
     if (losses != nullptr) losses->push_back(static_cast<double>(loss.item()));
     detail::descend(*opt, phi, loss);
   }
-  opt->zero_grad();
   if (state != nullptr) *state = opt->state();
   return fast;
 }
@@ -356,7 +351,6 @@ nn::ParamDict<T> Reptile<T>::run_stacked(const data::TaskBatch<T>& batch, StepSt
     // task's own gradient.
     detail::descend(*opt, phi, mul_scalar(mean, static_cast<T>(tasks)));
   }
-  opt->zero_grad();
   for (double l : losses) s.meta_loss += l;
   s.meta_loss /= static_cast<double>(losses.size());
   if (query) {
