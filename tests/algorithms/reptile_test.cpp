@@ -46,7 +46,7 @@ std::pair<double, double> sgd_by_hand(const ml::data::Task<double>& t, double w,
   return {w, b};
 }
 
-// The inner-optimizer state a Reptile carries (empty without carry_inner_state()).
+// The inner-optimizer state a Reptile carries (empty without carry_inner_state).
 template <class T>
 ml::optim::OptimizerState<T> inner_of(const alg::Reptile<T>& r) {
   return r.state().inner_optimizer.value_or(ml::optim::OptimizerState<T>{});

@@ -51,7 +51,7 @@ struct MetaGradient {
   /// The step's statistics (means over the tasks).
   StepStats stats;
   /// State an algorithm carries from task to task during the meta-batch (Reptile's
-  /// carry_inner_state()); apply() makes it the learner's.
+  /// carry_inner_state); apply() makes it the learner's.
   std::optional<optim::OptimizerState<T>> carried;
 
   /// The mean gradient sum / tasks, one tensor per entry in the order of `sum`.

@@ -180,12 +180,12 @@ algorithms::LearnerState<T> unpack_state(std::span<const std::byte> bytes) {
 template <class L>
 void check_shardable(const L& /*learner*/) {}
 
-/// Reptile with carry_inner_state() passes the inner optimizer's state from task to
+/// Reptile with carry_inner_state passes the inner optimizer's state from task to
 /// task, in order.
 template <class T>
 void check_shardable(const algorithms::Reptile<T>& learner) {
   METALEARN_CHECK(!learner.options().carry_inner_state, ValueError,
-                  "distributed::DistributedTrainer: Reptile with carry_inner_state() passes the "
+                  "distributed::DistributedTrainer: Reptile with carry_inner_state passes the "
                   "inner optimizer's state from task to task, in order, which ranks working side "
                   "by side cannot; turn it off for data-parallel training");
 }
@@ -264,7 +264,7 @@ struct CollectiveStats {
 /// wraps it in a trainer and calls the same methods in the same order.
 ///
 /// Algorithms whose meta_gradient() is not the sum of its shards' are refused with
-/// ValueError: Reptile with carry_inner_state(), or drawing inner mini-batches (a
+/// ValueError: Reptile with carry_inner_state, or drawing inner mini-batches (a
 /// support set larger than inner_batch).
 template <class L>
 class DistributedTrainer {

@@ -147,11 +147,11 @@ class Maml {
 
   /// One outer-optimizer step along the mean gradient sum / tasks.
   /// @throws ValueError / ShapeError when `gradient` does not fit meta_parameters(),
-  /// NonFiniteError (with check_finite()) when it or the updated meta-parameters are
+  /// NonFiniteError (with check_finite) when it or the updated meta-parameters are
   /// not finite; nothing changes then.
   void apply(const MetaGradient<T>& gradient);
 
-  /// apply(meta_gradient(batch)); with check_finite() the batch-norm running
+  /// apply(meta_gradient(batch)); with check_finite the batch-norm running
   /// statistics the step's forward passes moved are rolled back too when it throws.
   StepStats meta_step(const data::TaskBatch<T>& batch);
 

@@ -244,7 +244,7 @@ class MatchingNet {
 
   /// One Adam step along sum / tasks, then the learning-rate decay when due.
   /// @throws ValueError / ShapeError when `gradient` does not fit the parameters,
-  /// NonFiniteError (with check_finite()) when it or the updated parameters are not
+  /// NonFiniteError (with check_finite) when it or the updated parameters are not
   /// finite; nothing changes then.
   void apply(const MetaGradient<T>& gradient) { trainer_.apply(gradient); }
 

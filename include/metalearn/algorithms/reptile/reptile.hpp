@@ -122,7 +122,7 @@ struct ReptileOptions {
 /// and are reduced in task order (results equal the serial run bit for bit). The
 /// mini-batch order of task j of meta-step t comes from a generator seeded by
 /// (seed, t, j), so it depends neither on threads nor on scheduling. With
-/// carry_inner_state() the optimizer state passes from task to task instead, and the
+/// carry_inner_state the optimizer state passes from task to task instead, and the
 /// tasks of a meta-batch run in order on the calling thread. (A model with
 /// running-statistics batch norm in training mode updates its running statistics in
 /// the inner loops, in completion order when several threads run tasks; the
@@ -153,7 +153,7 @@ class Reptile {
 
   /// The Reptile direction of a meta-batch, nothing applied: each task trains a copy
   /// phi_i of theta on its support set; the sum over tasks of theta - phi_i is
-  /// returned (with the carried inner state under carry_inner_state()).
+  /// returned (with the carried inner state under carry_inner_state).
   /// Statistics: with a query set, pre/post are the query loss (and accuracy) at
   /// theta and at phi_i; without one, the losses of the first and the last inner
   /// mini-batch. meta_loss is the mean inner training loss.
@@ -162,7 +162,7 @@ class Reptile {
   /// The outer update theta <- theta - epsilon_t * sum / tasks (epsilon_t:
   /// current_outer_step()), and the carried inner state becomes the learner's.
   /// @throws ValueError / ShapeError when `gradient` does not fit the parameters,
-  /// NonFiniteError (with check_finite()) when it or the updated parameters are not
+  /// NonFiniteError (with check_finite) when it or the updated parameters are not
   /// finite; nothing changes then.
   void apply(const MetaGradient<T>& gradient);
 
@@ -196,7 +196,7 @@ class Reptile {
   [[nodiscard]] nn::ParamDict<T> meta_parameters() const { return model_.named_parameters(); }
 
   /// The whole training state: theta, the model's buffers, the carried inner
-  /// optimizer state (with carry_inner_state()) and steps_taken(), on which the step
+  /// optimizer state (with carry_inner_state) and steps_taken(), on which the step
   /// size schedule and the mini-batch order of the following meta-steps depend.
   [[nodiscard]] LearnerState<T> state() const;
 

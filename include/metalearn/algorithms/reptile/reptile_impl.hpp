@@ -451,7 +451,7 @@ void Reptile<T>::apply_checked(const MetaGradient<T>& gradient,
       std::string(caller) + " (meta-step " + std::to_string(steps_taken_) + ")";
   METALEARN_CHECK(gradient.carried.has_value() == options_.carry_inner_state, ValueError, function,
                   ": the meta-gradient ", gradient.carried ? "carries" : "lacks",
-                  " an inner-optimizer state but carry_inner_state() is ",
+                  " an inner-optimizer state but carry_inner_state is ",
                   options_.carry_inner_state ? "on" : "off");
   optim::OptimizerState<T> carried;
   if (gradient.carried) carried = validated_inner_state(*gradient.carried);
