@@ -89,11 +89,15 @@ int train(const Family& family, const RunArgs& a, const metalearn::io::Metadata&
     log << "step,mean_return,loss,entropy,approx_kl,eval_mean,eval_ci95\n";
   const auto start = std::chrono::steady_clock::now();
   ml::algorithms::Rl2Stats stats;
+  // The last evaluation and its step: the final report reuses it when training ended there.
+  ml::algorithms::EvalResult r;
+  std::int64_t evaluated_at = -1;
   while (rl2.steps_taken() < a.steps) {
     stats = rl2.meta_step();
     const std::int64_t step = rl2.steps_taken();
     if (step % a.eval_every != 0 && step != a.steps) continue;
-    const ml::algorithms::EvalResult r = rl2.evaluate(a.eval_trials);
+    r = rl2.evaluate(a.eval_trials);
+    evaluated_at = step;
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::printf("step %6lld  train %.2f  eval %.2f +- %.2f  entropy %.3f  (%.0f s)\n",
@@ -105,7 +109,7 @@ int train(const Family& family, const RunArgs& a, const metalearn::io::Metadata&
         << std::flush;
     ml::io::save_checkpoint(checkpoint, ml::train::to_checkpoint(rl2.state(), settings));
   }
-  const ml::algorithms::EvalResult r = rl2.evaluate(a.eval_trials);
+  if (evaluated_at != rl2.steps_taken()) r = rl2.evaluate(a.eval_trials);
   std::printf("final: %.2f +- %.2f mean total reward per trial over %zu test %s\n", r.mean, r.ci95,
               r.episodes, what);
   return 0;
