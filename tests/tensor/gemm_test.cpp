@@ -92,18 +92,24 @@ TYPED_TEST(Gemm, EmptyInnerDimensionGivesZeros) {
   for (const T v : c) EXPECT_EQ(v, T(0));
 }
 
-// Products whose b is not transposed and whose a is small (up to 192 KiB) sum each
-// element in one order whatever its position, on every target (see gemm.hpp): equal
-// columns of b, wherever they sit (first, middle or last columns, within or past the
-// last full panel), give bit-equal columns of c, with a stored as is or transposed. Shapes cover
-// short and long inner dimensions (taken in several slices, with a small or a large a) and
-// rows that do not fill the last block of six.
+// Products whose b is not transposed, whose a is small (up to 192 KiB) and whose inner
+// dimension is at most 1024 sum each element in one order whatever its position, on
+// every target (see gemm.hpp): equal columns of b, wherever they sit (first, middle or
+// last columns, within or past the last full panel), give bit-equal columns of c, with a
+// stored as is or transposed. Shapes cover short and long inner dimensions (taken in
+// several slices, with a small or a large a) and rows that do not fill the last block of
+// six.
 TEST(Gemm, EqualColumnsGiveBitEqualColumnsWhenBIsNotTransposed) {
   std::mt19937 rng(13);
   const std::vector<std::tuple<Index, Index, Index>> shapes{
       {64, 980, 576}, {64, 45, 576}, {37, 77, 9},    {5, 33, 130},
       {64, 3920, 9},  {576, 50, 64}, {16, 70, 1000}, {200, 40, 1200}};
+  // Past the kernel's size (k > 1024, a > 192 KiB) the order holds only where the
+  // library's own kernel takes every product (gemm_backend() names it then); OpenBLAS
+  // or Eigen may split the inner dimension differently per column block.
+  const bool own_kernel_everywhere = ml::gemm_backend().rfind("metalearn", 0) == 0;
   for (const auto& [m, n, k] : shapes) {
+    if (k > 1024 && !own_kernel_everywhere) continue;
     for (const bool ta : {false, true}) {
       const Strided<float> a(ta ? k : m, ta ? m : k, 1, rng);
       Strided<float> b(k, n, 3, rng);
