@@ -62,6 +62,21 @@ namespace {
 template <class T>
 using Records = std::vector<std::pair<std::string, Tensor<T>>>;
 
+/// Class labels travel in the exchange files as a tensor of their values, under the
+/// name a regression task's targets have ("support_y", "query_y").
+template <class T>
+Tensor<T> labels_as_tensor(const ml::Labels& labels) {
+  std::vector<T> v(labels.begin(), labels.end());
+  return ml::from_vector<T>(v);
+}
+
+template <class T>
+ml::Labels labels_from_tensor(const Tensor<T>& t) {
+  ml::Labels out;
+  for (Index i = 0; i < t.numel(); ++i) out.push_back(static_cast<Index>(t.data()[i]));
+  return out;
+}
+
 /// One workload: a model, a fixed task batch and a training step on it.
 template <class T>
 class Runner {
@@ -106,6 +121,12 @@ class Runner {
             std::pair{"query_x", &task.query_x}, std::pair{"query_y", &task.query_y}}) {
         if (x->defined()) *x = find(prefix + field, x->shape()).clone();
       }
+      for (auto [field, l] : {std::pair{"support_y", &task.support_labels},
+                              std::pair{"query_y", &task.query_labels}}) {
+        if (!l->empty()) {
+          *l = labels_from_tensor(find(prefix + field, ml::Shape{static_cast<Index>(l->size())}));
+        }
+      }
     }
   }
 
@@ -144,6 +165,7 @@ class ReptileRunner : public Runner<T> {
     for (auto& task : batch) {
       task.query_x = Tensor<T>();
       task.query_y = Tensor<T>();
+      task.query_labels.clear();
     }
     this->batch_ = std::move(batch);
   }
@@ -525,10 +547,14 @@ int run_dump(const std::string& name, const std::string& path, const std::string
   for (std::size_t t = 0; t < batch.size(); ++t) {
     const std::string p = "task." + std::to_string(t) + ".";
     records.emplace_back(p + "support_x", batch[t].support_x);
-    records.emplace_back(p + "support_y", batch[t].support_y);
+    records.emplace_back(p + "support_y", batch[t].classification()
+                                              ? labels_as_tensor<T>(batch[t].support_labels)
+                                              : batch[t].support_y);
     if (batch[t].query_x.defined()) {
       records.emplace_back(p + "query_x", batch[t].query_x);
-      records.emplace_back(p + "query_y", batch[t].query_y);
+      records.emplace_back(p + "query_y", batch[t].classification()
+                                              ? labels_as_tensor<T>(batch[t].query_labels)
+                                              : batch[t].query_y);
     }
   }
   for (std::size_t i = 0; i < grads.size(); ++i) {

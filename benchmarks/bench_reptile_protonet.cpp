@@ -113,7 +113,8 @@ void BM_ProtoNetTestEpisode(benchmark::State& state) {
       glyphs, {.ways = state.range(0), .shots = state.range(1), .queries = 15});
   const auto task = episodes.sample(gen);
   for (auto _ : state) {
-    benchmark::DoNotOptimize(protonet.predict(task.support_x, task.support_y, task.query_x).data());
+    benchmark::DoNotOptimize(
+        protonet.predict(task.support_x, task.support_labels, task.query_x).data());
   }
   rate(state, "episodes/s", 1);
 }
@@ -130,7 +131,7 @@ void BM_PrototypeClassifierQueries(benchmark::State& state) {
   ml::data::ProceduralGlyphs glyphs({.split = ml::data::Split::kTest});
   ml::data::EpisodicSampler<float> episodes(glyphs, {.ways = 5, .shots = 5, .queries = 15});
   const auto task = episodes.sample(gen);
-  const auto clf = protonet.classifier(task.support_x, task.support_y);
+  const auto clf = protonet.classifier(task.support_x, task.support_labels);
   for (auto _ : state) benchmark::DoNotOptimize(clf.classify(task.query_x).data());
   state.SetItemsProcessed(state.iterations() * task.query_x.shape()[0]);
 }

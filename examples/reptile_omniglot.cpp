@@ -220,8 +220,8 @@ int main(int argc, char** argv) {
       ml::Generator g = alg::episode_generator(args.seed + 2000, i);
       const auto task = test.sample(g);
       const auto fast = reptile.adapt(task, std::nullopt, std::nullopt, i);
-      plain[i] = alg::label_accuracy(reptile.predict_query(task, fast), task.query_y);
-      trans[i] = alg::label_accuracy(reptile.predict(fast, task.query_x), task.query_y);
+      plain[i] = ml::accuracy(reptile.predict_query(task, fast), task.query_labels);
+      trans[i] = ml::accuracy(reptile.predict(fast, task.query_x), task.query_labels);
     });
     const auto p = alg::EvalResult::from_values(plain);
     const auto t = alg::EvalResult::from_values(trans);

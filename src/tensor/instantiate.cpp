@@ -54,7 +54,7 @@ namespace metalearn {
   template METALEARN_API Tensor<T> gather(const Tensor<T>&, Index, const std::vector<Index>&,   \
                                           const Shape&);                                        \
   template METALEARN_API Tensor<T> mse_loss(const Tensor<T>&, const Tensor<T>&);                \
-  template METALEARN_API Tensor<T> cross_entropy(const Tensor<T>&, const std::vector<Index>&);  \
+  template METALEARN_API Tensor<T> cross_entropy(const Tensor<T>&, const Labels&);              \
   template METALEARN_API Tensor<T> gaussian_nll_loss(const Tensor<T>&, const Tensor<T>&,        \
                                                      const Tensor<T>&, bool, T);                \
   template METALEARN_API Tensor<T> pairwise_sq_dist(const Tensor<T>&, const Tensor<T>&);        \

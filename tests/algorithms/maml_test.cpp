@@ -320,17 +320,17 @@ INSTANTIATE_TEST_SUITE_P(Variants, MamlBatchedTasks, ::testing::Values(0, 1, 2, 
 // labelled 0, 1, 2, 3, 0, ... in turn.
 ml::data::TaskBatch<double> four_way_tasks(ml::Generator& gen, ml::Index queries) {
   const auto labels = [](ml::Index n) {
-    std::vector<double> v;
-    for (ml::Index i = 0; i < n; ++i) v.push_back(static_cast<double>(i % 4));
-    return ml::from_vector<double>(v, {n});
+    ml::Labels v;
+    for (ml::Index i = 0; i < n; ++i) v.push_back(i % 4);
+    return v;
   };
   ml::data::TaskBatch<double> batch;
   for (int i = 0; i < 3; ++i) {
     ml::data::Task<double> t;
     t.support_x = ml::randn<double>({8, 3}, gen);
-    t.support_y = labels(8);
+    t.support_labels = labels(8);
     t.query_x = ml::randn<double>({queries, 3}, gen);
-    t.query_y = labels(queries);
+    t.query_labels = labels(queries);
     t.ways = 4;
     batch.push_back(t);
   }
@@ -376,8 +376,8 @@ TEST(Maml, PreAdaptationStatisticsAreMeasuredOnlyWhenAskedFor) {
   double loss = 0.0, acc = 0.0;
   for (const auto& t : batch) {
     const ml::Tensor<double> logits = model.forward(t.query_x);
-    loss += ml::cross_entropy(logits, t.query_y).item() / 3.0;
-    acc += alg::label_accuracy(logits, t.query_y) / 3.0;
+    loss += ml::cross_entropy(logits, t.query_labels).item() / 3.0;
+    acc += ml::accuracy(logits, t.query_labels) / 3.0;
   }
   EXPECT_NEAR(b.pre_loss.value(), loss, 1e-12);
   EXPECT_NEAR(b.pre_accuracy.value(), acc, 1e-12);
@@ -440,9 +440,9 @@ TEST(Maml, ALossThatDoesNotFitTheTargetsNamesTheOptionToSet) {
   ml::nn::MLP<double> classifier({2, 3}, gen);
   ml::data::Task<double> labelled;
   labelled.support_x = ml::uniform<double>({4, 2}, gen, -1.0, 1.0);
-  labelled.support_y = ml::from_vector<double>({0, 1, 2, 0});
+  labelled.support_labels = {0, 1, 2, 0};
   labelled.query_x = labelled.support_x;
-  labelled.query_y = labelled.support_y;
+  labelled.query_labels = labelled.support_labels;
   const auto message_of = [](const auto& call) {
     try {
       call();
@@ -463,6 +463,16 @@ TEST(Maml, ALossThatDoesNotFitTheTargetsNamesTheOptionToSet) {
               (void)classification.meta_gradient({regression_task(gen, 5, 5)});
             }).find("set .loss = LossKind::kMse"),
             std::string::npos);
+  // A custom loss scores target values; on class labels it says so instead of guessing.
+  alg::Maml<double> custom(
+      classifier, alg::MamlOptions<double>{.custom_loss = [](const auto& p, const auto& y) {
+        return ml::mse_loss(p, y);
+      }});
+  EXPECT_NE(
+      message_of([&] {
+        (void)custom.meta_gradient({labelled});
+      }).find("the custom_loss, which scores target values, but the task carries 4 class labels"),
+      std::string::npos);
 }
 
 // The custom-inner-loop path (clone, adapt on the caller's loss, meta_gradient_of),

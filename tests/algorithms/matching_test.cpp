@@ -166,9 +166,9 @@ TEST(MatchingNet, LossIsTheCrossEntropyOfTheRuleOnTheEmbeddings) {
   const double accuracy = *result.accuracy;
   const auto support = net.embed(task.support_x);
   const auto query = net.embed(task.query_x);
-  const auto logp = alg::matching_log_probs(query, support, ml::to_labels(task.support_y), 4,
-                                            ml::Distance::kCosine, 5.0);
-  const auto labels = ml::to_labels(task.query_y);
+  const auto logp =
+      alg::matching_log_probs(query, support, task.support_labels, 4, ml::Distance::kCosine, 5.0);
+  const auto labels = task.query_labels;
   // Embedded one batch at a time instead of together: equal in evaluation mode.
   EXPECT_NEAR(loss, ml::cross_entropy(logp, labels).item(), 1e-12);
   EXPECT_DOUBLE_EQ(accuracy, ml::accuracy(logp, labels));
@@ -185,20 +185,18 @@ TEST(MatchingNet, LossIsTheCrossEntropyOfTheRuleOnTheEmbeddings) {
 TEST(MatchingNet, IsInvariantToTheOrderOfClassesAndOfSupports) {
   const auto net = small_matching_net(3);
   const auto task = glyph_episode(4, 3, 2);
-  const auto base = net.predict(task.support_x, task.support_y, task.query_x);
+  const auto base = net.predict(task.support_x, task.support_labels, task.query_x);
   // Rename the classes k -> perm[k] in the support labels: the columns follow.
   const std::vector<ml::Index> perm = {2, 0, 1};
-  std::vector<double> renamed;
-  for (const auto k : ml::to_labels(task.support_y)) {
-    renamed.push_back(static_cast<double>(perm[static_cast<std::size_t>(k)]));
-  }
-  const auto relabelled =
-      net.predict(task.support_x, ml::from_vector<double>(renamed), task.query_x);
+  ml::Labels renamed;
+  for (const auto k : task.support_labels) renamed.push_back(perm[static_cast<std::size_t>(k)]);
+  const auto relabelled = net.predict(task.support_x, renamed, task.query_x);
   // Reverse the supports with their labels: nothing changes.
   std::vector<ml::Index> reverse(static_cast<std::size_t>(task.support_x.size(0)));
   std::iota(reverse.rbegin(), reverse.rend(), 0);
-  const auto reversed = net.predict(ml::index_select(task.support_x, 0, reverse),
-                                    ml::index_select(task.support_y, 0, reverse), task.query_x);
+  const ml::Labels reversed_labels(task.support_labels.rbegin(), task.support_labels.rend());
+  const auto reversed =
+      net.predict(ml::index_select(task.support_x, 0, reverse), reversed_labels, task.query_x);
   for (ml::Index r = 0; r < base.size(0); ++r) {
     for (ml::Index k = 0; k < 3; ++k) {
       EXPECT_NEAR(relabelled.at(r, perm[static_cast<std::size_t>(k)]), base.at(r, k), 1e-12);
@@ -216,9 +214,9 @@ TEST(MatchingNet, EpisodeLossPassesGradcheckThroughTheEmbedding) {
   const alg::MatchingNet<double> net(embedding, alg::MatchingNetOptions<double>{.scale = 3.0});
   ml::data::Task<double> task;
   task.support_x = ml::randn<double>({4, 3}, gen);
-  task.support_y = ml::from_vector<double>({0, 1, 0, 1});
+  task.support_labels = {0, 1, 0, 1};
   task.query_x = ml::randn<double>({3, 3}, gen);
-  task.query_y = ml::from_vector<double>({1, 0, 1});
+  task.query_labels = {1, 0, 1};
   task.ways = 2;
   const auto named = embedding.named_parameters();
   std::vector<ml::Tensor<double>> inputs;
@@ -229,8 +227,8 @@ TEST(MatchingNet, EpisodeLossPassesGradcheckThroughTheEmbedding) {
     const auto e = embedding.forward(ml::concat<double>({task.support_x, task.query_x}, 0), fast);
     return ml::cross_entropy(
         alg::matching_log_probs(ml::slice(e, 0, ns, e.size(0)), ml::slice(e, 0, 0, ns),
-                                ml::to_labels(task.support_y), 2, ml::Distance::kCosine, 3.0),
-        ml::to_labels(task.query_y));
+                                task.support_labels, 2, ml::Distance::kCosine, 3.0),
+        task.query_labels);
   };
   EXPECT_NEAR(f(inputs).item(), net.loss(task).item(), 1e-14);
   EXPECT_TRUE(ml::testing::check_gradients_at(f, inputs));
@@ -240,7 +238,7 @@ TEST(MatchingNet, RejectsEpisodesWithoutQueriesAndBadOptions) {
   auto net = small_matching_net(6);
   auto task = glyph_episode(7, 2, 1);
   task.query_x = ml::zeros<double>({0, 1, 16, 16});
-  task.query_y = ml::zeros<double>({0});
+  task.query_labels.clear();
   EXPECT_THROW((void)net.loss(task), ml::ValueError);
   ml::Generator gen(8);
   EXPECT_THROW(alg::MatchingNet<double>(gen, alg::MatchingNetOptions<double>{.scale = 0.0}),
@@ -322,9 +320,9 @@ struct FullContextCase {
   ml::data::Task<double> task;
   FullContextCase() {
     task.support_x = ml::randn<double>({4, 3}, gen);
-    task.support_y = ml::from_vector<double>({0, 1, 0, 1});
+    task.support_labels = {0, 1, 0, 1};
     task.query_x = ml::randn<double>({3, 3}, gen);
-    task.query_y = ml::from_vector<double>({1, 0, 1});
+    task.query_labels = {1, 0, 1};
     task.ways = 2;
   }
 };
@@ -346,9 +344,9 @@ TEST(MatchingNet, FullContextLossPassesGradcheck) {
         c.embedding.forward(ml::concat<double>({c.task.support_x, c.task.query_x}, 0), fast);
     const auto g = context->encode_support(ml::slice(e, 0, 0, ns), ctx);
     const auto q = context->encode_query(ml::slice(e, 0, ns, e.size(0)), g, ctx);
-    return ml::cross_entropy(alg::matching_log_probs(q, g, ml::to_labels(c.task.support_y), 2,
-                                                     ml::Distance::kCosine, 3.0),
-                             ml::to_labels(c.task.query_y));
+    return ml::cross_entropy(
+        alg::matching_log_probs(q, g, c.task.support_labels, 2, ml::Distance::kCosine, 3.0),
+        c.task.query_labels);
   };
   EXPECT_NEAR(f(inputs).item(), c.net.loss(c.task).item(), 1e-14);
   EXPECT_TRUE(ml::testing::check_gradients_at(f, inputs));
@@ -368,13 +366,12 @@ TEST(MatchingNet, FullContextLossPassesGradcheck) {
 
 TEST(MatchingNet, FullContextIsInvariantToClassNamesAndQueryOrder) {
   FullContextCase c;
-  const auto base = c.net.predict(c.task.support_x, c.task.support_y, c.task.query_x);
+  const auto base = c.net.predict(c.task.support_x, c.task.support_labels, c.task.query_x);
   // Renaming the classes (the supports keep their order) permutes the columns.
-  const auto swapped =
-      c.net.predict(c.task.support_x, ml::from_vector<double>({1, 0, 1, 0}), c.task.query_x);
+  const auto swapped = c.net.predict(c.task.support_x, ml::Labels{1, 0, 1, 0}, c.task.query_x);
   // Reversing the queries reverses the rows.
   const std::vector<ml::Index> reverse = {2, 1, 0};
-  const auto reversed = c.net.predict(c.task.support_x, c.task.support_y,
+  const auto reversed = c.net.predict(c.task.support_x, c.task.support_labels,
                                       ml::index_select(c.task.query_x, 0, reverse));
   for (ml::Index r = 0; r < 3; ++r) {
     for (ml::Index k = 0; k < 2; ++k) {

@@ -89,7 +89,7 @@ TEST(ProtoNet, ClassifierMatchesPredictAndIgnoresLaterTraining) {
   ml::nn::MLP<double> embedding({4, 8, 5}, gen);
   alg::ProtoNet<double> protonet(embedding, alg::ProtoNetOptions<double>{.lr = 0.05});
   const auto sx = ml::randn<double>({6, 4}, gen);
-  const auto sy = ml::from_vector<double>({0, 1, 2, 0, 1, 2}, {6});
+  const ml::Labels sy{0, 1, 2, 0, 1, 2};
   const auto qx = ml::randn<double>({7, 4}, gen);
   const auto clf = protonet.classifier(sx, sy);
   EXPECT_EQ(clf.ways(), 3);
@@ -111,9 +111,9 @@ TEST(ProtoNet, ClassifierMatchesPredictAndIgnoresLaterTraining) {
   // Training moves the ProtoNet but not the classifier built before.
   ml::data::Task<double> task;
   task.support_x = sx;
-  task.support_y = sy;
+  task.support_labels = sy;
   task.query_x = qx;
-  task.query_y = ml::from_vector<double>({0, 1, 2, 0, 1, 2, 0}, {7});
+  task.query_labels = {0, 1, 2, 0, 1, 2, 0};
   task.ways = 3;
   const auto stats = protonet.meta_step({task});
   EXPECT_GT(stats.meta_loss, 0.0);
@@ -142,9 +142,9 @@ TEST(ProtoNet, ParallelEpisodesEqualSerialBitForBit) {
       for (int i = 0; i < 4; ++i) {
         ml::data::Task<double> t;
         t.support_x = ml::randn<double>({4, 3}, data_gen);
-        t.support_y = ml::from_vector<double>({0, 1, 0, 1}, {4});
+        t.support_labels = {0, 1, 0, 1};
         t.query_x = ml::randn<double>({4, 3}, data_gen);
-        t.query_y = ml::from_vector<double>({1, 0, 1, 0}, {4});
+        t.query_labels = {1, 0, 1, 0};
         t.ways = 2;
         batch.push_back(t);
       }
@@ -191,9 +191,9 @@ TEST(ProtoNet, LearningRateHalvesOnSchedule) {
       embedding, alg::ProtoNetOptions<double>{.lr = 0.1, .lr_decay = 0.5, .lr_decay_every = 2});
   ml::data::Task<double> t;
   t.support_x = ml::randn<double>({2, 2}, gen);
-  t.support_y = ml::from_vector<double>({0, 1}, {2});
+  t.support_labels = {0, 1};
   t.query_x = ml::randn<double>({2, 2}, gen);
-  t.query_y = ml::from_vector<double>({0, 1}, {2});
+  t.query_labels = {0, 1};
   const std::vector<double> expected{0.1, 0.1, 0.05, 0.05, 0.025};
   for (double lr : expected) {
     EXPECT_DOUBLE_EQ(protonet.current_lr(), lr);

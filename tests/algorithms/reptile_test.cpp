@@ -68,7 +68,7 @@ std::vector<ml::data::TaskBatch<double>> labelled_batches(ml::Generator& gen, in
     for (int i = 0; i < tasks; ++i) {
       ml::data::Task<double> t;
       t.support_x = ml::randn<double>({9, 2}, gen);
-      t.support_y = ml::from_vector<double>({0, 1, 2, 0, 1, 2, 0, 1, 2}, {9});
+      t.support_labels = {0, 1, 2, 0, 1, 2, 0, 1, 2};
       t.ways = 3;
       batch.push_back(t);
     }
@@ -407,8 +407,11 @@ TEST(Reptile, BatchedTasksEqualThePerTaskRun) {
       for (int i = 0; i < 4; ++i) {
         ml::data::Task<double> t;
         t.support_x = ml::randn<double>({9, 2}, data_gen);
-        t.support_y = classify ? ml::from_vector<double>({0, 1, 2, 0, 1, 2, 0, 1, 2}, {9})
-                               : ml::randn<double>({9, 3}, data_gen);
+        if (classify) {
+          t.support_labels = {0, 1, 2, 0, 1, 2, 0, 1, 2};
+        } else {
+          t.support_y = ml::randn<double>({9, 3}, data_gen);
+        }
         if (cases[c].query) {
           t.query_x = ml::randn<double>({6, 2}, data_gen);
           t.query_y = ml::randn<double>({6, 3}, data_gen);
@@ -468,9 +471,9 @@ TEST(Reptile, NonTransductivePredictionSeesOnlySupportAndItself) {
                                gen);
   ml::data::Task<double> task;
   task.support_x = ml::randn<double>({3, 1, 16, 16}, gen);
-  task.support_y = ml::from_vector<double>({0, 1, 2}, {3});
+  task.support_labels = {0, 1, 2};
   task.query_x = ml::randn<double>({4, 1, 16, 16}, gen);
-  task.query_y = ml::from_vector<double>({0, 1, 2, 0}, {4});
+  task.query_labels = {0, 1, 2, 0};
   task.ways = 3;
   alg::Reptile<double> reptile(net, alg::ReptileOptions<double>{.transductive = false});
   const auto theta = net.named_parameters();

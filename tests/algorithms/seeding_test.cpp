@@ -19,6 +19,7 @@ void expect_same_task(const md::Task<double>& a, const md::Task<double>& b) {
   for (ml::Index i = 0; i < a.query_y.numel(); ++i) {
     EXPECT_EQ(a.query_y.data()[i], b.query_y.data()[i]);
   }
+  EXPECT_EQ(a.query_labels, b.query_labels);
 }
 
 TEST(Seeding, EvaluationEpisodesAreTheTestStreamsTasks) {

@@ -58,9 +58,11 @@ TEST(EpisodicSampler, ShapesBalanceDisjointnessAndLabelRemapping) {
   for (int rep = 0; rep < 40; ++rep) {
     const auto task = sampler.sample(gen);
     ASSERT_EQ(task.support_x.shape(), (ml::Shape{15, 1, 2, 2}));
-    ASSERT_EQ(task.support_y.shape(), (ml::Shape{15}));
+    ASSERT_EQ(task.support_labels.size(), 15u);
+    EXPECT_FALSE(task.support_y.defined()) << "class labels only, no float copy";
     ASSERT_EQ(task.query_x.shape(), (ml::Shape{20, 1, 2, 2}));
-    ASSERT_EQ(task.query_y.shape(), (ml::Shape{20}));
+    ASSERT_EQ(task.query_labels.size(), 20u);
+    EXPECT_TRUE(task.classification());
     EXPECT_EQ(task.ways, 5);
     EXPECT_EQ(task.shots, 3);
     EXPECT_EQ(task.queries, 4);
@@ -72,7 +74,7 @@ TEST(EpisodicSampler, ShapesBalanceDisjointnessAndLabelRemapping) {
     std::map<ml::Index, int> query_count;
     std::set<Example> support;
     for (ml::Index r = 0; r < 15; ++r) {
-      const auto label = static_cast<ml::Index>(task.support_y.data()[r]);
+      const auto label = task.support_labels[static_cast<std::size_t>(r)];
       ASSERT_GE(label, 0);
       ASSERT_LT(label, 5);
       EXPECT_EQ(label, r / 3) << "support is grouped by label when shuffle is false";
@@ -84,7 +86,7 @@ TEST(EpisodicSampler, ShapesBalanceDisjointnessAndLabelRemapping) {
     }
     EXPECT_EQ(support.size(), 15u) << "support examples are distinct";
     for (ml::Index r = 0; r < 20; ++r) {
-      const auto label = static_cast<ml::Index>(task.query_y.data()[r]);
+      const auto label = task.query_labels[static_cast<std::size_t>(r)];
       EXPECT_EQ(label, r / 4);
       const Example e = tag(task.query_x, r);
       EXPECT_EQ(e.first, task.classes[static_cast<std::size_t>(label)]);
@@ -115,7 +117,7 @@ TEST(EpisodicSampler, ShuffleKeepsPairsAndPermutesRows) {
     const auto task = shuffled.sample(gen);
     std::map<ml::Index, int> count;
     for (ml::Index r = 0; r < 12; ++r) {
-      const auto label = static_cast<ml::Index>(task.query_y.data()[r]);
+      const auto label = task.query_labels[static_cast<std::size_t>(r)];
       EXPECT_EQ(tag(task.query_x, r).first, task.classes[static_cast<std::size_t>(label)]);
       ++count[label];
       some_out_of_order = some_out_of_order || label != r / 3;
@@ -266,7 +268,7 @@ TEST(ProceduralGlyphs, RawPixelNearestPrototypeIsFarFromPerfect) {
       const ml::Index d = 784;
       for (ml::Index q = 0; q < task.query_x.shape()[0]; ++q) {
         double best = std::numeric_limits<double>::infinity();
-        float label = -1;
+        ml::Index label = -1;
         for (ml::Index s = 0; s < task.support_x.shape()[0]; ++s) {
           double dist = 0;
           for (ml::Index j = 0; j < d; ++j) {
@@ -275,10 +277,10 @@ TEST(ProceduralGlyphs, RawPixelNearestPrototypeIsFarFromPerfect) {
           }
           if (dist < best) {
             best = dist;
-            label = task.support_y.data()[s];
+            label = task.support_labels[static_cast<std::size_t>(s)];
           }
         }
-        right += label == task.query_y.data()[q];
+        right += label == task.query_labels[static_cast<std::size_t>(q)];
         ++total;
       }
     }

@@ -16,6 +16,7 @@ namespace {
 
 template <class T>
 bool same_tensor(const ml::Tensor<T>& a, const ml::Tensor<T>& b) {
+  if (!a.defined() || !b.defined()) return a.defined() == b.defined();
   return a.shape() == b.shape() &&
          std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.numel()) * sizeof(T)) == 0;
 }
@@ -24,6 +25,7 @@ template <class T>
 bool same_task(const md::Task<T>& a, const md::Task<T>& b) {
   return same_tensor(a.support_x, b.support_x) && same_tensor(a.support_y, b.support_y) &&
          same_tensor(a.query_x, b.query_x) && same_tensor(a.query_y, b.query_y) &&
+         a.support_labels == b.support_labels && a.query_labels == b.query_labels &&
          a.ways == b.ways && a.shots == b.shots && a.queries == b.queries &&
          a.classes == b.classes && a.params == b.params;
 }

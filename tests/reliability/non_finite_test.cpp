@@ -37,9 +37,9 @@ ml::data::Task<float> regression_task(ml::Generator& gen, bool nan_target = fals
 ml::data::Task<float> labelled_task(ml::Generator& gen, bool nan_input = false) {
   ml::data::Task<float> t;
   t.support_x = ml::randn<float>({6, 4}, gen);
-  t.support_y = ml::from_vector<float>({0, 1, 2, 0, 1, 2}, {6});
+  t.support_labels = {0, 1, 2, 0, 1, 2};
   t.query_x = ml::randn<float>({6, 4}, gen);
-  t.query_y = ml::from_vector<float>({0, 1, 2, 0, 1, 2}, {6});
+  t.query_labels = {0, 1, 2, 0, 1, 2};
   if (nan_input) t.support_x.data()[3] = kNan;
   t.ways = 3;
   t.shots = 2;

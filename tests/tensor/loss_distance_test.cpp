@@ -37,8 +37,6 @@ TYPED_TEST(Loss, CrossEntropy) {
   auto logits = mt::make<T>({2, 3}, {1, 5, 3, 4, 2, 6});
   // -(log_softmax[0, 1] + log_softmax[1, 0]) / 2
   EXPECT_TRUE(mt::values_near(ml::cross_entropy(logits, V{1, 0}), {}, {1.142931628499899}));
-  EXPECT_TRUE(mt::values_near(ml::cross_entropy(logits, mt::make<T>({2}, {1, 0})), {},
-                              {1.142931628499899}));
   auto lv = logits.detach().clone().requires_grad(true);
   auto g = ml::autograd::grad({ml::cross_entropy(lv, V{1, 0})}, {lv})[0];
   // (softmax - onehot) / N
@@ -47,8 +45,8 @@ TYPED_TEST(Loss, CrossEntropy) {
       {0.015876239976466765 / 2, (0.8668133321973348 - 1) / 2, 0.11731042782619835 / 2,
        (0.11731042782619835 - 1) / 2, 0.015876239976466765 / 2, 0.8668133321973348 / 2}));
   EXPECT_THROW(ml::cross_entropy(logits, V{1, 3}), ml::ValueError);
+  EXPECT_THROW(ml::cross_entropy(logits, V{-1, 0}), ml::ValueError);
   EXPECT_THROW(ml::cross_entropy(logits, V{1}), ml::ShapeError);
-  EXPECT_THROW(ml::cross_entropy(logits, mt::make<T>({2}, {0.5, 1})), ml::ValueError);
   EXPECT_THROW(ml::cross_entropy(mt::make<T>({3}, {1, 2, 3}), V{0}), ml::ShapeError);
 }
 

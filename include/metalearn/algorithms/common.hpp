@@ -199,70 +199,126 @@ struct EvalResult {
   }
 };
 
-/// The task loss: mean squared error (regression) or cross-entropy over integral
-/// labels (classification), or any callable (prediction, target) -> scalar.
+/// The task loss: mean squared error (regression) or cross-entropy over class labels
+/// (classification), or any callable (prediction, target values) -> scalar.
 enum class LossKind { kMse, kCrossEntropy };
 
+/// A custom loss: (prediction, target values) -> scalar. It scores regression targets;
+/// classification tasks (which carry class labels) take the built-in cross-entropy.
 template <class T>
 using LossFunction = std::function<Tensor<T>(const Tensor<T>& prediction, const Tensor<T>& target)>;
 
-/// The built-in loss `kind` for the algorithm `owner` (named in errors, with the
-/// option that fixes them: a regression loss on class labels, or the reverse).
+/// What the predictions for one set are scored against: its target values (regression)
+/// or its class labels (classification). Exactly one of the two is set.
 template <class T>
-LossFunction<T> make_loss(LossKind kind, const char* owner = "loss") {
-  if (kind == LossKind::kCrossEntropy) {
-    return [owner](const Tensor<T>& logits, const Tensor<T>& labels) {
-      METALEARN_CHECK(
-          logits.dim() == 2 && logits.size(1) > 1 && labels.numel() == logits.size(0), ShapeError,
-          owner,
-          ": the loss is cross-entropy (LossKind::kCrossEntropy), which takes logits [N, C] "
-          "and N class labels, but the model gives ",
-          logits.shape(), " for labels ", labels.shape(),
-          "; for regression targets set .loss = LossKind::kMse in the options");
-      return cross_entropy(logits, labels);
-    };
+struct Targets {
+  Tensor<T> values;
+  Labels labels;
+
+  /// The support set's targets of `task`.
+  static Targets support(const data::Task<T>& task) {
+    return {task.support_y, task.support_labels};
   }
-  return [owner](const Tensor<T>& pred, const Tensor<T>& target) {
-    METALEARN_CHECK(pred.shape() == target.shape(), ShapeError, owner,
+  /// The query set's targets of `task`.
+  static Targets query(const data::Task<T>& task) { return {task.query_y, task.query_labels}; }
+
+  /// True when the set carries class labels.
+  [[nodiscard]] bool labelled() const noexcept { return !labels.empty(); }
+  /// The rows `rows` of the targets, in that order.
+  [[nodiscard]] Targets rows(const std::vector<Index>& rows) const {
+    if (!labelled()) return {index_select(values, 0, rows), {}};
+    Labels picked;
+    picked.reserve(rows.size());
+    for (const Index r : rows) picked.push_back(labels.at(static_cast<std::size_t>(r)));
+    return {Tensor<T>(), std::move(picked)};
+  }
+  /// The targets of several sets of equal shape, one after the other (values
+  /// [sets * n, ...], labels concatenated).
+  static Targets join(const std::vector<Targets>& parts) {
+    Targets all;
+    if (parts.empty()) return all;
+    if (!parts.front().labelled()) {
+      std::vector<Tensor<T>> values;
+      values.reserve(parts.size());
+      for (const Targets& p : parts) values.push_back(p.values);
+      all.values = flatten(stack(values, 0), 0, 1);
+      return all;
+    }
+    for (const Targets& p : parts)
+      all.labels.insert(all.labels.end(), p.labels.begin(), p.labels.end());
+    return all;
+  }
+};
+
+/// The loss of predictions against a set's targets, as an algorithm's options select
+/// it: the custom callable when set (on target values), else the built-in kind.
+template <class T>
+class SelectedLoss {
+ public:
+  /// `owner` is the algorithm named in errors, with the option that fixes them.
+  SelectedLoss(LossFunction<T> custom, LossKind kind, const char* owner)
+      : custom_(std::move(custom)), kind_(kind), owner_(owner) {}
+
+  /// The loss of `prediction` against `target`.
+  /// @throws ShapeError when the targets are not what the loss takes (class labels for
+  ///   a regression loss, or the reverse) or their count does not match.
+  Tensor<T> operator()(const Tensor<T>& prediction, const Targets<T>& target) const {
+    if (!custom_ && kind_ == LossKind::kCrossEntropy) {
+      METALEARN_CHECK(target.labelled(), ShapeError, owner_,
+                      ": the loss is cross-entropy (LossKind::kCrossEntropy), which takes class "
+                      "labels, but the task carries target values ",
+                      target.values.defined() ? target.values.shape() : Shape{},
+                      "; for regression targets set .loss = LossKind::kMse in the options");
+      METALEARN_CHECK(prediction.dim() == 2 && prediction.size(1) > 1 &&
+                          static_cast<std::size_t>(prediction.size(0)) == target.labels.size(),
+                      ShapeError, owner_,
+                      ": the loss is cross-entropy (LossKind::kCrossEntropy), which takes "
+                      "logits [N, C] and N class labels, but the model gives ",
+                      prediction.shape(), " for ", target.labels.size(), " labels");
+      return cross_entropy(prediction, target.labels);
+    }
+    METALEARN_CHECK(
+        !target.labelled(), ShapeError, owner_, ": the loss is ",
+        custom_ ? "the custom_loss, which scores target values,"
+                : "the mean squared error (LossKind::kMse), which takes target values,",
+        " but the task carries ", target.labels.size(),
+        " class labels; for classification set .loss = LossKind::kCrossEntropy in the options");
+    if (custom_) return custom_(prediction, target.values);
+    METALEARN_CHECK(prediction.shape() == target.values.shape(), ShapeError, owner_,
                     ": the loss is the mean squared error (LossKind::kMse), which takes "
                     "predictions of the targets' shape, but the model gives ",
-                    pred.shape(), " for targets ", target.shape(),
-                    target.dim() == 1 && pred.dim() == 2
-                        ? "; for class labels set .loss = LossKind::kCrossEntropy in the options"
-                        : "");
-    return mse_loss(pred, target);
-  };
-}
+                    prediction.shape(), " for targets ", target.values.shape());
+    return mse_loss(prediction, target.values);
+  }
 
-/// The loss an algorithm's options select: the custom callable when set, else the
-/// built-in kind.
-template <class T>
-LossFunction<T> select_loss(const LossFunction<T>& custom, LossKind kind,
-                            const char* owner = "loss") {
-  return custom ? custom : make_loss<T>(kind, owner);
-}
+  /// True when query accuracy is reported: the built-in cross-entropy (a custom loss
+  /// says nothing about what its predictions mean).
+  [[nodiscard]] bool classifying() const noexcept {
+    return !custom_ && kind_ == LossKind::kCrossEntropy;
+  }
 
-/// True when query accuracy is reported: the built-in cross-entropy (a custom loss
-/// says nothing about what its predictions mean).
-template <class T>
-bool reports_accuracy(const LossFunction<T>& custom, LossKind kind) {
-  return !custom && kind == LossKind::kCrossEntropy;
-}
-
-/// Accuracy of logits [N, C] against a tensor of integral labels.
-template <class T>
-double label_accuracy(const Tensor<T>& logits, const Tensor<T>& labels) {
-  return accuracy(logits, to_labels(labels));
-}
+ private:
+  LossFunction<T> custom_;
+  LossKind kind_;
+  const char* owner_;
+};
 
 /// The tasks of a meta-batch stacked for a task-batched forward
 /// (nn::TaskBatched): inputs [tasks, n, ...], targets flattened to
-/// [tasks * n, ...], so that a built-in loss over all rows is the mean of the
-/// tasks' losses. tasks == 0 marks a single task stored as is.
+/// [tasks * n, ...] (labels concatenated), so that a built-in loss over all rows is
+/// the mean of the tasks' losses. tasks == 0 marks a single task stored as is.
 template <class T>
 struct StackedTasks {
-  Tensor<T> support_x, support_y, query_x, query_y;
+  Tensor<T> support_x;
+  Targets<T> support_y;
+  Tensor<T> query_x;
+  Targets<T> query_y;
   Index tasks = 0;
+
+  /// A single task, stored as is.
+  static StackedTasks single(const data::Task<T>& task) {
+    return {task.support_x, Targets<T>::support(task), task.query_x, Targets<T>::query(task), 0};
+  }
 };
 
 /// Checks that `model` and `loss` allow a batch_tasks option: a model whose every
@@ -287,7 +343,7 @@ void check_task_batching(const char* who, const nn::Module<T>& model,
 template <class T>
 StackedTasks<T> stack_tasks(const data::TaskBatch<T>& batch, const char* who) {
   METALEARN_CHECK(!batch.empty(), ValueError, who, ": empty task batch");
-  const auto gather = [&](Tensor<T> data::Task<T>::*member, const char* what, bool targets) {
+  const auto gather = [&](const Tensor<T> data::Task<T>::*member, const char* what, bool targets) {
     const Tensor<T>& first = batch[0].*member;
     std::vector<Tensor<T>> parts;
     parts.reserve(batch.size());
@@ -305,10 +361,24 @@ StackedTasks<T> stack_tasks(const data::TaskBatch<T>& batch, const char* who) {
     const Tensor<T> all = stack(parts, 0);
     return targets ? flatten(all, 0, 1) : all;
   };
+  const auto concat = [&](const Labels data::Task<T>::*member, const char* what) {
+    const std::size_t n = (batch[0].*member).size();
+    Labels all;
+    all.reserve(n * batch.size());
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      const Labels& l = batch[i].*member;
+      METALEARN_CHECK(l.size() == n, ShapeError, who, ": task ", i, " has ", l.size(), " ", what,
+                      " but task 0 has ", n, "; stacked tasks must have equal shapes");
+      all.insert(all.end(), l.begin(), l.end());
+    }
+    return all;
+  };
   return StackedTasks<T>{gather(&data::Task<T>::support_x, "support inputs", false),
-                         gather(&data::Task<T>::support_y, "support targets", true),
+                         {gather(&data::Task<T>::support_y, "support targets", true),
+                          concat(&data::Task<T>::support_labels, "support labels")},
                          gather(&data::Task<T>::query_x, "query inputs", false),
-                         gather(&data::Task<T>::query_y, "query targets", true),
+                         {gather(&data::Task<T>::query_y, "query targets", true),
+                          concat(&data::Task<T>::query_labels, "query labels")},
                          static_cast<Index>(batch.size())};
 }
 

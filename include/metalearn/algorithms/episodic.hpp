@@ -31,7 +31,7 @@ namespace metalearn::algorithms {
 namespace detail {
 
 /// Number of classes of integral labels 0..ways-1 (the largest label plus one).
-inline Index count_ways(const std::vector<Index>& labels, const char* function) {
+inline Index count_ways(const Labels& labels, const char* function) {
   METALEARN_CHECK(!labels.empty(), ValueError, function, ": empty support set");
   return *std::max_element(labels.begin(), labels.end()) + 1;
 }

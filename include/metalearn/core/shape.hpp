@@ -18,6 +18,10 @@ namespace metalearn {
 
 using Index = std::int64_t;
 
+/// Class labels of a classification set: one index in [0, classes) per example, in the
+/// examples' order.
+using Labels = std::vector<Index>;
+
 /// Extents of a tensor, outermost first. A 0-dim shape is a scalar. Stored inline
 /// (at most kMaxDims dimensions), so copying a Shape never allocates. Construction
 /// checks that the extents are non-negative and that their product fits Index

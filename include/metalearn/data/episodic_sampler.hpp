@@ -51,7 +51,7 @@ inline std::vector<Index> choose_distinct(Index n, Index k, Generator& gen) {
 ///
 /// Labels: the drawn classes are in random order and class `classes[l]` gets label l, so
 /// labels are 0..N-1 and say nothing about the dataset's class ids. support_x is
-/// [N*K, C, H, W], support_y is a 1-D tensor of N*K labels; the query set likewise with Q.
+/// [N*K, C, H, W], support_labels holds its N*K labels; the query set likewise with Q.
 /// Ordering: with `shuffle = false` example s of label l is row l*K + s (grouped by
 /// class); with `shuffle = true` the rows of each set are randomly permuted.
 ///
@@ -94,10 +94,10 @@ class METALEARN_API EpisodicSampler {
     task.classes = detail::choose_distinct(ds.num_classes(), o.ways, gen);
     dims[0] = o.ways * o.shots;
     task.support_x = Tensor<T>::empty(Shape(dims));
-    task.support_y = Tensor<T>::empty(Shape{o.ways * o.shots});
+    task.support_labels.resize(static_cast<std::size_t>(o.ways * o.shots));
     dims[0] = o.ways * o.queries;
     task.query_x = Tensor<T>::empty(Shape(dims));
-    task.query_y = Tensor<T>::empty(Shape{o.ways * o.queries});
+    task.query_labels.resize(static_cast<std::size_t>(o.ways * o.queries));
 
     std::vector<float> buffer(static_cast<std::size_t>(e));
     auto put = [&](Index c, Index i, const Tensor<T>& x, Index row) {
@@ -115,16 +115,16 @@ class METALEARN_API EpisodicSampler {
           detail::choose_distinct(ds.examples_per_class(c), o.shots + o.queries, gen);
       for (Index s = 0; s < o.shots; ++s) {
         put(c, picks[static_cast<std::size_t>(s)], task.support_x, l * o.shots + s);
-        task.support_y.data()[l * o.shots + s] = static_cast<T>(l);
+        task.support_labels[static_cast<std::size_t>(l * o.shots + s)] = l;
       }
       for (Index q = 0; q < o.queries; ++q) {
         put(c, picks[static_cast<std::size_t>(o.shots + q)], task.query_x, l * o.queries + q);
-        task.query_y.data()[l * o.queries + q] = static_cast<T>(l);
+        task.query_labels[static_cast<std::size_t>(l * o.queries + q)] = l;
       }
     }
     if (o.shuffle) {
-      shuffle_rows(task.support_x, task.support_y, e, gen);
-      shuffle_rows(task.query_x, task.query_y, e, gen);
+      shuffle_rows(task.support_x, task.support_labels, e, gen);
+      shuffle_rows(task.query_x, task.query_labels, e, gen);
     }
     return task;
   }
@@ -152,12 +152,12 @@ class METALEARN_API EpisodicSampler {
     }
   }
 
-  static void shuffle_rows(const Tensor<T>& x, const Tensor<T>& y, Index e, Generator& gen) {
-    const Index n = y.numel();
+  static void shuffle_rows(const Tensor<T>& x, Labels& y, Index e, Generator& gen) {
+    const auto n = static_cast<Index>(y.size());
     for (Index i = n - 1; i > 0; --i) {
       const Index j = gen.randint(0, i);
       if (j == i) continue;
-      std::swap(y.data()[i], y.data()[j]);
+      std::swap(y[static_cast<std::size_t>(i)], y[static_cast<std::size_t>(j)]);
       T* a = x.data() + i * e;
       T* b = x.data() + j * e;
       std::swap_ranges(a, a + e, b);

@@ -21,10 +21,11 @@ using metalearn::Split;
 ///
 /// Layout conventions (shared by every task family in this layer):
 /// - regression: `support_x`/`query_x` are [K, 1] (or [K, D]), targets `support_y`/`query_y`
-///   are [K, 1];
-/// - classification: inputs are NCHW images [K, C, H, W]; labels are a 1-D tensor of K
-///   integral values 0..ways-1 (what `cross_entropy(logits, labels)` accepts);
-///   `classes[label]` is the dataset class the label stands for.
+///   are [K, 1]; the label vectors are empty;
+/// - classification: inputs are NCHW images [K, C, H, W]; `support_labels`/`query_labels`
+///   hold one class index 0..ways-1 per example (what `cross_entropy(logits, labels)`
+///   takes); `support_y`/`query_y` are undefined; `classes[label]` is the dataset class
+///   the label stands for.
 ///
 /// @tparam T float or double.
 template <class T>
@@ -32,9 +33,15 @@ struct Task {
   using value_type = T;
 
   Tensor<T> support_x;
+  /// Regression targets of the support set; undefined for classification.
   Tensor<T> support_y;
   Tensor<T> query_x;
+  /// Regression targets of the query set; undefined for classification.
   Tensor<T> query_y;
+  /// Class labels of the support set (classification); empty for regression.
+  Labels support_labels;
+  /// Class labels of the query set (classification); empty for regression.
+  Labels query_labels;
 
   /// Number of classes (classification) or 1 (regression).
   Index ways = 0;
@@ -47,6 +54,11 @@ struct Task {
   /// Parameters of the underlying function, for plotting or analysis, e.g.\ "amplitude"
   /// and "phase" for sinusoids.
   std::map<std::string, double> params;
+
+  /// True for a classification task (its sets carry class labels, not target values).
+  [[nodiscard]] bool classification() const noexcept {
+    return !support_labels.empty() || !query_labels.empty();
+  }
 
   /// A named parameter of the task; throws ValueError when the family did not set it.
   [[nodiscard]] double param(const std::string& name) const {

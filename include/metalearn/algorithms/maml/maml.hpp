@@ -266,14 +266,14 @@ class Maml {
   /// Adapts and differentiates one episode: for a stacked one, the statistics and
   /// gradients are already the means over its tasks.
   TaskResult run_task(const Episode& episode) const;
-  [[nodiscard]] Tensor<T> task_loss(const Tensor<T>& pred, const Tensor<T>& target) const;
+  [[nodiscard]] Tensor<T> task_loss(const Tensor<T>& pred, const Targets<T>& target) const;
   [[nodiscard]] bool classifying() const;
   [[nodiscard]] bool adapts(const std::string& name) const;
   [[nodiscard]] std::vector<T> msl_weights() const;
 
   nn::Module<T>& model_;
   MamlOptions<T> options_;
-  LossFunction<T> loss_;
+  SelectedLoss<T> loss_;
   // Learned inner learning rates, keyed by parameter name: one dict for Meta-SGD
   // (tensors of the parameters' shapes) or one per inner step for MAML++ (scalars).
   std::vector<nn::ParamDict<T>> lrs_;

@@ -17,7 +17,7 @@ template <class T>
 Maml<T>::Maml(nn::Module<T>& model, MamlOptions<T> options)
     : model_(model),
       options_(std::move(options)),
-      loss_(select_loss<T>(options_.custom_loss, options_.loss, "Maml")),
+      loss_(options_.custom_loss, options_.loss, "Maml"),
       pool_(thread_count(options_.threads, "Maml")) {
   METALEARN_CHECK(options_.inner_steps >= 0 && options_.eval_steps() >= 0, ValueError,
                   "Maml: inner_steps (", options_.inner_steps, ") and eval_inner_steps (",
@@ -65,11 +65,11 @@ bool Maml<T>::adapts(const std::string& name) const {
 
 template <class T>
 bool Maml<T>::classifying() const {
-  return reports_accuracy<T>(options_.custom_loss, options_.loss);
+  return loss_.classifying();
 }
 
 template <class T>
-Tensor<T> Maml<T>::task_loss(const Tensor<T>& pred, const Tensor<T>& target) const {
+Tensor<T> Maml<T>::task_loss(const Tensor<T>& pred, const Targets<T>& target) const {
   return loss_(pred, target);
 }
 
@@ -110,7 +110,7 @@ void Maml<T>::load_state(const LearnerState<T>& state) {
 
 template <class T>
 typename Maml<T>::Episode Maml<T>::single(const data::Task<T>& task) {
-  return Episode{task.support_x, task.support_y, task.query_x, task.query_y, 0};
+  return Episode::single(task);
 }
 
 template <class T>
@@ -249,7 +249,7 @@ typename Maml<T>::TaskResult Maml<T>::run_task(const Episode& episode) const {
     const nn::ForwardScope step_0({.step = 0});
     Tensor<T> pre = model_outputs(model_, episode.query_x, theta, tasks);
     r.pre_loss = static_cast<double>(task_loss(pre, episode.query_y).item());
-    if (classifying()) r.pre_acc = label_accuracy(pre, episode.query_y);
+    if (classifying()) r.pre_acc = accuracy(pre, episode.query_y.labels);
   } else {
     r.pre_loss = std::numeric_limits<double>::quiet_NaN();
   }
@@ -263,7 +263,7 @@ typename Maml<T>::TaskResult Maml<T>::run_task(const Episode& episode) const {
   }
   Tensor<T> query_loss = task_loss(query_pred, episode.query_y);
   r.post_loss = static_cast<double>(query_loss.item());
-  if (classifying()) r.post_acc = label_accuracy(query_pred, episode.query_y);
+  if (classifying()) r.post_acc = accuracy(query_pred, episode.query_y.labels);
   Tensor<T> objective = query_loss;
   if (msl) {
     step_losses.push_back(query_loss);
@@ -391,8 +391,9 @@ EvalResult Maml<T>::evaluate(const data::AnyTaskSampler<T>& sampler, std::size_t
     data::Task<T> task = sampler.sample(gen);
     const Adapted fast = adapt(task, steps);
     const Tensor<T> pred = predict(fast, task.query_x);
-    values[i] = classifying() ? label_accuracy(pred, task.query_y)
-                              : static_cast<double>(task_loss(pred, task.query_y).item());
+    const Targets<T> target = Targets<T>::query(task);
+    values[i] = classifying() ? accuracy(pred, target.labels)
+                              : static_cast<double>(task_loss(pred, target).item());
   });
   return EvalResult::from_values(std::move(values));
 }

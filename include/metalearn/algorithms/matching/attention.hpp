@@ -38,9 +38,8 @@ Tensor<T> matching_attention(const Tensor<T>& query, const Tensor<T>& support,
 /// @throws ShapeError on mismatched sizes, ValueError on a label outside [0, ways)
 /// or a class without support examples.
 template <class T>
-Tensor<T> matching_log_probs(const Tensor<T>& query, const Tensor<T>& support,
-                             const std::vector<Index>& labels, Index ways,
-                             Distance distance = Distance::kCosine, T scale = T(1)) {
+Tensor<T> matching_log_probs(const Tensor<T>& query, const Tensor<T>& support, const Labels& labels,
+                             Index ways, Distance distance = Distance::kCosine, T scale = T(1)) {
   METALEARN_CHECK(support.dim() == 2 && static_cast<Index>(labels.size()) == support.size(0),
                   ShapeError, "matching_log_probs: ", labels.size(),
                   " labels for support embeddings of shape ", support.shape());

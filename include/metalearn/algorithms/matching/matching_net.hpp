@@ -84,11 +84,11 @@ class MatchingClassifier {
   /// `context` (optional) adds full context embeddings: the supports are encoded
   /// together here and every query attends over them.
   MatchingClassifier(const nn::Module<T>& embedding, const Tensor<T>& support_x,
-                     const Tensor<T>& support_y, Distance distance = Distance::kCosine,
-                     T scale = T(1), const FullContextEmbedding<T>* context = nullptr)
+                     Labels support_labels, Distance distance = Distance::kCosine, T scale = T(1),
+                     const FullContextEmbedding<T>* context = nullptr)
       : embedding_(embedding.clone()),
         context_(context != nullptr ? context->deep_copy() : nullptr),
-        labels_(to_labels(support_y)),
+        labels_(std::move(support_labels)),
         ways_(detail::count_ways(labels_, "MatchingClassifier")),
         distance_(distance),
         scale_(scale) {
@@ -110,7 +110,7 @@ class MatchingClassifier {
   /// width differs from the supports'.
   MatchingClassifier(std::shared_ptr<nn::Module<T>> embedding,
                      std::shared_ptr<FullContextEmbedding<T>> context, Tensor<T> support,
-                     std::vector<Index> labels, Distance distance, T scale)
+                     Labels labels, Distance distance, T scale)
       : embedding_(std::move(embedding)),
         context_(std::move(context)),
         support_(std::move(support)),
@@ -139,13 +139,11 @@ class MatchingClassifier {
     return matching_log_probs(query, support_, labels_, ways_, distance_, scale_);
   }
   /// The most probable label of every row of `x`.
-  [[nodiscard]] std::vector<Index> classify(const Tensor<T>& x) const {
-    return argmax(log_probs(x), 1);
-  }
+  [[nodiscard]] Labels classify(const Tensor<T>& x) const { return argmax(log_probs(x), 1); }
 
   /// The support embeddings [S, D] (with full context embeddings, encoded) and their labels.
   [[nodiscard]] const Tensor<T>& support_embeddings() const { return support_; }
-  [[nodiscard]] const std::vector<Index>& labels() const { return labels_; }
+  [[nodiscard]] const Labels& labels() const { return labels_; }
   [[nodiscard]] Index ways() const { return ways_; }
   [[nodiscard]] Distance distance() const { return distance_; }
   [[nodiscard]] T scale() const { return scale_; }
@@ -158,7 +156,7 @@ class MatchingClassifier {
   std::shared_ptr<nn::Module<T>> embedding_;
   std::shared_ptr<FullContextEmbedding<T>> context_;
   Tensor<T> support_;
-  std::vector<Index> labels_;
+  Labels labels_;
   Index ways_;
   Distance distance_;
   T scale_;
@@ -207,9 +205,8 @@ class MatchingNet {
 
   /// log p(y | x) [Q, ways] of `query_x` given a labelled support set (labels
   /// 0..ways-1), differentiable; supports and queries are embedded in one batch.
-  [[nodiscard]] Tensor<T> log_probs(const Tensor<T>& support_x, const Tensor<T>& support_y,
+  [[nodiscard]] Tensor<T> log_probs(const Tensor<T>& support_x, const Labels& labels,
                                     const Tensor<T>& query_x, Index ways = 0) const {
-    const std::vector<Index> labels = to_labels(support_y);
     if (ways <= 0) ways = detail::count_ways(labels, "MatchingNet");
     const Index ns = support_x.shape()[0];
     const Tensor<T> e = embed(concat<T>({support_x, query_x}, 0));
@@ -228,8 +225,8 @@ class MatchingNet {
   [[nodiscard]] TaskLoss<T> episode_loss(const data::Task<T>& task) const {
     METALEARN_CHECK(task.query_x.defined() && task.query_x.shape()[0] > 0, ValueError,
                     "MatchingNet::loss: the episode has no query examples");
-    const std::vector<Index> q_labels = to_labels(task.query_y);
-    const Tensor<T> logp = log_probs(task.support_x, task.support_y, task.query_x, task.ways);
+    const Labels& q_labels = task.query_labels;
+    const Tensor<T> logp = log_probs(task.support_x, task.support_labels, task.query_x, task.ways);
     return {cross_entropy(logp, q_labels), metalearn::accuracy(logp, q_labels)};
   }
   /// The differentiable query loss (cross-entropy) of one episode.
@@ -255,7 +252,7 @@ class MatchingNet {
 
   /// The classifier of `task`'s support set (see classifier()).
   [[nodiscard]] Adapted adapt(const data::Task<T>& task) const {
-    return classifier(task.support_x, task.support_y);
+    return classifier(task.support_x, task.support_labels);
   }
 
   /// log p(y | x) [N, ways] of inputs `x` under the classifier `adapted`.
@@ -264,16 +261,16 @@ class MatchingNet {
   }
 
   /// log p(y | x) [Q, ways] of `query_x` given a labelled support set, without a graph.
-  [[nodiscard]] Tensor<T> predict(const Tensor<T>& support_x, const Tensor<T>& support_y,
+  [[nodiscard]] Tensor<T> predict(const Tensor<T>& support_x, const Labels& support_labels,
                                   const Tensor<T>& query_x) const {
     autograd::NoGradGuard no_grad;
-    return log_probs(support_x, support_y, query_x);
+    return log_probs(support_x, support_labels, query_x);
   }
 
   /// A classifier fixed by the support set (see MatchingClassifier).
   [[nodiscard]] MatchingClassifier<T> classifier(const Tensor<T>& support_x,
-                                                 const Tensor<T>& support_y) const {
-    return MatchingClassifier<T>(trainer_.model(), support_x, support_y, options_.distance,
+                                                 const Labels& support_labels) const {
+    return MatchingClassifier<T>(trainer_.model(), support_x, support_labels, options_.distance,
                                  options_.scale, full_context());
   }
 
@@ -281,8 +278,8 @@ class MatchingNet {
   [[nodiscard]] EvalResult evaluate(const data::AnyTaskSampler<T>& sampler,
                                     std::size_t episodes) const {
     return trainer_.evaluate(sampler, episodes, options_.seed, [&](const data::Task<T>& task) {
-      return accuracy(predict(task.support_x, task.support_y, task.query_x),
-                      to_labels(task.query_y));
+      return accuracy(predict(task.support_x, task.support_labels, task.query_x),
+                      task.query_labels);
     });
   }
 

@@ -43,8 +43,7 @@ using metalearn::Distance;
 /// @throws ShapeError on mismatched sizes, ValueError on a label outside [0, ways) or
 /// a class without examples.
 template <class T>
-Tensor<T> class_prototypes(const Tensor<T>& embeddings, const std::vector<Index>& labels,
-                           Index ways);
+Tensor<T> class_prototypes(const Tensor<T>& embeddings, const Labels& labels, Index ways);
 
 /// The logits [Q, ways] = -scale * d(query_i, prototype_k) for `query` [Q, D] and
 /// `prototypes` [ways, D]; log_softmax over them is log p(y = k | x).
@@ -55,11 +54,9 @@ Tensor<T> prototype_logits(const Tensor<T>& query, const Tensor<T>& prototypes,
 /// The prototypical loss of one episode from its embeddings: the mean query
 /// cross-entropy of prototype_logits against `query_labels`.
 template <class T>
-Tensor<T> prototype_loss(const Tensor<T>& support_embeddings,
-                         const std::vector<Index>& support_labels,
-                         const Tensor<T>& query_embeddings, const std::vector<Index>& query_labels,
-                         Index ways, Distance distance = Distance::kSquaredEuclidean,
-                         T scale = T(1));
+Tensor<T> prototype_loss(const Tensor<T>& support_embeddings, const Labels& support_labels,
+                         const Tensor<T>& query_embeddings, const Labels& query_labels, Index ways,
+                         Distance distance = Distance::kSquaredEuclidean, T scale = T(1));
 
 /// Options of ProtoNet, with the paper's defaults (Adam 1e-3, halved every 2000
 /// episodes, squared Euclidean distance, the 4-block 64-channel ConvNet):
@@ -103,8 +100,8 @@ struct ProtoNetOptions {
 /// training of the ProtoNet does not change it.
 ///
 /// @code
-/// auto clf = protonet.classifier(support_x, support_y);   // one forward pass
-/// std::vector<Index> labels = clf.classify(images);       // no gradient steps
+/// auto clf = protonet.classifier(task.support_x, task.support_labels);  // one forward pass
+/// Labels labels = clf.classify(images);  // no gradient steps
 /// @endcode
 template <class T = float>
 class PrototypeClassifier {
@@ -112,7 +109,7 @@ class PrototypeClassifier {
   /// Embeds the support set with a copy of `embedding` and averages each class.
   /// @throws ShapeError / ValueError as class_prototypes.
   PrototypeClassifier(const nn::Module<T>& embedding, const Tensor<T>& support_x,
-                      const Tensor<T>& support_y, Distance distance = Distance::kSquaredEuclidean,
+                      const Labels& support_labels, Distance distance = Distance::kSquaredEuclidean,
                       T scale = T(1));
 
   /// Logits [N, ways] (negative scaled distances) of inputs `x`.
@@ -120,7 +117,7 @@ class PrototypeClassifier {
   /// log p(y = k | x), [N, ways].
   [[nodiscard]] Tensor<T> log_probs(const Tensor<T>& x) const;
   /// The most probable label of every row of `x`.
-  [[nodiscard]] std::vector<Index> classify(const Tensor<T>& x) const;
+  [[nodiscard]] Labels classify(const Tensor<T>& x) const;
 
   [[nodiscard]] const Tensor<T>& prototypes() const { return prototypes_; }
   [[nodiscard]] Index ways() const { return prototypes_.shape()[0]; }
@@ -191,12 +188,12 @@ class ProtoNet {
 
   /// log p(y | x) [Q, ways] of `query_x` given a labelled support set (labels
   /// 0..ways-1). Support and queries are embedded in one batch.
-  [[nodiscard]] Tensor<T> predict(const Tensor<T>& support_x, const Tensor<T>& support_y,
+  [[nodiscard]] Tensor<T> predict(const Tensor<T>& support_x, const Labels& support_labels,
                                   const Tensor<T>& query_x) const;
 
   /// A classifier fixed by the support set (see PrototypeClassifier).
   [[nodiscard]] PrototypeClassifier<T> classifier(const Tensor<T>& support_x,
-                                                  const Tensor<T>& support_y) const;
+                                                  const Labels& support_labels) const;
 
   /// Mean and 95% interval of the query accuracy over `episodes` tasks of `sampler`.
   [[nodiscard]] EvalResult evaluate(const data::AnyTaskSampler<T>& sampler,

@@ -15,8 +15,7 @@
 namespace metalearn::algorithms {
 
 template <class T>
-Tensor<T> class_prototypes(const Tensor<T>& embeddings, const std::vector<Index>& labels,
-                           Index ways) {
+Tensor<T> class_prototypes(const Tensor<T>& embeddings, const Labels& labels, Index ways) {
   METALEARN_CHECK(embeddings.dim() == 2, ShapeError,
                   "class_prototypes: expected embeddings [N, D], got ", embeddings.shape());
   const Index n = embeddings.shape()[0];
@@ -52,10 +51,9 @@ Tensor<T> prototype_logits(const Tensor<T>& query, const Tensor<T>& prototypes, 
 }
 
 template <class T>
-Tensor<T> prototype_loss(const Tensor<T>& support_embeddings,
-                         const std::vector<Index>& support_labels,
-                         const Tensor<T>& query_embeddings, const std::vector<Index>& query_labels,
-                         Index ways, Distance distance, T scale) {
+Tensor<T> prototype_loss(const Tensor<T>& support_embeddings, const Labels& support_labels,
+                         const Tensor<T>& query_embeddings, const Labels& query_labels, Index ways,
+                         Distance distance, T scale) {
   const Tensor<T> protos = class_prototypes(support_embeddings, support_labels, ways);
   return cross_entropy(prototype_logits(query_embeddings, protos, distance, scale), query_labels);
 }
@@ -64,14 +62,14 @@ Tensor<T> prototype_loss(const Tensor<T>& support_embeddings,
 
 template <class T>
 PrototypeClassifier<T>::PrototypeClassifier(const nn::Module<T>& embedding,
-                                            const Tensor<T>& support_x, const Tensor<T>& support_y,
-                                            Distance distance, T scale)
+                                            const Tensor<T>& support_x,
+                                            const Labels& support_labels, Distance distance,
+                                            T scale)
     : embedding_(embedding.clone()), distance_(distance), scale_(scale) {
   embedding_->eval();
-  const std::vector<Index> labels = to_labels(support_y);
-  const Index ways = detail::count_ways(labels, "PrototypeClassifier");
+  const Index ways = detail::count_ways(support_labels, "PrototypeClassifier");
   autograd::NoGradGuard no_grad;
-  prototypes_ = class_prototypes(embedding_->forward(support_x), labels, ways).detach();
+  prototypes_ = class_prototypes(embedding_->forward(support_x), support_labels, ways).detach();
 }
 
 template <class T>
@@ -87,7 +85,7 @@ Tensor<T> PrototypeClassifier<T>::log_probs(const Tensor<T>& x) const {
 }
 
 template <class T>
-std::vector<Index> PrototypeClassifier<T>::classify(const Tensor<T>& x) const {
+Labels PrototypeClassifier<T>::classify(const Tensor<T>& x) const {
   return argmax(logits(x), 1);
 }
 
@@ -123,8 +121,8 @@ Tensor<T> ProtoNet<T>::embed(const Tensor<T>& x) const {
 
 template <class T>
 TaskLoss<T> ProtoNet<T>::episode_loss(const data::Task<T>& task) const {
-  const std::vector<Index> s_labels = to_labels(task.support_y);
-  const std::vector<Index> q_labels = to_labels(task.query_y);
+  const Labels& s_labels = task.support_labels;
+  const Labels& q_labels = task.query_labels;
   const Index ways = task.ways > 0 ? task.ways : detail::count_ways(s_labels, "ProtoNet::loss");
   const Index ns = task.support_x.shape()[0];
   const Index nq = task.query_x.shape()[0];
@@ -154,7 +152,7 @@ StepStats ProtoNet<T>::meta_step(const data::TaskBatch<T>& batch) {
 
 template <class T>
 typename ProtoNet<T>::Adapted ProtoNet<T>::adapt(const data::Task<T>& task) const {
-  return classifier(task.support_x, task.support_y);
+  return classifier(task.support_x, task.support_labels);
 }
 
 template <class T>
@@ -163,10 +161,10 @@ Tensor<T> ProtoNet<T>::predict(const Adapted& adapted, const Tensor<T>& x) const
 }
 
 template <class T>
-Tensor<T> ProtoNet<T>::predict(const Tensor<T>& support_x, const Tensor<T>& support_y,
+Tensor<T> ProtoNet<T>::predict(const Tensor<T>& support_x, const Labels& support_labels,
                                const Tensor<T>& query_x) const {
   autograd::NoGradGuard no_grad;
-  const std::vector<Index> labels = to_labels(support_y);
+  const Labels& labels = support_labels;
   const Index ways = detail::count_ways(labels, "ProtoNet::predict");
   const Index ns = support_x.shape()[0];
   const Tensor<T> e = embed(concat<T>({support_x, query_x}, 0));
@@ -178,8 +176,8 @@ Tensor<T> ProtoNet<T>::predict(const Tensor<T>& support_x, const Tensor<T>& supp
 
 template <class T>
 PrototypeClassifier<T> ProtoNet<T>::classifier(const Tensor<T>& support_x,
-                                               const Tensor<T>& support_y) const {
-  return PrototypeClassifier<T>(trainer_.model(), support_x, support_y, options_.distance,
+                                               const Labels& support_labels) const {
+  return PrototypeClassifier<T>(trainer_.model(), support_x, support_labels, options_.distance,
                                 options_.scale);
 }
 
@@ -187,7 +185,7 @@ template <class T>
 EvalResult ProtoNet<T>::evaluate(const data::AnyTaskSampler<T>& sampler,
                                  std::size_t episodes) const {
   return trainer_.evaluate(sampler, episodes, options_.seed, [&](const data::Task<T>& task) {
-    return accuracy(predict(task.support_x, task.support_y, task.query_x), to_labels(task.query_y));
+    return accuracy(predict(task.support_x, task.support_labels, task.query_x), task.query_labels);
   });
 }
 

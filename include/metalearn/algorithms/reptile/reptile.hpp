@@ -228,14 +228,14 @@ class Reptile {
   /// batch_tasks: all tasks' inner loops at once; returns phi with a leading task
   /// dimension and fills the statistics.
   nn::ParamDict<T> run_stacked(const data::TaskBatch<T>& batch, StepStats& stats) const;
-  [[nodiscard]] Tensor<T> task_loss(const Tensor<T>& pred, const Tensor<T>& target) const;
+  [[nodiscard]] Tensor<T> task_loss(const Tensor<T>& pred, const Targets<T>& target) const;
   [[nodiscard]] bool classifying() const;
   [[nodiscard]] double query_metric(const data::Task<T>& task, const nn::ParamDict<T>& w,
                                     double* loss) const;
 
   nn::Module<T>& model_;
   ReptileOptions<T> options_;
-  LossFunction<T> loss_;
+  SelectedLoss<T> loss_;
   mutable ThreadPool pool_;
   std::int64_t steps_taken_ = 0;
   optim::OptimizerState<T> inner_state_;

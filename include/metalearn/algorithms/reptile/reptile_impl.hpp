@@ -101,7 +101,7 @@ template <class T>
 Reptile<T>::Reptile(nn::Module<T>& model, ReptileOptions<T> options)
     : model_(model),
       options_(std::move(options)),
-      loss_(select_loss<T>(options_.custom_loss, options_.loss, "Reptile")),
+      loss_(options_.custom_loss, options_.loss, "Reptile"),
       pool_(thread_count(options_.threads, "Reptile")) {
   METALEARN_CHECK(options_.inner_steps >= 0 && options_.eval_inner_steps >= 0, ValueError,
                   "Reptile: inner_steps (", options_.inner_steps, ") and eval_inner_steps (",
@@ -160,11 +160,11 @@ void Reptile<T>::load_state(const LearnerState<T>& state) {
 
 template <class T>
 bool Reptile<T>::classifying() const {
-  return reports_accuracy<T>(options_.custom_loss, options_.loss);
+  return loss_.classifying();
 }
 
 template <class T>
-Tensor<T> Reptile<T>::task_loss(const Tensor<T>& pred, const Tensor<T>& target) const {
+Tensor<T> Reptile<T>::task_loss(const Tensor<T>& pred, const Targets<T>& target) const {
   return loss_(pred, target);
 }
 
@@ -210,11 +210,11 @@ nn::ParamDict<T> Reptile<T>::inner_loop(const data::Task<T>& task, const nn::Par
   autograd::EnableGradGuard grad_on;
   for (int k = 0; k < steps; ++k) {
     Tensor<T> x = task.support_x;
-    Tensor<T> y = task.support_y;
+    Targets<T> y = Targets<T>::support(task);
     if (!full) {
       const std::vector<Index> idx = stream.next();
       x = index_select(task.support_x, 0, idx);
-      y = index_select(task.support_y, 0, idx);
+      y = y.rows(idx);
     }
     Tensor<T> loss = task_loss(model_.forward(x, fast), y);
     if (losses != nullptr) losses->push_back(static_cast<double>(loss.item()));
@@ -254,9 +254,10 @@ template <class T>
 double Reptile<T>::query_metric(const data::Task<T>& task, const nn::ParamDict<T>& w,
                                 double* loss) const {
   Tensor<T> pred = predict_query(task, w);
-  const double l = static_cast<double>(task_loss(pred, task.query_y).item());
+  const Targets<T> target = Targets<T>::query(task);
+  const double l = static_cast<double>(task_loss(pred, target).item());
   if (loss != nullptr) *loss = l;
-  return classifying() ? label_accuracy(pred, task.query_y) : l;
+  return classifying() ? accuracy(pred, target.labels) : l;
 }
 
 template <class T>
@@ -302,7 +303,7 @@ nn::ParamDict<T> Reptile<T>::run_stacked(const data::TaskBatch<T>& batch, StepSt
     const Tensor<T> pred = model_outputs(model_, st.query_x, w, tasks);
     std::pair<double, std::optional<double>> out{
         static_cast<double>(task_loss(pred, st.query_y).item()), std::nullopt};
-    if (classifying()) out.second = label_accuracy(pred, st.query_y);
+    if (classifying()) out.second = accuracy(pred, st.query_y.labels);
     return out;
   };
   std::vector<Tensor<T>> phi;
@@ -334,16 +335,17 @@ nn::ParamDict<T> Reptile<T>::run_stacked(const data::TaskBatch<T>& batch, StepSt
   std::vector<double> losses;
   for (int k = 0; k < steps; ++k) {
     Tensor<T> x = st.support_x;
-    Tensor<T> y = st.support_y;
+    Targets<T> y = st.support_y;
     if (!full) {
-      std::vector<Tensor<T>> xs, ys;
+      std::vector<Tensor<T>> xs;
+      std::vector<Targets<T>> ys;
       for (std::size_t b = 0; b < batch.size(); ++b) {
         const std::vector<Index> idx = streams[b].next();
         xs.push_back(index_select(batch[b].support_x, 0, idx));
-        ys.push_back(index_select(batch[b].support_y, 0, idx));
+        ys.push_back(Targets<T>::support(batch[b]).rows(idx));
       }
       x = stack(xs, 0);
-      y = flatten(stack(ys, 0), 0, 1);
+      y = Targets<T>::join(ys);
     }
     const Tensor<T> mean = task_loss(model_outputs(model_, x, fast, tasks), y);
     losses.push_back(static_cast<double>(mean.item()));

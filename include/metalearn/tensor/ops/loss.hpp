@@ -23,7 +23,7 @@ Tensor<T> mse_loss(const Tensor<T>& prediction, const Tensor<T>& target) {
 
 /// Mean cross-entropy of logits [N, C] against class indices in [0, C).
 template <class T>
-Tensor<T> cross_entropy(const Tensor<T>& logits, const std::vector<Index>& targets) {
+Tensor<T> cross_entropy(const Tensor<T>& logits, const Labels& targets) {
   METALEARN_CHECK(logits.dim() == 2, ShapeError, "cross_entropy: expected logits [N, C], got ",
                   logits.shape());
   const Index n = logits.shape()[0];
@@ -42,26 +42,6 @@ Tensor<T> cross_entropy(const Tensor<T>& logits, const std::vector<Index>& targe
   Tensor<T> picked = take(log_softmax(logits, 1),
                           std::shared_ptr<const std::vector<Index>>(std::move(idx)), Shape{n});
   return mul_scalar(sum(picked), T(-1) / static_cast<T>(n));
-}
-
-/// Converts a tensor of integral class labels to indices; throws ValueError on a
-/// non-integral or negative label.
-template <class T>
-std::vector<Index> to_labels(const Tensor<T>& labels) {
-  std::vector<Index> out(static_cast<std::size_t>(labels.numel()));
-  for (Index i = 0; i < labels.numel(); ++i) {
-    const T v = labels.data()[i];
-    METALEARN_CHECK(v >= T(0) && std::floor(v) == v, ValueError, "to_labels: label ", v,
-                    " at position ", i, " is not a non-negative integer");
-    out[static_cast<std::size_t>(i)] = static_cast<Index>(v);
-  }
-  return out;
-}
-
-/// Cross-entropy with labels stored in a tensor (as tasks store them).
-template <class T>
-Tensor<T> cross_entropy(const Tensor<T>& logits, const Tensor<T>& labels) {
-  return cross_entropy(logits, to_labels(labels));
 }
 
 /// Mean Gaussian negative log-likelihood of `target` under N(mean, variance).
@@ -86,7 +66,7 @@ Tensor<T> gaussian_nll_loss(const Tensor<T>& mean_, const Tensor<T>& variance,
 
 /// Fraction of rows of logits [N, C] whose argmax equals the label. Not differentiable.
 template <class T>
-double accuracy(const Tensor<T>& logits, const std::vector<Index>& targets) {
+double accuracy(const Tensor<T>& logits, const Labels& targets) {
   const auto pred = argmax(logits, 1);
   METALEARN_CHECK(pred.size() == targets.size(), ShapeError, "accuracy: ", targets.size(),
                   " targets for logits of shape ", logits.shape());
