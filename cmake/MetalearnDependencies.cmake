@@ -14,8 +14,9 @@ endif()
 if(METALEARN_BUILD_BENCHMARKS)
   find_package(benchmark REQUIRED)
 endif()
-if(METALEARN_BUILD_EXAMPLES)
-  find_package(CLI11 2.1 REQUIRED CONFIG)  # command lines of the example programs
+if(METALEARN_BUILD_EXAMPLES OR METALEARN_BUILD_CLI)
+  # command lines of the example programs and of the metalearn command
+  find_package(CLI11 2.1 REQUIRED CONFIG)
 endif()
 if(METALEARN_USE_OPENBLAS)
   include(MetalearnOpenBLAS)  # the single-threaded OpenBLAS as metalearn_deps::openblas

@@ -3,6 +3,8 @@
 option(METALEARN_BUILD_TESTS "Build the test suite" ${PROJECT_IS_TOP_LEVEL})
 option(METALEARN_BUILD_BENCHMARKS "Build the Google Benchmark suite" ${PROJECT_IS_TOP_LEVEL})
 option(METALEARN_BUILD_EXAMPLES "Build the examples" ${PROJECT_IS_TOP_LEVEL})
+option(METALEARN_BUILD_CLI "Build (and install) the metalearn command-line program"
+  ${PROJECT_IS_TOP_LEVEL})
 # Warnings are errors in CI and developer builds (scripts/test with METALEARN_WERROR=ON, the
 # "dev" preset), never by default: a user's newer compiler must not break the build.
 option(METALEARN_WERROR "Treat warnings as errors in metalearn's own targets" OFF)

@@ -563,7 +563,9 @@ class DistributedTrainer {
     std::int64_t step = start_step;
     while (step < options.steps) {
       const data::TaskBatch<T> shard = batches.next();
-      const bool late = options.time_limit > 0.0 && run.elapsed() > options.time_limit;
+      // Any rank's time limit or stop request ends the run on every rank (reduced).
+      const bool late = (options.time_limit > 0.0 && run.elapsed() > options.time_limit) ||
+                        (options.stop && options.stop());
       const Reduced reduced = reduce(shard, batches.batch_size(), late);
       learner_.apply(reduced.gradient);
       step = learner_.steps_taken();

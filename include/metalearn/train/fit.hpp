@@ -80,6 +80,9 @@ struct FitOptions {
   std::function<void(std::int64_t, const algorithms::StepStats&)> on_step{};
   /// Called after every evaluation with the step it followed.
   std::function<void(std::int64_t, const algorithms::EvalResult&)> on_eval{};
+  /// Polled after every meta-step: when it returns true the call writes a checkpoint
+  /// and returns, as when the time limit passes (a program's signal flag, say).
+  std::function<bool()> stop{};
 };
 
 /// What a fit() call did.
@@ -89,7 +92,8 @@ struct FitResult {
   double seconds = 0.0;         ///< wall time of the call
   /// Seconds of training over every call of the run (restored from the checkpoint).
   double train_seconds = 0.0;
-  bool out_of_time = false;  ///< stopped by time_limit before `steps`
+  bool out_of_time = false;  ///< stopped before `steps` by time_limit or by stop
+  bool stopped = false;      ///< stopped before `steps` by FitOptions::stop
   std::optional<algorithms::EvalResult> last_eval;
 };
 
@@ -201,9 +205,14 @@ class RunDirectory {
   bool after_step(std::int64_t step, const algorithms::StepStats& stats, double now, bool time_up) {
     if (options_.on_step) options_.on_step(step, stats);
     if (progress_) {
-      std::fprintf(stderr, "\rstep %" PRId64 "/%" PRId64 "  meta-loss %.4f  %.2f steps/s   ", step,
-                   options_.steps, stats.meta_loss,
-                   static_cast<double>(step - result_.start_step) / (now > 0 ? now : 1.0));
+      const double rate = static_cast<double>(step - result_.start_step) / (now > 0 ? now : 1.0);
+      const auto left = static_cast<std::int64_t>(
+          rate > 0 ? static_cast<double>(options_.steps - step) / rate : 0.0);
+      std::fprintf(stderr,
+                   "\rstep %" PRId64 "/%" PRId64 "  meta-loss %.4f  %.2f steps/s  ETA %" PRId64
+                   ":%02" PRId64 ":%02" PRId64 "   ",
+                   step, options_.steps, stats.meta_loss, rate, left / 3600, left / 60 % 60,
+                   left % 60);
     }
     if (log_ && options_.log_every > 0 && step % options_.log_every == 0) {
       io::MetricsLog::Record record{{"step", static_cast<double>(step)},
@@ -321,15 +330,20 @@ FitResult fit(L& learner, B& batches, const FitOptions& options,
   run.start(start_step);
 
   std::int64_t step = start_step;
+  bool asked = false;
   while (step < options.steps) {
     const algorithms::StepStats stats = learner.meta_step(batches.next());
     step = learner.steps_taken();
     const double now = run.elapsed();
-    if (run.after_step(step, stats, now, options.time_limit > 0.0 && now > options.time_limit)) {
+    asked = options.stop && options.stop();
+    if (run.after_step(step, stats, now,
+                       asked || (options.time_limit > 0.0 && now > options.time_limit))) {
       break;
     }
   }
-  return run.finish(step);
+  FitResult result = run.finish(step);
+  result.stopped = asked && result.out_of_time;
+  return result;
 }
 
 }  // namespace metalearn::train

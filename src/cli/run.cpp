@@ -1,0 +1,476 @@
+#include "src/cli/run.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <memory>
+#include <metalearn/data.hpp>
+#include <metalearn/io.hpp>
+#include <metalearn/nn.hpp>
+#include <metalearn/train.hpp>
+#include <ostream>
+#include <sstream>
+#include <system_error>
+
+namespace metalearn::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kConfigFormat = "metalearn.run";
+constexpr int kConfigVersion = 1;
+
+/// The options of a config's algorithm, as its table reads them.
+template <class O>
+O options_of(const RunConfig& c, const FieldTable<O>& table, const std::string& file) {
+  O o{};
+  table.from_json(c.options, o, file);
+  return o;
+}
+
+bool classification(const RunConfig& c) {
+  return c.tasks != "sinusoid";
+}
+
+/// A folder's file, written whole or not at all (a temporary file renamed over it).
+void write_file_atomically(const fs::path& path, const std::string& text) {
+  const fs::path tmp = path.string() + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    METALEARN_CHECK(f.good(), IoError, "metalearn: cannot write ", tmp.string());
+    f << text;
+    f.flush();
+    METALEARN_CHECK(f.good(), IoError, "metalearn: writing ", tmp.string(), " failed");
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  METALEARN_CHECK(!ec, IoError, "metalearn: cannot rename ", tmp.string(), " to ", path.string(),
+                  ": ", ec.message());
+}
+
+Json read_json(const fs::path& path) {
+  std::ifstream f(path, std::ios::binary);
+  METALEARN_CHECK(f.good(), IoError, "metalearn: cannot read ", path.string());
+  try {
+    return Json::parse(f);
+  } catch (const Json::parse_error& e) {
+    throw IoError("metalearn: " + path.string() + " is not valid JSON: " + e.what());
+  }
+}
+
+/// The class datasets of a classification run: Omniglot in the Vinyals split (the
+/// training characters with their rotations, the test characters without), or the
+/// embedded procedural glyphs.
+struct Classes {
+  std::shared_ptr<const data::ClassDataset> train, test;
+};
+
+Classes load_classes(const RunConfig& c, std::ostream& out) {
+  Classes d;
+  if (c.tasks == "omniglot") {
+    std::string root = c.task.data;
+    if (root.empty()) {
+      const char* env = std::getenv("METALEARN_OMNIGLOT_DIR");  // NOLINT(concurrency-mt-unsafe)
+      root = env != nullptr ? env : "";
+    }
+    METALEARN_CHECK(!root.empty(), ValueError,
+                    "metalearn: --tasks omniglot needs --data DIR or METALEARN_OMNIGLOT_DIR "
+                    "(or use --tasks glyphs, the embedded procedural glyphs)");
+    out << "loading Omniglot from " << root << " ...\n" << std::flush;
+    data::OmniglotDataset all({.root = root, .split = data::OmniglotSplit::kAll});
+    d.train = std::make_shared<data::OmniglotDataset>(
+        all.with_split(data::OmniglotSplit::kVinyalsTrain, true));
+    d.test = std::make_shared<data::OmniglotDataset>(
+        all.with_split(data::OmniglotSplit::kVinyalsTest, false));
+  } else {
+    d.train = std::make_shared<data::ProceduralGlyphs>(
+        data::ProceduralGlyphsOptions{.split = Split::kTrain});
+    d.test = std::make_shared<data::ProceduralGlyphs>(
+        data::ProceduralGlyphsOptions{.split = Split::kTest});
+  }
+  return d;
+}
+
+/// Builds the model, the learner and the samplers of `c` and calls
+/// f(learner, training batches, test tasks).
+template <class F>
+auto with_learner(const RunConfig& c, std::ostream& out, F&& f) {
+  const std::string file = "config.json";
+  const TaskSettings& t = c.task;
+  const Index queries = t.queries.value_or(t.shots);
+  const Index eval_ways = t.eval_ways.value_or(t.ways);
+  const Index eval_shots = t.eval_shots.value_or(t.shots);
+  Generator gen(t.seed);
+  const std::uint64_t learner_seed = t.seed + 1000;
+  const data::MetaBatchOptions batch_options{
+      .batch = t.meta_batch, .seed = t.seed, .prefetch = classification(c) ? 2 : 0};
+  if (!classification(c)) {
+    data::SinusoidTasks<float> family({.shots = t.shots, .queries = queries});
+    data::SinusoidTasks<float> test({.shots = eval_shots, .queries = t.eval_queries});
+    data::MetaBatchSampler<float> batches(family, batch_options);
+    const data::AnyTaskSampler<float> test_tasks(test);
+    nn::MLP<float> model({1, 40, 40, 1}, gen);
+    if (c.algorithm == "maml") {
+      auto o = options_of(c, maml_table(), file);
+      o.seed = learner_seed;
+      algorithms::Maml<float> learner(model, o);
+      return f(learner, batches, test_tasks);
+    }
+    auto o = options_of(c, reptile_table(), file);
+    o.seed = learner_seed;
+    o.meta_batch = t.meta_batch;
+    algorithms::Reptile<float> learner(model, o);
+    return f(learner, batches, test_tasks);
+  }
+  const Classes classes = load_classes(c, out);
+  data::EpisodicSampler<float> train(classes.train,
+                                     {.ways = t.ways, .shots = t.shots, .queries = queries});
+  data::EpisodicSampler<float> test(
+      classes.test, {.ways = eval_ways, .shots = eval_shots, .queries = t.eval_queries});
+  data::MetaBatchSampler<float> batches(train, batch_options);
+  const data::AnyTaskSampler<float> test_tasks(test);
+  const Shape example = classes.train->example_shape();
+  const nn::ConvNet4Options net{
+      .in_channels = example[0], .image_size = example[1], .ways = t.ways};
+  if (c.algorithm == "maml" || c.algorithm == "reptile") {
+    METALEARN_CHECK(eval_ways == t.ways, ValueError, "metalearn: ", c.algorithm,
+                    " classifies with a head of `ways` outputs, so eval_ways (", eval_ways,
+                    ") must equal ways (", t.ways, ")");
+    nn::ConvNet4<float> model(net, gen);
+    if (c.algorithm == "maml") {
+      auto o = options_of(c, maml_table(), file);
+      o.seed = learner_seed;
+      algorithms::Maml<float> learner(model, o);
+      return f(learner, batches, test_tasks);
+    }
+    auto o = options_of(c, reptile_table(), file);
+    o.seed = learner_seed;
+    o.meta_batch = t.meta_batch;
+    algorithms::Reptile<float> learner(model, o);
+    return f(learner, batches, test_tasks);
+  }
+  if (c.algorithm == "protonet") {
+    auto o = options_of(c, protonet_table(), file);
+    o.seed = learner_seed;
+    o.embedding.in_channels = example[0];
+    o.embedding.image_size = example[1];
+    algorithms::ProtoNet<float> learner(gen, o);
+    return f(learner, batches, test_tasks);
+  }
+  auto o = options_of(c, matching_table(), file);
+  o.seed = learner_seed;
+  o.embedding.in_channels = example[0];
+  o.embedding.image_size = example[1];
+  algorithms::MatchingNet<float> learner(gen, o);
+  return f(learner, batches, test_tasks);
+}
+
+std::string metric_of(const RunConfig& c) {
+  return classification(c) ? "accuracy" : "mse";
+}
+
+/// "97.52% +- 0.41%" for accuracies, "0.0123 +- 0.0011" for errors.
+std::string format_result(const RunConfig& c, double mean, double ci95) {
+  if (classification(c)) return fmt::format("{:.2f}% +- {:.2f}%", 100 * mean, 100 * ci95);
+  return fmt::format("{:.4g} +- {:.2g}", mean, ci95);
+}
+
+/// The part of a config a resumed run must share with the run that wrote its
+/// checkpoint (everything but how long it trains and what it writes).
+std::string identity_of(const RunConfig& c) {
+  Json j = to_json(c);
+  j.erase("run");
+  return j.dump();
+}
+
+}  // namespace
+
+const std::map<std::string, std::vector<std::string>>& algorithm_tasks() {
+  static const std::map<std::string, std::vector<std::string>> pairs{
+      {"maml", {"sinusoid", "omniglot", "glyphs"}},
+      {"reptile", {"sinusoid", "omniglot", "glyphs"}},
+      {"protonet", {"omniglot", "glyphs"}},
+      {"matching", {"omniglot", "glyphs"}}};
+  return pairs;
+}
+
+RunConfig default_config(const std::string& algorithm, const std::string& tasks) {
+  const auto& pairs = algorithm_tasks();
+  const auto it = pairs.find(algorithm);
+  std::string names;
+  for (const auto& [name, families] : pairs) names += (names.empty() ? "" : ", ") + name;
+  METALEARN_CHECK(it != pairs.end(), ValueError, "metalearn: unknown algorithm '", algorithm, "' (",
+                  names, ")");
+  std::string families;
+  for (const auto& f : it->second) families += (families.empty() ? "" : ", ") + f;
+  METALEARN_CHECK(std::find(it->second.begin(), it->second.end(), tasks) != it->second.end(),
+                  ValueError, "metalearn: ", algorithm, " does not train on --tasks '", tasks,
+                  "' (", families, ")");
+  RunConfig c;
+  c.algorithm = algorithm;
+  c.tasks = tasks;
+  const bool images = tasks != "sinusoid";
+  if (algorithm == "maml") {
+    // Finn et al. 2017: sinusoid (K = 10, meta-batch 25, inner lr 0.01) and Omniglot
+    // 5-way 1-shot (meta-batch 32, inner lr 0.4, 1 step in training, 3 at test).
+    algorithms::MamlOptions<float> o;
+    if (images) {
+      o.inner_lr = 0.4f;
+      o.eval_inner_steps = 3;
+      o.loss = algorithms::LossKind::kCrossEntropy;
+      c.task = {.ways = 5, .shots = 1, .eval_queries = 15, .meta_batch = 32};
+      c.run.steps = 60000;
+    } else {
+      o.batch_tasks = true;
+      c.task = {.shots = 10, .queries = 10, .eval_queries = 10, .meta_batch = 25};
+      c.run = {
+          .steps = 20000, .eval_every = 5000, .eval_episodes = 100, .final_eval_episodes = 1000};
+    }
+    c.options = maml_table().to_json(o);
+  } else if (algorithm == "reptile") {
+    // Nichol et al. 2018: sinusoid (SGD 0.01, 5 steps, meta-batch 5, outer 0.1
+    // annealed) and Omniglot (Adam 1e-3, beta1 0, 5 steps of 10, 50 at test).
+    algorithms::ReptileOptions<float> o;
+    if (images) {
+      o.carry_inner_state = true;
+      o.inner_batch = 10;
+      o.eval_inner_batch = 5;
+      o.outer_step_final = 0.0f;
+      o.anneal_steps = 100000;
+      c.task = {.ways = 5,
+                .shots = 10,
+                .queries = 0,
+                .eval_shots = 1,
+                .eval_queries = 1,
+                .meta_batch = 5};
+      c.run.steps = 100000;
+    } else {
+      o.inner_optimizer = algorithms::InnerOptimizer::kSgd;
+      o.inner_lr = 0.01f;
+      o.inner_batch = 0;
+      o.outer_step = 0.1f;
+      o.outer_step_final = 0.0f;
+      o.anneal_steps = 30000;
+      o.loss = algorithms::LossKind::kMse;
+      c.task = {.shots = 10, .queries = 10, .eval_queries = 10, .meta_batch = 5};
+      c.run = {
+          .steps = 30000, .eval_every = 5000, .eval_episodes = 100, .final_eval_episodes = 1000};
+    }
+    c.options = reptile_table().to_json(o);
+  } else if (algorithm == "protonet") {
+    // Snell et al. 2017: 60-way 5-shot 5-query training episodes, Adam 1e-3 halved
+    // every 2,000 episodes, tested 5-way.
+    algorithms::ProtoNetOptions<float> o;
+    c.task = {
+        .ways = 60, .shots = 5, .queries = 5, .eval_ways = 5, .eval_queries = 15, .meta_batch = 1};
+    c.run.steps = 20000;
+    c.options = protonet_table().to_json(o);
+  } else {
+    // Vinyals et al. 2016: 5-way 1-shot episodes, cosine attention.
+    algorithms::MatchingNetOptions<float> o;
+    c.task = {.ways = 5, .shots = 1, .queries = 5, .eval_queries = 15, .meta_batch = 1};
+    c.run.steps = 20000;
+    c.options = matching_table().to_json(o);
+  }
+  return c;
+}
+
+namespace {
+
+template <class F>
+decltype(auto) with_table(const std::string& algorithm, F&& f) {
+  if (algorithm == "maml") return f(maml_table());
+  if (algorithm == "reptile") return f(reptile_table());
+  if (algorithm == "protonet") return f(protonet_table());
+  return f(matching_table());
+}
+
+}  // namespace
+
+void add_config_flags(CLI::App& app, const RunConfig& defaults, GivenFlags& given) {
+  with_table(defaults.algorithm, [&](const auto& table) {
+    typename std::remove_cvref_t<decltype(table)>::Struct o{};
+    table.from_json(defaults.options, o, "defaults");
+    table.add_flags(app, o, given.options, table.name());
+  });
+  task_table().add_flags(app, defaults.task, given.task, "Tasks");
+  run_table().add_flags(app, defaults.run, given.run, "Run");
+}
+
+void apply_flags(const GivenFlags& given, RunConfig& config) {
+  task_table().apply(given.task, config.task);
+  run_table().apply(given.run, config.run);
+  with_table(config.algorithm, [&](const auto& table) {
+    typename std::remove_cvref_t<decltype(table)>::Struct o{};
+    table.from_json(config.options, o, "config");
+    table.apply(given.options, o);
+    config.options = table.to_json(o);
+  });
+}
+
+Json to_json(const RunConfig& c) {
+  return Json{{"format", kConfigFormat},
+              {"version", kConfigVersion},
+              {"algorithm", c.algorithm},
+              {"tasks", c.tasks},
+              {"task", task_table().to_json(c.task)},
+              {"run", run_table().to_json(c.run)},
+              {"options", c.options}};
+}
+
+RunConfig config_from_json(const Json& j, const std::string& file) {
+  METALEARN_CHECK(j.is_object() && j.value("format", "") == kConfigFormat, ValueError, file,
+                  ": not a metalearn run configuration (\"format\": \"", kConfigFormat, "\")");
+  METALEARN_CHECK(j.value("version", 0) == kConfigVersion, ValueError, file, ": version ",
+                  j.value("version", 0), " of the run configuration; this metalearn reads ",
+                  kConfigVersion);
+  for (const char* key : {"algorithm", "tasks"}) {
+    METALEARN_CHECK(j.contains(key) && j.at(key).is_string(), ValueError, file, ": no \"", key,
+                    "\" string");
+  }
+  RunConfig c =
+      default_config(j.at("algorithm").get<std::string>(), j.at("tasks").get<std::string>());
+  if (j.contains("task")) task_table().from_json(j.at("task"), c.task, file);
+  if (j.contains("run")) run_table().from_json(j.at("run"), c.run, file);
+  if (j.contains("options")) {
+    with_table(c.algorithm, [&](const auto& table) {
+      typename std::remove_cvref_t<decltype(table)>::Struct o{};
+      table.from_json(c.options, o, file);
+      table.from_json(j.at("options"), o, file);
+      c.options = table.to_json(o);
+    });
+  }
+  return c;
+}
+
+RunConfig read_config(const fs::path& run_dir) {
+  const fs::path path = run_dir / "config.json";
+  METALEARN_CHECK(fs::exists(path), IoError, "metalearn: ", run_dir.string(),
+                  " holds no run (no config.json)");
+  return config_from_json(read_json(path), path.string());
+}
+
+TrainOutcome train(const RunConfig& config, const fs::path& run_dir, bool resume,
+                   const Reporting& reporting) {
+  std::ostream& out = *reporting.out;
+  const fs::path config_path = run_dir / "config.json";
+  if (fs::exists(config_path)) {
+    const RunConfig existing = read_config(run_dir);
+    METALEARN_CHECK(resume, ValueError, "metalearn: ", run_dir.string(),
+                    " already holds a run (config.json); continue it with `metalearn resume ",
+                    run_dir.string(), "` or choose another --out");
+    METALEARN_CHECK(identity_of(existing) == identity_of(config), ValueError,
+                    "metalearn: ", config_path.string(),
+                    " describes another run than the one asked for");
+  }
+  fs::create_directories(run_dir);
+  write_file_atomically(config_path, to_json(config).dump(2) + "\n");
+
+  return with_learner(config, out, [&](auto& learner, auto& batches, const auto& test_tasks) {
+    const RunSettings& r = config.run;
+    train::FitOptions fit{
+        .steps = r.steps,
+        .time_limit = r.time_limit,
+        .eval_every = r.eval_every,
+        .eval_episodes = static_cast<std::size_t>(r.eval_episodes),
+        .final_eval_episodes = static_cast<std::size_t>(r.final_eval_episodes),
+        .checkpoint_every = r.eval_every,
+        .keep = r.keep,
+        .log_every = r.log_every,
+        .run_dir = run_dir,
+        .resume = true,
+        .progress = reporting.progress,
+        .settings = {{"config", identity_of(config)}},
+        .on_eval =
+            [&](std::int64_t step, const algorithms::EvalResult& e) {
+              out << fmt::format("step {}  test {} {} ({} episodes)\n", step, metric_of(config),
+                                 format_result(config, e.mean, e.ci95), e.episodes)
+                  << std::flush;
+            },
+        .stop = reporting.stop};
+    out << fmt::format("{} on {}: {} meta-steps of {} task(s), run folder {}\n", config.algorithm,
+                       config.tasks, r.steps, config.task.meta_batch, run_dir.string())
+        << std::flush;
+    const train::FitResult result = train::fit(learner, batches, fit, &test_tasks);
+    TrainOutcome o;
+    o.start_step = result.start_step;
+    o.steps = result.steps;
+    o.seconds = result.seconds;
+    o.finished = result.steps >= r.steps;
+    o.stopped = result.out_of_time;
+    if (result.start_step > 0) out << fmt::format("continued from step {}\n", result.start_step);
+    if (o.stopped) {
+      out << fmt::format(
+          "stopped after step {} with a checkpoint; continue with `metalearn "
+          "resume {}`\n",
+          result.steps, run_dir.string());
+    }
+    const double rate = result.seconds > 0
+                            ? static_cast<double>(result.steps - result.start_step) / result.seconds
+                            : 0.0;
+    Json results{{"algorithm", config.algorithm},
+                 {"tasks", config.tasks},
+                 {"steps", result.steps},
+                 {"finished", o.finished},
+                 {"seconds_this_call", result.seconds},
+                 {"train_seconds", result.train_seconds},
+                 {"steps_per_second", rate}};
+    if (result.last_eval && o.finished) {
+      o.final_mean = result.last_eval->mean;
+      o.final_ci95 = result.last_eval->ci95;
+      o.final_episodes = result.last_eval->episodes;
+      results["final"] = {{"metric", metric_of(config)},
+                          {"mean", o.final_mean},
+                          {"ci95", o.final_ci95},
+                          {"episodes", o.final_episodes}};
+      out << fmt::format("final test {}: {} over {} episodes; {:.2f} meta-steps/s\n",
+                         metric_of(config), format_result(config, o.final_mean, o.final_ci95),
+                         o.final_episodes, rate);
+    }
+    write_file_atomically(run_dir / "results.json", results.dump(2) + "\n");
+    return o;
+  });
+}
+
+Evaluation evaluate(const fs::path& run_dir, std::size_t episodes, std::ostream& out) {
+  const RunConfig config = read_config(run_dir);
+  const fs::path checkpoint = run_dir / "checkpoint.safetensors";
+  METALEARN_CHECK(fs::exists(checkpoint), IoError, "metalearn: ", run_dir.string(),
+                  " has no checkpoint.safetensors yet");
+  return with_learner(config, out, [&](auto& learner, auto&, const auto& test_tasks) {
+    (void)train::load_checkpoint(checkpoint, learner);
+    const algorithms::EvalResult r = learner.evaluate(test_tasks, episodes);
+    Evaluation e{r.mean, r.ci95, r.episodes, learner.steps_taken(), metric_of(config)};
+    out << fmt::format("{} after {} meta-steps: test {} {} over {} episodes\n", config.algorithm,
+                       e.step, e.metric, format_result(config, e.mean, e.ci95), e.episodes);
+    const Json j{{"step", e.step},
+                 {"metric", e.metric},
+                 {"mean", e.mean},
+                 {"ci95", e.ci95},
+                 {"episodes", e.episodes}};
+    write_file_atomically(run_dir / "evaluation.json", j.dump(2) + "\n");
+    return e;
+  });
+}
+
+void inspect(const fs::path& file, std::ostream& out) {
+  const io::StoredFile stored = io::inspect_safetensors(file);
+  std::size_t values = 0;
+  for (const auto& t : stored.tensors) values += t.values.size();
+  out << fmt::format("{}: {} tensors, {} values\n", file.string(), stored.tensors.size(), values);
+  for (const auto& t : stored.tensors) {
+    std::string shape;
+    for (const Index d : t.shape) shape += (shape.empty() ? "" : ", ") + std::to_string(d);
+    out << fmt::format("  {:<40} {:<4} [{}]\n", t.name, t.dtype == io::DType::kF32 ? "F32" : "F64",
+                       shape);
+  }
+  if (!stored.metadata.empty()) out << "metadata:\n";
+  for (const auto& [key, value] : stored.metadata) {
+    out << fmt::format("  {} = {}\n", key, value);
+  }
+}
+
+}  // namespace metalearn::cli

@@ -1,0 +1,94 @@
+#pragma once
+// The `metalearn` command's runs: a RunConfig (algorithm, task family, their settings,
+// the algorithm's options) that a run folder keeps as config.json, and the commands
+// that train, resume, evaluate and inspect. main.cpp parses the command line into
+// these; the tests call them directly.
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <iosfwd>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "src/cli/fields.hpp"
+#include "src/cli/tables.hpp"
+
+namespace metalearn::cli {
+
+/// Everything that defines a run: config.json of its folder.
+struct RunConfig {
+  std::string algorithm;  ///< maml, reptile, protonet or matching
+  std::string tasks;      ///< sinusoid, omniglot or glyphs
+  TaskSettings task;
+  RunSettings run;
+  /// The algorithm's options, as its field table writes them (every field).
+  Json options = Json::object();
+};
+
+/// The algorithms the command trains and the task families each takes.
+const std::map<std::string, std::vector<std::string>>& algorithm_tasks();
+
+/// The literature's settings of `algorithm` on `tasks` (the bundled examples'
+/// defaults). @throws ValueError naming both when the pair is not supported.
+RunConfig default_config(const std::string& algorithm, const std::string& tasks);
+
+/// One flag per field of the algorithm's options, of the task and of the run settings,
+/// showing `defaults`; values given are collected per table in `given`.
+struct GivenFlags {
+  std::map<std::string, Json> options, task, run;
+};
+void add_config_flags(CLI::App& app, const RunConfig& defaults, GivenFlags& given);
+
+/// Applies flags given on the command line to `config`. @throws ValueError naming the flag.
+void apply_flags(const GivenFlags& given, RunConfig& config);
+
+/// The JSON of a config (config.json), and back. @throws ValueError naming `file` and the
+/// entry that is missing or does not fit.
+Json to_json(const RunConfig& config);
+RunConfig config_from_json(const Json& j, const std::string& file);
+
+/// Reads RUN_DIR/config.json. @throws IoError / ValueError naming the file.
+RunConfig read_config(const std::filesystem::path& run_dir);
+
+/// Where a run reports: a line per evaluation and the final summary on `out`; a
+/// progress line on stderr when it is a terminal. `stop` is polled after every
+/// meta-step: when it returns true the run writes a checkpoint and ends.
+struct Reporting {
+  std::ostream* out = nullptr;
+  bool progress = true;
+  std::function<bool()> stop{};
+};
+
+/// What a train or resume call did.
+struct TrainOutcome {
+  std::int64_t start_step = 0;
+  std::int64_t steps = 0;
+  double seconds = 0.0;
+  bool finished = false;  ///< reached the configured steps
+  bool stopped = false;   ///< ended early by the time limit or `stop`
+  double final_mean = 0.0, final_ci95 = 0.0;
+  std::size_t final_episodes = 0;
+};
+
+/// Trains `config` into `run_dir`: writes config.json (refusing a folder holding
+/// another run's), then trains through train::fit with checkpoints, metrics.jsonl and,
+/// at the end, results.json. With `resume`, continues the run in `run_dir`.
+TrainOutcome train(const RunConfig& config, const std::filesystem::path& run_dir, bool resume,
+                   const Reporting& reporting);
+
+/// The evaluation of a run's checkpoint (or the run folder's last one) on `episodes`
+/// test episodes, written to RUN_DIR/evaluation.json when `run_dir` is a folder.
+struct Evaluation {
+  double mean = 0.0, ci95 = 0.0;
+  std::size_t episodes = 0;
+  std::int64_t step = 0;
+  std::string metric;  ///< "accuracy" or "mse"
+};
+Evaluation evaluate(const std::filesystem::path& run_dir, std::size_t episodes, std::ostream& out);
+
+/// Lists the tensors (name, dtype, shape) and metadata of a safetensors file.
+void inspect(const std::filesystem::path& file, std::ostream& out);
+
+}  // namespace metalearn::cli

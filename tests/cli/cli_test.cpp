@@ -1,0 +1,250 @@
+// The `metalearn` command's machinery: its field tables cover every option, flags and
+// config files set the same fields, and runs train, stop, resume bit for bit,
+// evaluate and inspect.
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <metalearn/io.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "src/cli/run.hpp"
+
+namespace ml = metalearn;
+namespace cli = metalearn::cli;
+namespace fs = std::filesystem;
+
+namespace {
+
+/// An empty folder for one test.
+fs::path fresh_dir(const std::string& name) {
+  const fs::path dir = fs::temp_directory_path() / ("metalearn_cli_test_" + name);
+  fs::remove_all(dir);
+  return dir;
+}
+
+/// Parses `args` (after the program name) into `given` with the config's flags.
+void parse(const cli::RunConfig& config, cli::GivenFlags& given, std::vector<std::string> args) {
+  CLI::App app("test");
+  cli::add_config_flags(app, config, given);
+  std::reverse(args.begin(), args.end());  // CLI11 takes a reversed vector
+  app.parse(args);
+}
+
+/// A short run on sinusoid tasks, with small evaluations.
+cli::RunConfig short_sinusoid(const std::string& algorithm, std::int64_t steps) {
+  cli::RunConfig c = cli::default_config(algorithm, "sinusoid");
+  c.task.meta_batch = 4;
+  c.run = {.steps = steps,
+           .eval_every = 5,
+           .eval_episodes = 4,
+           .final_eval_episodes = 6,
+           .log_every = 1};
+  return c;
+}
+
+cli::Reporting quiet_reporting(std::ostream& out) {
+  return cli::Reporting{.out = &out, .progress = false, .stop = {}};
+}
+
+std::vector<double> stored_values(const fs::path& file) {
+  std::vector<double> v;
+  for (const auto& t : ml::io::inspect_safetensors(file).tensors) {
+    v.insert(v.end(), t.values.begin(), t.values.end());
+  }
+  return v;
+}
+
+}  // namespace
+
+TEST(FieldTables, CoverEveryFieldOfTheirStructs) {
+  EXPECT_EQ(cli::maml_table().covered(), cli::field_count<ml::algorithms::MamlOptions<float>>());
+  EXPECT_EQ(cli::reptile_table().covered(),
+            cli::field_count<ml::algorithms::ReptileOptions<float>>());
+  EXPECT_EQ(cli::protonet_table().covered(),
+            cli::field_count<ml::algorithms::ProtoNetOptions<float>>());
+  EXPECT_EQ(cli::matching_table().covered(),
+            cli::field_count<ml::algorithms::MatchingNetOptions<float>>());
+  EXPECT_EQ(cli::task_table().covered(), cli::field_count<cli::TaskSettings>());
+  EXPECT_EQ(cli::run_table().covered(), cli::field_count<cli::RunSettings>());
+  // The counter itself: a struct of three fields, one of them an aggregate.
+  struct Inner {
+    int a, b;
+  };
+  struct Three {
+    int x;
+    Inner inner;
+    std::vector<int> v;
+  };
+  EXPECT_EQ(cli::field_count<Three>(), 3U);
+}
+
+TEST(FieldTables, FlagsSetTheFieldsTheyName) {
+  cli::RunConfig c = cli::default_config("maml", "glyphs");
+  cli::GivenFlags given;
+  parse(c, given,
+        {"--inner-lr", "0.25", "--eval-inner-steps", "none", "--first-order", "--loss", "mse",
+         "--adapt-only", "head.", "--ways", "3", "--steps", "7", "--no-check-finite", "--queries",
+         "4"});
+  cli::apply_flags(given, c);
+  ml::algorithms::MamlOptions<float> o;
+  cli::maml_table().from_json(c.options, o, "test");
+  EXPECT_FLOAT_EQ(o.inner_lr, 0.25f);
+  EXPECT_FALSE(o.eval_inner_steps.has_value());
+  EXPECT_TRUE(o.first_order);
+  EXPECT_EQ(o.loss, ml::algorithms::LossKind::kMse);
+  EXPECT_EQ(o.adapt_only, std::vector<std::string>{"head."});
+  EXPECT_FALSE(o.check_finite);
+  EXPECT_EQ(o.inner_steps, 1);  // untouched: the glyph default
+  EXPECT_EQ(c.task.ways, 3);
+  EXPECT_EQ(c.task.queries, 4);
+  EXPECT_EQ(c.run.steps, 7);
+}
+
+TEST(FieldTables, BadValuesNameTheFlagAndTheChoices) {
+  const cli::RunConfig c = cli::default_config("maml", "sinusoid");
+  const auto message = [&](std::vector<std::string> args) {
+    cli::RunConfig copy = c;
+    cli::GivenFlags given;
+    parse(copy, given, std::move(args));
+    try {
+      cli::apply_flags(given, copy);
+    } catch (const ml::ValueError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message({"--loss", "hinge"})
+                .find("--loss: MamlOptions.loss: 'hinge' is not one of "
+                      "mse, cross-entropy"),
+            std::string::npos);
+  EXPECT_NE(message({"--inner-steps", "1.5"})
+                .find("--inner-steps: MamlOptions.inner_steps: "
+                      "expected an integer"),
+            std::string::npos);
+  EXPECT_NE(message({"--ways", "x"}).find("--ways"), std::string::npos);
+}
+
+TEST(RunConfig, RoundTripsThroughJsonAndRejectsUnknownEntries) {
+  cli::RunConfig c = cli::default_config("reptile", "omniglot");
+  c.task.data = "/somewhere";
+  c.run.keep = {10, 20};
+  const cli::Json j = cli::to_json(c);
+  const cli::RunConfig back = cli::config_from_json(j, "run.json");
+  EXPECT_EQ(cli::to_json(back), j);
+  // Floats are written as the shortest decimal that reads back as the same float.
+  EXPECT_EQ(cli::to_json(cli::default_config("maml", "sinusoid"))["options"]["inner_lr"].dump(),
+            "0.01");
+  EXPECT_EQ(j["options"]["outer_step"].dump(), "1.0");
+
+  cli::Json unknown = j;
+  unknown["options"]["inner_rate"] = 0.1;
+  try {
+    (void)cli::config_from_json(unknown, "run.json");
+    FAIL() << "an unknown option was accepted";
+  } catch (const ml::ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("run.json: 'inner_rate' is not a field of ReptileOptions"),
+              std::string::npos)
+        << e.what();
+  }
+  cli::Json other = j;
+  other["algorithm"] = "protonet";
+  other["tasks"] = "sinusoid";
+  EXPECT_THROW((void)cli::config_from_json(other, "run.json"), ml::ValueError);
+  other = j;
+  other["format"] = "something else";
+  EXPECT_THROW((void)cli::config_from_json(other, "run.json"), ml::ValueError);
+}
+
+TEST(Run, ResumedRunEqualsTheUninterruptedOneBitForBit) {
+  std::ostringstream log;
+  const fs::path whole = fresh_dir("whole");
+  const fs::path parts = fresh_dir("parts");
+  const cli::TrainOutcome a =
+      cli::train(short_sinusoid("maml", 12), whole, false, quiet_reporting(log));
+  EXPECT_TRUE(a.finished);
+  EXPECT_EQ(a.steps, 12);
+  EXPECT_EQ(a.final_episodes, 6U);
+  // The same run, stopped after step 7 by the stop request and resumed.
+  int polls = 0;
+  const cli::TrainOutcome first = cli::train(
+      short_sinusoid("maml", 12), parts, false,
+      cli::Reporting{.out = &log, .progress = false, .stop = [&] { return ++polls == 7; }});
+  EXPECT_TRUE(first.stopped);
+  EXPECT_EQ(first.steps, 7);
+  // train again into the same folder is refused; resume continues it.
+  EXPECT_THROW((void)cli::train(short_sinusoid("maml", 12), parts, false, quiet_reporting(log)),
+               ml::ValueError);
+  const cli::TrainOutcome second =
+      cli::train(cli::read_config(parts), parts, true, quiet_reporting(log));
+  EXPECT_EQ(second.start_step, 7);
+  EXPECT_TRUE(second.finished);
+  EXPECT_EQ(stored_values(whole / "checkpoint.safetensors"),
+            stored_values(parts / "checkpoint.safetensors"));
+  EXPECT_EQ(second.final_mean, a.final_mean);
+  for (const char* file : {"config.json", "metrics.jsonl", "results.json"}) {
+    EXPECT_TRUE(fs::exists(parts / file)) << file;
+  }
+  // A resume with other settings than the run's is refused, naming the config.
+  cli::RunConfig changed = cli::read_config(parts);
+  changed.task.shots = 3;
+  EXPECT_THROW((void)cli::train(changed, parts, true, quiet_reporting(log)), ml::ValueError);
+  fs::remove_all(whole);
+  fs::remove_all(parts);
+}
+
+TEST(Run, EvaluateAndInspectReadTheRunsCheckpoint) {
+  std::ostringstream log;
+  const fs::path dir = fresh_dir("evaluate");
+  (void)cli::train(short_sinusoid("reptile", 6), dir, false, quiet_reporting(log));
+  std::ostringstream out;
+  const cli::Evaluation e = cli::evaluate(dir, 9, out);
+  EXPECT_EQ(e.episodes, 9U);
+  EXPECT_EQ(e.step, 6);
+  EXPECT_EQ(e.metric, "mse");
+  EXPECT_GT(e.mean, 0.0);
+  EXPECT_TRUE(fs::exists(dir / "evaluation.json"));
+  std::ostringstream listing;
+  cli::inspect(dir / "checkpoint.safetensors", listing);
+  EXPECT_NE(listing.str().find("0.weight"), std::string::npos) << listing.str();
+  EXPECT_NE(listing.str().find("learner.steps = 6"), std::string::npos) << listing.str();
+  EXPECT_THROW(cli::inspect(dir / "missing.safetensors", listing), ml::IoError);
+  EXPECT_THROW((void)cli::evaluate(dir / "nothing", 5, out), ml::IoError);
+  fs::remove_all(dir);
+}
+
+TEST(Run, EveryAlgorithmTrainsOnTheEmbeddedGlyphs) {
+  for (const std::string algorithm : {"maml", "reptile", "protonet", "matching"}) {
+    SCOPED_TRACE(algorithm);
+    std::ostringstream log;
+    const fs::path dir = fresh_dir("glyphs_" + algorithm);
+    cli::RunConfig c = cli::default_config(algorithm, "glyphs");
+    c.task.ways = 3;
+    c.task.eval_ways = 3;
+    c.task.meta_batch = 2;
+    c.run = {.steps = 2, .eval_every = 2, .eval_episodes = 2, .final_eval_episodes = 3};
+    if (algorithm == "protonet" || algorithm == "matching") c.options["embedding.hidden"] = 8;
+    if (algorithm == "reptile") c.options["eval_inner_steps"] = 2;
+    const cli::TrainOutcome o = cli::train(c, dir, false, quiet_reporting(log));
+    EXPECT_TRUE(o.finished);
+    EXPECT_EQ(o.final_episodes, 3U);
+    EXPECT_GE(o.final_mean, 0.0);
+    EXPECT_LE(o.final_mean, 1.0);
+    fs::remove_all(dir);
+  }
+}
+
+TEST(RunConfig, UnsupportedPairsAreRefusedWithTheChoices) {
+  try {
+    (void)cli::default_config("protonet", "sinusoid");
+    FAIL();
+  } catch (const ml::ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("protonet does not train on --tasks 'sinusoid' (omniglot, "
+                                         "glyphs)"),
+              std::string::npos);
+  }
+  EXPECT_THROW((void)cli::default_config("snail", "glyphs"), ml::ValueError);
+}

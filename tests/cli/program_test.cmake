@@ -1,0 +1,46 @@
+# cmake -DPROGRAM=<metalearn> -DDIR=<empty folder> -P program_test.cmake
+# Runs the installed command as a user would, and checks its exit codes, its output and
+# the files of the run folder.
+file(REMOVE_RECURSE "${DIR}")
+file(MAKE_DIRECTORY "${DIR}")
+
+# run(<expected exit code> <output regex> <arguments...>)
+function(run code regex)
+  execute_process(COMMAND "${PROGRAM}" ${ARGN} WORKING_DIRECTORY "${DIR}"
+    RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  list(JOIN ARGN " " shown)
+  if(NOT rc EQUAL code)
+    message(FATAL_ERROR "metalearn ${shown}: exit code ${rc}, expected ${code}\n${out}\n${err}")
+  endif()
+  if(NOT "${out}${err}" MATCHES "${regex}")
+    message(FATAL_ERROR "metalearn ${shown}: output does not match '${regex}':\n${out}\n${err}")
+  endif()
+endfunction()
+
+run(0 "train ALGORITHM" --help)
+run(0 "--inner-lr" train maml --help)
+run(2 "unknown command 'fly'" fly)
+run(2 "does not train on --tasks 'sinusoid'" train protonet --tasks sinusoid)
+run(2 "--inner-steps" train maml --inner-steps)
+run(0 "final test mse: [0-9.e+-]+ \\+- [0-9.e+-]+ over 20 episodes"
+  train maml --tasks sinusoid --steps 30 --eval-every 15 --eval-episodes 5
+  --final-eval-episodes 20 --meta-batch 5 --out run --quiet)
+foreach(file config.json metrics.jsonl checkpoint.safetensors results.json)
+  if(NOT EXISTS "${DIR}/run/${file}")
+    message(FATAL_ERROR "run/${file} was not written")
+  endif()
+endforeach()
+run(1 "already holds a run" train maml --tasks sinusoid --steps 30 --out run --quiet)
+run(0 "continued from step 30" resume run --steps 40 --quiet)
+run(0 "after 40 meta-steps: test mse .* over 12 episodes" evaluate run --episodes 12)
+run(0 "learner.steps = 40" inspect run/checkpoint.safetensors)
+run(1 "holds no run" evaluate nowhere)
+# A run repeated from its config.json is the same run: the same final number.
+run(0 "final test mse" train maml --config run/config.json --steps 40 --out again --quiet)
+file(READ "${DIR}/run/results.json" first)
+file(READ "${DIR}/again/results.json" second)
+string(JSON first_mean GET "${first}" final mean)
+string(JSON second_mean GET "${second}" final mean)
+if(NOT first_mean STREQUAL second_mean)
+  message(FATAL_ERROR "the repeated run ends at ${second_mean}, the first at ${first_mean}")
+endif()
