@@ -3,6 +3,7 @@
 //   metalearn train ALGORITHM [--tasks FAMILY] [--config run.json] [--out RUN_DIR] [flags]
 //   metalearn resume RUN_DIR [--steps N] [--time-limit S]
 //   metalearn evaluate RUN_DIR [--episodes 600]
+//   metalearn report RUN_DIR [RUN_DIR...] [--out FILE.html]
 //   metalearn inspect FILE.safetensors
 //
 // `metalearn train ALGORITHM --help` lists every option of the algorithm, of the tasks
@@ -14,12 +15,14 @@
 #include <csignal>
 #include <cstring>
 #include <exception>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <metalearn/core/error.hpp>
 #include <string>
 #include <vector>
 
+#include "src/cli/report.hpp"
 #include "src/cli/run.hpp"
 
 namespace cli = metalearn::cli;
@@ -69,6 +72,7 @@ int usage(const std::string& problem) {
              "[options]\n"
              "  metalearn resume RUN_DIR [--steps N] [--time-limit SECONDS]\n"
              "  metalearn evaluate RUN_DIR [--episodes N]\n"
+             "  metalearn report RUN_DIR [RUN_DIR...] [--out FILE.html]\n"
              "  metalearn inspect FILE.safetensors\n"
              "algorithms:\n{}"
              "`metalearn train ALGORITHM --help` lists the options of ALGORITHM.\n",
@@ -186,6 +190,30 @@ int evaluate_command(int argc, char** argv) {
   }
 }
 
+int report_command(int argc, char** argv) {
+  CLI::App app("metalearn report: rebuild a run's report.html, or overlay several runs in one",
+               "metalearn report");
+  std::vector<std::string> dirs;
+  std::string out;
+  app.add_option("run_dirs", dirs, "run folders")->required();
+  app.add_option("--out", out,
+                 "the page to write (default: RUN_DIR/report.html for one run, "
+                 "comparison.html for several)");
+  if (const int code = parse_or_code(app, argc - 1, argv + 1); code >= 0) return code;
+  try {
+    if (out.empty()) {
+      out = dirs.size() == 1 ? (std::filesystem::path(dirs[0]) / "report.html").string()
+                             : "comparison.html";
+    }
+    cli::write_report({dirs.begin(), dirs.end()}, out);
+    fmt::print("wrote {}\n", out);
+    return 0;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "metalearn report: {}\n", e.what());
+    return 1;
+  }
+}
+
 int inspect_command(int argc, char** argv) {
   CLI::App app("metalearn inspect: the tensors and metadata of a safetensors file",
                "metalearn inspect");
@@ -210,6 +238,7 @@ int main(int argc, char** argv) {
   if (command == "resume") return resume_command(argc, argv);
   if (command == "evaluate") return evaluate_command(argc, argv);
   if (command == "inspect") return inspect_command(argc, argv);
+  if (command == "report") return report_command(argc, argv);
   if (command == "--help" || command == "-h" || command == "help") return usage("");
   return usage("unknown command '" + command + "'");
 }

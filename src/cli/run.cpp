@@ -1,5 +1,8 @@
 #include "src/cli/run.hpp"
 
+#include "src/cli/files.hpp"
+#include "src/cli/report.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -33,22 +36,6 @@ O options_of(const RunConfig& c, const FieldTable<O>& table, const std::string& 
 
 bool classification(const RunConfig& c) {
   return c.tasks != "sinusoid";
-}
-
-/// A folder's file, written whole or not at all (a temporary file renamed over it).
-void write_file_atomically(const fs::path& path, const std::string& text) {
-  const fs::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    METALEARN_CHECK(f.good(), IoError, "metalearn: cannot write ", tmp.string());
-    f << text;
-    f.flush();
-    METALEARN_CHECK(f.good(), IoError, "metalearn: writing ", tmp.string(), " failed");
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  METALEARN_CHECK(!ec, IoError, "metalearn: cannot rename ", tmp.string(), " to ", path.string(),
-                  ": ", ec.message());
 }
 
 Json read_json(const fs::path& path) {
@@ -431,6 +418,7 @@ TrainOutcome train(const RunConfig& config, const fs::path& run_dir, bool resume
                          o.final_episodes, rate);
     }
     write_file_atomically(run_dir / "results.json", results.dump(2) + "\n");
+    write_report({run_dir}, run_dir / "report.html");
     return o;
   });
 }

@@ -74,7 +74,8 @@ struct TrainOutcome {
 
 /// Trains `config` into `run_dir`: writes config.json (refusing a folder holding
 /// another run's), then trains through train::fit with checkpoints, metrics.jsonl and,
-/// at the end, results.json. With `resume`, continues the run in `run_dir`.
+/// when the call ends, results.json and report.html. With `resume`, continues the run
+/// in `run_dir`.
 TrainOutcome train(const RunConfig& config, const std::filesystem::path& run_dir, bool resume,
                    const Reporting& reporting);
 

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "src/cli/files.hpp"
+#include "src/cli/report.hpp"
 #include "src/cli/run.hpp"
 
 namespace ml = metalearn;
@@ -235,6 +237,48 @@ TEST(Run, EveryAlgorithmTrainsOnTheEmbeddedGlyphs) {
     EXPECT_LE(o.final_mean, 1.0);
     fs::remove_all(dir);
   }
+}
+
+TEST(Report, HoldsTheRunsSeriesAndOverlaysRuns) {
+  std::ostringstream log;
+  const fs::path a = fresh_dir("report_a");
+  const fs::path b = fresh_dir("report_b");
+  cli::RunConfig c = short_sinusoid("maml", 10);
+  (void)cli::train(c, a, false, quiet_reporting(log));
+  c.run.steps = 5;
+  (void)cli::train(c, b, false, quiet_reporting(log));
+  const cli::RunSeries s = cli::read_series(a);
+  EXPECT_EQ(s.label, "metalearn_cli_test_report_a");
+  EXPECT_EQ(s.train_loss.size(), 10U);  // logged every step
+  ASSERT_EQ(s.eval.size(), 2U);         // steps 5 and 10
+  EXPECT_EQ(s.eval[1][0], 10.0);
+  EXPECT_EQ(s.speed.size(), 9U);
+  for (const auto& [step, rate] : s.speed) EXPECT_GT(rate, 0.0) << step;
+  // train wrote the run's report; report overlays both runs in one page.
+  const std::string page = cli::read_text(a / "report.html");
+  EXPECT_NE(page.find("<canvas id=\"eval\">"), std::string::npos);
+  EXPECT_EQ(page.find("cdn"), std::string::npos) << "the page must not load anything";
+  if (cli::report_has_charts()) {
+    EXPECT_NE(page.find("Chart.js v"), std::string::npos);
+  }
+  const fs::path both = a / "both.html";
+  cli::write_report({a, b}, both);
+  const std::string overlay = cli::read_text(both);
+  EXPECT_NE(overlay.find("metalearn_cli_test_report_b"), std::string::npos);
+  EXPECT_THROW(cli::write_report({a / "missing"}, both), ml::IoError);
+  // A damaged metrics line is named.
+  {
+    std::ofstream f(b / "metrics.jsonl", std::ios::app);
+    f << "{not json\n";
+  }
+  try {
+    (void)cli::read_series(b);
+    FAIL() << "a damaged line was read";
+  } catch (const ml::IoError& e) {
+    EXPECT_NE(std::string(e.what()).find("line 7 of"), std::string::npos) << e.what();
+  }
+  fs::remove_all(a);
+  fs::remove_all(b);
 }
 
 TEST(RunConfig, UnsupportedPairsAreRefusedWithTheChoices) {
