@@ -44,3 +44,18 @@ string(JSON second_mean GET "${second}" final mean)
 if(NOT first_mean STREQUAL second_mean)
   message(FATAL_ERROR "the repeated run ends at ${second_mean}, the first at ${first_mean}")
 endif()
+
+# Ctrl-C: SIGINT during training writes a checkpoint after the current meta-step and
+# exits cleanly; resume continues from it.
+execute_process(COMMAND bash -c
+  "'${PROGRAM}' train maml --tasks sinusoid --steps 1000000 --eval-every 0 --out interrupted --quiet & pid=$!; sleep 1; kill -INT $pid; wait $pid"
+  WORKING_DIRECTORY "${DIR}" RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 0 OR NOT out MATCHES "stopped after step ([0-9]+) with a checkpoint")
+  message(FATAL_ERROR "SIGINT: exit code ${rc}\n${out}\n${err}")
+endif()
+set(stopped_at "${CMAKE_MATCH_1}")
+if(NOT EXISTS "${DIR}/interrupted/checkpoint.safetensors" OR stopped_at LESS 1)
+  message(FATAL_ERROR "SIGINT: no checkpoint after step ${stopped_at}")
+endif()
+math(EXPR more "${stopped_at} + 5")
+run(0 "continued from step ${stopped_at}" resume interrupted --steps ${more} --quiet)
