@@ -109,6 +109,39 @@ draw('loss', 'training loss', 'train_loss', 'meta-loss');
 draw('accuracy', 'training accuracy', 'train_accuracy', 'query accuracy');
 draw('eval', 'evaluation (mean and 95% interval)', 'eval', metric);
 draw('speed', 'speed', 'speed', 'meta-steps per second');
+(function drawTask() {
+  const withFigure = runs.filter(run => run.figure);
+  const canvas = document.getElementById('task');
+  if (typeof Chart === 'undefined' || withFigure.length === 0) {
+    canvas.parentElement.style.display = 'none';
+    rendered.task = [];
+    return;
+  }
+  const xy = (xs, ys) => xs.map((x, i) => ({x, y: ys[i]}));
+  const first = withFigure[0].figure;
+  const datasets = [
+    {label: 'true function', data: xy(first.x, first.truth), borderColor: '#222',
+     backgroundColor: '#222', pointRadius: 0, borderWidth: 1.5},
+    {label: 'support set', data: xy(first.support_x, first.support_y), showLine: false,
+     pointRadius: 4, borderColor: '#000', backgroundColor: '#000'}];
+  withFigure.forEach(run => {
+    const color = palette[runs.indexOf(run) % palette.length];
+    datasets.push({label: run.label + ' before adaptation', data: xy(run.figure.x, run.figure.before),
+                   borderColor: color + '99', backgroundColor: color + '99', borderDash: [5, 4],
+                   pointRadius: 0, borderWidth: 1.5});
+    datasets.push({label: run.label + ' after adaptation', data: xy(run.figure.x, run.figure.after),
+                   borderColor: color, backgroundColor: color, pointRadius: 0, borderWidth: 2});
+  });
+  const chart = new Chart(canvas, {
+    type: 'line', data: {datasets},
+    options: {animation: false,
+              plugins: {title: {display: true,
+                                text: 'one test task: predictions before and after adaptation'}},
+              scales: {x: {type: 'linear', title: {display: true, text: 'x'}},
+                       y: {title: {display: true, text: 'y'}}}}
+  });
+  rendered.task = datasets.map((d, i) => chart.getDatasetMeta(i).data.length);
+})();
 document.getElementById('rendered').textContent = JSON.stringify(rendered);
 )js";
 
@@ -173,14 +206,22 @@ void write_report(const std::vector<fs::path>& run_dirs, const fs::path& out) {
     const std::string tasks = config.value("tasks", "?");
     metric = tasks == "sinusoid" ? "query MSE" : "query accuracy";
     title += (title.empty() ? "" : ", ") + algorithm + " on " + tasks;
+    std::string results = "(none yet)";
+    Json figure = nullptr;
+    if (fs::exists(dir / "results.json")) {
+      Json r = Json::parse(read_text(dir / "results.json"));
+      if (r.contains("figure")) {
+        figure = r.at("figure");
+        r.erase("figure");
+      }
+      results = r.dump(2);
+    }
     runs.push_back({{"label", s.label},
                     {"train_loss", points(s.train_loss)},
                     {"train_accuracy", points(s.train_accuracy)},
                     {"speed", points(s.speed)},
-                    {"eval", s.eval}});
-    std::string results = "(none yet)";
-    if (fs::exists(dir / "results.json"))
-      results = Json::parse(read_text(dir / "results.json")).dump(2);
+                    {"eval", s.eval},
+                    {"figure", figure}});
     sections += fmt::format(
         "<section><h2>{}</h2><p>{} on {} tasks</p>"
         "<details open><summary>results</summary><pre>{}</pre></details>"
@@ -206,7 +247,8 @@ void write_report(const std::vector<fs::path>& run_dirs, const fs::path& out) {
       "<script>\n{}\n</script>\n</head><body>\n<h1>{}</h1>\n{}\n"
       "<div class=\"charts\"><div><canvas id=\"loss\"></canvas></div>"
       "<div><canvas id=\"accuracy\"></canvas></div><div><canvas id=\"eval\"></canvas></div>"
-      "<div><canvas id=\"speed\"></canvas></div></div>\n{}\n"
+      "<div><canvas id=\"speed\"></canvas></div><div><canvas id=\"task\"></canvas></div>"
+      "</div>\n{}\n"
       "<pre id=\"rendered\"></pre>\n<script>\nconst runs = {};\nconst metric = {};\n{}</script>\n"
       "</body></html>\n",
       escape_html(title), chart_js, escape_html(title), note, sections, script_json(runs),

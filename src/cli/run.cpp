@@ -82,7 +82,7 @@ Classes load_classes(const RunConfig& c, std::ostream& out) {
 }
 
 /// Builds the model, the learner and the samplers of `c` and calls
-/// f(learner, training batches, test tasks).
+/// f(learner, training batches, test tasks, model).
 template <class F>
 auto with_learner(const RunConfig& c, std::ostream& out, F&& f) {
   const std::string file = "config.json";
@@ -104,13 +104,13 @@ auto with_learner(const RunConfig& c, std::ostream& out, F&& f) {
       auto o = options_of(c, maml_table(), file);
       o.seed = learner_seed;
       algorithms::Maml<float> learner(model, o);
-      return f(learner, batches, test_tasks);
+      return f(learner, batches, test_tasks, static_cast<const nn::Module<float>&>(model));
     }
     auto o = options_of(c, reptile_table(), file);
     o.seed = learner_seed;
     o.meta_batch = t.meta_batch;
     algorithms::Reptile<float> learner(model, o);
-    return f(learner, batches, test_tasks);
+    return f(learner, batches, test_tasks, static_cast<const nn::Module<float>&>(model));
   }
   const Classes classes = load_classes(c, out);
   data::EpisodicSampler<float> train(classes.train,
@@ -131,13 +131,13 @@ auto with_learner(const RunConfig& c, std::ostream& out, F&& f) {
       auto o = options_of(c, maml_table(), file);
       o.seed = learner_seed;
       algorithms::Maml<float> learner(model, o);
-      return f(learner, batches, test_tasks);
+      return f(learner, batches, test_tasks, static_cast<const nn::Module<float>&>(model));
     }
     auto o = options_of(c, reptile_table(), file);
     o.seed = learner_seed;
     o.meta_batch = t.meta_batch;
     algorithms::Reptile<float> learner(model, o);
-    return f(learner, batches, test_tasks);
+    return f(learner, batches, test_tasks, static_cast<const nn::Module<float>&>(model));
   }
   if (c.algorithm == "protonet") {
     auto o = options_of(c, protonet_table(), file);
@@ -145,14 +145,52 @@ auto with_learner(const RunConfig& c, std::ostream& out, F&& f) {
     o.embedding.in_channels = example[0];
     o.embedding.image_size = example[1];
     algorithms::ProtoNet<float> learner(gen, o);
-    return f(learner, batches, test_tasks);
+    return f(learner, batches, test_tasks, learner.model());
   }
   auto o = options_of(c, matching_table(), file);
   o.seed = learner_seed;
   o.embedding.in_channels = example[0];
   o.embedding.image_size = example[1];
   algorithms::MatchingNet<float> learner(gen, o);
-  return f(learner, batches, test_tasks);
+  return f(learner, batches, test_tasks, learner.model());
+}
+
+/// One test task of a regression run, for the report: the true function and the
+/// model's predictions on a grid before and after adapting to the task's support set.
+template <class L>
+Json sinusoid_figure(const RunConfig& c, const L& learner, const nn::Module<float>& model) {
+  const Index eval_shots = c.task.eval_shots.value_or(c.task.shots);
+  data::SinusoidTasks<float> family({.shots = eval_shots, .queries = 1});
+  Generator gen(c.task.seed + 2000);
+  const data::Task<float> task = family.sample(gen);
+  std::vector<float> grid;
+  for (int i = 0; i <= 100; ++i) grid.push_back(-5.0f + 0.1f * static_cast<float>(i));
+  const Tensor<float> x = from_vector<float>(grid, Shape{101, 1});
+  Tensor<float> before;
+  {
+    autograd::NoGradGuard no_grad;
+    before = model.forward(x);
+  }
+  const Tensor<float> after = learner.predict(learner.adapt(task), x);
+  const double amplitude = task.param("amplitude");
+  const double phase = task.param("phase");
+  Json fig{{"x", grid},
+           {"truth", Json::array()},
+           {"before", Json::array()},
+           {"after", Json::array()},
+           {"support_x", Json::array()},
+           {"support_y", Json::array()}};
+  for (Index i = 0; i < x.numel(); ++i) {
+    fig["truth"].push_back(data::SinusoidTasks<float>::value(
+        amplitude, phase, static_cast<double>(grid[static_cast<std::size_t>(i)])));
+    fig["before"].push_back(before.data()[i]);
+    fig["after"].push_back(after.data()[i]);
+  }
+  for (Index i = 0; i < task.support_x.numel(); ++i) {
+    fig["support_x"].push_back(task.support_x.data()[i]);
+    fig["support_y"].push_back(task.support_y.data()[i]);
+  }
+  return fig;
 }
 
 std::string metric_of(const RunConfig& c) {
@@ -356,71 +394,77 @@ TrainOutcome train(const RunConfig& config, const fs::path& run_dir, bool resume
   fs::create_directories(run_dir);
   write_file_atomically(config_path, to_json(config).dump(2) + "\n");
 
-  return with_learner(config, out, [&](auto& learner, auto& batches, const auto& test_tasks) {
-    const RunSettings& r = config.run;
-    train::FitOptions fit{
-        .steps = r.steps,
-        .time_limit = r.time_limit,
-        .eval_every = r.eval_every,
-        .eval_episodes = static_cast<std::size_t>(r.eval_episodes),
-        .final_eval_episodes = static_cast<std::size_t>(r.final_eval_episodes),
-        .checkpoint_every = r.eval_every,
-        .keep = r.keep,
-        .log_every = r.log_every,
-        .run_dir = run_dir,
-        .resume = true,
-        .progress = reporting.progress,
-        .settings = {{"config", identity_of(config)}},
-        .on_eval =
-            [&](std::int64_t step, const algorithms::EvalResult& e) {
-              out << fmt::format("step {}  test {} {} ({} episodes)\n", step, metric_of(config),
-                                 format_result(config, e.mean, e.ci95), e.episodes)
-                  << std::flush;
-            },
-        .stop = reporting.stop};
-    out << fmt::format("{} on {}: {} meta-steps of {} task(s), run folder {}\n", config.algorithm,
-                       config.tasks, r.steps, config.task.meta_batch, run_dir.string())
-        << std::flush;
-    const train::FitResult result = train::fit(learner, batches, fit, &test_tasks);
-    TrainOutcome o;
-    o.start_step = result.start_step;
-    o.steps = result.steps;
-    o.seconds = result.seconds;
-    o.finished = result.steps >= r.steps;
-    o.stopped = result.out_of_time;
-    if (result.start_step > 0) out << fmt::format("continued from step {}\n", result.start_step);
-    if (o.stopped) {
-      out << fmt::format(
-          "stopped after step {} with a checkpoint; continue with `metalearn "
-          "resume {}`\n",
-          result.steps, run_dir.string());
-    }
-    const double rate = result.seconds > 0
-                            ? static_cast<double>(result.steps - result.start_step) / result.seconds
-                            : 0.0;
-    Json results{{"algorithm", config.algorithm},
-                 {"tasks", config.tasks},
-                 {"steps", result.steps},
-                 {"finished", o.finished},
-                 {"seconds_this_call", result.seconds},
-                 {"train_seconds", result.train_seconds},
-                 {"steps_per_second", rate}};
-    if (result.last_eval && o.finished) {
-      o.final_mean = result.last_eval->mean;
-      o.final_ci95 = result.last_eval->ci95;
-      o.final_episodes = result.last_eval->episodes;
-      results["final"] = {{"metric", metric_of(config)},
-                          {"mean", o.final_mean},
-                          {"ci95", o.final_ci95},
-                          {"episodes", o.final_episodes}};
-      out << fmt::format("final test {}: {} over {} episodes; {:.2f} meta-steps/s\n",
-                         metric_of(config), format_result(config, o.final_mean, o.final_ci95),
-                         o.final_episodes, rate);
-    }
-    write_file_atomically(run_dir / "results.json", results.dump(2) + "\n");
-    write_report({run_dir}, run_dir / "report.html");
-    return o;
-  });
+  return with_learner(
+      config, out,
+      [&](auto& learner, auto& batches, const auto& test_tasks, const nn::Module<float>& model) {
+        const RunSettings& r = config.run;
+        train::FitOptions fit{
+            .steps = r.steps,
+            .time_limit = r.time_limit,
+            .eval_every = r.eval_every,
+            .eval_episodes = static_cast<std::size_t>(r.eval_episodes),
+            .final_eval_episodes = static_cast<std::size_t>(r.final_eval_episodes),
+            .checkpoint_every = r.eval_every,
+            .keep = r.keep,
+            .log_every = r.log_every,
+            .run_dir = run_dir,
+            .resume = true,
+            .progress = reporting.progress,
+            .settings = {{"config", identity_of(config)}},
+            .on_eval =
+                [&](std::int64_t step, const algorithms::EvalResult& e) {
+                  out << fmt::format("step {}  test {} {} ({} episodes)\n", step, metric_of(config),
+                                     format_result(config, e.mean, e.ci95), e.episodes)
+                      << std::flush;
+                },
+            .stop = reporting.stop};
+        out << fmt::format("{} on {}: {} meta-steps of {} task(s), run folder {}\n",
+                           config.algorithm, config.tasks, r.steps, config.task.meta_batch,
+                           run_dir.string())
+            << std::flush;
+        const train::FitResult result = train::fit(learner, batches, fit, &test_tasks);
+        TrainOutcome o;
+        o.start_step = result.start_step;
+        o.steps = result.steps;
+        o.seconds = result.seconds;
+        o.finished = result.steps >= r.steps;
+        o.stopped = result.out_of_time;
+        if (result.start_step > 0)
+          out << fmt::format("continued from step {}\n", result.start_step);
+        if (o.stopped) {
+          out << fmt::format(
+              "stopped after step {} with a checkpoint; continue with `metalearn "
+              "resume {}`\n",
+              result.steps, run_dir.string());
+        }
+        const double rate =
+            result.seconds > 0
+                ? static_cast<double>(result.steps - result.start_step) / result.seconds
+                : 0.0;
+        Json results{{"algorithm", config.algorithm},
+                     {"tasks", config.tasks},
+                     {"steps", result.steps},
+                     {"finished", o.finished},
+                     {"seconds_this_call", result.seconds},
+                     {"train_seconds", result.train_seconds},
+                     {"steps_per_second", rate}};
+        if (result.last_eval && o.finished) {
+          o.final_mean = result.last_eval->mean;
+          o.final_ci95 = result.last_eval->ci95;
+          o.final_episodes = result.last_eval->episodes;
+          results["final"] = {{"metric", metric_of(config)},
+                              {"mean", o.final_mean},
+                              {"ci95", o.final_ci95},
+                              {"episodes", o.final_episodes}};
+          out << fmt::format("final test {}: {} over {} episodes; {:.2f} meta-steps/s\n",
+                             metric_of(config), format_result(config, o.final_mean, o.final_ci95),
+                             o.final_episodes, rate);
+        }
+        if (!classification(config)) results["figure"] = sinusoid_figure(config, learner, model);
+        write_file_atomically(run_dir / "results.json", results.dump(2) + "\n");
+        write_report({run_dir}, run_dir / "report.html");
+        return o;
+      });
 }
 
 Evaluation evaluate(const fs::path& run_dir, std::size_t episodes, std::ostream& out) {
@@ -428,20 +472,22 @@ Evaluation evaluate(const fs::path& run_dir, std::size_t episodes, std::ostream&
   const fs::path checkpoint = run_dir / "checkpoint.safetensors";
   METALEARN_CHECK(fs::exists(checkpoint), IoError, "metalearn: ", run_dir.string(),
                   " has no checkpoint.safetensors yet");
-  return with_learner(config, out, [&](auto& learner, auto&, const auto& test_tasks) {
-    (void)train::load_checkpoint(checkpoint, learner);
-    const algorithms::EvalResult r = learner.evaluate(test_tasks, episodes);
-    Evaluation e{r.mean, r.ci95, r.episodes, learner.steps_taken(), metric_of(config)};
-    out << fmt::format("{} after {} meta-steps: test {} {} over {} episodes\n", config.algorithm,
-                       e.step, e.metric, format_result(config, e.mean, e.ci95), e.episodes);
-    const Json j{{"step", e.step},
-                 {"metric", e.metric},
-                 {"mean", e.mean},
-                 {"ci95", e.ci95},
-                 {"episodes", e.episodes}};
-    write_file_atomically(run_dir / "evaluation.json", j.dump(2) + "\n");
-    return e;
-  });
+  return with_learner(
+      config, out, [&](auto& learner, auto&, const auto& test_tasks, const nn::Module<float>&) {
+        (void)train::load_checkpoint(checkpoint, learner);
+        const algorithms::EvalResult r = learner.evaluate(test_tasks, episodes);
+        Evaluation e{r.mean, r.ci95, r.episodes, learner.steps_taken(), metric_of(config)};
+        out << fmt::format("{} after {} meta-steps: test {} {} over {} episodes\n",
+                           config.algorithm, e.step, e.metric,
+                           format_result(config, e.mean, e.ci95), e.episodes);
+        const Json j{{"step", e.step},
+                     {"metric", e.metric},
+                     {"mean", e.mean},
+                     {"ci95", e.ci95},
+                     {"episodes", e.episodes}};
+        write_file_atomically(run_dir / "evaluation.json", j.dump(2) + "\n");
+        return e;
+      });
 }
 
 void inspect(const fs::path& file, std::ostream& out) {
