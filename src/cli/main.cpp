@@ -2,7 +2,7 @@
 //
 //   metalearn train ALGORITHM [--tasks FAMILY] [--config run.json] [--out RUN_DIR] [flags]
 //   metalearn resume RUN_DIR [--steps N] [--time-limit S]
-//   metalearn evaluate RUN_DIR [--episodes 600]
+//   metalearn evaluate RUN_DIR|CHECKPOINT [--episodes 600] [--ways N] [--shots K] [--steps S]
 //   metalearn report RUN_DIR [RUN_DIR...] [--out FILE.html]
 //   metalearn inspect FILE.safetensors
 //
@@ -71,7 +71,8 @@ int usage(const std::string& problem) {
              "  metalearn train ALGORITHM [--tasks FAMILY] [--config run.json] [--out RUN_DIR] "
              "[options]\n"
              "  metalearn resume RUN_DIR [--steps N] [--time-limit SECONDS]\n"
-             "  metalearn evaluate RUN_DIR [--episodes N]\n"
+             "  metalearn evaluate RUN_DIR|CHECKPOINT [--episodes N] [--ways N] [--shots K] "
+             "[--steps S]\n"
              "  metalearn report RUN_DIR [RUN_DIR...] [--out FILE.html]\n"
              "  metalearn inspect FILE.safetensors\n"
              "algorithms:\n{}"
@@ -176,13 +177,22 @@ int evaluate_command(int argc, char** argv) {
       "metalearn evaluate: the test metric of a run's last checkpoint, with its 95% "
       "interval (also written to RUN_DIR/evaluation.json)",
       "metalearn evaluate");
-  std::string dir;
+  std::string target;
   std::size_t episodes = 600;
-  app.add_option("run_dir", dir, "run folder")->required();
+  metalearn::Index ways = 0, shots = 0;
+  int steps = -1;
+  app.add_option("run", target, "run folder, or one of its checkpoint files")->required();
   app.add_option("--episodes", episodes, "test episodes")->capture_default_str();
+  app.add_option("--ways", ways, "classes per test episode (default: the run's)");
+  app.add_option("--shots", shots, "support examples per class (default: the run's)");
+  app.add_option("--steps", steps, "inner steps at test (default: the run's)");
   if (const int code = parse_or_code(app, argc - 1, argv + 1); code >= 0) return code;
   try {
-    (void)cli::evaluate(dir, episodes, std::cout);
+    cli::EvalRequest request{.episodes = episodes};
+    if (ways > 0) request.ways = ways;
+    if (shots > 0) request.shots = shots;
+    if (steps >= 0) request.steps = steps;
+    (void)cli::evaluate(target, request, std::cout);
     return 0;
   } catch (const std::exception& e) {
     fmt::print(stderr, "metalearn evaluate: {}\n", e.what());

@@ -467,24 +467,45 @@ TrainOutcome train(const RunConfig& config, const fs::path& run_dir, bool resume
       });
 }
 
-Evaluation evaluate(const fs::path& run_dir, std::size_t episodes, std::ostream& out) {
-  const RunConfig config = read_config(run_dir);
-  const fs::path checkpoint = run_dir / "checkpoint.safetensors";
+Evaluation evaluate(const fs::path& target, const EvalRequest& request, std::ostream& out) {
+  const bool file = fs::is_regular_file(target);
+  const fs::path run_dir = file ? target.parent_path() : target;
+  RunConfig config = read_config(run_dir);
+  const fs::path checkpoint = file ? target : run_dir / "checkpoint.safetensors";
   METALEARN_CHECK(fs::exists(checkpoint), IoError, "metalearn: ", run_dir.string(),
                   " has no checkpoint.safetensors yet");
+  if (request.ways) config.task.eval_ways = *request.ways;
+  if (request.shots) config.task.eval_shots = *request.shots;
+  if (request.steps) {
+    METALEARN_CHECK(config.options.contains("eval_inner_steps"), ValueError,
+                    "metalearn evaluate: --steps sets the inner steps at test, which ",
+                    config.algorithm, " does not take (it adapts without gradient steps)");
+    config.options["eval_inner_steps"] = *request.steps;
+  }
   return with_learner(
       config, out, [&](auto& learner, auto&, const auto& test_tasks, const nn::Module<float>&) {
         (void)train::load_checkpoint(checkpoint, learner);
-        const algorithms::EvalResult r = learner.evaluate(test_tasks, episodes);
+        const algorithms::EvalResult r = learner.evaluate(test_tasks, request.episodes);
         Evaluation e{r.mean, r.ci95, r.episodes, learner.steps_taken(), metric_of(config)};
-        out << fmt::format("{} after {} meta-steps: test {} {} over {} episodes\n",
-                           config.algorithm, e.step, e.metric,
+        const Index ways = config.task.eval_ways.value_or(config.task.ways);
+        const Index shots = config.task.eval_shots.value_or(config.task.shots);
+        const std::string shape = classification(config)
+                                      ? fmt::format(", {}-way {}-shot", ways, shots)
+                                      : fmt::format(", {} support points", shots);
+        out << fmt::format("{} after {} meta-steps{}: test {} {} over {} episodes\n",
+                           config.algorithm, e.step, shape, e.metric,
                            format_result(config, e.mean, e.ci95), e.episodes);
-        const Json j{{"step", e.step},
-                     {"metric", e.metric},
-                     {"mean", e.mean},
-                     {"ci95", e.ci95},
-                     {"episodes", e.episodes}};
+        Json j{{"checkpoint", checkpoint.filename().string()},
+               {"step", e.step},
+               {"metric", e.metric},
+               {"mean", e.mean},
+               {"ci95", e.ci95},
+               {"episodes", e.episodes},
+               {"ways", ways},
+               {"shots", shots}};
+        if (config.options.contains("eval_inner_steps")) {
+          j["inner_steps"] = config.options["eval_inner_steps"];
+        }
         write_file_atomically(run_dir / "evaluation.json", j.dump(2) + "\n");
         return e;
       });

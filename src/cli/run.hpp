@@ -9,6 +9,7 @@
 #include <functional>
 #include <iosfwd>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -79,15 +80,26 @@ struct TrainOutcome {
 TrainOutcome train(const RunConfig& config, const std::filesystem::path& run_dir, bool resume,
                    const Reporting& reporting);
 
-/// The evaluation of a run's checkpoint (or the run folder's last one) on `episodes`
-/// test episodes, written to RUN_DIR/evaluation.json when `run_dir` is a folder.
+/// What `metalearn evaluate` measures: test episodes, and the episodes' shape and
+/// inner steps when they differ from the run's (unset: the run's).
+struct EvalRequest {
+  std::size_t episodes = 600;
+  std::optional<Index> ways{};
+  std::optional<Index> shots{};
+  std::optional<int> steps{};
+};
+
+/// The test metric of a checkpoint with its 95% interval: `target` is a run folder
+/// (its last checkpoint) or one of its checkpoint files (checkpoint_step<N>, say).
+/// Written to RUN_DIR/evaluation.json.
 struct Evaluation {
   double mean = 0.0, ci95 = 0.0;
   std::size_t episodes = 0;
   std::int64_t step = 0;
   std::string metric;  ///< "accuracy" or "mse"
 };
-Evaluation evaluate(const std::filesystem::path& run_dir, std::size_t episodes, std::ostream& out);
+Evaluation evaluate(const std::filesystem::path& target, const EvalRequest& request,
+                    std::ostream& out);
 
 /// Lists the tensors (name, dtype, shape) and metadata of a safetensors file.
 void inspect(const std::filesystem::path& file, std::ostream& out);

@@ -203,7 +203,7 @@ TEST(Run, EvaluateAndInspectReadTheRunsCheckpoint) {
   const fs::path dir = fresh_dir("evaluate");
   (void)cli::train(short_sinusoid("reptile", 6), dir, false, quiet_reporting(log));
   std::ostringstream out;
-  const cli::Evaluation e = cli::evaluate(dir, 9, out);
+  const cli::Evaluation e = cli::evaluate(dir, {.episodes = 9}, out);
   EXPECT_EQ(e.episodes, 9U);
   EXPECT_EQ(e.step, 6);
   EXPECT_EQ(e.metric, "mse");
@@ -214,7 +214,15 @@ TEST(Run, EvaluateAndInspectReadTheRunsCheckpoint) {
   EXPECT_NE(listing.str().find("0.weight"), std::string::npos) << listing.str();
   EXPECT_NE(listing.str().find("learner.steps = 6"), std::string::npos) << listing.str();
   EXPECT_THROW(cli::inspect(dir / "missing.safetensors", listing), ml::IoError);
-  EXPECT_THROW((void)cli::evaluate(dir / "nothing", 5, out), ml::IoError);
+  EXPECT_THROW((void)cli::evaluate(dir / "nothing", {.episodes = 5}, out), ml::IoError);
+  // Another number of support points and of inner steps: another result, recorded.
+  const cli::Evaluation more =
+      cli::evaluate(dir / "checkpoint.safetensors", {.episodes = 9, .shots = 5, .steps = 0}, out);
+  EXPECT_NE(more.mean, e.mean);
+  const cli::Json written = cli::Json::parse(cli::read_text(dir / "evaluation.json"));
+  EXPECT_EQ(written["shots"], 5);
+  EXPECT_EQ(written["inner_steps"], 0);
+  EXPECT_EQ(written["checkpoint"], "checkpoint.safetensors");
   fs::remove_all(dir);
 }
 

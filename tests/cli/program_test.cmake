@@ -32,7 +32,7 @@ foreach(file config.json metrics.jsonl checkpoint.safetensors results.json)
 endforeach()
 run(1 "already holds a run" train maml --tasks sinusoid --steps 30 --out run --quiet)
 run(0 "continued from step 30" resume run --steps 40 --quiet)
-run(0 "after 40 meta-steps: test mse .* over 12 episodes" evaluate run --episodes 12)
+run(0 "after 40 meta-steps, 10 support points: test mse .* over 12 episodes" evaluate run --episodes 12)
 run(0 "learner.steps = 40" inspect run/checkpoint.safetensors)
 run(1 "holds no run" evaluate nowhere)
 # A run repeated from its config.json is the same run: the same final number.
@@ -59,3 +59,11 @@ if(NOT EXISTS "${DIR}/interrupted/checkpoint.safetensors" OR stopped_at LESS 1)
 endif()
 math(EXPR more "${stopped_at} + 5")
 run(0 "continued from step ${stopped_at}" resume interrupted --steps ${more} --quiet)
+
+# evaluate a kept checkpoint file with another episode shape and inner steps.
+run(0 "after 40 meta-steps, 5 support points: test mse .* over 7 episodes"
+  evaluate run/checkpoint.safetensors --episodes 7 --shots 5 --steps 2)
+run(0 "final test accuracy" train protonet --tasks glyphs --steps 1 --ways 3 --eval-ways 3
+  --embedding-hidden 8 --eval-every 1 --eval-episodes 1 --final-eval-episodes 2 --out proto
+  --quiet)
+run(1 "does not take" evaluate proto --steps 3)
