@@ -17,6 +17,7 @@
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <metalearn/core/error.hpp>
 #include <string>
@@ -81,6 +82,17 @@ int usage(const std::string& problem) {
   return problem.empty() ? 0 : 2;
 }
 
+/// Runs a command's body: its exit code, or the error on stderr (naming the command)
+/// and 1.
+int guarded(const char* command, const std::function<int()>& body) {
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "metalearn {}: {}\n", command, e.what());
+    return 1;
+  }
+}
+
 int parse_or_code(CLI::App& app, int argc, char** argv) {
   try {
     app.parse(argc, argv);
@@ -138,14 +150,11 @@ int train_command(int argc, char** argv) {
   cli::GivenFlags given;
   cli::add_config_flags(app, config, given);
   if (const int code = parse_or_code(app, argc - 1, argv + 1); code >= 0) return code;
-  try {
+  return guarded("train", [&] {
     cli::apply_flags(given, config);
     const cli::TrainOutcome o = cli::train(config, out, /*resume=*/false, reporting(quiet));
     return o.finished || o.stopped ? 0 : 1;
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "metalearn train: {}\n", e.what());
-    return 1;
-  }
+  });
 }
 
 int resume_command(int argc, char** argv) {
@@ -160,16 +169,13 @@ int resume_command(int argc, char** argv) {
   app.add_option("--time-limit", time_limit, "stop after this many seconds (0: no limit)");
   app.add_flag("--quiet", quiet, "no progress line");
   if (const int code = parse_or_code(app, argc - 1, argv + 1); code >= 0) return code;
-  try {
+  return guarded("resume", [&] {
     cli::RunConfig config = cli::read_config(dir);
     if (steps > 0) config.run.steps = steps;
     if (time_limit >= 0.0) config.run.time_limit = time_limit;
     const cli::TrainOutcome o = cli::train(config, dir, /*resume=*/true, reporting(quiet));
     return o.finished || o.stopped ? 0 : 1;
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "metalearn resume: {}\n", e.what());
-    return 1;
-  }
+  });
 }
 
 int evaluate_command(int argc, char** argv) {
@@ -187,17 +193,14 @@ int evaluate_command(int argc, char** argv) {
   app.add_option("--shots", shots, "support examples per class (default: the run's)");
   app.add_option("--steps", steps, "inner steps at test (default: the run's)");
   if (const int code = parse_or_code(app, argc - 1, argv + 1); code >= 0) return code;
-  try {
+  return guarded("evaluate", [&] {
     cli::EvalRequest request{.episodes = episodes};
     if (ways > 0) request.ways = ways;
     if (shots > 0) request.shots = shots;
     if (steps >= 0) request.steps = steps;
     (void)cli::evaluate(target, request, std::cout);
     return 0;
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "metalearn evaluate: {}\n", e.what());
-    return 1;
-  }
+  });
 }
 
 int report_command(int argc, char** argv) {
@@ -210,7 +213,7 @@ int report_command(int argc, char** argv) {
                  "the page to write (default: RUN_DIR/report.html for one run, "
                  "comparison.html for several)");
   if (const int code = parse_or_code(app, argc - 1, argv + 1); code >= 0) return code;
-  try {
+  return guarded("report", [&] {
     if (out.empty()) {
       out = dirs.size() == 1 ? (std::filesystem::path(dirs[0]) / "report.html").string()
                              : "comparison.html";
@@ -218,10 +221,7 @@ int report_command(int argc, char** argv) {
     cli::write_report({dirs.begin(), dirs.end()}, out);
     fmt::print("wrote {}\n", out);
     return 0;
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "metalearn report: {}\n", e.what());
-    return 1;
-  }
+  });
 }
 
 int inspect_command(int argc, char** argv) {
@@ -230,13 +230,10 @@ int inspect_command(int argc, char** argv) {
   std::string file;
   app.add_option("file", file, "a .safetensors file")->required();
   if (const int code = parse_or_code(app, argc - 1, argv + 1); code >= 0) return code;
-  try {
+  return guarded("inspect", [&] {
     cli::inspect(file, std::cout);
     return 0;
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "metalearn inspect: {}\n", e.what());
-    return 1;
-  }
+  });
 }
 
 }  // namespace

@@ -81,6 +81,23 @@ Classes load_classes(const RunConfig& c, std::ostream& out) {
   return d;
 }
 
+/// Builds c's MAML or Reptile learner on `model` and calls f(learner).
+template <class F>
+auto with_gradient_learner(const RunConfig& c, nn::Module<float>& model, std::uint64_t seed,
+                           F&& f) {
+  if (c.algorithm == "maml") {
+    auto o = options_of(c, maml_table(), "config.json");
+    o.seed = seed;
+    algorithms::Maml<float> learner(model, o);
+    return f(learner);
+  }
+  auto o = options_of(c, reptile_table(), "config.json");
+  o.seed = seed;
+  o.meta_batch = c.task.meta_batch;
+  algorithms::Reptile<float> learner(model, o);
+  return f(learner);
+}
+
 /// Builds the model, the learner and the samplers of `c` and calls
 /// f(learner, training batches, test tasks, model).
 template <class F>
@@ -100,17 +117,9 @@ auto with_learner(const RunConfig& c, std::ostream& out, F&& f) {
     data::MetaBatchSampler<float> batches(family, batch_options);
     const data::AnyTaskSampler<float> test_tasks(test);
     nn::MLP<float> model({1, 40, 40, 1}, gen);
-    if (c.algorithm == "maml") {
-      auto o = options_of(c, maml_table(), file);
-      o.seed = learner_seed;
-      algorithms::Maml<float> learner(model, o);
+    return with_gradient_learner(c, model, learner_seed, [&](auto& learner) {
       return f(learner, batches, test_tasks, static_cast<const nn::Module<float>&>(model));
-    }
-    auto o = options_of(c, reptile_table(), file);
-    o.seed = learner_seed;
-    o.meta_batch = t.meta_batch;
-    algorithms::Reptile<float> learner(model, o);
-    return f(learner, batches, test_tasks, static_cast<const nn::Module<float>&>(model));
+    });
   }
   const Classes classes = load_classes(c, out);
   data::EpisodicSampler<float> train(classes.train,
@@ -127,17 +136,9 @@ auto with_learner(const RunConfig& c, std::ostream& out, F&& f) {
                     " classifies with a head of `ways` outputs, so eval_ways (", eval_ways,
                     ") must equal ways (", t.ways, ")");
     nn::ConvNet4<float> model(net, gen);
-    if (c.algorithm == "maml") {
-      auto o = options_of(c, maml_table(), file);
-      o.seed = learner_seed;
-      algorithms::Maml<float> learner(model, o);
+    return with_gradient_learner(c, model, learner_seed, [&](auto& learner) {
       return f(learner, batches, test_tasks, static_cast<const nn::Module<float>&>(model));
-    }
-    auto o = options_of(c, reptile_table(), file);
-    o.seed = learner_seed;
-    o.meta_batch = t.meta_batch;
-    algorithms::Reptile<float> learner(model, o);
-    return f(learner, batches, test_tasks, static_cast<const nn::Module<float>&>(model));
+    });
   }
   if (c.algorithm == "protonet") {
     auto o = options_of(c, protonet_table(), file);
