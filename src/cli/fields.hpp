@@ -35,6 +35,11 @@ struct AnyField {
 };
 
 template <class T>
+struct IsVector : std::false_type {};
+template <class T>
+struct IsVector<std::vector<T>> : std::true_type {};
+
+template <class T>
 struct IsOptional : std::false_type {};
 template <class T>
 struct IsOptional<std::optional<T>> : std::true_type {};
@@ -64,13 +69,13 @@ constexpr std::size_t field_count() {
 template <class E>
 using EnumNames = std::vector<std::pair<std::string, E>>;
 
-/// A value given on the command line, as JSON: a number, true/false, "none" (an unset
-/// optional) or else the text as a string.
+/// A value given on the command line, as JSON: a number, true/false, a list [a, b],
+/// "none" (an unset optional) or else the text as a string.
 inline Json json_of_flag(const std::string& text) {
   if (text == "none") return nullptr;
   try {
     Json j = Json::parse(text);
-    if (j.is_number() || j.is_boolean()) return j;
+    if (j.is_number() || j.is_boolean() || j.is_array()) return j;
   } catch (const Json::parse_error&) {
     // not a number or a boolean: a name (an enum value) or a path
   }
@@ -100,6 +105,7 @@ class FieldTable {
   FieldTable& add(std::string key, Access access, std::string help) {
     using M = std::remove_reference_t<decltype(access(std::declval<S&>()))>;
     const std::string where = name_ + "." + key;
+    if constexpr (detail::IsVector<M>::value) help += " (a list: [a, b, ...], or one value)";
     fields_.push_back(
         Field{key, std::move(help),
               [access](const S& s) {

@@ -35,7 +35,7 @@ O options_of(const RunConfig& c, const FieldTable<O>& table, const std::string& 
 }
 
 bool classification(const RunConfig& c) {
-  return c.tasks != "sinusoid";
+  return c.tasks == "omniglot" || c.tasks == "glyphs";
 }
 
 Json read_json(const fs::path& path) {
@@ -111,14 +111,30 @@ auto with_learner(const RunConfig& c, std::ostream& out, F&& f) {
   const std::uint64_t learner_seed = t.seed + 1000;
   const data::MetaBatchOptions batch_options{
       .batch = t.meta_batch, .seed = t.seed, .prefetch = classification(c) ? 2 : 0};
-  if (!classification(c)) {
+  if (c.tasks == "gp") {
+    data::GaussianProcessTasks<float> family(c.gp);
+    data::MetaBatchSampler<float> batches(family, batch_options);
+    const data::AnyTaskSampler<float> test_tasks(family);
+    const nn::Module<float>* none = nullptr;
+    if (c.algorithm == "cnp") {
+      auto o = options_of(c, cnp_table(), file);
+      o.seed = learner_seed;
+      algorithms::ConditionalNeuralProcess<float> learner(1, 1, gen, o);
+      return f(learner, batches, test_tasks, none);
+    }
+    auto o = options_of(c, np_table(), file);
+    o.seed = learner_seed;
+    algorithms::NeuralProcess<float> learner(1, 1, gen, o);
+    return f(learner, batches, test_tasks, none);
+  }
+  if (c.tasks == "sinusoid") {
     data::SinusoidTasks<float> family({.shots = t.shots, .queries = queries});
     data::SinusoidTasks<float> test({.shots = eval_shots, .queries = t.eval_queries});
     data::MetaBatchSampler<float> batches(family, batch_options);
     const data::AnyTaskSampler<float> test_tasks(test);
     nn::MLP<float> model({1, 40, 40, 1}, gen);
     return with_gradient_learner(c, model, learner_seed, [&](auto& learner) {
-      return f(learner, batches, test_tasks, static_cast<const nn::Module<float>&>(model));
+      return f(learner, batches, test_tasks, static_cast<const nn::Module<float>*>(&model));
     });
   }
   const Classes classes = load_classes(c, out);
@@ -137,7 +153,7 @@ auto with_learner(const RunConfig& c, std::ostream& out, F&& f) {
                     ") must equal ways (", t.ways, ")");
     nn::ConvNet4<float> model(net, gen);
     return with_gradient_learner(c, model, learner_seed, [&](auto& learner) {
-      return f(learner, batches, test_tasks, static_cast<const nn::Module<float>&>(model));
+      return f(learner, batches, test_tasks, static_cast<const nn::Module<float>*>(&model));
     });
   }
   if (c.algorithm == "protonet") {
@@ -146,14 +162,14 @@ auto with_learner(const RunConfig& c, std::ostream& out, F&& f) {
     o.embedding.in_channels = example[0];
     o.embedding.image_size = example[1];
     algorithms::ProtoNet<float> learner(gen, o);
-    return f(learner, batches, test_tasks, learner.model());
+    return f(learner, batches, test_tasks, static_cast<const nn::Module<float>*>(&learner.model()));
   }
   auto o = options_of(c, matching_table(), file);
   o.seed = learner_seed;
   o.embedding.in_channels = example[0];
   o.embedding.image_size = example[1];
   algorithms::MatchingNet<float> learner(gen, o);
-  return f(learner, batches, test_tasks, learner.model());
+  return f(learner, batches, test_tasks, static_cast<const nn::Module<float>*>(&learner.model()));
 }
 
 /// One test task of a regression run, for the report: the true function and the
@@ -195,12 +211,14 @@ Json sinusoid_figure(const RunConfig& c, const L& learner, const nn::Module<floa
 }
 
 std::string metric_of(const RunConfig& c) {
+  if (c.tasks == "gp") return "log-likelihood";
   return classification(c) ? "accuracy" : "mse";
 }
 
 /// "97.52% +- 0.41%" for accuracies, "0.0123 +- 0.0011" for errors.
 std::string format_result(const RunConfig& c, double mean, double ci95) {
   if (classification(c)) return fmt::format("{:.2f}% +- {:.2f}%", 100 * mean, 100 * ci95);
+  if (c.tasks == "gp") return fmt::format("{:.4f} +- {:.4f}", mean, ci95);
   return fmt::format("{:.4g} +- {:.2g}", mean, ci95);
 }
 
@@ -219,7 +237,10 @@ const std::map<std::string, std::vector<std::string>>& algorithm_tasks() {
       {"maml", {"sinusoid", "omniglot", "glyphs"}},
       {"reptile", {"sinusoid", "omniglot", "glyphs"}},
       {"protonet", {"omniglot", "glyphs"}},
-      {"matching", {"omniglot", "glyphs"}}};
+      {"matching", {"omniglot", "glyphs"}},
+      {"cnp", {"gp"}},
+      {"np", {"gp"}},
+      {"anp", {"gp"}}};
   return pairs;
 }
 
@@ -294,12 +315,40 @@ RunConfig default_config(const std::string& algorithm, const std::string& tasks)
         .ways = 60, .shots = 5, .queries = 5, .eval_ways = 5, .eval_queries = 15, .meta_batch = 1};
     c.run.steps = 20000;
     c.options = protonet_table().to_json(o);
-  } else {
+  } else if (algorithm == "matching") {
     // Vinyals et al. 2016: 5-way 1-shot episodes, cosine attention.
     algorithms::MatchingNetOptions<float> o;
     c.task = {.ways = 5, .shots = 1, .queries = 5, .eval_queries = 15, .meta_batch = 1};
     c.run.steps = 20000;
     c.options = matching_table().to_json(o);
+  } else {
+    // The DeepMind notebooks' protocol: EQ kernel (0.4, 1.0), noise 0.02, x in [-2, 2],
+    // the targets include the context, 3..9 context points for the CNP and 3..49 for
+    // the NP and ANP, batches of 64, Adam 1e-4.
+    const Index most = algorithm == "cnp" ? 9 : 49;
+    c.gp = {.length_scale = 0.4,
+            .signal_scale = 1.0,
+            .noise_std = 0.02,
+            .min_context = 3,
+            .max_context = most,
+            .min_target = 2,
+            .max_target = most,
+            .x_min = -2.0,
+            .x_max = 2.0,
+            .targets_include_context = true};
+    c.task.meta_batch = 64;
+    c.run = {.steps = 80000,
+             .eval_every = 10000,
+             .eval_episodes = 3200,
+             .final_eval_episodes = algorithm == "cnp" ? 32000 : 3200,
+             .log_every = 100};
+    if (algorithm == "cnp") {
+      c.options = cnp_table().to_json(algorithms::CnpOptions{});
+    } else {
+      algorithms::NpOptions o;
+      if (algorithm == "anp") o.attention_heads = 8;
+      c.options = np_table().to_json(o);
+    }
   }
   return c;
 }
@@ -311,7 +360,9 @@ decltype(auto) with_table(const std::string& algorithm, F&& f) {
   if (algorithm == "maml") return f(maml_table());
   if (algorithm == "reptile") return f(reptile_table());
   if (algorithm == "protonet") return f(protonet_table());
-  return f(matching_table());
+  if (algorithm == "matching") return f(matching_table());
+  if (algorithm == "cnp") return f(cnp_table());
+  return f(np_table());
 }
 
 }  // namespace
@@ -323,11 +374,13 @@ void add_config_flags(CLI::App& app, const RunConfig& defaults, GivenFlags& give
     table.add_flags(app, o, given.options, table.name());
   });
   task_table().add_flags(app, defaults.task, given.task, "Tasks");
+  if (defaults.tasks == "gp") gp_table().add_flags(app, defaults.gp, given.gp, "Gaussian process");
   run_table().add_flags(app, defaults.run, given.run, "Run");
 }
 
 void apply_flags(const GivenFlags& given, RunConfig& config) {
   task_table().apply(given.task, config.task);
+  gp_table().apply(given.gp, config.gp);
   run_table().apply(given.run, config.run);
   with_table(config.algorithm, [&](const auto& table) {
     typename std::remove_cvref_t<decltype(table)>::Struct o{};
@@ -338,13 +391,15 @@ void apply_flags(const GivenFlags& given, RunConfig& config) {
 }
 
 Json to_json(const RunConfig& c) {
-  return Json{{"format", kConfigFormat},
-              {"version", kConfigVersion},
-              {"algorithm", c.algorithm},
-              {"tasks", c.tasks},
-              {"task", task_table().to_json(c.task)},
-              {"run", run_table().to_json(c.run)},
-              {"options", c.options}};
+  Json j{{"format", kConfigFormat},
+         {"version", kConfigVersion},
+         {"algorithm", c.algorithm},
+         {"tasks", c.tasks},
+         {"task", task_table().to_json(c.task)},
+         {"run", run_table().to_json(c.run)},
+         {"options", c.options}};
+  if (c.tasks == "gp") j["gp"] = gp_table().to_json(c.gp);
+  return j;
 }
 
 RunConfig config_from_json(const Json& j, const std::string& file) {
@@ -360,6 +415,7 @@ RunConfig config_from_json(const Json& j, const std::string& file) {
   RunConfig c =
       default_config(j.at("algorithm").get<std::string>(), j.at("tasks").get<std::string>());
   if (j.contains("task")) task_table().from_json(j.at("task"), c.task, file);
+  if (j.contains("gp")) gp_table().from_json(j.at("gp"), c.gp, file);
   if (j.contains("run")) run_table().from_json(j.at("run"), c.run, file);
   if (j.contains("options")) {
     with_table(c.algorithm, [&](const auto& table) {
@@ -397,7 +453,7 @@ TrainOutcome train(const RunConfig& config, const fs::path& run_dir, bool resume
 
   return with_learner(
       config, out,
-      [&](auto& learner, auto& batches, const auto& test_tasks, const nn::Module<float>& model) {
+      [&](auto& learner, auto& batches, const auto& test_tasks, const nn::Module<float>* model) {
         const RunSettings& r = config.run;
         train::FitOptions fit{
             .steps = r.steps,
@@ -461,7 +517,9 @@ TrainOutcome train(const RunConfig& config, const fs::path& run_dir, bool resume
                              metric_of(config), format_result(config, o.final_mean, o.final_ci95),
                              o.final_episodes, rate);
         }
-        if (!classification(config)) results["figure"] = sinusoid_figure(config, learner, model);
+        if (config.tasks == "sinusoid" && model != nullptr) {
+          results["figure"] = sinusoid_figure(config, learner, *model);
+        }
         write_file_atomically(run_dir / "results.json", results.dump(2) + "\n");
         write_report({run_dir}, run_dir / "report.html");
         return o;
@@ -484,15 +542,16 @@ Evaluation evaluate(const fs::path& target, const EvalRequest& request, std::ost
     config.options["eval_inner_steps"] = *request.steps;
   }
   return with_learner(
-      config, out, [&](auto& learner, auto&, const auto& test_tasks, const nn::Module<float>&) {
+      config, out, [&](auto& learner, auto&, const auto& test_tasks, const nn::Module<float>*) {
         (void)train::load_checkpoint(checkpoint, learner);
         const algorithms::EvalResult r = learner.evaluate(test_tasks, request.episodes);
         Evaluation e{r.mean, r.ci95, r.episodes, learner.steps_taken(), metric_of(config)};
         const Index ways = config.task.eval_ways.value_or(config.task.ways);
         const Index shots = config.task.eval_shots.value_or(config.task.shots);
-        const std::string shape = classification(config)
-                                      ? fmt::format(", {}-way {}-shot", ways, shots)
-                                      : fmt::format(", {} support points", shots);
+        const std::string shape =
+            classification(config)       ? fmt::format(", {}-way {}-shot", ways, shots)
+            : config.tasks == "sinusoid" ? fmt::format(", {} support points", shots)
+                                         : std::string();
         out << fmt::format("{} after {} meta-steps{}: test {} {} over {} episodes\n",
                            config.algorithm, e.step, shape, e.metric,
                            format_result(config, e.mean, e.ci95), e.episodes);

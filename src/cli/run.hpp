@@ -20,9 +20,11 @@ namespace metalearn::cli {
 
 /// Everything that defines a run: config.json of its folder.
 struct RunConfig {
-  std::string algorithm;  ///< maml, reptile, protonet or matching
-  std::string tasks;      ///< sinusoid, omniglot or glyphs
+  std::string algorithm;  ///< maml, reptile, protonet, matching, cnp, np or anp
+  std::string tasks;      ///< sinusoid, omniglot, glyphs or gp
   TaskSettings task;
+  /// The Gaussian-process family of a gp run (unused otherwise).
+  data::GaussianProcessOptions gp{};
   RunSettings run;
   /// The algorithm's options, as its field table writes them (every field).
   Json options = Json::object();
@@ -38,7 +40,7 @@ RunConfig default_config(const std::string& algorithm, const std::string& tasks)
 /// One flag per field of the algorithm's options, of the task and of the run settings,
 /// showing `defaults`; values given are collected per table in `given`.
 struct GivenFlags {
-  std::map<std::string, Json> options, task, run;
+  std::map<std::string, Json> options, task, gp, run;
 };
 void add_config_flags(CLI::App& app, const RunConfig& defaults, GivenFlags& given);
 

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <metalearn/algorithms.hpp>
+#include <metalearn/data.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -225,6 +226,72 @@ inline const FieldTable<alg::MatchingNetOptions<float>>& matching_table() {
           "full context embeddings with this LSTM width (0: off)")
         .add("full_context_steps", &O::full_context_steps,
              "processing steps of the attention LSTM over the support set");
+    return t;
+  }();
+  return table;
+}
+
+inline const FieldTable<data::GaussianProcessOptions>& gp_table() {
+  using O = data::GaussianProcessOptions;
+  static const FieldTable<O> table = [] {
+    FieldTable<O> t("GaussianProcessOptions");
+    t.add("length_scale", &O::length_scale, "length scale of the RBF kernel")
+        .add("signal_scale", &O::signal_scale, "signal scale of the RBF kernel")
+        .add("noise_std", &O::noise_std, "standard deviation of the targets' noise")
+        .add("min_context", &O::min_context, "fewest context points of a task")
+        .add("max_context", &O::max_context, "most context points of a task")
+        .add("min_target", &O::min_target, "fewest target points of a task")
+        .add("max_target", &O::max_target, "most target points of a task")
+        .add("x_min", &O::x_min, "inputs are drawn from [x_min, x_max)")
+        .add("x_max", &O::x_max, "inputs are drawn from [x_min, x_max)")
+        .add("jitter", &O::jitter, "added to the kernel's diagonal before the Cholesky factor")
+        .add("targets_include_context", &O::targets_include_context,
+             "the query set is the context points followed by the targets");
+    return t;
+  }();
+  return table;
+}
+
+inline const FieldTable<alg::CnpOptions>& cnp_table() {
+  using O = alg::CnpOptions;
+  static const FieldTable<O> table = [] {
+    FieldTable<O> t("CnpOptions");
+    t.add("encoder", &O::encoder, "widths of the encoder MLP's layers")
+        .add("decoder", &O::decoder, "widths of the decoder MLP's hidden layers")
+        .add("sigma_floor", &O::sigma_floor, "the predictive sigma's lower bound")
+        .add("glorot_init", &O::glorot_init, "Glorot-uniform weights and zero biases")
+        .add("lr", &O::lr, "Adam learning rate")
+        .add("threads", &O::threads, "threads running the tasks of a batch")
+        .exclude("seed", "set from the run's seed (--seed)")
+        .add("check_finite", &O::check_finite,
+             "refuse a meta-step whose gradient or result is not finite");
+    return t;
+  }();
+  return table;
+}
+
+inline const FieldTable<alg::NpOptions>& np_table() {
+  using O = alg::NpOptions;
+  static const FieldTable<O> table = [] {
+    FieldTable<O> t("NpOptions");
+    t.add("deterministic", &O::deterministic,
+          "widths of the deterministic path's MLP (empty: no deterministic path)")
+        .add("latent_encoder", &O::latent_encoder, "widths of the latent path's MLP")
+        .add("latent", &O::latent, "size of the latent variable z")
+        .add("decoder", &O::decoder, "widths of the decoder MLP's hidden layers")
+        .add("attention_heads", &O::attention_heads,
+             "heads of the cross-attention over the context (0: mean aggregation; ANP: 8)")
+        .add("attention_mlp", &O::attention_mlp, "widths of the keys' and queries' MLP")
+        .add("self_attention", &O::self_attention, "self-attention over the context points")
+        .add("sigma_floor", &O::sigma_floor, "the predictive sigma's lower bound")
+        .add("glorot_init", &O::glorot_init, "Glorot-uniform weights and zero biases")
+        .add("lr", &O::lr, "Adam learning rate")
+        .add("likelihood_samples", &O::likelihood_samples,
+             "samples of z for the evaluation's log-likelihood")
+        .add("threads", &O::threads, "threads running the tasks of a batch")
+        .exclude("seed", "set from the run's seed (--seed)")
+        .add("check_finite", &O::check_finite,
+             "refuse a meta-step whose gradient or result is not finite");
     return t;
   }();
   return table;

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <metalearn/io.hpp>
@@ -71,6 +72,9 @@ TEST(FieldTables, CoverEveryFieldOfTheirStructs) {
   EXPECT_EQ(cli::matching_table().covered(),
             cli::field_count<ml::algorithms::MatchingNetOptions<float>>());
   EXPECT_EQ(cli::task_table().covered(), cli::field_count<cli::TaskSettings>());
+  EXPECT_EQ(cli::cnp_table().covered(), cli::field_count<ml::algorithms::CnpOptions>());
+  EXPECT_EQ(cli::np_table().covered(), cli::field_count<ml::algorithms::NpOptions>());
+  EXPECT_EQ(cli::gp_table().covered(), cli::field_count<ml::data::GaussianProcessOptions>());
   EXPECT_EQ(cli::run_table().covered(), cli::field_count<cli::RunSettings>());
   // The counter itself: a struct of three fields, one of them an aggregate.
   struct Inner {
@@ -89,8 +93,8 @@ TEST(FieldTables, FlagsSetTheFieldsTheyName) {
   cli::GivenFlags given;
   parse(c, given,
         {"--inner-lr", "0.25", "--eval-inner-steps", "none", "--first-order", "--loss", "mse",
-         "--adapt-only", "head.", "--ways", "3", "--steps", "7", "--no-check-finite", "--queries",
-         "4"});
+         "--adapt-only", "[\"head.\", \"0.\"]", "--ways", "3", "--steps", "7", "--no-check-finite",
+         "--queries", "4"});
   cli::apply_flags(given, c);
   ml::algorithms::MamlOptions<float> o;
   cli::maml_table().from_json(c.options, o, "test");
@@ -98,7 +102,7 @@ TEST(FieldTables, FlagsSetTheFieldsTheyName) {
   EXPECT_FALSE(o.eval_inner_steps.has_value());
   EXPECT_TRUE(o.first_order);
   EXPECT_EQ(o.loss, ml::algorithms::LossKind::kMse);
-  EXPECT_EQ(o.adapt_only, std::vector<std::string>{"head."});
+  EXPECT_EQ(o.adapt_only, (std::vector<std::string>{"head.", "0."}));
   EXPECT_FALSE(o.check_finite);
   EXPECT_EQ(o.inner_steps, 1);  // untouched: the glyph default
   EXPECT_EQ(c.task.ways, 3);
@@ -243,6 +247,40 @@ TEST(Run, EveryAlgorithmTrainsOnTheEmbeddedGlyphs) {
     EXPECT_EQ(o.final_episodes, 3U);
     EXPECT_GE(o.final_mean, 0.0);
     EXPECT_LE(o.final_mean, 1.0);
+    fs::remove_all(dir);
+  }
+}
+
+TEST(Run, NeuralProcessesTrainOnGaussianProcessTasks) {
+  for (const std::string algorithm : {"cnp", "np", "anp"}) {
+    SCOPED_TRACE(algorithm);
+    std::ostringstream log;
+    const fs::path dir = fresh_dir("gp_" + algorithm);
+    cli::RunConfig c = cli::default_config(algorithm, "gp");
+    EXPECT_EQ(c.gp.max_context, algorithm == "cnp" ? 9 : 49);
+    c.task.meta_batch = 4;
+    c.run = {.steps = 3, .eval_every = 3, .eval_episodes = 4, .final_eval_episodes = 5};
+    c.options["decoder"] = cli::Json::array({16});
+    if (algorithm == "cnp") {
+      c.options["encoder"] = cli::Json::array({16, 16});
+    } else {
+      c.options["deterministic"] = cli::Json::array({16});
+      c.options["latent_encoder"] = cli::Json::array({16});
+      c.options["latent"] = 8;
+      c.options["attention_mlp"] = cli::Json::array({16});
+      c.options["likelihood_samples"] = 3;
+    }
+    const cli::TrainOutcome o = cli::train(c, dir, false, quiet_reporting(log));
+    EXPECT_TRUE(o.finished);
+    EXPECT_EQ(o.final_episodes, 5U);
+    EXPECT_TRUE(std::isfinite(o.final_mean));
+    EXPECT_NE(log.str().find("test log-likelihood"), std::string::npos) << log.str();
+    // The family's settings are part of the run: a resume with others is refused.
+    cli::RunConfig other = cli::read_config(dir);
+    EXPECT_EQ(other.gp.noise_std, 0.02);
+    other.gp.noise_std = 0.1;
+    other.run.steps = 4;
+    EXPECT_THROW((void)cli::train(other, dir, true, quiet_reporting(log)), ml::ValueError);
     fs::remove_all(dir);
   }
 }

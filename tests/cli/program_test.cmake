@@ -67,3 +67,8 @@ run(0 "final test accuracy" train protonet --tasks glyphs --steps 1 --ways 3 --e
   --embedding-hidden 8 --eval-every 1 --eval-episodes 1 --final-eval-episodes 2 --out proto
   --quiet)
 run(1 "does not take" evaluate proto --steps 3)
+
+# A Neural Process on Gaussian-process tasks, with a flag of the GP family.
+run(0 "final test log-likelihood: -?[0-9.]+ \\+- [0-9.]+ over 6 episodes"
+  train cnp --tasks gp --steps 2 --meta-batch 4 --eval-every 2 --eval-episodes 3
+  --final-eval-episodes 6 --noise-std 0.05 --encoder 16 --decoder 16 --out gp --quiet)
