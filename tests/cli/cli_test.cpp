@@ -88,6 +88,20 @@ TEST(FieldTables, CoverEveryFieldOfTheirStructs) {
   EXPECT_EQ(cli::field_count<Three>(), 3U);
 }
 
+TEST(FieldTables, EveryAlgorithmAndFamilyHasOneFlagPerName) {
+  // CLI11 refuses a flag registered twice, so every pair builds its command line.
+  for (const auto& [algorithm, families] : cli::algorithm_tasks()) {
+    for (const auto& family : families) {
+      SCOPED_TRACE(algorithm + " on " + family);
+      CLI::App app("test");
+      cli::GivenFlags given;
+      EXPECT_NO_THROW(cli::add_config_flags(app, cli::default_config(algorithm, family), given));
+      EXPECT_NE(app.get_option_no_throw("--seed"), nullptr);
+      EXPECT_NE(app.get_option_no_throw("--steps"), nullptr);
+    }
+  }
+}
+
 TEST(FieldTables, FlagsSetTheFieldsTheyName) {
   cli::RunConfig c = cli::default_config("maml", "glyphs");
   cli::GivenFlags given;
