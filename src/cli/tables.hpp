@@ -252,19 +252,25 @@ inline const FieldTable<data::GaussianProcessOptions>& gp_table() {
   return table;
 }
 
+/// The fields CnpOptions and NpOptions share.
+template <class O>
+void add_neural_process_fields(FieldTable<O>& t) {
+  t.add("decoder", &O::decoder, "widths of the decoder MLP's hidden layers")
+      .add("sigma_floor", &O::sigma_floor, "the predictive sigma's lower bound")
+      .add("glorot_init", &O::glorot_init, "Glorot-uniform weights and zero biases")
+      .add("lr", &O::lr, "Adam learning rate")
+      .add("threads", &O::threads, "threads running the tasks of a batch")
+      .exclude("seed", "set from the run's seed (--seed)")
+      .add("check_finite", &O::check_finite,
+           "refuse a meta-step whose gradient or result is not finite");
+}
+
 inline const FieldTable<alg::CnpOptions>& cnp_table() {
   using O = alg::CnpOptions;
   static const FieldTable<O> table = [] {
     FieldTable<O> t("CnpOptions");
-    t.add("encoder", &O::encoder, "widths of the encoder MLP's layers")
-        .add("decoder", &O::decoder, "widths of the decoder MLP's hidden layers")
-        .add("sigma_floor", &O::sigma_floor, "the predictive sigma's lower bound")
-        .add("glorot_init", &O::glorot_init, "Glorot-uniform weights and zero biases")
-        .add("lr", &O::lr, "Adam learning rate")
-        .add("threads", &O::threads, "threads running the tasks of a batch")
-        .exclude("seed", "set from the run's seed (--seed)")
-        .add("check_finite", &O::check_finite,
-             "refuse a meta-step whose gradient or result is not finite");
+    t.add("encoder", &O::encoder, "widths of the encoder MLP's layers");
+    add_neural_process_fields(t);
     return t;
   }();
   return table;
@@ -278,20 +284,13 @@ inline const FieldTable<alg::NpOptions>& np_table() {
           "widths of the deterministic path's MLP (empty: no deterministic path)")
         .add("latent_encoder", &O::latent_encoder, "widths of the latent path's MLP")
         .add("latent", &O::latent, "size of the latent variable z")
-        .add("decoder", &O::decoder, "widths of the decoder MLP's hidden layers")
         .add("attention_heads", &O::attention_heads,
              "heads of the cross-attention over the context (0: mean aggregation; ANP: 8)")
         .add("attention_mlp", &O::attention_mlp, "widths of the keys' and queries' MLP")
         .add("self_attention", &O::self_attention, "self-attention over the context points")
-        .add("sigma_floor", &O::sigma_floor, "the predictive sigma's lower bound")
-        .add("glorot_init", &O::glorot_init, "Glorot-uniform weights and zero biases")
-        .add("lr", &O::lr, "Adam learning rate")
         .add("likelihood_samples", &O::likelihood_samples,
-             "samples of z for the evaluation's log-likelihood")
-        .add("threads", &O::threads, "threads running the tasks of a batch")
-        .exclude("seed", "set from the run's seed (--seed)")
-        .add("check_finite", &O::check_finite,
-             "refuse a meta-step whose gradient or result is not finite");
+             "samples of z for the evaluation's log-likelihood");
+    add_neural_process_fields(t);
     return t;
   }();
   return table;
