@@ -50,6 +50,32 @@ TYPED_TEST(Loss, CrossEntropy) {
   EXPECT_THROW(ml::cross_entropy(mt::make<T>({3}, {1, 2, 3}), V{0}), ml::ShapeError);
 }
 
+TYPED_TEST(Loss, PolicyGradient) {
+  using T = TypeParam;
+  auto logits = mt::make<T>({2, 3}, {1, 5, 3, 4, 2, 6});
+  const std::vector<double> w{2.0, -0.5};
+  // -(2 log_softmax[0, 1] - 0.5 log_softmax[1, 0]) / 2, with log_softmax[0, 1] =
+  // -0.14293163 and log_softmax[1, 0] = -2.14293163 (the rows of the CrossEntropy case)
+  EXPECT_TRUE(mt::values_near(ml::policy_gradient_loss(logits, V{1, 0}, w), {},
+                              {(2 * 0.142931628499899 - 0.5 * 2.142931628499899) / 2}));
+  // Weights of one give the cross-entropy.
+  const std::vector<double> ones{1.0, 1.0};
+  EXPECT_TRUE(
+      mt::values_near(ml::policy_gradient_loss(logits, V{1, 0}, ones), {}, {1.142931628499899}));
+  // The gradient is w_i (softmax - onehot) / N: the score-function estimate.
+  auto lv = logits.detach().clone().requires_grad(true);
+  auto g = ml::autograd::grad({ml::policy_gradient_loss(lv, V{1, 0}, w)}, {lv})[0];
+  EXPECT_TRUE(mt::values_near(g, {2, 3},
+                              {2 * 0.015876239976466765 / 2, 2 * (0.8668133321973348 - 1) / 2,
+                               2 * 0.11731042782619835 / 2, -0.5 * (0.11731042782619835 - 1) / 2,
+                               -0.5 * 0.015876239976466765 / 2, -0.5 * 0.8668133321973348 / 2}));
+  EXPECT_THROW(ml::policy_gradient_loss(logits, V{1, 3}, w), ml::ValueError);
+  EXPECT_THROW(ml::policy_gradient_loss(logits, V{1}, std::vector<double>{1.0}), ml::ShapeError);
+  EXPECT_THROW(ml::policy_gradient_loss(logits, V{1, 0}, std::vector<double>{1.0}), ml::ShapeError);
+  EXPECT_THROW(ml::policy_gradient_loss(logits, V{1, 0}, std::vector<double>{1.0, std::nan("")}),
+               ml::ValueError);
+}
+
 TYPED_TEST(Loss, GaussianNll) {
   using T = TypeParam;
   auto mean = mt::make<T>({2}, {0, 1});
@@ -97,6 +123,15 @@ TEST(LossGradcheck, CrossEntropy) {
   EXPECT_TRUE(mt::check_gradients(
       [](const Args& v) {
         return ml::cross_entropy(v[0], V{2, 0, 1, 2});
+      },
+      {{4, 3}}, {.lo = -2, .hi = 2}));
+}
+
+TEST(LossGradcheck, PolicyGradient) {
+  EXPECT_TRUE(mt::check_gradients(
+      [](const Args& v) {
+        return ml::policy_gradient_loss(v[0], V{2, 0, 1, 2},
+                                        std::vector<double>{1.5, -0.7, 0.2, 3});
       },
       {{4, 3}}, {.lo = -2, .hi = 2}));
 }

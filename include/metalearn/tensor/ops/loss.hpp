@@ -1,9 +1,12 @@
 #pragma once
 /// @file
-/// Differentiable losses: mse, cross_entropy (integer class targets), gaussian_nll.
+/// Differentiable losses: mse, cross_entropy (integer class targets),
+/// policy_gradient_loss (the REINFORCE surrogate), gaussian_nll.
 
 #include <cmath>
+#include <memory>
 #include <numbers>
+#include <span>
 #include <vector>
 
 #include "metalearn/tensor/ops/elementwise.hpp"
@@ -21,27 +24,61 @@ Tensor<T> mse_loss(const Tensor<T>& prediction, const Tensor<T>& target) {
   return mean(square(sub(prediction, target)));
 }
 
-/// Mean cross-entropy of logits [N, C] against class indices in [0, C).
+namespace detail {
+/// log softmax(logits)[i, picks[i]] for every row i of logits [N, C], as a tensor [N];
+/// `who` names the caller in errors.
 template <class T>
-Tensor<T> cross_entropy(const Tensor<T>& logits, const Labels& targets) {
-  METALEARN_CHECK(logits.dim() == 2, ShapeError, "cross_entropy: expected logits [N, C], got ",
+Tensor<T> picked_log_softmax(const Tensor<T>& logits, const Labels& picks, const char* who) {
+  METALEARN_CHECK(logits.dim() == 2, ShapeError, who, ": expected logits [N, C], got ",
                   logits.shape());
   const Index n = logits.shape()[0];
   const Index c = logits.shape()[1];
-  METALEARN_CHECK(static_cast<Index>(targets.size()) == n, ShapeError,
-                  "cross_entropy: ", targets.size(), " targets for logits of shape ",
-                  logits.shape());
-  METALEARN_CHECK(n > 0, ShapeError, "cross_entropy: empty batch");
-  auto idx = std::make_shared<std::vector<Index>>(targets.size());
+  METALEARN_CHECK(static_cast<Index>(picks.size()) == n, ShapeError, who, ": ", picks.size(),
+                  " targets for logits of shape ", logits.shape());
+  METALEARN_CHECK(n > 0, ShapeError, who, ": empty batch");
+  auto idx = std::make_shared<std::vector<Index>>(picks.size());
   for (Index i = 0; i < n; ++i) {
-    const Index y = targets[static_cast<std::size_t>(i)];
-    METALEARN_CHECK(y >= 0 && y < c, ValueError, "cross_entropy: target ", y, " at position ", i,
+    const Index y = picks[static_cast<std::size_t>(i)];
+    METALEARN_CHECK(y >= 0 && y < c, ValueError, who, ": target ", y, " at position ", i,
                     " is outside [0, ", c, ")");
     (*idx)[static_cast<std::size_t>(i)] = i * c + y;
   }
-  Tensor<T> picked = take(log_softmax(logits, 1),
-                          std::shared_ptr<const std::vector<Index>>(std::move(idx)), Shape{n});
-  return mul_scalar(sum(picked), T(-1) / static_cast<T>(n));
+  return take(log_softmax(logits, 1), std::shared_ptr<const std::vector<Index>>(std::move(idx)),
+              Shape{n});
+}
+}  // namespace detail
+
+/// Mean cross-entropy of logits [N, C] against class indices in [0, C).
+template <class T>
+Tensor<T> cross_entropy(const Tensor<T>& logits, const Labels& targets) {
+  Tensor<T> picked = detail::picked_log_softmax(logits, targets, "cross_entropy");
+  return mul_scalar(sum(picked), T(-1) / static_cast<T>(logits.shape()[0]));
+}
+
+/// The REINFORCE surrogate of a categorical policy: -(1/N) sum_i w_i log pi(a_i), with
+/// pi = softmax(logits[i]) over logits [N, A], a_i = actions[i] in [0, A) and constant
+/// weights w_i (returns or advantages; no gradient flows into them). Its gradient is
+/// the score-function estimate of the policy gradient of the mean weighted return, and
+/// it is differentiable to any order (a policy-gradient inner loss for MAML).
+/// @throws ShapeError when logits are not [N, A] with N = actions.size() =
+/// weights.size() > 0, ValueError for an action outside [0, A) or a weight that is not
+/// finite.
+template <class T>
+Tensor<T> policy_gradient_loss(const Tensor<T>& logits, const Labels& actions,
+                               std::span<const double> weights) {
+  Tensor<T> picked = detail::picked_log_softmax(logits, actions, "policy_gradient_loss");
+  const Index n = logits.shape()[0];
+  METALEARN_CHECK(static_cast<Index>(weights.size()) == n, ShapeError,
+                  "policy_gradient_loss: ", weights.size(), " weights for logits of shape ",
+                  logits.shape());
+  Tensor<T> w = Tensor<T>::empty(Shape{n});
+  for (Index i = 0; i < n; ++i) {
+    const double wi = weights[static_cast<std::size_t>(i)];
+    METALEARN_CHECK(std::isfinite(wi), ValueError, "policy_gradient_loss: weight ", wi,
+                    " at position ", i, " is not finite");
+    w.data()[i] = static_cast<T>(wi);
+  }
+  return mul_scalar(sum(mul(picked, w)), T(-1) / static_cast<T>(n));
 }
 
 /// Mean Gaussian negative log-likelihood of `target` under N(mean, variance).
