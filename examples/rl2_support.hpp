@@ -101,11 +101,12 @@ int train(const Family& family, const RunArgs& a, const metalearn::io::Metadata&
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::printf("step %6lld  train %.2f  eval %.2f +- %.2f  entropy %.3f  (%.0f s)\n",
-                static_cast<long long>(step), stats.mean_return, r.mean, r.ci95, stats.entropy,
-                seconds);
+                static_cast<long long>(step), stats.mean_return.value_or(0.0), r.mean, r.ci95,
+                stats.entropy, seconds);
     std::fflush(stdout);
-    log << fmt::format("{},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g}\n", step, stats.mean_return,
-                       stats.loss, stats.entropy, stats.approx_kl, r.mean, r.ci95)
+    log << fmt::format("{},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g}\n", step,
+                       stats.mean_return.value_or(0.0), stats.meta_loss, stats.entropy,
+                       stats.approx_kl, r.mean, r.ci95)
         << std::flush;
     ml::io::save_checkpoint(checkpoint, ml::train::to_checkpoint(rl2.state(), settings));
   }

@@ -246,7 +246,7 @@ TEST(Rl2, CollectionAndStepsAreBitIdenticalOnOneAndTwoThreads) {
   for (int s = 0; s < 2; ++s) {
     const ma::Rl2Stats a = one.meta_step();
     const ma::Rl2Stats b = two.meta_step();
-    EXPECT_EQ(a.loss, b.loss);
+    EXPECT_EQ(a.meta_loss, b.meta_loss);
     EXPECT_EQ(a.mean_return, b.mean_return);
   }
   expect_same_bits(one.meta_parameters(), two.meta_parameters());

@@ -167,4 +167,56 @@ TEST_F(Fit, InvalidOptionsAreRefused) {
   EXPECT_EQ(r.maml.steps_taken(), 0);
 }
 
+// RL^2 on bandits, the learner of environment families, through the same loop.
+using Bandits = ml::env::BernoulliBandits;
+using Rl2 = alg::Rl2<Bandits>;
+static_assert(alg::EnvironmentMetaLearner<Rl2> &&
+              alg::EnvironmentMetaLearner<alg::Rl2<ml::env::TabularMdps, double>>);
+static_assert(!alg::MetaLearner<Rl2> && !alg::EnvironmentMetaLearner<alg::Maml<float>>);
+
+std::vector<float> values(const Rl2& rl2) {
+  std::vector<float> out;
+  for (const auto& [name, t] : rl2.meta_parameters()) {
+    out.insert(out.end(), t.data(), t.data() + t.numel());
+  }
+  return out;
+}
+
+Rl2 small_rl2(std::uint64_t init) {
+  ml::Generator gen(init);
+  return Rl2(Bandits({.arms = 3, .pulls = 4}), gen,
+             {.hidden = 8, .trials = 8, .epochs = 1, .minibatches = 2, .seed = 5});
+}
+
+TEST_F(Fit, EnvironmentLearnersTrainEvaluateAndResumeBitForBit) {
+  Rl2 whole = small_rl2(1);
+  const ml::train::FitOptions options{
+      .steps = 6, .eval_every = 3, .eval_episodes = 16, .log_every = 1, .run_dir = dir_ / "whole"};
+  const auto result = ml::train::fit(whole, options);
+  EXPECT_EQ(result.steps, 6);
+  ASSERT_TRUE(result.last_eval.has_value());
+  EXPECT_EQ(result.last_eval->episodes, 16U);
+  EXPECT_EQ(result.last_eval->mean, whole.evaluate(16).mean);
+  // Every step's record has the mean return and the learning rate; evaluations at 3, 6.
+  const fs::path metrics = dir_ / "whole" / "metrics.jsonl";
+  EXPECT_EQ(steps_with(metrics, "return"), (std::vector<long long>{1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(steps_with(metrics, "lr"), (std::vector<long long>{1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(steps_with(metrics, "eval_mean"), (std::vector<long long>{3, 6}));
+
+  // Stopped after 4 steps, resumed by a learner with other initial weights: the same bits.
+  Rl2 first = small_rl2(1);
+  ml::train::FitOptions part = options;
+  part.run_dir = dir_ / "resumed";
+  part.steps = 4;
+  EXPECT_EQ(ml::train::fit(first, part).steps, 4);
+  Rl2 second = small_rl2(3);
+  part.steps = 6;
+  const auto resumed = ml::train::fit(second, part);
+  EXPECT_EQ(resumed.start_step, 4);
+  EXPECT_EQ(values(second), values(whole));
+  EXPECT_EQ(steps_with(part.run_dir / "metrics.jsonl", "return"),
+            (std::vector<long long>{1, 2, 3, 4, 5, 6}));
+  EXPECT_THROW((void)ml::train::fit(second, {.steps = -1}), ml::ValueError);
+}
+
 }  // namespace

@@ -170,7 +170,10 @@ struct StepStats {
   std::optional<double> pre_accuracy;
   /// Query accuracy after adaptation; empty for regression.
   std::optional<double> post_accuracy;
-  std::size_t tasks = 0;  ///< tasks in the meta-batch
+  /// Mean total reward per trial of the trials the step collected; set by the
+  /// learners of environment families (EnvironmentMetaLearner), empty otherwise.
+  std::optional<double> mean_return;
+  std::size_t tasks = 0;  ///< tasks (for an environment learner: trials) in the meta-batch
 };
 
 /// Mean of a per-episode metric with the half-width of its 95% confidence interval

@@ -14,6 +14,15 @@
 ///   other.load_state(s);                            // continues bit for bit
 /// @endcode
 ///
+/// A learner of environment families (RL^2) has the same core (LearnerCore: state,
+/// meta-parameters, steps) and collects its own tasks instead (EnvironmentMetaLearner):
+///
+/// @code
+///   StepStats s = rl2.meta_step();                  // collect trials, then update
+///   auto agent = rl2.agent();                       // adapts by running trials
+///   EvalResult r = rl2.evaluate(1000);              // mean reward per trial, 95%
+/// @endcode
+///
 /// The split between meta_gradient() and apply() is where a data-parallel trainer sums
 /// the gradients of its processes: MetaGradient holds sums over tasks and the task
 /// count, so the sums of several meta-batches add up to the sum of their union.
@@ -33,6 +42,8 @@
 #include "metalearn/core/thread_pool.hpp"
 #include "metalearn/data/task.hpp"
 #include "metalearn/data/task_sampler.hpp"
+#include "metalearn/env/agent.hpp"
+#include "metalearn/env/environment.hpp"
 #include "metalearn/nn/param_dict.hpp"
 #include "metalearn/optim/optimizer.hpp"
 #include "metalearn/tensor/tensor.hpp"
@@ -90,26 +101,50 @@ struct LearnerState {
   std::int64_t steps = 0;
 };
 
-/// The contract. `L::value_type` is the scalar type; `L::Adapted` is what adapt()
+/// What every learner offers for checkpoints and the training loop, whatever it learns
+/// from: the scalar type `L::value_type`, its meta-parameters, its whole state (saved
+/// and loaded all or nothing) and the number of meta-steps taken.
+template <class L>
+concept LearnerCore =
+    requires(L& learner, const L& cl, const LearnerState<typename L::value_type>& state) {
+      { cl.state() } -> std::same_as<LearnerState<typename L::value_type>>;
+      { learner.load_state(state) } -> std::same_as<void>;
+      { cl.meta_parameters() } -> std::same_as<nn::ParamDict<typename L::value_type>>;
+      { cl.steps_taken() } -> std::same_as<std::int64_t>;
+    };
+
+/// The contract of the learners of supervised tasks. `L::Adapted` is what adapt()
 /// returns (fast weights for MAML and Reptile, a prototype classifier for ProtoNet).
 template <class L>
 concept MetaLearner =
+    LearnerCore<L> &&
     requires(L& learner, const L& cl, const data::TaskBatch<typename L::value_type>& batch,
              const MetaGradient<typename L::value_type>& gradient,
              const data::Task<typename L::value_type>& task, const typename L::Adapted& adapted,
              const Tensor<typename L::value_type>& x,
-             const data::AnyTaskSampler<typename L::value_type>& sampler,
-             const LearnerState<typename L::value_type>& state) {
+             const data::AnyTaskSampler<typename L::value_type>& sampler) {
       { cl.meta_gradient(batch) } -> std::same_as<MetaGradient<typename L::value_type>>;
       { learner.apply(gradient) } -> std::same_as<void>;
       { learner.meta_step(batch) } -> std::same_as<StepStats>;
       { cl.adapt(task) } -> std::same_as<typename L::Adapted>;
       { cl.predict(adapted, x) } -> std::same_as<Tensor<typename L::value_type>>;
       { cl.evaluate(sampler, std::size_t{1}) } -> std::same_as<EvalResult>;
-      { cl.state() } -> std::same_as<LearnerState<typename L::value_type>>;
-      { learner.load_state(state) } -> std::same_as<void>;
-      { cl.meta_parameters() } -> std::same_as<nn::ParamDict<typename L::value_type>>;
-      { cl.steps_taken() } -> std::same_as<std::int64_t>;
+    };
+
+/// The contract of the learners of environment families (RL^2), whose tasks are
+/// environments drawn from `L::family_type` (an env::EnvFamily) rather than data:
+/// meta_step() collects its own trials from the family's training stream (positioned
+/// by steps_taken(), so a resumed run continues the same stream) and updates, returning
+/// StepStats (or a type derived from it) with mean_return set; adapting to an
+/// environment is running trials with agent() (an env::Agent, whose state carries what
+/// it learnt within a trial); evaluate(trials) is the mean total reward per trial with
+/// its 95% interval over fresh environments of the test stream.
+template <class L>
+concept EnvironmentMetaLearner =
+    LearnerCore<L> && env::EnvFamily<typename L::family_type> && requires(L& learner, const L& cl) {
+      { learner.meta_step() } -> std::convertible_to<StepStats>;
+      { cl.agent() } -> env::Agent;
+      { cl.evaluate(std::size_t{1}) } -> std::same_as<EvalResult>;
     };
 
 namespace detail {

@@ -553,7 +553,8 @@ class DistributedTrainer {
     METALEARN_CHECK(!root || options.eval_episodes == 0 || eval != nullptr, ValueError, function,
                     ": eval_episodes is ", options.eval_episodes,
                     " but rank 0 has no evaluation sampler");
-    train::detail::RunDirectory<L> run(learner_, options, eval, function, root);
+    train::detail::RunDirectory<L> run(learner_, options,
+                                       train::detail::evaluate_on(learner_, eval), function, root);
     // Every rank continues from rank 0's state (a resumed one, or its own).
     broadcast_state(learner_, comm_);
     const std::int64_t start_step = learner_.steps_taken();

@@ -167,7 +167,7 @@ RestoredState<T> to_state(const io::TrainingCheckpoint<T>& checkpoint,
 /// infinite values (unless options.allow_non_finite), so a diverged run never
 /// replaces its last good checkpoint.
 template <class L>
-  requires algorithms::MetaLearner<L>
+  requires algorithms::LearnerCore<L>
 void save_checkpoint(const std::filesystem::path& path, const L& learner,
                      io::Metadata metadata = {}, const io::SaveOptions& options = {}) {
   io::save_checkpoint(path, to_checkpoint(learner.state(), std::move(metadata)), options);
@@ -178,7 +178,7 @@ void save_checkpoint(const std::filesystem::path& path, const L& learner,
 /// damaged, and ValueError / ShapeError (from load_state) naming the entry when it
 /// does not fit the learner.
 template <class L>
-  requires algorithms::MetaLearner<L>
+  requires algorithms::LearnerCore<L>
 io::Metadata load_checkpoint(const std::filesystem::path& path, L& learner) {
   using T = typename L::value_type;
   RestoredState<T> restored = to_state(io::load_checkpoint<T>(path), learner.state().buffers, path);

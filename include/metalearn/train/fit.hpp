@@ -10,13 +10,18 @@
 /// train::fit(maml, batches, {.steps = 60'000, .eval_every = 500, .eval_episodes = 100,
 ///                            .checkpoint_every = 500, .run_dir = "runs/maml"},
 ///            &test_tasks);
+/// train::fit(rl2, {.steps = 3'000, .eval_every = 100, .eval_episodes = 1'000,
+///                  .run_dir = "runs/rl2"});  // learners of environment families
 /// @endcode
 ///
 /// Run directory: checkpoint.safetensors (train::save_checkpoint, with the settings,
 /// "train_seconds" and "step" in its metadata), checkpoint_step<N>.safetensors for the
 /// steps in `keep`, and metrics.jsonl (one record per
 /// logged step and per evaluation; a resumed run drops the records written after its
-/// checkpoint, so the file reads as one uninterrupted run).
+/// checkpoint, so the file reads as one uninterrupted run). A logged step's record has
+/// "step", "meta_loss", "seconds", the outer learning rate "lr" when the learner has
+/// one, "accuracy" for a classifier and "return" (mean total reward per trial) for a
+/// learner of environments.
 // SPDX-License-Identifier: MIT
 
 #include <algorithm>
@@ -138,6 +143,23 @@ inline bool stderr_is_terminal() {
 #endif
 }
 
+/// Evaluates a learner on `episodes` episodes (or trials); empty: no evaluation.
+using Evaluator = std::function<algorithms::EvalResult(std::size_t)>;
+
+/// The evaluation of a supervised learner on `eval` (none when it is null).
+template <class L>
+Evaluator evaluate_on(const L& learner, const data::AnyTaskSampler<typename L::value_type>* eval) {
+  if (eval == nullptr) return {};
+  return [&learner, eval](std::size_t episodes) { return learner.evaluate(*eval, episodes); };
+}
+
+/// The outer learning rate of `learner`'s state, when its optimizer has one.
+template <class T>
+std::optional<double> outer_lr(const algorithms::LearnerState<T>& state) {
+  if (!state.optimizer) return std::nullopt;
+  return state.optimizer->lr;
+}
+
 /// The run-directory side of a training loop, shared by train::fit and
 /// distributed::DistributedTrainer: resuming from run_dir/checkpoint.safetensors,
 /// checkpoints (with "train_seconds" and "step" in their metadata, kept steps copied to
@@ -153,11 +175,11 @@ class RunDirectory {
   /// Creates run_dir and resumes `learner` from its checkpoint when `options` say so
   /// (on the root only). `function` names the caller in error messages.
   /// @throws ValueError when the checkpoint was written with other settings.
-  RunDirectory(L& learner, const FitOptions& options, const data::AnyTaskSampler<T>* eval,
-               const char* function, bool root)
+  RunDirectory(L& learner, const FitOptions& options, Evaluator evaluate, const char* function,
+               bool root)
       : learner_(learner),
         options_(options),
-        eval_(eval),
+        evaluate_(std::move(evaluate)),
         root_(root),
         files_(root && !options.run_dir.empty()),
         checkpoint_(options.run_dir / "checkpoint.safetensors"),
@@ -218,7 +240,9 @@ class RunDirectory {
       io::MetricsLog::Record record{{"step", static_cast<double>(step)},
                                     {"meta_loss", stats.meta_loss},
                                     {"seconds", trained_before_ + now}};
+      if (const auto lr = outer_lr(learner_.state())) record.emplace_back("lr", *lr);
       if (stats.post_accuracy) record.emplace_back("accuracy", *stats.post_accuracy);
+      if (stats.mean_return) record.emplace_back("return", *stats.mean_return);
       log_->write(record);
     }
     const bool last = step >= options_.steps;
@@ -265,11 +289,11 @@ class RunDirectory {
   }
 
   void evaluate(std::int64_t step, bool last) {
-    if (!root_ || options_.eval_episodes == 0) return;
+    if (!root_ || options_.eval_episodes == 0 || !evaluate_) return;
     const std::size_t episodes = last && options_.final_eval_episodes > 0
                                      ? options_.final_eval_episodes
                                      : options_.eval_episodes;
-    algorithms::EvalResult r = learner_.evaluate(*eval_, episodes);
+    algorithms::EvalResult r = evaluate_(episodes);
     if (log_) {
       log_->write({{"step", static_cast<double>(step)},
                    {"eval_mean", r.mean},
@@ -283,7 +307,7 @@ class RunDirectory {
 
   L& learner_;
   const FitOptions& options_;
-  const data::AnyTaskSampler<T>* eval_;
+  Evaluator evaluate_;
   bool root_;
   bool files_;
   std::filesystem::path checkpoint_;
@@ -295,6 +319,45 @@ class RunDirectory {
   Clock::time_point t0_{};
   FitResult result_;
 };
+
+}  // namespace detail
+
+namespace detail {
+
+/// Throws ValueError naming `function` for a negative count or time limit.
+inline void check_fit_options(const FitOptions& options, const char* function) {
+  METALEARN_CHECK(options.steps >= 0 && options.eval_every >= 0 && options.checkpoint_every >= 0 &&
+                      options.log_every >= 0 && options.time_limit >= 0.0,
+                  ValueError, function, ": steps (", options.steps, "), eval_every (",
+                  options.eval_every, "), checkpoint_every (", options.checkpoint_every,
+                  "), log_every (", options.log_every, ") and time_limit (", options.time_limit,
+                  ") must be non-negative");
+}
+
+/// The loop of fit(): `meta_step()` (one of the learner's meta-steps, returning its
+/// StepStats) until options.steps, the time limit or options.stop, each step followed
+/// by `run`'s logging, evaluation and checkpoints.
+template <class L, class MetaStep>
+FitResult run_loop(L& learner, RunDirectory<L>& run, const FitOptions& options,
+                   MetaStep&& meta_step) {
+  const std::int64_t start_step = learner.steps_taken();
+  run.start(start_step);
+  std::int64_t step = start_step;
+  bool asked = false;
+  while (step < options.steps) {
+    const algorithms::StepStats stats = meta_step();
+    step = learner.steps_taken();
+    const double now = run.elapsed();
+    asked = options.stop && options.stop();
+    if (run.after_step(step, stats, now,
+                       asked || (options.time_limit > 0.0 && now > options.time_limit))) {
+      break;
+    }
+  }
+  FitResult result = run.finish(step);
+  result.stopped = asked && result.out_of_time;
+  return result;
+}
 
 }  // namespace detail
 
@@ -315,35 +378,32 @@ FitResult fit(L& learner, B& batches, const FitOptions& options,
                 "train::fit: the batch source must provide next() returning "
                 "data::TaskBatch<T> and set_position(std::uint64_t), as data::MetaBatchSampler "
                 "does");
-  METALEARN_CHECK(options.steps >= 0 && options.eval_every >= 0 && options.checkpoint_every >= 0 &&
-                      options.log_every >= 0 && options.time_limit >= 0.0,
-                  ValueError, "train::fit: steps (", options.steps, "), eval_every (",
-                  options.eval_every, "), checkpoint_every (", options.checkpoint_every,
-                  "), log_every (", options.log_every, ") and time_limit (", options.time_limit,
-                  ") must be non-negative");
+  detail::check_fit_options(options, "train::fit");
   METALEARN_CHECK(options.eval_episodes == 0 || eval != nullptr, ValueError,
                   "train::fit: eval_episodes is ", options.eval_episodes,
                   " but no evaluation sampler was given");
-  detail::RunDirectory<L> run(learner, options, eval, "train::fit", /*root=*/true);
-  const std::int64_t start_step = learner.steps_taken();
-  batches.set_position(static_cast<std::uint64_t>(start_step));
-  run.start(start_step);
+  detail::RunDirectory<L> run(learner, options, detail::evaluate_on(learner, eval), "train::fit",
+                              /*root=*/true);
+  batches.set_position(static_cast<std::uint64_t>(learner.steps_taken()));
+  return detail::run_loop(learner, run, options, [&] { return learner.meta_step(batches.next()); });
+}
 
-  std::int64_t step = start_step;
-  bool asked = false;
-  while (step < options.steps) {
-    const algorithms::StepStats stats = learner.meta_step(batches.next());
-    step = learner.steps_taken();
-    const double now = run.elapsed();
-    asked = options.stop && options.stop();
-    if (run.after_step(step, stats, now,
-                       asked || (options.time_limit > 0.0 && now > options.time_limit))) {
-      break;
-    }
-  }
-  FitResult result = run.finish(step);
-  result.stopped = asked && result.out_of_time;
-  return result;
+/// Meta-trains a learner of environment families (RL^2), which collects its own trials
+/// from the family's training stream at its step, as `options` say; evaluations are
+/// learner.evaluate(eval_episodes): the mean total reward per trial over that many
+/// fresh test environments. Checkpoints, resume, metrics and stopping as the other
+/// overload.
+/// @throws as the other overload.
+template <class L>
+  requires algorithms::EnvironmentMetaLearner<L>
+FitResult fit(L& learner, const FitOptions& options) {
+  detail::check_fit_options(options, "train::fit");
+  detail::RunDirectory<L> run(
+      learner, options, [&learner](std::size_t trials) { return learner.evaluate(trials); },
+      "train::fit",
+      /*root=*/true);
+  return detail::run_loop(learner, run, options,
+                          [&]() -> algorithms::StepStats { return learner.meta_step(); });
 }
 
 }  // namespace metalearn::train

@@ -134,16 +134,15 @@ struct TrialBatch {
   }
 };
 
-/// Statistics of one meta-step.
-struct Rl2Stats {
-  double mean_return = 0.0;    ///< mean total reward per collected trial
-  double loss = 0.0;           ///< mean PPO loss over the update's rows
+/// Statistics of one meta-step: StepStats (meta_loss: the mean PPO loss over the
+/// update's minibatches; post_loss: the same; mean_return: the mean total reward per
+/// collected trial; tasks: the trials collected) and the PPO terms.
+struct Rl2Stats : StepStats {
   double policy_loss = 0.0;    ///< mean clipped-surrogate loss
   double value_loss = 0.0;     ///< mean (V - R)^2 / 2
   double entropy = 0.0;        ///< mean policy entropy
   double approx_kl = 0.0;      ///< mean old - new log-probability
   double clip_fraction = 0.0;  ///< fraction of rows whose ratio was clipped
-  Index trials = 0;            ///< trials collected
 };
 
 /// The policy's outputs over whole trials: logits [steps * n, actions] and values
@@ -156,12 +155,11 @@ struct TrialOutputs {
 
 /// RL^2 on environments of family F (an env::EnvFamily), trained by PPO.
 ///
-/// It has the meta-learner contract's shape where RL fits it: meta_step() (one
-/// collect-and-update iteration), evaluate() (mean total reward per trial with a 95%
-/// interval over fresh environments), meta_parameters(), state() / load_state()
-/// (continues bit for bit) and steps_taken(); adapt() is running a trial (agent()).
-/// It does not satisfy MetaLearner, whose meta_gradient / apply / adapt / evaluate take
-/// supervised tasks.
+/// It satisfies EnvironmentMetaLearner (algorithms/meta_learner.hpp), so train::fit runs
+/// it with checkpoints, resume and metrics: meta_step() is one collect-and-update
+/// iteration, evaluate() the mean total reward per trial with a 95% interval over fresh
+/// environments, state() / load_state() continue bit for bit, and adapting is running
+/// trials with agent().
 template <env::EnvFamily F, class T = float>
 class Rl2 {
  public:
@@ -476,7 +474,7 @@ void Rl2<F, T>::minibatch_step(const TrialBatch& batch, const std::vector<Index>
   std::vector<Tensor<T>> grads(params.size());
   for (Result& r : results) {
     add_gradients(grads, r.grads);
-    sums.loss += static_cast<double>(r.loss.loss.item());
+    sums.meta_loss += static_cast<double>(r.loss.loss.item());
     sums.policy_loss += r.loss.policy_loss;
     sums.value_loss += r.loss.value_loss;
     sums.entropy += r.loss.entropy;
@@ -523,10 +521,11 @@ Rl2Stats Rl2<F, T>::update(const TrialBatch& batch) {
                   batch.steps(), " steps");
   const auto [adv, ret] = advantages(batch);
   Rl2Stats stats;
-  stats.trials = batch.trials;
+  stats.tasks = static_cast<std::size_t>(batch.trials);
   const std::vector<double> returns = batch.trial_returns();
-  for (double r : returns) stats.mean_return += r;
-  stats.mean_return /= static_cast<double>(batch.trials);
+  double total_return = 0.0;
+  for (double r : returns) total_return += r;
+  stats.mean_return = total_return / static_cast<double>(batch.trials);
   std::vector<Index> order(static_cast<std::size_t>(batch.trials));
   for (Index m = 0; m < batch.trials; ++m) order[static_cast<std::size_t>(m)] = m;
   const Index per = options_.minibatches;
@@ -547,7 +546,8 @@ Rl2Stats Rl2<F, T>::update(const TrialBatch& batch) {
   }
   const double rows =
       static_cast<double>(options_.epochs) * static_cast<double>(batch.trials * batch.steps());
-  stats.loss /= static_cast<double>(options_.epochs * per);
+  stats.meta_loss /= static_cast<double>(options_.epochs * per);
+  stats.post_loss = stats.meta_loss;
   stats.policy_loss /= rows;
   stats.value_loss /= rows;
   stats.entropy /= rows;
