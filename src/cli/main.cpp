@@ -188,7 +188,7 @@ int evaluate_command(int argc, char** argv) {
   metalearn::Index ways = 0, shots = 0;
   int steps = -1;
   app.add_option("run", target, "run folder, or one of its checkpoint files")->required();
-  app.add_option("--episodes", episodes, "test episodes")->capture_default_str();
+  app.add_option("--episodes", episodes, "test episodes (trials, for RL^2)")->capture_default_str();
   app.add_option("--ways", ways, "classes per test episode (default: the run's)");
   app.add_option("--shots", shots, "support examples per class (default: the run's)");
   app.add_option("--steps", steps, "inner steps at test (default: the run's)");

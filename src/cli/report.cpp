@@ -107,8 +107,10 @@ function draw(id, title, key, yLabel) {
 }
 draw('loss', 'training loss', 'train_loss', 'meta-loss');
 draw('accuracy', 'training accuracy', 'train_accuracy', 'query accuracy');
+draw('return', 'training return', 'train_return', 'mean reward per trial');
 draw('eval', 'evaluation (mean and 95% interval)', 'eval', metric);
 draw('speed', 'speed', 'speed', 'meta-steps per second');
+draw('lr', 'outer learning rate', 'lr', 'learning rate');
 (function drawTask() {
   const withFigure = runs.filter(run => run.figure);
   const canvas = document.getElementById('task');
@@ -175,6 +177,8 @@ RunSeries read_series(const fs::path& run_dir) {
     const double step = r.at("step").get<double>();
     if (r.contains("meta_loss")) s.train_loss.emplace_back(step, r.at("meta_loss").get<double>());
     if (r.contains("accuracy")) s.train_accuracy.emplace_back(step, r.at("accuracy").get<double>());
+    if (r.contains("return")) s.train_return.emplace_back(step, r.at("return").get<double>());
+    if (r.contains("lr")) s.lr.emplace_back(step, r.at("lr").get<double>());
     if (r.contains("eval_mean")) {
       s.eval.push_back({step, r.at("eval_mean").get<double>(), r.value("eval_ci95", 0.0)});
     }
@@ -204,7 +208,10 @@ void write_report(const std::vector<fs::path>& run_dirs, const fs::path& out) {
     const RunSeries s = read_series(dir);
     const std::string algorithm = config.value("algorithm", "?");
     const std::string tasks = config.value("tasks", "?");
-    metric = tasks == "sinusoid" ? "query MSE" : "query accuracy";
+    metric = tasks == "sinusoid"                     ? "query MSE"
+             : tasks == "gp"                         ? "log-likelihood per target"
+             : tasks == "bandits" || tasks == "mdps" ? "mean reward per trial"
+                                                     : "query accuracy";
     title += (title.empty() ? "" : ", ") + algorithm + " on " + tasks;
     std::string results = "(none yet)";
     Json figure = nullptr;
@@ -219,6 +226,8 @@ void write_report(const std::vector<fs::path>& run_dirs, const fs::path& out) {
     runs.push_back({{"label", s.label},
                     {"train_loss", points(s.train_loss)},
                     {"train_accuracy", points(s.train_accuracy)},
+                    {"train_return", points(s.train_return)},
+                    {"lr", points(s.lr)},
                     {"speed", points(s.speed)},
                     {"eval", s.eval},
                     {"figure", figure}});
@@ -246,8 +255,9 @@ void write_report(const std::vector<fs::path>& run_dirs, const fs::path& out) {
       "#rendered {{ display: none; }}\n</style>\n"
       "<script>\n{}\n</script>\n</head><body>\n<h1>{}</h1>\n{}\n"
       "<div class=\"charts\"><div><canvas id=\"loss\"></canvas></div>"
-      "<div><canvas id=\"accuracy\"></canvas></div><div><canvas id=\"eval\"></canvas></div>"
-      "<div><canvas id=\"speed\"></canvas></div><div><canvas id=\"task\"></canvas></div>"
+      "<div><canvas id=\"accuracy\"></canvas></div><div><canvas id=\"return\"></canvas></div>"
+      "<div><canvas id=\"eval\"></canvas></div><div><canvas id=\"speed\"></canvas></div>"
+      "<div><canvas id=\"lr\"></canvas></div><div><canvas id=\"task\"></canvas></div>"
       "</div>\n{}\n"
       "<pre id=\"rendered\"></pre>\n<script>\nconst runs = {};\nconst metric = {};\n{}</script>\n"
       "</body></html>\n",

@@ -15,7 +15,7 @@ namespace metalearn::cli {
 /// The series a report draws for one run, read from its metrics.jsonl.
 struct RunSeries {
   std::string label;  ///< the run folder's name
-  std::vector<std::pair<double, double>> train_loss, train_accuracy, speed;
+  std::vector<std::pair<double, double>> train_loss, train_accuracy, train_return, lr, speed;
   /// (step, mean, half-width of the 95% interval)
   std::vector<std::array<double, 3>> eval;
 };

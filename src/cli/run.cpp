@@ -38,6 +38,16 @@ bool classification(const RunConfig& c) {
   return c.tasks == "omniglot" || c.tasks == "glyphs";
 }
 
+/// Whether the run's tasks are environments (RL^2 on bandits or MDPs).
+bool environment(const RunConfig& c) {
+  return c.tasks == "bandits" || c.tasks == "mdps";
+}
+
+/// The table of the run's task settings: an environment run has only the seed.
+const FieldTable<TaskSettings>& task_table_of(const RunConfig& c) {
+  return environment(c) ? environment_task_table() : task_table();
+}
+
 Json read_json(const fs::path& path) {
   std::ifstream f(path, std::ios::binary);
   METALEARN_CHECK(f.good(), IoError, "metalearn: cannot read ", path.string());
@@ -172,6 +182,22 @@ auto with_learner(const RunConfig& c, std::ostream& out, F&& f) {
   return f(learner, batches, test_tasks, static_cast<const nn::Module<float>*>(&learner.model()));
 }
 
+/// Builds the RL^2 learner of an environment run and calls f(learner). Like the
+/// rl2_bandits and rl2_mdps examples, the seed sets both the initial weights and the
+/// environment streams, so the same settings train the same bits.
+template <class F>
+auto with_environment_learner(const RunConfig& c, F&& f) {
+  auto o = options_of(c, rl2_table(), "config.json");
+  o.seed = c.task.seed;
+  Generator gen(c.task.seed);
+  if (c.tasks == "bandits") {
+    algorithms::Rl2<env::BernoulliBandits> learner(env::BernoulliBandits(c.bandits), gen, o);
+    return f(learner);
+  }
+  algorithms::Rl2<env::TabularMdps> learner(env::TabularMdps(c.mdp), gen, o);
+  return f(learner);
+}
+
 /// One test task of a regression run, for the report: the true function and the
 /// model's predictions on a grid before and after adapting to the task's support set.
 template <class L>
@@ -212,6 +238,7 @@ Json sinusoid_figure(const RunConfig& c, const L& learner, const nn::Module<floa
 
 std::string metric_of(const RunConfig& c) {
   if (c.tasks == "gp") return "log-likelihood";
+  if (environment(c)) return "return";
   return classification(c) ? "accuracy" : "mse";
 }
 
@@ -219,6 +246,7 @@ std::string metric_of(const RunConfig& c) {
 std::string format_result(const RunConfig& c, double mean, double ci95) {
   if (classification(c)) return fmt::format("{:.2f}% +- {:.2f}%", 100 * mean, 100 * ci95);
   if (c.tasks == "gp") return fmt::format("{:.4f} +- {:.4f}", mean, ci95);
+  if (environment(c)) return fmt::format("{:.2f} +- {:.2f}", mean, ci95);
   return fmt::format("{:.4g} +- {:.2g}", mean, ci95);
 }
 
@@ -240,7 +268,8 @@ const std::map<std::string, std::vector<std::string>>& algorithm_tasks() {
       {"matching", {"omniglot", "glyphs"}},
       {"cnp", {"gp"}},
       {"np", {"gp"}},
-      {"anp", {"gp"}}};
+      {"anp", {"gp"}},
+      {"rl2", {"bandits", "mdps"}}};
   return pairs;
 }
 
@@ -321,6 +350,18 @@ RunConfig default_config(const std::string& algorithm, const std::string& tasks)
     c.task = {.ways = 5, .shots = 1, .queries = 5, .eval_queries = 15, .meta_batch = 1};
     c.run.steps = 20000;
     c.options = matching_table().to_json(o);
+  } else if (algorithm == "rl2") {
+    // Duan et al. 2016: a GRU of 256 units, gamma 0.99, lambda 0.3; bandits of 5 arms
+    // and 10 pulls, or MDPs of 10 states, 5 actions, 10 episodes of 10 steps; PPO with
+    // 128 trials per meta-step and Adam 1e-3 (benchmarks/reproduce/rl2_*.sh).
+    algorithms::Rl2Options o;
+    o.lr = 1e-3;
+    c.run = {.steps = 3000,
+             .eval_every = 100,
+             .eval_episodes = 1000,
+             .final_eval_episodes = 1000,
+             .log_every = 10};
+    c.options = rl2_table().to_json(o);
   } else {
     // The DeepMind notebooks' protocol: EQ kernel (0.4, 1.0), noise 0.02, x in [-2, 2],
     // the targets include the context, 3..9 context points for the CNP and 3..49 for
@@ -362,6 +403,7 @@ decltype(auto) with_table(const std::string& algorithm, F&& f) {
   if (algorithm == "protonet") return f(protonet_table());
   if (algorithm == "matching") return f(matching_table());
   if (algorithm == "cnp") return f(cnp_table());
+  if (algorithm == "rl2") return f(rl2_table());
   return f(np_table());
 }
 
@@ -373,14 +415,20 @@ void add_config_flags(CLI::App& app, const RunConfig& defaults, GivenFlags& give
     table.from_json(defaults.options, o, "defaults");
     table.add_flags(app, o, given.options, table.name());
   });
-  task_table().add_flags(app, defaults.task, given.task, "Tasks");
+  task_table_of(defaults).add_flags(app, defaults.task, given.task, "Tasks");
   if (defaults.tasks == "gp") gp_table().add_flags(app, defaults.gp, given.gp, "Gaussian process");
+  if (defaults.tasks == "bandits") {
+    bandit_table().add_flags(app, defaults.bandits, given.bandits, "Bandits");
+  }
+  if (defaults.tasks == "mdps") mdp_table().add_flags(app, defaults.mdp, given.mdp, "MDPs");
   run_table().add_flags(app, defaults.run, given.run, "Run");
 }
 
 void apply_flags(const GivenFlags& given, RunConfig& config) {
-  task_table().apply(given.task, config.task);
+  task_table_of(config).apply(given.task, config.task);
   gp_table().apply(given.gp, config.gp);
+  bandit_table().apply(given.bandits, config.bandits);
+  mdp_table().apply(given.mdp, config.mdp);
   run_table().apply(given.run, config.run);
   with_table(config.algorithm, [&](const auto& table) {
     typename std::remove_cvref_t<decltype(table)>::Struct o{};
@@ -395,10 +443,12 @@ Json to_json(const RunConfig& c) {
          {"version", kConfigVersion},
          {"algorithm", c.algorithm},
          {"tasks", c.tasks},
-         {"task", task_table().to_json(c.task)},
+         {"task", task_table_of(c).to_json(c.task)},
          {"run", run_table().to_json(c.run)},
          {"options", c.options}};
   if (c.tasks == "gp") j["gp"] = gp_table().to_json(c.gp);
+  if (c.tasks == "bandits") j["bandits"] = bandit_table().to_json(c.bandits);
+  if (c.tasks == "mdps") j["mdp"] = mdp_table().to_json(c.mdp);
   return j;
 }
 
@@ -414,8 +464,10 @@ RunConfig config_from_json(const Json& j, const std::string& file) {
   }
   RunConfig c =
       default_config(j.at("algorithm").get<std::string>(), j.at("tasks").get<std::string>());
-  if (j.contains("task")) task_table().from_json(j.at("task"), c.task, file);
+  if (j.contains("task")) task_table_of(c).from_json(j.at("task"), c.task, file);
   if (j.contains("gp")) gp_table().from_json(j.at("gp"), c.gp, file);
+  if (j.contains("bandits")) bandit_table().from_json(j.at("bandits"), c.bandits, file);
+  if (j.contains("mdp")) mdp_table().from_json(j.at("mdp"), c.mdp, file);
   if (j.contains("run")) run_table().from_json(j.at("run"), c.run, file);
   if (j.contains("options")) {
     with_table(c.algorithm, [&](const auto& table) {
@@ -435,6 +487,57 @@ RunConfig read_config(const fs::path& run_dir) {
   return config_from_json(read_json(path), path.string());
 }
 
+namespace {
+
+/// What the console says, what results.json holds and report.html shows when a fit()
+/// call of `config` has ended with `result`; `figure` is the report's task figure (null
+/// for none).
+TrainOutcome record(const RunConfig& config, const fs::path& run_dir,
+                    const train::FitResult& result, Json figure, std::ostream& out) {
+  const RunSettings& r = config.run;
+  TrainOutcome o;
+  o.start_step = result.start_step;
+  o.steps = result.steps;
+  o.seconds = result.seconds;
+  o.finished = result.steps >= r.steps;
+  o.stopped = result.out_of_time;
+  if (result.start_step > 0) out << fmt::format("continued from step {}\n", result.start_step);
+  if (o.stopped) {
+    out << fmt::format(
+        "stopped after step {} with a checkpoint; continue with `metalearn "
+        "resume {}`\n",
+        result.steps, run_dir.string());
+  }
+  const double rate = result.seconds > 0
+                          ? static_cast<double>(result.steps - result.start_step) / result.seconds
+                          : 0.0;
+  Json results{{"algorithm", config.algorithm},
+               {"tasks", config.tasks},
+               {"steps", result.steps},
+               {"finished", o.finished},
+               {"seconds_this_call", result.seconds},
+               {"train_seconds", result.train_seconds},
+               {"steps_per_second", rate}};
+  if (result.last_eval && o.finished) {
+    o.final_mean = result.last_eval->mean;
+    o.final_ci95 = result.last_eval->ci95;
+    o.final_episodes = result.last_eval->episodes;
+    results["final"] = {{"metric", metric_of(config)},
+                        {"mean", o.final_mean},
+                        {"ci95", o.final_ci95},
+                        {"episodes", o.final_episodes}};
+    out << fmt::format("final test {}: {} over {} {}; {:.2f} meta-steps/s\n", metric_of(config),
+                       format_result(config, o.final_mean, o.final_ci95), o.final_episodes,
+                       environment(config) ? "trials" : "episodes", rate);
+  }
+  if (!figure.is_null()) results["figure"] = std::move(figure);
+  write_file_atomically(run_dir / "results.json", results.dump(2) + "\n");
+  write_report({run_dir}, run_dir / "report.html");
+  return o;
+}
+
+}  // namespace
+
 TrainOutcome train(const RunConfig& config, const fs::path& run_dir, bool resume,
                    const Reporting& reporting) {
   std::ostream& out = *reporting.out;
@@ -451,78 +554,47 @@ TrainOutcome train(const RunConfig& config, const fs::path& run_dir, bool resume
   fs::create_directories(run_dir);
   write_file_atomically(config_path, to_json(config).dump(2) + "\n");
 
+  const RunSettings& r = config.run;
+  const std::string unit = environment(config) ? "trials" : "episodes";
+  const train::FitOptions fit{
+      .steps = r.steps,
+      .time_limit = r.time_limit,
+      .eval_every = r.eval_every,
+      .eval_episodes = static_cast<std::size_t>(r.eval_episodes),
+      .final_eval_episodes = static_cast<std::size_t>(r.final_eval_episodes),
+      .checkpoint_every = r.eval_every,
+      .keep = r.keep,
+      .log_every = r.log_every,
+      .run_dir = run_dir,
+      .resume = true,
+      .progress = reporting.progress,
+      .settings = {{"config", identity_of(config)}},
+      .on_eval =
+          [&](std::int64_t step, const algorithms::EvalResult& e) {
+            out << fmt::format("step {}  test {} {} ({} {})\n", step, metric_of(config),
+                               format_result(config, e.mean, e.ci95), e.episodes, unit)
+                << std::flush;
+          },
+      .stop = reporting.stop};
+  if (environment(config)) {
+    out << fmt::format("{} on {}: {} meta-steps of {} trials, run folder {}\n", config.algorithm,
+                       config.tasks, r.steps, config.options.value("trials", 0), run_dir.string())
+        << std::flush;
+    return with_environment_learner(config, [&](auto& learner) {
+      return record(config, run_dir, train::fit(learner, fit), Json(), out);
+    });
+  }
+  out << fmt::format("{} on {}: {} meta-steps of {} task(s), run folder {}\n", config.algorithm,
+                     config.tasks, r.steps, config.task.meta_batch, run_dir.string())
+      << std::flush;
   return with_learner(
       config, out,
       [&](auto& learner, auto& batches, const auto& test_tasks, const nn::Module<float>* model) {
-        const RunSettings& r = config.run;
-        train::FitOptions fit{
-            .steps = r.steps,
-            .time_limit = r.time_limit,
-            .eval_every = r.eval_every,
-            .eval_episodes = static_cast<std::size_t>(r.eval_episodes),
-            .final_eval_episodes = static_cast<std::size_t>(r.final_eval_episodes),
-            .checkpoint_every = r.eval_every,
-            .keep = r.keep,
-            .log_every = r.log_every,
-            .run_dir = run_dir,
-            .resume = true,
-            .progress = reporting.progress,
-            .settings = {{"config", identity_of(config)}},
-            .on_eval =
-                [&](std::int64_t step, const algorithms::EvalResult& e) {
-                  out << fmt::format("step {}  test {} {} ({} episodes)\n", step, metric_of(config),
-                                     format_result(config, e.mean, e.ci95), e.episodes)
-                      << std::flush;
-                },
-            .stop = reporting.stop};
-        out << fmt::format("{} on {}: {} meta-steps of {} task(s), run folder {}\n",
-                           config.algorithm, config.tasks, r.steps, config.task.meta_batch,
-                           run_dir.string())
-            << std::flush;
         const train::FitResult result = train::fit(learner, batches, fit, &test_tasks);
-        TrainOutcome o;
-        o.start_step = result.start_step;
-        o.steps = result.steps;
-        o.seconds = result.seconds;
-        o.finished = result.steps >= r.steps;
-        o.stopped = result.out_of_time;
-        if (result.start_step > 0)
-          out << fmt::format("continued from step {}\n", result.start_step);
-        if (o.stopped) {
-          out << fmt::format(
-              "stopped after step {} with a checkpoint; continue with `metalearn "
-              "resume {}`\n",
-              result.steps, run_dir.string());
-        }
-        const double rate =
-            result.seconds > 0
-                ? static_cast<double>(result.steps - result.start_step) / result.seconds
-                : 0.0;
-        Json results{{"algorithm", config.algorithm},
-                     {"tasks", config.tasks},
-                     {"steps", result.steps},
-                     {"finished", o.finished},
-                     {"seconds_this_call", result.seconds},
-                     {"train_seconds", result.train_seconds},
-                     {"steps_per_second", rate}};
-        if (result.last_eval && o.finished) {
-          o.final_mean = result.last_eval->mean;
-          o.final_ci95 = result.last_eval->ci95;
-          o.final_episodes = result.last_eval->episodes;
-          results["final"] = {{"metric", metric_of(config)},
-                              {"mean", o.final_mean},
-                              {"ci95", o.final_ci95},
-                              {"episodes", o.final_episodes}};
-          out << fmt::format("final test {}: {} over {} episodes; {:.2f} meta-steps/s\n",
-                             metric_of(config), format_result(config, o.final_mean, o.final_ci95),
-                             o.final_episodes, rate);
-        }
-        if (config.tasks == "sinusoid" && model != nullptr) {
-          results["figure"] = sinusoid_figure(config, learner, *model);
-        }
-        write_file_atomically(run_dir / "results.json", results.dump(2) + "\n");
-        write_report({run_dir}, run_dir / "report.html");
-        return o;
+        Json figure = config.tasks == "sinusoid" && model != nullptr
+                          ? sinusoid_figure(config, learner, *model)
+                          : Json();
+        return record(config, run_dir, result, std::move(figure), out);
       });
 }
 
@@ -533,6 +605,29 @@ Evaluation evaluate(const fs::path& target, const EvalRequest& request, std::ost
   const fs::path checkpoint = file ? target : run_dir / "checkpoint.safetensors";
   METALEARN_CHECK(fs::exists(checkpoint), IoError, "metalearn: ", run_dir.string(),
                   " has no checkpoint.safetensors yet");
+  if (environment(config)) {
+    METALEARN_CHECK(!request.ways && !request.shots && !request.steps, ValueError,
+                    "metalearn evaluate: --ways, --shots and --steps describe episodes of "
+                    "supervised tasks; ",
+                    config.algorithm, " on ", config.tasks,
+                    " is evaluated on --episodes fresh environments (trials)");
+    return with_environment_learner(config, [&](auto& learner) {
+      (void)train::load_checkpoint(checkpoint, learner);
+      const algorithms::EvalResult r = learner.evaluate(request.episodes);
+      Evaluation e{r.mean, r.ci95, r.episodes, learner.steps_taken(), metric_of(config)};
+      out << fmt::format("{} after {} meta-steps on {}: mean {} per trial {} over {} trials\n",
+                         config.algorithm, e.step, config.tasks, e.metric,
+                         format_result(config, e.mean, e.ci95), e.episodes);
+      const Json j{{"checkpoint", checkpoint.filename().string()},
+                   {"step", e.step},
+                   {"metric", e.metric},
+                   {"mean", e.mean},
+                   {"ci95", e.ci95},
+                   {"episodes", e.episodes}};
+      write_file_atomically(run_dir / "evaluation.json", j.dump(2) + "\n");
+      return e;
+    });
+  }
   if (request.ways) config.task.eval_ways = *request.ways;
   if (request.shots) config.task.eval_shots = *request.shots;
   if (request.steps) {

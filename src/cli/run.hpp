@@ -20,11 +20,15 @@ namespace metalearn::cli {
 
 /// Everything that defines a run: config.json of its folder.
 struct RunConfig {
-  std::string algorithm;  ///< maml, reptile, protonet, matching, cnp, np or anp
-  std::string tasks;      ///< sinusoid, omniglot, glyphs or gp
+  std::string algorithm;  ///< maml, reptile, protonet, matching, cnp, np, anp or rl2
+  std::string tasks;      ///< sinusoid, omniglot, glyphs, gp, bandits or mdps
   TaskSettings task;
   /// The Gaussian-process family of a gp run (unused otherwise).
   data::GaussianProcessOptions gp{};
+  /// The Bernoulli bandits of a bandits run (unused otherwise).
+  env::BanditOptions bandits{};
+  /// The tabular MDPs of an mdps run (unused otherwise).
+  env::TabularMdpOptions mdp{};
   RunSettings run;
   /// The algorithm's options, as its field table writes them (every field).
   Json options = Json::object();
@@ -40,7 +44,7 @@ RunConfig default_config(const std::string& algorithm, const std::string& tasks)
 /// One flag per field of the algorithm's options, of the task and of the run settings,
 /// showing `defaults`; values given are collected per table in `given`.
 struct GivenFlags {
-  std::map<std::string, Json> options, task, gp, run;
+  std::map<std::string, Json> options, task, gp, bandits, mdp, run;
 };
 void add_config_flags(CLI::App& app, const RunConfig& defaults, GivenFlags& given);
 
@@ -98,7 +102,7 @@ struct Evaluation {
   double mean = 0.0, ci95 = 0.0;
   std::size_t episodes = 0;
   std::int64_t step = 0;
-  std::string metric;  ///< "accuracy" or "mse"
+  std::string metric;  ///< "accuracy", "mse", "log-likelihood" or "return"
 };
 Evaluation evaluate(const std::filesystem::path& target, const EvalRequest& request,
                     std::ostream& out);

@@ -1,13 +1,15 @@
 #pragma once
 // The field tables of the options structs the `metalearn` command sets: every field
-// of MamlOptions, ReptileOptions, ProtoNetOptions and MatchingNetOptions, and of the
-// command's own task and run settings. tests/cli/cli_test.cpp checks that each table
+// of MamlOptions, ReptileOptions, ProtoNetOptions, MatchingNetOptions, CnpOptions,
+// NpOptions and Rl2Options, of the task families' options, and of the command's own
+// task and run settings. tests/cli/cli_test.cpp checks that each table
 // covers every field of its struct, so a field added to an options struct and not
 // here fails the build's tests.
 
 #include <cstdint>
 #include <metalearn/algorithms.hpp>
 #include <metalearn/data.hpp>
+#include <metalearn/env.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -86,6 +88,24 @@ inline const FieldTable<TaskSettings>& task_table() {
         .add("data", &TaskSettings::data,
              "Omniglot folder for --tasks omniglot (default: $METALEARN_OMNIGLOT_DIR)")
         .add("seed", &TaskSettings::seed, "seed of the initialisation and of the task stream");
+    return t;
+  }();
+  return table;
+}
+
+/// The task settings of a run on an environment family (RL^2): only the seed applies;
+/// the family's own table (bandit_table, mdp_table) describes its environments.
+inline const FieldTable<TaskSettings>& environment_task_table() {
+  static const FieldTable<TaskSettings> table = [] {
+    FieldTable<TaskSettings> t("task");
+    const char* why = "episodes of supervised tasks; an environment family has its own sizes";
+    for (const char* name :
+         {"ways", "shots", "queries", "eval_ways", "eval_shots", "eval_queries", "data"}) {
+      t.exclude(name, why);
+    }
+    t.exclude("meta_batch", "trials per meta-step are Rl2Options' trials (--trials)")
+        .add("seed", &TaskSettings::seed,
+             "seed of the initialisation and of the environment streams");
     return t;
   }();
   return table;
@@ -291,6 +311,68 @@ inline const FieldTable<alg::NpOptions>& np_table() {
         .add("likelihood_samples", &O::likelihood_samples,
              "samples of z for the evaluation's log-likelihood");
     add_neural_process_fields(t);
+    return t;
+  }();
+  return table;
+}
+
+inline const FieldTable<env::BanditOptions>& bandit_table() {
+  using O = env::BanditOptions;
+  static const FieldTable<O> table = [] {
+    FieldTable<O> t("BanditOptions");
+    t.add("arms", &O::arms, "arms of each Bernoulli bandit (k)")
+        .add("pulls", &O::pulls, "pulls per trial (n); each pull is one episode");
+    return t;
+  }();
+  return table;
+}
+
+inline const FieldTable<env::TabularMdpOptions>& mdp_table() {
+  using O = env::TabularMdpOptions;
+  static const FieldTable<O> table = [] {
+    FieldTable<O> t("TabularMdpOptions");
+    t.add("states", &O::states, "states of each MDP")
+        .add("actions", &O::actions, "actions of each MDP")
+        .add("horizon", &O::horizon, "steps per episode")
+        .add("episodes", &O::episodes, "episodes per trial")
+        .add("start_state", &O::start_state, "the state every episode starts in")
+        .add("reward_mean", &O::reward_mean, "mean of the distribution of the mean rewards")
+        .add("reward_mean_std", &O::reward_mean_std,
+             "standard deviation of the distribution of the mean rewards")
+        .add("reward_noise_std", &O::reward_noise_std,
+             "standard deviation of the reward noise on every step")
+        .add("transition_alpha", &O::transition_alpha,
+             "concentration of the Dirichlet each transition row is drawn from");
+    return t;
+  }();
+  return table;
+}
+
+inline const FieldTable<alg::Rl2Options>& rl2_table() {
+  using O = alg::Rl2Options;
+  static const FieldTable<O> table = [] {
+    FieldTable<O> t("Rl2Options");
+    t.add("hidden", &O::hidden, "GRU units of the policy")
+        .add("trials", &O::trials, "trials collected per meta-step, each on its own environment")
+        .add("gamma", &O::gamma, "discount factor across the whole trial")
+        .add("gae_lambda", &O::gae_lambda, "lambda of generalised advantage estimation")
+        .add("clip", &O::clip, "PPO's clipping range of the probability ratio")
+        .add("epochs", &O::epochs, "passes over the collected trials per meta-step")
+        .add("minibatches", &O::minibatches, "minibatches of whole trials per epoch")
+        .add("value_coef", &O::value_coef, "weight of the value loss")
+        .add("entropy_coef", &O::entropy_coef, "weight of the entropy bonus")
+        .add("lr", &O::lr, "Adam learning rate")
+        .add("adam_eps", &O::adam_eps, "Adam's epsilon")
+        .add("max_grad_norm", &O::max_grad_norm,
+             "clip each minibatch gradient's global norm to this (0: no clipping)")
+        .add("normalize_advantages", &O::normalize_advantages,
+             "standardise the advantages of each meta-step's trials")
+        .add("chunk", &O::chunk,
+             "trials stepped together as one batch (results depend on it, not on threads)")
+        .add("threads", &O::threads, "threads collecting and updating the chunks")
+        .exclude("seed", "set from the run's seed (--seed)")
+        .add("check_finite", &O::check_finite,
+             "refuse an update whose gradient or result is not finite");
     return t;
   }();
   return table;

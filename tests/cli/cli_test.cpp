@@ -76,6 +76,10 @@ TEST(FieldTables, CoverEveryFieldOfTheirStructs) {
   EXPECT_EQ(cli::np_table().covered(), cli::field_count<ml::algorithms::NpOptions>());
   EXPECT_EQ(cli::gp_table().covered(), cli::field_count<ml::data::GaussianProcessOptions>());
   EXPECT_EQ(cli::run_table().covered(), cli::field_count<cli::RunSettings>());
+  EXPECT_EQ(cli::environment_task_table().covered(), cli::field_count<cli::TaskSettings>());
+  EXPECT_EQ(cli::rl2_table().covered(), cli::field_count<ml::algorithms::Rl2Options>());
+  EXPECT_EQ(cli::bandit_table().covered(), cli::field_count<ml::env::BanditOptions>());
+  EXPECT_EQ(cli::mdp_table().covered(), cli::field_count<ml::env::TabularMdpOptions>());
   // The counter itself: a struct of three fields, one of them an aggregate.
   struct Inner {
     int a, b;
@@ -351,4 +355,59 @@ TEST(RunConfig, UnsupportedPairsAreRefusedWithTheChoices) {
               std::string::npos);
   }
   EXPECT_THROW((void)cli::default_config("snail", "glyphs"), ml::ValueError);
+}
+
+TEST(Run, Rl2TrainsOnEnvironmentFamiliesResumesAndEvaluates) {
+  for (const std::string tasks : {"bandits", "mdps"}) {
+    SCOPED_TRACE(tasks);
+    std::ostringstream log;
+    const fs::path whole = fresh_dir("rl2_whole_" + tasks);
+    const fs::path parts = fresh_dir("rl2_parts_" + tasks);
+    cli::RunConfig c = cli::default_config("rl2", tasks);
+    EXPECT_EQ(c.options["hidden"], 256);
+    c.options["hidden"] = 8;
+    c.options["trials"] = 8;
+    c.options["minibatches"] = 2;
+    c.options["epochs"] = 1;
+    c.mdp.episodes = 2;
+    c.bandits.pulls = 4;
+    c.run = {
+        .steps = 4, .eval_every = 2, .eval_episodes = 6, .final_eval_episodes = 10, .log_every = 1};
+    const cli::TrainOutcome a = cli::train(c, whole, false, quiet_reporting(log));
+    EXPECT_TRUE(a.finished);
+    EXPECT_EQ(a.final_episodes, 10U);
+    EXPECT_NE(log.str().find("test return"), std::string::npos) << log.str();
+    // Stopped after step 3 and resumed: the same checkpoint, bit for bit.
+    int polls = 0;
+    const cli::TrainOutcome first = cli::train(
+        c, parts, false,
+        cli::Reporting{.out = &log, .progress = false, .stop = [&] { return ++polls == 3; }});
+    EXPECT_EQ(first.steps, 3);
+    const cli::TrainOutcome second =
+        cli::train(cli::read_config(parts), parts, true, quiet_reporting(log));
+    EXPECT_EQ(second.start_step, 3);
+    EXPECT_EQ(stored_values(whole / "checkpoint.safetensors"),
+              stored_values(parts / "checkpoint.safetensors"));
+    EXPECT_EQ(second.final_mean, a.final_mean);
+    // The report draws the training return and the learning rate of every logged step.
+    const cli::RunSeries series = cli::read_series(whole);
+    EXPECT_EQ(series.train_return.size(), 4U);
+    EXPECT_EQ(series.lr.size(), 4U);
+    EXPECT_EQ(series.eval.size(), 2U);
+    // Evaluation on fresh environments; the supervised episodes' flags are refused.
+    std::ostringstream out;
+    const cli::Evaluation e = cli::evaluate(whole, {.episodes = 10}, out);
+    EXPECT_EQ(e.metric, "return");
+    EXPECT_EQ(e.episodes, 10U);
+    EXPECT_EQ(e.mean, a.final_mean);
+    EXPECT_THROW((void)cli::evaluate(whole, {.episodes = 10, .ways = 3}, out), ml::ValueError);
+    // The family is part of the run: a resume with other environments is refused.
+    cli::RunConfig other = cli::read_config(whole);
+    other.bandits.arms = 7;
+    other.mdp.states = 4;
+    other.run.steps = 6;
+    EXPECT_THROW((void)cli::train(other, whole, true, quiet_reporting(log)), ml::ValueError);
+    fs::remove_all(whole);
+    fs::remove_all(parts);
+  }
 }

@@ -35,6 +35,8 @@ string(JSON drawn_loss GET "${rendered}" train_loss 0)
 string(JSON drawn_eval GET "${rendered}" eval 2)
 string(JSON drawn_low GET "${rendered}" eval 0)
 string(JSON drawn_speed GET "${rendered}" speed 0)
+# Every logged step has the outer learning rate.
+string(JSON drawn_lr GET "${rendered}" lr 0)
 math(EXPR speeds "${losses} - 1")
 # The task figure: the true function, the 10 support points, before and after (101 each).
 string(JSON drawn_truth GET "${rendered}" task 0)
@@ -44,7 +46,8 @@ if(NOT drawn_truth EQUAL 101 OR NOT drawn_support EQUAL 10 OR NOT drawn_after EQ
   message(FATAL_ERROR "the task figure drew ${rendered}")
 endif()
 if(NOT losses EQUAL 12 OR NOT drawn_loss EQUAL losses OR NOT drawn_eval EQUAL evals
-   OR NOT drawn_low EQUAL evals OR NOT evals EQUAL 3 OR NOT drawn_speed EQUAL speeds)
+   OR NOT drawn_low EQUAL evals OR NOT evals EQUAL 3 OR NOT drawn_speed EQUAL speeds
+   OR NOT drawn_lr EQUAL losses)
   message(FATAL_ERROR "drawn: ${rendered}; logged: ${losses} losses, ${evals} evaluations")
 endif()
 message("report rendered: ${rendered}")
