@@ -24,10 +24,8 @@ ANP: the deterministic path's mean replaced by multi-head cross-attention (queri
 keys: the inputs through an MLP; values: the per-point representations, after
 self-attention over the context when asked).
 """
-import json
 import math
 import os
-import struct
 import sys
 import time
 
@@ -36,22 +34,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-
-DTYPES = {"F64": torch.float64, "F32": torch.float32}
-
-
-def load(path):
-    with open(path, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(n))
-        data = f.read()
-    meta = header.pop("__metadata__", {})
-    tensors = {}
-    for name, h in header.items():
-        a, b = h["data_offsets"]
-        t = torch.frombuffer(bytearray(data[a:b]), dtype=DTYPES[h["dtype"]])
-        tensors[name] = t.reshape(h["shape"]).clone()
-    return tensors, meta
+from safetensors_file import load  # noqa: E402
 
 
 def mlp(params, prefix, x):

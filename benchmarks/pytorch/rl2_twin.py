@@ -25,10 +25,8 @@ per row: -min(r A, clip(r, 1 - eps, 1 + eps) A) + value_coef (V - R)^2 / 2 -
 entropy_coef H, averaged over the rows; GAE over the whole trial (episode ends inside a
 trial do not cut it).
 """
-import json
 import os
 import resource
-import struct
 import sys
 import time
 
@@ -37,22 +35,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-
-DTYPES = {"F64": torch.float64, "F32": torch.float32}
-
-
-def load(path):
-    with open(path, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(n))
-        data = f.read()
-    meta = header.pop("__metadata__", {})
-    tensors = {}
-    for name, h in header.items():
-        a, b = h["data_offsets"]
-        t = torch.frombuffer(bytearray(data[a:b]), dtype=DTYPES[h["dtype"]])
-        tensors[name] = t.reshape(h["shape"]).clone()
-    return tensors, meta
+from safetensors_file import load  # noqa: E402
 
 
 def encode(obs, prev_action, prev_reward, prev_done, n_obs, n_actions):

@@ -22,11 +22,14 @@
 #include <numeric>
 #include <vector>
 
+#include "support/gradients.hpp"
+
 namespace {
 
 namespace ml = metalearn;
 namespace alg = metalearn::algorithms;
 namespace me = metalearn::env;
+using metalearn::testing::relative_error;
 
 constexpr ml::Index kArms = 5;
 constexpr ml::Index kPulls = 20;  // per phase: n support pulls, then n query pulls
@@ -154,15 +157,6 @@ std::vector<double> flat(const alg::MetaGradient<double>& g) {
   std::vector<double> out;
   for (const auto& [name, t] : g.sum) out.insert(out.end(), t.data(), t.data() + t.numel());
   return out;
-}
-
-double relative_error(const std::vector<double>& a, const std::vector<double>& b) {
-  double num = 0, den = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    num += (a[i] - b[i]) * (a[i] - b[i]);
-    den += b[i] * b[i];
-  }
-  return std::sqrt(num) / std::max(std::sqrt(den), 1e-300);
 }
 
 }  // namespace

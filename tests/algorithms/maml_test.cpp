@@ -7,8 +7,11 @@
 #include <cmath>
 #include <metalearn/metalearn.hpp>
 
+#include "support/gradients.hpp"
+
 namespace ml = metalearn;
 namespace alg = metalearn::algorithms;
+using metalearn::testing::relative_error;
 
 namespace {
 
@@ -61,15 +64,6 @@ std::vector<T> flatten(const std::vector<ml::Tensor<T>>& ts) {
   std::vector<T> out;
   for (const auto& t : ts) out.insert(out.end(), t.data(), t.data() + t.numel());
   return out;
-}
-
-double relative_error(const std::vector<double>& a, const std::vector<double>& b) {
-  double num = 0, den = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    num += (a[i] - b[i]) * (a[i] - b[i]);
-    den += b[i] * b[i];
-  }
-  return std::sqrt(num) / std::max(std::sqrt(den), 1e-300);
 }
 
 class MamlFiniteDifferences : public ::testing::TestWithParam<int> {};

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <sstream>
 #include <string>
@@ -22,6 +24,17 @@ struct GradientSpec {
   bool second_order = true;  ///< also run gradgradcheck
   autograd::GradcheckOptions options{};
 };
+
+/// |a - b| / |b| in the Euclidean norm (b: the reference, e.g. central differences);
+/// the vectors have the same length.
+inline double relative_error(const std::vector<double>& a, const std::vector<double>& b) {
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    num += (a[i] - b[i]) * (a[i] - b[i]);
+    den += b[i] * b[i];
+  }
+  return std::sqrt(num) / std::max(std::sqrt(den), 1e-300);
+}
 
 /// Random double inputs of the given shapes, uniform in [lo, hi), from `seed`.
 inline std::vector<Tensor<double>> random_inputs(const std::vector<Shape>& shapes, double lo,
