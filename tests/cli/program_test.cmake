@@ -72,3 +72,14 @@ run(1 "does not take" evaluate proto --steps 3)
 run(0 "final test log-likelihood: -?[0-9.]+ \\+- [0-9.]+ over 6 episodes"
   train cnp --tasks gp --steps 2 --meta-batch 4 --eval-every 2 --eval-episodes 3
   --final-eval-episodes 6 --noise-std 0.05 --encoder 16 --decoder 16 --out gp --quiet)
+
+# RL^2 on tabular MDPs with flags of the family, resumed, and evaluated on fresh MDPs;
+# the supervised episodes' flags are refused.
+run(0 "final test return: -?[0-9.]+ \\+- [0-9.]+ over 5 trials"
+  train rl2 --tasks mdps --states 4 --actions 3 --horizon 3 --episodes 2 --hidden 8
+  --trials 8 --minibatches 2 --epochs 1 --steps 2 --eval-every 2 --eval-episodes 4
+  --final-eval-episodes 5 --out rl2 --quiet)
+run(0 "continued from step 2" resume rl2 --steps 3 --quiet)
+run(0 "after 3 meta-steps on mdps: mean return per trial .* over 6 trials"
+  evaluate rl2 --episodes 6)
+run(1 "describe episodes of supervised tasks" evaluate rl2 --ways 3)
