@@ -69,7 +69,7 @@ Json points(const std::vector<std::pair<double, double>>& xy) {
 constexpr const char* kPageScript = R"js(
 const palette = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b'];
 const rendered = {};
-function draw(id, title, key, yLabel) {
+function draw(id, title, key, yLabel, yType = 'linear') {
   const datasets = [];
   runs.forEach((run, i) => {
     const color = palette[i % palette.length];
@@ -101,7 +101,7 @@ function draw(id, title, key, yLabel) {
               plugins: {title: {display: true, text: title},
                         legend: {labels: {filter: item => !item.text.includes('(95%')}}},
               scales: {x: {type: 'linear', title: {display: true, text: 'meta-step'}},
-                       y: {title: {display: true, text: yLabel}}}}
+                       y: {type: yType, title: {display: true, text: yLabel}}}}
   });
   rendered[key] = datasets.map((d, i) => chart.getDatasetMeta(i).data.length);
 }
@@ -110,7 +110,7 @@ draw('accuracy', 'training accuracy', 'train_accuracy', 'query accuracy');
 draw('return', 'training return', 'train_return', 'mean reward per trial');
 draw('eval', 'evaluation (mean and 95% interval)', 'eval', metric);
 draw('speed', 'speed', 'speed', 'meta-steps per second');
-draw('lr', 'outer learning rate', 'lr', 'learning rate');
+draw('lr', 'outer learning rate', 'lr', 'learning rate', 'logarithmic');
 (function drawTask() {
   const withFigure = runs.filter(run => run.figure);
   const canvas = document.getElementById('task');
@@ -121,12 +121,27 @@ draw('lr', 'outer learning rate', 'lr', 'learning rate');
   }
   const xy = (xs, ys) => xs.map((x, i) => ({x, y: ys[i]}));
   const first = withFigure[0].figure;
-  const datasets = [
+  const predictive = first.mean !== undefined;  // a Neural Process: mean and sigma
+  const datasets = predictive ? [
+    {label: 'target points', data: xy(first.query_x, first.query_y), showLine: false,
+     pointRadius: 2, borderColor: '#888', backgroundColor: '#888'},
+    {label: 'context points', data: xy(first.support_x, first.support_y), showLine: false,
+     pointRadius: 4, borderColor: '#000', backgroundColor: '#000'}] : [
     {label: 'true function', data: xy(first.x, first.truth), borderColor: '#222',
      backgroundColor: '#222', pointRadius: 0, borderWidth: 1.5},
     {label: 'support set', data: xy(first.support_x, first.support_y), showLine: false,
      pointRadius: 4, borderColor: '#000', backgroundColor: '#000'}];
-  withFigure.forEach(run => {
+  if (predictive) withFigure.forEach(run => {
+    const color = palette[runs.indexOf(run) % palette.length];
+    const f = run.figure;
+    datasets.push({label: run.label + ' (-2 sigma)', data: xy(f.x, f.mean.map((m, i) => m - 2 * f.sigma[i])),
+                   borderWidth: 0, pointRadius: 0, backgroundColor: color + '33', fill: false});
+    datasets.push({label: run.label + ' (+2 sigma)', data: xy(f.x, f.mean.map((m, i) => m + 2 * f.sigma[i])),
+                   borderWidth: 0, pointRadius: 0, backgroundColor: color + '33', fill: '-1'});
+    datasets.push({label: run.label + ' predictive mean', data: xy(f.x, f.mean),
+                   borderColor: color, backgroundColor: color, pointRadius: 0, borderWidth: 2});
+  });
+  if (!predictive) withFigure.forEach(run => {
     const color = palette[runs.indexOf(run) % palette.length];
     datasets.push({label: run.label + ' before adaptation', data: xy(run.figure.x, run.figure.before),
                    borderColor: color + '99', backgroundColor: color + '99', borderDash: [5, 4],
@@ -138,7 +153,10 @@ draw('lr', 'outer learning rate', 'lr', 'learning rate');
     type: 'line', data: {datasets},
     options: {animation: false,
               plugins: {title: {display: true,
-                                text: 'one test task: predictions before and after adaptation'}},
+                                text: predictive
+                                    ? 'one test task: predictive mean and 2 sigma given the context'
+                                    : 'one test task: predictions before and after adaptation'},
+                        legend: {labels: {filter: item => !item.text.includes('sigma)')}}},
               scales: {x: {type: 'linear', title: {display: true, text: 'x'}},
                        y: {title: {display: true, text: 'y'}}}}
   });

@@ -236,6 +236,45 @@ Json sinusoid_figure(const RunConfig& c, const L& learner, const nn::Module<floa
   return fig;
 }
 
+/// One test task of a Gaussian-process run, for the report: its context and target
+/// points and the predictive mean and standard deviation (for the NP, at z's prior
+/// mean) on a grid across the inputs' range.
+template <class L>
+Json gp_figure(const RunConfig& c, const L& learner) {
+  data::GaussianProcessTasks<float> family(c.gp);
+  Generator gen(c.task.seed + 2000);
+  const data::Task<float> task = family.sample(gen);
+  std::vector<float> grid;
+  for (int i = 0; i <= 100; ++i) {
+    grid.push_back(static_cast<float>(c.gp.x_min + (c.gp.x_max - c.gp.x_min) * i / 100.0));
+  }
+  const Tensor<float> x = from_vector<float>(grid, Shape{101, 1});
+  const Tensor<float> p = learner.predict(learner.adapt(task), x);
+  METALEARN_CHECK(p.dim() == 2 && p.shape()[0] == 101 && p.shape()[1] == 2, ShapeError,
+                  "metalearn: the predictive figure expects mean and sigma [101, 2], got ",
+                  p.shape());
+  Json fig{{"x", grid},
+           {"mean", Json::array()},
+           {"sigma", Json::array()},
+           {"support_x", Json::array()},
+           {"support_y", Json::array()},
+           {"query_x", Json::array()},
+           {"query_y", Json::array()}};
+  for (Index i = 0; i < 101; ++i) {
+    fig["mean"].push_back(p.data()[2 * i]);
+    fig["sigma"].push_back(p.data()[2 * i + 1]);
+  }
+  for (Index i = 0; i < task.support_x.numel(); ++i) {
+    fig["support_x"].push_back(task.support_x.data()[i]);
+    fig["support_y"].push_back(task.support_y.data()[i]);
+  }
+  for (Index i = 0; i < task.query_x.numel(); ++i) {
+    fig["query_x"].push_back(task.query_x.data()[i]);
+    fig["query_y"].push_back(task.query_y.data()[i]);
+  }
+  return fig;
+}
+
 std::string metric_of(const RunConfig& c) {
   if (c.tasks == "gp") return "log-likelihood";
   if (environment(c)) return "return";
@@ -593,7 +632,8 @@ TrainOutcome train(const RunConfig& config, const fs::path& run_dir, bool resume
         const train::FitResult result = train::fit(learner, batches, fit, &test_tasks);
         Json figure = config.tasks == "sinusoid" && model != nullptr
                           ? sinusoid_figure(config, learner, *model)
-                          : Json();
+                      : config.tasks == "gp" ? gp_figure(config, learner)
+                                             : Json();
         return record(config, run_dir, result, std::move(figure), out);
       });
 }

@@ -293,6 +293,15 @@ TEST(Run, NeuralProcessesTrainOnGaussianProcessTasks) {
     EXPECT_EQ(o.final_episodes, 5U);
     EXPECT_TRUE(std::isfinite(o.final_mean));
     EXPECT_NE(log.str().find("test log-likelihood"), std::string::npos) << log.str();
+    // The report's figure: one test task's context and the predictive mean and sigma
+    // (at least the floor) on a grid of 101 inputs across [-2, 2].
+    const cli::Json figure = cli::Json::parse(cli::read_text(dir / "results.json")).at("figure");
+    ASSERT_EQ(figure.at("mean").size(), 101U);
+    EXPECT_EQ(figure.at("x").front(), -2.0);
+    EXPECT_EQ(figure.at("x").back(), 2.0);
+    for (const auto& sigma : figure.at("sigma")) EXPECT_GE(sigma.get<double>(), 0.1 - 1e-6);
+    EXPECT_GE(figure.at("support_x").size(), 3U);
+    EXPECT_EQ(figure.at("query_y").size(), figure.at("query_x").size());
     // The family's settings are part of the run: a resume with others is refused.
     cli::RunConfig other = cli::read_config(dir);
     EXPECT_EQ(other.gp.noise_std, 0.02);
