@@ -121,6 +121,27 @@ draw('lr', 'outer learning rate', 'lr', 'learning rate', 'logarithmic');
   }
   const xy = (xs, ys) => xs.map((x, i) => ({x, y: ys[i]}));
   const first = withFigure[0].figure;
+  if (first.kind === 'regret' || first.kind === 'episode_return') {
+    // RL^2: what the agent learns within a trial, one line per run.
+    const key = first.kind;
+    const datasets = withFigure.filter(run => run.figure.kind === key).map(run => {
+      const color = palette[runs.indexOf(run) % palette.length];
+      return {label: run.label, data: run.figure[key].map((y, i) => ({x: i + 1, y})),
+              borderColor: color, backgroundColor: color, pointRadius: 2, borderWidth: 2};
+    });
+    const regret = key === 'regret';
+    const chart = new Chart(canvas, {
+      type: 'line', data: {datasets},
+      options: {animation: false,
+                plugins: {title: {display: true, text: regret
+                    ? 'within a trial: mean cumulative regret (' + first.trials + ' test bandits)'
+                    : 'within a trial: mean return per episode (' + first.trials + ' test MDPs)'}},
+                scales: {x: {type: 'linear', title: {display: true, text: regret ? 'pull' : 'episode'}},
+                         y: {title: {display: true, text: regret ? 'regret' : 'return'}}}}
+    });
+    rendered.task = datasets.map((d, i) => chart.getDatasetMeta(i).data.length);
+    return;
+  }
   const predictive = first.mean !== undefined;  // a Neural Process: mean and sigma
   const datasets = predictive ? [
     {label: 'target points', data: xy(first.query_x, first.query_y), showLine: false,

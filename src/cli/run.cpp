@@ -16,6 +16,7 @@
 #include <ostream>
 #include <sstream>
 #include <system_error>
+#include <type_traits>
 
 namespace metalearn::cli {
 
@@ -273,6 +274,42 @@ Json gp_figure(const RunConfig& c, const L& learner) {
     fig["query_y"].push_back(task.query_y.data()[i]);
   }
   return fig;
+}
+
+/// What an RL^2 agent learns within a trial, for the report, over the first 200 test
+/// environments: on bandits the mean cumulative regret after each pull (the best arm's
+/// mean less the pulled arm's, summed), on MDPs the mean return of each episode.
+template <class L>
+Json trial_figure(const RunConfig& c, const L& learner) {
+  constexpr Index kTrials = 200;
+  const algorithms::TrialBatch b =
+      learner.collect(learner.family(), c.task.seed, env::Split::kTest, 0, kTrials);
+  const Index steps = b.steps();
+  std::vector<double> curve;
+  if constexpr (std::is_same_v<typename L::family_type, env::BernoulliBandits>) {
+    curve.assign(static_cast<std::size_t>(steps), 0.0);
+    for (Index m = 0; m < kTrials; ++m) {
+      const env::BernoulliBandit bandit =
+          learner.family().make(c.task.seed, env::Split::kTest, static_cast<std::uint64_t>(m));
+      double regret = 0.0;
+      for (Index t = 0; t < steps; ++t) {
+        const auto arm = static_cast<std::size_t>(b.actions[b.at(m, t)]);
+        regret += bandit.best_mean() - bandit.probabilities()[arm];
+        curve[static_cast<std::size_t>(t)] += regret / static_cast<double>(kTrials);
+      }
+    }
+    return Json{{"kind", "regret"}, {"trials", kTrials}, {"regret", curve}};
+  } else {
+    const Index horizon = b.spec.horizon;
+    curve.assign(static_cast<std::size_t>(b.spec.episodes), 0.0);
+    for (Index m = 0; m < kTrials; ++m) {
+      for (Index t = 0; t < steps; ++t) {
+        curve[static_cast<std::size_t>(t / horizon)] +=
+            b.rewards[b.at(m, t)] / static_cast<double>(kTrials);
+      }
+    }
+    return Json{{"kind", "episode_return"}, {"trials", kTrials}, {"episode_return", curve}};
+  }
 }
 
 std::string metric_of(const RunConfig& c) {
@@ -620,7 +657,8 @@ TrainOutcome train(const RunConfig& config, const fs::path& run_dir, bool resume
                        config.tasks, r.steps, config.options.value("trials", 0), run_dir.string())
         << std::flush;
     return with_environment_learner(config, [&](auto& learner) {
-      return record(config, run_dir, train::fit(learner, fit), Json(), out);
+      const train::FitResult result = train::fit(learner, fit);
+      return record(config, run_dir, result, trial_figure(config, learner), out);
     });
   }
   out << fmt::format("{} on {}: {} meta-steps of {} task(s), run folder {}\n", config.algorithm,

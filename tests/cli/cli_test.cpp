@@ -398,6 +398,17 @@ TEST(Run, Rl2TrainsOnEnvironmentFamiliesResumesAndEvaluates) {
     EXPECT_EQ(stored_values(whole / "checkpoint.safetensors"),
               stored_values(parts / "checkpoint.safetensors"));
     EXPECT_EQ(second.final_mean, a.final_mean);
+    // The run's figure: what the agent learns within a trial on 200 test environments.
+    const cli::Json figure = cli::Json::parse(cli::read_text(whole / "results.json")).at("figure");
+    if (tasks == "bandits") {
+      const auto regret = figure.at("regret").get<std::vector<double>>();
+      ASSERT_EQ(regret.size(), 4U);  // one value per pull
+      EXPECT_GE(regret.front(), 0.0);
+      for (std::size_t i = 1; i < regret.size(); ++i) EXPECT_GE(regret[i], regret[i - 1]);
+    } else {
+      EXPECT_EQ(figure.at("episode_return").size(), 2U);  // one value per episode
+    }
+    EXPECT_EQ(figure.at("trials"), 200);
     // The report draws the training return and the learning rate of every logged step.
     const cli::RunSeries series = cli::read_series(whole);
     EXPECT_EQ(series.train_return.size(), 4U);
