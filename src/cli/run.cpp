@@ -632,6 +632,12 @@ TrainOutcome train(const RunConfig& config, const fs::path& run_dir, bool resume
 
   const RunSettings& r = config.run;
   const std::string unit = environment(config) ? "trials" : "episodes";
+  // Where stderr is not a terminal (a log file, CI), fit draws no progress line: a plain
+  // line goes to `out` once a minute instead.
+  const bool plain = reporting.progress && !train::detail::stderr_is_terminal();
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point last_line = Clock::now();
+  std::int64_t last_step = -1;
   const train::FitOptions fit{
       .steps = r.steps,
       .time_limit = r.time_limit,
@@ -645,6 +651,25 @@ TrainOutcome train(const RunConfig& config, const fs::path& run_dir, bool resume
       .resume = true,
       .progress = reporting.progress,
       .settings = {{"config", identity_of(config)}},
+      .on_step =
+          [&](std::int64_t step, const algorithms::StepStats& stats) {
+            if (last_step < 0) last_step = step - 1;
+            const double seconds = std::chrono::duration<double>(Clock::now() - last_line).count();
+            if (!plain || (seconds < 60.0 && step < r.steps)) return;
+            const double rate = static_cast<double>(step - last_step) / std::max(seconds, 1e-9);
+            const auto left = static_cast<std::int64_t>(static_cast<double>(r.steps - step) /
+                                                        std::max(rate, 1e-9));
+            std::string line =
+                fmt::format("step {}/{}  meta-loss {:.4f}", step, r.steps, stats.meta_loss);
+            if (stats.mean_return) line += fmt::format("  return {:.2f}", *stats.mean_return);
+            if (stats.post_accuracy) line += fmt::format("  accuracy {:.3f}", *stats.post_accuracy);
+            out << line
+                << fmt::format("  {:.2f} steps/s  ETA {}:{:02}:{:02}\n", rate, left / 3600,
+                               left / 60 % 60, left % 60)
+                << std::flush;
+            last_line = Clock::now();
+            last_step = step;
+          },
       .on_eval =
           [&](std::int64_t step, const algorithms::EvalResult& e) {
             out << fmt::format("step {}  test {} {} ({} {})\n", step, metric_of(config),
