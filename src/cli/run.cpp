@@ -220,19 +220,13 @@ Json sinusoid_figure(const RunConfig& c, const L& learner, const nn::Module<floa
   const double phase = task.param("phase");
   Json fig{{"x", grid},
            {"truth", Json::array()},
-           {"before", Json::array()},
-           {"after", Json::array()},
-           {"support_x", Json::array()},
-           {"support_y", Json::array()}};
-  for (Index i = 0; i < x.numel(); ++i) {
-    fig["truth"].push_back(data::SinusoidTasks<float>::value(
-        amplitude, phase, static_cast<double>(grid[static_cast<std::size_t>(i)])));
-    fig["before"].push_back(before.data()[i]);
-    fig["after"].push_back(after.data()[i]);
-  }
-  for (Index i = 0; i < task.support_x.numel(); ++i) {
-    fig["support_x"].push_back(task.support_x.data()[i]);
-    fig["support_y"].push_back(task.support_y.data()[i]);
+           {"before", before.to_vector()},
+           {"after", after.to_vector()},
+           {"support_x", task.support_x.to_vector()},
+           {"support_y", task.support_y.to_vector()}};
+  for (const float xi : grid) {
+    fig["truth"].push_back(
+        data::SinusoidTasks<float>::value(amplitude, phase, static_cast<double>(xi)));
   }
   return fig;
 }
@@ -257,21 +251,13 @@ Json gp_figure(const RunConfig& c, const L& learner) {
   Json fig{{"x", grid},
            {"mean", Json::array()},
            {"sigma", Json::array()},
-           {"support_x", Json::array()},
-           {"support_y", Json::array()},
-           {"query_x", Json::array()},
-           {"query_y", Json::array()}};
+           {"support_x", task.support_x.to_vector()},
+           {"support_y", task.support_y.to_vector()},
+           {"query_x", task.query_x.to_vector()},
+           {"query_y", task.query_y.to_vector()}};
   for (Index i = 0; i < 101; ++i) {
     fig["mean"].push_back(p.data()[2 * i]);
     fig["sigma"].push_back(p.data()[2 * i + 1]);
-  }
-  for (Index i = 0; i < task.support_x.numel(); ++i) {
-    fig["support_x"].push_back(task.support_x.data()[i]);
-    fig["support_y"].push_back(task.support_y.data()[i]);
-  }
-  for (Index i = 0; i < task.query_x.numel(); ++i) {
-    fig["query_x"].push_back(task.query_x.data()[i]);
-    fig["query_y"].push_back(task.query_y.data()[i]);
   }
   return fig;
 }
