@@ -1,5 +1,5 @@
-// The element loops of conv2d, max_pool2d, batch norm and Adam (declared in
-// metalearn/tensor/detail/simd_kernels.hpp), compiled once per instruction set by
+// The element loops of conv2d, max_pool2d, batch norm, Adam, sigmoid, tanh and the GRU gates
+// (declared in metalearn/tensor/detail/simd_kernels.hpp), compiled once per instruction set by
 // Highway's foreach_target and dispatched at run time. Everything between
 // HWY_BEFORE_NAMESPACE and HWY_AFTER_NAMESPACE is compiled for each target with that
 // target's code generation, so the plain loops below are vectorized for it too; the
@@ -639,6 +639,198 @@ void second_order_sums_f64(const double* x, const double* g, const double* a, In
   second_order_sums_impl(x, g, a, n, stride, s, mu, sums);
 }
 
+// ---- logistic sigmoid, tanh and the GRU gates ---------------------------------------
+//
+// float: exp and expm1 by Cody-Waite reduction to |r| <= ln2/2 (k = round(x log2 e),
+// r = x - k ln2 in two parts, k ln2_hi exact) and Taylor polynomials by Horner's rule,
+// 2^k built from exponent bits. Only IEEE basic operations are used (no multiply-add
+// is fused: the file is compiled with -ffp-contract=off), and row tails run the same
+// code on one-lane vectors, so every target and every lane gives the same bits.
+// double keeps libm (std::exp, std::tanh) through the scalar forms of simd_kernels.hpp.
+
+constexpr float kLog2e = 1.44269504088896341f;
+constexpr float kLn2Hi = 0.693145751953125f;  // 15 significant bits: k ln2_hi is exact
+constexpr float kLn2Lo = 1.42860676533018704e-6f;
+
+/// 2^k for integral k in [-126, 127].
+template <class D>
+HWY_INLINE hn::Vec<D> Pow2(D d, hn::Vec<D> k) {
+  const hn::RebindToSigned<D> di;
+  return hn::BitCast(d, hn::ShiftLeft<23>(hn::Add(hn::ConvertTo(di, k), hn::Set(di, 127))));
+}
+
+/// r = x - k ln2 with k = round(x log2 e), returned with k.
+template <class D>
+HWY_INLINE hn::Vec<D> ReduceLn2(D d, hn::Vec<D> x, hn::Vec<D>& k) {
+  k = hn::Round(hn::Mul(x, hn::Set(d, kLog2e)));
+  return hn::Sub(hn::Sub(x, hn::Mul(k, hn::Set(d, kLn2Hi))), hn::Mul(k, hn::Set(d, kLn2Lo)));
+}
+
+/// exp(x) for x <= 0; below -104 (where exp rounds to zero) x is clamped there. 2^k
+/// is applied in two halves, so results in the subnormal range round once.
+template <class D>
+HWY_INLINE hn::Vec<D> ExpNonPositive(D d, hn::Vec<D> x) {
+  hn::Vec<D> k;
+  const auto r = ReduceLn2(d, hn::Max(x, hn::Set(d, -104.0f)), k);
+  auto p = hn::Set(d, 1.0f / 5040.0f);
+  p = hn::Add(hn::Mul(p, r), hn::Set(d, 1.0f / 720.0f));
+  p = hn::Add(hn::Mul(p, r), hn::Set(d, 1.0f / 120.0f));
+  p = hn::Add(hn::Mul(p, r), hn::Set(d, 1.0f / 24.0f));
+  p = hn::Add(hn::Mul(p, r), hn::Set(d, 1.0f / 6.0f));
+  p = hn::Add(hn::Mul(p, r), hn::Set(d, 0.5f));
+  p = hn::Add(hn::Mul(p, r), hn::Set(d, 1.0f));
+  p = hn::Add(hn::Mul(p, r), hn::Set(d, 1.0f));
+  const auto k1 = hn::Trunc(hn::Mul(k, hn::Set(d, 0.5f)));
+  return hn::Mul(hn::Mul(p, Pow2(d, k1)), Pow2(d, hn::Sub(k, k1)));
+}
+
+/// 1 / (1 + exp(-x)) for x >= 0, exp(x) / (1 + exp(x)) below (no overflow); NaN stays.
+template <class D>
+HWY_INLINE hn::Vec<D> Sigmoid(D d, hn::Vec<D> x) {
+  const auto one = hn::Set(d, 1.0f);
+  const auto e = ExpNonPositive(d, hn::Neg(hn::Abs(x)));
+  const auto y = hn::Div(hn::IfThenElse(hn::Lt(x, hn::Zero(d)), e, one), hn::Add(one, e));
+  return hn::IfThenElse(hn::IsNaN(x), x, y);
+}
+
+/// tanh(x) = sign(x) m / (m + 2) with m = expm1(2|x|) (no cancellation near zero);
+/// 2|x| is clamped at 40, where tanh is 1 in float. NaN stays.
+template <class D>
+HWY_INLINE hn::Vec<D> Tanh(D d, hn::Vec<D> x) {
+  const auto ax = hn::Abs(x);
+  hn::Vec<D> k;
+  const auto r = ReduceLn2(d, hn::Min(hn::Add(ax, ax), hn::Set(d, 40.0f)), k);
+  auto q = hn::Set(d, 1.0f / 40320.0f);
+  q = hn::Add(hn::Mul(q, r), hn::Set(d, 1.0f / 5040.0f));
+  q = hn::Add(hn::Mul(q, r), hn::Set(d, 1.0f / 720.0f));
+  q = hn::Add(hn::Mul(q, r), hn::Set(d, 1.0f / 120.0f));
+  q = hn::Add(hn::Mul(q, r), hn::Set(d, 1.0f / 24.0f));
+  q = hn::Add(hn::Mul(q, r), hn::Set(d, 1.0f / 6.0f));
+  q = hn::Add(hn::Mul(q, r), hn::Set(d, 0.5f));
+  const auto em1_r = hn::Add(r, hn::Mul(hn::Mul(r, r), q));  // expm1(r)
+  const auto two_k = Pow2(d, k);
+  const auto one = hn::Set(d, 1.0f);
+  const auto m = hn::Add(hn::Mul(two_k, em1_r), hn::Sub(two_k, one));  // expm1(2|x|)
+  const auto t = hn::Div(m, hn::Add(m, hn::Set(d, 2.0f)));
+  return hn::IfThenElse(hn::IsNaN(x), x, hn::CopySignToAbs(t, x));
+}
+
+/// y[0, n) = f(x[0, n)) a vector at a time, the tail on one-lane vectors.
+template <class F>
+HWY_INLINE void map_lanes(const float* x, float* y, Index n, F f) {
+  const hn::ScalableTag<float> d;
+  const hn::CappedTag<float, 1> d1;
+  const auto lanes = static_cast<Index>(hn::Lanes(d));
+  Index i = 0;
+  for (; i + lanes <= n; i += lanes) hn::StoreU(f(d, hn::LoadU(d, x + i)), d, y + i);
+  for (; i < n; ++i) hn::StoreU(f(d1, hn::LoadU(d1, x + i)), d1, y + i);
+}
+
+void sigmoid_f32(const float* x, float* y, Index n) {
+  map_lanes(x, y, n, [](auto d, auto v) { return Sigmoid(d, v); });
+}
+void tanh_f32(const float* x, float* y, Index n) {
+  map_lanes(x, y, n, [](auto d, auto v) { return Tanh(d, v); });
+}
+
+/// The GRU gates of columns [k, k + Lanes(d)) of one row (see gru_gates_forward).
+template <class D>
+HWY_INLINE void gru_lanes(D d, const float* gi, const float* gh, const float* h, Index hs, Index k,
+                          float* out, float* saved) {
+  const auto r = Sigmoid(d, hn::Add(hn::LoadU(d, gi + k), hn::LoadU(d, gh + k)));
+  const auto z = Sigmoid(d, hn::Add(hn::LoadU(d, gi + hs + k), hn::LoadU(d, gh + hs + k)));
+  const auto ghn = hn::LoadU(d, gh + 2 * hs + k);
+  const auto n = Tanh(d, hn::Add(hn::LoadU(d, gi + 2 * hs + k), hn::Mul(r, ghn)));
+  hn::StoreU(hn::Add(n, hn::Mul(z, hn::Sub(hn::LoadU(d, h + k), n))), d, out + k);
+  if (saved != nullptr) {
+    hn::StoreU(r, d, saved + k);
+    hn::StoreU(z, d, saved + hs + k);
+    hn::StoreU(n, d, saved + 2 * hs + k);
+    hn::StoreU(ghn, d, saved + 3 * hs + k);
+  }
+}
+
+void gru_forward_f32(const float* gi, const float* gh, const float* h, Index rows, Index hs,
+                     float* out, float* saved) {
+  const hn::ScalableTag<float> d;
+  const hn::CappedTag<float, 1> d1;
+  const auto lanes = static_cast<Index>(hn::Lanes(d));
+  for (Index j = 0; j < rows; ++j) {
+    const float* gij = gi + j * 3 * hs;
+    const float* ghj = gh + j * 3 * hs;
+    const float* hj = h + j * hs;
+    float* oj = out + j * hs;
+    float* sj = saved != nullptr ? saved + j * 4 * hs : nullptr;
+    Index k = 0;
+    for (; k + lanes <= hs; k += lanes) gru_lanes(d, gij, ghj, hj, hs, k, oj, sj);
+    for (; k < hs; ++k) gru_lanes(d1, gij, ghj, hj, hs, k, oj, sj);
+  }
+}
+
+void gru_forward_f64(const double* gi, const double* gh, const double* h, Index rows, Index hs,
+                     double* out, double* saved) {
+  for (Index j = 0; j < rows; ++j) {
+    const double* gij = gi + j * 3 * hs;
+    const double* ghj = gh + j * 3 * hs;
+    for (Index k = 0; k < hs; ++k) {
+      const double r = logistic(gij[k] + ghj[k]);
+      const double z = logistic(gij[hs + k] + ghj[hs + k]);
+      const double ghn = ghj[2 * hs + k];
+      const double n = std::tanh(gij[2 * hs + k] + r * ghn);
+      out[j * hs + k] = n + z * (h[j * hs + k] - n);
+      if (saved != nullptr) {
+        double* sj = saved + j * 4 * hs;
+        sj[k] = r;
+        sj[hs + k] = z;
+        sj[2 * hs + k] = n;
+        sj[3 * hs + k] = ghn;
+      }
+    }
+  }
+}
+
+/// The GRU gates' backward (see gru_gates_backward): plain loops, vectorised for each
+/// target by the compiler; one rounding per operation, none fused.
+template <class T>
+void gru_backward_impl(const T* a, const T* h, const T* saved, Index rows, Index hs, T* dgi, T* dgh,
+                       T* dh) {
+  for (Index j = 0; j < rows; ++j) {
+    const T* HWY_RESTRICT aj = a + j * hs;
+    const T* HWY_RESTRICT hj = h + j * hs;
+    const T* HWY_RESTRICT sj = saved + j * 4 * hs;
+    for (Index k = 0; k < hs; ++k) {
+      const T r = sj[k];
+      const T z = sj[hs + k];
+      const T n = sj[2 * hs + k];
+      const T ghn = sj[3 * hs + k];
+      const T av = aj[k];
+      const T dpz = (av * (hj[k] - n)) * (z - z * z);
+      const T dpn = (av - av * z) * (T(1) - n * n);
+      const T dpr = (dpn * ghn) * (r - r * r);
+      if (dh != nullptr) dh[j * hs + k] = av * z;
+      if (dgi != nullptr) {
+        dgi[j * 3 * hs + k] = dpr;
+        dgi[j * 3 * hs + hs + k] = dpz;
+        dgi[j * 3 * hs + 2 * hs + k] = dpn;
+      }
+      if (dgh != nullptr) {
+        dgh[j * 3 * hs + k] = dpr;
+        dgh[j * 3 * hs + hs + k] = dpz;
+        dgh[j * 3 * hs + 2 * hs + k] = dpn * r;
+      }
+    }
+  }
+}
+
+void gru_backward_f32(const float* a, const float* h, const float* saved, Index rows, Index hs,
+                      float* dgi, float* dgh, float* dh) {
+  gru_backward_impl(a, h, saved, rows, hs, dgi, dgh, dh);
+}
+void gru_backward_f64(const double* a, const double* h, const double* saved, Index rows, Index hs,
+                      double* dgi, double* dgh, double* dh) {
+  gru_backward_impl(a, h, saved, rows, hs, dgi, dgh, dh);
+}
+
 }  // namespace metalearn::detail::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
@@ -667,6 +859,12 @@ HWY_EXPORT(backward_sums_f32);
 HWY_EXPORT(backward_sums_f64);
 HWY_EXPORT(second_order_sums_f32);
 HWY_EXPORT(second_order_sums_f64);
+HWY_EXPORT(sigmoid_f32);
+HWY_EXPORT(tanh_f32);
+HWY_EXPORT(gru_forward_f32);
+HWY_EXPORT(gru_forward_f64);
+HWY_EXPORT(gru_backward_f32);
+HWY_EXPORT(gru_backward_f64);
 
 // Each entry point settles the target once (simd_ready reads METALEARN_SIMD on first
 // use), then calls the chosen target's code through Highway's table.
@@ -749,6 +947,29 @@ void bn_second_order_sums(const float* x, const float* g, const float* a, Index 
 void bn_second_order_sums(const double* x, const double* g, const double* a, Index n, Index stride,
                           Index s, double mu, double* sums) {
   METALEARN_DISPATCH(second_order_sums_f64)(x, g, a, n, stride, s, mu, sums);
+}
+
+void sigmoid_values(const float* x, float* y, Index n) {
+  METALEARN_DISPATCH(sigmoid_f32)(x, y, n);
+}
+void tanh_values(const float* x, float* y, Index n) {
+  METALEARN_DISPATCH(tanh_f32)(x, y, n);
+}
+void gru_gates_forward(const float* gi, const float* gh, const float* h, Index rows, Index hs,
+                       float* out, float* saved) {
+  METALEARN_DISPATCH(gru_forward_f32)(gi, gh, h, rows, hs, out, saved);
+}
+void gru_gates_forward(const double* gi, const double* gh, const double* h, Index rows, Index hs,
+                       double* out, double* saved) {
+  METALEARN_DISPATCH(gru_forward_f64)(gi, gh, h, rows, hs, out, saved);
+}
+void gru_gates_backward(const float* a, const float* h, const float* saved, Index rows, Index hs,
+                        float* dgi, float* dgh, float* dh) {
+  METALEARN_DISPATCH(gru_backward_f32)(a, h, saved, rows, hs, dgi, dgh, dh);
+}
+void gru_gates_backward(const double* a, const double* h, const double* saved, Index rows, Index hs,
+                        double* dgi, double* dgh, double* dh) {
+  METALEARN_DISPATCH(gru_backward_f64)(a, h, saved, rows, hs, dgi, dgh, dh);
 }
 
 #undef METALEARN_DISPATCH

@@ -97,14 +97,7 @@ Tensor<T> gru_cell(const Tensor<T>& x, const Tensor<T>& h, const Tensor<T>& weig
           weight_hh.shape()[1] == h.shape()[1] && x.dim() == 2 && x.shape()[0] == h.shape()[0],
       ShapeError, "gru_cell: hidden state ", h.shape(), ", input ", x.shape(), " and weight_hh ",
       weight_hh.shape(), " do not fit together");
-  const Index hs = h.shape()[1];
-  Tensor<T> gi = linear(x, weight_ih, bias_ih);  // [N, 3H]
-  Tensor<T> gh = linear(h, weight_hh, bias_hh);  // [N, 3H]
-  Tensor<T> r = metalearn::sigmoid(add(slice(gi, 1, 0, hs), slice(gh, 1, 0, hs)));
-  Tensor<T> z = metalearn::sigmoid(add(slice(gi, 1, hs, 2 * hs), slice(gh, 1, hs, 2 * hs)));
-  Tensor<T> n =
-      metalearn::tanh(add(slice(gi, 1, 2 * hs, 3 * hs), mul(r, slice(gh, 1, 2 * hs, 3 * hs))));
-  return add(n, mul(z, sub(h, n)));  // (1 - z) n + z h
+  return gru_gates(linear(x, weight_ih, bias_ih), linear(h, weight_hh, bias_hh), h);
 }
 
 /// The state of an LSTM: hidden h [N, H] and cell c [N, H].

@@ -9,5 +9,6 @@
 #include "metalearn/tensor/ops/linalg.hpp"       // IWYU pragma: export
 #include "metalearn/tensor/ops/loss.hpp"         // IWYU pragma: export
 #include "metalearn/tensor/ops/pool.hpp"         // IWYU pragma: export
+#include "metalearn/tensor/ops/recurrent.hpp"    // IWYU pragma: export
 #include "metalearn/tensor/ops/reduction.hpp"    // IWYU pragma: export
 #include "metalearn/tensor/ops/shape_ops.hpp"    // IWYU pragma: export

@@ -1,12 +1,14 @@
 #pragma once
-// The loops of conv2d, max_pool2d, batch norm and Adam that run over every element: im2col,
-// col2im, channel gathers, window maxima, the max-pool backward scatter, batch norm's per-channel
-// sums and square roots. They are compiled
-// into the library once per instruction set (src/tensor/simd_kernels.cpp) and the best
-// one the CPU has is chosen at run time (see metalearn/core/simd.hpp); this header
-// only declares them. Every target gives the same bits: these loops copy, compare
-// and add one term per element in a fixed order.
+// The loops of conv2d, max_pool2d, batch norm, Adam and the recurrent cells that run over
+// every element: im2col, col2im, channel gathers, window maxima, the max-pool backward
+// scatter, batch norm's per-channel sums, square roots, float sigmoid and tanh, and the
+// GRU gates. They are compiled into the library once per instruction set
+// (src/tensor/simd_kernels.cpp) and the best one the CPU has is chosen at run time (see
+// metalearn/core/simd.hpp); this header declares them. Every target gives the same
+// bits: these loops copy, compare, and add or multiply one term at a time in a fixed
+// order, with no multiply-add fused.
 
+#include <cmath>
 #include <cstdint>
 
 #include "metalearn/core/export.hpp"
@@ -94,5 +96,36 @@ METALEARN_API void bn_second_order_sums(const float* x, const float* g, const fl
 METALEARN_API void bn_second_order_sums(const double* x, const double* g, const double* a, Index n,
                                         Index stride, Index s, double mu, double* sums);
 
+/// The logistic function in double: 1 / (1 + exp(-x)) for x >= 0, exp(x) / (1 + exp(x))
+/// below (no overflow either way). The double sigmoid and GRU gates use it.
+inline double logistic(double x) {
+  return x >= 0.0 ? 1.0 / (1.0 + std::exp(-x)) : std::exp(x) / (1.0 + std::exp(x));
+}
+/// y[i] = sigmoid(x[i]), y[i] = tanh(x[i]) for n floats (x and y may be the same array):
+/// within 2 ulp of the exact values (sigmoid's absolute error below 1e-45 where the
+/// result is subnormal), the same bits on every target; NaN stays NaN.
+METALEARN_API void sigmoid_values(const float* x, float* y, Index n);
+METALEARN_API void tanh_values(const float* x, float* y, Index n);
+/// The gate arithmetic of `rows` GRU steps of hs units, from the two products gi = W_ih x
+/// + b_ih and gh = W_hh h + b_hh ([rows, 3 hs] each, gates r, z, n) and the hidden
+/// state h [rows, hs]:
+///   r = sigmoid(gi_r + gh_r), z = sigmoid(gi_z + gh_z), n = tanh(gi_n + r gh_n),
+///   out = n + z (h - n),
+/// each a vector of the terms in that order (float: sigmoid_values and tanh_values;
+/// double: logistic and std::tanh). When `saved` is not null it receives, per row,
+/// [r | z | n | gh_n] ([rows, 4 hs]) for gru_gates_backward.
+METALEARN_API void gru_gates_forward(const float* gi, const float* gh, const float* h, Index rows,
+                                     Index hs, float* out, float* saved);
+METALEARN_API void gru_gates_forward(const double* gi, const double* gh, const double* h,
+                                     Index rows, Index hs, double* out, double* saved);
+/// Its backward from the gradient a [rows, hs] of out, the hidden state h and `saved`:
+///   dh = a z, d_pz = a (h - n) (z - z z), d_pn = (a - a z) (1 - n n),
+///   d_pr = d_pn gh_n (r - r r),
+///   dgi = [d_pr | d_pz | d_pn], dgh = [d_pr | d_pz | d_pn r],
+/// each product in that order with one rounding per operation. Any output may be null.
+METALEARN_API void gru_gates_backward(const float* a, const float* h, const float* saved,
+                                      Index rows, Index hs, float* dgi, float* dgh, float* dh);
+METALEARN_API void gru_gates_backward(const double* a, const double* h, const double* saved,
+                                      Index rows, Index hs, double* dgi, double* dgh, double* dh);
 }  // namespace detail
 }  // namespace metalearn

@@ -7,10 +7,12 @@
 #include <cmath>
 #include <cstdint>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "metalearn/autograd/node.hpp"
 #include "metalearn/tensor/detail/kernels.hpp"
+#include "metalearn/tensor/detail/simd_kernels.hpp"
 #include "metalearn/tensor/factory.hpp"
 #include "metalearn/tensor/ops/shape_ops.hpp"
 #include "metalearn/tensor/tensor.hpp"
@@ -270,11 +272,29 @@ Tensor<T> leaky_relu(const Tensor<T>& a, T negative_slope = T(0.01)) {
   return out;
 }
 
+namespace detail {
+/// out[i] = f(a[i]) through a compiled float kernel (simd_kernels.hpp) over blocks.
+template <class T>
+Tensor<T> map_float_kernel(const Tensor<T>& a, void (*kernel)(const float*, float*, Index)) {
+  Tensor<T> out = Tensor<T>::empty(a.shape());
+  for_elementwise_blocks(a.numel(), [kernel, pa = a.data(), po = out.data()](Index lo, Index hi) {
+    kernel(pa + lo, po + lo, hi - lo);
+  });
+  return out;
+}
+}  // namespace detail
+
+/// The logistic function 1 / (1 + exp(-a)), without overflow for large |a|. float runs
+/// a vectorised kernel that gives the same bits on every instruction set (within 2 ulp
+/// of the exact value); double uses libm (detail::logistic).
 template <class T>
 Tensor<T> sigmoid(const Tensor<T>& a) {
-  Tensor<T> out = detail::map_unary(a, [](T x) {
-    return x >= T(0) ? T(1) / (T(1) + std::exp(-x)) : std::exp(x) / (T(1) + std::exp(x));
-  });
+  Tensor<T> out;
+  if constexpr (std::is_same_v<T, float>) {
+    out = detail::map_float_kernel(a, &detail::sigmoid_values);
+  } else {
+    out = detail::map_unary(a, [](T x) { return static_cast<T>(detail::logistic(x)); });
+  }
   detail::record(
       out, "sigmoid", {&a},
       [](Node<T>& self, const Tensor<T>& g) {
@@ -285,9 +305,16 @@ Tensor<T> sigmoid(const Tensor<T>& a) {
   return out;
 }
 
+/// Hyperbolic tangent. float runs a vectorised kernel that gives the same bits on every
+/// instruction set (within 2 ulp of the exact value); double uses std::tanh.
 template <class T>
 Tensor<T> tanh(const Tensor<T>& a) {
-  Tensor<T> out = detail::map_unary(a, [](T x) { return std::tanh(x); });
+  Tensor<T> out;
+  if constexpr (std::is_same_v<T, float>) {
+    out = detail::map_float_kernel(a, &detail::tanh_values);
+  } else {
+    out = detail::map_unary(a, [](T x) { return std::tanh(x); });
+  }
   detail::record(
       out, "tanh", {&a},
       [](Node<T>& self, const Tensor<T>& g) {
