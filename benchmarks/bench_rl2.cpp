@@ -10,10 +10,11 @@
 //                                          the PPO loss over all of them at those parameters
 //   bench_rl2 dump-mdp <file.safetensors>  the same on small tabular MDPs (3 states, 2
 //                                          actions, 2 episodes of 3 steps per trial)
-//   bench_rl2 time [seconds] [chunk]       float32 at one thread: collection steps/s,
+//   bench_rl2 time [seconds] [chunk] [collect_chunk]
+//                                          float32 at one thread: collection steps/s,
 //                                          seconds per update and the peak resident memory,
-//                                          the workload of `rl2_twin.py time` (chunk:
-//                                          Rl2Options::chunk, default 16)
+//                                          the workload of `rl2_twin.py time` (chunk and
+//                                          collect_chunk: Rl2Options', default 16 and 64)
 //   bench_rl2 [--benchmark_* flags]        the Google Benchmark cases
 
 #include <benchmark/benchmark.h>
@@ -115,7 +116,7 @@ double peak_rss_mib() {
   return static_cast<double>(usage.ru_maxrss) / 1024.0;  // KiB on Linux
 }
 
-int run_time(double seconds, ml::Index chunk) {
+int run_time(double seconds, ml::Index chunk, ml::Index collect_chunk) {
   using clock = std::chrono::steady_clock;
   const auto elapsed = [](clock::time_point t0) {
     return std::chrono::duration<double>(clock::now() - t0).count();
@@ -123,6 +124,7 @@ int run_time(double seconds, ml::Index chunk) {
   ml::Generator gen(kSeed);
   alg::Rl2Options options = paper_options(1);
   options.chunk = chunk;
+  options.collect_chunk = collect_chunk;
   alg::Rl2<me::BernoulliBandits, float> rl2(paper_bandits(), gen, options);
   (void)rl2.meta_step();  // warm-up
   std::int64_t k = 1;
@@ -142,9 +144,10 @@ int run_time(double seconds, ml::Index chunk) {
   }
   const double per_update = elapsed(t0) / updates;
   fmt::print(
-      "metalearn, 1 thread, chunk {}: collection {:.0f} environment steps/s; PPO update {:.4f} s "
-      "(4 epochs x 4 minibatches of 128 trials x 10 steps, GRU 256); peak RSS {:.1f} MiB\n",
-      chunk, collect_rate, per_update, peak_rss_mib());
+      "metalearn, 1 thread, chunk {}, collect_chunk {}: collection {:.0f} environment steps/s; "
+      "PPO update {:.4f} s (4 epochs x 4 minibatches of 128 trials x 10 steps, GRU 256); peak "
+      "RSS {:.1f} MiB\n",
+      chunk, collect_chunk, collect_rate, per_update, peak_rss_mib());
   return 0;
 }
 
@@ -192,7 +195,8 @@ int main(int argc, char** argv) {
     }
     if (command == "time") {
       return run_time(argc >= 3 ? std::stod(argv[2]) : 10.0,
-                      argc >= 4 ? std::stol(argv[3]) : alg::Rl2Options{}.chunk);
+                      argc >= 4 ? std::stol(argv[3]) : alg::Rl2Options{}.chunk,
+                      argc >= 5 ? std::stol(argv[4]) : alg::Rl2Options{}.collect_chunk);
     }
   } catch (const std::exception& e) {
     fmt::print(stderr, "error: {}\n", e.what());

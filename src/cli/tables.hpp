@@ -369,6 +369,8 @@ inline const FieldTable<alg::Rl2Options>& rl2_table() {
              "standardise the advantages of each meta-step's trials")
         .add("chunk", &O::chunk,
              "trials stepped together as one batch (results depend on it, not on threads)")
+        .add("collect_chunk", &O::collect_chunk,
+             "trials stepped together when collecting (results may depend on it)")
         .add("threads", &O::threads, "threads collecting and updating the chunks")
         .exclude("seed", "set from the run's seed (--seed)")
         .add("check_finite", &O::check_finite,

@@ -237,7 +237,10 @@ TEST(Rl2, CollectionAndTrainingForwardCarryTheHiddenStateThroughTheTrial) {
 TEST(Rl2, CollectionAndStepsAreBitIdenticalOnOneAndTwoThreads) {
   const me::BernoulliBandits family({.arms = 5, .pulls = 10});
   ml::Generator g1(11), g2(11);
-  const ma::Rl2Options o{.hidden = 16, .trials = 40, .epochs = 2, .minibatches = 2, .chunk = 8};
+  // Five chunks of eight trials when collecting and when updating, so both spread over
+  // the two threads.
+  const ma::Rl2Options o{
+      .hidden = 16, .trials = 40, .epochs = 2, .minibatches = 2, .chunk = 8, .collect_chunk = 8};
   ma::Rl2Options o2 = o;
   o2.threads = 2;
   ma::Rl2<me::BernoulliBandits> one(family, g1, o);
@@ -289,6 +292,7 @@ TEST(Rl2, RejectsInvalidOptionsAndFamilies) {
   ml::Generator gen(1);
   using L = ma::Rl2<me::BernoulliBandits>;
   EXPECT_THROW(L(family, gen, {.trials = 0}), ml::ValueError);
+  EXPECT_THROW(L(family, gen, {.collect_chunk = 0}), ml::ValueError);
   EXPECT_THROW(L(family, gen, {.trials = 2, .minibatches = 4}), ml::ValueError);
   EXPECT_THROW(L(family, gen, {.gae_lambda = 1.5}), ml::ValueError);
   EXPECT_THROW(L(family, gen, {.clip = 0.0}), ml::ValueError);
