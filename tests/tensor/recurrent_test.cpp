@@ -205,5 +205,6 @@ TEST(FloatActivations, SameBitsOnEveryTarget) {
       for (int b = 0; b < 4; ++b) hash = (hash ^ ((bits >> (8 * b)) & 0xffu)) * 0x100000001b3ULL;
     }
   }
-  EXPECT_EQ(hash, 0x5158a0c58272ec99ULL) << "on " << ml::simd_target() << ": 0x" << std::hex << hash;
+  EXPECT_EQ(hash, 0x5158a0c58272ec99ULL)
+      << "on " << ml::simd_target() << ": 0x" << std::hex << hash;
 }
