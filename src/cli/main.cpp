@@ -2,6 +2,7 @@
 //
 //   metalearn train ALGORITHM [--tasks FAMILY] [--config run.json] [--out RUN_DIR] [flags]
 //   metalearn resume RUN_DIR [--steps N] [--time-limit S]
+//   mpirun -np N metalearn train|resume ... --distributed[=deterministic]
 //   metalearn evaluate RUN_DIR|CHECKPOINT [--episodes 600] [--ways N] [--shots K] [--steps S]
 //   metalearn report RUN_DIR [RUN_DIR...] [--out FILE.html]
 //   metalearn inspect FILE.safetensors
@@ -25,6 +26,10 @@
 
 #include "src/cli/report.hpp"
 #include "src/cli/run.hpp"
+
+#if defined(METALEARN_CLI_WITH_MPI)
+#include <metalearn/distributed/communicator.hpp>
+#endif
 
 namespace cli = metalearn::cli;
 
@@ -72,6 +77,7 @@ int usage(const std::string& problem) {
              "  metalearn train ALGORITHM [--tasks FAMILY] [--config run.json] [--out RUN_DIR] "
              "[options]\n"
              "  metalearn resume RUN_DIR [--steps N] [--time-limit SECONDS]\n"
+             "  mpirun -np N metalearn train|resume ... --distributed[=deterministic]\n"
              "  metalearn evaluate RUN_DIR|CHECKPOINT [--episodes N] [--ways N] [--shots K] "
              "[--steps S]\n"
              "  metalearn report RUN_DIR [RUN_DIR...] [--out FILE.html]\n"
@@ -91,6 +97,47 @@ int guarded(const char* command, const std::function<int()>& body) {
     fmt::print(stderr, "metalearn {}: {}\n", command, e.what());
     return 1;
   }
+}
+
+/// --distributed[=deterministic], the flag of train and resume.
+struct DistributedFlags {
+  std::string mode;  ///< empty: one process; "sum" or "deterministic"
+
+  void add(CLI::App& app) {
+    app.add_flag("--distributed{sum}", mode,
+                 "share each meta-batch among the ranks of an MPI job (mpirun -np N metalearn "
+                 "...; rank 0 writes the run folder): =sum (the default) adds the ranks' "
+                 "gradients in one all-reduce, =deterministic in task order, giving the "
+                 "single-process bits for any number of ranks")
+        ->check(CLI::IsMember({"sum", "deterministic"}));
+  }
+};
+
+/// Runs the body of a train or resume command. With --distributed, MPI is initialised
+/// for the call, rank 0 alone prints, and an error on any rank ends the whole job with
+/// that rank's message (the other ranks would wait for it in a collective).
+int training(const char* command, const DistributedFlags& flags, bool quiet,
+             const std::function<int(const cli::Reporting&, const cli::Distribution&)>& body) {
+  if (flags.mode.empty()) {
+    return guarded(command, [&] { return body(reporting(quiet), cli::Distribution{}); });
+  }
+  const cli::Distribution distribution{.enabled = true,
+                                       .deterministic = flags.mode == "deterministic"};
+#if defined(METALEARN_CLI_WITH_MPI)
+  const metalearn::distributed::Environment mpi;
+  const metalearn::distributed::Communicator world;
+  cli::Reporting r = reporting(quiet);
+  std::ostream silent(nullptr);  // discards what ranks other than 0 would print
+  if (world.rank() != 0) {
+    r.out = &silent;
+    r.progress = false;
+  }
+  if (world.size() == 1) return guarded(command, [&] { return body(r, distribution); });
+  return metalearn::distributed::or_abort(world, [&] { return body(r, distribution); });
+#else
+  // train() names the missing MPI.
+  return guarded(command, [&] { return body(reporting(quiet), distribution); });
+#endif
 }
 
 int parse_or_code(CLI::App& app, int argc, char** argv) {
@@ -147,14 +194,17 @@ int train_command(int argc, char** argv) {
   app.add_option("--config", config_flag, "a run's config.json to repeat (flags override it)");
   app.add_option("--out", out, "run folder")->capture_default_str();
   app.add_flag("--quiet", quiet, "no progress line");
+  DistributedFlags distributed;
+  distributed.add(app);
   cli::GivenFlags given;
   cli::add_config_flags(app, config, given);
   if (const int code = parse_or_code(app, argc - 1, argv + 1); code >= 0) return code;
-  return guarded("train", [&] {
-    cli::apply_flags(given, config);
-    const cli::TrainOutcome o = cli::train(config, out, /*resume=*/false, reporting(quiet));
-    return o.finished || o.stopped ? 0 : 1;
-  });
+  return training("train", distributed, quiet,
+                  [&](const cli::Reporting& r, const cli::Distribution& d) {
+                    cli::apply_flags(given, config);
+                    const cli::TrainOutcome o = cli::train(config, out, /*resume=*/false, r, d);
+                    return o.finished || o.stopped ? 0 : 1;
+                  });
 }
 
 int resume_command(int argc, char** argv) {
@@ -168,14 +218,17 @@ int resume_command(int argc, char** argv) {
   app.add_option("--steps", steps, "meta-steps of the whole run (default: the run's)");
   app.add_option("--time-limit", time_limit, "stop after this many seconds (0: no limit)");
   app.add_flag("--quiet", quiet, "no progress line");
+  DistributedFlags distributed;
+  distributed.add(app);
   if (const int code = parse_or_code(app, argc - 1, argv + 1); code >= 0) return code;
-  return guarded("resume", [&] {
-    cli::RunConfig config = cli::read_config(dir);
-    if (steps > 0) config.run.steps = steps;
-    if (time_limit >= 0.0) config.run.time_limit = time_limit;
-    const cli::TrainOutcome o = cli::train(config, dir, /*resume=*/true, reporting(quiet));
-    return o.finished || o.stopped ? 0 : 1;
-  });
+  return training("resume", distributed, quiet,
+                  [&](const cli::Reporting& r, const cli::Distribution& d) {
+                    cli::RunConfig config = cli::read_config(dir, d);
+                    if (steps > 0) config.run.steps = steps;
+                    if (time_limit >= 0.0) config.run.time_limit = time_limit;
+                    const cli::TrainOutcome o = cli::train(config, dir, /*resume=*/true, r, d);
+                    return o.finished || o.stopped ? 0 : 1;
+                  });
 }
 
 int evaluate_command(int argc, char** argv) {

@@ -7,16 +7,25 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstddef>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <metalearn/data.hpp>
 #include <metalearn/io.hpp>
 #include <metalearn/nn.hpp>
 #include <metalearn/train.hpp>
+#include <optional>
 #include <ostream>
 #include <sstream>
+#include <string>
 #include <system_error>
 #include <type_traits>
+#include <vector>
+
+#if defined(METALEARN_CLI_WITH_MPI)
+#include <metalearn/distributed.hpp>
+#endif
 
 namespace metalearn::cli {
 
@@ -549,13 +558,34 @@ RunConfig read_config(const fs::path& run_dir) {
   return config_from_json(read_json(path), path.string());
 }
 
+RunConfig read_config(const fs::path& run_dir, const Distribution& distribution) {
+#if defined(METALEARN_CLI_WITH_MPI)
+  if (distribution.enabled) {
+    const distributed::Communicator world;
+    std::vector<std::byte> bytes;
+    if (world.rank() == 0) {
+      const std::string text = to_json(read_config(run_dir)).dump();
+      bytes.resize(text.size());
+      std::memcpy(bytes.data(), text.data(), text.size());
+    }
+    world.broadcast(bytes, 0);
+    std::string text(bytes.size(), '\0');
+    std::memcpy(text.data(), bytes.data(), bytes.size());
+    return config_from_json(Json::parse(text), (run_dir / "config.json").string());
+  }
+#else
+  (void)distribution;
+#endif
+  return read_config(run_dir);
+}
+
 namespace {
 
 /// What the console says, what results.json holds and report.html shows when a fit()
 /// call of `config` has ended with `result`; `figure` is the report's task figure (null
-/// for none).
+/// for none). Without `write` (a rank other than 0), only the outcome.
 TrainOutcome record(const RunConfig& config, const fs::path& run_dir,
-                    const train::FitResult& result, Json figure, std::ostream& out) {
+                    const train::FitResult& result, Json figure, std::ostream& out, bool write) {
   const RunSettings& r = config.run;
   TrainOutcome o;
   o.start_step = result.start_step;
@@ -593,28 +623,55 @@ TrainOutcome record(const RunConfig& config, const fs::path& run_dir,
                        environment(config) ? "trials" : "episodes", rate);
   }
   if (!figure.is_null()) results["figure"] = std::move(figure);
-  write_file_atomically(run_dir / "results.json", results.dump(2) + "\n");
-  write_report({run_dir}, run_dir / "report.html");
+  if (write) {
+    write_file_atomically(run_dir / "results.json", results.dump(2) + "\n");
+    write_report({run_dir}, run_dir / "report.html");
+  }
   return o;
 }
 
 }  // namespace
 
+bool distributed_available() {
+#if defined(METALEARN_CLI_WITH_MPI)
+  return true;
+#else
+  return false;
+#endif
+}
+
 TrainOutcome train(const RunConfig& config, const fs::path& run_dir, bool resume,
-                   const Reporting& reporting) {
+                   const Reporting& reporting, const Distribution& distribution) {
   std::ostream& out = *reporting.out;
+  METALEARN_CHECK(!distribution.enabled || distributed_available(), ValueError,
+                  "metalearn: --distributed needs a metalearn built with MPI "
+                  "(METALEARN_WITH_MPI; Debian: libopenmpi-dev openmpi-bin)");
+  METALEARN_CHECK(!distribution.enabled || !environment(config), ValueError,
+                  "metalearn: --distributed shares each meta-batch of tasks among the ranks; ",
+                  config.algorithm, " on ", config.tasks,
+                  " collects its own trials and has no meta-batch of tasks (run it in one "
+                  "process, with its threads option)");
+#if defined(METALEARN_CLI_WITH_MPI)
+  std::optional<distributed::Communicator> world;
+  if (distribution.enabled) world.emplace();
+  const bool writer = !world || world->rank() == 0;
+#else
+  const bool writer = true;
+#endif
   const fs::path config_path = run_dir / "config.json";
-  if (fs::exists(config_path)) {
-    const RunConfig existing = read_config(run_dir);
-    METALEARN_CHECK(resume, ValueError, "metalearn: ", run_dir.string(),
-                    " already holds a run (config.json); continue it with `metalearn resume ",
-                    run_dir.string(), "` or choose another --out");
-    METALEARN_CHECK(identity_of(existing) == identity_of(config), ValueError,
-                    "metalearn: ", config_path.string(),
-                    " describes another run than the one asked for");
+  if (writer) {
+    if (fs::exists(config_path)) {
+      const RunConfig existing = read_config(run_dir);
+      METALEARN_CHECK(resume, ValueError, "metalearn: ", run_dir.string(),
+                      " already holds a run (config.json); continue it with `metalearn resume ",
+                      run_dir.string(), "` or choose another --out");
+      METALEARN_CHECK(identity_of(existing) == identity_of(config), ValueError,
+                      "metalearn: ", config_path.string(),
+                      " describes another run than the one asked for");
+    }
+    fs::create_directories(run_dir);
+    write_file_atomically(config_path, to_json(config).dump(2) + "\n");
   }
-  fs::create_directories(run_dir);
-  write_file_atomically(config_path, to_json(config).dump(2) + "\n");
 
   const RunSettings& r = config.run;
   const std::string unit = environment(config) ? "trials" : "episodes";
@@ -669,21 +726,44 @@ TrainOutcome train(const RunConfig& config, const fs::path& run_dir, bool resume
         << std::flush;
     return with_environment_learner(config, [&](auto& learner) {
       const train::FitResult result = train::fit(learner, fit);
-      return record(config, run_dir, result, trial_figure(config, learner), out);
+      return record(config, run_dir, result, trial_figure(config, learner), out, true);
     });
   }
-  out << fmt::format("{} on {}: {} meta-steps of {} task(s), run folder {}\n", config.algorithm,
-                     config.tasks, r.steps, config.task.meta_batch, run_dir.string())
+  std::string ranks;
+#if defined(METALEARN_CLI_WITH_MPI)
+  if (world) {
+    ranks = fmt::format(" over {} rank(s){}", world->size(),
+                        distribution.deterministic ? ", deterministic" : "");
+  }
+#endif
+  out << fmt::format("{} on {}: {} meta-steps of {} task(s){}, run folder {}\n", config.algorithm,
+                     config.tasks, r.steps, config.task.meta_batch, ranks, run_dir.string())
       << std::flush;
   return with_learner(
       config, out,
       [&](auto& learner, auto& batches, const auto& test_tasks, const nn::Module<float>* model) {
-        const train::FitResult result = train::fit(learner, batches, fit, &test_tasks);
-        Json figure = config.tasks == "sinusoid" && model != nullptr
+        train::FitResult result;
+#if defined(METALEARN_CLI_WITH_MPI)
+        if (world) {
+          // Rank r draws tasks r, r + R, ... of the stream `batches` would give.
+          using T = typename std::decay_t<decltype(learner)>::value_type;
+          distributed::ShardedBatches<T> shards(batches.sampler(), batches.options(), world->rank(),
+                                                world->size());
+          distributed::DistributedTrainer trainer(learner, *world,
+                                                  {.deterministic = distribution.deterministic});
+          result = trainer.fit(shards, fit, &test_tasks);
+        } else {
+          result = train::fit(learner, batches, fit, &test_tasks);
+        }
+#else
+        result = train::fit(learner, batches, fit, &test_tasks);
+#endif
+        Json figure = !writer ? Json()
+                      : config.tasks == "sinusoid" && model != nullptr
                           ? sinusoid_figure(config, learner, *model)
                       : config.tasks == "gp" ? gp_figure(config, learner)
                                              : Json();
-        return record(config, run_dir, result, std::move(figure), out);
+        return record(config, run_dir, result, std::move(figure), out, writer);
       });
 }
 

@@ -59,6 +59,11 @@ RunConfig config_from_json(const Json& j, const std::string& file);
 /// Reads RUN_DIR/config.json. @throws IoError / ValueError naming the file.
 RunConfig read_config(const std::filesystem::path& run_dir);
 
+struct Distribution;
+/// read_config() on rank 0 of a distributed call, given to every rank (the run folder
+/// need not be visible to the others); read_config() otherwise.
+RunConfig read_config(const std::filesystem::path& run_dir, const Distribution& distribution);
+
 /// Where a run reports: a line per evaluation and the final summary on `out`; a
 /// progress line on stderr when it is a terminal. `stop` is polled after every
 /// meta-step: when it returns true the run writes a checkpoint and ends.
@@ -67,6 +72,21 @@ struct Reporting {
   bool progress = true;
   std::function<bool()> stop{};
 };
+
+/// How a train or resume call spreads its meta-batches over processes (`metalearn
+/// train ... --distributed` under mpirun): every rank builds the run's learner and
+/// computes its share of each meta-batch (distributed::DistributedTrainer); rank 0
+/// alone reads and writes the run folder and prints.
+struct Distribution {
+  /// Over the ranks of MPI_COMM_WORLD (MPI must be initialised by the caller).
+  bool enabled = false;
+  /// Sum the tasks' gradients in global task order: the single-process bits for any
+  /// number of ranks (more bytes per step than the default all-reduce).
+  bool deterministic = false;
+};
+
+/// Whether this build has MPI (METALEARN_WITH_MPI), so Distribution::enabled works.
+bool distributed_available();
 
 /// What a train or resume call did.
 struct TrainOutcome {
@@ -82,9 +102,11 @@ struct TrainOutcome {
 /// Trains `config` into `run_dir`: writes config.json (refusing a folder holding
 /// another run's), then trains through train::fit with checkpoints, metrics.jsonl and,
 /// when the call ends, results.json and report.html. With `resume`, continues the run
-/// in `run_dir`.
+/// in `run_dir`. With `distribution.enabled`, over the ranks of MPI_COMM_WORLD; ranks
+/// other than 0 write nothing. @throws ValueError for an environment run (RL^2 has no
+/// meta-batch of tasks to share) or a build without MPI.
 TrainOutcome train(const RunConfig& config, const std::filesystem::path& run_dir, bool resume,
-                   const Reporting& reporting);
+                   const Reporting& reporting, const Distribution& distribution = {});
 
 /// What `metalearn evaluate` measures: test episodes, and the episodes' shape and
 /// inner steps when they differ from the run's (unset: the run's).
