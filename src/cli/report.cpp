@@ -152,6 +152,14 @@ draw('lr', 'outer learning rate', 'lr', 'learning rate', 'logarithmic');
      backgroundColor: '#222', pointRadius: 0, borderWidth: 1.5},
     {label: 'support set', data: xy(first.support_x, first.support_y), showLine: false,
      pointRadius: 4, borderColor: '#000', backgroundColor: '#000'}];
+  if (predictive && first.gp_mean) {  // the exact GP on the same context (first run's task)
+    datasets.push({label: 'exact GP (-2 sigma)', data: xy(first.x, first.gp_mean.map((m, i) => m - 2 * first.gp_sigma[i])),
+                   borderColor: '#222', borderDash: [2, 3], borderWidth: 1, pointRadius: 0, fill: false});
+    datasets.push({label: 'exact GP (+2 sigma)', data: xy(first.x, first.gp_mean.map((m, i) => m + 2 * first.gp_sigma[i])),
+                   borderColor: '#222', borderDash: [2, 3], borderWidth: 1, pointRadius: 0, fill: false});
+    datasets.push({label: 'exact GP mean', data: xy(first.x, first.gp_mean), borderColor: '#222',
+                   backgroundColor: '#222', borderDash: [6, 3], pointRadius: 0, borderWidth: 1.5});
+  }
   if (predictive) withFigure.forEach(run => {
     const color = palette[runs.indexOf(run) % palette.length];
     const f = run.figure;

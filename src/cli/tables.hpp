@@ -255,8 +255,18 @@ inline const FieldTable<data::GaussianProcessOptions>& gp_table() {
   using O = data::GaussianProcessOptions;
   static const FieldTable<O> table = [] {
     FieldTable<O> t("GaussianProcessOptions");
-    t.add("length_scale", &O::length_scale, "length scale of the RBF kernel")
-        .add("signal_scale", &O::signal_scale, "signal scale of the RBF kernel")
+    t.add_enum("kernel", &O::kernel,
+               EnumNames<data::GpKernel>{{"eq", data::GpKernel::kEq},
+                                         {"matern52", data::GpKernel::kMatern52},
+                                         {"periodic", data::GpKernel::kPeriodic}},
+               "covariance function")
+        .add("length_scale", &O::length_scale, "the kernel's length scale (smallest, if drawn)")
+        .add("signal_scale", &O::signal_scale, "the kernel's signal scale (smallest, if drawn)")
+        .add("length_scale_max", &O::length_scale_max,
+             "draw each task's length scale from [length_scale, this) (0: fixed)")
+        .add("signal_scale_max", &O::signal_scale_max,
+             "draw each task's signal scale from [signal_scale, this) (0: fixed)")
+        .add("period", &O::period, "period of the periodic kernel")
         .add("noise_std", &O::noise_std, "standard deviation of the targets' noise")
         .add("min_context", &O::min_context, "fewest context points of a task")
         .add("max_context", &O::max_context, "most context points of a task")

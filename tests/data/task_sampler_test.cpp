@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <metalearn/data.hpp>
@@ -156,6 +157,108 @@ TEST(GaussianProcessTasks, SampleCovarianceMatchesKernel) {
   }
   EXPECT_NEAR(sxx / n, s * s, 0.15 * s * s);
   EXPECT_NEAR(sxy / n, expected_corr_sum / n, 0.15 * s * s);
+}
+
+// The Matern 5/2 and periodic kernels by their formulas at a few distances, and the
+// sample covariance of two points of each family against its kernel.
+TEST(GaussianProcessTasks, MaternAndPeriodicKernels) {
+  const double l = 0.7, s = 1.3, p = 1.5;
+  for (const double d : {0.0, 0.3, 1.1, 2.5}) {
+    const double r = std::sqrt(5.0) * d / l;
+    EXPECT_NEAR(md::gp_kernel_value(md::GpKernel::kMatern52, d, l, s, p),
+                s * s * (1 + r + r * r / 3) * std::exp(-r), 1e-15);
+    const double sn = std::sin(std::numbers::pi * d / p);
+    EXPECT_NEAR(md::gp_kernel_value(md::GpKernel::kPeriodic, d, l, s, p),
+                s * s * std::exp(-2 * sn * sn / (l * l)), 1e-15);
+    EXPECT_NEAR(md::gp_kernel_value(md::GpKernel::kEq, d, l, s, p),
+                s * s * std::exp(-d * d / (2 * l * l)), 1e-15);
+  }
+  // The periodic kernel repeats with the period.
+  EXPECT_NEAR(md::gp_kernel_value(md::GpKernel::kPeriodic, 0.4 + p, l, s, p),
+              md::gp_kernel_value(md::GpKernel::kPeriodic, 0.4, l, s, p), 1e-12);
+  for (const md::GpKernel kernel : {md::GpKernel::kMatern52, md::GpKernel::kPeriodic}) {
+    md::GaussianProcessTasks<double> family({.kernel = kernel,
+                                             .length_scale = l,
+                                             .signal_scale = s,
+                                             .period = p,
+                                             .min_context = 2,
+                                             .max_context = 2,
+                                             .min_target = 0,
+                                             .max_target = 0,
+                                             .x_min = 0.0,
+                                             .x_max = 2.0});
+    ml::Generator gen(3);
+    double sxx = 0, sxy = 0, expected = 0;
+    const int n = 4000;
+    for (int i = 0; i < n; ++i) {
+      const auto t = family.sample(gen);
+      const double x1 = t.support_x.data()[0], x2 = t.support_x.data()[1];
+      sxx += t.support_y.data()[0] * t.support_y.data()[0];
+      sxy += t.support_y.data()[0] * t.support_y.data()[1];
+      expected += md::gp_kernel_value(kernel, std::abs(x1 - x2), l, s, p);
+    }
+    EXPECT_NEAR(sxx / n, s * s, 0.15 * s * s) << static_cast<int>(kernel);
+    EXPECT_NEAR(sxy / n, expected / n, 0.15 * s * s) << static_cast<int>(kernel);
+  }
+}
+
+// Kernel parameters drawn per task (the ANP protocol): within their ranges, different
+// from task to task, recorded in the task's params, and used by the oracle (which then
+// equals a fixed family's with the task's parameters). A fixed family draws nothing for
+// them, so its tasks are unchanged by the option's existence (the first task of seed 9
+// is pinned to the draws the sampler made before it).
+TEST(GaussianProcessTasks, KernelParametersDrawnPerTask) {
+  const md::GaussianProcessOptions random{.length_scale = 0.1,
+                                          .signal_scale = 0.1,
+                                          .length_scale_max = 0.6,
+                                          .signal_scale_max = 1.0,
+                                          .noise_std = 0.02,
+                                          .targets_include_context = true};
+  md::GaussianProcessTasks<double> family(random);
+  ml::Generator gen(11);
+  double lo = 1, hi = 0;
+  for (int rep = 0; rep < 40; ++rep) {
+    const auto t = family.sample(gen);
+    const double l = t.param("length_scale"), s = t.param("signal_scale");
+    EXPECT_GE(l, 0.1);
+    EXPECT_LT(l, 0.6);
+    EXPECT_GE(s, 0.1);
+    EXPECT_LT(s, 1.0);
+    lo = std::min(lo, l);
+    hi = std::max(hi, l);
+    if (rep < 5) {
+      md::GaussianProcessOptions fixed = random;
+      fixed.length_scale = l;
+      fixed.signal_scale = s;
+      fixed.length_scale_max = fixed.signal_scale_max = 0.0;
+      md::Task<double> bare = t;
+      bare.params.clear();
+      EXPECT_EQ(family.oracle_log_likelihood(t),
+                md::GaussianProcessTasks<double>(fixed).oracle_log_likelihood(bare));
+    }
+  }
+  EXPECT_GT(hi - lo, 0.3);
+
+  // A fixed family's draws: the counts, then the inputs, then the normals.
+  md::GaussianProcessTasks<double> fixed({.min_context = 2,
+                                          .max_context = 2,
+                                          .min_target = 1,
+                                          .max_target = 1,
+                                          .x_min = 0.0,
+                                          .x_max = 1.0});
+  ml::Generator a(9), b(9);
+  const auto t = fixed.sample(a);
+  (void)b.randint(2, 2);
+  (void)b.randint(1, 1);
+  EXPECT_EQ(t.support_x.data()[0], b.uniform(0.0, 1.0));
+  EXPECT_EQ(t.support_x.data()[1], b.uniform(0.0, 1.0));
+  EXPECT_EQ(t.query_x.data()[0], b.uniform(0.0, 1.0));
+
+  EXPECT_THROW(md::GaussianProcessTasks<float>({.length_scale = 0.5, .length_scale_max = 0.2}),
+               ml::ValueError);
+  EXPECT_THROW(md::GaussianProcessTasks<float>({.signal_scale = 0.5, .signal_scale_max = 0.2}),
+               ml::ValueError);
+  EXPECT_THROW(md::GaussianProcessTasks<float>({.period = 0.0}), ml::ValueError);
 }
 
 TEST(GaussianProcessTasks, TargetsIncludeContextAndValidation) {
@@ -319,4 +422,65 @@ TEST(GaussianProcessOracle, MatchesTheClosedFormAndBeatsThePrior) {
   EXPECT_GT(with / 200, without / 200 + 0.2);
   task.query_x = ml::zeros<double>({0, 1});
   EXPECT_THROW((void)gp.oracle_log_likelihood(task), ml::ShapeError);
+}
+
+// query_part: the context points and the further targets of a task whose query set
+// begins with its support set; QueryPartTasks draws the same tasks as its family.
+TEST(QueryPart, SplitsTheQuerySetAtTheContext) {
+  md::GaussianProcessTasks<double> family({.targets_include_context = true});
+  ml::Generator gen(6);
+  const auto task = family.sample(gen);
+  const auto context = md::query_part(task, md::QueryPart::kContext);
+  const auto beyond = md::query_part(task, md::QueryPart::kNewTargets);
+  ASSERT_EQ(context.queries, task.shots);
+  ASSERT_EQ(beyond.queries, task.queries - task.shots);
+  ASSERT_EQ(context.query_x.shape(), task.support_x.shape());
+  for (ml::Index i = 0; i < task.shots; ++i) {
+    EXPECT_EQ(context.query_y.data()[i], task.support_y.data()[i]);
+  }
+  for (ml::Index i = 0; i < beyond.queries; ++i) {
+    EXPECT_EQ(beyond.query_x.data()[i], task.query_x.data()[task.shots + i]);
+    EXPECT_EQ(beyond.query_y.data()[i], task.query_y.data()[task.shots + i]);
+  }
+  EXPECT_EQ(beyond.support_x.data(), task.support_x.data());  // the context is shared
+
+  const md::QueryPartTasks<double> parts(family, md::QueryPart::kNewTargets);
+  ml::Generator a(8), b(8);
+  const auto whole = family.sample(a);
+  const auto part = parts.sample(b);
+  EXPECT_EQ(part.query_x.data()[0], whole.query_x.data()[whole.shots]);
+
+  // A query set that does not begin with the support set, and an empty part.
+  md::GaussianProcessTasks<double> apart;  // targets_include_context off
+  ml::Generator c(1);
+  EXPECT_THROW((void)md::query_part(apart.sample(c), md::QueryPart::kContext), ml::ShapeError);
+  md::Task<double> only_context = md::query_part(task, md::QueryPart::kContext);
+  EXPECT_THROW((void)md::query_part(only_context, md::QueryPart::kNewTargets), ml::ShapeError);
+}
+
+// The oracle's predictive: with noise ~0 it interpolates the context, far from the
+// context it returns to the prior (mean 0, variance s^2 + noise^2), and its
+// log-density at the query points is oracle_log_likelihood().
+TEST(GaussianProcessOracle, PredictiveInterpolatesAndMatchesTheLikelihood) {
+  md::GaussianProcessTasks<double> exact(
+      {.kernel = md::GpKernel::kMatern52, .signal_scale = 1.2, .noise_std = 1e-4});
+  ml::Generator gen(4);
+  const auto task = exact.sample(gen);
+  std::vector<double> x(task.support_x.data(), task.support_x.data() + task.shots);
+  x.push_back(50.0);
+  const auto p = exact.oracle_predictive(task, x);
+  for (ml::Index i = 0; i < task.shots; ++i) {
+    EXPECT_NEAR(p.mean[static_cast<std::size_t>(i)], task.support_y.data()[i], 1e-3);
+  }
+  EXPECT_NEAR(p.mean.back(), 0.0, 1e-9);
+  EXPECT_NEAR(p.variance.back(), 1.44 + 1e-8, 1e-6);
+
+  const std::vector<double> q(task.query_x.data(), task.query_x.data() + task.queries);
+  const auto pq = exact.oracle_predictive(task, q);
+  double total = 0.0;
+  for (std::size_t i = 0; i < q.size(); ++i) {
+    const double r = task.query_y.data()[i] - pq.mean[i];
+    total += -0.5 * std::log(2 * std::numbers::pi * pq.variance[i]) - 0.5 * r * r / pq.variance[i];
+  }
+  EXPECT_DOUBLE_EQ(exact.oracle_log_likelihood(task), total / static_cast<double>(q.size()));
 }

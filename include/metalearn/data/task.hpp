@@ -2,6 +2,7 @@
 /// @file
 /// Task<T> and TaskBatch<T>: the unit of work every meta-learning algorithm consumes.
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -72,5 +73,54 @@ struct Task {
 /// The tasks of one meta-batch.
 template <class T>
 using TaskBatch = std::vector<Task<T>>;
+
+/// Which points of a regression task's query set query_part() keeps.
+enum class QueryPart {
+  kContext,     ///< the context points (the first `shots` rows of the query set)
+  kNewTargets,  ///< the targets after them
+};
+
+/// A regression task whose query set begins with its support set (the layout of Neural
+/// Process tasks, GaussianProcessOptions::targets_include_context) with only the context
+/// points, or only the further targets, as its query set: a model's predictive on each,
+/// evaluated separately (the ANP paper's context and target log-likelihoods).
+/// @throws ShapeError when the query set does not begin with the support set, or the
+/// part asked for is empty.
+template <class T>
+[[nodiscard]] Task<T> query_part(const Task<T>& task, QueryPart part) {
+  const char* f = "data::query_part";
+  METALEARN_CHECK(!task.classification() && task.support_x.defined() && task.query_x.defined() &&
+                      task.support_y.defined() && task.query_y.defined() &&
+                      task.support_x.dim() == 2 && task.query_x.dim() == 2 &&
+                      task.support_y.dim() == 2 && task.query_y.dim() == 2,
+                  ShapeError, f, ": needs a regression task with [n, d] sets");
+  const Index c = task.support_x.shape()[0];
+  const Index m = task.query_x.shape()[0];
+  const Index dx = task.query_x.shape()[1];
+  const Index dy = task.query_y.shape()[1];
+  METALEARN_CHECK(m >= c && task.support_x.shape()[1] == dx && task.support_y.shape()[1] == dy,
+                  ShapeError, f, ": the query set (", task.query_x.shape(),
+                  ") does not begin with the support set (", task.support_x.shape(), ")");
+  for (Index i = 0; i < c * dx; ++i) {
+    METALEARN_CHECK(task.query_x.data()[i] == task.support_x.data()[i], ShapeError, f,
+                    ": the query set does not begin with the support set (input ", i / dx,
+                    " differs)");
+  }
+  const Index begin = part == QueryPart::kContext ? 0 : c;
+  const Index end = part == QueryPart::kContext ? c : m;
+  METALEARN_CHECK(end > begin, ShapeError, f, ": the task has no ",
+                  part == QueryPart::kContext ? "context points" : "targets beyond its context");
+  const auto rows = [&](const Tensor<T>& t, Index d) {
+    Tensor<T> out = Tensor<T>::empty(Shape{end - begin, d});
+    const T* from = t.data() + begin * d;
+    std::copy(from, from + (end - begin) * d, out.data());
+    return out;
+  };
+  Task<T> out = task;
+  out.query_x = rows(task.query_x, dx);
+  out.query_y = rows(task.query_y, dy);
+  out.queries = end - begin;
+  return out;
+}
 
 }  // namespace metalearn::data

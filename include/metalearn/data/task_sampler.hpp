@@ -83,6 +83,29 @@ class METALEARN_API AnyTaskSampler {
   std::shared_ptr<const Concept> impl_;
 };
 
+/// The tasks of another sampler with only part of each query set (query_part()): a
+/// model evaluated on `QueryPartTasks(family, QueryPart::kContext)` and on
+/// `QueryPartTasks(family, QueryPart::kNewTargets)` sees the same tasks as on `family`
+/// (the same generators), scored on the context points or on the further targets only.
+template <class T>
+class QueryPartTasks {
+ public:
+  using value_type = T;
+
+  QueryPartTasks(AnyTaskSampler<T> sampler, QueryPart part)
+      : sampler_(std::move(sampler)), part_(part) {}
+
+  /// The wrapped sampler's task with the chosen part of its query set.
+  /// @throws ShapeError as query_part() does.
+  [[nodiscard]] Task<T> sample(Generator& gen) const {
+    return query_part(sampler_.sample(gen), part_);
+  }
+
+ private:
+  AnyTaskSampler<T> sampler_;
+  QueryPart part_;
+};
+
 /// The generator of task `index` of the stream (seed, split). Every task the library
 /// draws comes from one: task j of meta-batch `position` is task position * batch + j
 /// of its MetaBatchSampler's stream, and evaluation episode i (Maml::evaluate and
