@@ -5,6 +5,7 @@
 #include "metalearn/data/class_dataset.hpp"       // IWYU pragma: export
 #include "metalearn/data/episodic_sampler.hpp"    // IWYU pragma: export
 #include "metalearn/data/gaussian_process.hpp"    // IWYU pragma: export
+#include "metalearn/data/image_completion.hpp"    // IWYU pragma: export
 #include "metalearn/data/meta_batch_sampler.hpp"  // IWYU pragma: export
 #include "metalearn/data/omniglot.hpp"            // IWYU pragma: export
 #include "metalearn/data/png.hpp"                 // IWYU pragma: export

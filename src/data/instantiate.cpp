@@ -12,12 +12,15 @@ template class SinusoidTasks<float>;
 template class SinusoidTasks<double>;
 template class GaussianProcessTasks<float>;
 template class GaussianProcessTasks<double>;
+template class ImageCompletionTasks<float>;
+template class ImageCompletionTasks<double>;
 template class EpisodicSampler<float>;
 template class EpisodicSampler<double>;
 
 static_assert(TaskSampler<SinusoidTasks<float>>);
 static_assert(TaskSampler<GaussianProcessTasks<double>>);
 static_assert(TaskSampler<EpisodicSampler<float>>);
+static_assert(TaskSampler<ImageCompletionTasks<float>>);
 static_assert(TaskSampler<AnyTaskSampler<float>>);
 
 }  // namespace metalearn::data
