@@ -231,3 +231,75 @@ TEST(NeuralProcess, ErrorsNameTheOperationAndShapes) {
 }
 
 }  // namespace
+
+// The ELBO on a linear-Gaussian case: with a decoder whose mean is linear in z
+// (mu = a z + c; its hidden unit's ReLU never below zero) and whose sigma is constant,
+// E_q[log N(y; a z + c, sigma^2)] has a closed form, so the mean of the training loss
+// over many posterior draws must converge to (KL(q || p) - sum_j E_q[log p(y_j | z)]) / m
+// with q and p the latent path's posterior (encoded from the targets) and prior (from
+// the context).
+TEST(NeuralProcess, ElboEstimateConvergesToTheClosedFormOnALinearGaussianCase) {
+  ml::Generator gen(21);
+  alg::NeuralProcess<double> np(1, 1, gen,
+                                alg::NpOptions{.deterministic = {},
+                                               .latent_encoder = {4},
+                                               .latent = 1,
+                                               .decoder = {1},
+                                               .likelihood_samples = 4});
+  const double a = 0.8, c = -0.3, raw = 0.4;
+  auto state = np.state();
+  int decoder_layers = 0;
+  for (auto& [name, t] : state.parameters) {
+    if (name.rfind("decoder.", 0) != 0) continue;
+    double* v = t.data();
+    if (t.shape() == ml::Shape{1, 2}) {  // hidden = relu(a z + 0 x + 50)
+      v[0] = a;
+      v[1] = 0.0;
+      ++decoder_layers;
+    } else if (t.shape() == ml::Shape{1}) {
+      v[0] = 50.0;
+    } else if (t.shape() == ml::Shape{2, 1}) {  // mu = hidden - 50 + c, raw constant
+      v[0] = 1.0;
+      v[1] = 0.0;
+      ++decoder_layers;
+    } else if (t.shape() == ml::Shape{2}) {
+      v[0] = c - 50.0;
+      v[1] = raw;
+    }
+  }
+  ASSERT_EQ(decoder_layers, 2);
+  np.load_state(state);
+
+  const auto task = gp_batch<double>(22, 1).front();
+  auto targets_as_context = task;
+  targets_as_context.support_x = task.query_x;
+  targets_as_context.support_y = task.query_y;
+  const auto prior = np.adapt(task);
+  const auto post = np.adapt(targets_as_context);
+  const double mp = prior.z_mean.item(), sp = prior.z_sigma.item();
+  const double mq = post.z_mean.item(), sq = post.z_sigma.item();
+  const double sigma = 0.1 + 0.9 * std::log1p(std::exp(raw));
+  const double kl = std::log(sp / sq) + (sq * sq + (mq - mp) * (mq - mp)) / (2 * sp * sp) - 0.5;
+  double expected_log_p = 0.0;
+  const ml::Index m = task.query_x.shape()[0];
+  for (ml::Index j = 0; j < m; ++j) {
+    const double r = task.query_y.data()[j] - a * mq - c;
+    expected_log_p += -0.5 * std::log(2 * std::numbers::pi * sigma * sigma) -
+                      (r * r + a * a * sq * sq) / (2 * sigma * sigma);
+  }
+  const double closed = (kl - expected_log_p) / static_cast<double>(m);
+
+  ml::Generator noise(23);
+  const auto params = np.meta_parameters();
+  const int draws = 20000;
+  double sum = 0.0, sum2 = 0.0;
+  for (int k = 0; k < draws; ++k) {
+    const double l = np.loss(task, params, ml::randn<double>({1, 1}, noise)).item();
+    sum += l;
+    sum2 += l * l;
+  }
+  const double mean = sum / draws;
+  const double se = std::sqrt((sum2 / draws - mean * mean) / draws);
+  EXPECT_LT(se, 0.02);
+  EXPECT_NEAR(mean, closed, 5 * se) << "standard error " << se;
+}
