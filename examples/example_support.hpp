@@ -157,6 +157,37 @@ ml::train::FitResult fit_or_exit(L& learner, B& batches, const ml::train::FitOpt
   return result;
 }
 
+/// The Neural Process examples' training: train::fit(learner, batches, options, &eval)
+/// with each evaluation printed beside the mean training loss since the one before
+/// (`metric` names what the evaluation measures, `unit` what its episodes are), then a
+/// line with the steps and their speed. `options` brings everything but on_step and
+/// on_eval.
+template <class L, class B>
+ml::train::FitResult fit_with_evaluations(L& learner, B& batches,
+                                          const ml::data::AnyTaskSampler<float>& eval,
+                                          ml::train::FitOptions options, const std::string& metric,
+                                          const std::string& unit) {
+  double loss = 0.0;
+  int window = 0;
+  options.on_step = [&](std::int64_t, const ml::algorithms::StepStats& s) {
+    loss += s.meta_loss;
+    ++window;
+  };
+  options.on_eval = [&](std::int64_t step, const ml::algorithms::EvalResult& r) {
+    fmt::print("step {:7}  train loss {:.4f} | {} {:.4f} +- {:.4f} ({} {})\n", step,
+               loss / std::max(window, 1), metric, r.mean, r.ci95, r.episodes, unit);
+    std::fflush(stdout);
+    loss = 0.0;
+    window = 0;
+  };
+  const ml::train::FitResult result = ml::train::fit(learner, batches, options, &eval);
+  fmt::print("steps {} -> {} in {:.0f} s ({:.1f} steps/s){}\n", result.start_step, result.steps,
+             result.seconds,
+             static_cast<double>(result.steps - result.start_step) / std::max(1e-9, result.seconds),
+             result.out_of_time ? "; time limit reached, continue with --resume" : "");
+  return result;
+}
+
 /// --threads (of the per-task loop), --seed, --out and --quiet, as the sinusoid
 /// examples take them.
 inline void add_run_options(CLI::App& app, int& threads, std::uint64_t& seed, std::string& out,

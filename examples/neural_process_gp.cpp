@@ -76,41 +76,20 @@ int train(L& learner, const Args& args, const ml::data::GaussianProcessOptions& 
   }
   ml::data::MetaBatchSampler<float> batches(tasks, {.batch = args.batch, .seed = args.seed});
   const ml::data::AnyTaskSampler<float> test(tasks);
-  double loss = 0.0;
-  int window = 0;
-  const ml::train::FitOptions options{
-      .steps = args.steps,
-      .time_limit = 60.0 * args.time_limit,
-      .eval_every = args.eval_every,
-      .eval_episodes = args.eval_episodes,
-      .checkpoint_every = args.eval_every,
-      .keep = {},
-      .log_every = 100,
-      .run_dir = args.out,
-      .resume = args.resume,
-      .settings = {{"model", args.model},
-                   {"batch", std::to_string(args.batch)},
-                   {"seed", std::to_string(args.seed)}},
-      .on_step =
-          [&](std::int64_t, const alg::StepStats& s) {
-            loss += s.meta_loss;
-            ++window;
-          },
-      .on_eval =
-          [&](std::int64_t step, const alg::EvalResult& r) {
-            fmt::print(
-                "step {:7}  train loss {:.4f} | log-likelihood per target {:.4f} +- {:.4f} "
-                "({} tasks)\n",
-                step, loss / std::max(window, 1), r.mean, r.ci95, r.episodes);
-            std::fflush(stdout);
-            loss = 0.0;
-            window = 0;
-          }};
-  const ml::train::FitResult result = ml::train::fit(learner, batches, options, &test);
-  fmt::print("steps {} -> {} in {:.0f} s ({:.1f} steps/s){}\n", result.start_step, result.steps,
-             result.seconds,
-             static_cast<double>(result.steps - result.start_step) / std::max(1e-9, result.seconds),
-             result.out_of_time ? "; time limit reached, continue with --resume" : "");
+  const ml::train::FitOptions options{.steps = args.steps,
+                                      .time_limit = 60.0 * args.time_limit,
+                                      .eval_every = args.eval_every,
+                                      .eval_episodes = args.eval_episodes,
+                                      .checkpoint_every = args.eval_every,
+                                      .keep = {},
+                                      .log_every = 100,
+                                      .run_dir = args.out,
+                                      .resume = args.resume,
+                                      .settings = {{"model", args.model},
+                                                   {"batch", std::to_string(args.batch)},
+                                                   {"seed", std::to_string(args.seed)}}};
+  examples::fit_with_evaluations(learner, batches, test, options, "log-likelihood per target",
+                                 "tasks");
   return 0;
 }
 

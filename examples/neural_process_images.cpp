@@ -139,8 +139,6 @@ int run(L& learner, const Args& args, const examples::ClassData& data) {
   const md::ImageCompletionTasks<float> test(data.test, {.max_context = args.max_context});
   md::MetaBatchSampler<float> batches(train, {.batch = args.batch, .seed = args.seed});
   const md::AnyTaskSampler<float> test_tasks(test);
-  double loss = 0.0;
-  int window = 0;
   const ml::train::FitOptions options{
       .steps = args.steps,
       .time_limit = 60.0 * args.time_limit,
@@ -155,27 +153,9 @@ int run(L& learner, const Args& args, const examples::ClassData& data) {
                    {"batch", std::to_string(args.batch)},
                    {"max_context", std::to_string(args.max_context)},
                    {"data", data.omniglot ? "omniglot" : "glyphs"},
-                   {"seed", std::to_string(args.seed)}},
-      .on_step =
-          [&](std::int64_t, const alg::StepStats& s) {
-            loss += s.meta_loss;
-            ++window;
-          },
-      .on_eval =
-          [&](std::int64_t step, const alg::EvalResult& r) {
-            fmt::print(
-                "step {:6}  train loss {:.4f} | log-likelihood per pixel {:.4f} +- {:.4f} "
-                "({} test characters)\n",
-                step, loss / std::max(window, 1), r.mean, r.ci95, r.episodes);
-            std::fflush(stdout);
-            loss = 0.0;
-            window = 0;
-          }};
-  const ml::train::FitResult result = ml::train::fit(learner, batches, options, &test_tasks);
-  fmt::print("steps {} -> {} in {:.0f} s ({:.1f} steps/s){}\n", result.start_step, result.steps,
-             result.seconds,
-             static_cast<double>(result.steps - result.start_step) / std::max(1e-9, result.seconds),
-             result.out_of_time ? "; time limit reached, continue with --resume" : "");
+                   {"seed", std::to_string(args.seed)}}};
+  const ml::train::FitResult result = examples::fit_with_evaluations(
+      learner, batches, test_tasks, options, "log-likelihood per pixel", "test characters");
   if (result.steps < args.steps) return 0;
 
   // The completion table: the model and both baselines on the same characters and pixels.

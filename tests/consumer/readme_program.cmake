@@ -11,6 +11,14 @@ set(METALEARN_CONSUMER_CXX_FLAGS "" CACHE STRING "Extra flags for the consumer's
 get_filename_component(METALEARN_SOURCE_DIR "${METALEARN_SOURCE_DIR}" ABSOLUTE)
 set(_metalearn_consumer_dir "${CMAKE_CURRENT_LIST_DIR}")
 
+# The consumer's own flags (METALEARN_CONSUMER_CXX_FLAGS) on <target>.
+function(metalearn_consumer_flags target)
+  if(METALEARN_CONSUMER_CXX_FLAGS)
+    separate_arguments(_flags UNIX_COMMAND "${METALEARN_CONSUMER_CXX_FLAGS}")
+    target_compile_options(${target} PRIVATE ${_flags})
+  endif()
+endfunction()
+
 function(metalearn_readme_program target)
   set(_readme "${METALEARN_SOURCE_DIR}/README.md")
   set(_cpp "${CMAKE_CURRENT_BINARY_DIR}/${target}.cpp")
@@ -22,10 +30,7 @@ function(metalearn_readme_program target)
     VERBATIM)
   add_executable(${target} "${_cpp}")
   target_link_libraries(${target} PRIVATE metalearn::metalearn)
-  if(METALEARN_CONSUMER_CXX_FLAGS)
-    separate_arguments(_flags UNIX_COMMAND "${METALEARN_CONSUMER_CXX_FLAGS}")
-    target_compile_options(${target} PRIVATE ${_flags})
-  endif()
+  metalearn_consumer_flags(${target})
   add_test(NAME ${target}
     COMMAND "${_metalearn_consumer_dir}/check-first-program" "$<TARGET_FILE:${target}>")
 endfunction()
