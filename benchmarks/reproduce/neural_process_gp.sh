@@ -8,6 +8,9 @@
 # --time-limit MIN. Writes build/reproduce/neural_process_gp_<model>/ (or
 # METALEARN_REPRODUCE_OUT): checkpoint.safetensors, checkpoint_step<N>.safetensors at
 # every evaluation, metrics.jsonl. METALEARN_THREADS sets the threads (default: all cores).
+# The PyTorch twin of the CNP curve (the same protocol, evaluated every 10,000 steps):
+#   benchmarks/pytorch/np_train.py OUT.jsonl --model cnp --protocol cnp
+# The NP and ANP on the ANP notebook's protocol: benchmarks/reproduce/neural_process_anp.sh.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 model="${1:-cnp}"
