@@ -12,7 +12,9 @@
 #include <cstdlib>
 #include <exception>
 #include <filesystem>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <metalearn/metalearn.hpp>
 #include <string>
@@ -186,6 +188,94 @@ ml::train::FitResult fit_with_evaluations(L& learner, B& batches,
              static_cast<double>(result.steps - result.start_step) / std::max(1e-9, result.seconds),
              result.out_of_time ? "; time limit reached, continue with --resume" : "");
   return result;
+}
+
+/// One plot of curves over a grid of x, with shaded bands and marked points, as an SVG.
+struct SvgPlot {
+  struct Curve {
+    std::string name, color;
+    std::vector<double> y;  ///< one value per x of the grid
+    bool dashed = false;
+  };
+  struct Band {  ///< shaded between lower and upper, over the grid
+    std::string color;
+    std::vector<double> lower, upper;
+  };
+  struct Points {
+    std::string name, color;
+    std::vector<double> x, y;
+    double radius = 4.0;
+  };
+  double x0 = -1, x1 = 1, y0 = -1, y1 = 1;  ///< the axes' ranges
+  std::vector<double> grid;
+  std::vector<Band> bands;
+  std::vector<Curve> curves;
+  std::vector<Points> points;
+};
+
+/// Writes `plot` to `path` (720 x 420, a legend at the top left); false, with the
+/// reason on stderr, when the file cannot be written.
+inline bool write_svg(const std::string& path, const SvgPlot& plot) {
+  const double w = 720, h = 420, pad = 50;
+  const auto sx = [&](double x) {
+    return pad + (x - plot.x0) / (plot.x1 - plot.x0) * (w - 2 * pad);
+  };
+  const auto sy = [&](double y) {
+    const double c = std::clamp(y, plot.y0, plot.y1);
+    return h - pad - (c - plot.y0) / (plot.y1 - plot.y0) * (h - 2 * pad);
+  };
+  fmt::memory_buffer svg;
+  const auto out = std::back_inserter(svg);
+  fmt::format_to(out,
+                 "<svg xmlns='http://www.w3.org/2000/svg' width='{:g}' height='{:g}'>\n"
+                 "<rect width='100%' height='100%' fill='white'/>\n"
+                 "<line x1='{:g}' y1='{:g}' x2='{:g}' y2='{:g}' stroke='#bbb'/>\n"
+                 "<line x1='{:g}' y1='{:g}' x2='{:g}' y2='{:g}' stroke='#bbb'/>\n",
+                 w, h, sx(plot.x0), sy(0), sx(plot.x1), sy(0), sx(0), sy(plot.y0), sx(0),
+                 sy(plot.y1));
+  for (const auto& b : plot.bands) {
+    fmt::format_to(out, "<polygon fill='{}' fill-opacity='0.25' stroke='none' points='", b.color);
+    for (std::size_t i = 0; i < plot.grid.size(); ++i) {
+      fmt::format_to(out, "{:g},{:g} ", sx(plot.grid[i]), sy(b.upper[i]));
+    }
+    for (std::size_t i = plot.grid.size(); i-- > 0;) {
+      fmt::format_to(out, "{:g},{:g} ", sx(plot.grid[i]), sy(b.lower[i]));
+    }
+    fmt::format_to(out, "'/>\n");
+  }
+  double line = 0;
+  const auto legend = [&](const std::string& color, const std::string& name) {
+    if (name.empty()) return;
+    fmt::format_to(out,
+                   "<text x='{:g}' y='{:g}' fill='{}' font-family='sans-serif' "
+                   "font-size='14'>{}</text>\n",
+                   pad + 10, pad + 18 * line, color, name);
+    line += 1;
+  };
+  for (const auto& c : plot.curves) {
+    fmt::format_to(out, "<polyline fill='none' stroke='{}' stroke-width='2'{} points='", c.color,
+                   c.dashed ? " stroke-dasharray='6 4'" : "");
+    for (std::size_t i = 0; i < plot.grid.size(); ++i) {
+      fmt::format_to(out, "{:g},{:g} ", sx(plot.grid[i]), sy(c.y[i]));
+    }
+    fmt::format_to(out, "'/>\n");
+    legend(c.color, c.name);
+  }
+  for (const auto& p : plot.points) {
+    for (std::size_t i = 0; i < p.x.size(); ++i) {
+      fmt::format_to(out, "<circle cx='{:g}' cy='{:g}' r='{:g}' fill='{}'/>\n", sx(p.x[i]),
+                     sy(p.y[i]), p.radius, p.color);
+    }
+    legend(p.color, p.name);
+  }
+  fmt::format_to(out, "</svg>\n");
+  std::ofstream file(path);
+  file.write(svg.data(), static_cast<std::streamsize>(svg.size()));
+  if (!file) {
+    fmt::print(stderr, "error: cannot write {}\n", path);
+    return false;
+  }
+  return true;
 }
 
 /// --threads (of the per-task loop), --seed, --out and --quiet, as the sinusoid

@@ -53,45 +53,6 @@ Args parse(int argc, char** argv) {
   return a;
 }
 
-// Writes an SVG of one task: the true curve, the support points, and the model's
-// prediction before and after adaptation.
-void write_svg(const std::string& path, const std::vector<double>& xs,
-               const std::vector<std::vector<double>>& curves,
-               const std::vector<std::string>& names, const std::vector<std::string>& colors,
-               const std::vector<double>& px, const std::vector<double>& py) {
-  const double w = 720, h = 420, pad = 50;
-  const double x0 = -5, x1 = 5, y0 = -6, y1 = 6;
-  auto sx = [&](double x) { return pad + (x - x0) / (x1 - x0) * (w - 2 * pad); };
-  auto sy = [&](double y) { return h - pad - (y - y0) / (y1 - y0) * (h - 2 * pad); };
-  // Coordinates as a stream writes them by default: 6 significant digits.
-  fmt::memory_buffer svg;
-  const auto out = std::back_inserter(svg);
-  fmt::format_to(out,
-                 "<svg xmlns='http://www.w3.org/2000/svg' width='{:g}' height='{:g}'>\n"
-                 "<rect width='100%' height='100%' fill='white'/>\n"
-                 "<line x1='{:g}' y1='{:g}' x2='{:g}' y2='{:g}' stroke='#bbb'/>\n"
-                 "<line x1='{:g}' y1='{:g}' x2='{:g}' y2='{:g}' stroke='#bbb'/>\n",
-                 w, h, sx(x0), sy(0), sx(x1), sy(0), sx(0), sy(y0), sx(0), sy(y1));
-  for (std::size_t c = 0; c < curves.size(); ++c) {
-    fmt::format_to(out, "<polyline fill='none' stroke='{}' stroke-width='2' points='", colors[c]);
-    for (std::size_t i = 0; i < xs.size(); ++i) {
-      fmt::format_to(out, "{:g},{:g} ", sx(xs[i]), sy(curves[c][i]));
-    }
-    fmt::format_to(out,
-                   "'/>\n<text x='{:g}' y='{:g}' fill='{}' font-family='sans-serif' "
-                   "font-size='14'>{}</text>\n",
-                   pad + 10, pad + 18 * static_cast<double>(c), colors[c], names[c]);
-  }
-  for (std::size_t i = 0; i < px.size(); ++i) {
-    fmt::format_to(out, "<circle cx='{:g}' cy='{:g}' r='4' fill='black'/>\n", sx(px[i]), sy(py[i]));
-  }
-  fmt::format_to(out,
-                 "<text x='{:g}' y='{:g}' font-family='sans-serif' font-size='14'>support "
-                 "points</text>\n</svg>\n",
-                 pad + 10, pad + 18 * static_cast<double>(curves.size()));
-  std::ofstream(path).write(svg.data(), static_cast<std::streamsize>(svg.size()));
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -167,9 +128,19 @@ int main(int argc, char** argv) {
     px.push_back(task.support_x.data()[i]);
     py.push_back(task.support_y.data()[i]);
   }
-  write_svg(args.out + "/task.svg", grid, {truth, b, a1, a10},
-            {"true function", "MAML init (0 steps)", "after 1 step", "after 10 steps"},
-            {"#2a9d8f", "#999999", "#e76f51", "#264653"}, px, py);
+  examples::SvgPlot plot;
+  plot.x0 = -5;
+  plot.x1 = 5;
+  plot.y0 = -6;
+  plot.y1 = 6;
+  plot.grid = grid;
+
+  plot.curves = {{"true function", "#2a9d8f", truth, false},
+                 {"MAML init (0 steps)", "#999999", b, false},
+                 {"after 1 step", "#e76f51", a1, false},
+                 {"after 10 steps", "#264653", a10, false}};
+  plot.points = {{"support points", "black", px, py, 4.0}};
+  examples::write_svg(args.out + "/task.svg", plot);
 
   fmt::print("\nmeta-training: {:.1f} s, {:.0f} meta-steps/s\n", train_seconds,
              train_seconds > 0 ? args.steps / train_seconds : 0.0);

@@ -13,10 +13,13 @@
 // evaluation is the mean per-point predictive log-likelihood over all targets (context
 // included) of --eval-episodes fixed tasks drawn like the training tasks (the NP: a
 // Monte Carlo estimate over 50 draws of z from the prior), printed beside the exact GP's
-// on the same tasks.
+// on the same tasks. At the end, DIR/predictive.svg: one test task's context and targets,
+// the model's predictive mean and two-sigma band and the exact GP's given the same
+// context (the same task for every model run with the same seed).
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <cstdio>
 #include <metalearn/metalearn.hpp>
 #include <string>
@@ -90,6 +93,55 @@ int train(L& learner, const Args& args, const ml::data::GaussianProcessOptions& 
                                                    {"seed", std::to_string(args.seed)}}};
   examples::fit_with_evaluations(learner, batches, test, options, "log-likelihood per target",
                                  "tasks");
+
+  // One test task: the model's predictive mean and two-sigma band beside the exact GP's
+  // given the same context (the same task for every model and seed-1 run).
+  ml::Generator figure_gen(args.seed + 2000);
+  const ml::data::Task<float> task = tasks.sample(figure_gen);
+  std::vector<double> grid;
+  for (int i = 0; i <= 200; ++i) {
+    grid.push_back(protocol.x_min + (protocol.x_max - protocol.x_min) * i / 200.0);
+  }
+  const std::vector<float> gridf(grid.begin(), grid.end());
+  ml::Tensor<float> p;
+  {
+    ml::autograd::NoGradGuard no_grad;
+    p = learner.predict(learner.adapt(task),
+                        ml::from_vector<float>(gridf, {static_cast<ml::Index>(grid.size()), 1}));
+  }
+  const auto exact = tasks.oracle_predictive(task, grid);
+  examples::SvgPlot plot;
+  plot.x0 = protocol.x_min;
+  plot.x1 = protocol.x_max;
+  plot.y0 = -3;
+  plot.y1 = 3;
+  plot.grid = grid;
+
+  examples::SvgPlot::Band band{"#e76f51", {}, {}};
+  examples::SvgPlot::Curve mean{
+      args.model + " predictive mean (band: 2 sigma)", "#e76f51", {}, false};
+  examples::SvgPlot::Curve gp{"exact GP mean and 2 sigma", "#264653", {}, true};
+  examples::SvgPlot::Curve gp_low{"", "#264653", {}, true}, gp_high{"", "#264653", {}, true};
+  for (std::size_t i = 0; i < grid.size(); ++i) {
+    const double m = p.data()[2 * i], sd = p.data()[2 * i + 1];
+    mean.y.push_back(m);
+    band.lower.push_back(m - 2 * sd);
+    band.upper.push_back(m + 2 * sd);
+    const double gs = std::sqrt(exact.variance[i]);
+    gp.y.push_back(exact.mean[i]);
+    gp_low.y.push_back(exact.mean[i] - 2 * gs);
+    gp_high.y.push_back(exact.mean[i] + 2 * gs);
+  }
+  plot.bands = {band};
+  plot.curves = {mean, gp, gp_low, gp_high};
+  const auto column = [](const ml::Tensor<float>& t) {
+    return std::vector<double>(t.data(), t.data() + t.numel());
+  };
+  plot.points = {{"targets", "#999999", column(task.query_x), column(task.query_y), 2.5},
+                 {"context", "black", column(task.support_x), column(task.support_y), 4.0}};
+  const std::string path = args.out + "/predictive.svg";
+  if (!examples::write_svg(path, plot)) return 1;
+  fmt::print("wrote {}\n", path);
   return 0;
 }
 
