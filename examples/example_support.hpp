@@ -159,6 +159,77 @@ ml::train::FitResult fit_or_exit(L& learner, B& batches, const ml::train::FitOpt
   return result;
 }
 
+/// The Neural Process examples' shared flags: --model, --steps, --batch, --eval-every,
+/// --threads, --out, --resume, --time-limit and --seed.
+struct NeuralProcessArgs {
+  std::string model = "cnp";
+  int steps = 0, batch = 0, eval_every = 0, threads = 1;
+  std::string out;
+  bool resume = false;
+  double time_limit = 0.0;  ///< minutes
+  std::uint64_t seed = 1;
+
+  /// The flags, showing the defaults the example set; `what` names a task ("tasks",
+  /// "images").
+  void add(CLI::App& app, const std::string& what) {
+    app.add_option("--model", model, "cnp, np or anp")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"cnp", "np", "anp"}));
+    add_at_least(app, "--steps", steps, "meta-steps (batches)", 0);
+    add_at_least(app, "--batch", batch, what + " per batch", 1);
+    add_at_least(app, "--eval-every", eval_every, "meta-steps between evaluations", 1);
+    add_at_least(app, "--threads", threads, "threads for the tasks of a batch", 1);
+    app.add_option("--out", out, "run folder")->capture_default_str();
+    app.add_flag("--resume", resume, "continue from the checkpoint in --out");
+    app.add_option("--time-limit", time_limit, "minutes of training in this call (0: none)")
+        ->capture_default_str();
+    app.add_option("--seed", seed, "seed")->capture_default_str();
+  }
+
+  /// train::fit's options: an evaluation of `episodes` tasks and a checkpoint every
+  /// --eval-every steps in --out; the run's settings (checked on resume) are the model,
+  /// the batch and the seed, and `extra`.
+  [[nodiscard]] ml::train::FitOptions fit_options(std::size_t episodes,
+                                                  const ml::io::Metadata& extra = {}) const {
+    ml::io::Metadata settings{
+        {"model", model}, {"batch", std::to_string(batch)}, {"seed", std::to_string(seed)}};
+    settings.insert(extra.begin(), extra.end());
+    return ml::train::FitOptions{.steps = steps,
+                                 .time_limit = 60.0 * time_limit,
+                                 .eval_every = eval_every,
+                                 .eval_episodes = episodes,
+                                 .checkpoint_every = eval_every,
+                                 .keep = {},
+                                 .log_every = 100,
+                                 .run_dir = out,
+                                 .resume = resume,
+                                 .settings = settings};
+  }
+};
+
+/// Builds the --model of `args` (the CNP, the NP, or the ANP: the NP with 8-head
+/// cross-attention; the library's reference sizes) for `x_dim` inputs and one output
+/// and returns run(learner); an error on stderr and 1 when a step throws.
+template <class F>
+int with_neural_process(const NeuralProcessArgs& args, ml::Index x_dim, F&& run) {
+  ml::Generator gen(args.seed);
+  try {
+    if (args.model == "cnp") {
+      ml::algorithms::ConditionalNeuralProcess<float> learner(
+          x_dim, 1, gen,
+          ml::algorithms::CnpOptions{.threads = args.threads, .seed = args.seed + 7});
+      return run(learner);
+    }
+    ml::algorithms::NpOptions options{.threads = args.threads, .seed = args.seed + 7};
+    if (args.model == "anp") options.attention_heads = 8;
+    ml::algorithms::NeuralProcess<float> learner(x_dim, 1, gen, options);
+    return run(learner);
+  } catch (const ml::Error& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 1;
+  }
+}
+
 /// The Neural Process examples' training: train::fit(learner, batches, options, &eval)
 /// with each evaluation printed beside the mean training loss since the one before
 /// (`metric` names what the evaluation measures, `unit` what its episodes are), then a

@@ -32,32 +32,20 @@ namespace alg = metalearn::algorithms;
 
 namespace {
 
-struct Args {
-  std::string model = "cnp";
-  int steps = 80000, batch = 64, eval_every = 10000, threads = 2;
+struct Args : examples::NeuralProcessArgs {
   std::size_t eval_episodes = 32000;
-  std::string out = "neural_process_gp_out";
-  bool resume = false;
-  double time_limit = 0.0;
-  std::uint64_t seed = 1;
 };
 
 Args parse(int argc, char** argv) {
   Args a;
+  a.steps = 80000;
+  a.batch = 64;
+  a.eval_every = 10000;
+  a.threads = 2;
+  a.out = "neural_process_gp_out";
   CLI::App app("Neural Processes on Gaussian-process regression", "neural_process_gp");
-  app.add_option("--model", a.model, "cnp, np or anp")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"cnp", "np", "anp"}));
-  examples::add_at_least(app, "--steps", a.steps, "meta-steps (batches)", 0);
-  examples::add_at_least(app, "--batch", a.batch, "tasks per batch", 1);
-  examples::add_at_least(app, "--eval-every", a.eval_every, "meta-steps between evaluations", 1);
+  a.add(app, "tasks");
   examples::add_at_least(app, "--eval-episodes", a.eval_episodes, "tasks of each evaluation", 1);
-  examples::add_at_least(app, "--threads", a.threads, "threads for the tasks of a batch", 1);
-  app.add_option("--out", a.out, "run folder")->capture_default_str();
-  app.add_flag("--resume", a.resume, "continue from the checkpoint in --out");
-  app.add_option("--time-limit", a.time_limit, "minutes of training in this call (0: none)")
-      ->capture_default_str();
-  app.add_option("--seed", a.seed, "seed")->capture_default_str();
   examples::parse_or_exit(app, argc, argv);
   return a;
 }
@@ -79,18 +67,7 @@ int train(L& learner, const Args& args, const ml::data::GaussianProcessOptions& 
   }
   ml::data::MetaBatchSampler<float> batches(tasks, {.batch = args.batch, .seed = args.seed});
   const ml::data::AnyTaskSampler<float> test(tasks);
-  const ml::train::FitOptions options{.steps = args.steps,
-                                      .time_limit = 60.0 * args.time_limit,
-                                      .eval_every = args.eval_every,
-                                      .eval_episodes = args.eval_episodes,
-                                      .checkpoint_every = args.eval_every,
-                                      .keep = {},
-                                      .log_every = 100,
-                                      .run_dir = args.out,
-                                      .resume = args.resume,
-                                      .settings = {{"model", args.model},
-                                                   {"batch", std::to_string(args.batch)},
-                                                   {"seed", std::to_string(args.seed)}}};
+  const ml::train::FitOptions options = args.fit_options(args.eval_episodes);
   examples::fit_with_evaluations(learner, batches, test, options, "log-likelihood per target",
                                  "tasks");
 
@@ -168,19 +145,6 @@ int main(int argc, char** argv) {
       : args.model == "np" ? "NP (deterministic + latent path)"
                            : "ANP (8-head cross-attention, latent path)",
       most, args.batch, args.steps, args.threads);
-  ml::Generator gen(args.seed);
-  try {
-    if (cnp) {
-      alg::ConditionalNeuralProcess<float> learner(
-          1, 1, gen, alg::CnpOptions{.threads = args.threads, .seed = args.seed + 7});
-      return train(learner, args, protocol);
-    }
-    alg::NpOptions options{.threads = args.threads, .seed = args.seed + 7};
-    if (args.model == "anp") options.attention_heads = 8;
-    alg::NeuralProcess<float> learner(1, 1, gen, options);
-    return train(learner, args, protocol);
-  } catch (const ml::Error& e) {
-    fmt::print(stderr, "error: {}\n", e.what());
-    return 1;
-  }
+  return examples::with_neural_process(
+      args, 1, [&](auto& learner) { return train(learner, args, protocol); });
 }

@@ -41,37 +41,24 @@ namespace md = metalearn::data;
 
 namespace {
 
-struct Args {
-  std::string model = "cnp";
+struct Args : examples::NeuralProcessArgs {
   std::string data;
-  int steps = 20000, batch = 16, eval_every = 5000, threads = 1;
   ml::Index max_context = 200;
   std::size_t eval_images = 300;
-  std::string out = "neural_process_images_out";
-  bool resume = false;
-  double time_limit = 0.0;
-  std::uint64_t seed = 1;
 };
 
 Args parse(int argc, char** argv) {
   Args a;
+  a.steps = 20000;
+  a.batch = 16;
+  a.eval_every = 5000;
+  a.out = "neural_process_images_out";
   CLI::App app("Neural Processes on image completion", "neural_process_images");
-  app.add_option("--model", a.model, "cnp, np or anp")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"cnp", "np", "anp"}));
+  a.add(app, "images");
   examples::add_data_option(app, a.data);
-  examples::add_at_least(app, "--steps", a.steps, "meta-steps (batches)", 0);
-  examples::add_at_least(app, "--batch", a.batch, "images per batch", 1);
   examples::add_at_least(app, "--max-context", a.max_context, "most context pixels in training", 3);
-  examples::add_at_least(app, "--eval-every", a.eval_every, "meta-steps between evaluations", 1);
   examples::add_at_least(app, "--eval-images", a.eval_images,
                          "test characters of each evaluation and of the completion table", 1);
-  examples::add_at_least(app, "--threads", a.threads, "threads for the tasks of a batch", 1);
-  app.add_option("--out", a.out, "run folder")->capture_default_str();
-  app.add_flag("--resume", a.resume, "continue from the checkpoint in --out");
-  app.add_option("--time-limit", a.time_limit, "minutes of training in this call (0: none)")
-      ->capture_default_str();
-  app.add_option("--seed", a.seed, "seed")->capture_default_str();
   examples::parse_or_exit(app, argc, argv);
   return a;
 }
@@ -139,21 +126,9 @@ int run(L& learner, const Args& args, const examples::ClassData& data) {
   const md::ImageCompletionTasks<float> test(data.test, {.max_context = args.max_context});
   md::MetaBatchSampler<float> batches(train, {.batch = args.batch, .seed = args.seed});
   const md::AnyTaskSampler<float> test_tasks(test);
-  const ml::train::FitOptions options{
-      .steps = args.steps,
-      .time_limit = 60.0 * args.time_limit,
-      .eval_every = args.eval_every,
-      .eval_episodes = args.eval_images,
-      .checkpoint_every = args.eval_every,
-      .keep = {},
-      .log_every = 100,
-      .run_dir = args.out,
-      .resume = args.resume,
-      .settings = {{"model", args.model},
-                   {"batch", std::to_string(args.batch)},
-                   {"max_context", std::to_string(args.max_context)},
-                   {"data", data.omniglot ? "omniglot" : "glyphs"},
-                   {"seed", std::to_string(args.seed)}}};
+  const ml::train::FitOptions options =
+      args.fit_options(args.eval_images, {{"max_context", std::to_string(args.max_context)},
+                                          {"data", data.omniglot ? "omniglot" : "glyphs"}});
   const ml::train::FitResult result = examples::fit_with_evaluations(
       learner, batches, test_tasks, options, "log-likelihood per pixel", "test characters");
   if (result.steps < args.steps) return 0;
@@ -264,19 +239,6 @@ int main(int argc, char** argv) {
       "{} on image completion: 3..{} context pixels, batch {}, Adam 1e-4, {} meta-steps, "
       "{} thread(s)\n",
       args.model, args.max_context, args.batch, args.steps, args.threads);
-  ml::Generator gen(args.seed);
-  try {
-    if (args.model == "cnp") {
-      alg::ConditionalNeuralProcess<float> learner(
-          2, 1, gen, alg::CnpOptions{.threads = args.threads, .seed = args.seed + 7});
-      return run(learner, args, data);
-    }
-    alg::NpOptions options{.threads = args.threads, .seed = args.seed + 7};
-    if (args.model == "anp") options.attention_heads = 8;
-    alg::NeuralProcess<float> learner(2, 1, gen, options);
-    return run(learner, args, data);
-  } catch (const ml::Error& e) {
-    fmt::print(stderr, "error: {}\n", e.what());
-    return 1;
-  }
+  return examples::with_neural_process(args, 2,
+                                       [&](auto& learner) { return run(learner, args, data); });
 }
