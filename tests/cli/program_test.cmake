@@ -72,6 +72,34 @@ run(1 "does not take" evaluate proto --steps 3)
 run(0 "final test log-likelihood: -?[0-9.]+ \\+- [0-9.]+ over 6 episodes"
   train cnp --tasks gp --steps 2 --meta-batch 4 --eval-every 2 --eval-episodes 3
   --final-eval-episodes 6 --noise-std 0.05 --encoder 16 --decoder 16 --out gp --quiet)
+# Its targets include the context: the final evaluation and `evaluate` also score the
+# context points and the further targets alone, beside the exact GP on the same tasks
+# (which no model beats on average: here, on every part of these few tasks).
+set(parts "on the context points -?[0-9.]+ \\+- [0-9.]+, on the further targets -?[0-9.]+ \\+- [0-9.]+; the exact GP on the same tasks: ")
+run(0 "${parts}" evaluate gp --episodes 5)
+file(READ "${DIR}/gp/results.json" gp_results)
+foreach(part context new_targets)
+  string(JSON model GET "${gp_results}" final ${part} mean)
+  string(JSON exact GET "${gp_results}" final exact_gp ${part} mean)
+  if(NOT model LESS exact)
+    message(FATAL_ERROR "the CNP's ${part} log-likelihood ${model} is not below the exact GP's ${exact}")
+  endif()
+endforeach()
+# evaluation.json keeps them too (string(JSON GET) fails on a missing key).
+file(READ "${DIR}/gp/evaluation.json" gp_evaluation)
+string(JSON evaluated GET "${gp_evaluation}" context mean)
+string(JSON evaluated GET "${gp_evaluation}" exact_gp new_targets mean)
+# A random kernel per task (the NP and ANP protocol) on the command line.
+run(0 "final test log-likelihood"
+  train cnp --tasks gp --steps 2 --meta-batch 4 --eval-every 2 --eval-episodes 3
+  --final-eval-episodes 6 --kernel matern52 --length-scale 0.1 --length-scale-max 0.6
+  --encoder 16 --decoder 16 --out gp_random --quiet)
+file(READ "${DIR}/gp_random/config.json" random_config)
+string(JSON kernel GET "${random_config}" gp kernel)
+string(JSON most GET "${random_config}" gp length_scale_max)
+if(NOT kernel STREQUAL "matern52" OR NOT most EQUAL 0.6)
+  message(FATAL_ERROR "gp_random/config.json keeps kernel ${kernel} and length_scale_max ${most}")
+endif()
 
 # RL^2 on tabular MDPs with flags of the family, resumed, and evaluated on fresh MDPs;
 # the supervised episodes' flags are refused.
