@@ -5,9 +5,13 @@
 // including the context; batches of 64 tasks; Adam 1e-4; the reference network sizes
 // (the ANP: 8-head cross-attention, queries and keys through a 2 x 128 MLP).
 //
+// With --random-kernel, the ANP notebook's tasks: each task's EQ kernel has its length
+// scale from [0.1, 0.6) and its signal scale from [0.1, 1.0) (that notebook also uses
+// batches of 16: --batch 16).
+//
 // Usage: neural_process_gp [--model cnp|np|anp] [--steps 80000] [--batch 64]
 //          [--eval-every 10000] [--eval-episodes 32000] [--threads 2] [--out DIR]
-//          [--resume] [--time-limit MIN] [--seed 1]
+//          [--resume] [--time-limit MIN] [--seed 1] [--random-kernel]
 // Trains with train::fit: DIR/checkpoint.safetensors (continue with --resume),
 // DIR/checkpoint_step<N>.safetensors at every evaluation, DIR/metrics.jsonl. The
 // evaluation is the mean per-point predictive log-likelihood over all targets (context
@@ -34,6 +38,7 @@ namespace {
 
 struct Args : examples::NeuralProcessArgs {
   std::size_t eval_episodes = 32000;
+  bool random_kernel = false;
 };
 
 Args parse(int argc, char** argv) {
@@ -46,6 +51,9 @@ Args parse(int argc, char** argv) {
   CLI::App app("Neural Processes on Gaussian-process regression", "neural_process_gp");
   a.add(app, "tasks");
   examples::add_at_least(app, "--eval-episodes", a.eval_episodes, "tasks of each evaluation", 1);
+  app.add_flag("--random-kernel", a.random_kernel,
+               "the ANP notebook's tasks: each task's length scale from [0.1, 0.6) and signal "
+               "scale from [0.1, 1.0)");
   examples::parse_or_exit(app, argc, argv);
   return a;
 }
@@ -67,7 +75,9 @@ int train(L& learner, const Args& args, const ml::data::GaussianProcessOptions& 
   }
   ml::data::MetaBatchSampler<float> batches(tasks, {.batch = args.batch, .seed = args.seed});
   const ml::data::AnyTaskSampler<float> test(tasks);
-  const ml::train::FitOptions options = args.fit_options(args.eval_episodes);
+  const ml::train::FitOptions options = args.fit_options(
+      args.eval_episodes,
+      args.random_kernel ? ml::io::Metadata{{"kernel", "random"}} : ml::io::Metadata{});
   examples::fit_with_evaluations(learner, batches, test, options, "log-likelihood per target",
                                  "tasks");
 
@@ -128,8 +138,11 @@ int main(int argc, char** argv) {
   const Args args = parse(argc, argv);
   const bool cnp = args.model == "cnp";
   const ml::Index most = cnp ? 9 : 49;
-  const ml::data::GaussianProcessOptions protocol{.length_scale = 0.4,
-                                                  .signal_scale = 1.0,
+  const double random = args.random_kernel ? 1.0 : 0.0;
+  const ml::data::GaussianProcessOptions protocol{.length_scale = args.random_kernel ? 0.1 : 0.4,
+                                                  .signal_scale = args.random_kernel ? 0.1 : 1.0,
+                                                  .length_scale_max = 0.6 * random,
+                                                  .signal_scale_max = 1.0 * random,
                                                   .noise_std = 0.02,
                                                   .min_context = 3,
                                                   .max_context = most,
@@ -139,11 +152,13 @@ int main(int argc, char** argv) {
                                                   .x_max = 2.0,
                                                   .targets_include_context = true};
   fmt::print(
-      "{} on GP regression: EQ kernel (0.4, 1.0), noise 0.02, context 3..{}, "
+      "{} on GP regression: EQ kernel {}, noise 0.02, context 3..{}, "
       "batch {}, Adam 1e-4, {} meta-steps, {} thread(s)\n",
       cnp                  ? "CNP"
       : args.model == "np" ? "NP (deterministic + latent path)"
                            : "ANP (8-head cross-attention, latent path)",
+      args.random_kernel ? "(length scale from [0.1, 0.6), signal from [0.1, 1.0) per task)"
+                         : "(0.4, 1.0)",
       most, args.batch, args.steps, args.threads);
   return examples::with_neural_process(
       args, 1, [&](auto& learner) { return train(learner, args, protocol); });
