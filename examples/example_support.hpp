@@ -134,16 +134,17 @@ inline void add_checkpoint_options(CLI::App& app, CheckpointArgs& c, const std::
       ->needs(app.get_option("--checkpoint"));
 }
 
-/// train::fit(learner, batches, options), or the error on stderr and exit code 1 (a
+/// train::fit(learner, batches, options, eval), or the error on stderr and exit code 1 (a
 /// checkpoint written with other settings, a run folder that cannot be written, a
 /// training step that failed). Says where a resumed run continued and when the time
 /// limit stopped the run, counting in `unit`s.
 template <class L, class B>
 ml::train::FitResult fit_or_exit(L& learner, B& batches, const ml::train::FitOptions& options,
-                                 const std::string& unit) {
+                                 const std::string& unit,
+                                 const ml::data::AnyTaskSampler<float>* eval = nullptr) {
   ml::train::FitResult result;
   try {
-    result = ml::train::fit(learner, batches, options);
+    result = ml::train::fit(learner, batches, options, eval);
   } catch (const std::exception& e) {
     fmt::print(stderr, "error: {}\n", e.what());
     std::exit(1);
@@ -231,9 +232,9 @@ int with_neural_process(const NeuralProcessArgs& args, ml::Index x_dim, F&& run)
 }
 
 /// The Neural Process examples' training: train::fit(learner, batches, options, &eval)
-/// with each evaluation printed beside the mean training loss since the one before
-/// (`metric` names what the evaluation measures, `unit` what its episodes are), then a
-/// line with the steps and their speed. `options` brings everything but on_step and
+/// through fit_or_exit(), with each evaluation printed beside the mean training loss since
+/// the one before (`metric` names what the evaluation measures, `unit` what its episodes
+/// are), then a line with the steps and their speed. `options` brings everything but on_step and
 /// on_eval.
 template <class L, class B>
 ml::train::FitResult fit_with_evaluations(L& learner, B& batches,
@@ -253,11 +254,11 @@ ml::train::FitResult fit_with_evaluations(L& learner, B& batches,
     loss = 0.0;
     window = 0;
   };
-  const ml::train::FitResult result = ml::train::fit(learner, batches, options, &eval);
-  fmt::print("steps {} -> {} in {:.0f} s ({:.1f} steps/s){}\n", result.start_step, result.steps,
-             result.seconds,
-             static_cast<double>(result.steps - result.start_step) / std::max(1e-9, result.seconds),
-             result.out_of_time ? "; time limit reached, continue with --resume" : "");
+  const ml::train::FitResult result = fit_or_exit(learner, batches, options, "meta-step", &eval);
+  fmt::print(
+      "steps {} -> {} in {:.0f} s ({:.1f} steps/s)\n", result.start_step, result.steps,
+      result.seconds,
+      static_cast<double>(result.steps - result.start_step) / std::max(1e-9, result.seconds));
   return result;
 }
 

@@ -825,12 +825,9 @@ TrainOutcome train(const RunConfig& config, const fs::path& run_dir, bool resume
           distributed::DistributedTrainer trainer(learner, *world,
                                                   {.deterministic = distribution.deterministic});
           result = trainer.fit(shards, fit, &test_tasks);
-        } else {
-          result = train::fit(learner, batches, fit, &test_tasks);
         }
-#else
-        result = train::fit(learner, batches, fit, &test_tasks);
 #endif
+        if (!distribution.enabled) result = train::fit(learner, batches, fit, &test_tasks);
         Json figure = !writer ? Json()
                       : config.tasks == "sinusoid" && model != nullptr
                           ? sinusoid_figure(config, learner, *model)
