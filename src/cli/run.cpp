@@ -855,18 +855,53 @@ Evaluation evaluate(const fs::path& target, const EvalRequest& request, std::ost
                     config.algorithm, " on ", config.tasks,
                     " is evaluated on --episodes fresh environments (trials)");
     return with_environment_learner(config, [&](auto& learner) {
+      using L = std::remove_cvref_t<decltype(learner)>;
       (void)train::load_checkpoint(checkpoint, learner);
-      const algorithms::EvalResult r = learner.evaluate(request.episodes);
+      // The trials of learner.evaluate(episodes), collected once for the score and for
+      // the mean reward at every step (the curve beside the baselines' env::Score).
+      const algorithms::TrialBatch b =
+          learner.collect(learner.family(), learner.options().seed, env::Split::kTest, 0,
+                          static_cast<Index>(request.episodes));
+      const algorithms::EvalResult r = algorithms::EvalResult::from_values(b.trial_returns());
       Evaluation e{r.mean, r.ci95, r.episodes, learner.steps_taken(), metric_of(config)};
       out << fmt::format("{} after {} meta-steps on {}: mean {} per trial {} over {} trials\n",
                          config.algorithm, e.step, config.tasks, e.metric,
                          format_result(config, e.mean, e.ci95), e.episodes);
-      const Json j{{"checkpoint", checkpoint.filename().string()},
-                   {"step", e.step},
-                   {"metric", e.metric},
-                   {"mean", e.mean},
-                   {"ci95", e.ci95},
-                   {"episodes", e.episodes}};
+      Json j{{"checkpoint", checkpoint.filename().string()},
+             {"step", e.step},
+             {"metric", e.metric},
+             {"mean", e.mean},
+             {"ci95", e.ci95},
+             {"episodes", e.episodes}};
+      Json& steps = j["mean_rewards"] = Json::array();
+      for (Index t = 0; t < b.steps(); ++t) {
+        double sum = 0.0;
+        for (Index m = 0; m < b.trials; ++m) sum += b.rewards[b.at(m, t)];
+        steps.push_back(sum / static_cast<double>(b.trials));
+      }
+      if constexpr (std::is_same_v<typename L::family_type, env::BernoulliBandits>) {
+        // Mean over the same bandits of the best arm's probability: regret after pull j
+        // is j * best_mean - the sum of mean_rewards over the first j pulls.
+        double best = 0.0;
+        for (Index m = 0; m < b.trials; ++m) {
+          best +=
+              learner.family()
+                  .make(learner.options().seed, env::Split::kTest, static_cast<std::uint64_t>(m))
+                  .best_mean();
+        }
+        j["best_mean"] = best / static_cast<double>(b.trials);
+      } else {
+        // Mean over the same MDPs of the optimal policy's expected return per episode:
+        // regret after episode j is j * optimal_episode - the rewards of its steps.
+        double optimal = 0.0;
+        for (Index m = 0; m < b.trials; ++m) {
+          optimal +=
+              learner.family()
+                  .make(learner.options().seed, env::Split::kTest, static_cast<std::uint64_t>(m))
+                  .optimal_episode_value();
+        }
+        j["optimal_episode"] = optimal / static_cast<double>(b.trials);
+      }
       write_file_atomically(run_dir / "evaluation.json", j.dump(2) + "\n");
       return e;
     });

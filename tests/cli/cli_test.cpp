@@ -420,6 +420,23 @@ TEST(Run, Rl2TrainsOnEnvironmentFamiliesResumesAndEvaluates) {
     EXPECT_EQ(e.metric, "return");
     EXPECT_EQ(e.episodes, 10U);
     EXPECT_EQ(e.mean, a.final_mean);
+    // Beside the score, the mean reward of every step over the same trials: they sum to it.
+    const cli::Json evaluation = cli::Json::parse(cli::read_text(whole / "evaluation.json"));
+    const auto steps = evaluation.at("mean_rewards").get<std::vector<double>>();
+    ASSERT_EQ(steps.size(), static_cast<std::size_t>(tasks == "bandits" ? 4 : 2 * c.mdp.horizon));
+    double sum = 0.0;
+    for (const double v : steps) sum += v;
+    EXPECT_NEAR(sum, e.mean, 1e-9 * (1.0 + std::abs(e.mean)));
+    if (tasks == "bandits") {
+      const double best = evaluation.at("best_mean").get<double>();
+      EXPECT_GT(best, 0.0);
+      EXPECT_LE(best, 1.0);
+      for (const double v : steps) EXPECT_LE(v, 1.0);
+    } else {
+      // No agent beats the optimal policy of each MDP, in expectation; over 10 trials
+      // its mean return per episode lies well above the agent's.
+      EXPECT_GT(evaluation.at("optimal_episode").get<double>() * 2.0, e.mean);
+    }
     EXPECT_THROW((void)cli::evaluate(whole, {.episodes = 10, .ways = 3}, out), ml::ValueError);
     // The family is part of the run: a resume with other environments is refused.
     cli::RunConfig other = cli::read_config(whole);
