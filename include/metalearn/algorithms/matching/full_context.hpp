@@ -96,8 +96,8 @@ class FullContextEmbedding : public nn::Cloneable<FullContextEmbedding<T>, T> {
     const nn::ParamDict<T> att_params = this->child_params(params, att_);
     auto state = att.zero_state(query.shape()[0]);
     for (int k = 0; k < steps_; ++k) {
-      const Tensor<T> weights = softmax(matmul(state.h, transpose(support, 0, 1)), 1);  // [Q, S]
-      const Tensor<T> read = matmul(weights, support);                                  // [Q, D]
+      const Tensor<T> weights = softmax(mm(state.h, support, false, true), 1);  // [Q, S]
+      const Tensor<T> read = matmul(weights, support);                          // [Q, D]
       state = att.step(concat<T>({query, read}, 1), state, att_params);
       state.h = add(state.h, query);
     }

@@ -57,15 +57,15 @@ Tensor<T> multihead_attention(const Tensor<T>& q, const Tensor<T>& k, const Tens
   const Index dh = wq.shape()[0] / heads;
   // [n, H dh] -> [H, n, dh]
   const auto split = [&](const Tensor<T>& x, const Tensor<T>& w, Index n) {
-    return permute(reshape(matmul(x, transpose(w)), Shape{n, heads, dh}), {1, 0, 2});
+    return permute(reshape(mm(x, w, false, true), Shape{n, heads, dh}), {1, 0, 2});
   };
   const Tensor<T> qh = split(q, wq, m);
   const Tensor<T> kh = split(k, wk, c);
   const Tensor<T> vh = split(v, wv, c);
   const Tensor<T> logits =
-      mul_scalar(bmm(qh, transpose(kh, 1, 2)), T(1) / std::sqrt(static_cast<T>(dh)));
+      mul_scalar(mm(qh, kh, false, true), T(1) / std::sqrt(static_cast<T>(dh)));
   const Tensor<T> o = bmm(softmax(logits, 2), vh);  // [H, M, dh]
-  return matmul(reshape(permute(o, {1, 0, 2}), Shape{m, heads * dh}), transpose(wo));
+  return mm(reshape(permute(o, {1, 0, 2}), Shape{m, heads * dh}), wo, false, true);
 }
 
 }  // namespace functional
