@@ -5,6 +5,10 @@ the learning curves.
 
   np_train.py OUT.jsonl [--model cnp|np|anp] [--protocol cnp|anp] [--steps N]
                         [--eval-every 10000] [--eval-tasks N] [--batch B] [--seed 1]
+                        [--resume]
+
+With --resume a run continues from OUT.jsonl.ckpt (written at every evaluation), the same
+numbers as an uninterrupted run.
 
 Protocols (the library's GaussianProcessTasks with targets including the context, noise
 0.02, x uniform in [-2, 2), counts drawn per task):
@@ -211,6 +215,8 @@ def main():
     ap.add_argument("--eval-tasks", type=int, default=None)
     ap.add_argument("--batch", type=int, default=None)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--resume", action="store_true",
+                    help="continue from OUT.ckpt (written at every evaluation) if it exists")
     a = ap.parse_args()
     p = PROTOCOLS[a.protocol or ("cnp" if a.model == "cnp" else "anp")]
     steps = a.steps or p["steps"]
@@ -223,9 +229,20 @@ def main():
     eval_gen = torch.Generator().manual_seed(a.seed + 1000)
     chunk = min(eval_tasks, 400)
     evals = [sample_batch(p, chunk, eval_gen) for _ in range(eval_tasks // chunk)]
-    t0 = time.time()
-    with open(a.out, "w") as log:
-        for step in range(1, steps + 1):
+    ckpt = a.out + ".ckpt"
+    first, before = 1, 0.0
+    if a.resume and os.path.exists(ckpt):
+        state = torch.load(ckpt)
+        with torch.no_grad():
+            for mine, saved in zip(model.params(), state["params"]):
+                mine.copy_(saved)
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"])
+        first, before = state["step"] + 1, state["seconds"]
+        print(f"continuing from step {state['step']} of {ckpt}", flush=True)
+    t0 = time.time() - before
+    with open(a.out, "a" if first > 1 else "w") as log:
+        for step in range(first, steps + 1):
             loss = model.loss(*sample_batch(p, batch, gen), gen)
             opt.zero_grad()
             loss.backward()
@@ -243,6 +260,11 @@ def main():
                 log.write(json.dumps(line) + "\n")
                 log.flush()
                 print(json.dumps(line), flush=True)
+                # Everything the next steps depend on, replaced atomically.
+                torch.save({"params": [t.detach().clone() for t in model.params()],
+                            "optimizer": opt.state_dict(), "generator": gen.get_state(),
+                            "step": step, "seconds": line["seconds"]}, ckpt + ".tmp")
+                os.replace(ckpt + ".tmp", ckpt)
 
 
 if __name__ == "__main__":

@@ -257,6 +257,7 @@ void write_report(const std::vector<fs::path>& run_dirs, const fs::path& out) {
     const std::string tasks = config.value("tasks", "?");
     metric = tasks == "sinusoid"                     ? "query MSE"
              : tasks == "gp"                         ? "log-likelihood per target"
+             : tasks == "images"                     ? "log-likelihood per pixel"
              : tasks == "bandits" || tasks == "mdps" ? "mean reward per trial"
                                                      : "query accuracy";
     title += (title.empty() ? "" : ", ") + algorithm + " on " + tasks;

@@ -78,7 +78,7 @@ struct Classes {
 
 Classes load_classes(const RunConfig& c, std::ostream& out) {
   Classes d;
-  if (c.tasks == "omniglot") {
+  if (c.tasks == "omniglot" || (c.tasks == "images" && !c.task.data.empty())) {
     std::string root = c.task.data;
     if (root.empty()) {
       const char* env = std::getenv("METALEARN_OMNIGLOT_DIR");  // NOLINT(concurrency-mt-unsafe)
@@ -94,6 +94,8 @@ Classes load_classes(const RunConfig& c, std::ostream& out) {
     d.test = std::make_shared<data::OmniglotDataset>(
         all.with_split(data::OmniglotSplit::kVinyalsTest, false));
   } else {
+    if (c.tasks == "images")
+      out << "images: the embedded procedural glyphs (--data DIR: Omniglot)\n";
     d.train = std::make_shared<data::ProceduralGlyphs>(
         data::ProceduralGlyphsOptions{.split = Split::kTrain});
     d.test = std::make_shared<data::ProceduralGlyphs>(
@@ -132,21 +134,35 @@ auto with_learner(const RunConfig& c, std::ostream& out, F&& f) {
   const std::uint64_t learner_seed = t.seed + 1000;
   const data::MetaBatchOptions batch_options{
       .batch = t.meta_batch, .seed = t.seed, .prefetch = classification(c) ? 2 : 0};
-  if (c.tasks == "gp") {
-    data::GaussianProcessTasks<float> family(c.gp);
-    data::MetaBatchSampler<float> batches(family, batch_options);
-    const data::AnyTaskSampler<float> test_tasks(family);
+  // A Neural Process on a regression family from x_dim inputs to one output.
+  const auto neural_process = [&](Index x_dim, auto& batches, const auto& test_tasks) {
     const nn::Module<float>* none = nullptr;
     if (c.algorithm == "cnp") {
       auto o = options_of(c, cnp_table(), file);
       o.seed = learner_seed;
-      algorithms::ConditionalNeuralProcess<float> learner(1, 1, gen, o);
+      algorithms::ConditionalNeuralProcess<float> learner(x_dim, 1, gen, o);
       return f(learner, batches, test_tasks, none);
     }
     auto o = options_of(c, np_table(), file);
     o.seed = learner_seed;
-    algorithms::NeuralProcess<float> learner(1, 1, gen, o);
+    algorithms::NeuralProcess<float> learner(x_dim, 1, gen, o);
     return f(learner, batches, test_tasks, none);
+  };
+  if (c.tasks == "gp") {
+    data::GaussianProcessTasks<float> family(c.gp);
+    data::MetaBatchSampler<float> batches(family, batch_options);
+    const data::AnyTaskSampler<float> test_tasks(family);
+    return neural_process(1, batches, test_tasks);
+  }
+  if (c.tasks == "images") {
+    // Pixel (row, column) in [-1, 1]^2 -> intensity, on the training characters; the
+    // evaluation on the test characters.
+    const Classes classes = load_classes(c, out);
+    data::ImageCompletionTasks<float> family(classes.train, c.images);
+    const data::ImageCompletionTasks<float> test(classes.test, c.images);
+    data::MetaBatchSampler<float> batches(family, batch_options);
+    const data::AnyTaskSampler<float> test_tasks(test);
+    return neural_process(2, batches, test_tasks);
   }
   if (c.tasks == "sinusoid") {
     data::SinusoidTasks<float> family({.shots = t.shots, .queries = queries});
@@ -371,7 +387,7 @@ std::string gp_parts_line(const Json& parts) {
 }
 
 std::string metric_of(const RunConfig& c) {
-  if (c.tasks == "gp") return "log-likelihood";
+  if (c.tasks == "gp" || c.tasks == "images") return "log-likelihood";
   if (environment(c)) return "return";
   return classification(c) ? "accuracy" : "mse";
 }
@@ -379,7 +395,7 @@ std::string metric_of(const RunConfig& c) {
 /// "97.52% +- 0.41%" for accuracies, "0.0123 +- 0.0011" for errors.
 std::string format_result(const RunConfig& c, double mean, double ci95) {
   if (classification(c)) return fmt::format("{:.2f}% +- {:.2f}%", 100 * mean, 100 * ci95);
-  if (c.tasks == "gp") return fmt::format("{:.4f} +- {:.4f}", mean, ci95);
+  if (c.tasks == "gp" || c.tasks == "images") return fmt::format("{:.4f} +- {:.4f}", mean, ci95);
   if (environment(c)) return fmt::format("{:.2f} +- {:.2f}", mean, ci95);
   return fmt::format("{:.4g} +- {:.2g}", mean, ci95);
 }
@@ -400,9 +416,9 @@ const std::map<std::string, std::vector<std::string>>& algorithm_tasks() {
       {"reptile", {"sinusoid", "omniglot", "glyphs"}},
       {"protonet", {"omniglot", "glyphs"}},
       {"matching", {"omniglot", "glyphs"}},
-      {"cnp", {"gp"}},
-      {"np", {"gp"}},
-      {"anp", {"gp"}},
+      {"cnp", {"gp", "images"}},
+      {"np", {"gp", "images"}},
+      {"anp", {"gp", "images"}},
       {"rl2", {"bandits", "mdps"}}};
   return pairs;
 }
@@ -496,6 +512,24 @@ RunConfig default_config(const std::string& algorithm, const std::string& tasks)
              .final_eval_episodes = 1000,
              .log_every = 10};
     c.options = rl2_table().to_json(o);
+  } else if (tasks == "images") {
+    // Image completion (Garnelo et al. 2018; Kim et al. 2019), as
+    // examples/neural_process_images: 3..200 random context pixels, every pixel a target,
+    // batches of 16, Adam 1e-4, 20,000 steps.
+    c.images = {.min_context = 3, .max_context = 200, .targets_include_context = true};
+    c.task.meta_batch = 16;
+    c.run = {.steps = 20000,
+             .eval_every = 5000,
+             .eval_episodes = 300,
+             .final_eval_episodes = 1000,
+             .log_every = 100};
+    if (algorithm == "cnp") {
+      c.options = cnp_table().to_json(algorithms::CnpOptions{});
+    } else {
+      algorithms::NpOptions o;
+      if (algorithm == "anp") o.attention_heads = 8;
+      c.options = np_table().to_json(o);
+    }
   } else {
     // The DeepMind notebooks' protocols, noise 0.02, x in [-2, 2], the targets include
     // the context, Adam 1e-4. The CNP's: EQ kernel (0.4, 1.0), 3..9 context points,
@@ -560,6 +594,9 @@ void add_config_flags(CLI::App& app, const RunConfig& defaults, GivenFlags& give
     bandit_table().add_flags(app, defaults.bandits, given.bandits, "Bandits");
   }
   if (defaults.tasks == "mdps") mdp_table().add_flags(app, defaults.mdp, given.mdp, "MDPs");
+  if (defaults.tasks == "images") {
+    image_table().add_flags(app, defaults.images, given.images, "Image completion");
+  }
   run_table().add_flags(app, defaults.run, given.run, "Run");
 }
 
@@ -568,6 +605,7 @@ void apply_flags(const GivenFlags& given, RunConfig& config) {
   gp_table().apply(given.gp, config.gp);
   bandit_table().apply(given.bandits, config.bandits);
   mdp_table().apply(given.mdp, config.mdp);
+  image_table().apply(given.images, config.images);
   run_table().apply(given.run, config.run);
   with_table(config.algorithm, [&](const auto& table) {
     typename std::remove_cvref_t<decltype(table)>::Struct o{};
@@ -588,6 +626,7 @@ Json to_json(const RunConfig& c) {
   if (c.tasks == "gp") j["gp"] = gp_table().to_json(c.gp);
   if (c.tasks == "bandits") j["bandits"] = bandit_table().to_json(c.bandits);
   if (c.tasks == "mdps") j["mdp"] = mdp_table().to_json(c.mdp);
+  if (c.tasks == "images") j["images"] = image_table().to_json(c.images);
   return j;
 }
 
@@ -607,6 +646,7 @@ RunConfig config_from_json(const Json& j, const std::string& file) {
   if (j.contains("gp")) gp_table().from_json(j.at("gp"), c.gp, file);
   if (j.contains("bandits")) bandit_table().from_json(j.at("bandits"), c.bandits, file);
   if (j.contains("mdp")) mdp_table().from_json(j.at("mdp"), c.mdp, file);
+  if (j.contains("images")) image_table().from_json(j.at("images"), c.images, file);
   if (j.contains("run")) run_table().from_json(j.at("run"), c.run, file);
   if (j.contains("options")) {
     with_table(c.algorithm, [&](const auto& table) {
@@ -742,9 +782,14 @@ TrainOutcome train(const RunConfig& config, const fs::path& run_dir, bool resume
                       "metalearn: ", config_path.string(),
                       " describes another run than the one asked for");
     }
+  }
+  // Written once the learner and its tasks are built, so that a configuration they
+  // refuse leaves no run folder behind.
+  const auto write_config = [&] {
+    if (!writer) return;
     fs::create_directories(run_dir);
     write_file_atomically(config_path, to_json(config).dump(2) + "\n");
-  }
+  };
 
   const RunSettings& r = config.run;
   const std::string unit = environment(config) ? "trials" : "episodes";
@@ -798,6 +843,7 @@ TrainOutcome train(const RunConfig& config, const fs::path& run_dir, bool resume
                        config.tasks, r.steps, config.options.value("trials", 0), run_dir.string())
         << std::flush;
     return with_environment_learner(config, [&](auto& learner) {
+      write_config();
       const train::FitResult result = train::fit(learner, fit);
       return record(config, run_dir, result, trial_figure(config, learner), out, true);
     });
@@ -815,6 +861,7 @@ TrainOutcome train(const RunConfig& config, const fs::path& run_dir, bool resume
   return with_learner(
       config, out,
       [&](auto& learner, auto& batches, const auto& test_tasks, const nn::Module<float>* model) {
+        write_config();
         train::FitResult result;
 #if defined(METALEARN_CLI_WITH_MPI)
         if (world) {

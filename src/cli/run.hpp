@@ -21,7 +21,7 @@ namespace metalearn::cli {
 /// Everything that defines a run: config.json of its folder.
 struct RunConfig {
   std::string algorithm;  ///< maml, reptile, protonet, matching, cnp, np, anp or rl2
-  std::string tasks;      ///< sinusoid, omniglot, glyphs, gp, bandits or mdps
+  std::string tasks;      ///< sinusoid, omniglot, glyphs, gp, images, bandits or mdps
   TaskSettings task;
   /// The Gaussian-process family of a gp run (unused otherwise).
   data::GaussianProcessOptions gp{};
@@ -29,6 +29,8 @@ struct RunConfig {
   env::BanditOptions bandits{};
   /// The tabular MDPs of an mdps run (unused otherwise).
   env::TabularMdpOptions mdp{};
+  /// The image-completion tasks of an images run (unused otherwise).
+  data::ImageCompletionOptions images{};
   RunSettings run;
   /// The algorithm's options, as its field table writes them (every field).
   Json options = Json::object();
@@ -44,7 +46,7 @@ RunConfig default_config(const std::string& algorithm, const std::string& tasks)
 /// One flag per field of the algorithm's options, of the task and of the run settings,
 /// showing `defaults`; values given are collected per table in `given`.
 struct GivenFlags {
-  std::map<std::string, Json> options, task, gp, bandits, mdp, run;
+  std::map<std::string, Json> options, task, gp, bandits, mdp, images, run;
 };
 void add_config_flags(CLI::App& app, const RunConfig& defaults, GivenFlags& given);
 

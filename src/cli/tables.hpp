@@ -86,7 +86,8 @@ inline const FieldTable<TaskSettings>& task_table() {
              "query examples per class (or points) of the evaluation episodes")
         .add("meta_batch", &TaskSettings::meta_batch, "tasks per meta-step")
         .add("data", &TaskSettings::data,
-             "Omniglot folder for --tasks omniglot (default: $METALEARN_OMNIGLOT_DIR)")
+             "Omniglot folder for --tasks omniglot (default: $METALEARN_OMNIGLOT_DIR) or "
+             "--tasks images (default: the embedded procedural glyphs)")
         .add("seed", &TaskSettings::seed, "seed of the initialisation and of the task stream");
     return t;
   }();
@@ -277,6 +278,19 @@ inline const FieldTable<data::GaussianProcessOptions>& gp_table() {
         .add("jitter", &O::jitter, "added to the kernel's diagonal before the Cholesky factor")
         .add("targets_include_context", &O::targets_include_context,
              "the query set is the context points followed by the targets");
+    return t;
+  }();
+  return table;
+}
+
+inline const FieldTable<data::ImageCompletionOptions>& image_table() {
+  using O = data::ImageCompletionOptions;
+  static const FieldTable<O> table = [] {
+    FieldTable<O> t("ImageCompletionOptions");
+    t.add("min_context", &O::min_context, "fewest context pixels of a task")
+        .add("max_context", &O::max_context, "most context pixels of a task")
+        .add("targets_include_context", &O::targets_include_context,
+             "the query set is the context pixels followed by every other pixel");
     return t;
   }();
   return table;

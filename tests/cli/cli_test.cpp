@@ -80,6 +80,7 @@ TEST(FieldTables, CoverEveryFieldOfTheirStructs) {
   EXPECT_EQ(cli::rl2_table().covered(), cli::field_count<ml::algorithms::Rl2Options>());
   EXPECT_EQ(cli::bandit_table().covered(), cli::field_count<ml::env::BanditOptions>());
   EXPECT_EQ(cli::mdp_table().covered(), cli::field_count<ml::env::TabularMdpOptions>());
+  EXPECT_EQ(cli::image_table().covered(), cli::field_count<ml::data::ImageCompletionOptions>());
   // The counter itself: a struct of three fields, one of them an aggregate.
   struct Inner {
     int a, b;
@@ -309,6 +310,69 @@ TEST(Run, NeuralProcessesTrainOnGaussianProcessTasks) {
     other.run.steps = 4;
     EXPECT_THROW((void)cli::train(other, dir, true, quiet_reporting(log)), ml::ValueError);
     fs::remove_all(dir);
+  }
+}
+
+TEST(Run, NeuralProcessesTrainOnImageCompletion) {
+  for (const std::string algorithm : {"cnp", "anp"}) {
+    SCOPED_TRACE(algorithm);
+    std::ostringstream log;
+    const fs::path whole = fresh_dir("images_whole_" + algorithm);
+    const fs::path parts = fresh_dir("images_parts_" + algorithm);
+    cli::RunConfig c = cli::default_config(algorithm, "images");
+    EXPECT_EQ(c.images.max_context, 200);
+    EXPECT_TRUE(c.task.data.empty());  // the embedded glyphs
+    c.images.max_context = 20;
+    c.task.meta_batch = 2;
+    c.run = {.steps = 3, .eval_every = 2, .eval_episodes = 3, .final_eval_episodes = 4};
+    c.options["decoder"] = cli::Json::array({16});
+    if (algorithm == "cnp") {
+      c.options["encoder"] = cli::Json::array({16});
+    } else {
+      c.options["deterministic"] = cli::Json::array({16});
+      c.options["latent_encoder"] = cli::Json::array({16});
+      c.options["latent"] = 8;
+      c.options["attention_mlp"] = cli::Json::array({16});
+      c.options["likelihood_samples"] = 2;
+    }
+    const cli::TrainOutcome a = cli::train(c, whole, false, quiet_reporting(log));
+    EXPECT_TRUE(a.finished);
+    EXPECT_EQ(a.final_episodes, 4U);
+    EXPECT_TRUE(std::isfinite(a.final_mean));
+    EXPECT_NE(log.str().find("procedural glyphs"), std::string::npos) << log.str();
+    // Stopped after step 2 and resumed: the same checkpoint, bit for bit.
+    int polls = 0;
+    const cli::TrainOutcome first = cli::train(
+        c, parts, false,
+        cli::Reporting{.out = &log, .progress = false, .stop = [&] { return ++polls == 2; }});
+    EXPECT_EQ(first.steps, 2);
+    const cli::TrainOutcome second =
+        cli::train(cli::read_config(parts), parts, true, quiet_reporting(log));
+    EXPECT_EQ(second.start_step, 2);
+    EXPECT_EQ(stored_values(whole / "checkpoint.safetensors"),
+              stored_values(parts / "checkpoint.safetensors"));
+    EXPECT_EQ(second.final_mean, a.final_mean);
+    std::ostringstream out;
+    const cli::Evaluation e = cli::evaluate(whole, {.episodes = 4}, out);
+    EXPECT_EQ(e.metric, "log-likelihood");
+    EXPECT_EQ(e.mean, a.final_mean);
+    // The context range is part of the run; one beyond an image's pixels is refused.
+    cli::RunConfig other = cli::read_config(whole);
+    EXPECT_EQ(other.images.max_context, 20);
+    other.images.max_context = 30;
+    other.run.steps = 4;
+    EXPECT_THROW((void)cli::train(other, whole, true, quiet_reporting(log)), ml::ValueError);
+    // A refused configuration leaves no run behind: the corrected one then starts there.
+    cli::RunConfig huge = c;
+    huge.images.max_context = 10000;
+    const fs::path refused = fresh_dir("images_refused");
+    EXPECT_THROW((void)cli::train(huge, refused, false, quiet_reporting(log)), ml::ValueError);
+    EXPECT_FALSE(fs::exists(refused / "config.json"));
+    c.run.steps = 1;
+    EXPECT_TRUE(cli::train(c, refused, false, quiet_reporting(log)).finished);
+    fs::remove_all(refused);
+    fs::remove_all(whole);
+    fs::remove_all(parts);
   }
 }
 
