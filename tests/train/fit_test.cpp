@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -202,6 +203,27 @@ TEST_F(Fit, EnvironmentLearnersTrainEvaluateAndResumeBitForBit) {
   EXPECT_EQ(steps_with(metrics, "return"), (std::vector<long long>{1, 2, 3, 4, 5, 6}));
   EXPECT_EQ(steps_with(metrics, "lr"), (std::vector<long long>{1, 2, 3, 4, 5, 6}));
   EXPECT_EQ(steps_with(metrics, "eval_mean"), (std::vector<long long>{3, 6}));
+  // And PPO's diagnostics (Rl2Stats::diagnostics()), with the values the step returned.
+  for (const char* key :
+       {"policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "grad_norm"}) {
+    EXPECT_EQ(steps_with(metrics, key), (std::vector<long long>{1, 2, 3, 4, 5, 6})) << key;
+  }
+  Rl2 again = small_rl2(1);
+  const alg::Rl2Stats s = again.meta_step();
+  EXPECT_GT(s.grad_norm, 0.0);
+  EXPECT_GT(s.entropy, 0.0);
+  EXPECT_LE(s.entropy, std::log(3.0) + 1e-9);  // at most uniform over 3 arms
+  EXPECT_GE(s.clip_fraction, 0.0);
+  EXPECT_LE(s.clip_fraction, 1.0);
+  {
+    std::ifstream in(metrics);
+    std::string line;  // step 1 of `whole`: the same step from the same start
+    while (std::getline(in, line) && line.find("\"grad_norm\"") == std::string::npos) {
+    }
+    const auto at = line.find("\"grad_norm\":");
+    ASSERT_NE(at, std::string::npos) << line;
+    EXPECT_NEAR(std::stod(line.substr(at + 12)), s.grad_norm, 1e-9 * s.grad_norm) << line;
+  }
 
   // Stopped after 4 steps, resumed by a learner with other initial weights: the same bits.
   Rl2 first = small_rl2(1);

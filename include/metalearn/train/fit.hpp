@@ -21,7 +21,9 @@
 /// checkpoint, so the file reads as one uninterrupted run). A logged step's record has
 /// "step", "meta_loss", "seconds", the outer learning rate "lr" when the learner has
 /// one, "accuracy" for a classifier and "return" (mean total reward per trial) for a
-/// learner of environments.
+/// learner of environments, then the diagnostics the step's statistics name, if they
+/// have diagnostics() (RL^2: policy_loss, value_loss, entropy, approx_kl, clip_fraction
+/// and grad_norm, the gradient's norm before clipping).
 // SPDX-License-Identifier: MIT
 
 #include <algorithm>
@@ -224,7 +226,10 @@ class RunDirectory {
   /// into the call): on_step, the progress line, the log record, the evaluation and
   /// the checkpoint. `time_up`: the time limit has passed. Returns whether the loop
   /// stops for lack of time.
-  bool after_step(std::int64_t step, const algorithms::StepStats& stats, double now, bool time_up) {
+  /// `extra`: the learner's own diagnostics of the step (name, value), logged after the
+  /// common fields.
+  bool after_step(std::int64_t step, const algorithms::StepStats& stats, double now, bool time_up,
+                  const io::MetricsLog::Record& extra = {}) {
     if (options_.on_step) options_.on_step(step, stats);
     if (progress_) {
       const double rate = static_cast<double>(step - result_.start_step) / (now > 0 ? now : 1.0);
@@ -243,6 +248,7 @@ class RunDirectory {
       if (const auto lr = outer_lr(learner_.state())) record.emplace_back("lr", *lr);
       if (stats.post_accuracy) record.emplace_back("accuracy", *stats.post_accuracy);
       if (stats.mean_return) record.emplace_back("return", *stats.mean_return);
+      record.insert(record.end(), extra.begin(), extra.end());
       log_->write(record);
     }
     const bool last = step >= options_.steps;
@@ -335,8 +341,8 @@ inline void check_fit_options(const FitOptions& options, const char* function) {
 }
 
 /// The loop of fit(): `meta_step()` (one of the learner's meta-steps, returning its
-/// StepStats) until options.steps, the time limit or options.stop, each step followed
-/// by `run`'s logging, evaluation and checkpoints.
+/// StepStats, or a type derived from it with diagnostics() to log) until options.steps, the time
+/// limit or options.stop, each step followed by `run`'s logging, evaluation and checkpoints.
 template <class L, class MetaStep>
 FitResult run_loop(L& learner, RunDirectory<L>& run, const FitOptions& options,
                    MetaStep&& meta_step) {
@@ -345,12 +351,17 @@ FitResult run_loop(L& learner, RunDirectory<L>& run, const FitOptions& options,
   std::int64_t step = start_step;
   bool asked = false;
   while (step < options.steps) {
-    const algorithms::StepStats stats = meta_step();
+    const auto stats = meta_step();
     step = learner.steps_taken();
     const double now = run.elapsed();
     asked = options.stop && options.stop();
+    // A learner's step statistics may name diagnostics of their own (Rl2Stats: PPO's).
+    io::MetricsLog::Record extra;
+    if constexpr (requires { stats.diagnostics(); }) {
+      for (const auto& [name, value] : stats.diagnostics()) extra.emplace_back(name, value);
+    }
     if (run.after_step(step, stats, now,
-                       asked || (options.time_limit > 0.0 && now > options.time_limit))) {
+                       asked || (options.time_limit > 0.0 && now > options.time_limit), extra)) {
       break;
     }
   }
@@ -402,8 +413,7 @@ FitResult fit(L& learner, const FitOptions& options) {
       learner, options, [&learner](std::size_t trials) { return learner.evaluate(trials); },
       "train::fit",
       /*root=*/true);
-  return detail::run_loop(learner, run, options,
-                          [&]() -> algorithms::StepStats { return learner.meta_step(); });
+  return detail::run_loop(learner, run, options, [&] { return learner.meta_step(); });
 }
 
 }  // namespace metalearn::train

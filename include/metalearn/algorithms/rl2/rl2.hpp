@@ -148,6 +148,16 @@ struct Rl2Stats : StepStats {
   double entropy = 0.0;        ///< mean policy entropy
   double approx_kl = 0.0;      ///< mean old - new log-probability
   double clip_fraction = 0.0;  ///< fraction of rows whose ratio was clipped
+  /// Mean over the update's minibatches of the gradient's global norm before clipping.
+  double grad_norm = 0.0;
+
+  /// The update's diagnostics by name, for the metrics log (train::fit writes them
+  /// beside the meta-loss): the losses, entropy, approx_kl, clip_fraction, grad_norm.
+  [[nodiscard]] std::vector<std::pair<std::string, double>> diagnostics() const {
+    return {
+        {"policy_loss", policy_loss}, {"value_loss", value_loss},       {"entropy", entropy},
+        {"approx_kl", approx_kl},     {"clip_fraction", clip_fraction}, {"grad_norm", grad_norm}};
+  }
 };
 
 /// The policy's outputs over whole trials: logits [steps * n, actions] and values
@@ -490,15 +500,16 @@ void Rl2<F, T>::minibatch_step(const TrialBatch& batch, const std::vector<Index>
   for (std::size_t j = 0; j < grads.size(); ++j) {
     if (!grads[j].defined()) grads[j] = zeros<T>(params[j].shape());
   }
-  if (options_.max_grad_norm > 0.0) {
-    double ss = 0.0;
-    for (const auto& g : grads) {
-      for (Index i = 0; i < g.numel(); ++i) {
-        const auto v = static_cast<double>(g.data()[i]);
-        ss += v * v;
-      }
+  double ss = 0.0;
+  for (const auto& g : grads) {
+    for (Index i = 0; i < g.numel(); ++i) {
+      const auto v = static_cast<double>(g.data()[i]);
+      ss += v * v;
     }
-    const double norm = std::sqrt(ss);
+  }
+  const double norm = std::sqrt(ss);
+  sums.grad_norm += norm;
+  if (options_.max_grad_norm > 0.0) {
     if (norm > options_.max_grad_norm) {
       const auto factor = static_cast<T>(options_.max_grad_norm / (norm + 1e-6));
       for (auto& g : grads) g = mul_scalar(g, factor);
@@ -559,6 +570,7 @@ Rl2Stats Rl2<F, T>::update(const TrialBatch& batch) {
   stats.entropy /= rows;
   stats.approx_kl /= rows;
   stats.clip_fraction /= rows;
+  stats.grad_norm /= static_cast<double>(options_.epochs * per);
   return stats;
 }
 
