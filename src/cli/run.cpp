@@ -926,28 +926,22 @@ Evaluation evaluate(const fs::path& target, const EvalRequest& request, std::ost
         for (Index m = 0; m < b.trials; ++m) sum += b.rewards[b.at(m, t)];
         steps.push_back(sum / static_cast<double>(b.trials));
       }
+      // The mean of value(environment) over the same test environments.
+      const auto over_trials = [&](auto value) {
+        double sum = 0.0;
+        for (Index m = 0; m < b.trials; ++m) {
+          sum += value(learner.family().make(learner.options().seed, env::Split::kTest,
+                                             static_cast<std::uint64_t>(m)));
+        }
+        return sum / static_cast<double>(b.trials);
+      };
       if constexpr (std::is_same_v<typename L::family_type, env::BernoulliBandits>) {
-        // Mean over the same bandits of the best arm's probability: regret after pull j
-        // is j * best_mean - the sum of mean_rewards over the first j pulls.
-        double best = 0.0;
-        for (Index m = 0; m < b.trials; ++m) {
-          best +=
-              learner.family()
-                  .make(learner.options().seed, env::Split::kTest, static_cast<std::uint64_t>(m))
-                  .best_mean();
-        }
-        j["best_mean"] = best / static_cast<double>(b.trials);
+        // Regret after pull j is j * best_mean - the sum of mean_rewards over pulls 1..j.
+        j["best_mean"] = over_trials([](const auto& bandit) { return bandit.best_mean(); });
       } else {
-        // Mean over the same MDPs of the optimal policy's expected return per episode:
-        // regret after episode j is j * optimal_episode - the rewards of its steps.
-        double optimal = 0.0;
-        for (Index m = 0; m < b.trials; ++m) {
-          optimal +=
-              learner.family()
-                  .make(learner.options().seed, env::Split::kTest, static_cast<std::uint64_t>(m))
-                  .optimal_episode_value();
-        }
-        j["optimal_episode"] = optimal / static_cast<double>(b.trials);
+        // Regret after episode j is j * optimal_episode - the rewards of its steps.
+        j["optimal_episode"] =
+            over_trials([](const auto& mdp) { return mdp.optimal_episode_value(); });
       }
       write_file_atomically(run_dir / "evaluation.json", j.dump(2) + "\n");
       return e;

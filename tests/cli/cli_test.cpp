@@ -61,6 +61,20 @@ std::vector<double> stored_values(const fs::path& file) {
   return v;
 }
 
+/// Small networks for a Neural Process run of the tests.
+void shrink_neural_process(cli::RunConfig& c) {
+  c.options["decoder"] = cli::Json::array({16});
+  if (c.algorithm == "cnp") {
+    c.options["encoder"] = cli::Json::array({16, 16});
+  } else {
+    c.options["deterministic"] = cli::Json::array({16});
+    c.options["latent_encoder"] = cli::Json::array({16});
+    c.options["latent"] = 8;
+    c.options["attention_mlp"] = cli::Json::array({16});
+    c.options["likelihood_samples"] = 3;
+  }
+}
+
 }  // namespace
 
 TEST(FieldTables, CoverEveryFieldOfTheirStructs) {
@@ -279,16 +293,7 @@ TEST(Run, NeuralProcessesTrainOnGaussianProcessTasks) {
     EXPECT_EQ(c.gp.max_context, algorithm == "cnp" ? 9 : 49);
     c.task.meta_batch = 4;
     c.run = {.steps = 3, .eval_every = 3, .eval_episodes = 4, .final_eval_episodes = 5};
-    c.options["decoder"] = cli::Json::array({16});
-    if (algorithm == "cnp") {
-      c.options["encoder"] = cli::Json::array({16, 16});
-    } else {
-      c.options["deterministic"] = cli::Json::array({16});
-      c.options["latent_encoder"] = cli::Json::array({16});
-      c.options["latent"] = 8;
-      c.options["attention_mlp"] = cli::Json::array({16});
-      c.options["likelihood_samples"] = 3;
-    }
+    shrink_neural_process(c);
     const cli::TrainOutcome o = cli::train(c, dir, false, quiet_reporting(log));
     EXPECT_TRUE(o.finished);
     EXPECT_EQ(o.final_episodes, 5U);
@@ -325,16 +330,7 @@ TEST(Run, NeuralProcessesTrainOnImageCompletion) {
     c.images.max_context = 20;
     c.task.meta_batch = 2;
     c.run = {.steps = 3, .eval_every = 2, .eval_episodes = 3, .final_eval_episodes = 4};
-    c.options["decoder"] = cli::Json::array({16});
-    if (algorithm == "cnp") {
-      c.options["encoder"] = cli::Json::array({16});
-    } else {
-      c.options["deterministic"] = cli::Json::array({16});
-      c.options["latent_encoder"] = cli::Json::array({16});
-      c.options["latent"] = 8;
-      c.options["attention_mlp"] = cli::Json::array({16});
-      c.options["likelihood_samples"] = 2;
-    }
+    shrink_neural_process(c);
     const cli::TrainOutcome a = cli::train(c, whole, false, quiet_reporting(log));
     EXPECT_TRUE(a.finished);
     EXPECT_EQ(a.final_episodes, 4U);
