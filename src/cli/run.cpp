@@ -512,7 +512,7 @@ RunConfig default_config(const std::string& algorithm, const std::string& tasks)
              .final_eval_episodes = 1000,
              .log_every = 10};
     c.options = rl2_table().to_json(o);
-  } else if (tasks == "images") {
+  } else if (tasks == "images") {  // cnp, np or anp
     // Image completion (Garnelo et al. 2018; Kim et al. 2019), as
     // examples/neural_process_images: 3..200 random context pixels, every pixel a target,
     // batches of 16, Adam 1e-4, 20,000 steps.
@@ -523,14 +523,7 @@ RunConfig default_config(const std::string& algorithm, const std::string& tasks)
              .eval_episodes = 300,
              .final_eval_episodes = 1000,
              .log_every = 100};
-    if (algorithm == "cnp") {
-      c.options = cnp_table().to_json(algorithms::CnpOptions{});
-    } else {
-      algorithms::NpOptions o;
-      if (algorithm == "anp") o.attention_heads = 8;
-      c.options = np_table().to_json(o);
-    }
-  } else {
+  } else if (algorithm == "cnp" || algorithm == "np" || algorithm == "anp") {
     // The DeepMind notebooks' protocols, noise 0.02, x in [-2, 2], the targets include
     // the context, Adam 1e-4. The CNP's: EQ kernel (0.4, 1.0), 3..9 context points,
     // batches of 64, 80,000 steps. The NP's and ANP's (the ANP notebook): EQ kernels of
@@ -556,13 +549,13 @@ RunConfig default_config(const std::string& algorithm, const std::string& tasks)
              .eval_episodes = 3200,
              .final_eval_episodes = algorithm == "cnp" ? 32000 : 3200,
              .log_every = 100};
-    if (algorithm == "cnp") {
-      c.options = cnp_table().to_json(algorithms::CnpOptions{});
-    } else {
-      algorithms::NpOptions o;
-      if (algorithm == "anp") o.attention_heads = 8;
-      c.options = np_table().to_json(o);
-    }
+  }
+  if (algorithm == "cnp") c.options = cnp_table().to_json(algorithms::CnpOptions{});
+  if (algorithm == "np" || algorithm == "anp") {
+    // The reference sizes; the ANP with 8-head cross-attention.
+    algorithms::NpOptions o;
+    if (algorithm == "anp") o.attention_heads = 8;
+    c.options = np_table().to_json(o);
   }
   return c;
 }
