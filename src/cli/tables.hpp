@@ -384,6 +384,9 @@ inline const FieldTable<alg::Rl2Options>& rl2_table() {
         .add("epochs", &O::epochs, "passes over the collected trials per meta-step")
         .add("minibatches", &O::minibatches, "minibatches of whole trials per epoch")
         .add("value_coef", &O::value_coef, "weight of the value loss")
+        .add("reward_scale", &O::reward_scale,
+             "factor on the rewards of the value targets and advantages (not the policy's "
+             "input); below 1 balances the value loss against the policy's on long trials")
         .add("entropy_coef", &O::entropy_coef, "weight of the entropy bonus")
         .add("lr", &O::lr, "Adam learning rate")
         .add("adam_eps", &O::adam_eps, "Adam's epsilon")

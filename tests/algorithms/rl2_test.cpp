@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -80,6 +81,38 @@ TEST(Rl2Gae, MatchesHandComputedTrajectory) {
   EXPECT_NEAR(d[1], 0.7, 1e-12);
   EXPECT_THROW((void)ma::gae(r, {1.0}, 0.9, 0.5), ml::ValueError);
   EXPECT_THROW((void)ma::gae(r, v, 1.5, 0.5), ml::ValueError);
+}
+
+TEST(Rl2, RewardScaleScalesTheAdvantagesAndValueTargets) {
+  // GAE is linear in (rewards, values): with the rewards times s and the collected values
+  // times s, the advantages and targets are s times those of the raw rewards. Wrong if
+  // the scale is skipped, applied to the values too, or to one of the two outputs only.
+  ml::Generator gen(4);
+  const double s = 0.25;
+  ma::Rl2<me::TabularMdps, double> raw(
+      small_mdps(), gen,
+      {.hidden = 3, .trials = 2, .minibatches = 1, .normalize_advantages = false});
+  ma::Rl2<me::TabularMdps, double> scaled(small_mdps(), gen,
+                                          {.hidden = 3,
+                                           .trials = 2,
+                                           .minibatches = 1,
+                                           .reward_scale = s,
+                                           .normalize_advantages = false});
+  ma::TrialBatch batch = raw.collect_step(0);
+  ma::TrialBatch scaled_batch = batch;
+  for (double& v : scaled_batch.values) v *= s;
+  const auto [adv, ret] = raw.advantages(batch);
+  const auto [adv_s, ret_s] = scaled.advantages(scaled_batch);
+  ASSERT_EQ(adv.size(), adv_s.size());
+  double largest = 0.0;
+  for (std::size_t k = 0; k < adv.size(); ++k) {
+    EXPECT_NEAR(adv_s[k], s * adv[k], 1e-12) << k;
+    EXPECT_NEAR(ret_s[k], s * ret[k], 1e-12) << k;
+    largest = std::max(largest, std::abs(ret[k]));
+  }
+  EXPECT_GT(largest, 0.1);  // the rewards are not all zero, so the check has teeth
+  EXPECT_THROW((ma::Rl2<me::TabularMdps, double>(small_mdps(), gen, {.reward_scale = 0.0})),
+               ml::ValueError);
 }
 
 TEST(Rl2Ppo, LossGradientPassesGradcheck) {

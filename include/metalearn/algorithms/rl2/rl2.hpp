@@ -77,6 +77,14 @@ struct Rl2Options {
   Index minibatches = 4;
   /// Weight of the value loss (V - R)^2 / 2 (ppo2: 0.5).
   double value_coef = 0.5;
+  /// Factor on the rewards of the learning signal: the advantages and the value targets
+  /// are computed from reward * reward_scale, so the value head learns scaled returns;
+  /// the policy's input keeps the raw reward. Long trials at gamma near 1 have large
+  /// returns (about 100 on the paper's MDPs), and the value loss's gradient through the
+  /// shared GRU then swamps the policy's under max_grad_norm; a scale below 1 (0.1
+  /// there) keeps the two in balance. Not in the paper, whose TRPO fitted the value
+  /// separately. 1: the rewards as they are.
+  double reward_scale = 1.0;
   /// Weight of the entropy bonus (ppo2: 0.01).
   double entropy_coef = 0.01;
   /// Adam's learning rate (Schulman et al.: 3e-4).
@@ -211,7 +219,7 @@ class Rl2 {
                                               const nn::ParamDict<T>& params) const;
 
   /// The advantages (normalised when the options say so) and value targets of every
-  /// step of `batch`, indexed like it.
+  /// step of `batch`, indexed like it, from the rewards times options().reward_scale.
   [[nodiscard]] std::pair<std::vector<double>, std::vector<double>> advantages(
       const TrialBatch& batch) const;
 
@@ -283,6 +291,8 @@ Rl2<F, T>::Rl2(F family, Generator& gen, Rl2Options options)
                   ValueError, who, ": value_coef (", o.value_coef, "), entropy_coef (",
                   o.entropy_coef, ") and max_grad_norm (", o.max_grad_norm,
                   ") must be non-negative");
+  METALEARN_CHECK(o.reward_scale > 0.0 && std::isfinite(o.reward_scale), ValueError, who,
+                  ": reward_scale ", o.reward_scale, " must be positive and finite");
   METALEARN_CHECK(o.lr > 0.0 && std::isfinite(o.lr) && o.adam_eps >= 0.0, ValueError, who,
                   ": learning rate ", o.lr, " must be positive and finite, adam_eps ", o.adam_eps,
                   " non-negative");
@@ -423,7 +433,10 @@ std::pair<std::vector<double>, std::vector<double>> Rl2<F, T>::advantages(
   std::vector<double> adv(batch.rewards.size()), ret(batch.rewards.size());
   for (Index m = 0; m < batch.trials; ++m) {
     const auto b = static_cast<std::ptrdiff_t>(batch.at(m, 0));
-    const std::vector<double> r(batch.rewards.begin() + b, batch.rewards.begin() + b + steps);
+    std::vector<double> r(batch.rewards.begin() + b, batch.rewards.begin() + b + steps);
+    if (options_.reward_scale != 1.0) {
+      for (double& x : r) x *= options_.reward_scale;
+    }
     const std::vector<double> v(batch.values.begin() + b, batch.values.begin() + b + steps);
     const std::vector<double> a = gae(r, v, options_.gamma, options_.gae_lambda);
     for (Index t = 0; t < steps; ++t) {
