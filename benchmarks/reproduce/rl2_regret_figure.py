@@ -21,7 +21,7 @@ import csv
 import json
 import sys
 
-COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+from svg_plot import COLOURS, Chart, nice_step
 
 
 def read_baselines(path):
@@ -54,16 +54,6 @@ def rl2_curve(path, rows):
     return out, e
 
 
-def nice_step(span):
-    raw = span / 5.0
-    for p in range(-3, 6):
-        for m in (1, 2, 2.5, 5):
-            step = m * 10 ** p
-            if step >= raw:
-                return step
-    return raw
-
-
 def label(name):
     """The baselines' CSV columns as legend entries."""
     for prefix, text in (("ucb1_c", "UCB1, c "), ("eps_greedy_", "eps-greedy, eps ")):
@@ -86,51 +76,17 @@ def merge_equal(curves):
 
 
 def svg(xlabel, x, curves, title):
-    w, h, left, right, top, bottom = 800, 440, 64, 290, 40, 50
-    pw, ph = w - left - right, h - top - bottom
     ymax = max(max(c) for c in curves.values())
     ymin = min(0.0, min(min(c) for c in curves.values()))
     step = nice_step(ymax - ymin)
     ymax = step * (int(ymax / step) + 1)
-    x0, x1 = 0, x[-1]
-
-    def px(v):
-        return left + pw * (v - x0) / (x1 - x0)
-
-    def py(v):
-        return top + ph * (1.0 - (v - ymin) / (ymax - ymin))
-
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
-           f'font-family="sans-serif" font-size="12">',
-           f'<rect width="{w}" height="{h}" fill="white"/>',
-           f'<text x="{left + pw / 2}" y="22" text-anchor="middle" font-size="14">{title}</text>']
-    tick = ymin
-    while tick <= ymax + 1e-9:
-        y = py(tick)
-        out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + pw}" y2="{y:.1f}" '
-                   'stroke="#ddd"/>')
-        out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{tick:g}</text>')
-        tick += step
-    xstep = max(1, int(nice_step(x1 - x0)))
-    for v in range(0, x1 + 1, xstep):
-        out.append(f'<text x="{px(v):.1f}" y="{top + ph + 18}" text-anchor="middle">{v}</text>')
-    out.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" '
-               'stroke="#333"/>')
-    out.append(f'<text x="{left + pw / 2}" y="{h - 10}" text-anchor="middle">{xlabel}</text>')
-    out.append(f'<text transform="translate(16,{top + ph / 2}) rotate(-90)" '
-               'text-anchor="middle">mean cumulative regret</text>')
+    chart = Chart(title, xlabel, "mean cumulative regret", 0, x[-1], ymin, ymax, step)
     for i, (name, c) in enumerate(curves.items()):
         colour = "#d62728" if name == "RL^2" else COLOURS[i % len(COLOURS)]
         width = 3 if name == "RL^2" else 1.6
-        points = " ".join(f"{px(a):.1f},{py(b):.2f}" for a, b in zip([0] + x, [0.0] + c))
-        out.append(f'<polyline points="{points}" fill="none" stroke="{colour}" '
-                   f'stroke-width="{width}"/>')
-        ly = top + 14 + 18 * i
-        out.append(f'<line x1="{left + pw + 14}" y1="{ly - 4}" x2="{left + pw + 38}" '
-                   f'y2="{ly - 4}" stroke="{colour}" stroke-width="{width}"/>')
-        out.append(f'<text x="{left + pw + 44}" y="{ly}">{name} ({c[-1]:.2f})</text>')
-    out.append("</svg>")
-    return "\n".join(out) + "\n"
+        chart.polyline([0] + x, [0.0] + c, colour, width)
+        chart.legend(colour, width, f"{name} ({c[-1]:.2f})")
+    return chart.render()
 
 
 def main():
