@@ -8,9 +8,9 @@
 #include "metalearn/io/checkpoint.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  const auto path = metalearn::fuzz::input_file("input.ckpt", data, size);
+  const metalearn::fuzz::InputFile input("input.ckpt", data, size);
   try {
-    const auto c = metalearn::io::load_checkpoint<float>(path);
+    const auto c = metalearn::io::load_checkpoint<float>(input.path());
     double sum = 0.0;
     for (const auto& [name, t] : c.parameters) {
       for (metalearn::Index i = 0; i < t.numel(); ++i) sum += static_cast<double>(t.data()[i]);

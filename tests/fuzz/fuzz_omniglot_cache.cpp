@@ -35,8 +35,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::uint64_t sum = md::detail::omniglot_cache_checksum({bytes.data(), bytes.size() - 8});
     std::memcpy(bytes.data() + bytes.size() - 8, &sum, 8);
   }
-  const auto path = metalearn::fuzz::input_file("input.mlcache", bytes.data(), bytes.size());
-  const auto folder = md::detail::read_omniglot_cache(path, key());
+  const metalearn::fuzz::InputFile input("input.mlcache", bytes.data(), bytes.size());
+  const auto folder = md::detail::read_omniglot_cache(input.path(), key());
   if (folder) {
     const auto& k = key();
     check(folder->characters.size() == k.characters.size());

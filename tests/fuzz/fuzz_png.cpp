@@ -8,9 +8,9 @@
 #include "metalearn/data/png.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  const auto path = metalearn::fuzz::input_file("input.png", data, size);
+  const metalearn::fuzz::InputFile input("input.png", data, size);
   try {
-    const auto image = metalearn::data::read_png_gray(path);
+    const auto image = metalearn::data::read_png_gray(input.path());
     if (image.pixels.size() != static_cast<std::size_t>(image.width * image.height)) {
       __builtin_trap();  // a decoded image must hold width * height pixels
     }

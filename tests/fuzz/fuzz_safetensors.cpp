@@ -8,10 +8,10 @@
 #include "metalearn/io/safetensors.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  const auto path = metalearn::fuzz::input_file("input.safetensors", data, size);
+  const metalearn::fuzz::InputFile input("input.safetensors", data, size);
   try {
-    const auto [f, metadata] = metalearn::io::load_safetensors_file<float>(path);
-    const auto d = metalearn::io::load_safetensors<double>(path);
+    const auto [f, metadata] = metalearn::io::load_safetensors_file<float>(input.path());
+    const auto d = metalearn::io::load_safetensors<double>(input.path());
     // Whatever loads must be whole: every element of every tensor readable.
     double sum = 0.0;
     for (const auto& [name, t] : f) {
