@@ -377,6 +377,9 @@ inline const FieldTable<alg::Rl2Options>& rl2_table() {
   static const FieldTable<O> table = [] {
     FieldTable<O> t("Rl2Options");
     t.add("hidden", &O::hidden, "GRU units of the policy")
+        .add("separate_value", &O::separate_value,
+             "give the value head a GRU of its own, so the value loss trains none of the "
+             "policy's parameters")
         .add("trials", &O::trials, "trials collected per meta-step, each on its own environment")
         .add("gamma", &O::gamma, "discount factor across the whole trial")
         .add("gae_lambda", &O::gae_lambda, "lambda of generalised advantage estimation")

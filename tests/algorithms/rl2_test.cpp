@@ -13,6 +13,7 @@
 #include <metalearn/autograd/gradcheck.hpp>
 #include <metalearn/env/bandit.hpp>
 #include <metalearn/env/tabular_mdp.hpp>
+#include <string>
 #include <vector>
 
 namespace {
@@ -192,6 +193,108 @@ TEST(Rl2Ppo, TrialLossGradientThroughTheGruPassesGradcheck) {
   EXPECT_TRUE(r.ok) << r.message;
 }
 
+TEST(Rl2Ppo, TrialLossGradientThroughBothGrusPassesGradcheck) {
+  // separate_value: the same loss through the policy's GRU and the value's own GRU.
+  ml::Generator gen(10);
+  ma::Rl2<me::TabularMdps, double> rl2(
+      small_mdps(), gen, {.hidden = 3, .separate_value = true, .trials = 2, .minibatches = 1});
+  const ma::TrialBatch batch = rl2.collect_step(0);
+  const auto [advantages, returns] = rl2.advantages(batch);
+  const std::vector<ml::Index> trials{0, 1};
+  ma::PpoTargets targets;
+  for (ml::Index t = 0; t < batch.steps(); ++t) {
+    for (ml::Index m : trials) {
+      const std::size_t k = batch.at(m, t);
+      targets.actions.push_back(batch.actions[k]);
+      targets.old_log_probs.push_back(batch.log_probs[k] + 0.01 * static_cast<double>(k % 3));
+      targets.advantages.push_back(advantages[k]);
+      targets.returns.push_back(returns[k]);
+    }
+  }
+  const ml::nn::ParamDict<double> named = rl2.meta_parameters();
+  const std::vector<std::string> names{"gru.weight_hh", "value_gru.weight_hh",
+                                       "value_gru.weight_ih", "value.weight"};
+  const auto f = [&](const std::vector<ml::Tensor<double>>& x) {
+    ml::nn::ParamDict<double> params = named;
+    for (std::size_t i = 0; i < names.size(); ++i) params.set(names[i], x[i]);
+    const auto out = rl2.trial_outputs(batch, trials, params);
+    return ma::ppo_loss(out.logits, out.values, targets, {}, 1.0 / 12.0).loss;
+  };
+  std::vector<ml::Tensor<double>> inputs;
+  for (const auto& name : names) inputs.push_back(named.at(name));
+  const auto r = ml::autograd::gradcheck(f, inputs);
+  EXPECT_TRUE(r.ok) << r.message;
+}
+
+TEST(Rl2Policy, SeparateValueKeepsTheValueLossOffThePolicyParameters) {
+  // One GRU under both heads: the values depend on the GRU's weights. separate_value:
+  // the values depend on value_gru.* and value.* only, the logits on gru.* and
+  // policy.* only.
+  const auto nonzero = [](const ml::Tensor<double>& g) {
+    if (!g.defined()) return false;
+    for (ml::Index i = 0; i < g.numel(); ++i) {
+      if (g.data()[i] != 0.0) return true;
+    }
+    return false;
+  };
+  for (const bool separate : {false, true}) {
+    SCOPED_TRACE(separate ? "separate_value" : "one GRU");
+    ml::Generator gen(12);
+    ma::Rl2<me::TabularMdps, double> rl2(
+        small_mdps(), gen,
+        {.hidden = 4, .separate_value = separate, .trials = 2, .minibatches = 1});
+    const ml::nn::ParamDict<double> params = rl2.meta_parameters();
+    EXPECT_EQ(params.contains("value_gru.weight_hh"), separate);
+    const auto out = rl2.trial_outputs(rl2.collect_step(0), {0, 1}, params);
+    const auto from_values = ml::autograd::grad({ml::sum(out.values)}, params.values(),
+                                                {.retain_graph = true, .allow_unused = true});
+    const auto from_logits = ml::autograd::grad({ml::sum(ml::mul(out.logits, out.logits))},
+                                                params.values(), {.allow_unused = true});
+    std::size_t i = 0;
+    for (const auto& [name, t] : params) {
+      const bool value_side = std::string(name).starts_with("value");
+      if (separate) {
+        EXPECT_EQ(nonzero(from_values[i]), value_side) << name;
+        EXPECT_EQ(nonzero(from_logits[i]), !value_side) << name;
+      } else if (std::string(name).starts_with("gru.")) {
+        EXPECT_TRUE(nonzero(from_values[i])) << name;
+        EXPECT_TRUE(nonzero(from_logits[i])) << name;
+      }
+      ++i;
+    }
+  }
+}
+
+TEST(Rl2, SeparateValueStateRoundTripsAndRefusesAOneGruState) {
+  const me::BernoulliBandits family({.arms = 3, .pulls = 5});
+  const ma::Rl2Options o{.hidden = 6,
+                         .separate_value = true,
+                         .trials = 8,
+                         .epochs = 2,
+                         .minibatches = 2,
+                         .chunk = 4,
+                         .seed = 4};
+  ml::Generator g1(1), g2(2);
+  ma::Rl2<me::BernoulliBandits> a(family, g1, o);
+  (void)a.meta_step();
+  const ma::LearnerState<float> saved = a.state();
+  (void)a.meta_step();
+  ma::Rl2<me::BernoulliBandits> b(family, g2, o);
+  b.load_state(saved);
+  (void)b.meta_step();
+  expect_same_bits(a.meta_parameters(), b.meta_parameters());
+
+  // A state without the value's GRU is refused and changes nothing.
+  ma::Rl2Options shared = o;
+  shared.separate_value = false;
+  ml::Generator g3(3);
+  ma::Rl2<me::BernoulliBandits> c(family, g3, shared);
+  (void)c.meta_step();
+  const auto before = b.meta_parameters().clone();
+  EXPECT_THROW(b.load_state(c.state()), ml::Error);
+  expect_same_bits(before, b.meta_parameters());
+}
+
 TEST(Rl2Policy, HiddenStateCarriesAcrossEpisodesAndResetsBetweenTrials) {
   ml::Generator gen(5);
   const ma::Rl2Policy<double> policy(1, 3, 8, gen);
@@ -234,13 +337,12 @@ TEST(Rl2Policy, HiddenStateCarriesAcrossEpisodesAndResetsBetweenTrials) {
   for (std::size_t k = 0; k < 3; ++k) EXPECT_EQ(first[k], fresh.logits().to_vector()[k]);
 }
 
-TEST(Rl2, CollectionAndTrainingForwardCarryTheHiddenStateThroughTheTrial) {
-  // A trial of 2 episodes: the log-probabilities and values recorded while collecting,
-  // the update's forward pass over whole trials, and an Rl2Agent replaying the trial
-  // through env::Agent's calls all agree; any of them resetting the hidden state at the
-  // episode boundary (or not starting from zero) would break the agreement from step 3 on.
+namespace {
+
+void check_carry_through_trial(bool separate) {
   ml::Generator gen(7);
-  ma::Rl2<me::TabularMdps, double> rl2(small_mdps(), gen, {.hidden = 8, .trials = 6, .chunk = 4});
+  ma::Rl2<me::TabularMdps, double> rl2(
+      small_mdps(), gen, {.hidden = 8, .separate_value = separate, .trials = 6, .chunk = 4});
   const ma::TrialBatch batch = rl2.collect_step(0);
   ASSERT_EQ(batch.steps(), 6);
   std::vector<ml::Index> all{0, 1, 2, 3, 4, 5};
@@ -264,6 +366,20 @@ TEST(Rl2, CollectionAndTrainingForwardCarryTheHiddenStateThroughTheTrial) {
     }
     EXPECT_EQ(batch.dones[batch.at(m, 2)], 1);
     EXPECT_EQ(batch.dones[batch.at(m, 1)], 0);
+  }
+}
+
+}  // namespace
+
+TEST(Rl2, CollectionAndTrainingForwardCarryTheHiddenStateThroughTheTrial) {
+  // A trial of 2 episodes: the log-probabilities and values recorded while collecting,
+  // the update's forward pass over whole trials, and an Rl2Agent replaying the trial
+  // through env::Agent's calls all agree; any of them resetting the hidden state at the
+  // episode boundary (or not starting from zero) would break the agreement from step 3 on.
+  // With separate_value the state carried is both GRUs' hidden states.
+  for (const bool separate : {false, true}) {
+    SCOPED_TRACE(separate ? "separate_value" : "one GRU");
+    check_carry_through_trial(separate);
   }
 }
 

@@ -42,15 +42,26 @@ struct Rl2Previous {
 /// The GRU policy of RL^2 with its policy and value heads. Parameters: `gru.*`
 /// (nn::GRUCell, input observations + actions + 2), `policy.*` (nn::Linear hidden ->
 /// actions) and `value.*` (nn::Linear hidden -> 1).
+///
+/// By default both heads read the one GRU, as in the paper. With `separate_value` the
+/// value head reads a GRU of its own (`value_gru.*`, the same sizes, registered last), so
+/// the value loss trains none of the policy's parameters; the recurrent state carried
+/// through a trial is then the two GRUs' hidden states side by side, [N, 2 * hidden]
+/// (state_size()): columns [0, hidden) the policy's, [hidden, 2 * hidden) the value's.
 template <class T = float>
 class Rl2Policy : public nn::Cloneable<Rl2Policy<T>, T> {
  public:
   using nn::Module<T>::forward;
 
   /// A policy for `observations` observations and `actions` actions with `hidden` GRU
-  /// units, initialised from `gen`. Throws ValueError for sizes < 1.
-  Rl2Policy(Index observations, Index actions, Index hidden, Generator& gen)
-      : observations_(observations), actions_(actions), hidden_(hidden) {
+  /// units, initialised from `gen` (gru, policy, value, then value_gru when
+  /// `separate_value`). Throws ValueError for sizes < 1.
+  Rl2Policy(Index observations, Index actions, Index hidden, Generator& gen,
+            bool separate_value = false)
+      : observations_(observations),
+        actions_(actions),
+        hidden_(hidden),
+        separate_value_(separate_value) {
     METALEARN_CHECK(observations >= 1 && actions >= 1 && hidden >= 1, ValueError,
                     "Rl2Policy: observations (", observations, "), actions (", actions,
                     ") and hidden (", hidden, ") must be >= 1");
@@ -59,13 +70,24 @@ class Rl2Policy : public nn::Cloneable<Rl2Policy<T>, T> {
     policy_ =
         this->register_module("policy", std::make_shared<nn::Linear<T>>(hidden, actions, gen));
     value_ = this->register_module("value", std::make_shared<nn::Linear<T>>(hidden, 1, gen));
+    if (separate_value_) {
+      value_gru_ = this->register_module(
+          "value_gru", std::make_shared<nn::GRUCell<T>>(input_size(), hidden, gen));
+    }
   }
 
   /// Size of one step's input: observations + actions + 2 (reward, done).
   [[nodiscard]] Index input_size() const noexcept { return observations_ + actions_ + 2; }
   [[nodiscard]] Index observations() const noexcept { return observations_; }
   [[nodiscard]] Index actions() const noexcept { return actions_; }
+  /// GRU units of each GRU.
   [[nodiscard]] Index hidden_size() const noexcept { return hidden_; }
+  /// Whether the value head has a GRU of its own.
+  [[nodiscard]] bool separate_value() const noexcept { return separate_value_; }
+  /// Width of the recurrent state step() carries: hidden, or 2 * hidden with separate_value.
+  [[nodiscard]] Index state_size() const noexcept {
+    return separate_value_ ? 2 * hidden_ : hidden_;
+  }
 
   /// Writes the input of one step into `row` (input_size() values): one-hot
   /// `observation`, one-hot previous action (all zero when there is none), previous
@@ -84,38 +106,53 @@ class Rl2Policy : public nn::Cloneable<Rl2Policy<T>, T> {
     row[observations_ + actions_ + 1] = previous.done ? T(1) : T(0);
   }
 
-  /// The hidden state after input x [N, input_size()] from h [N, hidden].
+  /// The recurrent state after input x [N, input_size()] from h [N, state_size()].
   Tensor<T> step(const Tensor<T>& x, const Tensor<T>& h, const nn::ParamDict<T>& params) const {
-    return this->child(gru_).step(x, h, this->child_params(params, gru_));
+    if (!separate_value_) return this->child(gru_).step(x, h, this->child_params(params, gru_));
+    const Tensor<T> hp =
+        this->child(gru_).step(x, policy_part(h), this->child_params(params, gru_));
+    const Tensor<T> hv =
+        this->child(value_gru_).step(x, value_part(h), this->child_params(params, value_gru_));
+    return concat<T>({hp, hv}, 1);
   }
-  /// The policy's logits [N, actions] at hidden states h [N, hidden].
+  /// The policy's logits [N, actions] at recurrent states h [N, state_size()].
   Tensor<T> logits(const Tensor<T>& h, const nn::ParamDict<T>& params) const {
-    return this->forward_child(policy_, h, params);
+    return this->forward_child(policy_, separate_value_ ? policy_part(h) : h, params);
   }
-  /// The value estimates [N] at hidden states h [N, hidden].
+  /// The value estimates [N] at recurrent states h [N, state_size()].
   Tensor<T> value(const Tensor<T>& h, const nn::ParamDict<T>& params) const {
-    return reshape(this->forward_child(value_, h, params), Shape{h.shape()[0]});
+    return reshape(this->forward_child(value_, separate_value_ ? value_part(h) : h, params),
+                   Shape{h.shape()[0]});
   }
 
   /// The first step of a trial from the zero hidden state: [logits, value], [N, actions + 1].
   Tensor<T> forward(const Tensor<T>& x, const nn::ParamDict<T>& params) const override {
     METALEARN_CHECK(x.dim() == 2 && x.shape()[1] == input_size(), ShapeError,
                     "Rl2Policy::forward: expected input [N, ", input_size(), "], got ", x.shape());
-    const Tensor<T> h = step(x, zeros<T>(Shape{x.shape()[0], hidden_}), params);
+    const Tensor<T> h = step(x, zeros<T>(Shape{x.shape()[0], state_size()}), params);
     return concat<T>({logits(h, params), reshape(value(h, params), Shape{x.shape()[0], 1})}, 1);
   }
 
   [[nodiscard]] std::string type_name() const override { return "Rl2Policy"; }
   [[nodiscard]] std::string extra_repr() const override {
     return "observations=" + std::to_string(observations_) +
-           ", actions=" + std::to_string(actions_) + ", hidden=" + std::to_string(hidden_);
+           ", actions=" + std::to_string(actions_) + ", hidden=" + std::to_string(hidden_) +
+           (separate_value_ ? ", separate_value=true" : "");
   }
 
  private:
+  /// The policy's and the value's columns of a separate_value state.
+  [[nodiscard]] Tensor<T> policy_part(const Tensor<T>& h) const { return narrow(h, 1, 0, hidden_); }
+  [[nodiscard]] Tensor<T> value_part(const Tensor<T>& h) const {
+    return narrow(h, 1, hidden_, hidden_);
+  }
+
   Index observations_, actions_, hidden_;
+  bool separate_value_ = false;
   nn::Child<nn::GRUCell<T>> gru_;
   nn::Child<nn::Linear<T>> policy_;
   nn::Child<nn::Linear<T>> value_;
+  nn::Child<nn::GRUCell<T>> value_gru_;  // separate_value only
 };
 
 /// One draw from the categorical distribution of `logits` (`n` values, softmax in
@@ -163,7 +200,7 @@ class Rl2Agent {
         " observations and ", spec.actions, " actions, the policy was built for ",
         policy_->observations(), " and ", policy_->actions());
     gen_ = gen;
-    hidden_ = zeros<T>(Shape{1, policy_->hidden_size()});
+    hidden_ = zeros<T>(Shape{1, policy_->state_size()});
     previous_ = Rl2Previous{};
   }
   /// Keeps the hidden state (the point of RL^2).

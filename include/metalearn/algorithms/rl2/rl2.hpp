@@ -62,6 +62,9 @@ namespace metalearn::algorithms {
 struct Rl2Options {
   /// GRU units (the paper: 256).
   Index hidden = 256;
+  /// Give the value head a GRU of its own (Rl2Policy's separate_value), so the value
+  /// loss trains none of the policy's parameters; false: one GRU under both heads.
+  bool separate_value = false;
   /// Trials collected per meta-step, each on its own environment (not from the paper,
   /// which used TRPO batches of 250,000 steps).
   Index trials = 128;
@@ -297,7 +300,8 @@ Rl2<F, T>::Rl2(F family, Generator& gen, Rl2Options options)
                   ": learning rate ", o.lr, " must be positive and finite, adam_eps ", o.adam_eps,
                   " non-negative");
   const env::EnvSpec spec = family_.spec();
-  policy_ = std::make_unique<Rl2Policy<T>>(spec.observations, spec.actions, o.hidden, gen);
+  policy_ = std::make_unique<Rl2Policy<T>>(spec.observations, spec.actions, o.hidden, gen,
+                                           o.separate_value);
   outer_ = std::make_unique<optim::Adam<T>>(meta_parameters().values(),
                                             optim::AdamOptions{.lr = o.lr, .eps = o.adam_eps});
 }
@@ -347,7 +351,7 @@ TrialBatch Rl2<F, T>::collect(const F& family, std::uint64_t seed, env::Split sp
     std::vector<Index> observations = envs.reset();
     std::vector<Rl2Previous> previous(static_cast<std::size_t>(n));
     std::vector<Index> chosen(static_cast<std::size_t>(n), 0);
-    Tensor<T> h = zeros<T>(Shape{n, policy_->hidden_size()});
+    Tensor<T> h = zeros<T>(Shape{n, policy_->state_size()});
     for (Index t = 0; t < steps; ++t) {
       Tensor<T> x = zeros<T>(Shape{n, inputs});
       for (Index j = 0; j < n; ++j) {
@@ -405,7 +409,7 @@ TrialOutputs<T> Rl2<F, T>::trial_outputs(const TrialBatch& batch, const std::vec
   }
   const auto n = static_cast<Index>(trials.size());
   const Index inputs = policy_->input_size();
-  Tensor<T> h = zeros<T>(Shape{n, policy_->hidden_size()});
+  Tensor<T> h = zeros<T>(Shape{n, policy_->state_size()});
   std::vector<Tensor<T>> hidden;
   hidden.reserve(static_cast<std::size_t>(batch.steps()));
   for (Index t = 0; t < batch.steps(); ++t) {
@@ -434,9 +438,7 @@ std::pair<std::vector<double>, std::vector<double>> Rl2<F, T>::advantages(
   for (Index m = 0; m < batch.trials; ++m) {
     const auto b = static_cast<std::ptrdiff_t>(batch.at(m, 0));
     std::vector<double> r(batch.rewards.begin() + b, batch.rewards.begin() + b + steps);
-    if (options_.reward_scale != 1.0) {
-      for (double& x : r) x *= options_.reward_scale;
-    }
+    for (double& x : r) x *= options_.reward_scale;
     const std::vector<double> v(batch.values.begin() + b, batch.values.begin() + b + steps);
     const std::vector<double> a = gae(r, v, options_.gamma, options_.gae_lambda);
     for (Index t = 0; t < steps; ++t) {
