@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <metalearn/algorithms/rl2/rl2.hpp>
 #include <metalearn/autograd/gradcheck.hpp>
@@ -160,44 +161,17 @@ TEST(Rl2Ppo, LossGradientPassesGradcheck) {
   EXPECT_THROW((void)ma::ppo_loss(logits, values, ma::PpoTargets{}, c, 1.0), ml::ShapeError);
 }
 
-TEST(Rl2Ppo, TrialLossGradientThroughTheGruPassesGradcheck) {
-  // The update's loss of whole trials (back-propagated through every GRU step of two
-  // trials of two episodes) w.r.t. the recurrent weights and the policy head.
-  ml::Generator gen(9);
-  ma::Rl2<me::TabularMdps, double> rl2(small_mdps(), gen,
-                                       {.hidden = 3, .trials = 2, .minibatches = 1});
-  const ma::TrialBatch batch = rl2.collect_step(0);
-  const auto [advantages, returns] = rl2.advantages(batch);
-  const std::vector<ml::Index> trials{0, 1};
-  ma::PpoTargets targets;
-  for (ml::Index t = 0; t < batch.steps(); ++t) {
-    for (ml::Index m : trials) {
-      const std::size_t k = batch.at(m, t);
-      targets.actions.push_back(batch.actions[k]);
-      targets.old_log_probs.push_back(batch.log_probs[k] + 0.01 * static_cast<double>(k % 3));
-      targets.advantages.push_back(advantages[k]);
-      targets.returns.push_back(returns[k]);
-    }
-  }
-  const ml::nn::ParamDict<double> named = rl2.meta_parameters();
-  const auto f = [&](const std::vector<ml::Tensor<double>>& x) {
-    ml::nn::ParamDict<double> params = named;
-    params.set("gru.weight_hh", x[0]);
-    params.set("gru.weight_ih", x[1]);
-    params.set("policy.weight", x[2]);
-    const auto out = rl2.trial_outputs(batch, trials, params);
-    return ma::ppo_loss(out.logits, out.values, targets, {}, 1.0 / 12.0).loss;
-  };
-  const auto r = ml::autograd::gradcheck(
-      f, {named.at("gru.weight_hh"), named.at("gru.weight_ih"), named.at("policy.weight")});
-  EXPECT_TRUE(r.ok) << r.message;
-}
+namespace {
 
-TEST(Rl2Ppo, TrialLossGradientThroughBothGrusPassesGradcheck) {
-  // separate_value: the same loss through the policy's GRU and the value's own GRU.
-  ml::Generator gen(10);
+// The update's loss of whole trials (back-propagated through every GRU step of two
+// trials of two episodes) against finite differences w.r.t. the parameters `names`. The
+// old log-probabilities are moved off the collected ones, so the ratios leave 1.
+void check_trial_loss_gradient(bool separate_value, std::uint64_t seed,
+                               const std::vector<std::string>& names) {
+  ml::Generator gen(seed);
   ma::Rl2<me::TabularMdps, double> rl2(
-      small_mdps(), gen, {.hidden = 3, .separate_value = true, .trials = 2, .minibatches = 1});
+      small_mdps(), gen,
+      {.hidden = 3, .separate_value = separate_value, .trials = 2, .minibatches = 1});
   const ma::TrialBatch batch = rl2.collect_step(0);
   const auto [advantages, returns] = rl2.advantages(batch);
   const std::vector<ml::Index> trials{0, 1};
@@ -212,8 +186,6 @@ TEST(Rl2Ppo, TrialLossGradientThroughBothGrusPassesGradcheck) {
     }
   }
   const ml::nn::ParamDict<double> named = rl2.meta_parameters();
-  const std::vector<std::string> names{"gru.weight_hh", "value_gru.weight_hh",
-                                       "value_gru.weight_ih", "value.weight"};
   const auto f = [&](const std::vector<ml::Tensor<double>>& x) {
     ml::nn::ParamDict<double> params = named;
     for (std::size_t i = 0; i < names.size(); ++i) params.set(names[i], x[i]);
@@ -224,6 +196,19 @@ TEST(Rl2Ppo, TrialLossGradientThroughBothGrusPassesGradcheck) {
   for (const auto& name : names) inputs.push_back(named.at(name));
   const auto r = ml::autograd::gradcheck(f, inputs);
   EXPECT_TRUE(r.ok) << r.message;
+}
+
+}  // namespace
+
+TEST(Rl2Ppo, TrialLossGradientThroughTheGruPassesGradcheck) {
+  // One GRU under both heads: the recurrent weights and the policy head.
+  check_trial_loss_gradient(false, 9, {"gru.weight_hh", "gru.weight_ih", "policy.weight"});
+}
+
+TEST(Rl2Ppo, TrialLossGradientThroughBothGrusPassesGradcheck) {
+  // separate_value: through the policy's GRU and the value's own GRU and head.
+  check_trial_loss_gradient(
+      true, 10, {"gru.weight_hh", "value_gru.weight_hh", "value_gru.weight_ih", "value.weight"});
 }
 
 TEST(Rl2Policy, SeparateValueKeepsTheValueLossOffThePolicyParameters) {
