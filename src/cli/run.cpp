@@ -736,6 +736,29 @@ TrainOutcome record(const RunConfig& config, const fs::path& run_dir,
   return o;
 }
 
+/// The "config" setting the run's checkpoints carry (train::fit refuses to continue from
+/// a checkpoint whose settings differ): identity_of(config), unless the folder's
+/// checkpoint holds another text that reads back as the same run. That is a checkpoint
+/// written before an option of the algorithm existed: its text lacks the option, which
+/// config_from_json() then sets to its default, and an option's default keeps the
+/// behaviour runs had before it, so such a run continues. Any other difference, or a
+/// checkpoint that cannot be read, is left for train::fit to report.
+std::string checkpoint_identity(const RunConfig& config, const fs::path& checkpoint) {
+  const std::string identity = identity_of(config);
+  std::error_code error;
+  if (!fs::exists(checkpoint, error)) return identity;
+  try {
+    const io::Metadata metadata = io::inspect_safetensors(checkpoint).metadata;
+    const auto it = metadata.find("config");
+    if (it == metadata.end() || it->second == identity) return identity;
+    const RunConfig stored = config_from_json(Json::parse(it->second), checkpoint.string());
+    if (identity_of(stored) == identity) return it->second;
+  } catch (const Error&) {
+  } catch (const Json::exception&) {
+  }
+  return identity;
+}
+
 }  // namespace
 
 bool distributed_available() {
@@ -804,7 +827,7 @@ TrainOutcome train(const RunConfig& config, const fs::path& run_dir, bool resume
       .run_dir = run_dir,
       .resume = true,
       .progress = reporting.progress,
-      .settings = {{"config", identity_of(config)}},
+      .settings = {{"config", checkpoint_identity(config, run_dir / "checkpoint.safetensors")}},
       .on_step =
           [&](std::int64_t step, const algorithms::StepStats& stats) {
             if (last_step < 0) last_step = step - 1;

@@ -426,6 +426,54 @@ TEST(RunConfig, UnsupportedPairsAreRefusedWithTheChoices) {
   EXPECT_THROW((void)cli::default_config("snail", "glyphs"), ml::ValueError);
 }
 
+TEST(Run, ContinuesACheckpointWrittenBeforeAnOptionExisted) {
+  // The "config" setting of a checkpoint written before reward_scale and separate_value
+  // existed lacks them. Their defaults keep the behaviour runs had before, so the run
+  // continues, to the bits of one never stopped; a stored config that differs in a value
+  // is still refused.
+  std::ostringstream log;
+  const fs::path whole = fresh_dir("rl2_older_whole");
+  const fs::path parts = fresh_dir("rl2_older_parts");
+  cli::RunConfig c = cli::default_config("rl2", "bandits");
+  c.options["hidden"] = 8;
+  c.options["trials"] = 8;
+  c.options["minibatches"] = 2;
+  c.options["epochs"] = 1;
+  c.bandits.pulls = 4;
+  c.run = {
+      .steps = 4, .eval_every = 2, .eval_episodes = 6, .final_eval_episodes = 10, .log_every = 1};
+  (void)cli::train(c, whole, false, quiet_reporting(log));
+  int polls = 0;
+  const cli::TrainOutcome first = cli::train(
+      c, parts, false,
+      cli::Reporting{.out = &log, .progress = false, .stop = [&] { return ++polls == 3; }});
+  ASSERT_EQ(first.steps, 3);
+
+  const fs::path checkpoint = parts / "checkpoint.safetensors";
+  const auto rewrite = [&](const auto& edit) {
+    auto [tensors, metadata] = ml::io::load_safetensors_file<float>(checkpoint);
+    cli::Json stored = cli::Json::parse(metadata.at("config"));
+    edit(stored.at("options"));
+    metadata["config"] = stored.dump();
+    ml::io::save_safetensors(checkpoint, tensors, metadata);
+  };
+  rewrite([](cli::Json& options) {
+    ASSERT_TRUE(options.contains("separate_value"));
+    options.erase("separate_value");
+    options.erase("reward_scale");
+  });
+  const cli::TrainOutcome second =
+      cli::train(cli::read_config(parts), parts, true, quiet_reporting(log));
+  EXPECT_EQ(second.start_step, 3);
+  EXPECT_EQ(stored_values(whole / "checkpoint.safetensors"), stored_values(checkpoint));
+
+  rewrite([](cli::Json& options) { options["trials"] = 16; });
+  const auto before = stored_values(checkpoint);
+  EXPECT_THROW((void)cli::train(cli::read_config(parts), parts, true, quiet_reporting(log)),
+               ml::Error);
+  EXPECT_EQ(before, stored_values(checkpoint));
+}
+
 TEST(Run, Rl2TrainsOnEnvironmentFamiliesResumesAndEvaluates) {
   for (const std::string tasks : {"bandits", "mdps"}) {
     SCOPED_TRACE(tasks);
