@@ -4,7 +4,10 @@
 // Trains the 4-block 64-channel ConvNet (running batch norm) end to end on N-way K-shot
 // episodes of the configured shape: a query's label distribution is the softmax over
 // the supports of the cosine between embeddings, summed per class, and the loss is the
-// queries' cross-entropy (Adam 1e-3, halved every 2000 episodes). With --fce the
+// queries' cross-entropy (Adam 1e-3, halved every 2000 episodes). --distance euclidean
+// attends by the negative squared Euclidean distance instead, and --scale multiplies
+// the attention logits (a temperature: cosines lie in [-1, 1], so at scale 1 even a
+// perfect match gets little more weight than the others). With --fce the
 // embeddings are full context embeddings (appendix A): the supports are read by a
 // bidirectional LSTM and each query attends over them for --fce-steps steps; their
 // width is the ConvNet4's embedding width for the data's image size (64 for 28x28).
@@ -26,7 +29,8 @@
 // network it reached.
 //
 // Usage: matching_omniglot [--data DIR] [--ways N] [--shots K] [--queries Q]
-//          [--test-queries Q] [--steps N] [--fce] [--fce-steps K] [--lr X]
+//          [--test-queries Q] [--steps N] [--fce] [--fce-steps K]
+//          [--distance cosine|euclidean] [--scale X] [--lr X]
 //          [--decay-every N] [--threads N] [--seed S] [--episodes N] [--time-limit MIN]
 //          [--log-every N] [--checkpoint DIR] [--checkpoint-every N] [--resume]
 //          [--out FILE]
@@ -36,6 +40,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
 #include <iterator>
 #include <map>
 #include <memory>
@@ -65,6 +70,8 @@ struct Args {
   int episodes = -1;  // -1: kOmniglotEpisodes or kGlyphEpisodes
   bool fce = false;
   int fce_steps = 5;
+  std::string distance = "cosine";
+  double scale = 1.0;
   double lr = 1e-3;
   int decay_every = 2000;
   int threads = 1;
@@ -94,6 +101,13 @@ Args parse(int argc, char** argv) {
   app.add_flag("--fce", a.fce, "full context embeddings (paper, appendix A)");
   examples::add_at_least(app, "--fce-steps", a.fce_steps,
                          "attention steps of the full context embeddings of a query", 1);
+  app.add_option("--distance", a.distance,
+                 "distance of the attention: cosine (the paper's) or euclidean (squared)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"cosine", "euclidean"}));
+  examples::add_positive(app, "--scale", a.scale,
+                         "attention logits are -scale * distance (1: the paper's softmax of "
+                         "cosines)");
   examples::add_positive(app, "--lr", a.lr, "Adam learning rate");
   examples::add_at_least(app, "--decay-every", a.decay_every,
                          "episodes between halvings of the rate (0: none)", 0);
@@ -156,11 +170,15 @@ int main(int argc, char** argv) {
   }
 
   // ---- model ------------------------------------------------------------------
-  auto options = alg::MatchingNetOptions<float>{.lr = args.lr,
-                                                .lr_decay = 0.5,
-                                                .lr_decay_every = args.decay_every,
-                                                .threads = args.threads,
-                                                .seed = args.seed + 1000};
+  const bool cosine = args.distance == "cosine";
+  auto options = alg::MatchingNetOptions<float>{
+      .distance = cosine ? ml::Distance::kCosine : ml::Distance::kSquaredEuclidean,
+      .scale = static_cast<float>(args.scale),
+      .lr = args.lr,
+      .lr_decay = 0.5,
+      .lr_decay_every = args.decay_every,
+      .threads = args.threads,
+      .seed = args.seed + 1000};
   options.embedding.in_channels = image[0];
   options.embedding.image_size = image[1];
   const ml::nn::ConvNet4Options& convnet = options.embedding;
@@ -201,16 +219,57 @@ int main(int argc, char** argv) {
       args.time_limit > 0 ? fmt::format(", time limit {:g} min", args.time_limit) : "";
   fmt::print(
       "Matching Networks {}-way {}-shot: ConvNet4 (64 channels, running batch norm, embedding "
-      "width {}), {}, cosine attention; {}-query training episodes, Adam {:.0e} halved every "
-      "{}, up to {} episodes{}, {} thread(s)\n",
-      args.ways, args.shots, width, fce, args.queries, args.lr, args.decay_every, args.steps, limit,
-      args.threads);
+      "width {}), {}, {} attention (scale {:g}); {}-query training episodes, Adam {:.0e} halved "
+      "every {}, up to {} episodes{}, {} thread(s)\n",
+      args.ways, args.shots, width, fce, cosine ? "cosine" : "squared Euclidean", args.scale,
+      args.queries, args.lr, args.decay_every, args.steps, limit, args.threads);
   std::fflush(stdout);
 
   // ---- training ---------------------------------------------------------------
   double loss = 0.0, acc = 0.0;  // moving averages of the training episodes
   std::int64_t first = -1;
   const auto t_train = Clock::now();
+  // A checkpoint written with other values is not resumed; the number of episodes may
+  // grow (the learning-rate schedule does not depend on it). The distance and scale are
+  // stored when they are not the paper's, so run folders of the paper's settings written
+  // before these options existed still resume.
+  ml::io::Metadata settings{{"dataset", classes.train->name()},
+                            {"ways", std::to_string(args.ways)},
+                            {"shots", std::to_string(args.shots)},
+                            {"queries", std::to_string(args.queries)},
+                            {"full_context", args.fce ? std::to_string(width) : "0"},
+                            {"full_context_steps", args.fce ? std::to_string(args.fce_steps) : "0"},
+                            {"lr", fmt::format("{:.17g}", args.lr)},
+                            {"decay_every", std::to_string(args.decay_every)},
+                            {"seed", std::to_string(args.seed)}};
+  if (!cosine) settings["distance"] = args.distance;
+  if (args.scale != 1.0) settings["scale"] = fmt::format("{:.17g}", args.scale);
+  // train::fit compares the settings this run stores; a run of the paper's attention
+  // stores neither key, so it checks here that the folder holds neither.
+  const std::filesystem::path saved =
+      std::filesystem::path(args.checkpoint.dir) / "checkpoint.safetensors";
+  if (args.checkpoint.resume && !args.checkpoint.dir.empty() && std::filesystem::exists(saved)) {
+    try {
+      const ml::io::Metadata stored = ml::io::read_safetensors_metadata(saved);
+      // Absent keys are the paper's attention: the cosine at scale 1.
+      for (const auto& [key, paper] : {std::pair{"distance", "cosine"}, std::pair{"scale", "1"}}) {
+        const auto was = stored.find(key);
+        const auto now = settings.find(key);
+        const std::string before = was == stored.end() ? paper : was->second;
+        const std::string after = now == settings.end() ? paper : now->second;
+        if (before != after) {
+          fmt::print(stderr,
+                     "error: {} was written with {} {}, this run has {} {}; use another "
+                     "folder\n",
+                     saved.string(), key, before, key, after);
+          return 1;
+        }
+      }
+    } catch (const ml::Error& e) {
+      fmt::print(stderr, "error: {}\n", e.what());
+      return 1;
+    }
+  }
   ml::train::FitOptions fit{
       .steps = args.steps,
       .time_limit = 60.0 * args.time_limit,
@@ -219,17 +278,7 @@ int main(int argc, char** argv) {
       .run_dir = args.checkpoint.dir,
       .resume = args.checkpoint.resume,
       .progress = false,
-      // A checkpoint written with other values is not resumed; the number of episodes
-      // may grow (the learning-rate schedule does not depend on it).
-      .settings = {{"dataset", classes.train->name()},
-                   {"ways", std::to_string(args.ways)},
-                   {"shots", std::to_string(args.shots)},
-                   {"queries", std::to_string(args.queries)},
-                   {"full_context", args.fce ? std::to_string(width) : "0"},
-                   {"full_context_steps", args.fce ? std::to_string(args.fce_steps) : "0"},
-                   {"lr", fmt::format("{:.17g}", args.lr)},
-                   {"decay_every", std::to_string(args.decay_every)},
-                   {"seed", std::to_string(args.seed)}},
+      .settings = settings,
       .on_step = [&](std::int64_t step, const alg::StepStats& stats) {
         if (first < 0) {
           first = step - 1;
@@ -264,8 +313,14 @@ int main(int argc, char** argv) {
   const double paper = paper_accuracy(args.ways, args.shots);
   // The paper measured Omniglot: no number to compare on other data.
   const std::string paper_text = omniglot && paper > 0 ? fmt::format("{:.1f}", paper) : "-";
+  // The attention is named when it is not the paper's (cosine, scale 1).
+  const std::string attention =
+      cosine && args.scale == 1.0
+          ? ""
+          : fmt::format(", {}{}", cosine ? "cosine" : "Euclidean",
+                        args.scale == 1.0 ? "" : fmt::format(" x{:g}", args.scale));
   const std::string name =
-      fmt::format("{}-way {}-shot{}", args.ways, args.shots, args.fce ? " FCE" : "");
+      fmt::format("{}-way {}-shot{}{}", args.ways, args.shots, args.fce ? " FCE" : "", attention);
   fmt::print("\nTest accuracy over {} episodes ({} queries per class), mean +- 95% CI\n",
              args.episodes, args.test_queries);
   fmt::print("{:<20} {:>18} {:>8} {:>8} {:>14}\n", "episodes", "accuracy (%)", "paper", "chance",
@@ -281,13 +336,14 @@ int main(int argc, char** argv) {
     if (!examples::write_results(
             args.out,
             fmt::format(
-                "dataset: {}\ntraining: {}-way {}-shot {}-query, {}, {} episodes, {:.1f} s ({} in "
-                "this run, {:.2f} episodes/s), threads {}, seed {}\nstatus: {}\ntotal wall time of "
-                "this run: {:.1f} s\n\n"
+                "dataset: {}\ntraining: {}-way {}-shot {}-query, {}, {} attention (scale {:g}), {} "
+                "episodes, {:.1f} s ({} in this run, {:.2f} episodes/s), threads {}, seed "
+                "{}\nstatus: {}\ntotal wall time of this run: {:.1f} s\n\n"
                 "| test episodes | accuracy (%) | paper (%) | chance (%) | eval episodes/s |\n"
                 "|---|---|---|---|---|\n"
                 "| {} | {:.2f} +- {:.2f} | {} | {:.1f} | {:.1f} |\n",
-                classes.train->name(), args.ways, args.shots, args.queries, fce, result.steps,
+                classes.train->name(), args.ways, args.shots, args.queries, fce,
+                cosine ? "cosine" : "squared Euclidean", args.scale, result.steps,
                 result.train_seconds, result.steps - result.start_step, rate, args.threads,
                 args.seed, status, total, name, 100 * r.mean, 100 * r.ci95, paper_text,
                 100.0 / static_cast<double>(args.ways), eval_rate))) {

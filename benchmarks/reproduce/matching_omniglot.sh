@@ -13,7 +13,8 @@
 #
 # Environment: BUILD (build dir, default build-alg), METALEARN_OMNIGLOT_DIR, STEPS
 # (training episodes per run, default 20000), TIME_LIMIT (minutes of this call, 0 = none:
-# see legs below), EPISODES (test episodes per run, 600), THREADS (2; a training
+# see legs below), EPISODES (test episodes per run, 600), DISTANCE (cosine, the paper's,
+# or euclidean), SCALE (factor on the attention logits, 1), THREADS (2; a training
 # episode's convolutions and the evaluation episodes run on them), CPUS (the cores the
 # runs are pinned to with taskset, default 0..THREADS-1), QUERIES (queries per class in
 # training episodes, 5), TEST_QUERIES (15), FCE_STEPS (attention steps of the full
@@ -21,7 +22,10 @@
 # (default "5w1s 5w5s 20w1s 20w5s"), LOG, OUT, RUNS (run folders, default
 # $BUILD/matching_omniglot).
 #
-# Legs: every run keeps its state in RUNS/<config>[_fce]/ (train::fit's checkpoint, the
+# Run folders are named <config>[_fce][_<distance>][_x<scale>] (the suffixes only for an
+# attention other than the paper's cosine at scale 1).
+#
+# Legs: every run keeps its state in RUNS/<name>/ (train::fit's checkpoint, the
 # learner's whole state; metrics.jsonl) and continues from it exactly (--resume; a run
 # directory written with other settings is refused). With TIME_LIMIT the call works
 # through the unfinished runs in order and hands each the minutes left of the call as
@@ -62,6 +66,8 @@ TEST_QUERIES=${TEST_QUERIES:-15}
 FCE_STEPS=${FCE_STEPS:-5}
 DECAY_EVERY=${DECAY_EVERY:-2000}
 SEED=${SEED:-1}
+DISTANCE=${DISTANCE:-cosine}
+SCALE=${SCALE:-1}
 CONFIGS=${CONFIGS:-5w1s 5w5s 20w1s 20w5s}
 LOG=${LOG:-$BUILD/matching_omniglot.log}
 OUT=${OUT:-$ROOT/benchmarks/results/matching_omniglot.md}
@@ -103,6 +109,8 @@ for config in $CONFIGS; do
   for fce in 0 1; do
     name=$config
     [[ $fce -eq 0 ]] || name+=_fce
+    [[ $DISTANCE == cosine ]] || name+=_$DISTANCE
+    [[ $SCALE == 1 ]] || name+=_x$SCALE
     NAMES+=("$name")
     dir="$RUNS/$name"
     marker="steps=$STEPS episodes=$EPISODES"
@@ -122,7 +130,8 @@ for config in $CONFIGS; do
     fi
     CMD=("${PIN[@]}" "$BIN" --data "$DATA" --ways "$ways" --shots "$shots" --queries "$QUERIES"
          --test-queries "$TEST_QUERIES" --steps "$STEPS" --episodes "$EPISODES"
-         --decay-every "$DECAY_EVERY" --threads "$THREADS" --seed "$SEED" --log-every 100
+         --decay-every "$DECAY_EVERY" --distance "$DISTANCE" --scale "$SCALE"
+         --threads "$THREADS" --seed "$SEED" --log-every 100
          --time-limit "$limit" --checkpoint "$dir" --checkpoint-every 500 --resume
          --out "$dir/results.md.part")
     [[ $fce -eq 0 ]] || CMD+=(--fce --fce-steps "$FCE_STEPS")
@@ -150,10 +159,12 @@ end=$(date +%s)
        "load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "- command: \`STEPS=$STEPS TIME_LIMIT=$TIME_LIMIT EPISODES=$EPISODES THREADS=$THREADS" \
        "QUERIES=$QUERIES TEST_QUERIES=$TEST_QUERIES FCE_STEPS=$FCE_STEPS DECAY_EVERY=$DECAY_EVERY" \
-       "SEED=$SEED CONFIGS='$CONFIGS' benchmarks/reproduce/matching_omniglot.sh\`"
+       "DISTANCE=$DISTANCE SCALE=$SCALE SEED=$SEED CONFIGS='$CONFIGS'" \
+       "benchmarks/reproduce/matching_omniglot.sh\`"
   echo "- wall time of the last call of the script: $((end - start)) s"
   echo "- each run trains on episodes of the shape it is tested on ($QUERIES queries per class)," \
-       "Adam 1e-3 halved every $DECAY_EVERY episodes; $EPISODES test episodes with" \
+       "$DISTANCE attention at scale $SCALE, Adam 1e-3 halved every $DECAY_EVERY episodes;" \
+       "$EPISODES test episodes with" \
        "$TEST_QUERIES queries per class on the 423 unseen characters (with rotations)"
   echo
   echo "| test episodes | accuracy (%) | paper (%) | chance (%) | eval episodes/s | status |"

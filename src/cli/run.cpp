@@ -748,7 +748,7 @@ std::string checkpoint_identity(const RunConfig& config, const fs::path& checkpo
   std::error_code error;
   if (!fs::exists(checkpoint, error)) return identity;
   try {
-    const io::Metadata metadata = io::inspect_safetensors(checkpoint).metadata;
+    const io::Metadata metadata = io::read_safetensors_metadata(checkpoint);
     const auto it = metadata.find("config");
     if (it == metadata.end() || it->second == identity) return identity;
     const RunConfig stored = config_from_json(Json::parse(it->second), checkpoint.string());

@@ -395,6 +395,9 @@ inline const FieldTable<alg::Rl2Options>& rl2_table() {
         .add("adam_eps", &O::adam_eps, "Adam's epsilon")
         .add("max_grad_norm", &O::max_grad_norm,
              "clip each minibatch gradient's global norm to this (0: no clipping)")
+        .add("clip_each_network", &O::clip_each_network,
+             "with separate_value, clip the policy's and the value's gradients to "
+             "max_grad_norm each instead of their joint norm")
         .add("normalize_advantages", &O::normalize_advantages,
              "standardise the advantages of each meta-step's trials")
         .add("chunk", &O::chunk,

@@ -160,8 +160,17 @@ void write_safetensors(const std::filesystem::path& path, const std::vector<RawT
   sync_directory(dir);
 }
 
-StoredFile read_safetensors(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
+namespace {
+
+/// The header of an open safetensors file: its JSON, checked for duplicate keys, and the
+/// file's size and header length.
+struct Header {
+  nlohmann::ordered_json json;
+  std::uint64_t size = 0;
+  std::uint64_t length = 0;
+};
+
+Header read_header(const std::filesystem::path& path, std::ifstream& in) {
   if (!in) fail(path, "cannot open the file");
   std::error_code ec;
   const auto size = static_cast<std::uint64_t>(std::filesystem::file_size(path, ec));
@@ -174,6 +183,7 @@ StoredFile read_safetensors(const std::filesystem::path& path) {
   }
   std::string text(n, '\0');
   in.read(text.data(), static_cast<std::streamsize>(n));
+  if (!in) fail(path, "file is truncated");
   nlohmann::ordered_json header;
   // The keys seen in each open object, to reject a key given twice (the JSON
   // parser would silently keep one of the values).
@@ -205,6 +215,32 @@ StoredFile read_safetensors(const std::filesystem::path& path) {
     fail(path, "key '" + duplicate + "' appears twice in the header; the file is corrupt");
   }
   if (!header.is_object()) fail(path, "header is not a JSON object");
+  return {.json = std::move(header), .size = size, .length = n};
+}
+
+Metadata metadata_of(const std::filesystem::path& path, const nlohmann::ordered_json& entry) {
+  try {
+    return entry.get<Metadata>();
+  } catch (const std::exception&) {
+    fail(path, "__metadata__ must map strings to strings");
+  }
+}
+
+}  // namespace
+
+Metadata read_safetensors_metadata(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  const Header header = read_header(path, in);
+  const auto it = header.json.find("__metadata__");
+  return it == header.json.end() ? Metadata{} : metadata_of(path, *it);
+}
+
+StoredFile read_safetensors(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  Header parsed_header = read_header(path, in);
+  const nlohmann::ordered_json& header = parsed_header.json;
+  const std::uint64_t size = parsed_header.size;
+  const std::uint64_t n = parsed_header.length;
   const std::uint64_t data_size = size - 8 - n;
   std::vector<char> data(data_size);
   in.read(data.data(), static_cast<std::streamsize>(data_size));
@@ -219,13 +255,7 @@ StoredFile read_safetensors(const std::filesystem::path& path) {
   std::vector<Range> ranges;
   for (const auto& [name, entry] : header.items()) {
     if (name == "__metadata__") {
-      Metadata parsed;
-      try {
-        parsed = entry.get<Metadata>();
-      } catch (const std::exception&) {
-        fail(path, "__metadata__ must map strings to strings");
-      }
-      file.metadata = std::move(parsed);
+      file.metadata = metadata_of(path, entry);
       continue;
     }
     const std::string tensor = "tensor '" + name + "' ";

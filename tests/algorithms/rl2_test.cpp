@@ -462,3 +462,80 @@ TEST(Rl2, TrainingOnFiveArmBanditsBeatsTheUntrainedPolicy) {
   EXPECT_GT(after.mean, 5.9);
   EXPECT_GT(after.mean - before.mean, 0.7);
 }
+
+TEST(Rl2, ClipsThePolicysAndTheValuesGradientsEachToTheNormWhenAsked) {
+  // One minibatch, one epoch: each learner takes one Adam step on one gradient g, the
+  // same for all three (same seed, same collection). With Adam's epsilon far above |g|
+  // the first step is -lr * f * g / eps to a relative |g| / eps, linear in the factor f
+  // the clipping put on g, so the step's ratio to the unclipped learner's gives f (lr
+  // as large as eps / 100 makes the steps large enough to measure in double).
+  const me::BernoulliBandits family({.arms = 3, .pulls = 6});
+  const double limit = 1e-3;
+  const auto learner = [&](double max_grad_norm, bool each) {
+    ml::Generator gen(11);
+    return ma::Rl2<me::BernoulliBandits, double>(family, gen,
+                                                 {.hidden = 5,
+                                                  .separate_value = true,
+                                                  .trials = 4,
+                                                  .epochs = 1,
+                                                  .minibatches = 1,
+                                                  .lr = 1e6,
+                                                  .adam_eps = 1e8,
+                                                  .max_grad_norm = max_grad_norm,
+                                                  .clip_each_network = each,
+                                                  .chunk = 2,
+                                                  .seed = 3});
+  };
+  auto free = learner(0.0, false);
+  auto joint = learner(limit, false);
+  auto each = learner(limit, true);
+  const auto start = free.meta_parameters().clone();
+  const ma::Rl2Stats s = free.meta_step();
+  const ma::Rl2Stats sj = joint.meta_step();
+  const ma::Rl2Stats se = each.meta_step();
+  // The same gradient before clipping, whatever is done with it.
+  EXPECT_EQ(s.grad_norm, sj.grad_norm);
+  EXPECT_EQ(s.grad_norm, se.grad_norm);
+  EXPECT_EQ(s.value_grad_norm, se.value_grad_norm);
+  const double value_norm = s.value_grad_norm;
+  const double policy_norm = std::sqrt(s.grad_norm * s.grad_norm - value_norm * value_norm);
+  ASSERT_GT(policy_norm, 10 * limit);  // so that each clipping is active
+  ASSERT_GT(value_norm, 10 * limit);
+  ASSERT_GT(std::abs(std::log(policy_norm / value_norm)), 0.1);  // and tells them apart
+
+  const auto ratios = [&](const ml::nn::ParamDict<double>& after, bool value_side) {
+    std::vector<double> out;
+    const auto free_after = free.meta_parameters();
+    for (const auto& [name, p0] : start) {
+      if (ma::Rl2Policy<double>::value_parameter(name) != value_side) continue;
+      const auto& p = after.at(name);
+      const auto& pf = free_after.at(name);
+      for (ml::Index i = 0; i < p0.numel(); ++i) {
+        const double free_step = pf.data()[i] - p0.data()[i];
+        if (std::abs(free_step) > 1e-8) out.push_back((p.data()[i] - p0.data()[i]) / free_step);
+      }
+    }
+    return out;
+  };
+  const auto expect_factor = [](const std::vector<double>& r, double f, const char* what) {
+    ASSERT_FALSE(r.empty()) << what;
+    for (double x : r) EXPECT_NEAR(x, f, 1e-5 * f) << what;
+  };
+  expect_factor(ratios(joint.meta_parameters(), false), limit / s.grad_norm, "joint, policy");
+  expect_factor(ratios(joint.meta_parameters(), true), limit / s.grad_norm, "joint, value");
+  expect_factor(ratios(each.meta_parameters(), false), limit / policy_norm, "each, policy");
+  expect_factor(ratios(each.meta_parameters(), true), limit / value_norm, "each, value");
+}
+
+TEST(Rl2, RefusesClippingEachNetworkWithOneGru) {
+  const me::BernoulliBandits family({.arms = 3, .pulls = 4});
+  ml::Generator gen(1);
+  try {
+    ma::Rl2<me::BernoulliBandits> rl2(family, gen, {.hidden = 4, .clip_each_network = true});
+    FAIL() << "clip_each_network without separate_value was accepted";
+  } catch (const ml::ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("clip_each_network needs separate_value"),
+              std::string::npos)
+        << e.what();
+  }
+}

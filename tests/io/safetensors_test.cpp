@@ -129,6 +129,49 @@ TEST_F(Safetensors, DamagedFilesThrowIoErrorsNamingTheFile) {
   expect_io_error(dir_ / "dtype.safetensors", "dtype");
 }
 
+TEST_F(Safetensors, MetadataReadsTheHeaderAlone) {
+  const auto path = dir_ / "with_metadata.safetensors";
+  const ml::io::Metadata metadata{{"config", R"({"algorithm":"maml"})"}, {"step", "12"}};
+  ml::io::save_safetensors(path, sample(), metadata);
+  EXPECT_EQ(ml::io::read_safetensors_metadata(path), metadata);
+  EXPECT_EQ(ml::io::read_safetensors_metadata(path), ml::io::inspect_safetensors(path).metadata);
+
+  const auto plain = dir_ / "plain.safetensors";
+  ml::io::save_safetensors(plain, sample());
+  EXPECT_TRUE(ml::io::read_safetensors_metadata(plain).empty());
+
+  // The tensor data is not read: a file cut inside it still gives its metadata, which
+  // a whole load refuses.
+  const std::string bytes = read_bytes(path);
+  const auto cut = dir_ / "cut.safetensors";
+  write_bytes(cut, bytes.substr(0, bytes.size() - 5));
+  EXPECT_EQ(ml::io::read_safetensors_metadata(cut), metadata);
+  EXPECT_THROW((void)ml::io::inspect_safetensors(cut), ml::IoError);
+
+  // A damaged header is refused with the file's name, as by a whole load.
+  const auto expect_refused = [&](const fs::path& file, const std::string& needle) {
+    try {
+      (void)ml::io::read_safetensors_metadata(file);
+      ADD_FAILURE() << file << " was accepted";
+    } catch (const ml::IoError& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find(file.string()), std::string::npos) << what;
+      EXPECT_NE(what.find(needle), std::string::npos) << what;
+    }
+  };
+  expect_refused(dir_ / "missing.safetensors", "cannot open");
+  std::string garbage = bytes;
+  garbage[8] = '#';
+  write_bytes(dir_ / "garbage.safetensors", garbage);
+  expect_refused(dir_ / "garbage.safetensors", "not valid JSON");
+  std::string number = bytes;
+  number.replace(number.find("\"12\""), 4, "1234");  // a metadata value that is not a string
+  write_bytes(dir_ / "number.safetensors", number);
+  expect_refused(dir_ / "number.safetensors", "__metadata__ must map strings to strings");
+  write_bytes(dir_ / "header_only.safetensors", bytes.substr(0, 20));
+  expect_refused(dir_ / "header_only.safetensors", "header length");
+}
+
 TEST_F(Safetensors, RejectsDuplicateNames) {
   ml::nn::ParamDict<float> p;
   p.insert("__metadata__", ml::ones<float>({1}));

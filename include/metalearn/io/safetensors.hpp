@@ -62,6 +62,8 @@ METALEARN_API void write_safetensors(const std::filesystem::path& path,
                                      const Metadata& metadata);
 /// Reads and validates a whole file. Implemented in src/io/safetensors.cpp.
 METALEARN_API StoredFile read_safetensors(const std::filesystem::path& path);
+/// Reads and validates the header only. Implemented in src/io/safetensors.cpp.
+METALEARN_API Metadata read_safetensors_metadata(const std::filesystem::path& path);
 }  // namespace detail
 
 /// Saves every tensor of `tensors` (in order) with its name.
@@ -108,6 +110,14 @@ nn::ParamDict<T> load_safetensors(const std::filesystem::path& path) {
 /// Reads a checkpoint without converting (names, dtypes, shapes, values, metadata).
 inline StoredFile inspect_safetensors(const std::filesystem::path& path) {
   return detail::read_safetensors(path);
+}
+
+/// The metadata of a safetensors file, from its header alone: the tensor data is neither
+/// read nor checked, so this costs the same for a checkpoint of any size. Throws IoError
+/// for a file that is missing, too short, or whose header is not valid (the messages of
+/// load_safetensors).
+inline Metadata read_safetensors_metadata(const std::filesystem::path& path) {
+  return detail::read_safetensors_metadata(path);
 }
 
 }  // namespace metalearn::io

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -74,6 +75,12 @@ class Rl2Policy : public nn::Cloneable<Rl2Policy<T>, T> {
       value_gru_ = this->register_module(
           "value_gru", std::make_shared<nn::GRUCell<T>>(input_size(), hidden, gen));
     }
+  }
+
+  /// Whether the parameter of this name (as named_parameters() names it) belongs to
+  /// the value's network: `value.*`, and `value_gru.*` with separate_value.
+  [[nodiscard]] static bool value_parameter(std::string_view name) noexcept {
+    return name.starts_with("value.") || name.starts_with("value_gru.");
   }
 
   /// Size of one step's input: observations + actions + 2 (reward, done).

@@ -96,6 +96,12 @@ struct Rl2Options {
   double adam_eps = 1e-5;
   /// Clip the global norm of every minibatch gradient to this (ppo2: 0.5); 0: no clipping.
   double max_grad_norm = 0.5;
+  /// With separate_value, clip the policy's gradient (`gru.*`, `policy.*`) and the
+  /// value's (`value_gru.*`, `value.*`) to max_grad_norm each, as two optimisers of their
+  /// own would: the value's gradient, on returns far larger than the normalised
+  /// advantages, then no longer shrinks the policy's steps. false: one norm over both.
+  /// Needs separate_value (one GRU under both heads has no such split).
+  bool clip_each_network = false;
   /// Standardise the advantages of each meta-step's trials (mean 0, standard deviation 1).
   bool normalize_advantages = true;
   /// Trials stepped together as one batch when collecting and one unit of gradient
@@ -161,13 +167,21 @@ struct Rl2Stats : StepStats {
   double clip_fraction = 0.0;  ///< fraction of rows whose ratio was clipped
   /// Mean over the update's minibatches of the gradient's global norm before clipping.
   double grad_norm = 0.0;
+  /// The same for the value's parameters alone (`value.*`, and `value_gru.*` with
+  /// separate_value): the share of grad_norm that the value loss sets.
+  double value_grad_norm = 0.0;
 
   /// The update's diagnostics by name, for the metrics log (train::fit writes them
-  /// beside the meta-loss): the losses, entropy, approx_kl, clip_fraction, grad_norm.
+  /// beside the meta-loss): the losses, entropy, approx_kl, clip_fraction, grad_norm,
+  /// value_grad_norm.
   [[nodiscard]] std::vector<std::pair<std::string, double>> diagnostics() const {
-    return {
-        {"policy_loss", policy_loss}, {"value_loss", value_loss},       {"entropy", entropy},
-        {"approx_kl", approx_kl},     {"clip_fraction", clip_fraction}, {"grad_norm", grad_norm}};
+    return {{"policy_loss", policy_loss},
+            {"value_loss", value_loss},
+            {"entropy", entropy},
+            {"approx_kl", approx_kl},
+            {"clip_fraction", clip_fraction},
+            {"grad_norm", grad_norm},
+            {"value_grad_norm", value_grad_norm}};
   }
 };
 
@@ -294,6 +308,9 @@ Rl2<F, T>::Rl2(F family, Generator& gen, Rl2Options options)
                   ValueError, who, ": value_coef (", o.value_coef, "), entropy_coef (",
                   o.entropy_coef, ") and max_grad_norm (", o.max_grad_norm,
                   ") must be non-negative");
+  METALEARN_CHECK(!o.clip_each_network || o.separate_value, ValueError, who,
+                  ": clip_each_network needs separate_value (with one GRU under both heads "
+                  "the policy's and the value's gradients share parameters)");
   METALEARN_CHECK(o.reward_scale > 0.0 && std::isfinite(o.reward_scale), ValueError, who,
                   ": reward_scale ", o.reward_scale, " must be positive and finite");
   METALEARN_CHECK(o.lr > 0.0 && std::isfinite(o.lr) && o.adam_eps >= 0.0, ValueError, who,
@@ -515,20 +532,40 @@ void Rl2<F, T>::minibatch_step(const TrialBatch& batch, const std::vector<Index>
   for (std::size_t j = 0; j < grads.size(); ++j) {
     if (!grads[j].defined()) grads[j] = zeros<T>(params[j].shape());
   }
-  double ss = 0.0;
-  for (const auto& g : grads) {
+  // Squared norms: of the whole gradient (summed in one order, element by element), of
+  // the policy's parameters and of the value's (value.*, value_gru.*).
+  const std::vector<std::string> names = named.names();
+  std::vector<bool> of_value(grads.size());
+  double total_ss = 0.0;
+  double policy_ss = 0.0;
+  double value_ss = 0.0;
+  for (std::size_t j = 0; j < grads.size(); ++j) {
+    of_value[j] = Rl2Policy<T>::value_parameter(names[j]);
+    double ss = 0.0;
+    const Tensor<T>& g = grads[j];
     for (Index i = 0; i < g.numel(); ++i) {
       const auto v = static_cast<double>(g.data()[i]);
+      total_ss += v * v;
       ss += v * v;
     }
+    (of_value[j] ? value_ss : policy_ss) += ss;
   }
-  const double norm = std::sqrt(ss);
+  const double norm = std::sqrt(total_ss);
   sums.grad_norm += norm;
-  if (options_.max_grad_norm > 0.0) {
-    if (norm > options_.max_grad_norm) {
-      const auto factor = static_cast<T>(options_.max_grad_norm / (norm + 1e-6));
-      for (auto& g : grads) g = mul_scalar(g, factor);
-    }
+  sums.value_grad_norm += std::sqrt(value_ss);
+  // The factor that brings a gradient of norm n to at most max_grad_norm.
+  const auto factor = [&](double n) {
+    return options_.max_grad_norm > 0.0 && n > options_.max_grad_norm
+               ? options_.max_grad_norm / (n + 1e-6)
+               : 1.0;
+  };
+  const double policy_factor =
+      options_.clip_each_network ? factor(std::sqrt(policy_ss)) : factor(norm);
+  const double value_factor =
+      options_.clip_each_network ? factor(std::sqrt(value_ss)) : factor(norm);
+  for (std::size_t j = 0; j < grads.size(); ++j) {
+    const double f = of_value[j] ? value_factor : policy_factor;
+    if (f != 1.0) grads[j] = mul_scalar(grads[j], static_cast<T>(f));
   }
   const detail::FiniteStepGuard<T> finite(options_.check_finite, named, outer_.get());
   const std::string where =
@@ -586,6 +623,7 @@ Rl2Stats Rl2<F, T>::update(const TrialBatch& batch) {
   stats.approx_kl /= rows;
   stats.clip_fraction /= rows;
   stats.grad_norm /= static_cast<double>(options_.epochs * per);
+  stats.value_grad_norm /= static_cast<double>(options_.epochs * per);
   return stats;
 }
 
