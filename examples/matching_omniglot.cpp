@@ -7,7 +7,8 @@
 // queries' cross-entropy (Adam 1e-3, halved every 2000 episodes). --distance euclidean
 // attends by the negative squared Euclidean distance instead, and --scale multiplies
 // the attention logits (a temperature: cosines lie in [-1, 1], so at scale 1 even a
-// perfect match gets little more weight than the others). With --fce the
+// perfect match gets little more weight than the others). --train-ways trains on
+// episodes of more (or fewer) classes than the test's. With --fce the
 // embeddings are full context embeddings (appendix A): the supports are read by a
 // bidirectional LSTM and each query attends over them for --fce-steps steps; their
 // width is the ConvNet4's embedding width for the data's image size (64 for 28x28).
@@ -30,7 +31,7 @@
 //
 // Usage: matching_omniglot [--data DIR] [--ways N] [--shots K] [--queries Q]
 //          [--test-queries Q] [--steps N] [--fce] [--fce-steps K]
-//          [--distance cosine|euclidean] [--scale X] [--lr X]
+//          [--distance cosine|euclidean] [--scale X] [--train-ways N] [--lr X]
 //          [--decay-every N] [--threads N] [--seed S] [--episodes N] [--time-limit MIN]
 //          [--log-every N] [--checkpoint DIR] [--checkpoint-every N] [--resume]
 //          [--out FILE]
@@ -66,8 +67,9 @@ constexpr int kOmniglotEpisodes = 600, kGlyphEpisodes = 100;
 struct Args {
   std::string data;
   ml::Index ways = 5, shots = 1, queries = 5, test_queries = 15;
-  int steps = -1;     // -1: kOmniglotSteps or kGlyphSteps
-  int episodes = -1;  // -1: kOmniglotEpisodes or kGlyphEpisodes
+  ml::Index train_ways = 0;  // 0: ways
+  int steps = -1;            // -1: kOmniglotSteps or kGlyphSteps
+  int episodes = -1;         // -1: kOmniglotEpisodes or kGlyphEpisodes
   bool fce = false;
   int fce_steps = 5;
   std::string distance = "cosine";
@@ -88,6 +90,10 @@ Args parse(int argc, char** argv) {
   examples::add_data_option(app, a.data);
   app.add_option("--ways", a.ways, "classes per episode (training and test)")
       ->capture_default_str()
+      ->check(CLI::Range(2, 100000));
+  app.add_option("--train-ways", a.train_ways,
+                 "classes per training episode, when not --ways (as Snell et al. train on "
+                 "more classes than they test on)")
       ->check(CLI::Range(2, 100000));
   examples::add_at_least(app, "--shots", a.shots, "support examples per class", 1);
   examples::add_at_least(app, "--queries", a.queries, "query examples per class in training", 1);
@@ -154,6 +160,7 @@ double paper_accuracy(ml::Index ways, ml::Index shots) {
 
 int main(int argc, char** argv) {
   Args args = parse(argc, argv);
+  if (args.train_ways == 0) args.train_ways = args.ways;
   const auto t_start = Clock::now();
 
   // ---- data -------------------------------------------------------------------
@@ -200,8 +207,8 @@ int main(int argc, char** argv) {
     ml::Generator gen(args.seed);
     matching = std::make_unique<alg::MatchingNet<float>>(gen, options);
     train = std::make_unique<ml::data::EpisodicSampler<float>>(
-        classes.train,
-        ml::data::EpisodicOptions{.ways = args.ways, .shots = args.shots, .queries = args.queries});
+        classes.train, ml::data::EpisodicOptions{
+                           .ways = args.train_ways, .shots = args.shots, .queries = args.queries});
     test = std::make_unique<ml::data::EpisodicSampler<float>>(
         classes.test, ml::data::EpisodicOptions{
                           .ways = args.ways, .shots = args.shots, .queries = args.test_queries});
@@ -219,10 +226,10 @@ int main(int argc, char** argv) {
       args.time_limit > 0 ? fmt::format(", time limit {:g} min", args.time_limit) : "";
   fmt::print(
       "Matching Networks {}-way {}-shot: ConvNet4 (64 channels, running batch norm, embedding "
-      "width {}), {}, {} attention (scale {:g}); {}-query training episodes, Adam {:.0e} halved "
-      "every {}, up to {} episodes{}, {} thread(s)\n",
+      "width {}), {}, {} attention (scale {:g}); {}-way {}-query training episodes, Adam {:.0e} "
+      "halved every {}, up to {} episodes{}, {} thread(s)\n",
       args.ways, args.shots, width, fce, cosine ? "cosine" : "squared Euclidean", args.scale,
-      args.queries, args.lr, args.decay_every, args.steps, limit, args.threads);
+      args.train_ways, args.queries, args.lr, args.decay_every, args.steps, limit, args.threads);
   std::fflush(stdout);
 
   // ---- training ---------------------------------------------------------------
@@ -243,6 +250,7 @@ int main(int argc, char** argv) {
                             {"decay_every", std::to_string(args.decay_every)},
                             {"seed", std::to_string(args.seed)}};
   if (!cosine) settings["distance"] = args.distance;
+  if (args.train_ways != args.ways) settings["train_ways"] = std::to_string(args.train_ways);
   if (args.scale != 1.0) settings["scale"] = fmt::format("{:.17g}", args.scale);
   // train::fit compares the settings this run stores; a run of the paper's attention
   // stores neither key, so it checks here that the folder holds neither.
@@ -251,8 +259,11 @@ int main(int argc, char** argv) {
   if (args.checkpoint.resume && !args.checkpoint.dir.empty() && std::filesystem::exists(saved)) {
     try {
       const ml::io::Metadata stored = ml::io::read_safetensors_metadata(saved);
-      // Absent keys are the paper's attention: the cosine at scale 1.
-      for (const auto& [key, paper] : {std::pair{"distance", "cosine"}, std::pair{"scale", "1"}}) {
+      // Absent keys are the paper's attention (the cosine at scale 1) and training
+      // episodes of the test episodes' ways.
+      const std::vector<std::pair<std::string, std::string>> defaults{
+          {"distance", "cosine"}, {"scale", "1"}, {"train_ways", std::to_string(args.ways)}};
+      for (const auto& [key, paper] : defaults) {
         const auto was = stored.find(key);
         const auto now = settings.find(key);
         const std::string before = was == stored.end() ? paper : was->second;
@@ -319,8 +330,9 @@ int main(int argc, char** argv) {
           ? ""
           : fmt::format(", {}{}", cosine ? "cosine" : "Euclidean",
                         args.scale == 1.0 ? "" : fmt::format(" x{:g}", args.scale));
-  const std::string name =
-      fmt::format("{}-way {}-shot{}{}", args.ways, args.shots, args.fce ? " FCE" : "", attention);
+  const std::string name = fmt::format(
+      "{}-way {}-shot{}{}{}", args.ways, args.shots, args.fce ? " FCE" : "", attention,
+      args.train_ways == args.ways ? "" : fmt::format(", trained {}-way", args.train_ways));
   fmt::print("\nTest accuracy over {} episodes ({} queries per class), mean +- 95% CI\n",
              args.episodes, args.test_queries);
   fmt::print("{:<20} {:>18} {:>8} {:>8} {:>14}\n", "episodes", "accuracy (%)", "paper", "chance",
@@ -342,7 +354,7 @@ int main(int argc, char** argv) {
                 "| test episodes | accuracy (%) | paper (%) | chance (%) | eval episodes/s |\n"
                 "|---|---|---|---|---|\n"
                 "| {} | {:.2f} +- {:.2f} | {} | {:.1f} | {:.1f} |\n",
-                classes.train->name(), args.ways, args.shots, args.queries, fce,
+                classes.train->name(), args.train_ways, args.shots, args.queries, fce,
                 cosine ? "cosine" : "squared Euclidean", args.scale, result.steps,
                 result.train_seconds, result.steps - result.start_step, rate, args.threads,
                 args.seed, status, total, name, 100 * r.mean, 100 * r.ci95, paper_text,

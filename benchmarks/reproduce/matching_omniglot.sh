@@ -14,7 +14,8 @@
 # Environment: BUILD (build dir, default build-alg), METALEARN_OMNIGLOT_DIR, STEPS
 # (training episodes per run, default 20000), TIME_LIMIT (minutes of this call, 0 = none:
 # see legs below), EPISODES (test episodes per run, 600), DISTANCE (cosine, the paper's,
-# or euclidean), SCALE (factor on the attention logits, 1), THREADS (2; a training
+# or euclidean), SCALE (factor on the attention logits, 1), TRAIN_WAYS (classes per
+# training episode; default: each configuration's own), THREADS (2; a training
 # episode's convolutions and the evaluation episodes run on them), CPUS (the cores the
 # runs are pinned to with taskset, default 0..THREADS-1), QUERIES (queries per class in
 # training episodes, 5), TEST_QUERIES (15), FCE_STEPS (attention steps of the full
@@ -22,8 +23,9 @@
 # (default "5w1s 5w5s 20w1s 20w5s"), LOG, OUT, RUNS (run folders, default
 # $BUILD/matching_omniglot).
 #
-# Run folders are named <config>[_fce][_<distance>][_x<scale>] (the suffixes only for an
-# attention other than the paper's cosine at scale 1).
+# Run folders are named <config>[_fce][_<distance>][_x<scale>][_t<train ways>] (the
+# suffixes only for an attention other than the paper's cosine at scale 1, and for
+# training episodes of other ways than the test's).
 #
 # Legs: every run keeps its state in RUNS/<name>/ (train::fit's checkpoint, the
 # learner's whole state; metrics.jsonl) and continues from it exactly (--resume; a run
@@ -68,6 +70,7 @@ DECAY_EVERY=${DECAY_EVERY:-2000}
 SEED=${SEED:-1}
 DISTANCE=${DISTANCE:-cosine}
 SCALE=${SCALE:-1}
+TRAIN_WAYS=${TRAIN_WAYS:-}
 CONFIGS=${CONFIGS:-5w1s 5w5s 20w1s 20w5s}
 LOG=${LOG:-$BUILD/matching_omniglot.log}
 OUT=${OUT:-$ROOT/benchmarks/results/matching_omniglot.md}
@@ -111,6 +114,8 @@ for config in $CONFIGS; do
     [[ $fce -eq 0 ]] || name+=_fce
     [[ $DISTANCE == cosine ]] || name+=_$DISTANCE
     [[ $SCALE == 1 ]] || name+=_x$SCALE
+    train_ways=${TRAIN_WAYS:-$ways}
+    [[ $train_ways == "$ways" ]] || name+=_t$train_ways
     NAMES+=("$name")
     dir="$RUNS/$name"
     marker="steps=$STEPS episodes=$EPISODES"
@@ -131,6 +136,7 @@ for config in $CONFIGS; do
     CMD=("${PIN[@]}" "$BIN" --data "$DATA" --ways "$ways" --shots "$shots" --queries "$QUERIES"
          --test-queries "$TEST_QUERIES" --steps "$STEPS" --episodes "$EPISODES"
          --decay-every "$DECAY_EVERY" --distance "$DISTANCE" --scale "$SCALE"
+         --train-ways "$train_ways"
          --threads "$THREADS" --seed "$SEED" --log-every 100
          --time-limit "$limit" --checkpoint "$dir" --checkpoint-every 500 --resume
          --out "$dir/results.md.part")
@@ -159,10 +165,15 @@ end=$(date +%s)
        "load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "- command: \`STEPS=$STEPS TIME_LIMIT=$TIME_LIMIT EPISODES=$EPISODES THREADS=$THREADS" \
        "QUERIES=$QUERIES TEST_QUERIES=$TEST_QUERIES FCE_STEPS=$FCE_STEPS DECAY_EVERY=$DECAY_EVERY" \
-       "DISTANCE=$DISTANCE SCALE=$SCALE SEED=$SEED CONFIGS='$CONFIGS'" \
+       "DISTANCE=$DISTANCE SCALE=$SCALE TRAIN_WAYS=$TRAIN_WAYS SEED=$SEED CONFIGS='$CONFIGS'" \
        "benchmarks/reproduce/matching_omniglot.sh\`"
   echo "- wall time of the last call of the script: $((end - start)) s"
-  echo "- each run trains on episodes of the shape it is tested on ($QUERIES queries per class)," \
+  if [[ -n "$TRAIN_WAYS" ]]; then
+    shape="$TRAIN_WAYS-way episodes with the shots of the configuration it is tested on"
+  else
+    shape="episodes of the shape it is tested on"
+  fi
+  echo "- each run trains on $shape ($QUERIES queries per class)," \
        "$DISTANCE attention at scale $SCALE, Adam 1e-3 halved every $DECAY_EVERY episodes;" \
        "$EPISODES test episodes with" \
        "$TEST_QUERIES queries per class on the 423 unseen characters (with rotations)"

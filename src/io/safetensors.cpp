@@ -237,7 +237,7 @@ Metadata read_safetensors_metadata(const std::filesystem::path& path) {
 
 StoredFile read_safetensors(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
-  Header parsed_header = read_header(path, in);
+  const Header parsed_header = read_header(path, in);
   const nlohmann::ordered_json& header = parsed_header.json;
   const std::uint64_t size = parsed_header.size;
   const std::uint64_t n = parsed_header.length;
