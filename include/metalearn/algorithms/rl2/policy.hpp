@@ -78,7 +78,8 @@ class Rl2Policy : public nn::Cloneable<Rl2Policy<T>, T> {
   }
 
   /// Whether the parameter of this name (as named_parameters() names it) belongs to
-  /// the value's network: `value.*`, and `value_gru.*` with separate_value.
+  /// the value's network: the parameters of the `value` head, and of `value_gru` with
+  /// separate_value.
   [[nodiscard]] static bool value_parameter(std::string_view name) noexcept {
     return name.starts_with("value.") || name.starts_with("value_gru.");
   }

@@ -96,11 +96,12 @@ struct Rl2Options {
   double adam_eps = 1e-5;
   /// Clip the global norm of every minibatch gradient to this (ppo2: 0.5); 0: no clipping.
   double max_grad_norm = 0.5;
-  /// With separate_value, clip the policy's gradient (`gru.*`, `policy.*`) and the
-  /// value's (`value_gru.*`, `value.*`) to max_grad_norm each, as two optimisers of their
-  /// own would: the value's gradient, on returns far larger than the normalised
-  /// advantages, then no longer shrinks the policy's steps. false: one norm over both.
-  /// Needs separate_value (one GRU under both heads has no such split).
+  /// With separate_value, clip the gradient of the policy's network (the parameters of
+  /// `gru` and `policy`) and that of the value's (`value_gru` and `value`) to
+  /// max_grad_norm each, as two optimisers of their own would: the value's gradient, on
+  /// returns far larger than the normalised advantages, then no longer shrinks the
+  /// policy's steps. false: one norm over both. Needs separate_value (one GRU under both
+  /// heads has no such split).
   bool clip_each_network = false;
   /// Standardise the advantages of each meta-step's trials (mean 0, standard deviation 1).
   bool normalize_advantages = true;
@@ -167,7 +168,7 @@ struct Rl2Stats : StepStats {
   double clip_fraction = 0.0;  ///< fraction of rows whose ratio was clipped
   /// Mean over the update's minibatches of the gradient's global norm before clipping.
   double grad_norm = 0.0;
-  /// The same for the value's parameters alone (`value.*`, and `value_gru.*` with
+  /// The same for the value's parameters alone (those of `value`, and of `value_gru` with
   /// separate_value): the share of grad_norm that the value loss sets.
   double value_grad_norm = 0.0;
 
