@@ -8,7 +8,8 @@
 // attends by the negative squared Euclidean distance instead, and --scale multiplies
 // the attention logits (a temperature: cosines lie in [-1, 1], so at scale 1 even a
 // perfect match gets little more weight than the others). --train-ways trains on
-// episodes of more (or fewer) classes than the test's. With --fce the
+// episodes of more (or fewer) classes than the test's; --test-ways tests on episodes of
+// another size than --ways, which names the run. With --fce the
 // embeddings are full context embeddings (appendix A): the supports are read by a
 // bidirectional LSTM and each query attends over them for --fce-steps steps; their
 // width is the ConvNet4's embedding width for the data's image size (64 for 28x28).
@@ -31,7 +32,8 @@
 //
 // Usage: matching_omniglot [--data DIR] [--ways N] [--shots K] [--queries Q]
 //          [--test-queries Q] [--steps N] [--fce] [--fce-steps K]
-//          [--distance cosine|euclidean] [--scale X] [--train-ways N] [--lr X]
+//          [--distance cosine|euclidean] [--scale X] [--train-ways N] [--test-ways N]
+//          [--lr X]
 //          [--decay-every N] [--threads N] [--seed S] [--episodes N] [--time-limit MIN]
 //          [--log-every N] [--checkpoint DIR] [--checkpoint-every N] [--resume]
 //          [--out FILE]
@@ -68,6 +70,7 @@ struct Args {
   std::string data;
   ml::Index ways = 5, shots = 1, queries = 5, test_queries = 15;
   ml::Index train_ways = 0;  // 0: ways
+  ml::Index test_ways = 0;   // 0: ways
   int steps = -1;            // -1: kOmniglotSteps or kGlyphSteps
   int episodes = -1;         // -1: kOmniglotEpisodes or kGlyphEpisodes
   bool fce = false;
@@ -94,6 +97,11 @@ Args parse(int argc, char** argv) {
   app.add_option("--train-ways", a.train_ways,
                  "classes per training episode, when not --ways (as Snell et al. train on "
                  "more classes than they test on)")
+      ->check(CLI::Range(2, 100000));
+  app.add_option("--test-ways", a.test_ways,
+                 "classes per test episode, when not --ways (the run folder's training is "
+                 "unchanged: with --resume and nothing left to train, this evaluates a trained "
+                 "network on episodes of another size)")
       ->check(CLI::Range(2, 100000));
   examples::add_at_least(app, "--shots", a.shots, "support examples per class", 1);
   examples::add_at_least(app, "--queries", a.queries, "query examples per class in training", 1);
@@ -161,6 +169,7 @@ double paper_accuracy(ml::Index ways, ml::Index shots) {
 int main(int argc, char** argv) {
   Args args = parse(argc, argv);
   if (args.train_ways == 0) args.train_ways = args.ways;
+  if (args.test_ways == 0) args.test_ways = args.ways;
   const auto t_start = Clock::now();
 
   // ---- data -------------------------------------------------------------------
@@ -210,8 +219,9 @@ int main(int argc, char** argv) {
         classes.train, ml::data::EpisodicOptions{
                            .ways = args.train_ways, .shots = args.shots, .queries = args.queries});
     test = std::make_unique<ml::data::EpisodicSampler<float>>(
-        classes.test, ml::data::EpisodicOptions{
-                          .ways = args.ways, .shots = args.shots, .queries = args.test_queries});
+        classes.test,
+        ml::data::EpisodicOptions{
+            .ways = args.test_ways, .shots = args.shots, .queries = args.test_queries});
   } catch (const ml::Error& e) {
     fmt::print(stderr, "error: {}\n", e.what());
     return 1;
@@ -228,7 +238,7 @@ int main(int argc, char** argv) {
       "Matching Networks {}-way {}-shot: ConvNet4 (64 channels, running batch norm, embedding "
       "width {}), {}, {} attention (scale {:g}); {}-way {}-query training episodes, Adam {:.0e} "
       "halved every {}, up to {} episodes{}, {} thread(s)\n",
-      args.ways, args.shots, width, fce, cosine ? "cosine" : "squared Euclidean", args.scale,
+      args.test_ways, args.shots, width, fce, cosine ? "cosine" : "squared Euclidean", args.scale,
       args.train_ways, args.queries, args.lr, args.decay_every, args.steps, limit, args.threads);
   std::fflush(stdout);
 
@@ -321,7 +331,7 @@ int main(int argc, char** argv) {
   const auto t_eval = Clock::now();
   const alg::EvalResult r = matching->evaluate(*test, static_cast<std::size_t>(args.episodes));
   const double eval_rate = args.episodes / seconds_since(t_eval);
-  const double paper = paper_accuracy(args.ways, args.shots);
+  const double paper = paper_accuracy(args.test_ways, args.shots);
   // The paper measured Omniglot: no number to compare on other data.
   const std::string paper_text = omniglot && paper > 0 ? fmt::format("{:.1f}", paper) : "-";
   // The attention is named when it is not the paper's (cosine, scale 1).
@@ -331,14 +341,14 @@ int main(int argc, char** argv) {
           : fmt::format(", {}{}", cosine ? "cosine" : "Euclidean",
                         args.scale == 1.0 ? "" : fmt::format(" x{:g}", args.scale));
   const std::string name = fmt::format(
-      "{}-way {}-shot{}{}{}", args.ways, args.shots, args.fce ? " FCE" : "", attention,
-      args.train_ways == args.ways ? "" : fmt::format(", trained {}-way", args.train_ways));
+      "{}-way {}-shot{}{}{}", args.test_ways, args.shots, args.fce ? " FCE" : "", attention,
+      args.train_ways == args.test_ways ? "" : fmt::format(", trained {}-way", args.train_ways));
   fmt::print("\nTest accuracy over {} episodes ({} queries per class), mean +- 95% CI\n",
              args.episodes, args.test_queries);
   fmt::print("{:<20} {:>18} {:>8} {:>8} {:>14}\n", "episodes", "accuracy (%)", "paper", "chance",
              "episodes/s");
   fmt::print("{:<20} {:>10.2f} +- {:>5.2f} {:>8} {:>8.1f} {:>14.1f}\n", name, 100 * r.mean,
-             100 * r.ci95, paper_text, 100.0 / static_cast<double>(args.ways), eval_rate);
+             100 * r.ci95, paper_text, 100.0 / static_cast<double>(args.test_ways), eval_rate);
   const double total = seconds_since(t_start);
   fmt::print(
       "\ntraining: {} episodes in {:.1f} s ({} in this run, {:.2f} episodes/s), {}; total wall "
@@ -358,7 +368,7 @@ int main(int argc, char** argv) {
                 cosine ? "cosine" : "squared Euclidean", args.scale, result.steps,
                 result.train_seconds, result.steps - result.start_step, rate, args.threads,
                 args.seed, status, total, name, 100 * r.mean, 100 * r.ci95, paper_text,
-                100.0 / static_cast<double>(args.ways), eval_rate))) {
+                100.0 / static_cast<double>(args.test_ways), eval_rate))) {
       return 1;
     }
   }
