@@ -247,8 +247,8 @@ int main(int argc, char** argv) {
   std::int64_t first = -1;
   const auto t_train = Clock::now();
   // A checkpoint written with other values is not resumed; the number of episodes may
-  // grow (the learning-rate schedule does not depend on it). The distance and scale are
-  // stored when they are not the paper's, so run folders of the paper's settings written
+  // grow (the learning-rate schedule does not depend on it). The distance, scale and
+  // training ways are stored when they are not the defaults, so run folders written
   // before these options existed still resume.
   ml::io::Metadata settings{{"dataset", classes.train->name()},
                             {"ways", std::to_string(args.ways)},
@@ -262,8 +262,9 @@ int main(int argc, char** argv) {
   if (!cosine) settings["distance"] = args.distance;
   if (args.train_ways != args.ways) settings["train_ways"] = std::to_string(args.train_ways);
   if (args.scale != 1.0) settings["scale"] = fmt::format("{:.17g}", args.scale);
-  // train::fit compares the settings this run stores; a run of the paper's attention
-  // stores neither key, so it checks here that the folder holds neither.
+  // train::fit compares only the settings this run stores; a run with the defaults
+  // stores none of these three keys, so it checks here that the folder holds none
+  // that differ from this run's.
   const std::filesystem::path saved =
       std::filesystem::path(args.checkpoint.dir) / "checkpoint.safetensors";
   if (args.checkpoint.resume && !args.checkpoint.dir.empty() && std::filesystem::exists(saved)) {
