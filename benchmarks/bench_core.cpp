@@ -99,6 +99,23 @@ void BM_ConvGemmPeak(benchmark::State& state) {
 }
 BENCHMARK(BM_ConvGemmPeak);
 
+// A forward convolution's product as ConvNet4's second layer makes it for a chunk of
+// images: weights [64, 576] times the columns [576, 196 * images] (the order-keeping
+// kernel takes it, packing the columns panel by panel).
+void BM_ConvForwardGemm(benchmark::State& state) {
+  const ml::Index m = 64, k = 576, n = 196 * state.range(0);
+  std::vector<float> a(static_cast<std::size_t>(m * k), 0.5F);
+  std::vector<float> b(static_cast<std::size_t>(k * n), 0.25F), c(static_cast<std::size_t>(m * n));
+  for (auto _ : state) {
+    ml::detail::gemm(false, false, m, n, k, a.data(), k, b.data(), n, c.data(), n);
+    benchmark::DoNotOptimize(c.data());
+  }
+  state.counters["GFLOPs"] = benchmark::Counter(
+      2e-9 * static_cast<double>(m * n * k) * static_cast<double>(state.iterations()),
+      benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_ConvForwardGemm)->Arg(1)->Arg(8);
+
 // 1-40-40-1 ReLU MLP on 10 points: forward + MSE, then gradient w.r.t. all weights
 // (first order) or gradient with create_graph followed by a Hessian-vector product
 // (second order, the MAML inner-step pattern).

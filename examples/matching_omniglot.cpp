@@ -8,8 +8,8 @@
 // attends by the negative squared Euclidean distance instead, and --scale multiplies
 // the attention logits (a temperature: cosines lie in [-1, 1], so at scale 1 even a
 // perfect match gets little more weight than the others). --train-ways trains on
-// episodes of more (or fewer) classes than the test's; --test-ways tests on episodes of
-// another size than --ways, which names the run. With --fce the
+// episodes of more (or fewer) classes than the test's; --test-ways and --test-shots test
+// on episodes of another size than --ways and --shots, which name the run. With --fce the
 // embeddings are full context embeddings (appendix A): the supports are read by a
 // bidirectional LSTM and each query attends over them for --fce-steps steps; their
 // width is the ConvNet4's embedding width for the data's image size (64 for 28x28).
@@ -33,7 +33,7 @@
 // Usage: matching_omniglot [--data DIR] [--ways N] [--shots K] [--queries Q]
 //          [--test-queries Q] [--steps N] [--fce] [--fce-steps K]
 //          [--distance cosine|euclidean] [--scale X] [--train-ways N] [--test-ways N]
-//          [--lr X]
+//          [--test-shots K] [--lr X]
 //          [--decay-every N] [--threads N] [--seed S] [--episodes N] [--time-limit MIN]
 //          [--log-every N] [--checkpoint DIR] [--checkpoint-every N] [--resume]
 //          [--out FILE]
@@ -71,6 +71,7 @@ struct Args {
   ml::Index ways = 5, shots = 1, queries = 5, test_queries = 15;
   ml::Index train_ways = 0;  // 0: ways
   ml::Index test_ways = 0;   // 0: ways
+  ml::Index test_shots = 0;  // 0: shots
   int steps = -1;            // -1: kOmniglotSteps or kGlyphSteps
   int episodes = -1;         // -1: kOmniglotEpisodes or kGlyphEpisodes
   bool fce = false;
@@ -103,6 +104,10 @@ Args parse(int argc, char** argv) {
                  "unchanged: with --resume and nothing left to train, this evaluates a trained "
                  "network on episodes of another size)")
       ->check(CLI::Range(2, 100000));
+  app.add_option("--test-shots", a.test_shots,
+                 "support examples per class in test episodes, when not --shots (as --test-ways: "
+                 "the training is unchanged)")
+      ->check(CLI::Range(1, 100000));
   examples::add_at_least(app, "--shots", a.shots, "support examples per class", 1);
   examples::add_at_least(app, "--queries", a.queries, "query examples per class in training", 1);
   examples::add_at_least(app, "--test-queries", a.test_queries, "query examples per class at test",
@@ -170,6 +175,7 @@ int main(int argc, char** argv) {
   Args args = parse(argc, argv);
   if (args.train_ways == 0) args.train_ways = args.ways;
   if (args.test_ways == 0) args.test_ways = args.ways;
+  if (args.test_shots == 0) args.test_shots = args.shots;
   const auto t_start = Clock::now();
 
   // ---- data -------------------------------------------------------------------
@@ -221,7 +227,7 @@ int main(int argc, char** argv) {
     test = std::make_unique<ml::data::EpisodicSampler<float>>(
         classes.test,
         ml::data::EpisodicOptions{
-            .ways = args.test_ways, .shots = args.shots, .queries = args.test_queries});
+            .ways = args.test_ways, .shots = args.test_shots, .queries = args.test_queries});
   } catch (const ml::Error& e) {
     fmt::print(stderr, "error: {}\n", e.what());
     return 1;
@@ -236,10 +242,11 @@ int main(int argc, char** argv) {
       args.time_limit > 0 ? fmt::format(", time limit {:g} min", args.time_limit) : "";
   fmt::print(
       "Matching Networks {}-way {}-shot: ConvNet4 (64 channels, running batch norm, embedding "
-      "width {}), {}, {} attention (scale {:g}); {}-way {}-query training episodes, Adam {:.0e} "
-      "halved every {}, up to {} episodes{}, {} thread(s)\n",
-      args.test_ways, args.shots, width, fce, cosine ? "cosine" : "squared Euclidean", args.scale,
-      args.train_ways, args.queries, args.lr, args.decay_every, args.steps, limit, args.threads);
+      "width {}), {}, {} attention (scale {:g}); {}-way {}-shot {}-query training episodes, Adam "
+      "{:.0e} halved every {}, up to {} episodes{}, {} thread(s)\n",
+      args.test_ways, args.test_shots, width, fce, cosine ? "cosine" : "squared Euclidean",
+      args.scale, args.train_ways, args.shots, args.queries, args.lr, args.decay_every, args.steps,
+      limit, args.threads);
   std::fflush(stdout);
 
   // ---- training ---------------------------------------------------------------
@@ -332,7 +339,7 @@ int main(int argc, char** argv) {
   const auto t_eval = Clock::now();
   const alg::EvalResult r = matching->evaluate(*test, static_cast<std::size_t>(args.episodes));
   const double eval_rate = args.episodes / seconds_since(t_eval);
-  const double paper = paper_accuracy(args.test_ways, args.shots);
+  const double paper = paper_accuracy(args.test_ways, args.test_shots);
   // The paper measured Omniglot: no number to compare on other data.
   const std::string paper_text = omniglot && paper > 0 ? fmt::format("{:.1f}", paper) : "-";
   // The attention is named when it is not the paper's (cosine, scale 1).
@@ -341,9 +348,12 @@ int main(int argc, char** argv) {
           ? ""
           : fmt::format(", {}{}", cosine ? "cosine" : "Euclidean",
                         args.scale == 1.0 ? "" : fmt::format(" x{:g}", args.scale));
-  const std::string name = fmt::format(
-      "{}-way {}-shot{}{}{}", args.test_ways, args.shots, args.fce ? " FCE" : "", attention,
-      args.train_ways == args.test_ways ? "" : fmt::format(", trained {}-way", args.train_ways));
+  const std::string trained =
+      args.train_ways == args.test_ways && args.shots == args.test_shots
+          ? ""
+          : fmt::format(", trained {}-way {}-shot", args.train_ways, args.shots);
+  const std::string name = fmt::format("{}-way {}-shot{}{}{}", args.test_ways, args.test_shots,
+                                       args.fce ? " FCE" : "", attention, trained);
   fmt::print("\nTest accuracy over {} episodes ({} queries per class), mean +- 95% CI\n",
              args.episodes, args.test_queries);
   fmt::print("{:<20} {:>18} {:>8} {:>8} {:>14}\n", "episodes", "accuracy (%)", "paper", "chance",

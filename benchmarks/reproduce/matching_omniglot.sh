@@ -19,7 +19,9 @@
 # episode's convolutions and the evaluation episodes run on them), CPUS (the cores the
 # runs are pinned to with taskset, default 0..THREADS-1), QUERIES (queries per class in
 # training episodes, 5), TEST_QUERIES (15), FCE_STEPS (attention steps of the full
-# context embeddings, 5), DECAY_EVERY (lr halving period, 2000), SEED (1), CONFIGS
+# context embeddings, 5), FCE (which runs of each configuration: both, the default;
+# without, only the runs without full context embeddings; only, only those with them),
+# DECAY_EVERY (lr halving period, 2000), SEED (1), CONFIGS
 # (default "5w1s 5w5s 20w1s 20w5s"), LOG, OUT, RUNS (run folders, default
 # $BUILD/matching_omniglot).
 #
@@ -66,6 +68,13 @@ CPUS=${CPUS:-0-$((THREADS - 1))}
 QUERIES=${QUERIES:-5}
 TEST_QUERIES=${TEST_QUERIES:-15}
 FCE_STEPS=${FCE_STEPS:-5}
+FCE=${FCE:-both}
+case "$FCE" in
+  both) FCE_RUNS="0 1" ;;
+  without) FCE_RUNS=0 ;;
+  only) FCE_RUNS=1 ;;
+  *) echo "matching_omniglot.sh: FCE must be both, without or only, not '$FCE'" >&2; exit 2 ;;
+esac
 DECAY_EVERY=${DECAY_EVERY:-2000}
 SEED=${SEED:-1}
 DISTANCE=${DISTANCE:-cosine}
@@ -109,7 +118,7 @@ for config in $CONFIGS; do
     exit 2
   fi
   ways=${BASH_REMATCH[1]} shots=${BASH_REMATCH[2]}
-  for fce in 0 1; do
+  for fce in $FCE_RUNS; do
     name=$config
     [[ $fce -eq 0 ]] || name+=_fce
     [[ $DISTANCE == cosine ]] || name+=_$DISTANCE
@@ -164,7 +173,7 @@ end=$(date +%s)
        "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
        "load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "- command: \`STEPS=$STEPS TIME_LIMIT=$TIME_LIMIT EPISODES=$EPISODES THREADS=$THREADS" \
-       "QUERIES=$QUERIES TEST_QUERIES=$TEST_QUERIES FCE_STEPS=$FCE_STEPS DECAY_EVERY=$DECAY_EVERY" \
+       "QUERIES=$QUERIES TEST_QUERIES=$TEST_QUERIES FCE_STEPS=$FCE_STEPS FCE=$FCE DECAY_EVERY=$DECAY_EVERY" \
        "DISTANCE=$DISTANCE SCALE=$SCALE TRAIN_WAYS=$TRAIN_WAYS SEED=$SEED CONFIGS='$CONFIGS'" \
        "benchmarks/reproduce/matching_omniglot.sh\`"
   echo "- wall time of the last call of the script: $((end - start)) s"
