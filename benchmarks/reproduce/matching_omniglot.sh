@@ -22,7 +22,9 @@
 # context embeddings, 5), FCE (which runs of each configuration: both, the default;
 # without, only the runs without full context embeddings; only, only those with them),
 # DECAY_EVERY (lr halving period, 2000), SEED (1), CONFIGS
-# (default "5w1s 5w5s 20w1s 20w5s"), LOG, OUT, RUNS (run folders, default
+# (default "5w1s 5w5s 20w1s 20w5s"), TESTS (test shapes <ways>w<shots>s on which every
+# finished run is also evaluated, beside its own configuration's: e.g. one network
+# trained on 20-way 1-shot episodes tested on all four; default none), LOG, OUT, RUNS (run folders, default
 # $BUILD/matching_omniglot).
 #
 # Run folders are named <config>[_fce][_<distance>][_x<scale>][_t<train ways>] (the
@@ -81,6 +83,13 @@ DISTANCE=${DISTANCE:-cosine}
 SCALE=${SCALE:-1}
 TRAIN_WAYS=${TRAIN_WAYS:-}
 CONFIGS=${CONFIGS:-5w1s 5w5s 20w1s 20w5s}
+TESTS=${TESTS:-}
+for t in $TESTS; do
+  if [[ ! "$t" =~ ^[0-9]+w[0-9]+s$ ]]; then
+    echo "matching_omniglot.sh: TESTS entry '$t' is not of the form <ways>w<shots>s" >&2
+    exit 2
+  fi
+done
 LOG=${LOG:-$BUILD/matching_omniglot.log}
 OUT=${OUT:-$ROOT/benchmarks/results/matching_omniglot.md}
 RUNS=${RUNS:-$BUILD/matching_omniglot}
@@ -106,6 +115,27 @@ else
   echo "taskset not found: the runs are not pinned to cores"
 fi
 
+# Evaluates the finished run in $dir (trained as $config, FCE flag $fce) on every shape
+# of TESTS other than its own, into $dir/test_<shape>.md; an existing file is kept.
+# Nothing is trained: the run folder's checkpoint is read and left as it is.
+extra_tests() {
+  local t
+  for t in $TESTS; do
+    [[ "$t" != "$config" && ! -f "$dir/test_$t.md" ]] || continue
+    [[ "$t" =~ ^([0-9]+)w([0-9]+)s$ ]]
+    local cmd=("${PIN[@]}" "$BIN" --data "$DATA" --ways "$ways" --shots "$shots"
+               --queries "$QUERIES" --test-queries "$TEST_QUERIES" --steps "$STEPS"
+               --episodes "$EPISODES" --decay-every "$DECAY_EVERY" --distance "$DISTANCE"
+               --scale "$SCALE" --train-ways "$train_ways" --threads "$THREADS" --seed "$SEED"
+               --checkpoint "$dir" --resume --test-ways "${BASH_REMATCH[1]}"
+               --test-shots "${BASH_REMATCH[2]}" --out "$dir/test_$t.md.part")
+    [[ $fce -eq 0 ]] || cmd+=(--fce --fce-steps "$FCE_STEPS")
+    echo "command: ${cmd[*]}"
+    "${cmd[@]}"
+    mv "$dir/test_$t.md.part" "$dir/test_$t.md"
+  done
+}
+
 start=$(date +%s)
 # Minutes left of this call's TIME_LIMIT (may be negative).
 minutes_left() { awk -v limit="$TIME_LIMIT" -v used=$(($(date +%s) - start)) \
@@ -130,6 +160,7 @@ for config in $CONFIGS; do
     marker="steps=$STEPS episodes=$EPISODES"
     if [[ -f "$dir/complete" && "$(cat "$dir/complete")" == "$marker" ]]; then
       echo "$name: complete ($marker), not run again"
+      extra_tests
       continue
     fi
     [[ $stopped -eq 0 ]] || continue
@@ -157,6 +188,7 @@ for config in $CONFIGS; do
     echo "$name: $(( $(date +%s) - run_start )) s"
     if grep -q '^status: complete' "$dir/results.md"; then
       echo "$marker" >"$dir/complete"
+      extra_tests
     else
       stopped=1  # out of time: the next call continues this run first
     fi
@@ -175,6 +207,7 @@ end=$(date +%s)
   echo "- command: \`STEPS=$STEPS TIME_LIMIT=$TIME_LIMIT EPISODES=$EPISODES THREADS=$THREADS" \
        "QUERIES=$QUERIES TEST_QUERIES=$TEST_QUERIES FCE_STEPS=$FCE_STEPS FCE=$FCE DECAY_EVERY=$DECAY_EVERY" \
        "DISTANCE=$DISTANCE SCALE=$SCALE TRAIN_WAYS=$TRAIN_WAYS SEED=$SEED CONFIGS='$CONFIGS'" \
+       "TESTS='$TESTS'" \
        "benchmarks/reproduce/matching_omniglot.sh\`"
   echo "- wall time of the last call of the script: $((end - start)) s"
   if [[ -n "$TRAIN_WAYS" ]]; then
@@ -195,6 +228,10 @@ end=$(date +%s)
       row=$(grep '^| [0-9]' "$results" | tail -n 1)
       status=$(sed -n 's/^status: //p' "$results")
       echo "$row $status |"
+      for t in $TESTS; do
+        [[ -f "$RUNS/$name/test_$t.md" ]] || continue
+        echo "$(grep '^| [0-9]' "$RUNS/$name/test_$t.md" | tail -n 1) test of the run $name |"
+      done
     else
       echo "| $name | - | - | - | - | not run yet |"
     fi
