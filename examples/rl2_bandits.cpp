@@ -3,13 +3,15 @@
 // trial, evaluated as the mean total reward per trial over fresh bandits of the test
 // stream (the protocol of rl2_baselines, whose numbers it can be set beside).
 //
-// The run folder (--out) holds checkpoint.safetensors (parameters, Adam's state and the
-// step count, written after every evaluation) and log.csv; running again with the same
-// folder continues where the last checkpoint stopped, bit for bit.
+// Trains with train::fit: the run folder (--out) holds checkpoint.safetensors
+// (parameters, Adam's state and the step count, written after every evaluation and when
+// --time-limit passes) and metrics.jsonl (PPO's diagnostics every 10 steps, every
+// evaluation); running again with the same folder continues where the last checkpoint
+// stopped, bit for bit.
 //
 // Usage: rl2_bandits [--arms 5] [--pulls 10] [--steps 2000] [--trials 128] [--hidden 256]
 //                    [--lr 3e-4] [--threads N] [--seed 1] [--eval-every 100]
-//                    [--eval-trials 1000] [--out rl2_bandits]
+//                    [--eval-trials 1000] [--time-limit MIN] [--out rl2_bandits]
 
 #include <cstdio>
 #include <metalearn/env/bandit.hpp>
@@ -38,6 +40,6 @@ int main(int argc, char** argv) {
                                     {"rl2.hidden", std::to_string(a.hidden)},
                                     {"rl2.trials", std::to_string(a.trials)},
                                     {"rl2.seed", std::to_string(a.seed)}};
-    return examples::rl2::train(family, a, settings, "rl2_bandits", "bandits");
+    return examples::rl2::train(family, a, settings, "bandits");
   });
 }

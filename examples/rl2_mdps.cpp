@@ -5,12 +5,14 @@
 // the mean total reward per trial over fresh MDPs of the test stream (the protocol of
 // rl2_baselines, whose random, PSRL and greedy numbers it can be set beside).
 //
-// The run folder (--out) holds checkpoint.safetensors and log.csv, as for rl2_bandits;
-// running again with the same folder continues where the last checkpoint stopped.
+// The run folder (--out) holds checkpoint.safetensors and metrics.jsonl, as for
+// rl2_bandits; running again with the same folder continues where the last checkpoint
+// stopped.
 //
 // Usage: rl2_mdps [--states 10] [--actions 5] [--episodes 10] [--horizon 10]
 //                 [--steps 2000] [--trials 128] [--hidden 256] [--lr 3e-4] [--threads N]
-//                 [--seed 1] [--eval-every 100] [--eval-trials 1000] [--out rl2_mdps]
+//                 [--seed 1] [--eval-every 100] [--eval-trials 1000] [--time-limit MIN]
+//                 [--out rl2_mdps]
 
 #include <cstdio>
 #include <metalearn/env/tabular_mdp.hpp>
@@ -45,6 +47,6 @@ int main(int argc, char** argv) {
                                     {"rl2.hidden", std::to_string(a.hidden)},
                                     {"rl2.trials", std::to_string(a.trials)},
                                     {"rl2.seed", std::to_string(a.seed)}};
-    return examples::rl2::train(family, a, settings, "rl2_mdps", "MDPs");
+    return examples::rl2::train(family, a, settings, "MDPs");
   });
 }

@@ -4,7 +4,7 @@
 # >= 6.6 at n = 10 pulls and >= 77.5 at n = 100; paper 6.7 and 78.7).
 # Usage: benchmarks/reproduce/rl2_bandits.sh [rl2_bandits flags, e.g. --pulls 100]
 # Resumable: the run folder build/reproduce/rl2_bandits_k<K>_n<N>/ (or
-# METALEARN_REPRODUCE_OUT) keeps checkpoint.safetensors and log.csv; running the script
+# METALEARN_REPRODUCE_OUT) keeps checkpoint.safetensors and metrics.jsonl; running the script
 # again continues from the last checkpoint, bit for bit. For a long run, in the background:
 #   nohup benchmarks/reproduce/rl2_bandits.sh > rl2_bandits.log 2>&1 &
 # METALEARN_THREADS sets the threads (default: all cores); the numbers do not depend on it.
