@@ -31,8 +31,8 @@ struct RunArgs {
 };
 
 /// --steps, --trials, --hidden, --lr, --threads, --seed, --eval-every, --eval-trials,
-/// --time-limit and --out; `what` names the environments ("bandits", "MDPs"). A flag given twice
-/// takes its last value, so a reproduce script's defaults can come first.
+/// --time-limit and --out; `what` names the environments ("bandits", "MDPs"). A flag
+/// given twice takes its last value, so a reproduce script's defaults can come first.
 inline void add_run_options(CLI::App& app, RunArgs& a, const std::string& what) {
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("--steps", a.steps, "Meta-steps in all (a resumed run counts its own)");
