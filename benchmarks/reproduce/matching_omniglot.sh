@@ -21,10 +21,10 @@
 # training episodes, 5), TEST_QUERIES (15), FCE_STEPS (attention steps of the full
 # context embeddings, 5), FCE (which runs of each configuration: both, the default;
 # without, only the runs without full context embeddings; only, only those with them),
-# DECAY_EVERY (lr halving period, 2000), SEED (1), CONFIGS
-# (default "5w1s 5w5s 20w1s 20w5s"), TESTS (test shapes <ways>w<shots>s on which every
-# finished run is also evaluated, beside its own configuration's: e.g. one network
-# trained on 20-way 1-shot episodes tested on all four; default none), LOG, OUT, RUNS (run folders, default
+# DECAY_EVERY (lr halving period, 2000), SEED (1), CONFIGS (default "5w1s 5w5s 20w1s
+# 20w5s"), TESTS (test shapes <ways>w<shots>s on which every finished run is also
+# evaluated, beside its own configuration's: e.g. one network trained on 20-way 1-shot
+# episodes tested on all four; default none), LOG, OUT, RUNS (run folders, default
 # $BUILD/matching_omniglot).
 #
 # Run folders are named <config>[_fce][_<distance>][_x<scale>][_t<train ways>] (the
@@ -115,21 +115,17 @@ else
   echo "taskset not found: the runs are not pinned to cores"
 fi
 
-# Evaluates the finished run in $dir (trained as $config, FCE flag $fce) on every shape
-# of TESTS other than its own, into $dir/test_<shape>.md; an existing file is kept.
-# Nothing is trained: the run folder's checkpoint is read and left as it is.
+# Evaluates the finished run of configuration $config in $dir on every shape of TESTS
+# other than its own, into $dir/test_<shape>.md (an existing file is kept), with the
+# run's command $RUN. Nothing is trained: the run folder's checkpoint is read and left
+# as it is.
 extra_tests() {
   local t
   for t in $TESTS; do
     [[ "$t" != "$config" && ! -f "$dir/test_$t.md" ]] || continue
     [[ "$t" =~ ^([0-9]+)w([0-9]+)s$ ]]
-    local cmd=("${PIN[@]}" "$BIN" --data "$DATA" --ways "$ways" --shots "$shots"
-               --queries "$QUERIES" --test-queries "$TEST_QUERIES" --steps "$STEPS"
-               --episodes "$EPISODES" --decay-every "$DECAY_EVERY" --distance "$DISTANCE"
-               --scale "$SCALE" --train-ways "$train_ways" --threads "$THREADS" --seed "$SEED"
-               --checkpoint "$dir" --resume --test-ways "${BASH_REMATCH[1]}"
-               --test-shots "${BASH_REMATCH[2]}" --out "$dir/test_$t.md.part")
-    [[ $fce -eq 0 ]] || cmd+=(--fce --fce-steps "$FCE_STEPS")
+    local cmd=("${RUN[@]}" --test-ways "${BASH_REMATCH[1]}" --test-shots "${BASH_REMATCH[2]}"
+               --out "$dir/test_$t.md.part")
     echo "command: ${cmd[*]}"
     "${cmd[@]}"
     mv "$dir/test_$t.md.part" "$dir/test_$t.md"
@@ -158,6 +154,13 @@ for config in $CONFIGS; do
     NAMES+=("$name")
     dir="$RUNS/$name"
     marker="steps=$STEPS episodes=$EPISODES"
+    # The run's command, less what only training or only a test adds.
+    RUN=("${PIN[@]}" "$BIN" --data "$DATA" --ways "$ways" --shots "$shots" --queries "$QUERIES"
+         --test-queries "$TEST_QUERIES" --steps "$STEPS" --episodes "$EPISODES"
+         --decay-every "$DECAY_EVERY" --distance "$DISTANCE" --scale "$SCALE"
+         --train-ways "$train_ways" --threads "$THREADS" --seed "$SEED" --checkpoint "$dir"
+         --resume)
+    [[ $fce -eq 0 ]] || RUN+=(--fce --fce-steps "$FCE_STEPS")
     if [[ -f "$dir/complete" && "$(cat "$dir/complete")" == "$marker" ]]; then
       echo "$name: complete ($marker), not run again"
       extra_tests
@@ -173,14 +176,8 @@ for config in $CONFIGS; do
         continue
       fi
     fi
-    CMD=("${PIN[@]}" "$BIN" --data "$DATA" --ways "$ways" --shots "$shots" --queries "$QUERIES"
-         --test-queries "$TEST_QUERIES" --steps "$STEPS" --episodes "$EPISODES"
-         --decay-every "$DECAY_EVERY" --distance "$DISTANCE" --scale "$SCALE"
-         --train-ways "$train_ways"
-         --threads "$THREADS" --seed "$SEED" --log-every 100
-         --time-limit "$limit" --checkpoint "$dir" --checkpoint-every 500 --resume
+    CMD=("${RUN[@]}" --log-every 100 --time-limit "$limit" --checkpoint-every 500
          --out "$dir/results.md.part")
-    [[ $fce -eq 0 ]] || CMD+=(--fce --fce-steps "$FCE_STEPS")
     echo "command: ${CMD[*]}"
     run_start=$(date +%s)
     "${CMD[@]}"
